@@ -1,0 +1,319 @@
+// Package config holds resultgate's one configuration structure, decoded strictly
+// from YAML (unknown keys fail, naming the key), completed with defaults and
+// validated with errors that name the offending key.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Durability says what an AA/CA promises about the stored message.
+type Durability string
+
+const (
+	// DurabilityFsync makes the embedded JetStream server fsync every write
+	// (sync_interval: always): an AA means the message is on disk.
+	DurabilityFsync Durability = "fsync"
+	// DurabilityOS leaves flushing to JetStream's default interval: an AA means the
+	// message is in the server's page cache and survives a process crash, but not
+	// necessarily a power loss of the single node.
+	DurabilityOS Durability = "os"
+)
+
+// TLS names the files of a TLS endpoint.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ClientCAFile enables client-certificate verification against this CA bundle.
+	ClientCAFile string `yaml:"client_ca_file"`
+	// RequireClientCert rejects peers without a valid client certificate (mutual
+	// TLS, as IHE ATNA expects).
+	RequireClientCert bool `yaml:"require_client_cert"`
+}
+
+// Enabled reports whether TLS is configured.
+func (t TLS) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
+
+// Log configures logging.
+type Log struct {
+	// Level is one of trace, debug, info, warn, error.
+	Level string `yaml:"level"`
+	// Format is json, console, or auto (console on a terminal, JSON otherwise).
+	Format string `yaml:"format"`
+	// LogPHI logs message content. It contains PHI: leave it off in production.
+	LogPHI bool `yaml:"log_phi"`
+}
+
+// MLLP configures the inbound MLLP listener.
+type MLLP struct {
+	Addr          string        `yaml:"addr"`
+	MaxConns      int           `yaml:"max_conns"`
+	MaxFrameBytes int           `yaml:"max_frame_bytes"`
+	ReadTimeout   time.Duration `yaml:"read_timeout"`
+	IdleTimeout   time.Duration `yaml:"idle_timeout"`
+	WriteTimeout  time.Duration `yaml:"write_timeout"`
+	KeepAlive     time.Duration `yaml:"keepalive"`
+	TLS           TLS           `yaml:"tls"`
+	// AllowedNetworks restricts peers to these CIDR prefixes; empty allows all.
+	AllowedNetworks []string `yaml:"allowed_networks"`
+}
+
+// HTTP configures the HTTP API, web page, health and metrics endpoints.
+type HTTP struct {
+	Addr string `yaml:"addr"`
+	TLS  TLS    `yaml:"tls"`
+}
+
+// NATS configures the embedded server or the connection to an existing cluster.
+type NATS struct {
+	// URL connects to an existing NATS cluster; empty starts the embedded server.
+	URL string `yaml:"url"`
+	// Listen is the embedded server's client address.
+	Listen    string `yaml:"listen"`
+	CredsFile string `yaml:"creds_file"`
+	CAFile    string `yaml:"ca_file"`
+	CertFile  string `yaml:"cert_file"`
+	KeyFile   string `yaml:"key_file"`
+	// Replicas is the replica count of every stream and bucket (R3 in a cluster).
+	Replicas int `yaml:"replicas"`
+}
+
+// Intake configures what the MLLP intake accepts and how it stores it.
+type Intake struct {
+	// AcceptTypes lists accepted MSH-9 types as CODE^EVENT.
+	AcceptTypes []string `yaml:"accept_types"`
+	// AllowedFacilities lists accepted sending facilities (MSH-4.1); empty allows all.
+	AllowedFacilities []string `yaml:"allowed_facilities"`
+	// DuplicateWindow is how long a resent message (same MSH-3, MSH-4, MSH-10) is
+	// recognised; senders resend long after two minutes, hence 24h.
+	DuplicateWindow time.Duration `yaml:"duplicate_window"`
+	StoreTimeout    time.Duration `yaml:"store_timeout"`
+	Partitions      int           `yaml:"partitions"`
+	// PartitionKeyFile holds the secret that keys patient hashes; created under
+	// the data directory on first start when empty.
+	PartitionKeyFile string `yaml:"partition_key_file"`
+}
+
+// Config is resultgate's whole configuration.
+type Config struct {
+	DataDir    string     `yaml:"data_dir"`
+	Durability Durability `yaml:"durability"`
+	Log        Log        `yaml:"log"`
+	MLLP       MLLP       `yaml:"mllp"`
+	HTTP       HTTP       `yaml:"http"`
+	NATS       NATS       `yaml:"nats"`
+	Intake     Intake     `yaml:"intake"`
+	// Extra holds sections owned by other packages (policy, holds, forwarder,
+	// auth), decoded strictly by those packages.
+	Extra map[string]yaml.Node `yaml:",inline"`
+}
+
+// DefaultAcceptTypes are the message types accepted when none are configured.
+var DefaultAcceptTypes = []string{
+	"ORU^R01", "ORU^R30", "ORU^R31", "ORU^R32",
+	"MDM^T02", "MDM^T04", "MDM^T06", "MDM^T08", "MDM^T10",
+}
+
+// Default returns the configuration used when no file is given.
+func Default() Config {
+	return Config{
+		DataDir:    "./data",
+		Durability: DurabilityFsync,
+		Log:        Log{Level: "info", Format: "auto"},
+		MLLP: MLLP{
+			Addr:          ":2575",
+			MaxConns:      256,
+			MaxFrameBytes: 16 << 20,
+			ReadTimeout:   30 * time.Second,
+			IdleTimeout:   10 * time.Minute,
+			WriteTimeout:  10 * time.Second,
+			// Keep-alive probes find interface engines that vanished behind a
+			// firewall that silently drops idle flows (often after 5-15 min).
+			KeepAlive: 60 * time.Second,
+		},
+		HTTP: HTTP{Addr: "127.0.0.1:8080"},
+		NATS: NATS{Listen: "127.0.0.1:4222", Replicas: 1},
+		Intake: Intake{
+			AcceptTypes:     append([]string(nil), DefaultAcceptTypes...),
+			DuplicateWindow: 24 * time.Hour,
+			StoreTimeout:    5 * time.Second,
+			Partitions:      16,
+		},
+	}
+}
+
+// ErrUnknownKey is returned (wrapped) for keys the configuration does not define.
+var ErrUnknownKey = errors.New("unknown key")
+
+// knownSections are top-level keys owned by other packages and decoded by them.
+var knownSections = map[string]bool{"policy": true, "rules": true, "holds": true, "forwarder": true, "auth": true}
+
+// Parse decodes YAML strictly over the defaults: an unknown key fails with its
+// name and line.
+func Parse(data []byte) (Config, error) {
+	cfg := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("config: %w", cleanYAMLError(err))
+	}
+	if len(cfg.Extra) > 0 {
+		// Report the key's own line: the inline map only keeps the value nodes.
+		var doc yaml.Node
+		_ = yaml.Unmarshal(data, &doc)
+		if len(doc.Content) == 1 && doc.Content[0].Kind == yaml.MappingNode {
+			m := doc.Content[0].Content
+			for i := 0; i+1 < len(m); i += 2 {
+				if _, extra := cfg.Extra[m[i].Value]; extra && !knownSections[m[i].Value] {
+					return Config{}, fmt.Errorf("config: line %d: %w %q", m[i].Line, ErrUnknownKey, m[i].Value)
+				}
+			}
+		}
+	}
+	return cfg, nil
+}
+
+// Load reads and parses the file at path.
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("reading config: %w", err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Section decodes the top-level section name strictly into out. A missing
+// section leaves out unchanged.
+func (c Config) Section(name string, out any) error {
+	n, ok := c.Extra[name]
+	if !ok {
+		return nil
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	if err := enc.Encode(&n); err != nil {
+		return fmt.Errorf("config: %s: %w", name, err)
+	}
+	dec := yaml.NewDecoder(&buf)
+	dec.KnownFields(true)
+	if err := dec.Decode(out); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config: %s: %w", name, cleanYAMLError(err))
+	}
+	return nil
+}
+
+func cleanYAMLError(err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		return errors.New(strings.Join(te.Errors, "; "))
+	}
+	return err
+}
+
+// Validate checks the configuration and names the key of the first problems found.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if c.DataDir == "" && c.NATS.URL == "" {
+		bad("data_dir", "must be set when the embedded NATS server is used")
+	}
+	switch c.Durability {
+	case DurabilityFsync, DurabilityOS:
+	default:
+		bad("durability", "must be %q or %q, got %q", DurabilityFsync, DurabilityOS, c.Durability)
+	}
+	switch c.Log.Level {
+	case "trace", "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "must be one of trace, debug, info, warn, error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "auto", "json", "console":
+	default:
+		bad("log.format", "must be auto, json or console, got %q", c.Log.Format)
+	}
+	checkAddr := func(key, addr string) {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad(key, "must be host:port, got %q", addr)
+		}
+	}
+	checkAddr("mllp.addr", c.MLLP.Addr)
+	checkAddr("http.addr", c.HTTP.Addr)
+	if c.NATS.URL == "" {
+		checkAddr("nats.listen", c.NATS.Listen)
+	}
+	if c.MLLP.MaxConns < 1 {
+		bad("mllp.max_conns", "must be at least 1, got %d", c.MLLP.MaxConns)
+	}
+	if c.MLLP.MaxFrameBytes < 1024 || c.MLLP.MaxFrameBytes > 1<<30 {
+		bad("mllp.max_frame_bytes", "must be between 1024 and 1073741824, got %d", c.MLLP.MaxFrameBytes)
+	}
+	for _, d := range []struct {
+		key string
+		d   time.Duration
+	}{
+		{"mllp.read_timeout", c.MLLP.ReadTimeout}, {"mllp.idle_timeout", c.MLLP.IdleTimeout},
+		{"mllp.write_timeout", c.MLLP.WriteTimeout}, {"intake.duplicate_window", c.Intake.DuplicateWindow},
+		{"intake.store_timeout", c.Intake.StoreTimeout},
+	} {
+		if d.d <= 0 {
+			bad(d.key, "must be a positive duration, got %s", d.d)
+		}
+	}
+	if c.MLLP.KeepAlive < 0 {
+		bad("mllp.keepalive", "must not be negative, got %s", c.MLLP.KeepAlive)
+	}
+	for i, n := range c.MLLP.AllowedNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			bad(fmt.Sprintf("mllp.allowed_networks[%d]", i), "must be a CIDR prefix such as 10.1.0.0/16, got %q", n)
+		}
+	}
+	checkTLS := func(key string, t TLS) {
+		if t.Enabled() && (t.CertFile == "" || t.KeyFile == "") {
+			bad(key, "cert_file and key_file must both be set")
+		}
+		if t.RequireClientCert && t.ClientCAFile == "" {
+			bad(key+".client_ca_file", "must be set when require_client_cert is true")
+		}
+		if (t.ClientCAFile != "" || t.RequireClientCert) && !t.Enabled() {
+			bad(key, "client certificate settings need cert_file and key_file")
+		}
+	}
+	checkTLS("mllp.tls", c.MLLP.TLS)
+	checkTLS("http.tls", c.HTTP.TLS)
+	if c.NATS.Replicas < 1 || c.NATS.Replicas > 5 {
+		bad("nats.replicas", "must be between 1 and 5, got %d", c.NATS.Replicas)
+	}
+	if c.NATS.URL == "" && c.NATS.Replicas != 1 {
+		bad("nats.replicas", "must be 1 with the embedded single-node server, got %d", c.NATS.Replicas)
+	}
+	if len(c.Intake.AcceptTypes) == 0 {
+		bad("intake.accept_types", "must list at least one message type")
+	}
+	for i, t := range c.Intake.AcceptTypes {
+		code, event, ok := strings.Cut(t, "^")
+		if !ok || len(code) != 3 || event == "" {
+			bad(fmt.Sprintf("intake.accept_types[%d]", i), "must look like ORU^R01, got %q", t)
+		}
+	}
+	if c.Intake.Partitions < 1 || c.Intake.Partitions > 1024 {
+		bad("intake.partitions", "must be between 1 and 1024, got %d", c.Intake.Partitions)
+	}
+	return errors.Join(errs...)
+}
