@@ -1,0 +1,10 @@
+package main
+
+import "github.com/spf13/cobra"
+
+// subcommands lists every subcommand of resultgate.
+func subcommands() []*cobra.Command {
+	return []*cobra.Command{
+		newCheckConfigCmd(),
+	}
+}
