@@ -50,8 +50,12 @@ type Observation struct {
 	Status          string    `json:"status,omitempty"`     // OBX-11
 	ObservedAt      time.Time `json:"observed_at,omitempty"`
 	ReleaseCategory string    `json:"release_category,omitempty"` // OBX-26, HL7 table 0909
-	Notes           []Text    `json:"notes,omitempty"`            // NTE after this OBX
-	Loc             Location  `json:"loc"`
+	// AbnormalFlags are the OBX-8 interpretation codes (HL7 table 0078: N, H, L,
+	// A, AA, HH, LL, ...). Empty means none were sent. Sender flags SIDC and SWNL
+	// (table 0909) depend on them.
+	AbnormalFlags []string `json:"abnormal_flags,omitempty"`
+	Notes         []Text   `json:"notes,omitempty"` // NTE after this OBX
+	Loc           Location `json:"loc"`
 }
 
 // Order is one OBR (with its ORC when present), its observations and notes.
@@ -140,6 +144,11 @@ type Action string
 const (
 	ActionRelease Action = "release"
 	ActionHold    Action = "hold"
+	// ActionWithdraw means the result must not reach the portal at all and any
+	// earlier version (held or released) is withdrawn: the sender deleted it or
+	// marked it wrong (OBX-11 D or W, e.g. sent for the wrong patient). It is
+	// not a hold: there is no deadline and nothing is released later.
+	ActionWithdraw Action = "withdraw"
 )
 
 // Notify is how the patient is told a result is available.
