@@ -1,0 +1,91 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/resultgate/resultgate/config"
+)
+
+func TestStartEmbeddedInProcess(t *testing.T) {
+	dir := t.TempDir()
+	srv, err := StartEmbedded(EmbeddedConfig{DataDir: dir, Durability: config.DurabilityFsync, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatalf("StartEmbedded: %v", err)
+	}
+	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
+	if !srv.JetStreamConfig().SyncAlways {
+		t.Error("durability fsync did not enable sync always")
+	}
+	if srv.Addr() != nil {
+		t.Errorf("empty Listen should not listen, got %v", srv.Addr())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	nc, err := Connect(ctx, ConnConfig{Server: srv, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatalf("Connect in-process: %v", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureStreams(ctx, js, StreamsConfig{}); err != nil {
+		t.Fatalf("EnsureStreams: %v", err)
+	}
+	if _, err := js.Publish(ctx, InSubject("p00"), []byte("x")); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "nats", "jetstream")); err != nil {
+		t.Errorf("store not under the data dir: %v", err)
+	}
+	if nc.Opts.Name != "resultgate" || nc.Opts.MaxReconnect != -1 {
+		t.Errorf("connection name %q max reconnects %d", nc.Opts.Name, nc.Opts.MaxReconnect)
+	}
+	if got := nc.MaxPayload(); got != DefaultMaxPayload {
+		t.Errorf("max payload = %d, want %d", got, DefaultMaxPayload)
+	}
+}
+
+func TestStartEmbeddedDurabilityOS(t *testing.T) {
+	tj := startTestJS(t, config.DurabilityOS)
+	if tj.srv.JetStreamConfig().SyncAlways {
+		t.Error("durability os enabled sync always")
+	}
+}
+
+func TestStartEmbeddedErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  EmbeddedConfig
+		want string
+	}{
+		{"no data dir", EmbeddedConfig{}, "embedded NATS: data directory is empty"},
+		{"bad durability", EmbeddedConfig{DataDir: "x", Durability: "sometimes"}, `embedded NATS: unknown durability "sometimes" (want fsync or os)`},
+		{"bad listen", EmbeddedConfig{DataDir: "x", Listen: "nocolon"}, `embedded NATS: listen address "nocolon": parsing host:port: address nocolon: missing port in address`},
+		{"bad port", EmbeddedConfig{DataDir: "x", Listen: "127.0.0.1:99999"}, `embedded NATS: listen address "127.0.0.1:99999": invalid port "99999"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := StartEmbedded(tt.cfg)
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestConnectNoServer(t *testing.T) {
+	_, err := Connect(context.Background(), ConnConfig{})
+	if !errors.Is(err, ErrNoServer) {
+		t.Fatalf("err = %v, want ErrNoServer", err)
+	}
+}

@@ -1,0 +1,69 @@
+package router
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func TestPatientKey(t *testing.T) {
+	secret := []byte("test-secret")
+	a := PatientKey(secret, PatientIdentity("123456", "HOSP"))
+	if !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(a) {
+		t.Fatalf("PatientKey = %q, want 32 lowercase hex", a)
+	}
+	if strings.Contains(a, "123456") {
+		t.Fatalf("PatientKey %q contains the identifier", a)
+	}
+	if b := PatientKey(secret, PatientIdentity("123456", "HOSP")); a != b {
+		t.Errorf("PatientKey not deterministic: %q != %q", a, b)
+	}
+	if b := PatientKey(secret, PatientIdentity("123456", "OTHER")); a == b {
+		t.Error("same MRN from another assigning authority gives the same key")
+	}
+	if b := PatientKey([]byte("other-secret"), PatientIdentity("123456", "HOSP")); a == b {
+		t.Error("another secret gives the same key")
+	}
+	// The separator keeps ("12","3456") apart from ("123","456").
+	if PatientIdentity("12", "3456") == PatientIdentity("123", "456") {
+		t.Error("PatientIdentity ambiguous")
+	}
+	if got := PatientKey(secret, ""); got != "" {
+		t.Errorf("PatientKey of empty pid = %q, want empty", got)
+	}
+}
+
+func TestPartition(t *testing.T) {
+	secret := []byte("s")
+	tests := []struct {
+		name string
+		key  string
+		n    int
+		re   string
+	}{
+		{"default 16", PatientKey(secret, "1"), 0, `^p(0\d|1[0-5])$`},
+		{"n 4", PatientKey(secret, "1"), 4, `^p0[0-3]$`},
+		{"n 1000 three digits", PatientKey(secret, "1"), 1000, `^p\d{3}$`},
+		{"no patient", "", 16, `^p00$`},
+		{"not a hash", "abc", 16, `^p(0\d|1[0-5])$`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Partition(tt.key, tt.n)
+			if !regexp.MustCompile(tt.re).MatchString(got) {
+				t.Errorf("Partition(%q, %d) = %q, want match %s", tt.key, tt.n, got, tt.re)
+			}
+		})
+	}
+	if Partition("", 16) != NoPatientPartition {
+		t.Error("no-patient partition mismatch")
+	}
+	// Keys spread over every partition.
+	seen := map[string]bool{}
+	for i := range 2000 {
+		seen[Partition(PatientKey(secret, PatientIdentity(strings.Repeat("9", i%7+1)+string(rune('a'+i%26)), "A", string(rune(i)))), 16)] = true
+	}
+	if len(seen) != 16 {
+		t.Errorf("2000 keys hit %d of 16 partitions", len(seen))
+	}
+}

@@ -1,0 +1,162 @@
+package router
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/resultgate/resultgate/config"
+)
+
+func TestEnsureStreamsIdempotent(t *testing.T) {
+	tj := startTestJS(t, config.DurabilityOS)
+	ctx := testCtx(t)
+	// startTestJS ran EnsureStreams once; run it twice more, also after data.
+	if _, err := tj.js.Publish(ctx, InSubject("p01"), []byte("x")); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	for i := range 2 {
+		if err := EnsureStreams(ctx, tj.js, StreamsConfig{}); err != nil {
+			t.Fatalf("EnsureStreams run %d: %v", i+2, err)
+		}
+	}
+	for _, want := range StreamConfigs(StreamsConfig{}) {
+		s, err := tj.js.Stream(ctx, want.Name)
+		if err != nil {
+			t.Fatalf("stream %s: %v", want.Name, err)
+		}
+		got := s.CachedInfo().Config
+		if strings.Join(got.Subjects, ",") != strings.Join(want.Subjects, ",") {
+			t.Errorf("%s subjects = %v, want %v", want.Name, got.Subjects, want.Subjects)
+		}
+		if got.Storage != jetstream.FileStorage {
+			t.Errorf("%s storage = %v, want file", want.Name, got.Storage)
+		}
+	}
+	in, err := tj.js.Stream(ctx, StreamHL7In)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := in.CachedInfo().Config.Duplicates; got != 24*time.Hour {
+		t.Errorf("HL7_IN duplicate window = %s, want 24h", got)
+	}
+	if got := in.CachedInfo().State.Msgs; got != 1 {
+		t.Errorf("HL7_IN messages after re-ensure = %d, want 1", got)
+	}
+	for _, b := range BucketConfigs(StreamsConfig{}) {
+		kv, err := tj.js.KeyValue(ctx, b.Bucket)
+		if err != nil {
+			t.Fatalf("bucket %s: %v", b.Bucket, err)
+		}
+		st, err := kv.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.History() != int64(b.History) {
+			t.Errorf("bucket %s history = %d, want %d", b.Bucket, st.History(), b.History)
+		}
+	}
+	if HoldsHistory < 16 {
+		t.Errorf("holds history %d < 16", HoldsHistory)
+	}
+	// A changed, mutable setting is applied by a later run.
+	if err := EnsureStreams(ctx, tj.js, StreamsConfig{DuplicateWindow: time.Hour}); err != nil {
+		t.Fatalf("EnsureStreams with new window: %v", err)
+	}
+	in, _ = tj.js.Stream(ctx, StreamHL7In)
+	if got := in.CachedInfo().Config.Duplicates; got != time.Hour {
+		t.Errorf("HL7_IN duplicate window after update = %s, want 1h", got)
+	}
+}
+
+func TestAuditDeniesDeleteAndPurge(t *testing.T) {
+	tj := startTestJS(t, config.DurabilityOS)
+	ctx := testCtx(t)
+	ack, err := tj.js.Publish(ctx, "audit.decision", []byte(`{"decision":"release"}`))
+	if err != nil {
+		t.Fatalf("publish audit: %v", err)
+	}
+	s, err := tj.js.Stream(ctx, StreamAudit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteMsg(ctx, ack.Sequence); err == nil {
+		t.Error("DeleteMsg on AUDIT succeeded, want refusal")
+	}
+	if err := s.SecureDeleteMsg(ctx, ack.Sequence); err == nil {
+		t.Error("SecureDeleteMsg on AUDIT succeeded, want refusal")
+	}
+	if err := s.Purge(ctx); err == nil {
+		t.Error("Purge on AUDIT succeeded, want refusal")
+	}
+	if _, err := s.GetMsg(ctx, ack.Sequence); err != nil {
+		t.Errorf("audit event gone after refused delete/purge: %v", err)
+	}
+	// Updating the stream to allow deletes must not be possible silently either:
+	// EnsureStreams keeps DenyDelete/DenyPurge on.
+	if err := EnsureStreams(ctx, tj.js, StreamsConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.Config.DenyDelete || !info.Config.DenyPurge {
+		t.Errorf("AUDIT deny_delete=%v deny_purge=%v, want both", info.Config.DenyDelete, info.Config.DenyPurge)
+	}
+	if info.Config.MaxAge != 0 {
+		t.Errorf("AUDIT max age = %s, want none", info.Config.MaxAge)
+	}
+}
+
+func TestStreamsConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		sc   StreamsConfig
+		want string
+	}{
+		{"defaults", StreamsConfig{}, ""},
+		{"replicas 3", StreamsConfig{Replicas: 3}, ""},
+		{"too many replicas", StreamsConfig{Replicas: 7}, "replicas 7: JetStream allows at most 5"},
+		{"window over max age", StreamsConfig{InMaxAge: time.Hour}, "duplicate window 24h0m0s exceeds HL7_IN max age 1h0m0s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.sc.Validate()
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tt.want {
+				t.Errorf("Validate() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestReady(t *testing.T) {
+	tj := startTestJS(t, config.DurabilityOS)
+	ctx := testCtx(t)
+	if err := Ready(ctx, tj.js); err != nil {
+		t.Fatalf("Ready: %v", err)
+	}
+	if err := Live(tj.nc); err != nil {
+		t.Fatalf("Live: %v", err)
+	}
+	if err := tj.js.DeleteStream(ctx, StreamDead); err != nil {
+		t.Fatal(err)
+	}
+	if err := Ready(ctx, tj.js); !errors.Is(err, ErrStreamMissing) {
+		t.Fatalf("Ready without DEAD = %v, want ErrStreamMissing", err)
+	}
+	tj.nc.Close()
+	if err := Live(tj.nc); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("Live after close = %v, want ErrNotConnected", err)
+	}
+	if err := Ready(ctx, tj.js); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("Ready after close = %v, want ErrNotConnected", err)
+	}
+}
