@@ -1,0 +1,30 @@
+package mllp
+
+import (
+	"testing"
+)
+
+// FuzzReader checks the Reader against the unbounded reference model on arbitrary
+// input, maximum frame size and read sizes: same frames, same oversize reports,
+// same skipped count, the frame buffer never above the maximum, no panic, no hang.
+func FuzzReader(f *testing.F) {
+	f.Add([]byte(framed("MSH|^~\\&|A|B\rPID|1\r")), uint16(0), uint8(0))
+	f.Add([]byte("junk"+framed("a")+framed("b")+vt+"c"+fs), uint16(4), uint8(1))
+	f.Add([]byte(vt+"abc"+vt+"def"+fs+cr+cr+vt), uint16(2), uint8(3))
+	f.Fuzz(func(t *testing.T, data []byte, maxFrame uint16, chunk uint8) {
+		max := int(maxFrame)
+		if max == 0 {
+			max = DefaultMaxFrameSize
+		}
+		src := &chunkReader{data: data, chunks: []int{int(chunk%17) + 1, 1, int(chunk/16) + 1, 1 << 20}}
+		r := NewReader(src, int(maxFrame))
+		got := readAll(t, r)
+		want, skipped := referenceFrames(data, max)
+		if !sameEvents(got, want) {
+			t.Fatalf("events:\n got  %v\n want %v", got, want)
+		}
+		if r.Skipped() != skipped {
+			t.Fatalf("Skipped() = %d, want %d", r.Skipped(), skipped)
+		}
+	})
+}
