@@ -1,0 +1,411 @@
+// Package hl7 parses, inspects and builds HL7 version 2 messages (v2.1 to v2.9),
+// following HL7 v2.x chapter 2 ("Control"): the field separator and encoding
+// characters come from MSH-1 and MSH-2, segments end at a carriage return (and,
+// leniently, at LF or CRLF), fields split into repetitions, components and
+// subcomponents, and escape sequences (chapter 2, "Use of escape sequences in text
+// fields") are decoded on access.
+//
+// The package does no I/O. Parsing is lazy: Parse copies the input once, records
+// where each segment and field starts, and splits repetitions, components and
+// subcomponents only when they are asked for, so reading a field allocates nothing
+// unless its value contains escape sequences.
+//
+// A parsed message keeps its original bytes: Encode returns them unchanged, so a
+// message that is only read re-encodes byte-for-byte.
+//
+// Character sets (MSH-18, HL7 table 0211): ASCII, 8859/1 to 8859/16, UNICODE UTF-8
+// and a few CJK sets are decoded to UTF-8 before the message is split; values are
+// always returned as UTF-8. See ParseOptions for the fallback used when the bytes
+// do not match the declared set.
+package hl7
+
+import (
+	"bytes"
+	"strings"
+	"unsafe"
+)
+
+// Delimiters are a message's separators and escape character, taken from MSH-1
+// (Field) and MSH-2 (Component, Repetition, Escape, Subcomponent and, from v2.7,
+// Truncation, in that order). A character MSH-2 leaves out is 0: a message with
+// the three encoding characters "^~\" has no subcomponent separator.
+type Delimiters struct {
+	Field, Component, Repetition, Escape, Subcomponent, Truncation byte
+}
+
+// DefaultDelimiters are the delimiters the standard recommends: |^~\&.
+var DefaultDelimiters = Delimiters{Field: '|', Component: '^', Repetition: '~', Escape: '\\', Subcomponent: '&'}
+
+// EncodingCharacters returns MSH-2 as these delimiters spell it.
+func (d Delimiters) EncodingCharacters() string {
+	var b []byte
+	for _, c := range []byte{d.Component, d.Repetition, d.Escape, d.Subcomponent, d.Truncation} {
+		if c == 0 {
+			break
+		}
+		b = append(b, c)
+	}
+	return string(b)
+}
+
+// Message is one parsed HL7 v2 message. It is safe for concurrent reads; nothing in
+// the package modifies a Message after Parse returns.
+type Message struct {
+	raw     []byte // private copy of the input, returned by Encode (copied) and Raw
+	text    string // raw decoded to UTF-8 (shares raw's memory when no decoding was needed)
+	start   int    // offset in raw of "MSH" (after a BOM or leading blank lines)
+	delims  Delimiters
+	charset string // the character set used to decode, as named in table 0211
+	segs    []Segment
+	bounds  []int32 // field start offsets (into text) for all segments; see Segment
+}
+
+// Segment is one segment of a parsed Message.
+type Segment struct {
+	msg        *Message
+	name       string
+	text       string  // the segment without its terminator
+	off        int     // offset of text in Message.text
+	bounds     []int32 // offsets in text of each field separator (len = separators)
+	index      int
+	occurrence int
+}
+
+// Delimiters returns the message's delimiters.
+func (m *Message) Delimiters() Delimiters { return m.delims }
+
+// Charset returns the character set the message was decoded from, as a table 0211
+// name ("ASCII", "8859/1", "UNICODE UTF-8", ...).
+func (m *Message) Charset() string { return m.charset }
+
+// Segments returns the message's segments in order. The slice is shared: do not
+// modify it.
+func (m *Message) Segments() []*Segment {
+	out := make([]*Segment, len(m.segs))
+	for i := range m.segs {
+		out[i] = &m.segs[i]
+	}
+	return out
+}
+
+// NumSegments returns the number of segments.
+func (m *Message) NumSegments() int { return len(m.segs) }
+
+// Segment returns the i-th segment (0-based), or nil when out of range.
+func (m *Message) Segment(i int) *Segment {
+	if i < 0 || i >= len(m.segs) {
+		return nil
+	}
+	return &m.segs[i]
+}
+
+// First returns the first segment named name, or nil if there is none.
+func (m *Message) First(name string) *Segment {
+	for i := range m.segs {
+		if m.segs[i].name == name {
+			return &m.segs[i]
+		}
+	}
+	return nil
+}
+
+// Nth returns the n-th (1-based) segment named name, or nil.
+func (m *Message) Nth(name string, n int) *Segment {
+	for i := range m.segs {
+		if m.segs[i].name == name && m.segs[i].occurrence == n {
+			return &m.segs[i]
+		}
+	}
+	return nil
+}
+
+// All returns every segment named name, in order.
+func (m *Message) All(name string) []*Segment {
+	var out []*Segment
+	for i := range m.segs {
+		if m.segs[i].name == name {
+			out = append(out, &m.segs[i])
+		}
+	}
+	return out
+}
+
+// Encode returns the message's bytes: for a parsed message, exactly the bytes given
+// to Parse (including a byte-order mark and the original segment terminators). The
+// returned slice is a fresh copy.
+func (m *Message) Encode() []byte { return bytes.Clone(m.raw) }
+
+// Raw returns the message's original bytes without copying. Callers must not
+// modify the returned slice.
+func (m *Message) Raw() []byte { return m.raw }
+
+// Text returns the whole message decoded to UTF-8, terminators unchanged.
+func (m *Message) Text() string { return m.text }
+
+// ControlID returns MSH-10, the message control ID, unescaped.
+func (m *Message) ControlID() string { return m.segs[0].Field(10).Value() }
+
+// Version returns MSH-12.1, the version ID ("2.5.1").
+func (m *Message) Version() string { return m.segs[0].Field(12).Component(1) }
+
+// Type returns MSH-9 components 1 to 3: message code, trigger event and message
+// structure ("ORU", "R01", "ORU_R01").
+func (m *Message) Type() (code, event, structure string) {
+	f := m.segs[0].Field(9)
+	return f.Component(1), f.Component(2), f.Component(3)
+}
+
+// Name returns the segment ID ("MSH", "OBX", "ZNT").
+func (s *Segment) Name() string { return s.name }
+
+// Occurrence returns the 1-based position of this segment among the message's
+// segments with the same name.
+func (s *Segment) Occurrence() int { return s.occurrence }
+
+// Index returns the 0-based position of this segment in its message.
+func (s *Segment) Index() int { return s.index }
+
+// Raw returns the segment's text (decoded to UTF-8) without its terminator.
+func (s *Segment) Raw() string { return s.text }
+
+// Offset returns the byte offset of the segment in Message.Text.
+func (s *Segment) Offset() int { return s.off }
+
+// NumFields returns the number of the segment's last field present in the message,
+// in standard numbering: for "PID|1||123" it is 3, for MSH it counts MSH-1.
+func (s *Segment) NumFields() int {
+	n := len(s.bounds)
+	if s.name == "MSH" {
+		return n + 1
+	}
+	return n
+}
+
+// Field returns field n in standard numbering (for MSH, field 1 is the field
+// separator and field 2 the encoding characters). A field beyond the end of the
+// segment is empty. Field(0) returns the segment ID.
+func (s *Segment) Field(n int) Field {
+	d := s.msg.delims
+	if n == 0 {
+		return Field{s: s.name, d: d, literal: true}
+	}
+	if n < 0 {
+		return Field{d: d}
+	}
+	idx := n // index into bounds: field n starts after separator idx-1
+	if s.name == "MSH" {
+		switch n {
+		case 1:
+			return Field{s: s.text[3:4], d: d, literal: true}
+		case 2:
+			return Field{s: s.fieldText(1), d: d, literal: true}
+		}
+		idx = n - 1
+	}
+	return Field{s: s.fieldText(idx), d: d}
+}
+
+// fieldText returns the text after separator i (1-based) up to the next one.
+func (s *Segment) fieldText(i int) string {
+	if i < 1 || i > len(s.bounds) {
+		return ""
+	}
+	start := int(s.bounds[i-1]) + 1
+	end := len(s.text)
+	if i < len(s.bounds) {
+		end = int(s.bounds[i])
+	}
+	return s.text[start:end]
+}
+
+// Fields returns fields 1 to NumFields.
+func (s *Segment) Fields() []Field {
+	n := s.NumFields()
+	out := make([]Field, n)
+	for i := range out {
+		out[i] = s.Field(i + 1)
+	}
+	return out
+}
+
+// Field is one field of a segment (all its repetitions) or, from Rep, one
+// repetition. It is a small value that refers to the message's text; reading it
+// allocates only when escape sequences have to be decoded.
+type Field struct {
+	s       string
+	d       Delimiters
+	literal bool // MSH-1, MSH-2 and segment IDs: never split or unescaped
+}
+
+// Raw returns the field as it appears in the message (UTF-8), with its
+// repetitions, component separators and escape sequences intact.
+func (f Field) Raw() string { return f.s }
+
+// IsEmpty reports whether the field is absent or empty.
+func (f Field) IsEmpty() bool { return f.s == "" }
+
+// IsNull reports whether the field is the explicit null "" (chapter 2: a value
+// of two double quotes means "delete the value" to the receiver).
+func (f Field) IsNull() bool { return f.s == `""` }
+
+// Reps returns the number of repetitions: 0 for an empty field, otherwise one more
+// than the number of repetition separators.
+func (f Field) Reps() int {
+	if f.s == "" {
+		return 0
+	}
+	if f.literal || f.d.Repetition == 0 {
+		return 1
+	}
+	return strings.Count(f.s, string(f.d.Repetition)) + 1
+}
+
+// Rep returns repetition i (1-based) as a Field with a single repetition. A
+// repetition beyond the last is empty.
+func (f Field) Rep(i int) Field {
+	if f.literal {
+		if i == 1 {
+			return f
+		}
+		return Field{d: f.d, literal: true}
+	}
+	return Field{s: nth(f.s, f.d.Repetition, i), d: f.d}
+}
+
+// first returns the text of the first repetition.
+func (f Field) first() string {
+	if f.literal {
+		return f.s
+	}
+	return nth(f.s, f.d.Repetition, 1)
+}
+
+// Value returns the first repetition, unescaped, with any component and
+// subcomponent separators left in place. It is the natural reading of a simple
+// (ST, ID, NM, TX, FT, DTM...) field; for composite types use Component and Sub,
+// which never confuse an escaped separator (\S\) with a real one. A null ("")
+// reads as the empty string; use IsNull to tell it apart.
+func (f Field) Value() string {
+	v := f.first()
+	if f.literal {
+		return v
+	}
+	if v == `""` {
+		return ""
+	}
+	return Unescape(v, f.d)
+}
+
+// Values returns Value for every repetition.
+func (f Field) Values() []string {
+	n := f.Reps()
+	out := make([]string, n)
+	for i := range out {
+		out[i] = f.Rep(i + 1).Value()
+	}
+	return out
+}
+
+// Components returns the number of components in the first repetition (0 if empty).
+func (f Field) Components() int {
+	v := f.first()
+	if v == "" {
+		return 0
+	}
+	if f.literal || f.d.Component == 0 {
+		return 1
+	}
+	return strings.Count(v, string(f.d.Component)) + 1
+}
+
+// RawComponent returns component c (1-based) of the first repetition, still escaped.
+func (f Field) RawComponent(c int) string {
+	if f.literal {
+		if c == 1 {
+			return f.s
+		}
+		return ""
+	}
+	return nth(f.first(), f.d.Component, c)
+}
+
+// Component returns component c (1-based) of the first repetition, unescaped, with
+// any subcomponent separators left in place. Component 1 of a field without
+// components is the whole value. A null ("") reads as "".
+func (f Field) Component(c int) string {
+	v := f.RawComponent(c)
+	if f.literal {
+		return v
+	}
+	if v == `""` {
+		return ""
+	}
+	return Unescape(v, f.d)
+}
+
+// Subcomponents returns the number of subcomponents of component c.
+func (f Field) Subcomponents(c int) int {
+	v := f.RawComponent(c)
+	if v == "" {
+		return 0
+	}
+	if f.literal || f.d.Subcomponent == 0 {
+		return 1
+	}
+	return strings.Count(v, string(f.d.Subcomponent)) + 1
+}
+
+// Sub returns subcomponent s of component c (both 1-based) of the first
+// repetition, unescaped.
+func (f Field) Sub(c, s int) string {
+	v := f.RawComponent(c)
+	if f.literal {
+		if s == 1 {
+			return v
+		}
+		return ""
+	}
+	if f.d.Subcomponent != 0 {
+		v = nth(v, f.d.Subcomponent, s)
+	} else if s != 1 {
+		v = ""
+	}
+	if v == `""` {
+		return ""
+	}
+	return Unescape(v, f.d)
+}
+
+// nth returns the i-th (1-based) part of s split at sep, or "" when there is none.
+// It does not allocate.
+func nth(s string, sep byte, i int) string {
+	if i < 1 {
+		return ""
+	}
+	if sep == 0 {
+		if i == 1 {
+			return s
+		}
+		return ""
+	}
+	for ; i > 1; i-- {
+		j := strings.IndexByte(s, sep)
+		if j < 0 {
+			return ""
+		}
+		s = s[j+1:]
+	}
+	if j := strings.IndexByte(s, sep); j >= 0 {
+		return s[:j]
+	}
+	return s
+}
+
+// bytesToString returns a string sharing b's memory. b must never be modified
+// afterwards; Parse only uses it on its private copy of the input.
+func bytesToString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
