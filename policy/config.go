@@ -214,12 +214,12 @@ func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
 
 // Built-in defaults.
 const (
-	DefaultMaxHold              = 30 * 24 * time.Hour
-	DefaultPatientRequestMax    = 14 * 24 * time.Hour
-	DefaultDeterminationReview  = 7 * 24 * time.Hour
-	DefaultDataErrorMax         = 7 * 24 * time.Hour
-	DefaultSenderFlagMax        = 7 * 24 * time.Hour
-	DefaultLanguage             = "en"
+	DefaultMaxHold                = 30 * 24 * time.Hour
+	DefaultPatientRequestMax      = 14 * 24 * time.Hour
+	DefaultDeterminationReview    = 7 * 24 * time.Hour
+	DefaultDataErrorMax           = 7 * 24 * time.Hour
+	DefaultSenderFlagMax          = 7 * 24 * time.Hour
+	DefaultLanguage               = "en"
 	DefaultSenderFlagBusinessDays = 1
 )
 
