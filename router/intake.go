@@ -1,0 +1,626 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/resultgate/resultgate/config"
+	"github.com/resultgate/resultgate/hl7"
+	"github.com/resultgate/resultgate/hl7/mllp"
+)
+
+// Headers of the messages the intake stores in HL7_IN (and DEAD). Values carry no
+// PHI: the patient appears only as its keyed hash. Keep the names stable.
+const (
+	// HeaderMsgID is JetStream's deduplication header, set to MsgID(MSH-3, MSH-4, MSH-10).
+	HeaderMsgID = jetstream.MsgIDHeader
+	// HeaderControlID is MSH-10.
+	HeaderControlID = "Hl7-Control-Id"
+	// HeaderMessageType is MSH-9 as CODE^EVENT^STRUCTURE.
+	HeaderMessageType = "Hl7-Message-Type"
+	// HeaderSendingApplication is MSH-3 (HD components joined with ^).
+	HeaderSendingApplication = "Hl7-Sending-Application"
+	// HeaderSendingFacility is MSH-4 (HD components joined with ^).
+	HeaderSendingFacility = "Hl7-Sending-Facility"
+	// HeaderVersion is MSH-12.
+	HeaderVersion = "Hl7-Version"
+	// HeaderPeer is the sender's IP address and port.
+	HeaderPeer = "Resultgate-Peer"
+	// HeaderPeerCert is the CN of the sender's verified client certificate (mutual TLS).
+	HeaderPeerCert = "Resultgate-Peer-Cert"
+	// HeaderConnID is the MLLP connection number (matches the listener's logs).
+	HeaderConnID = "Resultgate-Conn-Id"
+	// HeaderReceivedAt is when the frame was received, RFC 3339 with nanoseconds, UTC.
+	HeaderReceivedAt = "Resultgate-Received-At"
+	// HeaderPartition is the partition token (the last subject token).
+	HeaderPartition = "Resultgate-Partition"
+	// HeaderPatientKey is PatientKey of the PID-3 identifier; absent without PID.
+	HeaderPatientKey = "Resultgate-Patient-Key"
+	// HeaderReason is, on DEAD records, why the message was not accepted (a Reason).
+	HeaderReason = "Resultgate-Reason"
+	// HeaderError is, on DEAD records, the error in words (may quote the message).
+	HeaderError = "Resultgate-Error"
+	// HeaderStage is, on DEAD records, the step that gave up ("intake").
+	HeaderStage = "Resultgate-Stage"
+	// HeaderSize is, on DEAD records of oversize frames, the full frame size in bytes.
+	HeaderSize = "Resultgate-Size"
+)
+
+// Reason says why the intake did not accept a message. It is a DEAD subject
+// token, a metric label value and a log field; it never carries PHI.
+type Reason string
+
+// Reasons for a negative acknowledgement.
+const (
+	// ReasonParse: the frame is not a parseable HL7 message (AR/CR, ERR 100/102/207).
+	ReasonParse Reason = "parse"
+	// ReasonRequired: MSH-9 or MSH-10 is empty (AR/CR, ERR 101).
+	ReasonRequired Reason = "required"
+	// ReasonType: the message type is not accepted (AR/CR, ERR 200).
+	ReasonType Reason = "type"
+	// ReasonFacility: the sending facility is not allowed (AR/CR, ERR 207).
+	ReasonFacility Reason = "facility"
+	// ReasonTooLarge: the frame exceeds the MLLP or NATS size limit (AR/CR, ERR 207).
+	ReasonTooLarge Reason = "too-large"
+	// ReasonStore: the message could not be stored in time (AE/CE, ERR 207); the
+	// sender should resend.
+	ReasonStore Reason = "store"
+)
+
+var reasons = [...]Reason{ReasonParse, ReasonRequired, ReasonType, ReasonFacility, ReasonTooLarge, ReasonStore}
+
+func (r Reason) index() int {
+	for i, x := range reasons {
+		if x == r {
+			return i
+		}
+	}
+	return len(reasons) - 1
+}
+
+// AckMode chooses between original and enhanced acknowledgement (HL7 v2.x
+// chapter 2.9).
+type AckMode string
+
+// Acknowledgement modes.
+const (
+	// AckModeAuto follows the message: enhanced mode (CA/CE/CR, honouring
+	// MSH-15 AL/NE/ER/SU) when MSH-15 or MSH-16 is valued, original mode
+	// (AA/AE/AR) otherwise. The default.
+	AckModeAuto AckMode = "auto"
+	// AckModeOriginal always answers AA/AE/AR, whatever MSH-15 says.
+	AckModeOriginal AckMode = "original"
+	// AckModeEnhanced always answers CA/CE/CR, honouring MSH-15 (empty means AL).
+	AckModeEnhanced AckMode = "enhanced"
+)
+
+// Texts of the ERR segments the intake writes (ERR-8, the user message).
+const (
+	TextNotStored       = "message not stored, please resend"
+	TextTooLarge        = "message too large"
+	TextTypeNotAccepted = "message type not accepted"
+	TextFacilityDenied  = "sending facility not allowed"
+)
+
+// DefaultStoreTimeout bounds the wait for the PubAck. Interface engines wait
+// 10-30 s for an ACK; answering AE within 5 s lets them resend rather than time out.
+const DefaultStoreTimeout = 5 * time.Second
+
+// MaxDeadPrefix bounds how much of an oversize frame is kept in its DEAD record.
+const MaxDeadPrefix = 64 << 10
+
+// IntakeConfig configures the intake.
+type IntakeConfig struct {
+	// AcceptTypes lists accepted MSH-9 types as CODE^EVENT, or CODE for every
+	// event; default config.DefaultAcceptTypes.
+	AcceptTypes []string
+	// AllowedFacilities lists the accepted sending facilities, matched against
+	// MSH-4.1 (namespace ID) or MSH-4.2 (universal ID); empty allows all.
+	// Others get AR/CR with ERR 207 (table 0357 has no "not authorised" code;
+	// 204 "unknown key identifier" would send the sender's analyst looking for a
+	// patient or order).
+	AllowedFacilities []string
+	// PartitionSecret keys the patient hash (PatientKey). Required: without it
+	// the hash of an MRN could be reversed by trying every MRN.
+	PartitionSecret []byte
+	// Partitions is the number of inbound partitions; default DefaultPartitions.
+	Partitions int
+	// StoreTimeout bounds the wait for the PubAck; default DefaultStoreTimeout.
+	StoreTimeout time.Duration
+	// AckMode chooses original or enhanced acknowledgements; default AckModeAuto.
+	AckMode AckMode
+	// Now is the clock for received-at; default time.Now.
+	Now func() time.Time
+	// ObserveStore, when set, is called with each successful store's latency
+	// (for a Prometheus histogram).
+	ObserveStore func(time.Duration)
+}
+
+// IntakeStats are the intake's counters since start.
+type IntakeStats struct {
+	// Received counts frames handed to the intake, oversize ones included.
+	Received uint64
+	// Acked counts positive acknowledgements (AA/CA, or suppressed by MSH-15 NE/ER).
+	Acked uint64
+	// Duplicates counts messages JetStream recognised as already stored (also in Acked).
+	Duplicates uint64
+	// Nacked counts negative acknowledgements by reason.
+	Nacked map[Reason]uint64
+	// DeadLettered counts DEAD records written.
+	DeadLettered uint64
+	// AcksSuppressed counts acknowledgements not sent because MSH-15 said so.
+	AcksSuppressed uint64
+	// StoreCount and StoreTotal give the mean store latency (PubAck wait).
+	StoreCount uint64
+	StoreTotal time.Duration
+}
+
+// Intake stores inbound HL7 messages in HL7_IN and acknowledges each only after
+// JetStream confirmed the store. It implements mllp.Handler.
+type Intake struct {
+	js         jetstream.JetStream
+	log        zerolog.Logger
+	cfg        IntakeConfig
+	types      map[string]bool
+	facilities map[string]bool
+	now        func() time.Time
+
+	received, acked, duplicates, dead, suppressed atomic.Uint64
+	storeCount, storeNanos                        atomic.Uint64
+	nacked                                        [len(reasons)]atomic.Uint64
+}
+
+var _ mllp.Handler = (*Intake)(nil)
+
+// ErrNoPartitionSecret is returned by IntakeConfig.Validate when the secret is empty.
+var ErrNoPartitionSecret = errors.New("intake: partition secret is empty")
+
+// Validate reports an unusable configuration.
+func (c IntakeConfig) Validate() error {
+	if len(c.PartitionSecret) == 0 {
+		return ErrNoPartitionSecret
+	}
+	switch c.AckMode {
+	case "", AckModeAuto, AckModeOriginal, AckModeEnhanced:
+	default:
+		return fmt.Errorf("intake: unknown ack mode %q (want auto, original or enhanced)", c.AckMode)
+	}
+	for _, t := range c.AcceptTypes {
+		if strings.TrimSpace(t) == "" || strings.Count(t, "^") > 1 {
+			return fmt.Errorf("intake: accept type %q: want CODE^EVENT or CODE", t)
+		}
+	}
+	return nil
+}
+
+// NewIntake returns an intake publishing to js. Call cfg.Validate first: an
+// invalid AckMode is treated as auto and an empty secret still hashes (keyed by
+// nothing), which the caller must not allow in production.
+func NewIntake(js jetstream.JetStream, cfg IntakeConfig, log zerolog.Logger) *Intake {
+	if len(cfg.AcceptTypes) == 0 {
+		cfg.AcceptTypes = config.DefaultAcceptTypes
+	}
+	if cfg.Partitions <= 0 {
+		cfg.Partitions = DefaultPartitions
+	}
+	if cfg.StoreTimeout <= 0 {
+		cfg.StoreTimeout = DefaultStoreTimeout
+	}
+	if cfg.AckMode == "" {
+		cfg.AckMode = AckModeAuto
+	}
+	in := &Intake{
+		js:    js,
+		log:   log.With().Str("component", "intake").Logger(),
+		cfg:   cfg,
+		types: make(map[string]bool, len(cfg.AcceptTypes)),
+		now:   cfg.Now,
+	}
+	if in.now == nil {
+		in.now = time.Now
+	}
+	for _, t := range cfg.AcceptTypes {
+		in.types[strings.ToUpper(strings.TrimSpace(t))] = true
+	}
+	if len(cfg.AllowedFacilities) > 0 {
+		in.facilities = make(map[string]bool, len(cfg.AllowedFacilities))
+		for _, f := range cfg.AllowedFacilities {
+			in.facilities[strings.TrimSpace(f)] = true
+		}
+	}
+	return in
+}
+
+// Stats returns a snapshot of the counters.
+func (in *Intake) Stats() IntakeStats {
+	s := IntakeStats{
+		Received:       in.received.Load(),
+		Acked:          in.acked.Load(),
+		Duplicates:     in.duplicates.Load(),
+		DeadLettered:   in.dead.Load(),
+		AcksSuppressed: in.suppressed.Load(),
+		StoreCount:     in.storeCount.Load(),
+		StoreTotal:     time.Duration(in.storeNanos.Load()),
+		Nacked:         make(map[Reason]uint64, len(reasons)),
+	}
+	for i, r := range reasons {
+		s.Nacked[r] = in.nacked[i].Load()
+	}
+	return s
+}
+
+// Receipt describes a stored message.
+type Receipt struct {
+	// Stream and Sequence locate the stored message.
+	Stream   string
+	Sequence uint64
+	// Duplicate is true when the message had been stored before (same Msg-Id
+	// within the duplicate window); Sequence is then the earlier copy's.
+	Duplicate bool
+	// Subject is hl7.in.<partition>.
+	Subject string
+	// MsgID is the Nats-Msg-Id.
+	MsgID string
+}
+
+// logger returns the connection's logger from ctx (set by the MLLP server), or
+// the intake's.
+func (in *Intake) logger(ctx context.Context) *zerolog.Logger {
+	if l := zerolog.Ctx(ctx); l.GetLevel() != zerolog.Disabled {
+		return l
+	}
+	return &in.log
+}
+
+// HandleMessage parses, checks and stores one frame and returns the ACK to send
+// (nil when MSH-15 asks for none). It never returns a positive ACK before the
+// PubAck.
+func (in *Intake) HandleMessage(ctx context.Context, peer mllp.Peer, frame []byte) []byte {
+	in.received.Add(1)
+	receivedAt := in.now()
+	log := in.logger(ctx).With().Uint64("conn", peer.ConnID).Int("size", len(frame)).Logger()
+
+	m, err := hl7.Parse(frame)
+	if err != nil {
+		detail := hl7.ErrorDetailFor(err)
+		ev := log.Warn().Str("decision", "reject").Str("reason", string(ReasonParse)).Int("err_code", detail.Code)
+		var pe *hl7.ParseError
+		if errors.As(err, &pe) {
+			// The sentinel and location only: Detail may quote message content.
+			ev = ev.Str("error", pe.Err.Error()).Str("segment", pe.Segment).Int("line", pe.Line).Int("field", pe.Field)
+		}
+		ev.Msg("unparseable message")
+		// Without a parsed MSH, the mode comes from whatever header bytes there are.
+		enhanced := in.enhancedFromBytes(frame)
+		return in.reject(ctx, log, peer, receivedAt, frame, ReasonParse, err.Error(), enhanced, func(code hl7.AckCode) []byte {
+			return hl7.BuildACKFromBytes(frame, code, detail)
+		}, acceptAckFromBytes(frame))
+	}
+
+	msh := m.MSH()
+	enhanced := in.enhanced(msh)
+	log = log.With().Str("control_id", msh.ControlID).Str("type", msh.MessageType.String()).Logger()
+
+	if in.facilities != nil && !in.facilities[msh.SendingFacility.NamespaceID] &&
+		(msh.SendingFacility.UniversalID == "" || !in.facilities[msh.SendingFacility.UniversalID]) {
+		log.Warn().Str("decision", "reject").Str("reason", string(ReasonFacility)).
+			Str("facility", msh.SendingFacility.String()).Msg("sending facility not allowed")
+		return in.rejectParsed(ctx, log, peer, receivedAt, m, msh, ReasonFacility, enhanced, hl7.ErrorDetail{
+			Code: hl7.CodeInternalError, Severity: "E", Segment: "MSH", Sequence: 1, Field: 4, Message: TextFacilityDenied,
+		})
+	}
+	if msh.ControlID == "" || msh.MessageType.Code == "" {
+		field, what := 10, "MSH-10 (message control ID) is empty"
+		if msh.MessageType.Code == "" {
+			field, what = 9, "MSH-9 (message type) is empty"
+		}
+		log.Warn().Str("decision", "reject").Str("reason", string(ReasonRequired)).Int("field", field).Msg("required field missing")
+		return in.rejectParsed(ctx, log, peer, receivedAt, m, msh, ReasonRequired, enhanced, hl7.ErrorDetail{
+			Code: hl7.CodeRequiredMissing, Severity: "E", Segment: "MSH", Sequence: 1, Field: field, Message: what,
+		})
+	}
+	if !in.accepts(msh.MessageType) {
+		log.Warn().Str("decision", "reject").Str("reason", string(ReasonType)).Msg("message type not accepted")
+		return in.rejectParsed(ctx, log, peer, receivedAt, m, msh, ReasonType, enhanced, hl7.ErrorDetail{
+			Code: hl7.CodeUnsupportedType, Severity: "E", Segment: "MSH", Sequence: 1, Field: 9,
+			Message: TextTypeNotAccepted + ": " + msh.MessageType.Code + "^" + msh.MessageType.Event,
+		})
+	}
+
+	rcpt, err := in.store(ctx, m, msh, peer, receivedAt, frame)
+	if err != nil {
+		return in.storeFailed(log, err, enhanced, msh, func(code hl7.AckCode, d hl7.ErrorDetail) []byte {
+			return hl7.BuildACK(m, code, d)
+		})
+	}
+	in.acked.Add(1)
+	if rcpt.Duplicate {
+		in.duplicates.Add(1)
+	}
+	log.Debug().Str("decision", "accept").Str("partition", rcpt.Subject[len(SubjectInPrefix):]).
+		Uint64("seq", rcpt.Sequence).Bool("duplicate", rcpt.Duplicate).Msg("stored")
+	code := hl7.AckCodeFor(enhanced, hl7.Accepted)
+	if enhanced && !hl7.AcceptAckWanted(msh.AcceptAckType, true) {
+		in.suppressed.Add(1)
+		return nil
+	}
+	return hl7.BuildACK(m, code)
+}
+
+// Store publishes m (already parsed from frame) to HL7_IN and waits for the
+// PubAck, bounded by the store timeout. It does not acknowledge anything; the
+// MLLP path is HandleMessage.
+func (in *Intake) Store(ctx context.Context, m *hl7.Message, peer mllp.Peer, frame []byte) (Receipt, error) {
+	return in.store(ctx, m, m.MSH(), peer, in.now(), frame)
+}
+
+func (in *Intake) store(ctx context.Context, m *hl7.Message, msh hl7.MSH, peer mllp.Peer, receivedAt time.Time, frame []byte) (Receipt, error) {
+	pkey := ""
+	if pid, ok := m.PID(); ok {
+		cx, ok := pid.Identifier("MR")
+		if !ok {
+			cx, ok = pid.Identifier("")
+		}
+		if ok {
+			aa := cx.AssigningAuthority
+			pkey = PatientKey(in.cfg.PartitionSecret, PatientIdentity(cx.ID, aa.NamespaceID, aa.UniversalID, aa.UniversalIDType))
+		}
+	}
+	part := Partition(pkey, in.cfg.Partitions)
+	msgID := MsgID(msh.SendingApplication, msh.SendingFacility, msh.ControlID)
+	h := nats.Header{
+		HeaderMsgID:              {msgID},
+		HeaderControlID:          {headerSafe(msh.ControlID)},
+		HeaderMessageType:        {headerSafe(msh.MessageType.String())},
+		HeaderSendingApplication: {headerSafe(hdString(msh.SendingApplication))},
+		HeaderSendingFacility:    {headerSafe(hdString(msh.SendingFacility))},
+		HeaderVersion:            {headerSafe(msh.Version)},
+		HeaderPeer:               {peer.Addr.String()},
+		HeaderConnID:             {strconv.FormatUint(peer.ConnID, 10)},
+		HeaderReceivedAt:         {receivedAt.UTC().Format(time.RFC3339Nano)},
+		HeaderPartition:          {part},
+	}
+	if pkey != "" {
+		h[HeaderPatientKey] = []string{pkey}
+	}
+	if peer.ClientCertSubject != "" {
+		h[HeaderPeerCert] = []string{headerSafe(peer.ClientCertSubject)}
+	}
+	subj := InSubject(part)
+	sctx, cancel := context.WithTimeout(ctx, in.cfg.StoreTimeout)
+	defer cancel()
+	start := time.Now()
+	ack, err := in.js.PublishMsg(sctx, &nats.Msg{Subject: subj, Header: h, Data: frame},
+		jetstream.WithExpectStream(StreamHL7In))
+	if err != nil {
+		return Receipt{}, fmt.Errorf("publishing to %s: %w", subj, err)
+	}
+	d := time.Since(start)
+	in.storeCount.Add(1)
+	in.storeNanos.Add(uint64(d))
+	if in.cfg.ObserveStore != nil {
+		in.cfg.ObserveStore(d)
+	}
+	return Receipt{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate, Subject: subj, MsgID: msgID}, nil
+}
+
+// storeFailed answers a failed store: AE/CE with ERR 207 "message not stored,
+// please resend", or AR/CR "message too large" when the message can never fit.
+func (in *Intake) storeFailed(log zerolog.Logger, err error, enhanced bool, msh hl7.MSH, build func(hl7.AckCode, hl7.ErrorDetail) []byte) []byte {
+	if errors.Is(err, nats.ErrMaxPayload) {
+		in.nacked[ReasonTooLarge.index()].Add(1)
+		log.Warn().Str("decision", "reject").Str("reason", string(ReasonTooLarge)).Msg("message larger than the NATS maximum payload")
+		return in.maybeAck(enhanced, msh.AcceptAckType, false, build(hl7.AckCodeFor(enhanced, hl7.Rejected),
+			hl7.ErrorDetail{Code: hl7.CodeInternalError, Severity: "E", Message: TextTooLarge}))
+	}
+	in.nacked[ReasonStore.index()].Add(1)
+	log.Error().Err(err).Str("decision", "error").Str("reason", string(ReasonStore)).Msg("message not stored")
+	return in.maybeAck(enhanced, msh.AcceptAckType, false, build(hl7.AckCodeFor(enhanced, hl7.Errored),
+		hl7.ErrorDetail{Code: hl7.CodeInternalError, Severity: "E", Message: TextNotStored}))
+}
+
+// maybeAck returns ack unless enhanced mode and MSH-15 say no acknowledgement.
+func (in *Intake) maybeAck(enhanced bool, acceptAckType string, success bool, ack []byte) []byte {
+	if enhanced && !hl7.AcceptAckWanted(acceptAckType, success) {
+		in.suppressed.Add(1)
+		return nil
+	}
+	return ack
+}
+
+// rejectParsed dead-letters a parsed message and builds its AR/CR.
+func (in *Intake) rejectParsed(ctx context.Context, log zerolog.Logger, peer mllp.Peer, receivedAt time.Time, m *hl7.Message, msh hl7.MSH, r Reason, enhanced bool, d hl7.ErrorDetail) []byte {
+	return in.reject(ctx, log, peer, receivedAt, m.Raw(), r, d.Message, enhanced, func(code hl7.AckCode) []byte {
+		return hl7.BuildACK(m, code, d)
+	}, msh.AcceptAckType)
+}
+
+// reject records a refused message in DEAD, then answers AR/CR. If the DEAD
+// record cannot be stored the answer is AE/CE ("please resend"), so that a
+// refused message is never lost on both sides.
+func (in *Intake) reject(ctx context.Context, log zerolog.Logger, peer mllp.Peer, receivedAt time.Time, data []byte, r Reason, why string, enhanced bool, build func(hl7.AckCode) []byte, acceptAckType string) []byte {
+	if err := in.deadLetter(ctx, peer, receivedAt, data, r, why, 0); err != nil {
+		in.nacked[ReasonStore.index()].Add(1)
+		log.Error().Err(err).Str("decision", "error").Str("reason", string(r)).Msg("dead-letter record not stored")
+		ack := hl7.BuildACKFromBytes(data, hl7.AckCodeFor(enhanced, hl7.Errored),
+			hl7.ErrorDetail{Code: hl7.CodeInternalError, Severity: "E", Message: TextNotStored})
+		return in.maybeAck(enhanced, acceptAckType, false, ack)
+	}
+	in.nacked[r.index()].Add(1)
+	return in.maybeAck(enhanced, acceptAckType, false, build(hl7.AckCodeFor(enhanced, hl7.Rejected)))
+}
+
+// deadLetter stores data in DEAD under hl7.dead.<reason>. Identical resends of
+// the same bad frame are stored once (Msg-Id is the SHA-256 of the bytes).
+func (in *Intake) deadLetter(ctx context.Context, peer mllp.Peer, receivedAt time.Time, data []byte, r Reason, why string, size int64) error {
+	sum := sha256.Sum256(data)
+	h := nats.Header{
+		HeaderMsgID:      {"intake-" + string(r) + "-" + hex.EncodeToString(sum[:16])},
+		HeaderReason:     {string(r)},
+		HeaderError:      {headerSafe(why)},
+		HeaderStage:      {"intake"},
+		HeaderPeer:       {peer.Addr.String()},
+		HeaderConnID:     {strconv.FormatUint(peer.ConnID, 10)},
+		HeaderReceivedAt: {receivedAt.UTC().Format(time.RFC3339Nano)},
+	}
+	if size > 0 {
+		h[HeaderSize] = []string{strconv.FormatInt(size, 10)}
+	}
+	if nc := in.js.Conn(); nc != nil && int64(len(data))+8192 > nc.MaxPayload() {
+		data = data[:max(0, min(len(data), int(nc.MaxPayload())-8192))]
+		if size == 0 {
+			h[HeaderSize] = []string{strconv.Itoa(len(data))}
+		}
+	}
+	sctx, cancel := context.WithTimeout(ctx, in.cfg.StoreTimeout)
+	defer cancel()
+	subj := DeadSubject(string(r))
+	if _, err := in.js.PublishMsg(sctx, &nats.Msg{Subject: subj, Header: h, Data: data}, jetstream.WithExpectStream(StreamDead)); err != nil {
+		return fmt.Errorf("publishing to %s: %w", subj, err)
+	}
+	in.dead.Add(1)
+	return nil
+}
+
+// HandleTooLarge answers an oversize frame with AR/CR and ERR 207 "message too
+// large", after recording its first bytes (at most MaxDeadPrefix) in DEAD.
+func (in *Intake) HandleTooLarge(ctx context.Context, peer mllp.Peer, prefix []byte, size int64) []byte {
+	in.received.Add(1)
+	log := in.logger(ctx).With().Uint64("conn", peer.ConnID).Int64("size", size).Logger()
+	if len(prefix) > MaxDeadPrefix {
+		prefix = prefix[:MaxDeadPrefix]
+	}
+	enhanced := in.enhancedFromBytes(prefix)
+	log.Warn().Str("decision", "reject").Str("reason", string(ReasonTooLarge)).Msg("message too large")
+	d := hl7.ErrorDetail{Code: hl7.CodeInternalError, Severity: "E", Message: TextTooLarge}
+	if err := in.deadLetter(ctx, peer, in.now(), prefix, ReasonTooLarge, fmt.Sprintf("%s: %d bytes", TextTooLarge, size), size); err != nil {
+		// Resending will not help, but nothing is stored: the sender keeps it.
+		log.Error().Err(err).Msg("dead-letter record not stored")
+	}
+	in.nacked[ReasonTooLarge.index()].Add(1)
+	return in.maybeAck(enhanced, acceptAckFromBytes(prefix), false, hl7.BuildACKFromBytes(prefix, hl7.AckCodeFor(enhanced, hl7.Rejected), d))
+}
+
+// accepts reports whether the message type is in the accept list.
+func (in *Intake) accepts(t hl7.MessageType) bool {
+	code := strings.ToUpper(t.Code)
+	return in.types[code] || in.types[code+"^"+strings.ToUpper(t.Event)]
+}
+
+// enhanced reports whether to answer in enhanced mode.
+func (in *Intake) enhanced(msh hl7.MSH) bool {
+	switch in.cfg.AckMode {
+	case AckModeOriginal:
+		return false
+	case AckModeEnhanced:
+		return true
+	}
+	return msh.AcceptAckType != "" || msh.AppAckType != ""
+}
+
+// enhancedFromBytes is enhanced for a message that did not parse.
+func (in *Intake) enhancedFromBytes(b []byte) bool {
+	switch in.cfg.AckMode {
+	case AckModeOriginal:
+		return false
+	case AckModeEnhanced:
+		return true
+	}
+	f := mshFields(b)
+	return field(f, 15) != "" || field(f, 16) != ""
+}
+
+// acceptAckFromBytes reads MSH-15 from the raw header, "" when unreadable.
+func acceptAckFromBytes(b []byte) string { return field(mshFields(b), 15) }
+
+// mshFields splits the first MSH segment found in b into fields, numbered as in
+// the standard (index n is MSH-n; index 1 is the separator). Only a segment that
+// ends within b counts, so a cut header is not misread.
+func mshFields(b []byte) []string {
+	i := bytes.Index(b, []byte("MSH"))
+	if i < 0 || len(b) < i+4 {
+		return nil
+	}
+	seg := b[i:]
+	end := bytes.IndexAny(seg, "\r\n")
+	if end < 0 {
+		return nil
+	}
+	seg = seg[:end]
+	sep := seg[3]
+	parts := strings.Split(string(seg[4:]), string(sep))
+	out := make([]string, 0, len(parts)+2)
+	out = append(out, "MSH", string(sep))
+	return append(out, parts...)
+}
+
+func field(f []string, n int) string {
+	if n < len(f) {
+		return strings.TrimSpace(f[n])
+	}
+	return ""
+}
+
+// MsgID returns the Nats-Msg-Id of a message: sending application (MSH-3),
+// sending facility (MSH-4) and control ID (MSH-10), each percent-escaped and
+// joined with "|", so that no two different triples give the same ID.
+func MsgID(app, facility hl7.HD, controlID string) string {
+	var b strings.Builder
+	b.Grow(len(app.NamespaceID) + len(facility.NamespaceID) + len(controlID) + 8)
+	escapeIDPart(&b, hdString(app))
+	b.WriteByte('|')
+	escapeIDPart(&b, hdString(facility))
+	b.WriteByte('|')
+	escapeIDPart(&b, controlID)
+	return b.String()
+}
+
+// hdString joins the HD components with ^, dropping trailing empty ones;
+// a ^ inside a component is percent-escaped.
+func hdString(h hl7.HD) string {
+	parts := []string{h.NamespaceID, h.UniversalID, h.UniversalIDType}
+	n := len(parts)
+	for n > 1 && parts[n-1] == "" {
+		n--
+	}
+	for i := range parts[:n] {
+		parts[i] = strings.ReplaceAll(strings.ReplaceAll(parts[i], "%", "%25"), "^", "%5E")
+	}
+	return strings.Join(parts[:n], "^")
+}
+
+// escapeIDPart writes s with '%', '|' (the joiner) and control bytes
+// percent-escaped, which keeps the encoding of each part reversible.
+func escapeIDPart(b *strings.Builder, s string) {
+	const hexd = "0123456789ABCDEF"
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '|' || c == '%' || c < 0x20 || c == 0x7f {
+			b.WriteByte('%')
+			b.WriteByte(hexd[c>>4])
+			b.WriteByte(hexd[c&15])
+			continue
+		}
+		b.WriteByte(c)
+	}
+}
+
+// headerSafe replaces CR and LF, which would break a NATS header, with spaces.
+func headerSafe(s string) string {
+	if strings.IndexAny(s, "\r\n") < 0 {
+		return s
+	}
+	return strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
+}
