@@ -69,13 +69,13 @@ func (d *decision) patientRequest() []Basis {
 			b.ReviewEnds, b.Deadline = true, maxAt
 			b.Detail = fmt.Sprintf("the patient asked to see %s results only after a clinician has reviewed them; maximum %s%s", match, Duration(max), maxNote)
 		case UntilElapsed:
-			b.Deadline = minTime(delayAt, maxAt)
+			b.Deadline = earlierTime(delayAt, maxAt)
 			b.Detail = fmt.Sprintf("the patient asked to see %s results %s after they arrive", match, Duration(pv.Delay))
 		case UntilEarlierOf:
-			b.ReviewEnds, b.Deadline = true, minTime(delayAt, maxAt)
+			b.ReviewEnds, b.Deadline = true, earlierTime(delayAt, maxAt)
 			b.Detail = fmt.Sprintf("the patient asked to see %s results after clinician review or %s, whichever comes first", match, Duration(pv.Delay))
 		case UntilLaterOf:
-			b.ReviewEnds, b.NotBefore, b.Deadline = true, minTime(delayAt, maxAt), maxAt
+			b.ReviewEnds, b.NotBefore, b.Deadline = true, earlierTime(delayAt, maxAt), maxAt
 			b.Detail = fmt.Sprintf("the patient asked to see %s results after clinician review and at least %s, whichever comes later; maximum %s%s", match, Duration(pv.Delay), Duration(max), maxNote)
 		default:
 			d.warn("patient preference %s %s: unsupported end condition %q ignored", p.ConsentID, pv.Path, pv.Until)
@@ -182,7 +182,7 @@ func (d *decision) clinician() []Basis {
 
 func (d *decision) hasOrder(id string) bool {
 	for _, o := range d.r.Orders {
-		if idPart(o.FillerID) == idPart(id) || idPart(o.PlacerID) == idPart(id) {
+		if hl7IDPart(o.FillerID) == hl7IDPart(id) || hl7IDPart(o.PlacerID) == hl7IDPart(id) {
 			return true
 		}
 	}
@@ -264,7 +264,7 @@ func (d *decision) senderFlags() []Basis {
 	var out []Basis
 	for _, code := range order {
 		g := groups[code]
-		if !contains(SenderFlagCodes, code) {
+		if !inList(SenderFlagCodes, code) {
 			d.warn("unknown OBX-26 release category %q ignored", code)
 			continue
 		}
@@ -277,7 +277,7 @@ func (d *decision) senderFlags() []Basis {
 		delayed := func(what string) {
 			b.Until = UntilElapsed
 			b.Deadline = d.e.cal.AddBusinessDays(from, days)
-			b.Detail = fmt.Sprintf("%s: %s, shared after %s", code, what, plural(days, "business day"))
+			b.Detail = fmt.Sprintf("%s: %s, shared after %s", code, what, pluralUnit(days, "business day"))
 			if fallback != "" {
 				b.Detail = appendSentence(b.Detail, fallback)
 			}
@@ -355,17 +355,17 @@ func (d *decision) organisational() []Basis {
 	case "", UntilClinicianReview:
 		b.Until, b.ReviewEnds, b.Deadline = UntilClinicianReview, true, max
 	case UntilElapsed:
-		b.Until, b.Deadline = UntilElapsed, minTime(d.start.Add(delay), max)
+		b.Until, b.Deadline = UntilElapsed, earlierTime(d.start.Add(delay), max)
 	case UntilEarlierOf:
-		b.Until, b.ReviewEnds, b.Deadline = UntilEarlierOf, true, minTime(d.start.Add(delay), max)
+		b.Until, b.ReviewEnds, b.Deadline = UntilEarlierOf, true, earlierTime(d.start.Add(delay), max)
 	}
 	b.Detail = fmt.Sprintf("organisational policy %q; not a recognised exception by itself: a blanket delay is likely interference (85 FR 25642, 25842)", op.WrittenPolicy)
 	d.warn("compliance risk: hold rests on organisational policy %q", op.WrittenPolicy)
 	return []Basis{b}
 }
 
-// idPart returns the first component of an HL7 identifier ("123^^^MRN" → "123").
-func idPart(s string) string {
+// hl7IDPart returns the first component of an HL7 identifier ("123^^^MRN" → "123").
+func hl7IDPart(s string) string {
 	if i := strings.IndexByte(s, '^'); i >= 0 {
 		s = s[:i]
 	}
@@ -379,12 +379,12 @@ func samePatient(a, b string) bool {
 		return false
 	}
 	if strings.Contains(a, "^") && strings.Contains(b, "^") {
-		return a == b || (idPart(a) == idPart(b) && authority(a) == authority(b))
+		return a == b || (hl7IDPart(a) == hl7IDPart(b) && hl7Authority(a) == hl7Authority(b))
 	}
-	return idPart(a) == idPart(b)
+	return hl7IDPart(a) == hl7IDPart(b)
 }
 
-func authority(s string) string {
+func hl7Authority(s string) string {
 	parts := strings.Split(s, "^")
 	if len(parts) >= 4 {
 		return strings.TrimSpace(parts[3])

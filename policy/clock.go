@@ -36,7 +36,7 @@ func NewCalendar(tz string, holidays, businessDays []string) (*Calendar, error) 
 		}
 	}
 	for _, name := range businessDays {
-		d, ok := weekdayNames[lower(name)]
+		d, ok := weekdayNames[asciiLower(name)]
 		if !ok {
 			return nil, fmt.Errorf("business day %q: want mon..sun", name)
 		}
@@ -130,25 +130,25 @@ func (c *Calendar) Apply(k Clock, t time.Time) time.Time {
 func (k Clock) String() string {
 	switch {
 	case k.Hours > 0:
-		return plural(k.Hours, "hour")
+		return pluralUnit(k.Hours, "hour")
 	case k.CalendarDays > 0:
-		return plural(k.CalendarDays, "calendar day")
+		return pluralUnit(k.CalendarDays, "calendar day")
 	case k.BusinessDays > 0:
-		return plural(k.BusinessDays, "business day")
+		return pluralUnit(k.BusinessDays, "business day")
 	case k.NotBeforeDay > 0:
 		return fmt.Sprintf("not before day %d", k.NotBeforeDay)
 	}
 	return "no delay"
 }
 
-func plural(n int, unit string) string {
+func pluralUnit(n int, unit string) string {
 	if n == 1 {
 		return "1 " + unit
 	}
 	return fmt.Sprintf("%d %ss", n, unit)
 }
 
-func lower(s string) string {
+func asciiLower(s string) string {
 	b := []byte(s)
 	for i, ch := range b {
 		if 'A' <= ch && ch <= 'Z' {

@@ -230,9 +230,6 @@ var DefaultQuietTags = []string{TagMalignancy, TagSuspectedMalignancy, TagNewCan
 // SenderFlagCodes are the HL7 table 0909 codes (OBX-26).
 var SenderFlagCodes = []string{"SID", "SIDC", "SIMM", "STBD", "SWNL", "SWTH"}
 
-// ErrUnknownKey is returned (wrapped) for configuration keys that do not exist.
-var ErrUnknownKey = errors.New("unknown key")
-
 // DecodeConfig decodes the policy section (the value under `policy:`) strictly.
 // Errors carry the YAML line and name the unknown key.
 func DecodeConfig(data []byte) (Config, error) {
@@ -240,7 +237,7 @@ func DecodeConfig(data []byte) (Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, fmt.Errorf("policy: %w", cleanYAMLError(err))
+		return Config{}, fmt.Errorf("policy: %w", policyYAMLError(err))
 	}
 	return cfg, nil
 }
@@ -256,20 +253,20 @@ func LoadConfigFile(path string) (Config, error) {
 	}
 	var top map[string]yaml.Node
 	if err := yaml.Unmarshal(data, &top); err != nil {
-		return Config{}, fmt.Errorf("%s: %w", path, cleanYAMLError(err))
+		return Config{}, fmt.Errorf("%s: %w", path, policyYAMLError(err))
 	}
 	n, ok := top["policy"]
 	if !ok {
 		return Config{}, nil
 	}
 	var cfg Config
-	if err := decodeNodeStrict(&n, &cfg); err != nil {
+	if err := decodeSectionStrict(&n, &cfg); err != nil {
 		return Config{}, fmt.Errorf("%s: policy: %w", path, err)
 	}
 	return cfg, nil
 }
 
-func decodeNodeStrict(n *yaml.Node, out any) error {
+func decodeSectionStrict(n *yaml.Node, out any) error {
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	if err := enc.Encode(n); err != nil {
@@ -280,12 +277,12 @@ func decodeNodeStrict(n *yaml.Node, out any) error {
 	dec := yaml.NewDecoder(&buf)
 	dec.KnownFields(true)
 	if err := dec.Decode(out); err != nil && !errors.Is(err, io.EOF) {
-		return cleanYAMLError(err)
+		return policyYAMLError(err)
 	}
 	return nil
 }
 
-func cleanYAMLError(err error) error {
+func policyYAMLError(err error) error {
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
 		return errors.New(strings.Join(te.Errors, "; "))
@@ -294,9 +291,9 @@ func cleanYAMLError(err error) error {
 }
 
 var (
-	dateRe    = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
-	tagNameRe = regexp.MustCompile(`^[a-z][a-z0-9-]{0,63}$`)
-	langRe    = regexp.MustCompile(`^[a-z]{2,3}$`)
+	holidayRe    = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
+	cfgTagNameRe = regexp.MustCompile(`^[a-z][a-z0-9-]{0,63}$`)
+	languageRe   = regexp.MustCompile(`^[a-z]{2,3}$`)
 )
 
 var weekdayNames = map[string]time.Weekday{
@@ -316,11 +313,11 @@ func (c *Config) Validate() error {
 			bad("time_zone", "unknown time zone %q", c.TimeZone)
 		}
 	}
-	if c.DefaultLanguage != "" && !langRe.MatchString(c.DefaultLanguage) {
+	if c.DefaultLanguage != "" && !languageRe.MatchString(c.DefaultLanguage) {
 		bad("default_language", "must be an ISO 639 code such as en or es, got %q", c.DefaultLanguage)
 	}
 	for i, h := range c.Holidays {
-		if _, err := time.Parse("2006-01-02", h); err != nil || !dateRe.MatchString(h) {
+		if _, err := time.Parse("2006-01-02", h); err != nil || !holidayRe.MatchString(h) {
 			bad(fmt.Sprintf("holidays[%d]", i), "must be a date YYYY-MM-DD, got %q", h)
 		}
 	}
@@ -340,12 +337,12 @@ func (c *Config) Validate() error {
 	if c.Jurisdiction != "" && strings.TrimSpace(c.Jurisdiction) != c.Jurisdiction {
 		bad("jurisdiction", "must not have surrounding spaces")
 	}
-	for _, fac := range sortedKeys(c.FacilityJurisdictions) {
+	for _, fac := range cfgKeys(c.FacilityJurisdictions) {
 		if c.FacilityJurisdictions[fac] == "" {
 			bad("facility_jurisdictions."+fac, "must name a jurisdiction")
 		}
 	}
-	for _, j := range sortedKeys(c.Jurisdictions) {
+	for _, j := range cfgKeys(c.Jurisdictions) {
 		validateJurisdiction("jurisdictions."+j, c.Jurisdictions[j], bad)
 	}
 	if op := c.OrganisationalPolicy; op != nil {
@@ -369,10 +366,10 @@ func (c *Config) Validate() error {
 			bad("organisational_policy.max", "is required and must be > 0")
 		}
 	}
-	for _, code := range sortedKeys(c.SenderFlags) {
+	for _, code := range cfgKeys(c.SenderFlags) {
 		r := c.SenderFlags[code]
 		key := "sender_flags." + code
-		if !contains(SenderFlagCodes, code) {
+		if !inList(SenderFlagCodes, code) {
 			bad(key, "unknown HL7 table 0909 category (want one of %s)", strings.Join(SenderFlagCodes, ", "))
 			continue
 		}
@@ -402,17 +399,17 @@ func (c *Config) Validate() error {
 		}
 	}
 	for i, t := range c.Notify.QuietTags {
-		if !tagNameRe.MatchString(t) {
+		if !cfgTagNameRe.MatchString(t) {
 			bad(fmt.Sprintf("notify.quiet_tags[%d]", i), "must be a tag name such as malignancy, got %q", t)
 		}
 	}
-	for _, tag := range sortedKeys(c.Templates) {
-		if !tagNameRe.MatchString(tag) {
+	for _, tag := range cfgKeys(c.Templates) {
+		if !cfgTagNameRe.MatchString(tag) {
 			bad("templates."+tag, "must be a tag name such as malignancy")
 			continue
 		}
-		for _, lang := range sortedKeys(c.Templates[tag]) {
-			if !langRe.MatchString(lang) {
+		for _, lang := range cfgKeys(c.Templates[tag]) {
+			if !languageRe.MatchString(lang) {
 				bad("templates."+tag+"."+lang, "language must be an ISO 639 code such as en or es")
 			} else if strings.TrimSpace(c.Templates[tag][lang]) == "" {
 				bad("templates."+tag+"."+lang, "must not be empty")
@@ -471,7 +468,7 @@ func validateAppliesTo(key string, a [][]string, required bool, bad func(string,
 			bad(fmt.Sprintf("%s[%d]", key, i), "must list at least one tag")
 		}
 		for j, t := range set {
-			if !tagNameRe.MatchString(t) {
+			if !cfgTagNameRe.MatchString(t) {
 				bad(fmt.Sprintf("%s[%d][%d]", key, i, j), "must be a tag name such as pathology, got %q", t)
 			}
 		}
@@ -505,7 +502,7 @@ func (r JurisdictionRule) resolve() JurisdictionRule {
 	return out
 }
 
-func sortedKeys[V any](m map[string]V) []string {
+func cfgKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -514,7 +511,7 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-func contains(list []string, s string) bool {
+func inList(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
 			return true

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -107,7 +108,7 @@ func (p *Preference) MatchesPatient(reportPatientID string) bool {
 	if p.PatientIdentifier == "" {
 		return true
 	}
-	return idPart(reportPatientID) == strings.TrimSpace(p.PatientIdentifier)
+	return hl7IDPart(reportPatientID) == strings.TrimSpace(p.PatientIdentifier)
 }
 
 var (
@@ -234,7 +235,7 @@ func ParseConsent(data []byte) (*Preference, error) {
 	}
 	msg, err := u.Unmarshal(data)
 	if err != nil {
-		return nil, fmt.Errorf("%w: invalid FHIR R4 JSON: %s", ErrConsent, oneLine(err.Error()))
+		return nil, fmt.Errorf("%w: %s", ErrConsent, describeFHIRError(err))
 	}
 	cr, ok := msg.(*rpb.ContainedResource)
 	if !ok || cr.GetConsent() == nil {
@@ -243,7 +244,61 @@ func ParseConsent(data []byte) (*Preference, error) {
 	return preferenceFrom(cr.GetConsent())
 }
 
-func oneLine(s string) string {
+// describeFHIRError renders the FHIR library's unmarshal errors as
+// "path: details" joined by "; ". The library's diagnostics may hold patient
+// data, so only the key name of an unknown field is kept from them.
+func describeFHIRError(err error) string {
+	v := reflect.ValueOf(err)
+	var items []reflect.Value
+	switch {
+	case v.Kind() == reflect.Slice:
+		for i := 0; i < v.Len(); i++ {
+			items = append(items, v.Index(i))
+		}
+	case v.Kind() == reflect.Pointer && v.Elem().Kind() == reflect.Struct:
+		items = append(items, v)
+	}
+	var msgs []string
+	for _, it := range items {
+		if it.Kind() == reflect.Pointer {
+			if it.IsNil() {
+				continue
+			}
+			it = it.Elem()
+		}
+		if it.Kind() != reflect.Struct {
+			continue
+		}
+		field := func(name string) string {
+			f := it.FieldByName(name)
+			if f.IsValid() && f.Kind() == reflect.String {
+				return f.String()
+			}
+			return ""
+		}
+		path, details := field("Path"), field("Details")
+		if details == "" {
+			continue
+		}
+		if details == "unknown field" {
+			details += " " + field("Diagnostics")
+		}
+		if path == "" {
+			msgs = append(msgs, details)
+		} else {
+			msgs = append(msgs, path+": "+details)
+		}
+	}
+	if len(msgs) == 0 {
+		return "invalid FHIR R4 JSON: " + consentOneLine(err.Error())
+	}
+	if len(msgs) > 5 {
+		msgs = append(msgs[:5], fmt.Sprintf("and %d more", len(msgs)-5))
+	}
+	return consentOneLine(strings.Join(msgs, "; "))
+}
+
+func consentOneLine(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
 	if len(s) > 300 {
 		s = s[:300] + "…"
@@ -373,7 +428,7 @@ func unsupported(path string, n *conpb.Consent_Provision, nested bool) error {
 func ownExtensions(path string, exts []*dpb.Extension, allowed []string) error {
 	for i, x := range exts {
 		url := x.GetUrl().GetValue()
-		if strings.HasPrefix(url, FHIRBase+"/") && !contains(allowed, url) {
+		if strings.HasPrefix(url, FHIRBase+"/") && !inList(allowed, url) {
 			return consentErr(fmt.Sprintf("%s.extension[%d]", path, i), "unknown resultgate extension %q", url)
 		}
 	}
@@ -455,7 +510,7 @@ func provisionFrom(path string, n *conpb.Consent_Provision) (Provision, error) {
 			}
 			switch c.System {
 			case TagCodeSystem:
-				if !tagNameRe.MatchString(c.Code) {
+				if !cfgTagNameRe.MatchString(c.Code) {
 					return pv, consentErr(cp+".code", "not a resultgate tag name: %q", c.Code)
 				}
 			case SystemLOINC:
@@ -463,7 +518,7 @@ func provisionFrom(path string, n *conpb.Consent_Provision) (Provision, error) {
 					return pv, consentErr(cp+".code", "unsupported LOINC part %q (supported: %s pathology, %s radiology)", c.Code, LOINCPartPathology, LOINCPartRadiology)
 				}
 			case SystemV2_0074:
-				if !contains(v2Table0074, c.Code) {
+				if !inList(v2Table0074, c.Code) {
 					return pv, consentErr(cp+".code", "not an HL7 table 0074 code: %q", c.Code)
 				}
 			case "":

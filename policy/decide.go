@@ -536,7 +536,7 @@ func matchTags(c Classification, appliesTo [][]string) []string {
 func tagEvidence(c Classification, tags []string) []Evidence {
 	var ev []Evidence
 	for _, t := range c.Tags {
-		if contains(tags, t.Tag) && len(t.Evidence) > 0 {
+		if inList(tags, t.Tag) && len(t.Evidence) > 0 {
 			ev = append(ev, t.Evidence[0])
 		}
 	}
@@ -550,7 +550,7 @@ func appendSentence(s, add string) string {
 	return s + "; " + add
 }
 
-func minTime(a, b time.Time) time.Time {
+func earlierTime(a, b time.Time) time.Time {
 	if a.Before(b) {
 		return a
 	}

@@ -92,7 +92,7 @@ func (e *Engine) note(c Classification, patientLang string) (string, string) {
 	order := noteOrder
 	// Tags from extended rule sets with configured templates come last.
 	for _, t := range c.Tags {
-		if !contains(order, t.Tag) {
+		if !inList(order, t.Tag) {
 			order = append(order[:len(order):len(order)], t.Tag)
 		}
 	}
