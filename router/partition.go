@@ -32,8 +32,12 @@ func PatientKey(secret []byte, pid string) string {
 
 // PatientIdentity joins a PID-3 identifier (CX.1) and its assigning authority
 // (CX.4: namespace ID, universal ID, universal ID type) unambiguously: the parts
-// are separated by NUL, which HL7 text cannot contain.
+// are separated by NUL, which HL7 text cannot contain. Trailing empty authority
+// parts are dropped, so ("1", "HOSP") and ("1", "HOSP", "", "") are one identity.
 func PatientIdentity(id string, authority ...string) string {
+	for len(authority) > 0 && authority[len(authority)-1] == "" {
+		authority = authority[:len(authority)-1]
+	}
 	n := len(id)
 	for _, a := range authority {
 		n += 1 + len(a)

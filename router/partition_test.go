@@ -67,3 +67,12 @@ func TestPartition(t *testing.T) {
 		t.Errorf("2000 keys hit %d of 16 partitions", len(seen))
 	}
 }
+
+func TestPatientIdentityTrailingEmpty(t *testing.T) {
+	if PatientIdentity("1", "HOSP") != PatientIdentity("1", "HOSP", "", "") {
+		t.Error("trailing empty authority parts change the identity")
+	}
+	if PatientIdentity("1", "", "2.16.840") == PatientIdentity("1", "2.16.840") {
+		t.Error("namespace and universal ID confused")
+	}
+}

@@ -1,0 +1,538 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/resultgate/resultgate/config"
+	"github.com/resultgate/resultgate/hl7"
+	"github.com/resultgate/resultgate/hl7/mllp"
+	"github.com/resultgate/resultgate/internal/testutil"
+)
+
+var testSecret = []byte("intake-test-secret")
+
+var testPeer = mllp.Peer{Addr: netip.MustParseAddrPort("192.0.2.7:40123"), ConnID: 42}
+
+// oru builds a v2.5.1 ORU^R01 with the given MSH-4, MSH-9, MSH-10 and MSH-15.
+func oru(facility, msgType, controlID, acceptAck string) []byte {
+	msh := fmt.Sprintf("MSH|^~\\&|LAB|%s|RG|HOSP|20260101120000||%s|%s|P|2.5.1", facility, msgType, controlID)
+	if acceptAck != "" {
+		msh += "|||" + acceptAck + "|NE"
+	}
+	return []byte(msh + "\r" +
+		"PID|1||123456^^^HOSP^MR||DOE^JANE||19700101|F\r" +
+		"OBR|1|ORD1|FIL1|88305^Surgical pathology^LN|||20260101\r" +
+		"OBX|1|TX|22637-3^Path report^LN||Benign||||||F\r")
+}
+
+// ackResult is the interesting part of an ACK.
+type ackResult struct {
+	code      string // MSA-1
+	controlID string // MSA-2
+	errCode   string // ERR-3.1 of the first ERR
+	errText   string // ERR-8 of the first ERR
+}
+
+func parseACK(t testing.TB, ack []byte) ackResult {
+	t.Helper()
+	if ack == nil {
+		t.Fatal("no ACK")
+	}
+	m, err := hl7.Parse(ack)
+	if err != nil {
+		t.Fatalf("ACK does not parse: %v\n%q", err, ack)
+	}
+	msa := m.First("MSA")
+	if msa == nil {
+		t.Fatalf("ACK without MSA: %q", ack)
+	}
+	r := ackResult{code: msa.Field(1).Value(), controlID: msa.Field(2).Value()}
+	if e := m.First("ERR"); e != nil {
+		r.errCode = e.Field(3).Component(1)
+		r.errText = e.Field(8).Value()
+	}
+	return r
+}
+
+func newTestIntake(t testing.TB, tj *testJS, cfg IntakeConfig) *Intake {
+	t.Helper()
+	if cfg.PartitionSecret == nil {
+		cfg.PartitionSecret = testSecret
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("IntakeConfig.Validate: %v", err)
+	}
+	return NewIntake(tj.js, cfg, zerolog.Nop())
+}
+
+func streamMsgs(t testing.TB, js jetstream.JetStream, stream string) uint64 {
+	t.Helper()
+	s, err := js.Stream(testCtx(t), stream)
+	if err != nil {
+		t.Fatalf("stream %s: %v", stream, err)
+	}
+	return s.CachedInfo().State.Msgs
+}
+
+func lastMsg(t testing.TB, js jetstream.JetStream, stream, subject string) *jetstream.RawStreamMsg {
+	t.Helper()
+	ctx := testCtx(t)
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatalf("stream %s: %v", stream, err)
+	}
+	m, err := s.GetLastMsgForSubject(ctx, subject)
+	if err != nil {
+		t.Fatalf("last message on %s: %v", subject, err)
+	}
+	return m
+}
+
+func TestIntakeStoresThenAcks(t *testing.T) {
+	tj := startTestJS(t, config.DurabilityFsync)
+	now := time.Date(2026, 11, 23, 10, 0, 0, 123, time.UTC)
+	in := newTestIntake(t, tj, IntakeConfig{Now: func() time.Time { return now }})
+	frame := oru("HOSP", "ORU^R01^ORU_R01", "CTRL-1", "")
+
+	ack := parseACK(t, in.HandleMessage(context.Background(), testPeer, frame))
+	if ack.code != "AA" || ack.controlID != "CTRL-1" || ack.errCode != "" {
+		t.Fatalf("ACK = %+v, want AA for CTRL-1 without ERR", ack)
+	}
+	// The message is in HL7_IN the moment the AA exists.
+	pkey := PatientKey(testSecret, PatientIdentity("123456", "HOSP"))
+	part := Partition(pkey, DefaultPartitions)
+	got := lastMsg(t, tj.js, StreamHL7In, InSubject(part))
+	if !bytes.Equal(got.Data, frame) {
+		t.Fatalf("stored bytes differ from the frame:\n got %q\nwant %q", got.Data, frame)
+	}
+	wantHdr := map[string]string{
+		HeaderMsgID:              "LAB|HOSP|CTRL-1",
+		HeaderControlID:          "CTRL-1",
+		HeaderMessageType:        "ORU^R01^ORU_R01",
+		HeaderSendingApplication: "LAB",
+		HeaderSendingFacility:    "HOSP",
+		HeaderVersion:            "2.5.1",
+		HeaderPeer:               "192.0.2.7:40123",
+		HeaderConnID:             "42",
+		HeaderReceivedAt:         "2026-11-23T10:00:00.000000123Z",
+		HeaderPartition:          part,
+		HeaderPatientKey:         pkey,
+	}
+	for k, v := range wantHdr {
+		if g := got.Header.Get(k); g != v {
+			t.Errorf("header %s = %q, want %q", k, g, v)
+		}
+	}
+	for k, vs := range got.Header {
+		for _, v := range vs {
+			if strings.Contains(v, "123456") || strings.Contains(v, "DOE") {
+				t.Errorf("header %s carries PHI: %q", k, v)
+			}
+		}
+	}
+	st := in.Stats()
+	if st.Received != 1 || st.Acked != 1 || st.Duplicates != 0 || st.StoreCount != 1 || st.StoreTotal <= 0 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestIntakeNoPIDGoesToFixedPartition(t *testing.T) {
+	tj := startTestJS(t, config.DurabilityOS)
+	in := newTestIntake(t, tj, IntakeConfig{})
+	frame := []byte("MSH|^~\\&|LAB|HOSP|RG|HOSP|20260101120000||MDM^T02|DOC-1|P|2.5.1\rTXA|1|CN\r")
+	if ack := parseACK(t, in.HandleMessage(context.Background(), testPeer, frame)); ack.code != "AA" {
+		t.Fatalf("ACK = %+v, want AA", ack)
+	}
+	got := lastMsg(t, tj.js, StreamHL7In, InSubject(NoPatientPartition))
+	if got.Header.Get(HeaderPatientKey) != "" || !bytes.Equal(got.Data, frame) {
+		t.Fatalf("no-PID message stored wrongly: headers %v", got.Header)
+	}
+}
+
+// TestIntakeNeverAAWithoutStore proves the ACK waits for the store: with the
+// stream gone, and with JetStream shut down, every answer is AE with ERR 207.
+func TestIntakeNeverAAWithoutStore(t *testing.T) {
+	tests := []struct {
+		name   string
+		break_ func(t *testing.T, tj *testJS)
+	}{
+		{"stream deleted", func(t *testing.T, tj *testJS) {
+			if err := tj.js.DeleteStream(testCtx(t), StreamHL7In); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"JetStream shut down", func(t *testing.T, tj *testJS) {
+			if err := tj.srv.ShutdownJetStream(); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"server shut down", func(t *testing.T, tj *testJS) {
+			tj.srv.Shutdown()
+			tj.srv.WaitForShutdown()
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tj := startTestJS(t, config.DurabilityFsync)
+			in := newTestIntake(t, tj, IntakeConfig{StoreTimeout: 300 * time.Millisecond})
+			if ack := parseACK(t, in.HandleMessage(context.Background(), testPeer, oru("HOSP", "ORU^R01", "OK-1", ""))); ack.code != "AA" {
+				t.Fatalf("before the failure: %+v, want AA", ack)
+			}
+			tt.break_(t, tj)
+			for i := range 3 {
+				start := time.Now()
+				raw := in.HandleMessage(context.Background(), testPeer, oru("HOSP", "ORU^R01", fmt.Sprintf("FAIL-%d", i), ""))
+				ack := parseACK(t, raw)
+				if ack.code != "AE" || ack.errCode != "207" || ack.errText != TextNotStored {
+					t.Fatalf("after the failure: %+v, want AE with ERR 207 %q", ack, TextNotStored)
+				}
+				if d := time.Since(start); d > 5*time.Second {
+					t.Fatalf("AE took %s, store timeout is 300ms", d)
+				}
+			}
+			st := in.Stats()
+			if st.Acked != 1 || st.Nacked[ReasonStore] != 3 {
+				t.Errorf("stats = %+v, want 1 acked, 3 store failures", st)
+			}
+		})
+	}
+}
+
+// TestIntakeStoreFailureEnhanced: in enhanced mode a failed store is CE, and
+// MSH-15 ER (acknowledge only errors) still gets it.
+func TestIntakeStoreFailureEnhanced(t *testing.T) {
+	tj := startTestJS(t, config.DurabilityOS)
+	in := newTestIntake(t, tj, IntakeConfig{StoreTimeout: 300 * time.Millisecond})
+	if raw := in.HandleMessage(context.Background(), testPeer, oru("HOSP", "ORU^R01", "ER-OK", "ER")); raw != nil {
+		t.Fatalf("MSH-15 ER answered a success: %q", raw)
+	}
+	if err := tj.js.DeleteStream(testCtx(t), StreamHL7In); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"AL", "ER"} {
+		ack := parseACK(t, in.HandleMessage(context.Background(), testPeer, oru("HOSP", "ORU^R01", "ER-FAIL-"+mode, mode)))
+		if ack.code != "CE" || ack.errCode != "207" || ack.errText != TextNotStored {
+			t.Errorf("MSH-15 %s after failure: %+v, want CE with ERR 207", mode, ack)
+		}
+	}
+	if raw := in.HandleMessage(context.Background(), testPeer, oru("HOSP", "ORU^R01", "NE-FAIL", "NE")); raw != nil {
+		t.Errorf("MSH-15 NE answered: %q", raw)
+	}
+}
+
+func TestIntakeDuplicate(t *testing.T) {
+	tj := startTestJS(t, config.DurabilityFsync)
+	in := newTestIntake(t, tj, IntakeConfig{})
+	frame := oru("HOSP", "ORU^R01", "DUP-1", "")
+	// A resend by an interface engine often differs in MSH-7 only.
+	resend := bytes.Replace(frame, []byte("20260101120000"), []byte("20260102080000"), 1)
+	var acks []ackResult
+	for _, f := range [][]byte{frame, frame, resend} {
+		acks = append(acks, parseACK(t, in.HandleMessage(context.Background(), testPeer, f)))
+	}
+	for i, a := range acks {
+		if a.code != "AA" || a.controlID != "DUP-1" || a.errCode != "" {
+			t.Errorf("ACK %d = %+v, want AA for DUP-1", i, a)
+		}
+	}
+	if n := streamMsgs(t, tj.js, StreamHL7In); n != 1 {
+		t.Errorf("HL7_IN holds %d messages, want 1", n)
+	}
+	st := in.Stats()
+	if st.Acked != 3 || st.Duplicates != 2 {
+		t.Errorf("stats = %+v, want 3 acked, 2 duplicates", st)
+	}
+	// The same control ID from another facility is another message.
+	if a := parseACK(t, in.HandleMessage(context.Background(), testPeer, oru("CLINIC", "ORU^R01", "DUP-1", ""))); a.code != "AA" {
+		t.Fatalf("other facility: %+v", a)
+	}
+	if n := streamMsgs(t, tj.js, StreamHL7In); n != 2 {
+		t.Errorf("HL7_IN holds %d messages, want 2", n)
+	}
+}
+
+func TestIntakeEnhancedMode(t *testing.T) {
+	tests := []struct {
+		name     string
+		mode     AckMode
+		msh15    string
+		msgType  string
+		wantCode string // "" = no ACK at all
+	}{
+		{"AL accepted", "", "AL", "ORU^R01", "CA"},
+		{"NE accepted", "", "NE", "ORU^R01", ""},
+		{"ER accepted", "", "ER", "ORU^R01", ""},
+		{"SU accepted", "", "SU", "ORU^R01", "CA"},
+		{"AL rejected", "", "AL", "ADT^A01", "CR"},
+		{"ER rejected", "", "ER", "ADT^A01", "CR"},
+		{"NE rejected", "", "NE", "ADT^A01", ""},
+		{"SU rejected", "", "SU", "ADT^A01", ""},
+		{"original mode", "", "", "ORU^R01", "AA"},
+		{"forced original", AckModeOriginal, "AL", "ORU^R01", "AA"},
+		{"forced enhanced", AckModeEnhanced, "", "ORU^R01", "CA"},
+		{"forced enhanced reject", AckModeEnhanced, "", "ADT^A01", "CR"},
+	}
+	tj := startTestJS(t, config.DurabilityOS)
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := newTestIntake(t, tj, IntakeConfig{AckMode: tt.mode})
+			ctrl := fmt.Sprintf("ENH-%d", i)
+			raw := in.HandleMessage(context.Background(), testPeer, oru("HOSP", tt.msgType, ctrl, tt.msh15))
+			if tt.wantCode == "" {
+				if raw != nil {
+					t.Fatalf("got ACK %q, want none", raw)
+				}
+				if in.Stats().AcksSuppressed != 1 {
+					t.Errorf("AcksSuppressed = %d, want 1", in.Stats().AcksSuppressed)
+				}
+				return
+			}
+			if a := parseACK(t, raw); a.code != tt.wantCode || a.controlID != ctrl {
+				t.Fatalf("ACK = %+v, want %s for %s", a, tt.wantCode, ctrl)
+			}
+		})
+	}
+}
+
+func TestIntakeRejects(t *testing.T) {
+	tests := []struct {
+		name     string
+		cfg      IntakeConfig
+		frame    []byte
+		wantCode string
+		wantErr  string
+		wantText string // prefix of ERR-8
+		reason   Reason
+	}{
+		{"unaccepted type", IntakeConfig{}, oru("HOSP", "ADT^A01", "T-1", ""), "AR", "200", "message type not accepted: ADT^A01", ReasonType},
+		{"unaccepted event", IntakeConfig{}, oru("HOSP", "ORU^R99", "T-2", ""), "AR", "200", "message type not accepted: ORU^R99", ReasonType},
+		{"type enhanced", IntakeConfig{}, oru("HOSP", "ADT^A01", "T-3", "AL"), "CR", "200", "message type not accepted", ReasonType},
+		{"custom accept list", IntakeConfig{AcceptTypes: []string{"ORU^R30"}}, oru("HOSP", "ORU^R01", "T-4", ""), "AR", "200", "message type not accepted", ReasonType},
+		{"facility not allowed", IntakeConfig{AllowedFacilities: []string{"HOSP"}}, oru("OTHER", "ORU^R01", "F-1", ""), "AR", "207", TextFacilityDenied, ReasonFacility},
+		{"facility enhanced", IntakeConfig{AllowedFacilities: []string{"HOSP"}}, oru("OTHER", "ORU^R01", "F-2", "AL"), "CR", "207", TextFacilityDenied, ReasonFacility},
+		{"missing control id", IntakeConfig{}, oru("HOSP", "ORU^R01", "", ""), "AR", "101", "MSH-10", ReasonRequired},
+		{"missing type", IntakeConfig{}, oru("HOSP", "", "R-1", ""), "AR", "101", "MSH-9", ReasonRequired},
+		{"not HL7", IntakeConfig{}, []byte("hello, this is not HL7\r"), "AR", "100", "", ReasonParse},
+		{"bad delimiters", IntakeConfig{}, []byte("MSH|^^^^|LAB|HOSP|RG|HOSP|2026||ORU^R01|P-1|P|2.5.1\rPID|1\r"), "AR", "102", "", ReasonParse},
+		{"empty", IntakeConfig{}, []byte(""), "AR", "100", "", ReasonParse},
+	}
+	tj := startTestJS(t, config.DurabilityOS)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := newTestIntake(t, tj, tt.cfg)
+			deadBefore := streamMsgs(t, tj.js, StreamDead)
+			inBefore := streamMsgs(t, tj.js, StreamHL7In)
+			a := parseACK(t, in.HandleMessage(context.Background(), testPeer, tt.frame))
+			if a.code != tt.wantCode || a.errCode != tt.wantErr || !strings.HasPrefix(a.errText, tt.wantText) {
+				t.Fatalf("ACK = %+v, want %s ERR %s %q", a, tt.wantCode, tt.wantErr, tt.wantText)
+			}
+			if n := streamMsgs(t, tj.js, StreamHL7In); n != inBefore {
+				t.Errorf("rejected message stored in HL7_IN")
+			}
+			if n := streamMsgs(t, tj.js, StreamDead); n != deadBefore+1 {
+				t.Fatalf("DEAD grew by %d, want 1", n-deadBefore)
+			}
+			d := lastMsg(t, tj.js, StreamDead, DeadSubject(string(tt.reason)))
+			if !bytes.Equal(d.Data, tt.frame) {
+				t.Errorf("DEAD record bytes differ:\n got %q\nwant %q", d.Data, tt.frame)
+			}
+			if d.Header.Get(HeaderReason) != string(tt.reason) || d.Header.Get(HeaderError) == "" ||
+				d.Header.Get(HeaderPeer) != testPeer.Addr.String() || d.Header.Get(HeaderStage) != "intake" {
+				t.Errorf("DEAD headers = %v", d.Header)
+			}
+			st := in.Stats()
+			if st.Nacked[tt.reason] != 1 || st.Acked != 0 || st.DeadLettered != 1 {
+				t.Errorf("stats = %+v", st)
+			}
+		})
+	}
+}
+
+func TestIntakeFacilityAllowed(t *testing.T) {
+	tj := startTestJS(t, config.DurabilityOS)
+	in := newTestIntake(t, tj, IntakeConfig{AllowedFacilities: []string{"HOSP", "1.2.3.4"}})
+	for _, fac := range []string{"HOSP", "CLINIC&1.2.3.4&ISO", "X^1.2.3.4^ISO"} {
+		frame := oru(strings.ReplaceAll(fac, "&", "^"), "ORU^R01", "FA-"+fac, "")
+		if a := parseACK(t, in.HandleMessage(context.Background(), testPeer, frame)); a.code != "AA" {
+			t.Errorf("facility %s: %+v, want AA", fac, a)
+		}
+	}
+}
+
+func TestIntakeTooLarge(t *testing.T) {
+	tj := startTestJS(t, config.DurabilityOS)
+	in := newTestIntake(t, tj, IntakeConfig{})
+	for _, tt := range []struct {
+		name, msh15, want string
+	}{{"original", "", "AR"}, {"enhanced", "AL", "CR"}} {
+		t.Run(tt.name, func(t *testing.T) {
+			prefix := oru("HOSP", "ORU^R01", "BIG-"+tt.name, tt.msh15)[:120]
+			a := parseACK(t, in.HandleTooLarge(context.Background(), testPeer, prefix, 20<<20))
+			if a.code != tt.want || a.errCode != "207" || a.errText != TextTooLarge || a.controlID != "BIG-"+tt.name {
+				t.Fatalf("ACK = %+v, want %s ERR 207 %q", a, tt.want, TextTooLarge)
+			}
+			d := lastMsg(t, tj.js, StreamDead, DeadSubject(string(ReasonTooLarge)))
+			if !bytes.Equal(d.Data, prefix) || d.Header.Get(HeaderSize) != "20971520" {
+				t.Errorf("DEAD record: size header %q, %d bytes", d.Header.Get(HeaderSize), len(d.Data))
+			}
+		})
+	}
+	if n := in.Stats().Nacked[ReasonTooLarge]; n != 2 {
+		t.Errorf("too-large count = %d, want 2", n)
+	}
+}
+
+// TestIntakeOverNATSMaxPayload: a frame the MLLP limit let through but NATS
+// cannot carry is rejected (AR, "message too large"), not AE: resending cannot help.
+func TestIntakeOverNATSMaxPayload(t *testing.T) {
+	dir := t.TempDir()
+	srv, err := StartEmbedded(EmbeddedConfig{DataDir: dir, MaxPayload: 64 << 10, Durability: config.DurabilityOS, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	nc, err := Connect(testCtx(t), ConnConfig{Server: srv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	if err := EnsureStreams(testCtx(t), js, StreamsConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	in := NewIntake(js, IntakeConfig{PartitionSecret: testSecret}, zerolog.Nop())
+	frame := append(oru("HOSP", "ORU^R01", "HUGE-1", ""), []byte("OBX|2|ED|PDF^Report||^AP^PDF^Base64^"+strings.Repeat("QUFB", 30000)+"||||||F\r")...)
+	a := parseACK(t, in.HandleMessage(context.Background(), testPeer, frame))
+	if a.code != "AR" || a.errCode != "207" || a.errText != TextTooLarge {
+		t.Fatalf("ACK = %+v, want AR ERR 207 %q", a, TextTooLarge)
+	}
+}
+
+func TestIntakeConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  IntakeConfig
+		want string
+	}{
+		{"ok", IntakeConfig{PartitionSecret: []byte("k")}, ""},
+		{"no secret", IntakeConfig{}, "intake: partition secret is empty"},
+		{"bad mode", IntakeConfig{PartitionSecret: []byte("k"), AckMode: "sometimes"}, `intake: unknown ack mode "sometimes" (want auto, original or enhanced)`},
+		{"bad type", IntakeConfig{PartitionSecret: []byte("k"), AcceptTypes: []string{"ORU^R01^X^Y"}}, `intake: accept type "ORU^R01^X^Y": want CODE^EVENT or CODE`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Validate()
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tt.want {
+				t.Errorf("Validate() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	if !errors.Is(IntakeConfig{}.Validate(), ErrNoPartitionSecret) {
+		t.Error("no secret is not ErrNoPartitionSecret")
+	}
+}
+
+func TestMsgIDUnambiguous(t *testing.T) {
+	tests := []struct {
+		app, fac hl7.HD
+		ctrl     string
+	}{
+		{hl7.HD{NamespaceID: "A|B"}, hl7.HD{NamespaceID: "C"}, "1"},
+		{hl7.HD{NamespaceID: "A"}, hl7.HD{NamespaceID: "B|C"}, "1"},
+		{hl7.HD{NamespaceID: "A"}, hl7.HD{NamespaceID: "B"}, "C|1"},
+		{hl7.HD{NamespaceID: "A", UniversalID: "B"}, hl7.HD{NamespaceID: "C"}, "1"},
+		{hl7.HD{NamespaceID: "A^B"}, hl7.HD{NamespaceID: "C"}, "1"},
+		{hl7.HD{NamespaceID: "A%7CB"}, hl7.HD{NamespaceID: "C"}, "1"},
+	}
+	seen := map[string]int{}
+	for i, tt := range tests {
+		id := MsgID(tt.app, tt.fac, tt.ctrl)
+		if j, dup := seen[id]; dup {
+			t.Errorf("cases %d and %d share Msg-Id %q", j, i, id)
+		}
+		seen[id] = i
+		if strings.ContainsAny(id, "\r\n") {
+			t.Errorf("Msg-Id %q has a line break", id)
+		}
+	}
+	if got := MsgID(hl7.HD{NamespaceID: "LAB"}, hl7.HD{NamespaceID: "HOSP"}, "CTRL-1"); got != "LAB|HOSP|CTRL-1" {
+		t.Errorf("MsgID = %q", got)
+	}
+}
+
+// TestIntakeOverMLLP runs the intake behind a real MLLP server on loopback and
+// sends with the MLLP client: stored, acknowledged, deduplicated, rejected.
+func TestIntakeOverMLLP(t *testing.T) {
+	tj := startTestJS(t, config.DurabilityFsync)
+	in := newTestIntake(t, tj, IntakeConfig{})
+	srv := mllp.NewServer(mllp.ServerConfig{MaxFrameSize: 64 << 10, Logger: zerolog.Nop()}, in)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		if err := <-done; err != nil && !errors.Is(err, mllp.ErrServerClosed) {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	ctx := testCtx(t)
+	c, err := mllp.Dial(ctx, mllp.ClientConfig{Addr: ln.Addr().String(), AckTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	send := func(frame []byte) ackResult {
+		t.Helper()
+		raw, err := c.Send(ctx, frame)
+		if err != nil {
+			t.Fatalf("Send: %v", err)
+		}
+		return parseACK(t, raw)
+	}
+	for i := range 20 {
+		if a := send(oru("HOSP", "ORU^R01", fmt.Sprintf("E2E-%d", i), "")); a.code != "AA" {
+			t.Fatalf("message %d: %+v", i, a)
+		}
+	}
+	if a := send(oru("HOSP", "ORU^R01", "E2E-3", "")); a.code != "AA" {
+		t.Fatalf("resend: %+v", a)
+	}
+	if a := send(oru("HOSP", "ADT^A01", "E2E-ADT", "")); a.code != "AR" || a.errCode != "200" {
+		t.Fatalf("ADT: %+v", a)
+	}
+	big := append(oru("HOSP", "ORU^R01", "E2E-BIG", ""), bytes.Repeat([]byte("OBX|2|TX|X||"+strings.Repeat("A", 1000)+"\r"), 100)...)
+	if a := send(big); a.code != "AR" || a.errCode != "207" || a.errText != TextTooLarge {
+		t.Fatalf("oversize: %+v", a)
+	}
+	// The connection is still usable after the oversize frame.
+	if a := send(oru("HOSP", "ORU^R01", "E2E-AFTER", "")); a.code != "AA" {
+		t.Fatalf("after oversize: %+v", a)
+	}
+	testutil.Eventually(t, 5*time.Second, "21 messages in HL7_IN", func() bool {
+		return streamMsgs(t, tj.js, StreamHL7In) == 21
+	})
+	st := in.Stats()
+	if st.Acked != 22 || st.Duplicates != 1 || st.Nacked[ReasonType] != 1 || st.Nacked[ReasonTooLarge] != 1 {
+		t.Errorf("stats = %+v", st)
+	}
+}
