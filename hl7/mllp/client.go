@@ -238,8 +238,8 @@ func (c *Client) reconnectLocked(ctx context.Context) error {
 			return nil
 		}
 		c.failures++
-		if ctx.Err() != nil {
-			return err
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return fmt.Errorf("mllp: reconnecting to %s: %w (last attempt: %w)", c.cfg.Addr, ctxErr, err)
 		}
 		c.log.Warn().Err(err).Int("attempt", c.failures).Msg("mllp reconnect failed")
 	}
