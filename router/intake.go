@@ -26,16 +26,16 @@ import (
 const (
 	// HeaderMsgID is JetStream's deduplication header, set to MsgID(MSH-3, MSH-4, MSH-10).
 	HeaderMsgID = jetstream.MsgIDHeader
-	// HeaderControlID is MSH-10.
-	HeaderControlID = "Hl7-Control-Id"
-	// HeaderMessageType is MSH-9 as CODE^EVENT^STRUCTURE.
-	HeaderMessageType = "Hl7-Message-Type"
-	// HeaderSendingApplication is MSH-3 (HD components joined with ^).
-	HeaderSendingApplication = "Hl7-Sending-Application"
-	// HeaderSendingFacility is MSH-4 (HD components joined with ^).
-	HeaderSendingFacility = "Hl7-Sending-Facility"
-	// HeaderVersion is MSH-12.
-	HeaderVersion = "Hl7-Version"
+	// HeaderHL7ControlID is MSH-10.
+	HeaderHL7ControlID = "Hl7-Control-Id"
+	// HeaderHL7MessageType is MSH-9 as CODE^EVENT^STRUCTURE.
+	HeaderHL7MessageType = "Hl7-Message-Type"
+	// HeaderHL7SendingApplication is MSH-3 (HD components joined with ^).
+	HeaderHL7SendingApplication = "Hl7-Sending-Application"
+	// HeaderHL7SendingFacility is MSH-4 (HD components joined with ^).
+	HeaderHL7SendingFacility = "Hl7-Sending-Facility"
+	// HeaderHL7Version is MSH-12.
+	HeaderHL7Version = "Hl7-Version"
 	// HeaderPeer is the sender's IP address and port.
 	HeaderPeer = "Resultgate-Peer"
 	// HeaderPeerCert is the CN of the sender's verified client certificate (mutual TLS).
@@ -48,14 +48,19 @@ const (
 	HeaderPartition = "Resultgate-Partition"
 	// HeaderPatientKey is PatientKey of the PID-3 identifier; absent without PID.
 	HeaderPatientKey = "Resultgate-Patient-Key"
-	// HeaderReason is, on DEAD records, why the message was not accepted (a Reason).
-	HeaderReason = "Resultgate-Reason"
-	// HeaderError is, on DEAD records, the error in words (may quote the message).
-	HeaderError = "Resultgate-Error"
+	// HeaderRejectReason is, on DEAD records, why the message was not accepted (a
+	// Reason). The header names match the classify step's dead letters.
+	HeaderRejectReason = "Resultgate-Dead-Reason"
+	// HeaderRejectDetail is, on DEAD records, the problem in words, without
+	// message content.
+	HeaderRejectDetail = "Resultgate-Dead-Detail"
 	// HeaderStage is, on DEAD records, the step that gave up ("intake").
-	HeaderStage = "Resultgate-Stage"
+	HeaderStage = "Resultgate-Dead-Stage"
 	// HeaderSize is, on DEAD records of oversize frames, the full frame size in bytes.
 	HeaderSize = "Resultgate-Size"
+
+	// headerDeadAt is when the DEAD record was written (as the classify step's).
+	headerDeadAt = "Resultgate-Dead-At"
 )
 
 // Reason says why the intake did not accept a message. It is a DEAD subject
@@ -304,7 +309,7 @@ func (in *Intake) HandleMessage(ctx context.Context, peer mllp.Peer, frame []byt
 		ev.Msg("unparseable message")
 		// Without a parsed MSH, the mode comes from whatever header bytes there are.
 		enhanced := in.enhancedFromBytes(frame)
-		return in.reject(ctx, log, peer, receivedAt, frame, ReasonParse, err.Error(), enhanced, func(code hl7.AckCode) []byte {
+		return in.reject(ctx, log, peer, receivedAt, frame, ReasonParse, parseDetail(err), enhanced, func(code hl7.AckCode) []byte {
 			return hl7.BuildACKFromBytes(frame, code, detail)
 		}, acceptAckFromBytes(frame))
 	}
@@ -381,16 +386,16 @@ func (in *Intake) store(ctx context.Context, m *hl7.Message, msh hl7.MSH, peer m
 	part := Partition(pkey, in.cfg.Partitions)
 	msgID := MsgID(msh.SendingApplication, msh.SendingFacility, msh.ControlID)
 	h := nats.Header{
-		HeaderMsgID:              {msgID},
-		HeaderControlID:          {headerSafe(msh.ControlID)},
-		HeaderMessageType:        {headerSafe(msh.MessageType.String())},
-		HeaderSendingApplication: {headerSafe(hdString(msh.SendingApplication))},
-		HeaderSendingFacility:    {headerSafe(hdString(msh.SendingFacility))},
-		HeaderVersion:            {headerSafe(msh.Version)},
-		HeaderPeer:               {peer.Addr.String()},
-		HeaderConnID:             {strconv.FormatUint(peer.ConnID, 10)},
-		HeaderReceivedAt:         {receivedAt.UTC().Format(time.RFC3339Nano)},
-		HeaderPartition:          {part},
+		HeaderMsgID:                 {msgID},
+		HeaderHL7ControlID:          {headerSafe(msh.ControlID)},
+		HeaderHL7MessageType:        {headerSafe(msh.MessageType.String())},
+		HeaderHL7SendingApplication: {headerSafe(hdString(msh.SendingApplication))},
+		HeaderHL7SendingFacility:    {headerSafe(hdString(msh.SendingFacility))},
+		HeaderHL7Version:            {headerSafe(msh.Version)},
+		HeaderPeer:                  {peer.Addr.String()},
+		HeaderConnID:                {strconv.FormatUint(peer.ConnID, 10)},
+		HeaderReceivedAt:            {receivedAt.UTC().Format(time.RFC3339Nano)},
+		HeaderPartition:             {part},
 	}
 	if pkey != "" {
 		h[HeaderPatientKey] = []string{pkey}
@@ -467,13 +472,14 @@ func (in *Intake) reject(ctx context.Context, log zerolog.Logger, peer mllp.Peer
 func (in *Intake) deadLetter(ctx context.Context, peer mllp.Peer, receivedAt time.Time, data []byte, r Reason, why string, size int64) error {
 	sum := sha256.Sum256(data)
 	h := nats.Header{
-		HeaderMsgID:      {"intake-" + string(r) + "-" + hex.EncodeToString(sum[:16])},
-		HeaderReason:     {string(r)},
-		HeaderError:      {headerSafe(why)},
-		HeaderStage:      {"intake"},
-		HeaderPeer:       {peer.Addr.String()},
-		HeaderConnID:     {strconv.FormatUint(peer.ConnID, 10)},
-		HeaderReceivedAt: {receivedAt.UTC().Format(time.RFC3339Nano)},
+		HeaderMsgID:        {"intake-" + string(r) + "-" + hex.EncodeToString(sum[:16])},
+		HeaderRejectReason: {string(r)},
+		HeaderRejectDetail: {headerSafe(why)},
+		HeaderStage:        {"intake"},
+		HeaderPeer:         {peer.Addr.String()},
+		HeaderConnID:       {strconv.FormatUint(peer.ConnID, 10)},
+		HeaderReceivedAt:   {receivedAt.UTC().Format(time.RFC3339Nano)},
+		headerDeadAt:       {in.now().UTC().Format(time.RFC3339Nano)},
 	}
 	if size > 0 {
 		h[HeaderSize] = []string{strconv.FormatInt(size, 10)}
@@ -511,6 +517,27 @@ func (in *Intake) HandleTooLarge(ctx context.Context, peer mllp.Peer, prefix []b
 	}
 	in.nacked[ReasonTooLarge.index()].Add(1)
 	return in.maybeAck(enhanced, acceptAckFromBytes(prefix), false, hl7.BuildACKFromBytes(prefix, hl7.AckCodeFor(enhanced, hl7.Rejected), d))
+}
+
+// parseDetail describes a parse error without message content: the sentinel's
+// text and the location (a ParseError's Detail may quote the message).
+func parseDetail(err error) string {
+	var pe *hl7.ParseError
+	if !errors.As(err, &pe) || pe.Err == nil {
+		return "message does not parse"
+	}
+	s := pe.Err.Error()
+	if pe.Segment != "" {
+		s += " in " + pe.Segment
+	}
+	if pe.Line > 0 {
+		s += " (segment " + strconv.Itoa(pe.Line)
+		if pe.Field > 0 {
+			s += ", field " + strconv.Itoa(pe.Field)
+		}
+		s += ")"
+	}
+	return s
 }
 
 // accepts reports whether the message type is in the accept list.

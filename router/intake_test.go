@@ -117,17 +117,17 @@ func TestIntakeStoresThenAcks(t *testing.T) {
 		t.Fatalf("stored bytes differ from the frame:\n got %q\nwant %q", got.Data, frame)
 	}
 	wantHdr := map[string]string{
-		HeaderMsgID:              "LAB|HOSP|CTRL-1",
-		HeaderControlID:          "CTRL-1",
-		HeaderMessageType:        "ORU^R01^ORU_R01",
-		HeaderSendingApplication: "LAB",
-		HeaderSendingFacility:    "HOSP",
-		HeaderVersion:            "2.5.1",
-		HeaderPeer:               "192.0.2.7:40123",
-		HeaderConnID:             "42",
-		HeaderReceivedAt:         "2026-11-23T10:00:00.000000123Z",
-		HeaderPartition:          part,
-		HeaderPatientKey:         pkey,
+		HeaderMsgID:                 "LAB|HOSP|CTRL-1",
+		HeaderHL7ControlID:          "CTRL-1",
+		HeaderHL7MessageType:        "ORU^R01^ORU_R01",
+		HeaderHL7SendingApplication: "LAB",
+		HeaderHL7SendingFacility:    "HOSP",
+		HeaderHL7Version:            "2.5.1",
+		HeaderPeer:                  "192.0.2.7:40123",
+		HeaderConnID:                "42",
+		HeaderReceivedAt:            "2026-11-23T10:00:00.000000123Z",
+		HeaderPartition:             part,
+		HeaderPatientKey:            pkey,
 	}
 	for k, v := range wantHdr {
 		if g := got.Header.Get(k); g != v {
@@ -347,7 +347,7 @@ func TestIntakeRejects(t *testing.T) {
 			if !bytes.Equal(d.Data, tt.frame) {
 				t.Errorf("DEAD record bytes differ:\n got %q\nwant %q", d.Data, tt.frame)
 			}
-			if d.Header.Get(HeaderReason) != string(tt.reason) || d.Header.Get(HeaderError) == "" ||
+			if d.Header.Get(HeaderRejectReason) != string(tt.reason) || d.Header.Get(HeaderRejectDetail) == "" ||
 				d.Header.Get(HeaderPeer) != testPeer.Addr.String() || d.Header.Get(HeaderStage) != "intake" {
 				t.Errorf("DEAD headers = %v", d.Header)
 			}
