@@ -80,6 +80,7 @@ type Client struct {
 
 	mu       sync.Mutex
 	conn     net.Conn
+	alive    *aliveCheck // for conn
 	rd       *Reader
 	failures int // consecutive failed connections or sends; drives the back-off
 	closed   bool
@@ -138,7 +139,7 @@ func (c *Client) Send(ctx context.Context, msg []byte) (ack []byte, err error) {
 	if c.closed {
 		return nil, ErrClientClosed
 	}
-	if c.conn != nil && !connAlive(c.conn) {
+	if c.conn != nil && !c.alive.ok() {
 		// The receiver closed the connection while it was idle (idle timeout,
 		// restart): reconnect now instead of losing this message to it.
 		c.log.Debug().Msg("mllp connection closed by peer while idle; reconnecting")
@@ -160,14 +161,16 @@ func (c *Client) Send(ctx context.Context, msg []byte) (ack []byte, err error) {
 		c.dropLocked(true)
 		return nil, fmt.Errorf("mllp: sending to %s: %w", c.cfg.Addr, err)
 	}
-	// Cancelling ctx interrupts a blocked write or read.
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	if ctx.Done() != nil {
+		// Cancelling ctx interrupts a blocked write or read.
+		stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+		defer stop()
+	}
 	err = WriteFrame(conn, msg)
 	var frame []byte
 	if err == nil {
 		frame, err = c.rd.ReadFrame()
 	}
-	stop()
 	if err != nil {
 		var tooLarge *FrameTooLargeError
 		if errors.As(err, &tooLarge) {
@@ -278,6 +281,7 @@ func (c *Client) dial(ctx context.Context) error {
 		return fmt.Errorf("mllp: connecting to %s: %w", c.cfg.Addr, err)
 	}
 	c.conn = conn
+	c.alive = newAliveCheck(conn)
 	if c.rd == nil {
 		c.rd = NewReader(conn, c.cfg.MaxFrameSize)
 	} else {

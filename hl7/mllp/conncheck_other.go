@@ -4,6 +4,10 @@ package mllp
 
 import "net"
 
-// connAlive cannot peek at the socket on this platform; a closed connection is
+// aliveCheck cannot peek at the socket on this platform; a closed connection is
 // found when the next Send fails.
-func connAlive(net.Conn) bool { return true }
+type aliveCheck struct{}
+
+func newAliveCheck(net.Conn) *aliveCheck { return nil }
+
+func (a *aliveCheck) ok() bool { return true }

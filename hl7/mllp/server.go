@@ -577,13 +577,13 @@ func (c *conn) serve(ctx context.Context) {
 		if tooLarge != nil {
 			s.stats.oversizeFrames.Add(1)
 			c.log.Warn().Int64("size", tooLarge.Size).Int("max", tooLarge.Limit).Msg("mllp frame too large")
-			ack, ok = c.call(func() []byte { return s.h.HandleTooLarge(ctx, c.peer, tooLarge.Prefix, tooLarge.Size) })
+			ack, ok = c.call(ctx, nil, tooLarge)
 		} else {
 			c.frames++
 			c.bytes += int64(len(frame))
 			s.stats.frames.Add(1)
 			s.stats.frameBytes.Add(uint64(len(frame)))
-			ack, ok = c.call(func() []byte { return s.h.HandleMessage(ctx, c.peer, frame) })
+			ack, ok = c.call(ctx, frame, nil)
 		}
 		if !ok {
 			reason = "handler panic"
@@ -642,7 +642,7 @@ func (c *conn) readFailure(err error, midFrame bool) string {
 // call runs a Handler method, recovering a panic so that one bad message cannot
 // stop the intake. The panic value is logged only for runtime errors: a value
 // made by the handler could carry message content.
-func (c *conn) call(f func() []byte) (ack []byte, ok bool) {
+func (c *conn) call(ctx context.Context, frame []byte, tooLarge *FrameTooLargeError) (ack []byte, ok bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			c.srv.stats.handlerPanics.Add(1)
@@ -656,7 +656,10 @@ func (c *conn) call(f func() []byte) (ack []byte, ok bool) {
 			ack, ok = nil, false
 		}
 	}()
-	return f(), true
+	if tooLarge != nil {
+		return c.srv.h.HandleTooLarge(ctx, c.peer, tooLarge.Prefix, tooLarge.Size), true
+	}
+	return c.srv.h.HandleMessage(ctx, c.peer, frame), true
 }
 
 func (c *conn) writeACK(ack []byte) error {
