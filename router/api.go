@@ -1,0 +1,265 @@
+package router
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// API subjects: resultgate.api.<operation>.
+const (
+	// SubjectAPIPrefix prefixes every API subject.
+	SubjectAPIPrefix = "resultgate.api."
+	// SubjectAPIAll matches every API subject.
+	SubjectAPIAll = "resultgate.api.>"
+)
+
+// API error codes.
+const (
+	CodeNotFound        = "not_found"
+	CodeAlreadyReleased = "already_released"
+	CodeReasonRequired  = "reason_required"
+	CodeForbidden       = "forbidden"
+	CodeBadRequest      = "bad_request"
+	CodeBasisActive     = "basis_active"
+	CodeClosed          = "closed"
+	CodeConflict        = "conflict"
+	CodeInternal        = "internal"
+)
+
+// APIError is the error part of an API response.
+type APIError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *APIError) Error() string { return e.Code + ": " + e.Message }
+
+// APIResponse is the envelope of every API reply: Data on success, Error
+// otherwise.
+type APIResponse struct {
+	Data  json.RawMessage `json:"data,omitempty"`
+	Error *APIError       `json:"error,omitempty"`
+}
+
+// apiCode maps a service error to an API error code.
+func apiCode(err error) string {
+	switch {
+	case errors.Is(err, ErrHoldNotFound), errors.Is(err, ErrConsentNotFound), errors.Is(err, ErrDeadNotFound):
+		return CodeNotFound
+	case errors.Is(err, ErrAlreadyReleased):
+		return CodeAlreadyReleased
+	case errors.Is(err, ErrReasonRequired):
+		return CodeReasonRequired
+	case errors.Is(err, ErrForbidden):
+		return CodeForbidden
+	case errors.Is(err, ErrBadRequest):
+		return CodeBadRequest
+	case errors.Is(err, ErrBasisActive):
+		return CodeBasisActive
+	case errors.Is(err, ErrHoldClosed):
+		return CodeClosed
+	case errors.Is(err, ErrConflict):
+		return CodeConflict
+	default:
+		return CodeInternal
+	}
+}
+
+// Request bodies of the API.
+type (
+	// HoldIDRequest names a hold (holds.get).
+	HoldIDRequest struct {
+		ID string `json:"id"`
+	}
+	// ReleaseAPIRequest is holds.release.
+	ReleaseAPIRequest struct {
+		ID string `json:"id"`
+		AckRequest
+	}
+	// OverrideAPIRequest is holds.override.
+	OverrideAPIRequest struct {
+		ID string `json:"id"`
+		OverrideRequest
+	}
+	// ConsentGetRequest is consent.get.
+	ConsentGetRequest struct {
+		Patient string `json:"patient"`
+	}
+	// DeadListRequest is dead.list.
+	DeadListRequest struct {
+		Limit int `json:"limit,omitempty"`
+	}
+	// DeadReplayRequest is dead.replay.
+	DeadReplayRequest struct {
+		Seq uint64 `json:"seq"`
+		By  string `json:"by"`
+	}
+)
+
+// maxAPIBody bounds a request body (a Consent is the largest).
+const maxAPIBody = 1 << 20
+
+// apiTimeout bounds one request's work.
+const apiTimeout = 30 * time.Second
+
+// apiConcurrency bounds the requests handled at once by one instance.
+const apiConcurrency = 64
+
+// serveAPI subscribes the request/reply API on resultgate.api.> in queue
+// group queue. Each request is handled in its own goroutine (at most
+// apiConcurrency at once) under ctx and apiTimeout.
+func serveAPI(nc *nats.Conn, queue string, s *Service, ctx context.Context) (*nats.Subscription, error) {
+	sem := make(chan struct{}, apiConcurrency)
+	sub, err := nc.QueueSubscribe(SubjectAPIAll, queue, func(m *nats.Msg) {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		go func() {
+			defer func() { <-sem }()
+			rctx, cancel := context.WithTimeout(ctx, apiTimeout)
+			defer cancel()
+			data, err := s.handleAPI(rctx, strings.TrimPrefix(m.Subject, SubjectAPIPrefix), m.Data)
+			resp := APIResponse{Data: data}
+			if err != nil {
+				resp = APIResponse{Error: &APIError{Code: apiCode(err), Message: err.Error()}}
+			}
+			out, _ := json.Marshal(resp)
+			if m.Reply != "" {
+				_ = m.Respond(out)
+			}
+		}()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscribing %s: %w", SubjectAPIAll, err)
+	}
+	return sub, nil
+}
+
+func decodeReq(data []byte, v any) error {
+	if len(data) > maxAPIBody {
+		return fmt.Errorf("request body over %d bytes: %w", maxAPIBody, ErrBadRequest)
+	}
+	if len(data) == 0 {
+		data = []byte("{}")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("decoding request: %w: %w", ErrBadRequest, err)
+	}
+	return nil
+}
+
+// handleAPI dispatches one request to the Service.
+func (s *Service) handleAPI(ctx context.Context, op string, body []byte) (json.RawMessage, error) {
+	var out any
+	var err error
+	switch op {
+	case "holds.list":
+		var f HoldFilter
+		if err = decodeReq(body, &f); err == nil {
+			out, err = s.ListHolds(ctx, f)
+		}
+	case "holds.get":
+		var r HoldIDRequest
+		if err = decodeReq(body, &r); err == nil {
+			out, err = s.GetHold(ctx, r.ID)
+		}
+	case "holds.release":
+		var r ReleaseAPIRequest
+		if err = decodeReq(body, &r); err == nil {
+			out, err = s.Acknowledge(ctx, r.ID, r.AckRequest)
+		}
+	case "holds.override":
+		var r OverrideAPIRequest
+		if err = decodeReq(body, &r); err == nil {
+			out, err = s.Override(ctx, r.ID, r.OverrideRequest)
+		}
+	case "holds.place":
+		var r PlaceRequest
+		if err = decodeReq(body, &r); err == nil {
+			out, err = s.PlaceDetermination(ctx, r)
+		}
+	case "consent.put":
+		var r ConsentPut
+		if err = decodeReq(body, &r); err == nil {
+			out, err = s.PutConsent(ctx, r)
+		}
+	case "consent.get":
+		var r ConsentGetRequest
+		if err = decodeReq(body, &r); err == nil {
+			out, err = s.GetConsent(ctx, r.Patient)
+		}
+	case "dead.list":
+		var r DeadListRequest
+		if err = decodeReq(body, &r); err == nil {
+			out, err = s.DeadList(ctx, r.Limit)
+		}
+	case "dead.replay":
+		var r DeadReplayRequest
+		if err = decodeReq(body, &r); err == nil {
+			out, err = s.DeadReplay(ctx, r.Seq, r.By)
+		}
+	case "audit.query":
+		var q AuditQuery
+		if err = decodeReq(body, &q); err == nil {
+			out, err = s.Audit(ctx, q)
+		}
+	default:
+		return nil, fmt.Errorf("unknown operation %q: %w", op, ErrBadRequest)
+	}
+	if err != nil {
+		return nil, err
+	}
+	data, err := json.Marshal(out)
+	if err != nil {
+		return nil, fmt.Errorf("encoding response: %w", err)
+	}
+	return data, nil
+}
+
+// APIClient calls the request/reply API (the CLI uses it).
+type APIClient struct {
+	NC      *nats.Conn
+	Timeout time.Duration
+}
+
+// Call sends req to operation op and decodes the reply's data into out. An API
+// error comes back as *APIError.
+func (c APIClient) Call(ctx context.Context, op string, req, out any) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("encoding request: %w", err)
+	}
+	timeout := c.Timeout
+	if timeout == 0 {
+		timeout = apiTimeout
+	}
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	m, err := c.NC.RequestWithContext(rctx, SubjectAPIPrefix+op, body)
+	if err != nil {
+		return fmt.Errorf("calling %s: %w", op, err)
+	}
+	var resp APIResponse
+	if err := json.Unmarshal(m.Data, &resp); err != nil {
+		return fmt.Errorf("decoding %s reply: %w", op, err)
+	}
+	if resp.Error != nil {
+		return resp.Error
+	}
+	if out != nil && len(resp.Data) > 0 {
+		if err := json.Unmarshal(resp.Data, out); err != nil {
+			return fmt.Errorf("decoding %s data: %w", op, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,215 @@
+package router
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/resultgate/resultgate/policy"
+)
+
+// Audit event kinds; the subject is audit.<kind>.<key> where key is the hold
+// ID, the patient key or the order key (all opaque, no PHI).
+const (
+	AuditDecision      = "decision"
+	AuditTransition    = "transition"
+	AuditOverride      = "override"
+	AuditConsent       = "consent"
+	AuditDetermination = "determination"
+	AuditReevaluation  = "reevaluation"
+	AuditDead          = "dead"
+	AuditReplay        = "replay"
+)
+
+// AuditEvent is one entry of the append-only audit trail.
+type AuditEvent struct {
+	Kind       string    `json:"kind"`
+	At         time.Time `json:"at"`
+	HoldID     string    `json:"hold_id,omitempty"`
+	PatientKey string    `json:"patient_key,omitempty"`
+	OrderKey   string    `json:"order_key,omitempty"`
+	MsgID      string    `json:"msg_id,omitempty"`
+	ControlID  string    `json:"control_id,omitempty"`
+	InboundSeq uint64    `json:"inbound_seq,omitempty"`
+	// Decision fields.
+	Action         string       `json:"action,omitempty"`
+	Disposition    string       `json:"disposition,omitempty"`
+	Tags           []policy.Tag `json:"tags,omitempty"`
+	RulesetVersion string       `json:"ruleset_version,omitempty"`
+	Bases          []Basis      `json:"bases,omitempty"`
+	Deadline       time.Time    `json:"deadline,omitzero"`
+	Notify         string       `json:"notify,omitempty"`
+	// Action fields.
+	From   HoldState   `json:"from,omitempty"`
+	To     HoldState   `json:"to,omitempty"`
+	Path   ReleasePath `json:"path,omitempty"`
+	Actor  string      `json:"actor,omitempty"`
+	Role   string      `json:"role,omitempty"`
+	Reason string      `json:"reason,omitempty"`
+	// Seq is the AUDIT stream sequence (set when read back).
+	Seq uint64 `json:"seq,omitempty"`
+}
+
+// Auditor appends events to the AUDIT stream (which denies delete and purge).
+type Auditor struct {
+	js jetstream.JetStream
+}
+
+// key returns the subject's last token for e.
+func (e *AuditEvent) key() string {
+	switch {
+	case e.HoldID != "":
+		return e.HoldID
+	case e.PatientKey != "":
+		return e.PatientKey
+	case e.OrderKey != "":
+		return e.OrderKey
+	default:
+		return "none"
+	}
+}
+
+// Record appends e with Nats-Msg-Id id (stable per event, so a re-run adds no
+// second copy within the duplicate window).
+func (a *Auditor) Record(ctx context.Context, id string, e AuditEvent) error {
+	if e.At.IsZero() {
+		e.At = time.Now().UTC()
+	}
+	data, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encoding audit event: %w", err)
+	}
+	subj := "audit." + e.Kind + "." + e.key()
+	_, err = a.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: data},
+		jetstream.WithMsgID("aud-"+id), jetstream.WithExpectStream(StreamAudit))
+	if err != nil {
+		return fmt.Errorf("publishing %s: %w", subj, err)
+	}
+	return nil
+}
+
+// Transition audits one transition of h.
+func (a *Auditor) Transition(ctx context.Context, h *Hold, t Transition) error {
+	kind := AuditTransition
+	if t.Path == PathOverride {
+		kind = AuditOverride
+	}
+	id := h.ID + "-" + string(t.To) + "-" + strconv.Itoa(len(h.Transitions))
+	return a.Record(ctx, id, AuditEvent{
+		Kind: kind, At: t.At, HoldID: h.ID, PatientKey: h.PatientKey, OrderKey: h.OrderKey,
+		MsgID: h.Inbound.MsgID, ControlID: h.Inbound.ControlID, InboundSeq: h.Inbound.Seq,
+		From: t.From, To: t.To, Path: t.Path, Actor: t.Actor, Role: t.Role, Reason: t.Reason,
+		Deadline: h.Deadline, Bases: h.Bases, RulesetVersion: h.RulesetVersion,
+	})
+}
+
+// AuditQuery selects audit events.
+type AuditQuery struct {
+	HoldID string    `json:"hold_id,omitempty"`
+	Since  time.Time `json:"since,omitzero"`
+	// Limit caps the events returned; default and maximum 10000.
+	Limit int `json:"limit,omitempty"`
+}
+
+// maxAuditRead bounds one audit query.
+const maxAuditRead = 10000
+
+// Query reads the audit events matching q, oldest first. It reads with an
+// ordered consumer filtered on the hold's subjects, so asking about one hold
+// does not read the whole trail.
+func (a *Auditor) Query(ctx context.Context, q AuditQuery) ([]AuditEvent, error) {
+	limit := q.Limit
+	if limit <= 0 || limit > maxAuditRead {
+		limit = maxAuditRead
+	}
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+	if q.HoldID != "" {
+		if !validToken(q.HoldID) {
+			return nil, fmt.Errorf("hold id: %w", ErrBadRequest)
+		}
+		cfg.FilterSubjects = []string{"audit.*." + q.HoldID}
+	}
+	if !q.Since.IsZero() {
+		t := q.Since
+		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
+		cfg.OptStartTime = &t
+	}
+	return readAll(ctx, a.js, StreamAudit, cfg, limit, func(m jetstream.Msg, seq uint64) (AuditEvent, error) {
+		var e AuditEvent
+		if err := json.Unmarshal(m.Data(), &e); err != nil {
+			return e, fmt.Errorf("decoding audit seq %d: %w", seq, err)
+		}
+		e.Seq = seq
+		return e, nil
+	})
+}
+
+// readAll reads a stream through an ordered consumer until nothing is pending
+// or limit items were read.
+func readAll[T any](ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.OrderedConsumerConfig, limit int, decode func(jetstream.Msg, uint64) (T, error)) ([]T, error) {
+	cons, err := js.OrderedConsumer(ctx, stream, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", stream, err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", stream, err)
+	}
+	out := []T{}
+	if info.NumPending == 0 {
+		return out, nil
+	}
+	for len(out) < limit {
+		batch, err := cons.Fetch(min(limit-len(out), 256), jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return out, fmt.Errorf("reading %s: %w", stream, err)
+		}
+		n := 0
+		var last uint64 = 1
+		for m := range batch.Messages() {
+			n++
+			meta, err := m.Metadata()
+			if err != nil {
+				return out, fmt.Errorf("reading %s: %w", stream, err)
+			}
+			v, err := decode(m, meta.Sequence.Stream)
+			if err != nil {
+				return out, err
+			}
+			out = append(out, v)
+			last = meta.NumPending
+			if last == 0 || len(out) >= limit {
+				break
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return out, fmt.Errorf("reading %s: %w", stream, err)
+		}
+		if n == 0 || last == 0 {
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// validToken reports whether s is usable as one subject token or KV key.
+func validToken(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

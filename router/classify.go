@@ -1,0 +1,497 @@
+package router
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/resultgate/resultgate/hl7"
+	"github.com/resultgate/resultgate/policy"
+)
+
+// Policy is what the pipeline needs from the policy package: build the report,
+// classify it, decide, and read a Consent. NewPolicy wraps the policy package;
+// tests may supply their own rules.
+type Policy interface {
+	// Report builds the policy's view of a parsed message (policy.FromHL7).
+	Report(m *hl7.Message) (*policy.Report, error)
+	// Classify tags the report; priorMalignancy is the patient's history.
+	Classify(r *policy.Report, priorMalignancy bool) policy.Classification
+	// Decide returns the release decision.
+	Decide(in policy.Input) policy.Decision
+	// ParseConsent reads a FHIR R4 Consent into the patient's preference.
+	ParseConsent(data []byte) (*policy.Preference, error)
+}
+
+// Inbound header the intake may set with the received time (RFC 3339).
+const headerReceivedAt = "Resultgate-Received-At"
+
+// permanentError marks a failure that retrying cannot fix: the message goes to
+// the DEAD stream at once with reason.
+type permanentError struct {
+	reason string
+	err    error
+}
+
+func (e *permanentError) Error() string { return e.reason + ": " + e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+func permanent(reason string, err error) error { return &permanentError{reason: reason, err: err} }
+
+// consumerName returns the durable classify consumer of a partition.
+func consumerName(partition string) string { return "classify-" + partition }
+
+// partitionTokens returns the n partition tokens Partition produces.
+func partitionTokens(n int) []string {
+	if n <= 0 {
+		n = DefaultPartitions
+	}
+	width := 2
+	for m := n - 1; m >= 100; m /= 10 {
+		width++
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("p%0*d", width, i)
+	}
+	return out
+}
+
+// classifyConsumerConfig is the durable consumer of one partition. MaxAckPending
+// 1 keeps the partition (hence each patient) in order across all instances: a
+// correction is never processed before the result it corrects. MaxDeliver is
+// unlimited on the server: the handler itself dead-letters after
+// Holds.MaxDeliver attempts, so no message is ever dropped by the server
+// without a DEAD record.
+func classifyConsumerConfig(partition string, ackWait time.Duration) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       consumerName(partition),
+		Description:   "classify step of partition " + partition,
+		FilterSubject: InSubject(partition),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		MaxAckPending: 1,
+		AckWait:       ackWait,
+		MaxDeliver:    -1,
+	}
+}
+
+// handleInbound processes one inbound message and settles it: ack on success,
+// DEAD record and term on a permanent failure or after the delivery bound,
+// otherwise a delayed nak.
+func (s *Service) handleInbound(ctx context.Context, msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		s.log.Error().Err(err).Msg("inbound message without metadata; nak")
+		_ = msg.Nak()
+		return
+	}
+	log := s.log.With().Uint64("seq", meta.Sequence.Stream).Str("subject", msg.Subject()).Logger()
+	perr := s.processInbound(ctx, msg, meta)
+	if perr == nil {
+		if err := msg.DoubleAck(ctx); err != nil {
+			// The outputs are written with stable IDs: a redelivery is harmless.
+			log.Warn().Err(err).Msg("ack not confirmed; a redelivery will be absorbed")
+		}
+		s.metrics.outcome("acked")
+		return
+	}
+	var pe *permanentError
+	reason, detail := DeadRetries, safeDetail(perr, "processing failed repeatedly")
+	dead := false
+	switch {
+	case errors.As(perr, &pe):
+		reason, detail, dead = pe.reason, safeDetail(pe.err, pe.reason+" failed"), true
+	case int(meta.NumDelivered) >= s.cfg.Holds.MaxDeliver:
+		dead = true
+	}
+	if !dead {
+		s.metrics.retry()
+		delay := s.cfg.Holds.backoff(int(meta.NumDelivered))
+		log.Warn().Str("error", safeDetail(perr, "transient failure")).Uint64("delivered", meta.NumDelivered).Dur("retry_in", delay).Msg("classify failed; retrying")
+		_ = msg.NakWithDelay(delay)
+		return
+	}
+	if err := s.dead.Put(ctx, msg, reason, detail); err != nil {
+		log.Error().Err(err).Msg("dead-lettering failed; nak")
+		_ = msg.NakWithDelay(s.cfg.Holds.backoff(int(meta.NumDelivered)))
+		return
+	}
+	_ = s.audit.Record(ctx, "dead-"+strconv.FormatUint(meta.Sequence.Stream, 10), AuditEvent{
+		Kind: AuditDead, MsgID: msg.Headers().Get(jetstream.MsgIDHeader), InboundSeq: meta.Sequence.Stream,
+		Reason: reason + ": " + detail, Actor: "resultgate", Role: RoleSystem,
+	})
+	if err := msg.TermWithReason(reason); err != nil {
+		log.Warn().Err(err).Msg("term not confirmed")
+	}
+	s.metrics.outcome("dead")
+	log.Error().Str("reason", reason).Str("detail", detail).Msg("inbound message dead-lettered")
+}
+
+// inboundContext is what one classify run knows about its message.
+type inboundContext struct {
+	ref        InboundRef
+	raw        []byte
+	msg        *hl7.Message
+	report     *policy.Report
+	holdID     string
+	patientKey string
+	orderKey   string
+	provider   string
+	now        time.Time
+}
+
+// processInbound runs the classify step for one message. Every write uses an
+// ID derived from the inbound Nats-Msg-Id, so running it twice (a redelivery
+// after a crash between writes) converges on the same outputs.
+func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata) error {
+	subj := msg.Subject()
+	partition := subj[strings.LastIndexByte(subj, '.')+1:]
+	msgID := msg.Headers().Get(jetstream.MsgIDHeader)
+	if msgID == "" {
+		msgID = "seq-" + strconv.FormatUint(meta.Sequence.Stream, 10)
+	}
+	in := &inboundContext{
+		ref: InboundRef{Stream: StreamHL7In, Seq: meta.Sequence.Stream, MsgID: msgID, Partition: partition},
+		raw: msg.Data(), now: s.clock.Now().UTC(),
+	}
+	in.holdID = HoldID(s.cfg.Secret, msgID)
+	m, err := hl7.Parse(in.raw)
+	if err != nil {
+		return permanent(DeadParse, err)
+	}
+	in.msg = m
+	in.ref.ControlID = m.ControlID()
+	r, err := s.policy.Report(m)
+	if err != nil {
+		return permanent(DeadPolicy, err)
+	}
+	if r.ReceivedAt.IsZero() {
+		r.ReceivedAt = receivedAt(msg.Headers().Get(headerReceivedAt), meta.Timestamp)
+	}
+	in.report = r
+	in.patientKey = s.patientKey(r.PatientID)
+	if len(r.Orders) > 0 {
+		in.orderKey = OrderKey(s.cfg.Secret, r.Orders[0].FillerID)
+		in.provider = r.Orders[0].OrderingProvider
+	}
+
+	// A re-run: the hold exists already, or the index says this very message
+	// was released. Finish the idempotent follow-ups and ack.
+	if existing, err := s.holds.Get(ctx, in.holdID); err == nil {
+		return s.finishHold(ctx, in, existing, nil)
+	} else if !errors.Is(err, ErrHoldNotFound) {
+		return err
+	}
+	entry, found, err := s.orders.Get(ctx, in.orderKey)
+	if err != nil {
+		return err
+	}
+	var prior *policy.Prior
+	if found {
+		if entry.HoldID == in.holdID {
+			// The index is written last: this message was fully processed.
+			if entry.State != StateHeld {
+				return nil
+			}
+			prior = entry.Prior
+		} else {
+			prior, err = s.priorOf(ctx, entry)
+			if err != nil {
+				return err
+			}
+		}
+	}
+	hist, err := s.history.Get(ctx, in.patientKey)
+	if err != nil {
+		return err
+	}
+	pref, err := s.preference(ctx, in.patientKey)
+	if err != nil {
+		return err
+	}
+	dets, err := s.determinations(ctx, in.orderKey, r.PatientID)
+	if err != nil {
+		return err
+	}
+	c := s.policy.Classify(r, hist.Malignancy)
+	d := s.policy.Decide(policy.Input{
+		Report: r, Classification: c, Preference: pref, Determinations: dets, Prior: prior,
+		Facility: m.MSH().SendingFacility.NamespaceID, Now: in.now,
+	})
+	s.metrics.decision(string(d.Action))
+	if err := s.audit.Record(ctx, "dec-"+in.holdID, AuditEvent{
+		Kind: AuditDecision, At: in.now, HoldID: in.holdID, PatientKey: in.patientKey, OrderKey: in.orderKey,
+		MsgID: msgID, ControlID: in.ref.ControlID, InboundSeq: in.ref.Seq,
+		Action: string(d.Action), Disposition: d.Disposition, Tags: c.Tags, RulesetVersion: d.RulesetVersion,
+		Bases: toBases(d.Bases), Deadline: d.Deadline, Notify: string(d.Notify),
+		Actor: "resultgate", Role: RoleSystem,
+	}); err != nil {
+		return err
+	}
+	if c.Has(policy.TagMalignancy) {
+		if err := s.history.MarkMalignancy(ctx, in.patientKey, msgID, in.now); err != nil {
+			return err
+		}
+	}
+	switch d.Action {
+	case policy.ActionHold:
+		h := s.newHold(in, c, d, prior)
+		stored, _, err := s.holds.Create(ctx, h)
+		if err != nil {
+			return err
+		}
+		return s.finishHold(ctx, in, stored, prior)
+	case policy.ActionWithdraw:
+		if prior != nil && prior.State == policy.PriorHeld && prior.HoldID != "" {
+			if err := s.closePrior(ctx, prior.HoldID, in.holdID, StateWithdrawn, "withdrawn by the sender", in.now); err != nil {
+				return err
+			}
+		}
+		return s.orders.Put(ctx, in.orderKey, OrderEntry{HoldID: in.holdID, State: StateWithdrawn, MsgID: msgID, At: in.now, Prior: prior})
+	default: // release
+		if prior != nil && prior.State == policy.PriorHeld && prior.HoldID != "" {
+			if err := s.closePrior(ctx, prior.HoldID, in.holdID, StateSuperseded, "replaced by a correction released at once", in.now); err != nil {
+				return err
+			}
+		}
+		path := PathImmediate
+		reason := "no lawful basis to hold"
+		if d.Disposition == policy.DispositionReleaseCorrection {
+			path, reason = PathCorrection, "correction of a result already released"
+		}
+		if err := s.gate.emit(ctx, emitRequest{
+			holdID: in.holdID, inbound: in.ref, patientKey: in.patientKey, raw: in.raw, msg: m,
+			rel: ReleaseInfo{Path: path, Actor: "resultgate", Role: RoleSystem, Reason: reason, Note: d.Note, Notify: d.Notify, At: in.now},
+		}); err != nil {
+			return err
+		}
+		return s.orders.Put(ctx, in.orderKey, OrderEntry{HoldID: in.holdID, State: StateReleased, MsgID: msgID, At: in.now, Prior: prior})
+	}
+}
+
+// finishHold does the idempotent follow-ups of a created hold: close the
+// version it replaces, index the order, notify the clinician.
+func (s *Service) finishHold(ctx context.Context, in *inboundContext, h *Hold, prior *policy.Prior) error {
+	if h.Supersedes != "" {
+		if err := s.closePrior(ctx, h.Supersedes, h.ID, StateSuperseded, "replaced by a correction", h.CreatedAt); err != nil {
+			return err
+		}
+	}
+	if prior == nil {
+		if e, ok, err := s.orders.Get(ctx, h.OrderKey); err != nil {
+			return err
+		} else if ok && e.HoldID == h.ID {
+			prior = e.Prior
+		}
+	}
+	if err := s.orders.Put(ctx, h.OrderKey, OrderEntry{HoldID: h.ID, State: StateHeld, MsgID: h.Inbound.MsgID, At: h.CreatedAt, Prior: prior}); err != nil {
+		return err
+	}
+	if h.State == StateHeld {
+		if err := s.notifier.Send(ctx, NotifyHoldCreated, h, in.now); err != nil {
+			return err
+		}
+	}
+	s.view.Observe(h)
+	return nil
+}
+
+// newHold builds the hold record for a hold decision. A replacement of a held
+// version keeps the original deadline: a correction never restarts the clock.
+func (s *Service) newHold(in *inboundContext, c policy.Classification, d policy.Decision, prior *policy.Prior) *Hold {
+	deadline := d.Deadline
+	h := &Hold{
+		ID: in.holdID, State: StateHeld, Inbound: in.ref,
+		PatientKey: in.patientKey, ProviderID: in.provider, ProviderKey: ProviderKey(s.cfg.Secret, in.provider),
+		OrderKey: in.orderKey, Tags: c.Tags, RulesetVersion: d.RulesetVersion, Bases: toBases(d.Bases),
+		Notify: d.Notify, Note: d.Note, CreatedAt: in.now,
+	}
+	if prior != nil && prior.State == policy.PriorHeld && prior.HoldID != "" {
+		h.Supersedes = prior.HoldID
+		if d.Disposition == policy.DispositionReplaceHeld && !prior.Deadline.IsZero() {
+			deadline = prior.Deadline
+		}
+	}
+	if deadline.IsZero() {
+		// Policy guarantees a deadline on every hold; never hold without one.
+		deadline = in.now.Add(s.cfg.Holds.FallbackDeadline)
+	}
+	h.Deadline = deadline.UTC()
+	s.schedule(h, in.now)
+	h.Transitions = []Transition{{From: "", To: StateHeld, Actor: "resultgate", Role: RoleSystem, Reason: "policy decision (" + d.Disposition + ")", At: in.now}}
+	return h
+}
+
+// schedule sets the reminder and escalation times of h from the configuration.
+func (s *Service) schedule(h *Hold, now time.Time) {
+	h.RemindAt, h.EscalateAt = time.Time{}, time.Time{}
+	if rb := s.cfg.Holds.ReminderBefore; rb > 0 {
+		if t := h.Deadline.Add(-rb); t.After(now) {
+			h.RemindAt = t
+		}
+	}
+	if eb := s.cfg.Holds.EscalateBefore; eb > 0 {
+		if t := h.Deadline.Add(-eb); t.After(now) {
+			h.EscalateAt = t
+		}
+	}
+}
+
+// closePrior moves a held earlier version to state (superseded or withdrawn).
+// Already closed or released versions are left as they are.
+func (s *Service) closePrior(ctx context.Context, priorID, byID string, state HoldState, reason string, at time.Time) error {
+	h, err := s.holds.Mutate(ctx, priorID, func(h *Hold) error {
+		if h.State != StateHeld {
+			return errNoChange
+		}
+		h.Transitions = append(h.Transitions, Transition{From: h.State, To: state, Actor: "sender", Role: RoleSystem, Reason: reason, At: at})
+		h.State = state
+		if state == StateSuperseded {
+			h.SupersededBy = byID
+		}
+		return nil
+	})
+	if errors.Is(err, ErrHoldNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.view.Observe(h)
+	if h.State == state && len(h.Transitions) > 0 {
+		last := h.Transitions[len(h.Transitions)-1]
+		if last.To == state {
+			return s.audit.Transition(ctx, h, last)
+		}
+	}
+	return nil
+}
+
+// priorOf turns an order-index entry into the policy's Prior, reading the hold
+// record (authoritative) when there is one.
+func (s *Service) priorOf(ctx context.Context, e OrderEntry) (*policy.Prior, error) {
+	p := &policy.Prior{State: string(e.State), HoldID: e.HoldID}
+	switch e.State {
+	case StateReleased:
+		p.State = policy.PriorReleased
+	case StateWithdrawn:
+		p.State = policy.PriorWithdrawn
+	}
+	if e.State != StateHeld {
+		return p, nil
+	}
+	h, err := s.holds.Get(ctx, e.HoldID)
+	if errors.Is(err, ErrHoldNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	switch h.State {
+	case StateHeld:
+		p.State, p.Deadline = policy.PriorHeld, h.Deadline
+	case StateReleased:
+		p.State = policy.PriorReleased
+	case StateWithdrawn:
+		p.State = policy.PriorWithdrawn
+	case StateSuperseded:
+		// The index lags a newer version; treat as released-or-held by that.
+		if h.SupersededBy != "" {
+			if n, err := s.holds.Get(ctx, h.SupersededBy); err == nil {
+				return s.priorOf(ctx, OrderEntry{HoldID: n.ID, State: n.State})
+			}
+		}
+		p.State = policy.PriorWithdrawn
+	}
+	return p, nil
+}
+
+// preference returns the patient's parsed Consent, or nil when none is on file.
+func (s *Service) preference(ctx context.Context, patientKey string) (*policy.Preference, error) {
+	rec, err := s.consents.Get(ctx, patientKey)
+	if errors.Is(err, ErrConsentNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.policy.ParseConsent(rec.Consent)
+	if err != nil {
+		// It was validated when stored; a rule change may reject it now. Decide
+		// without it (release rather than hold on an unreadable basis) and say so.
+		s.log.Warn().Str("patient_key", patientKey).Str("error", safeDetail(err, "consent no longer readable")).Msg("stored consent ignored")
+		return nil, nil
+	}
+	return p, nil
+}
+
+// determinations returns the clinician determinations on orderKey in the
+// policy's form, for the patient of the report.
+func (s *Service) determinations(ctx context.Context, orderKey, patientID string) ([]policy.Determination, error) {
+	ds, err := s.dets.Get(ctx, orderKey)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]policy.Determination, 0, len(ds))
+	for _, d := range ds {
+		role := d.Role
+		if role == "" {
+			role = RoleClinician
+		}
+		out = append(out, policy.Determination{PatientID: patientID, OrderFiller: d.Order, By: d.By, Role: role, Reason: d.Reason, At: d.At})
+	}
+	return out, nil
+}
+
+// patientKey returns the keyed hash of the identifier part of a PID-3 value.
+// Consents name their patient by identifier without an HL7 assigning
+// authority, so the pipeline keys history, Consents and holds by the
+// identifier part alone.
+func (s *Service) patientKey(pid string) string {
+	if i := strings.IndexByte(pid, '^'); i >= 0 {
+		pid = pid[:i]
+	}
+	pid = strings.TrimSpace(pid)
+	if pid == "" {
+		return ""
+	}
+	return PatientKey(s.cfg.Secret, PatientIdentity(pid))
+}
+
+// toBases converts the policy's bases to the stored form.
+func toBases(bs []policy.Basis) []Basis {
+	out := make([]Basis, 0, len(bs))
+	for _, b := range bs {
+		detail, _ := json.Marshal(b)
+		out = append(out, Basis{Kind: string(b.Kind), Detail: detail})
+	}
+	return out
+}
+
+// policyBases decodes stored bases back into the policy's form.
+func policyBases(bs []Basis) []policy.Basis {
+	out := make([]policy.Basis, 0, len(bs))
+	for _, b := range bs {
+		var pb policy.Basis
+		if len(b.Detail) > 0 && json.Unmarshal(b.Detail, &pb) == nil {
+			out = append(out, pb)
+			continue
+		}
+		out = append(out, policy.Basis{Kind: policy.BasisKind(b.Kind)})
+	}
+	return out
+}
+
+func receivedAt(h string, fallback time.Time) time.Time {
+	if t, err := time.Parse(time.RFC3339Nano, h); err == nil {
+		return t.UTC()
+	}
+	return fallback.UTC()
+}

@@ -1,0 +1,306 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/resultgate/resultgate/hl7"
+)
+
+// Portal feed subjects.
+const (
+	// SubjectPortalFHIRPrefix prefixes the FHIR feed; the last token is the partition.
+	SubjectPortalFHIRPrefix = "portal.fhir."
+	// SubjectPortalHL7Prefix prefixes the HL7 feed; the last token is the partition.
+	SubjectPortalHL7Prefix = "portal.hl7."
+)
+
+// Headers on portal feed messages. The note is percent-encoded UTF-8 (header
+// values cannot carry line breaks). The feed is PHI-bearing by design; none of
+// these values is ever logged.
+const (
+	HeaderHoldID        = "Resultgate-Hold-Id"
+	HeaderReleasePath   = "Resultgate-Release-Path"
+	HeaderReleaseReason = "Resultgate-Release-Reason"
+	HeaderReleaseActor  = "Resultgate-Release-Actor"
+	HeaderReleaseRole   = "Resultgate-Release-Role"
+	HeaderReleasedAt    = "Resultgate-Released-At"
+	HeaderNotify        = "Resultgate-Notify"
+	HeaderNote          = "Resultgate-Note"
+	HeaderPatientKeyOut = "Resultgate-Patient-Key"
+	HeaderControlID     = "Resultgate-Control-Id"
+	HeaderInboundSeq    = "Resultgate-Inbound-Seq"
+)
+
+// FHIREncoder turns a released message into the FHIR R4 Bundle of the portal
+// feed. The production encoder wraps fhirmap.Bundle.
+type FHIREncoder func(m *hl7.Message, holdID string, rel ReleaseInfo, bases []Basis, patientKey string) ([]byte, error)
+
+// Gate is the one place that writes to the portal feed. Every release, held or
+// immediate, goes through emit; held releases first move the record to
+// released with published=false (the outbox) by compare-and-set, so a result is
+// released once however many actors race, and the reconciler finishes any
+// release whose publish did not complete.
+type Gate struct {
+	js     jetstream.JetStream
+	holds  *HoldStore
+	view   *HoldView
+	audit  *Auditor
+	fhir   FHIREncoder
+	log    zerolog.Logger
+	m      *Metrics
+	kick   chan struct{}
+	inMu   sync.Mutex
+	inbuf  jetstream.Stream
+	pubTTL time.Duration
+}
+
+// emitRequest is one result to put on the portal feed.
+type emitRequest struct {
+	holdID     string
+	inbound    InboundRef
+	patientKey string
+	raw        []byte       // nil: fetched from HL7_IN by inbound.Seq
+	msg        *hl7.Message // nil: parsed from raw
+	rel        ReleaseInfo
+	bases      []Basis
+}
+
+// inStream returns (and caches) the HL7_IN stream handle.
+func (g *Gate) inStream(ctx context.Context) (jetstream.Stream, error) {
+	g.inMu.Lock()
+	defer g.inMu.Unlock()
+	if g.inbuf != nil {
+		return g.inbuf, nil
+	}
+	s, err := g.js.Stream(ctx, StreamHL7In)
+	if err != nil {
+		return nil, fmt.Errorf("opening stream %s: %w", StreamHL7In, err)
+	}
+	g.inbuf = s
+	return s, nil
+}
+
+// fetchInbound returns the raw inbound message at seq.
+func (g *Gate) fetchInbound(ctx context.Context, seq uint64) ([]byte, error) {
+	s, err := g.inStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.GetMsg(ctx, seq)
+	if err != nil {
+		return nil, fmt.Errorf("fetching inbound seq %d: %w", seq, err)
+	}
+	return m.Data, nil
+}
+
+// emit publishes the FHIR Bundle and the original HL7 bytes of one released
+// result, each with a Nats-Msg-Id derived from the hold ID so a repeat (re-run,
+// reconciler) is absorbed by the PORTAL stream's duplicate window.
+func (g *Gate) emit(ctx context.Context, r emitRequest) error {
+	if r.raw == nil {
+		raw, err := g.fetchInbound(ctx, r.inbound.Seq)
+		if err != nil {
+			return err
+		}
+		r.raw = raw
+	}
+	if r.msg == nil {
+		m, err := hl7.Parse(r.raw)
+		if err != nil {
+			return fmt.Errorf("parsing inbound seq %d for release: %w", r.inbound.Seq, err)
+		}
+		r.msg = m
+	}
+	hdr := nats.Header{}
+	hdr.Set(HeaderHoldID, r.holdID)
+	hdr.Set(HeaderReleasePath, string(r.rel.Path))
+	if r.rel.Reason != "" {
+		hdr.Set(HeaderReleaseReason, url.PathEscape(r.rel.Reason))
+	}
+	hdr.Set(HeaderReleaseActor, r.rel.Actor)
+	hdr.Set(HeaderReleaseRole, r.rel.Role)
+	hdr.Set(HeaderReleasedAt, r.rel.At.UTC().Format(time.RFC3339Nano))
+	if r.rel.Notify != "" {
+		hdr.Set(HeaderNotify, string(r.rel.Notify))
+	}
+	if r.rel.Note != "" {
+		hdr.Set(HeaderNote, url.PathEscape(r.rel.Note))
+	}
+	if r.patientKey != "" {
+		hdr.Set(HeaderPatientKeyOut, r.patientKey)
+	}
+	if r.inbound.ControlID != "" {
+		hdr.Set(HeaderControlID, r.inbound.ControlID)
+	}
+	hdr.Set(HeaderInboundSeq, strconv.FormatUint(r.inbound.Seq, 10))
+	if g.fhir != nil {
+		bundle, err := g.fhir(r.msg, r.holdID, r.rel, r.bases, r.patientKey)
+		if err != nil {
+			return fmt.Errorf("mapping hold %s to FHIR: %w", r.holdID, err)
+		}
+		if err := g.publish(ctx, SubjectPortalFHIRPrefix+r.inbound.Partition, "rel-"+r.holdID+"-fhir", hdr, bundle); err != nil {
+			return err
+		}
+	}
+	if err := g.publish(ctx, SubjectPortalHL7Prefix+r.inbound.Partition, "rel-"+r.holdID+"-hl7", hdr, r.raw); err != nil {
+		return err
+	}
+	g.m.releases(r.rel.Path)
+	return nil
+}
+
+func (g *Gate) publish(ctx context.Context, subj, id string, hdr nats.Header, data []byte) error {
+	h := nats.Header{}
+	for k, v := range hdr {
+		h[k] = v
+	}
+	_, err := g.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Header: h, Data: data},
+		jetstream.WithMsgID(id), jetstream.WithExpectStream(StreamPortal))
+	if err != nil {
+		return fmt.Errorf("publishing %s: %w", subj, err)
+	}
+	return nil
+}
+
+// releaseCheck vets a hold before release (authorisation); it runs inside the
+// compare-and-set, on the current record.
+type releaseCheck func(h *Hold) error
+
+// Release ends hold id with rel: it moves the record from held to released
+// (compare-and-set, so it happens once), appends the transition, audits it,
+// publishes the result to the portal feed and marks the record published.
+// A hold already released gives ErrAlreadyReleased; a superseded or withdrawn
+// one ErrHoldClosed. Once the compare-and-set succeeded the release stands: a
+// failed publish is logged and finished by the reconciler, and Release returns
+// the released record without error.
+func (g *Gate) Release(ctx context.Context, id string, rel ReleaseInfo, check releaseCheck) (*Hold, error) {
+	h, err := g.holds.Mutate(ctx, id, func(h *Hold) error {
+		switch h.State {
+		case StateReleased:
+			return ErrAlreadyReleased
+		case StateSuperseded, StateWithdrawn:
+			return ErrHoldClosed
+		}
+		if check != nil {
+			if err := check(h); err != nil {
+				return err
+			}
+		}
+		if rel.Note == "" {
+			rel.Note = h.Note
+		}
+		if rel.Notify == "" {
+			rel.Notify = h.Notify
+		}
+		h.Transitions = append(h.Transitions, Transition{
+			From: h.State, To: StateReleased, Path: rel.Path,
+			Actor: rel.Actor, Role: rel.Role, Reason: rel.Reason, At: rel.At,
+		})
+		h.State = StateReleased
+		r := rel
+		h.Release = &r
+		h.Published = false
+		return nil
+	})
+	if err != nil {
+		return h, fmt.Errorf("releasing hold %s: %w", id, err)
+	}
+	g.view.Observe(h)
+	if err := g.audit.Transition(ctx, h, h.Transitions[len(h.Transitions)-1]); err != nil {
+		g.log.Error().Err(err).Str("hold_id", id).Msg("audit of release failed; the reconciler retries")
+	}
+	done, err := g.finish(ctx, h)
+	if err != nil {
+		g.log.Error().Err(err).Str("hold_id", id).Msg("release recorded but not yet published; the reconciler retries")
+		g.Kick()
+		return h, nil
+	}
+	return done, nil
+}
+
+// finish publishes a released record and marks it published.
+func (g *Gate) finish(ctx context.Context, h *Hold) (*Hold, error) {
+	if h.Release == nil {
+		return h, fmt.Errorf("hold %s released without release info", h.ID)
+	}
+	err := g.emit(ctx, emitRequest{
+		holdID: h.ID, inbound: h.Inbound, patientKey: h.PatientKey,
+		rel: *h.Release, bases: h.Bases,
+	})
+	if err != nil {
+		return h, err
+	}
+	done, err := g.holds.Mutate(ctx, h.ID, func(c *Hold) error {
+		if c.Published {
+			return errNoChange
+		}
+		c.Published = true
+		return nil
+	})
+	if err != nil {
+		return h, fmt.Errorf("marking hold %s published: %w", h.ID, err)
+	}
+	g.view.Observe(done)
+	return done, nil
+}
+
+// Kick asks the reconciler to run soon.
+func (g *Gate) Kick() {
+	select {
+	case g.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Reconcile publishes every released-but-unpublished hold the view knows of.
+// It is safe to run on every instance at once: the feed's Nats-Msg-Id
+// deduplicates and the published flag is set by compare-and-set.
+func (g *Gate) Reconcile(ctx context.Context) error {
+	var errs []error
+	for _, h := range g.view.Unpublished() {
+		// Re-read: the view may lag behind the bucket.
+		cur, err := g.holds.Get(ctx, h.ID)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if cur.State != StateReleased || cur.Published {
+			g.view.Observe(cur)
+			continue
+		}
+		if _, err := g.finish(ctx, cur); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		g.log.Info().Str("hold_id", cur.ID).Msg("reconciler published a released hold")
+	}
+	return errors.Join(errs...)
+}
+
+// runReconciler reconciles at start, every interval and when kicked, until
+// ctx ends.
+func (g *Gate) runReconciler(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if err := g.Reconcile(ctx); err != nil && ctx.Err() == nil {
+			g.log.Warn().Err(err).Msg("reconcile incomplete; retrying")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-g.kick:
+		}
+	}
+}

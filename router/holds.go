@@ -1,0 +1,314 @@
+package router
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/resultgate/resultgate/policy"
+)
+
+// Sentinel errors of the hold store and the release paths.
+var (
+	// ErrHoldNotFound means no hold record has the given ID.
+	ErrHoldNotFound = errors.New("hold not found")
+	// ErrAlreadyReleased means the hold was already released (by someone else,
+	// or by its deadline): the result is in the portal feed once, not twice.
+	ErrAlreadyReleased = errors.New("hold already released")
+	// ErrHoldClosed means the hold is superseded or withdrawn: there is nothing
+	// left to release.
+	ErrHoldClosed = errors.New("hold is superseded or withdrawn")
+	// ErrReasonRequired means an on-call override was requested without a reason.
+	ErrReasonRequired = errors.New("reason required")
+	// ErrForbidden means the actor may not perform the action on this hold (not
+	// the ordering provider, not a covering clinician, not on call).
+	ErrForbidden = errors.New("forbidden")
+	// ErrBadRequest means a request is malformed or misses a required field.
+	ErrBadRequest = errors.New("bad request")
+	// ErrConflict means a compare-and-set kept failing because others kept
+	// changing the same record; the caller may retry.
+	ErrConflict = errors.New("hold record changed concurrently too often")
+)
+
+// HoldState is the state of a hold record.
+type HoldState string
+
+// Hold states. Held is the only open state; the others are final.
+const (
+	StateHeld       HoldState = "held"
+	StateReleased   HoldState = "released"
+	StateSuperseded HoldState = "superseded"
+	StateWithdrawn  HoldState = "withdrawn"
+)
+
+// ReleasePath says how a result reached the portal feed.
+type ReleasePath string
+
+// Release paths.
+const (
+	// PathImmediate is a result released by the classify step without a hold.
+	PathImmediate ReleasePath = "immediate"
+	// PathAcknowledged is a clinician acknowledgement (ordering or covering).
+	PathAcknowledged ReleasePath = "acknowledged"
+	// PathOverride is an on-call override (reason required).
+	PathOverride ReleasePath = "override"
+	// PathDeadline is the hard deadline reached.
+	PathDeadline ReleasePath = "deadline"
+	// PathPatientRevoked is the patient revoking the request that held it.
+	PathPatientRevoked ReleasePath = "patient-revoked"
+	// PathCorrection is a correction from the sender released at once.
+	PathCorrection ReleasePath = "correction"
+	// PathReevaluated is a re-evaluation (new determination or Consent) that
+	// left no basis.
+	PathReevaluated ReleasePath = "reevaluated"
+)
+
+// Roles of actors.
+const (
+	RoleClinician = "clinician"
+	RoleOnCall    = "oncall"
+	RoleSystem    = "system"
+	RolePatient   = "patient"
+)
+
+// InboundRef points at the inbound message in HL7_IN instead of copying it, so
+// hold records stay small; the gate fetches the bytes by sequence on release.
+type InboundRef struct {
+	Stream    string `json:"stream"`
+	Seq       uint64 `json:"seq"`
+	MsgID     string `json:"msg_id"`
+	Partition string `json:"partition"`
+	ControlID string `json:"control_id,omitempty"`
+}
+
+// Basis is one lawful basis of a hold. Kind is a policy.BasisKind; Detail is
+// the policy's full basis record as JSON (reference, clock, until).
+type Basis struct {
+	Kind   string          `json:"kind"`
+	Detail json.RawMessage `json:"detail,omitempty"`
+}
+
+// Transition is one state change of a hold, with who, when and why.
+type Transition struct {
+	From   HoldState   `json:"from"`
+	To     HoldState   `json:"to"`
+	Path   ReleasePath `json:"path,omitempty"`
+	Actor  string      `json:"actor"`
+	Role   string      `json:"role"`
+	Reason string      `json:"reason,omitempty"`
+	At     time.Time   `json:"at"`
+}
+
+// ReleaseInfo says who released a result, when, why and what to tell the
+// patient. It travels with the portal feed message.
+type ReleaseInfo struct {
+	Path   ReleasePath   `json:"path"`
+	Actor  string        `json:"actor"`
+	Role   string        `json:"role"`
+	Reason string        `json:"reason,omitempty"`
+	Note   string        `json:"note,omitempty"`
+	Notify policy.Notify `json:"notify,omitempty"`
+	At     time.Time     `json:"at"`
+}
+
+// Hold is one hold record in the holds bucket, keyed by ID.
+type Hold struct {
+	ID      string     `json:"id"`
+	State   HoldState  `json:"state"`
+	Inbound InboundRef `json:"inbound"`
+	// PatientKey is the keyed hash of the patient identifier (never the MRN).
+	PatientKey string `json:"patient_key"`
+	// ProviderKey is the keyed hash of the ordering provider (for subjects);
+	// ProviderID is the ordering provider's ID number (ORC-12/OBR-16) used to
+	// authorise acknowledgements.
+	ProviderKey string `json:"provider_key,omitempty"`
+	ProviderID  string `json:"provider_id,omitempty"`
+	// OrderKey is the keyed hash of the filler order number (OBR-3).
+	OrderKey       string       `json:"order_key,omitempty"`
+	Tags           []policy.Tag `json:"tags"`
+	RulesetVersion string       `json:"ruleset_version"`
+	Bases          []Basis      `json:"bases"`
+	Deadline       time.Time    `json:"deadline"`
+	RemindAt       time.Time    `json:"remind_at,omitzero"`
+	EscalateAt     time.Time    `json:"escalate_at,omitzero"`
+	Reminded       bool         `json:"reminded,omitempty"`
+	Escalated      bool         `json:"escalated,omitempty"`
+	// Notify and Note are the policy's patient-notification directive and
+	// plain-language note; an acknowledging clinician may replace the note.
+	Notify    policy.Notify `json:"notify,omitempty"`
+	Note      string        `json:"note,omitempty"`
+	CreatedAt time.Time     `json:"created_at"`
+	// Release is set when State is released; Published turns true once the
+	// portal feed holds both messages (the outbox flag the reconciler reads).
+	Release   *ReleaseInfo `json:"release,omitempty"`
+	Published bool         `json:"published"`
+	// Supersedes and SupersededBy link corrections.
+	Supersedes   string       `json:"supersedes,omitempty"`
+	SupersededBy string       `json:"superseded_by,omitempty"`
+	Transitions  []Transition `json:"transitions"`
+
+	// Revision is the KV revision this record was read at (not stored).
+	Revision uint64 `json:"-"`
+}
+
+// Open reports whether the hold still holds its result.
+func (h *Hold) Open() bool { return h.State == StateHeld }
+
+// HasBasis reports whether the hold rests on a basis of kind k.
+func (h *Hold) HasBasis(k string) bool {
+	for _, b := range h.Bases {
+		if b.Kind == k {
+			return true
+		}
+	}
+	return false
+}
+
+// TagNames returns the tag names of the hold.
+func (h *Hold) TagNames() []string {
+	out := make([]string, 0, len(h.Tags))
+	for _, t := range h.Tags {
+		out = append(out, t.Tag)
+	}
+	return out
+}
+
+func (h *Hold) clone() *Hold {
+	b, _ := json.Marshal(h)
+	var c Hold
+	_ = json.Unmarshal(b, &c)
+	c.Revision = h.Revision
+	return &c
+}
+
+// keyed returns HMAC-SHA256(secret, domain NUL value) truncated to 96 bits in
+// hex: an opaque, stable ID that reveals nothing about value.
+func keyed(secret []byte, domain, value string) string {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(domain))
+	mac.Write([]byte{0})
+	mac.Write([]byte(value))
+	return hex.EncodeToString(mac.Sum(nil)[:12])
+}
+
+// HoldID returns the opaque hold ID of the inbound message with Nats-Msg-Id
+// msgID. It is stable, so a re-run of the classify step finds the same record.
+func HoldID(secret []byte, msgID string) string { return "h" + keyed(secret, "hold", msgID) }
+
+// OrderKey returns the keyed hash of a filler order number.
+func OrderKey(secret []byte, filler string) string {
+	if filler == "" {
+		return ""
+	}
+	return "o" + keyed(secret, "order", filler)
+}
+
+// ProviderKey returns the keyed hash of an ordering provider ID, used in
+// notification subjects.
+func ProviderKey(secret []byte, provider string) string {
+	if provider == "" {
+		return "unknown"
+	}
+	return "c" + keyed(secret, "provider", provider)
+}
+
+// HoldStore reads and writes hold records in the holds bucket. Every change is
+// a compare-and-set on the record's revision.
+type HoldStore struct {
+	kv jetstream.KeyValue
+}
+
+// NewHoldStore wraps the holds bucket.
+func NewHoldStore(kv jetstream.KeyValue) *HoldStore { return &HoldStore{kv: kv} }
+
+// Create stores a new hold. If a record with the same ID exists (a re-run of
+// the classify step) it returns the stored record and created=false.
+func (s *HoldStore) Create(ctx context.Context, h *Hold) (stored *Hold, created bool, err error) {
+	data, err := json.Marshal(h)
+	if err != nil {
+		return nil, false, fmt.Errorf("encoding hold %s: %w", h.ID, err)
+	}
+	rev, err := s.kv.Create(ctx, h.ID, data)
+	if err == nil {
+		c := h.clone()
+		c.Revision = rev
+		return c, true, nil
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		cur, gerr := s.Get(ctx, h.ID)
+		if gerr != nil {
+			return nil, false, gerr
+		}
+		return cur, false, nil
+	}
+	return nil, false, fmt.Errorf("creating hold %s: %w", h.ID, err)
+}
+
+// Get returns the current record of hold id.
+func (s *HoldStore) Get(ctx context.Context, id string) (*Hold, error) {
+	e, err := s.kv.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
+		return nil, fmt.Errorf("hold %s: %w", id, ErrHoldNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading hold %s: %w", id, err)
+	}
+	return decodeHold(e)
+}
+
+func decodeHold(e jetstream.KeyValueEntry) (*Hold, error) {
+	var h Hold
+	if err := json.Unmarshal(e.Value(), &h); err != nil {
+		return nil, fmt.Errorf("decoding hold %s: %w", e.Key(), err)
+	}
+	h.Revision = e.Revision()
+	return &h, nil
+}
+
+// errNoChange returned by a Mutate function means "leave the record as it is".
+var errNoChange = errors.New("no change")
+
+// maxCASAttempts bounds the compare-and-set loop; contention on one hold is a
+// handful of actors at most.
+const maxCASAttempts = 16
+
+// Mutate applies fn to the current record and writes it back with
+// compare-and-set, retrying on a concurrent change. fn may return errNoChange
+// to leave the record unchanged (Mutate then returns the current record and
+// nil) or any other error to abort.
+func (s *HoldStore) Mutate(ctx context.Context, id string, fn func(h *Hold) error) (*Hold, error) {
+	for range maxCASAttempts {
+		cur, err := s.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		next := cur.clone()
+		if err := fn(next); err != nil {
+			if errors.Is(err, errNoChange) {
+				return cur, nil
+			}
+			return cur, err
+		}
+		data, err := json.Marshal(next)
+		if err != nil {
+			return nil, fmt.Errorf("encoding hold %s: %w", id, err)
+		}
+		rev, err := s.kv.Update(ctx, id, data, cur.Revision)
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("updating hold %s: %w", id, err)
+		}
+		next.Revision = rev
+		return next, nil
+	}
+	return nil, fmt.Errorf("hold %s: %w", id, ErrConflict)
+}

@@ -1,0 +1,117 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Clock tells the time. The pipeline reads it for decisions and deadlines;
+// tests inject a fake one.
+type Clock interface {
+	Now() time.Time
+}
+
+// SystemClock is the wall clock.
+type SystemClock struct{}
+
+// Now returns time.Now().
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// scheduleRetry is how long a failed scheduled action waits before the next
+// attempt (NATS unavailable, say).
+const scheduleRetry = 5 * time.Second
+
+// runScheduler fires due deadlines, reminders and escalations every tick until
+// ctx ends. It only looks at the view's min-heap, so a tick costs the number of
+// due entries, not the number of holds. Every instance runs it; the
+// compare-and-set release and the notification Msg-Ids make each action
+// happen once. Deadlines that passed while no instance ran are due at the
+// first tick after the view is loaded.
+func (s *Service) runScheduler(ctx context.Context, tick time.Duration) {
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		s.fireDue(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// fireDue handles every entry due now.
+func (s *Service) fireDue(ctx context.Context) {
+	now := s.clock.Now().UTC()
+	for _, e := range s.view.Due(now) {
+		if ctx.Err() != nil {
+			return
+		}
+		if err := s.fire(ctx, e, now); err != nil {
+			s.log.Warn().Err(err).Str("hold_id", e.id).Str("timer", e.kind.String()).Msg("scheduled action failed; will retry")
+			s.view.Retry(e, now.Add(scheduleRetry))
+		}
+	}
+}
+
+func (s *Service) fire(ctx context.Context, e timerEntry, now time.Time) error {
+	switch e.kind {
+	case timerDeadline:
+		_, err := s.gate.Release(ctx, e.id, ReleaseInfo{
+			Path: PathDeadline, Actor: "resultgate", Role: RoleSystem, Reason: "hard deadline reached", At: now,
+		}, nil)
+		if errors.Is(err, ErrAlreadyReleased) || errors.Is(err, ErrHoldClosed) || errors.Is(err, ErrHoldNotFound) {
+			return nil
+		}
+		if err == nil {
+			s.log.Info().Str("hold_id", e.id).Msg("hold released at its deadline")
+		}
+		return err
+	case timerRemind, timerEscalate:
+		h, err := s.holds.Get(ctx, e.id)
+		if errors.Is(err, ErrHoldNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !h.Open() || !now.Before(h.Deadline) {
+			return nil
+		}
+		kind := NotifyReminder
+		if e.kind == timerEscalate {
+			kind = NotifyEscalation
+			if h.Escalated {
+				return nil
+			}
+		} else if h.Reminded {
+			return nil
+		}
+		// Notify first, then mark: a crash in between re-sends with the same
+		// Msg-Id, which the NOTIFY stream absorbs.
+		if err := s.notifier.Send(ctx, kind, h, now); err != nil {
+			return err
+		}
+		out, err := s.holds.Mutate(ctx, e.id, func(c *Hold) error {
+			if e.kind == timerEscalate {
+				if c.Escalated {
+					return errNoChange
+				}
+				c.Escalated = true
+			} else {
+				if c.Reminded {
+					return errNoChange
+				}
+				c.Reminded = true
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		s.view.Observe(out)
+		return nil
+	}
+	return nil
+}
