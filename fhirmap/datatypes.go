@@ -1,0 +1,494 @@
+package fhirmap
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/resultgate/resultgate/hl7"
+
+	d4 "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
+)
+
+// FHIR systems used by the mapping.
+const (
+	SystemLOINC          = "http://loinc.org"
+	SystemSNOMED         = "http://snomed.info/sct"
+	SystemUCUM           = "http://unitsofmeasure.org"
+	SystemV2Prefix       = "http://terminology.hl7.org/CodeSystem/v2-"
+	SystemV2_0074        = SystemV2Prefix + "0074"
+	SystemV2_0203        = SystemV2Prefix + "0203"
+	SystemV3Interp       = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+	SystemObsCategory    = "http://terminology.hl7.org/CodeSystem/observation-category"
+	SystemDataAbsent     = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+	SystemProvParticType = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
+)
+
+// Base is the root of resultgate's own FHIR code systems, naming systems and
+// extensions (documented in docs/FHIR.md).
+const Base = "https://github.com/resultgate/resultgate/fhir"
+
+// resultgate code systems, identifier systems and extensions.
+const (
+	SystemReleaseReason  = Base + "/CodeSystem/release-reason"
+	SystemHoldBasis      = Base + "/CodeSystem/hold-basis"
+	SystemActorRole      = Base + "/CodeSystem/actor-role"
+	SystemHoldID         = Base + "/NamingSystem/hold-id"
+	SystemActor          = Base + "/NamingSystem/actor"
+	SystemMessageControl = Base + "/NamingSystem/hl7v2-message-control-id"
+	ExtNotification      = Base + "/StructureDefinition/portal-notification"
+	ExtPatientNote       = Base + "/StructureDefinition/patient-note"
+	// ExtR5DiagnosticReportNote is the FHIR R5 cross-version extension for
+	// DiagnosticReport.note, which R4 lacks; it carries the order's NTEs.
+	ExtR5DiagnosticReportNote = "http://hl7.org/fhir/5.0/StructureDefinition/extension-DiagnosticReport.note"
+	// ExtR5ObservationValue is the FHIR R5 cross-version extension for
+	// Observation.value[x]; it carries valueAttachment (OBX-2 RP), as the
+	// v2-to-FHIR IG's #ext-valueAttachment# asks.
+	ExtR5ObservationValue = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Observation.value"
+)
+
+var (
+	codeRe        = regexp.MustCompile(`^[^\s]+( [^\s]+)*$`)
+	invalidCharRe = regexp.MustCompile("[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]")
+)
+
+// text makes s a valid FHIR string: valid UTF-8, line breaks as "\n", no
+// control characters other than tab and newline. It does not trim.
+func text(s string) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	if strings.IndexByte(s, '\r') >= 0 {
+		s = strings.ReplaceAll(s, "\r\n", "\n")
+		s = strings.ReplaceAll(s, "\r", "\n")
+	}
+	if invalidCharRe.MatchString(s) {
+		s = invalidCharRe.ReplaceAllString(s, " ")
+	}
+	return s
+}
+
+// clean is text trimmed of surrounding white space.
+func clean(s string) string { return strings.TrimSpace(text(s)) }
+
+// str returns a FHIR string, or nil when s is blank.
+func str(s string) *d4.String {
+	s = clean(s)
+	if s == "" {
+		return nil
+	}
+	return &d4.String{Value: s}
+}
+
+// code normalises s to a FHIR code (single inner spaces, no outer white
+// space), or "" when nothing is left.
+func code(s string) string {
+	return strings.Join(strings.Fields(text(s)), " ")
+}
+
+// codingSystems maps HL7 table 0396 coding system names to FHIR system URIs.
+var codingSystems = map[string]string{
+	"LN":     SystemLOINC,
+	"LOINC":  SystemLOINC,
+	"SCT":    SystemSNOMED,
+	"SNM":    SystemSNOMED,
+	"SNOMED": SystemSNOMED,
+	"UCUM":   SystemUCUM,
+	"I10":    "http://hl7.org/fhir/sid/icd-10",
+	"I10C":   "http://hl7.org/fhir/sid/icd-10-cm",
+	"ICD10":  "http://hl7.org/fhir/sid/icd-10",
+	"I9":     "http://hl7.org/fhir/sid/icd-9-cm",
+	"I9C":    "http://hl7.org/fhir/sid/icd-9-cm",
+	"I9CDX":  "http://hl7.org/fhir/sid/icd-9-cm",
+	"ICDO3":  "http://terminology.hl7.org/CodeSystem/icd-o-3",
+	"CPT":    "http://www.ama-assn.org/go/cpt",
+	"C4":     "http://www.ama-assn.org/go/cpt",
+	"CVX":    "http://hl7.org/fhir/sid/cvx",
+	"NDC":    "http://hl7.org/fhir/sid/ndc",
+	"RXNORM": "http://www.nlm.nih.gov/research/umls/rxnorm",
+	"RXN":    "http://www.nlm.nih.gov/research/umls/rxnorm",
+}
+
+// systemFor maps a table 0396 name (or a URI sent in its place) to a FHIR
+// system URI; "" when the name is local or unknown (the coding then has no
+// system, see docs/FHIR.md).
+func systemFor(name string) string {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return ""
+	}
+	if s, ok := codingSystems[strings.ToUpper(name)]; ok {
+		return s
+	}
+	u := strings.ToUpper(name)
+	if strings.HasPrefix(u, "HL7") && len(u) == 7 && isDigits(u[3:]) {
+		return SystemV2Prefix + u[3:]
+	}
+	if strings.HasPrefix(name, "http://") || strings.HasPrefix(name, "https://") || strings.HasPrefix(name, "urn:") {
+		if code(name) == name {
+			return name
+		}
+	}
+	return ""
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// coding builds one Coding from a CWE triplet, or nil when it has neither a
+// code nor a display.
+func coding(id, display, system string) *d4.Coding {
+	c := code(id)
+	d := str(display)
+	if c == "" && d == nil {
+		return nil
+	}
+	out := &d4.Coding{Display: d}
+	if c != "" {
+		out.Code = &d4.Code{Value: c}
+		if sys := systemFor(system); sys != "" {
+			out.System = &d4.Uri{Value: sys}
+		}
+	}
+	if c == "" {
+		// A display without a code is not a coding; the caller keeps it as text.
+		return nil
+	}
+	return out
+}
+
+// component reads component c of a CWE-like value. When sub is true the value
+// is itself a component (CWE inside a composite), read from subcomponents.
+type cweReader func(c int) string
+
+// concept maps a CE/CWE/CNE/CF value to a CodeableConcept (v2-to-FHIR
+// CWE[CodeableConcept]): the primary triplet (1-3), the alternate (4-6) and
+// the v2.7 second alternate (10-12) become codings; CWE-9 (original text), or
+// the first display when nothing is coded, becomes text. Nil when empty.
+func concept(get cweReader) *d4.CodeableConcept {
+	cc := &d4.CodeableConcept{}
+	for _, t := range [][3]int{{1, 2, 3}, {4, 5, 6}, {10, 11, 12}} {
+		if c := coding(get(t[0]), get(t[1]), get(t[2])); c != nil {
+			cc.Coding = append(cc.Coding, c)
+		}
+	}
+	txt := clean(get(9))
+	if txt == "" && len(cc.Coding) == 0 {
+		txt = clean(get(2))
+		if txt == "" {
+			txt = clean(get(5))
+		}
+	}
+	if txt == "" && len(cc.Coding) == 0 {
+		// A bare local code with no system and no text keeps its code.
+		txt = clean(get(1))
+	}
+	if txt != "" {
+		cc.Text = &d4.String{Value: txt}
+	}
+	if cc.Text == nil && len(cc.Coding) == 0 {
+		return nil
+	}
+	return cc
+}
+
+// fieldCWE reads a CWE field (first repetition) component by component.
+func fieldCWE(f hl7.Field) cweReader { return f.Component }
+
+// subCWE reads a CWE that is component c of a composite, from subcomponents.
+func subCWE(f hl7.Field, c int) cweReader {
+	return func(s int) string { return f.Sub(c, s) }
+}
+
+// conceptText returns a CodeableConcept holding only text, or nil.
+func conceptText(s string) *d4.CodeableConcept {
+	if t := str(s); t != nil {
+		return &d4.CodeableConcept{Text: t}
+	}
+	return nil
+}
+
+// conceptCode returns a CodeableConcept with one coding.
+func conceptCode(system, c, display string) *d4.CodeableConcept {
+	cd := &d4.Coding{Code: &d4.Code{Value: c}, Display: str(display)}
+	if system != "" {
+		cd.System = &d4.Uri{Value: system}
+	}
+	return &d4.CodeableConcept{Coding: []*d4.Coding{cd}}
+}
+
+// identifierEI maps an EI (entity identifier) to an Identifier (v2-to-FHIR
+// EI[Identifier]): EI-1 value; EI-3 universal id as system (urn:oid: for ISO,
+// urn:uuid: for UUID, as is for a URI); EI-2 namespace as assigner display.
+// typeCode, when set, is a v2-0203 identifier type (PLAC, FILL).
+func identifierEI(f hl7.Field, typeCode string) *d4.Identifier {
+	v := clean(f.Component(1))
+	if v == "" {
+		return nil
+	}
+	id := &d4.Identifier{Value: &d4.String{Value: v}}
+	if typeCode != "" {
+		id.Type = conceptCode(SystemV2_0203, typeCode, "")
+	}
+	uid, utype := clean(f.Component(3)), strings.ToUpper(clean(f.Component(4)))
+	switch {
+	case uid != "" && utype == "ISO" && oidRe.MatchString(uid):
+		id.System = &d4.Uri{Value: "urn:oid:" + uid}
+	case uid != "" && utype == "UUID":
+		id.System = &d4.Uri{Value: "urn:uuid:" + strings.ToLower(uid)}
+	case uid != "" && (utype == "URI" || strings.HasPrefix(uid, "http://") || strings.HasPrefix(uid, "https://") || strings.HasPrefix(uid, "urn:")) && code(uid) == uid:
+		id.System = &d4.Uri{Value: uid}
+	}
+	if ns := str(f.Component(2)); ns != nil {
+		id.Assigner = &d4.Reference{Display: ns}
+	}
+	return id
+}
+
+var oidRe = regexp.MustCompile(`^[0-2](\.(0|[1-9][0-9]*))+$`)
+
+// personName renders an XCN/CNN name (family at famIdx, given, middle,
+// suffix, prefix after it) as display text.
+func personName(get func(int) string, famIdx int) string {
+	family := clean(get(famIdx))
+	given := clean(get(famIdx + 1))
+	middle := clean(get(famIdx + 2))
+	suffix := clean(get(famIdx + 3))
+	prefix := clean(get(famIdx + 4))
+	var parts []string
+	for _, p := range []string{prefix, given, middle, family, suffix} {
+		if p != "" {
+			parts = append(parts, p)
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// practitionerRef maps one XCN repetition to a logical reference (identifier
+// XCN-1, display the name); nil when empty. No Practitioner resource is made.
+func practitionerRef(f hl7.Field) *d4.Reference {
+	id := clean(f.Component(1))
+	name := personName(f.Component, 2)
+	return logicalRef("Practitioner", id, name)
+}
+
+// ndlRef maps an NDL (OBR-32..35: CNN in component 1, as subcomponents) to a
+// logical Practitioner reference.
+func ndlRef(f hl7.Field) *d4.Reference {
+	get := func(s int) string { return f.Sub(1, s) }
+	return logicalRef("Practitioner", clean(get(1)), personName(get, 2))
+}
+
+// organizationRef maps an XON (OBX-23) to a logical Organization reference:
+// XON-10 (or XON-3) identifier, XON-1 name.
+func organizationRef(f hl7.Field) *d4.Reference {
+	id := clean(f.Component(10))
+	if id == "" {
+		id = clean(f.Component(3))
+	}
+	return logicalRef("Organization", id, clean(f.Component(1)))
+}
+
+func logicalRef(typ, id, display string) *d4.Reference {
+	if id == "" && display == "" {
+		return nil
+	}
+	r := &d4.Reference{Type: &d4.Uri{Value: typ}}
+	if id != "" {
+		r.Identifier = &d4.Identifier{Value: &d4.String{Value: id}}
+	}
+	if display != "" {
+		r.Display = &d4.String{Value: display}
+	}
+	return r
+}
+
+// precision of an HL7 timestamp.
+type precision int
+
+const (
+	precNone precision = iota
+	precYear
+	precMonth
+	precDay
+	precSecond // hour, minute and second precision all render with seconds
+	precMilli
+	precMicro
+)
+
+// hl7Time is a parsed HL7 DTM/TS with its precision.
+type hl7Time struct {
+	t    time.Time
+	prec precision
+	tz   string // "Z" or "+hh:mm"
+}
+
+var dtmRe = regexp.MustCompile(`^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,4}))?([+-]\d{4})?$`)
+
+// parseDTM parses an HL7 DTM (YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ])
+// keeping its precision. A timestamp without an offset is read in loc. ok is
+// false for anything malformed (the field is then left out of the mapping).
+func parseDTM(s string, loc *time.Location) (hl7Time, bool) {
+	s = strings.TrimSpace(s)
+	mm := dtmRe.FindStringSubmatch(s)
+	if mm == nil {
+		return hl7Time{}, false
+	}
+	// Components must be contiguous: a later one without an earlier is malformed
+	// (the regexp allows it only because each group is optional).
+	num := func(i, def int) int {
+		if mm[i] == "" {
+			return def
+		}
+		n, _ := strconv.Atoi(mm[i])
+		return n
+	}
+	if mm[7] != "" && mm[6] == "" {
+		return hl7Time{}, false
+	}
+	y, mo, d, h, mi, sec := num(1, 0), num(2, 1), num(3, 1), num(4, 0), num(5, 0), num(6, 0)
+	prec := precYear
+	switch {
+	case mm[7] != "" && len(mm[7]) == 4:
+		prec = precMicro
+	case mm[7] != "":
+		prec = precMilli
+	case mm[4] != "":
+		prec = precSecond
+	case mm[3] != "":
+		prec = precDay
+	case mm[2] != "":
+		prec = precMonth
+	}
+	if y < 1 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 59 {
+		return hl7Time{}, false
+	}
+	nsec := 0
+	if mm[7] != "" {
+		frac := (mm[7] + "000000")[:6]
+		us, _ := strconv.Atoi(frac)
+		nsec = us * 1000
+	}
+	l := loc
+	tz := ""
+	if mm[8] != "" {
+		sign := 1
+		if mm[8][0] == '-' {
+			sign = -1
+		}
+		oh, _ := strconv.Atoi(mm[8][1:3])
+		om, _ := strconv.Atoi(mm[8][3:5])
+		if om > 59 || oh > 14 || (oh == 14 && om != 0) {
+			return hl7Time{}, false
+		}
+		off := sign * (oh*3600 + om*60)
+		l = time.FixedZone(mm[8], off)
+	}
+	t := time.Date(y, time.Month(mo), d, h, mi, sec, nsec, l)
+	if t.Day() != d || t.Month() != time.Month(mo) {
+		return hl7Time{}, false // e.g. 31 April
+	}
+	tz = offsetString(t, mm[8] == "" && loc == time.UTC)
+	if !validOffset(t) {
+		return hl7Time{}, false
+	}
+	return hl7Time{t: t, prec: prec, tz: tz}, true
+}
+
+// offsetString renders t's UTC offset as FHIR wants it.
+func offsetString(t time.Time, utc bool) string {
+	_, off := t.Zone()
+	if utc && off == 0 {
+		return "Z"
+	}
+	sign := "+"
+	if off < 0 {
+		sign = "-"
+		off = -off
+	}
+	return sign + twoDigits(off/3600) + ":" + twoDigits(off%3600/60)
+}
+
+// validOffset reports whether t's offset fits FHIR's -14:00..+14:00 pattern.
+func validOffset(t time.Time) bool {
+	_, off := t.Zone()
+	if off < 0 {
+		off = -off
+	}
+	return off <= 14*3600
+}
+
+func twoDigits(n int) string {
+	return string([]byte{byte('0' + n/10%10), byte('0' + n%10)})
+}
+
+// dateTime converts an HL7 timestamp field value to a FHIR dateTime with the
+// same precision (hours and minutes render with :00 seconds, as dateTime
+// requires), or nil when it is empty or malformed.
+func (b *builder) dateTime(s string) *d4.DateTime {
+	ht, ok := parseDTM(s, b.loc)
+	if !ok {
+		return nil
+	}
+	return dateTimeOf(ht)
+}
+
+func dateTimeOf(ht hl7Time) *d4.DateTime {
+	p := map[precision]d4.DateTime_Precision{
+		precYear: d4.DateTime_YEAR, precMonth: d4.DateTime_MONTH, precDay: d4.DateTime_DAY,
+		precSecond: d4.DateTime_SECOND, precMilli: d4.DateTime_MILLISECOND, precMicro: d4.DateTime_MICROSECOND,
+	}[ht.prec]
+	return &d4.DateTime{ValueUs: ht.t.UnixMicro(), Timezone: ht.tz, Precision: p}
+}
+
+// instant converts an HL7 timestamp to a FHIR instant, which needs at least a
+// time of day: a date-only (or coarser) timestamp gives nil.
+func (b *builder) instant(s string) *d4.Instant {
+	ht, ok := parseDTM(s, b.loc)
+	if !ok || ht.prec < precSecond {
+		return nil
+	}
+	p := d4.Instant_SECOND
+	switch ht.prec {
+	case precMilli:
+		p = d4.Instant_MILLISECOND
+	case precMicro:
+		p = d4.Instant_MICROSECOND
+	}
+	return &d4.Instant{ValueUs: ht.t.UnixMicro(), Timezone: ht.tz, Precision: p}
+}
+
+// instantOf converts a Go time (the release time) to a UTC FHIR instant with
+// the precision the value carries.
+func instantOf(t time.Time) *d4.Instant {
+	t = t.UTC()
+	p := d4.Instant_SECOND
+	switch {
+	case t.Nanosecond()%1e9 == 0:
+	case t.Nanosecond()%1e6 == 0:
+		p = d4.Instant_MILLISECOND
+	default:
+		p = d4.Instant_MICROSECOND
+	}
+	return &d4.Instant{ValueUs: t.UnixMicro(), Timezone: "Z", Precision: p}
+}
+
+// dateTimeOfGo converts a Go time to a UTC FHIR dateTime.
+func dateTimeOfGo(t time.Time) *d4.DateTime {
+	in := instantOf(t)
+	p := map[d4.Instant_Precision]d4.DateTime_Precision{
+		d4.Instant_SECOND: d4.DateTime_SECOND, d4.Instant_MILLISECOND: d4.DateTime_MILLISECOND, d4.Instant_MICROSECOND: d4.DateTime_MICROSECOND,
+	}[in.Precision]
+	return &d4.DateTime{ValueUs: in.ValueUs, Timezone: "Z", Precision: p}
+}

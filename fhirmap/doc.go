@@ -1,0 +1,27 @@
+// Package fhirmap turns a released HL7 v2 result message (ORU^R01, or MDM with
+// OBX document content) into the FHIR R4 Bundle that resultgate publishes on the
+// portal feed (portal.fhir.<partition>).
+//
+// The mapping follows the HL7 Version 2 to FHIR implementation guide
+// (http://hl7.org/fhir/uv/v2mappings, message map ORU_R01, segment maps
+// OBR[DiagnosticReport] and OBX[Observation], concept maps ResultStatus and
+// ObservationResultStatus), with the choices documented in docs/FHIR.md:
+//
+//   - one DiagnosticReport per OBR (or one per MDM document), its Observations
+//     (one per OBX; consecutive narrative OBX lines with the same OBX-3/OBX-4 are
+//     joined), a Patient reference supplied by the caller (never a Patient
+//     resource: no name, no MRN), and one Provenance saying how, why, by whom and
+//     when the result was released;
+//   - a Bundle of type transaction whose entries are PUTs to stable, content-
+//     derived ids, so re-publishing a result (a retry, a re-run after a crash, a
+//     correction of the same order) updates the same resources instead of
+//     creating duplicates.
+//
+// Every Bundle is marshalled with github.com/google/fhir/go's jsonformat and
+// then parsed back with its validating unmarshaller (required fields, primitive
+// formats, reference types) before it is returned; a Bundle that does not
+// validate is an error (ErrInvalidBundle), never output.
+//
+// Bundle is a pure function of its arguments: no clock, no randomness, no I/O.
+// The same message, release and options always produce the same bytes.
+package fhirmap
