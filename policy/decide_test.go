@@ -45,12 +45,12 @@ func rep(opts ...reportOpt) *Report {
 }
 
 func final(t time.Time) reportOpt { return func(r *Report) { r.Orders[0].FinalizedAt = t } }
-func noFinal() reportOpt         { return final(time.Time{}) }
-func lang(l string) reportOpt    { return func(r *Report) { r.Language = l } }
-func pid(p string) reportOpt     { return func(r *Report) { r.PatientID = p } }
-func section(s string) reportOpt { return func(r *Report) { r.Orders[0].ServiceSection = s } }
-func obr25(s string) reportOpt   { return func(r *Report) { r.Orders[0].ResultStatus = s } }
-func jur(j string) reportOpt     { return func(r *Report) { r.Jurisdiction = j } }
+func noFinal() reportOpt          { return final(time.Time{}) }
+func lang(l string) reportOpt     { return func(r *Report) { r.Language = l } }
+func pid(p string) reportOpt      { return func(r *Report) { r.PatientID = p } }
+func section(s string) reportOpt  { return func(r *Report) { r.Orders[0].ServiceSection = s } }
+func obr25(s string) reportOpt    { return func(r *Report) { r.Orders[0].ResultStatus = s } }
+func jur(j string) reportOpt      { return func(r *Report) { r.Jurisdiction = j } }
 func received(t time.Time) reportOpt {
 	return func(r *Report) { r.ReceivedAt = t }
 }
