@@ -107,12 +107,17 @@ type Evidence struct {
 	Field      string `json:"field"`
 	Rule       string `json:"rule"`
 	Match      string `json:"match"`
-	// Layer is the rule layer: service-section, loinc, local-code, coded-value,
-	// structured-category, free-text, history.
+	// Layer is the rule layer: service-section, loinc, local-code, service-name,
+	// coded-value, structured-category, free-text, history (see the Layer
+	// constants).
 	Layer string `json:"layer,omitempty"`
 	// Start and End are byte offsets of Match within the text value, for highlighting.
 	Start int `json:"start,omitempty"`
 	End   int `json:"end,omitempty"`
+	// Modifier names the negation, hedge or context trigger that changed what
+	// the match means, as "kind: phrase" (e.g. "hedge: suspicious for",
+	// "negated: negative for", "known: recurrent"); empty for a plain match.
+	Modifier string `json:"modifier,omitempty"`
 }
 
 // Tag is one tag with all its evidence.
@@ -125,6 +130,11 @@ type Tag struct {
 type Classification struct {
 	Tags           []Tag  `json:"tags"`
 	RulesetVersion string `json:"ruleset_version"`
+	// Suppressed lists, by the tag they would have given, matches that did not
+	// count: negated ("negative for carcinoma"), context ("family history of",
+	// "rule out"), or for new-cancer the prior malignancy that ruled it out.
+	// It is for explanation only.
+	Suppressed []Tag `json:"suppressed,omitempty"`
 }
 
 // Has reports whether the classification carries tag t.

@@ -1,0 +1,946 @@
+package policy
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// History says whether a patient had a malignancy before this report. The
+// router backs it with storage; a nil History means no prior malignancy is on
+// record.
+type History interface {
+	PriorMalignancy(patientID string) bool
+}
+
+// Classifier tags reports using one compiled rule set. It is safe for
+// concurrent use; compile it once with NewClassifier and reuse it.
+type Classifier struct {
+	rs *RuleSet
+
+	lex       *automaton
+	lexGroups []lexGroup
+	cats      []category
+
+	names      *automaton
+	nameGroups []nameGroup
+
+	services map[string][]int // OBR-24 code -> ServiceSections index
+	codes    map[string][]codeRef
+	ctxCodes map[string]bool // LOINC codes whose OBX text is context
+
+	systems map[string]string // upper-case system name -> class
+	icd10   []rangeC
+	icd9    []rangeC
+	icdo3   map[byte]string
+	snomed  map[string]SNOMEDConcept
+
+	disabled map[string]bool
+	abnormal map[string]bool
+	affirm   map[string]bool
+
+	pool sync.Pool
+}
+
+type lexGroup struct {
+	id        string
+	kind      patKind
+	tag       string
+	layer     string
+	context   string
+	ctxStatus status
+	prior     bool
+	window    int
+}
+
+type category struct {
+	id     string
+	system string
+	values map[string]string
+	prior  map[string]bool
+}
+
+type nameGroup struct {
+	id       string
+	exclude  bool
+	tags     []string
+	prefix   bool
+	requires []string
+}
+
+type codeRef struct {
+	id      string
+	tags    []string
+	layer   string
+	context bool
+}
+
+type rangeC struct {
+	id, from, to, tag string
+	prior             bool
+}
+
+// Coding-system classes.
+const (
+	sysLOINC  = "LN"
+	sysICD10  = "ICD10"
+	sysICD9   = "ICD9"
+	sysICDO3  = "ICDO3"
+	sysSNOMED = "SCT"
+)
+
+var loincSystems = []string{"LN", "LNC", "LOINC", "2.16.840.1.113883.6.1", "HTTP://LOINC.ORG"}
+
+// fixedTagOrder is the order of tags in a Classification; other tags follow
+// in lexical order.
+var fixedTagOrder = []string{TagPathology, TagCytology, TagImaging, TagGenetic, TagTumorMarker, TagMalignancy, TagSuspectedMalignancy, TagNewCancer}
+
+// NewClassifier compiles rs (the lexicon into one automaton, the names into
+// another, the codes into maps) once.
+func NewClassifier(rs *RuleSet) (*Classifier, error) {
+	if rs == nil {
+		return nil, fmt.Errorf("%w: nil rule set", ErrRuleSet)
+	}
+	c := &Classifier{
+		rs:       rs,
+		services: map[string][]int{},
+		codes:    map[string][]codeRef{},
+		ctxCodes: map[string]bool{},
+		systems:  map[string]string{},
+		icdo3:    map[byte]string{},
+		snomed:   map[string]SNOMEDConcept{},
+		disabled: map[string]bool{},
+		abnormal: map[string]bool{},
+		affirm:   map[string]bool{},
+	}
+	// Lexicon and categories.
+	var pats []pattern
+	index := map[string]int{}
+	addPat := func(p pattern) {
+		p.wordAtL = isWordByte(p.norm[0])
+		p.wordAtR = isWordByte(p.norm[len(p.norm)-1])
+		if i, ok := index[p.norm]; ok {
+			q := &pats[i]
+			if q.roles != 0 && p.roles != 0 {
+				if p.roles&roleCtxPre != 0 && q.roles&roleCtxPre == 0 {
+					q.ctxGrp = p.group
+				}
+				q.roles |= p.roles
+			}
+			return
+		}
+		index[p.norm] = len(pats)
+		pats = append(pats, p)
+	}
+	for gi, g := range rs.Lexicon {
+		k := knownKinds[g.Kind]
+		lg := lexGroup{id: g.ID, kind: k, tag: g.Tag, layer: g.Layer, context: g.Context, prior: g.Prior, window: g.Window}
+		if lg.layer == "" {
+			lg.layer = LayerFreeText
+		}
+		switch g.Context {
+		case "history":
+			lg.ctxStatus = stHistory
+		case "known":
+			lg.ctxStatus = stKnown
+		case "family":
+			lg.ctxStatus = stFamily
+		case "query":
+			lg.ctxStatus = stQuery
+		case "label":
+			lg.ctxStatus = stLabel
+		}
+		c.lexGroups = append(c.lexGroups, lg)
+		for _, ph := range g.Phrases {
+			n := normalize(ph)
+			if n == "" {
+				continue
+			}
+			p := pattern{kind: k, roles: roleOfKind[k], group: gi, ctxGrp: -1, norm: n}
+			if k == kindContextPre {
+				p.ctxGrp = gi
+			}
+			addPat(p)
+			// Regular plural of a term ("adenocarcinomas").
+			if k == kindTerm && isLetter(n[len(n)-1]) && n[len(n)-1] != 's' && len(n) > 3 {
+				addPat(pattern{kind: k, group: gi, ctxGrp: -1, norm: n + "s"})
+			}
+		}
+	}
+	for ci, cr := range rs.Categories {
+		cat := category{id: cr.ID, system: cr.System, values: map[string]string{}, prior: map[string]bool{}}
+		for v, t := range cr.Values {
+			cat.values[v] = t
+		}
+		for _, v := range cr.Prior {
+			cat.prior[v] = true
+		}
+		c.cats = append(c.cats, cat)
+		for _, kw := range cr.Keywords {
+			if n := normalize(kw); n != "" {
+				addPat(pattern{kind: kindCategory, group: ci, ctxGrp: -1, norm: n})
+			}
+		}
+	}
+	if len(pats) > 0 {
+		c.lex = compileAutomaton(pats)
+	}
+	// Names.
+	var npats []pattern
+	nindex := map[string]bool{}
+	for gi, g := range rs.Names {
+		ng := nameGroup{id: g.ID, exclude: g.Kind == "exclude", prefix: g.Prefix, requires: g.Requires}
+		if g.Tag != "" {
+			ng.tags = append(ng.tags, g.Tag)
+		}
+		ng.tags = append(ng.tags, g.Tags...)
+		c.nameGroups = append(c.nameGroups, ng)
+		k := kindName
+		if ng.exclude {
+			k = kindExclude
+		}
+		for _, ph := range g.Phrases {
+			n := normalize(ph)
+			if n == "" || nindex[n] {
+				continue
+			}
+			nindex[n] = true
+			npats = append(npats, pattern{kind: k, group: gi, ctxGrp: -1, norm: n, wordAtL: isWordByte(n[0]), wordAtR: isWordByte(n[len(n)-1])})
+		}
+	}
+	if len(npats) > 0 {
+		c.names = compileAutomaton(npats)
+	}
+	// Codes.
+	for i, r := range rs.ServiceSections {
+		for _, code := range r.Codes {
+			k := strings.ToUpper(strings.TrimSpace(code))
+			c.services[k] = append(c.services[k], i)
+		}
+	}
+	for _, s := range loincSystems {
+		c.systems[s] = sysLOINC
+	}
+	for _, s := range rs.Coded.ICD10.Systems {
+		c.systems[strings.ToUpper(s)] = sysICD10
+	}
+	for _, s := range rs.Coded.ICD9.Systems {
+		c.systems[strings.ToUpper(s)] = sysICD9
+	}
+	for _, s := range rs.Coded.ICDO3.Systems {
+		c.systems[strings.ToUpper(s)] = sysICDO3
+	}
+	for _, s := range rs.Coded.SNOMED.Systems {
+		c.systems[strings.ToUpper(s)] = sysSNOMED
+	}
+	for _, r := range rs.Codes {
+		sys := strings.ToUpper(strings.TrimSpace(r.System))
+		layer := LayerLocalCode
+		if c.systems[sys] == sysLOINC {
+			sys, layer = sysLOINC, LayerLOINC
+		}
+		ref := codeRef{id: r.ID, tags: r.Tags, layer: layer, context: r.Section == "context"}
+		for _, code := range r.Codes {
+			k := sys + "|" + strings.ToUpper(strings.TrimSpace(code))
+			c.codes[k] = append(c.codes[k], ref)
+		}
+	}
+	for _, code := range rs.Settings.ContextSections {
+		c.ctxCodes[strings.ToUpper(strings.TrimSpace(code))] = true
+	}
+	for _, r := range rs.Coded.ICD10.Ranges {
+		c.icd10 = append(c.icd10, rangeC{id: r.ID, from: normCode(r.From), to: normCode(r.To), tag: r.Tag, prior: r.Prior})
+	}
+	for _, r := range rs.Coded.ICD9.Ranges {
+		c.icd9 = append(c.icd9, rangeC{id: r.ID, from: normCode(r.From), to: normCode(r.To), tag: r.Tag, prior: r.Prior})
+	}
+	for b, t := range rs.Coded.ICDO3.Behaviours {
+		c.icdo3[b[0]] = t
+	}
+	for _, sc := range rs.Coded.SNOMED.Concepts {
+		if sc.Tag == "" {
+			sc.Tag = TagMalignancy
+		}
+		c.snomed[sc.Code] = sc
+	}
+	for _, t := range rs.Settings.DisabledTags {
+		c.disabled[t] = true
+	}
+	for _, f := range rs.Settings.AbnormalFlags {
+		c.abnormal[strings.ToUpper(f)] = true
+	}
+	for _, v := range rs.Settings.AffirmativeValues {
+		c.affirm[strings.ToLower(v)] = true
+	}
+	c.pool.New = func() any { return &classifyState{} }
+	return c, nil
+}
+
+// RuleSet returns the rule set the classifier was compiled from.
+func (c *Classifier) RuleSet() *RuleSet { return c.rs }
+
+func isLetter(b byte) bool { return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' }
+
+// tagAcc collects the evidence of one tag.
+type tagAcc struct {
+	tag string
+	ev  []Evidence
+}
+
+// pendingName is a name that needs another tag in the same order.
+type pendingName struct {
+	ev       Evidence
+	tags     []string
+	requires []string
+}
+
+// classifyState is the per-call scratch space, pooled.
+type classifyState struct {
+	ts         textScratch
+	tags       []tagAcc
+	suppressed []tagAcc
+	prior      bool
+	priorEv    []Evidence
+	pending    []pendingName
+	nameHits   []rawMatch
+	max        int
+}
+
+func (s *classifyState) reset(max int) {
+	for i := range s.tags {
+		s.tags[i].ev = s.tags[i].ev[:0]
+	}
+	for i := range s.suppressed {
+		s.suppressed[i].ev = s.suppressed[i].ev[:0]
+	}
+	s.prior = false
+	s.priorEv = s.priorEv[:0]
+	s.pending = s.pending[:0]
+	s.max = max
+}
+
+func accFor(list *[]tagAcc, tag string) *tagAcc {
+	for i := range *list {
+		if (*list)[i].tag == tag {
+			return &(*list)[i]
+		}
+	}
+	*list = append(*list, tagAcc{tag: tag})
+	return &(*list)[len(*list)-1]
+}
+
+func (s *classifyState) count(tag string) int {
+	for i := range s.tags {
+		if s.tags[i].tag == tag {
+			return len(s.tags[i].ev)
+		}
+	}
+	return 0
+}
+
+func addEv(list *[]tagAcc, tag string, e Evidence, max int) {
+	a := accFor(list, tag)
+	for i := range a.ev {
+		x := &a.ev[i]
+		if x.Segment == e.Segment && x.Occurrence == e.Occurrence && x.Field == e.Field && x.Rule == e.Rule && x.Start == e.Start && x.End == e.End && x.Match == e.Match {
+			return
+		}
+	}
+	if max > 0 && len(a.ev) >= max {
+		return
+	}
+	a.ev = append(a.ev, e)
+}
+
+func (s *classifyState) add(tag string, e Evidence) { addEv(&s.tags, tag, e, s.max) }
+
+func (s *classifyState) suppress(tag string, e Evidence) { addEv(&s.suppressed, tag, e, s.max) }
+
+// Classify tags r. The result is deterministic: tags in a fixed order
+// (pathology, cytology, imaging, genetic, tumor-marker, malignancy,
+// suspected-malignancy, new-cancer, then others by name), evidence in message
+// order. h may be nil.
+func (c *Classifier) Classify(r *Report, h History) Classification {
+	out := Classification{RulesetVersion: c.rs.Version(), Tags: []Tag{}}
+	if r == nil {
+		return out
+	}
+	s := c.pool.Get().(*classifyState)
+	defer c.pool.Put(s)
+	s.reset(c.rs.Settings.MaxEvidencePerTag)
+
+	for oi := range r.Orders {
+		o := &r.Orders[oi]
+		mark := s.count(TagTumorMarker)
+		s.pending = s.pending[:0]
+		c.serviceSection(s, o)
+		c.identifier(s, &o.Service, locOr(o.Service.Loc, o.Loc, "OBR-4"), true)
+		for ni := range o.Notes {
+			c.text(s, o.Notes[ni].Value, locOr(o.Notes[ni].Loc, Location{Segment: "NTE"}, "NTE-3"), false)
+		}
+		for bi := range o.Observations {
+			c.observation(s, &o.Observations[bi])
+		}
+		// Names that count only beside another tag in the same order.
+		for _, p := range s.pending {
+			ok := true
+			for _, req := range p.requires {
+				if req == TagTumorMarker && s.count(TagTumorMarker) > mark {
+					continue
+				}
+				if req != TagTumorMarker && s.count(req) > 0 {
+					continue
+				}
+				ok = false
+			}
+			if ok {
+				for _, t := range p.tags {
+					s.add(t, p.ev)
+				}
+			}
+		}
+	}
+	for di := range r.Diagnoses {
+		d := &r.Diagnoses[di]
+		c.codedValue(s, d, locOr(d.Loc, Location{Segment: "DG1"}, "DG1-3"))
+	}
+	c.finish(s, r, h, &out)
+	return out
+}
+
+func locOr(l, parent Location, field string) Location {
+	if l.Segment == "" {
+		l.Segment = parent.Segment
+		l.Occurrence = parent.Occurrence
+	}
+	if l.Field == "" {
+		l.Field = field
+	}
+	return l
+}
+
+func evAt(l Location, rule, layer, match string) Evidence {
+	return Evidence{Segment: l.Segment, Occurrence: l.Occurrence, Field: l.Field, Rule: rule, Match: match, Layer: layer}
+}
+
+func (c *Classifier) serviceSection(s *classifyState, o *Order) {
+	code := strings.ToUpper(strings.TrimSpace(o.ServiceSection))
+	if code == "" {
+		return
+	}
+	loc := locOr(o.ServiceSectionLoc, o.Loc, "OBR-24")
+	for _, i := range c.services[code] {
+		r := &c.rs.ServiceSections[i]
+		for _, t := range r.Tags {
+			s.add(t, evAt(loc, r.ID, LayerServiceSection, o.ServiceSection))
+		}
+	}
+}
+
+// label returns the display text of an identifier: its text, or its code
+// when the code is free text (no system, contains a space or lower case).
+func label(cd *Coded) string {
+	if cd.Text != "" {
+		return cd.Text
+	}
+	if cd.System == "" && strings.ContainsAny(cd.Code, " abcdefghijklmnopqrstuvwxyz:") {
+		return cd.Code
+	}
+	return ""
+}
+
+// identifier applies layer 2 to an OBR-4 or OBX-3 identifier. It reports
+// whether the identifier's text is a context section.
+func (c *Classifier) identifier(s *classifyState, cd *Coded, loc Location, service bool) (context bool) {
+	for i := -1; i < len(cd.Alt); i++ {
+		t := cd
+		l := loc
+		if i >= 0 {
+			t = &cd.Alt[i]
+			l = locOr(t.Loc, loc, loc.Field)
+		}
+		code := strings.ToUpper(strings.TrimSpace(t.Code))
+		if code == "" {
+			continue
+		}
+		sysName := strings.ToUpper(strings.TrimSpace(t.System))
+		sys := c.systems[sysName]
+		mod := ""
+		if sysName == "" && looksLOINC(code) {
+			sys, mod = sysLOINC, "system missing: LOINC code shape"
+		}
+		var refs, anySys []codeRef
+		if sys == sysLOINC {
+			refs = c.codes[sysLOINC+"|"+code]
+			if c.ctxCodes[code] {
+				context = true
+			}
+		} else {
+			refs, anySys = c.codes[sysName+"|"+code], c.codes["*|"+code]
+		}
+		for _, ref := range concatRefs(refs, anySys) {
+			if ref.context {
+				context = true
+			}
+			for _, tg := range ref.tags {
+				e := evAt(l, ref.id, ref.layer, t.Code)
+				e.Modifier = mod
+				s.add(tg, e)
+			}
+		}
+	}
+	// Names in the identifier's texts.
+	for i := -1; i < len(cd.Alt); i++ {
+		t := cd
+		l := loc
+		if i >= 0 {
+			t = &cd.Alt[i]
+			l = locOr(t.Loc, loc, loc.Field)
+		}
+		c.names1(s, label(t), l, service)
+	}
+	return context
+}
+
+// names1 applies the name rules to one identifier text.
+func (c *Classifier) names1(s *classifyState, text string, loc Location, service bool) {
+	if text == "" || c.names == nil {
+		return
+	}
+	s.nameHits = c.names.scan(&s.ts.sc, text, s.nameHits[:0])
+	if len(s.nameHits) == 0 {
+		return
+	}
+	s.nameHits = selectLongest(s.nameHits)
+	var excluded []string
+	for _, m := range s.nameHits {
+		g := &c.nameGroups[c.names.patterns[m.pat].group]
+		if g.exclude {
+			excluded = append(excluded, g.tags...)
+		}
+	}
+	for _, m := range s.nameHits {
+		g := &c.nameGroups[c.names.patterns[m.pat].group]
+		if g.exclude {
+			continue
+		}
+		if g.prefix && (!service || strings.TrimSpace(text[:m.start]) != "") {
+			continue
+		}
+		e := evAt(loc, g.id, LayerServiceName, text[m.start:m.end])
+		e.Start, e.End = int(m.start), int(m.end)
+		var tags []string
+		for _, t := range g.tags {
+			if !contains(excluded, t) {
+				tags = append(tags, t)
+			}
+		}
+		if len(tags) == 0 {
+			continue
+		}
+		if len(g.requires) > 0 {
+			s.pending = append(s.pending, pendingName{ev: e, tags: tags, requires: g.requires})
+			continue
+		}
+		for _, t := range tags {
+			s.add(t, e)
+		}
+	}
+}
+
+// concatRefs joins two shared slices without writing into either.
+func concatRefs(a, b []codeRef) []codeRef {
+	switch {
+	case len(b) == 0:
+		return a
+	case len(a) == 0:
+		return b
+	}
+	return append(append(make([]codeRef, 0, len(a)+len(b)), a...), b...)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// looksLOINC reports whether code has the LOINC shape: 1-7 digits, a hyphen,
+// one check digit.
+func looksLOINC(code string) bool {
+	i := strings.IndexByte(code, '-')
+	if i < 1 || i > 7 || i != len(code)-2 {
+		return false
+	}
+	return isDigits(code[:i]) && code[i+1] >= '0' && code[i+1] <= '9'
+}
+
+func (c *Classifier) observation(s *classifyState, ob *Observation) {
+	loc3 := locOr(ob.ID.Loc, ob.Loc, "OBX-3")
+	before := s.count(TagTumorMarker)
+	context := c.identifier(s, &ob.ID, loc3, false)
+	if s.count(TagTumorMarker) > before {
+		for _, f := range ob.AbnormalFlags {
+			if c.abnormal[strings.ToUpper(strings.TrimSpace(f))] {
+				l := ob.Loc
+				l.Field = "OBX-8"
+				e := evAt(l, "settings.abnormal_flags", LayerLOINC, f)
+				e.Modifier = "abnormal tumour-marker result"
+				s.add(TagTumorMarker, e)
+				break
+			}
+		}
+	}
+	loc5 := Location{Segment: ob.Loc.Segment, Occurrence: ob.Loc.Occurrence, Field: "OBX-5"}
+	for i := range ob.Codes {
+		c.codedValue(s, &ob.Codes[i], locOr(ob.Codes[i].Loc, loc5, "OBX-5"))
+	}
+	for i := range ob.Texts {
+		c.text(s, ob.Texts[i].Value, locOr(ob.Texts[i].Loc, loc5, "OBX-5"), context)
+	}
+	// Synoptic label and value: "Invasive carcinoma: present", "BI-RADS category: 4".
+	if !context {
+		if lbl := label(&ob.ID); lbl != "" {
+			val := ""
+			if len(ob.Texts) == 1 {
+				val = ob.Texts[0].Value
+			} else if len(ob.Codes) == 1 {
+				val = ob.Codes[0].Code
+				if ob.Codes[0].Text != "" && !isCategoryish(val) {
+					val = ob.Codes[0].Text
+				}
+			}
+			if val != "" && len(val) <= 64 {
+				c.labelValue(s, lbl, val, loc3)
+			}
+		}
+	}
+	for i := range ob.Notes {
+		c.text(s, ob.Notes[i].Value, locOr(ob.Notes[i].Loc, Location{Segment: "NTE"}, "NTE-3"), false)
+	}
+}
+
+func isCategoryish(v string) bool { return len(v) <= 4 }
+
+// labelValue handles a synoptic OBX whose OBX-3 text names a finding and
+// whose OBX-5 affirms it, or names a category system and OBX-5 holds its value.
+func (c *Classifier) labelValue(s *classifyState, lbl, val string, loc Location) {
+	v := strings.ToLower(strings.TrimSpace(val))
+	first := v
+	if i := strings.IndexAny(v, " ,;:(–-"); i > 0 {
+		first = v[:i]
+	}
+	if c.affirm[first] {
+		c.analyze(&s.ts, lbl, false, func(f finding) {
+			if f.cat >= 0 {
+				return
+			}
+			c.emitFinding(s, f, lbl, loc, "value: "+strings.TrimSpace(val))
+		})
+		return
+	}
+	// Category system in the label, value in OBX-5.
+	if c.lex == nil {
+		return
+	}
+	ms := c.lex.scan(&s.ts.sc, lbl, s.ts.ms[:0])
+	for _, m := range selectLongest(ms) {
+		p := &c.lex.patterns[m.pat]
+		if p.kind != kindCategory {
+			continue
+		}
+		cv, _ := parseCategoryValue(val, 0)
+		cat := &c.cats[p.group]
+		tag, ok := cat.values[cv]
+		if !ok || tag == TagNone {
+			continue
+		}
+		f := finding{group: -1, cat: p.group, tag: tag, prior: cat.prior[cv], layer: LayerStructuredCategory, start: int(m.start), end: int(m.end)}
+		c.emitFinding(s, f, lbl, loc, "value: "+strings.TrimSpace(val))
+		break
+	}
+	s.ts.ms = ms[:0]
+}
+
+// text applies layers 4 and 5 to one free-text value.
+func (c *Classifier) text(s *classifyState, text string, loc Location, context bool) {
+	if text == "" || c.lex == nil {
+		return
+	}
+	c.analyze(&s.ts, text, context, func(f finding) {
+		c.emitFinding(s, f, text, loc, "")
+	})
+}
+
+// emitFinding turns one finding into evidence.
+func (c *Classifier) emitFinding(s *classifyState, f finding, text string, loc Location, extra string) {
+	rule := ""
+	if f.cat >= 0 {
+		rule = c.cats[f.cat].id
+	} else {
+		rule = c.lexGroups[f.group].id
+	}
+	e := evAt(loc, rule, f.layer, text[f.start:f.end])
+	e.Start, e.End = f.start, f.end
+	if f.st != stAffirmed && f.modEnd > f.modStart {
+		e.Modifier = f.st.String() + ": " + text[f.modStart:f.modEnd]
+	} else if f.st == stSection {
+		e.Modifier = f.st.String()
+	}
+	if extra != "" {
+		if e.Modifier != "" {
+			e.Modifier += "; " + extra
+		} else {
+			e.Modifier = extra
+		}
+	}
+	tag := f.tag
+	switch f.st {
+	case stAffirmed, stKnown:
+		s.add(tag, e)
+		if tag == TagMalignancy {
+			if f.prior || f.st == stKnown {
+				s.prior = true
+				s.priorEv = append(s.priorEv, e)
+			} else {
+				s.add(TagNewCancer, e)
+			}
+		}
+	case stHedged:
+		if tag == TagMalignancy {
+			tag = TagSuspectedMalignancy
+		}
+		s.add(tag, e)
+	case stHistory:
+		if tag == TagMalignancy || tag == TagSuspectedMalignancy {
+			s.prior = true
+			s.priorEv = append(s.priorEv, e)
+		}
+		s.suppress(tag, e)
+	default:
+		s.suppress(tag, e)
+	}
+}
+
+// codedValue applies layer 3 to one coded value (OBX-5 or DG1-3) and its
+// alternates; a triplet whose code is not recognised has its text read as
+// free text.
+func (c *Classifier) codedValue(s *classifyState, cd *Coded, loc Location) {
+	for i := -1; i < len(cd.Alt); i++ {
+		t := cd
+		l := loc
+		if i >= 0 {
+			t = &cd.Alt[i]
+			l = locOr(t.Loc, loc, loc.Field)
+		}
+		if !c.coded1(s, t, l) && t.Text != "" {
+			c.text(s, t.Text, l, false)
+		}
+	}
+}
+
+// coded1 classifies one code; it reports whether the code was recognised.
+func (c *Classifier) coded1(s *classifyState, t *Coded, l Location) bool {
+	code := strings.TrimSpace(t.Code)
+	if code == "" {
+		return false
+	}
+	sysName := strings.ToUpper(strings.TrimSpace(t.System))
+	sys := c.systems[sysName]
+	mod := ""
+	if sysName == "" {
+		switch {
+		case looksICD10(code):
+			sys, mod = sysICD10, "system missing: ICD-10 code shape"
+		case looksMorphology(code):
+			sys, mod = sysICDO3, "system missing: ICD-O-3 morphology shape"
+		case isDigits(code):
+			sys, mod = sysSNOMED, "system missing: SNOMED CT identifier shape"
+		}
+	}
+	match := code
+	if t.Text != "" {
+		match = code + " " + t.Text
+	}
+	emit := func(rule, tag string, prior bool) {
+		e := evAt(l, rule, LayerCodedValue, match)
+		e.Modifier = mod
+		if prior {
+			s.prior = true
+			s.priorEv = append(s.priorEv, e)
+		}
+		switch tag {
+		case TagNone, "":
+			return
+		case TagMalignancy:
+			s.add(tag, e)
+			if !prior {
+				s.add(TagNewCancer, e)
+			}
+		default:
+			s.add(tag, e)
+		}
+	}
+	switch sys {
+	case sysICD10, sysICD9:
+		ranges := c.icd10
+		if sys == sysICD9 {
+			ranges = c.icd9
+		}
+		n := normCode(code)
+		for _, r := range ranges {
+			if len(n) < len(r.from) || n[:len(r.from)] < r.from || n[:min(len(n), len(r.to))] > r.to {
+				continue
+			}
+			tag := r.tag
+			if tag == "uncertain" {
+				tag = c.rs.Settings.UncertainNeoplasm
+			}
+			emit(r.id, tag, r.prior)
+			return true
+		}
+		return sysName != "" // a known classification: its text is the code's title
+	case sysICDO3:
+		b, ok := morphologyBehaviour(code)
+		if !ok {
+			return sysName != "" // topography (C50.9): a site, not a diagnosis
+		}
+		tag, ok := c.icdo3[b]
+		if !ok {
+			return false
+		}
+		emit(c.rs.Coded.ICDO3.ID, tag, false)
+		return true
+	case sysSNOMED:
+		if sc, ok := c.snomed[code]; ok {
+			emit(c.rs.Coded.SNOMED.ID, sc.Tag, sc.Prior)
+			return true
+		}
+		return false
+	case sysLOINC:
+		return false
+	}
+	// Local codes from config.
+	refs := concatRefs(c.codes[sysName+"|"+strings.ToUpper(code)], c.codes["*|"+strings.ToUpper(code)])
+	for _, ref := range refs {
+		for _, tg := range ref.tags {
+			e := evAt(l, ref.id, LayerLocalCode, match)
+			s.add(tg, e)
+			if tg == TagMalignancy {
+				s.add(TagNewCancer, e)
+			}
+		}
+	}
+	return len(refs) > 0
+}
+
+// looksICD10 reports whether code has the ICD-10 shape: a letter, two
+// characters (digits, or a digit and a letter as in C7A), then an optional
+// dot and up to four more.
+func looksICD10(code string) bool {
+	n := normCode(code)
+	if len(n) < 3 || len(n) > 7 || !isLetter(n[0]) || n[1] < '0' || n[1] > '9' {
+		return false
+	}
+	for i := 2; i < len(n); i++ {
+		if !(n[i] >= '0' && n[i] <= '9' || n[i] >= 'A' && n[i] <= 'Z') {
+			return false
+		}
+	}
+	if strings.Contains(code, ".") && strings.IndexByte(code, '.') != 3 {
+		return false
+	}
+	return true
+}
+
+// looksMorphology reports whether code is an ICD-O-3 morphology code with a
+// slash ("8500/3", "M-8140/3").
+func looksMorphology(code string) bool {
+	_, ok := morphologyBehaviour(code)
+	return ok && strings.Contains(code, "/")
+}
+
+// morphologyBehaviour returns the behaviour digit of an ICD-O-3 morphology
+// code: "8140/3", "81403", "M-8140/3", "M81403", "8140/33" (with grade).
+func morphologyBehaviour(code string) (byte, bool) {
+	s := strings.ToUpper(strings.TrimSpace(code))
+	s = strings.TrimPrefix(s, "M-")
+	s = strings.TrimPrefix(s, "M")
+	if len(s) < 5 || s[0] < '8' || s[0] > '9' || !isDigits(s[:4]) {
+		return 0, false
+	}
+	rest := s[4:]
+	rest = strings.TrimPrefix(rest, "/")
+	if len(rest) < 1 || len(rest) > 2 || !isDigits(rest) {
+		return 0, false
+	}
+	return rest[0], true
+}
+
+// finish derives new-cancer, applies switches and builds the output.
+func (c *Classifier) finish(s *classifyState, r *Report, h History, out *Classification) {
+	if a := accFor(&s.tags, TagNewCancer); len(a.ev) > 0 {
+		prior := s.prior
+		var priorEv []Evidence
+		if prior {
+			priorEv = s.priorEv
+		} else if h != nil && h.PriorMalignancy(r.PatientID) {
+			prior = true
+			priorEv = []Evidence{{Segment: "PID", Occurrence: 1, Field: "PID-3", Rule: "history.prior-malignancy", Match: "prior malignancy on record", Layer: LayerHistory}}
+		}
+		if prior {
+			for _, e := range priorEv {
+				s.suppress(TagNewCancer, e)
+			}
+			a.ev = a.ev[:0]
+		} else {
+			addEv(&s.tags, TagNewCancer, Evidence{Segment: "PID", Occurrence: 1, Field: "PID-3", Rule: "history.no-prior-malignancy", Match: "no prior malignancy on record or in the message", Layer: LayerHistory}, 0)
+		}
+	}
+	out.Tags = buildTags(s.tags, c.disabled)
+	if sup := buildTags(s.suppressed, c.disabled); len(sup) > 0 {
+		out.Suppressed = sup
+	}
+}
+
+func buildTags(accs []tagAcc, disabled map[string]bool) []Tag {
+	total, n := 0, 0
+	for _, a := range accs {
+		if len(a.ev) > 0 && !disabled[a.tag] {
+			total += len(a.ev)
+			n++
+		}
+	}
+	tags := make([]Tag, 0, n)
+	if n == 0 {
+		return tags
+	}
+	evs := make([]Evidence, 0, total)
+	appendTag := func(a *tagAcc) {
+		start := len(evs)
+		evs = append(evs, a.ev...)
+		tags = append(tags, Tag{Tag: a.tag, Evidence: evs[start:len(evs):len(evs)]})
+	}
+	for _, t := range fixedTagOrder {
+		for i := range accs {
+			if accs[i].tag == t && len(accs[i].ev) > 0 && !disabled[t] {
+				appendTag(&accs[i])
+			}
+		}
+	}
+	var others []int
+	for i, a := range accs {
+		if len(a.ev) > 0 && !disabled[a.tag] && !contains(fixedTagOrder, a.tag) {
+			others = append(others, i)
+		}
+	}
+	sort.Slice(others, func(x, y int) bool { return accs[others[x]].tag < accs[others[y]].tag })
+	for _, i := range others {
+		appendTag(&accs[i])
+	}
+	return tags
+}

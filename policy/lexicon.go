@@ -1,0 +1,373 @@
+package policy
+
+// This file holds the multi-pattern matcher behind the classifier: an
+// Aho-Corasick automaton (Aho & Corasick, "Efficient string matching", CACM
+// 1975) compiled once per Classifier into a dense transition table over a
+// compressed byte alphabet. Scanning is one table lookup per input byte, so
+// the cost of matching is linear in the text whatever the size of the lexicon.
+//
+// Text and patterns are normalised the same way while scanning:
+//   - ASCII letters are folded to lower case;
+//   - runs of white space, hyphens, underscores, en/em dashes and no-break
+//     spaces count as one space ("non-Hodgkin" = "non hodgkin");
+//   - apostrophes (' and U+2019) are dropped ("Hodgkin's" = "hodgkins");
+//   - every other byte is kept as is (UTF-8 passes through unchanged).
+//
+// Offsets reported for a match are byte offsets into the original text.
+
+// patKind is what a pattern means to the classifier.
+type patKind uint8
+
+const (
+	kindTerm        patKind = iota + 1 // a finding (malignancy word, category term, ...)
+	kindPseudo                         // looks like a trigger or term but is neither ("no change", "gram negative")
+	kindNegPre                         // negates terms after it ("negative for")
+	kindNegPost                        // negates terms before it ("is negative")
+	kindHedgePre                       // makes terms after it uncertain ("suspicious for")
+	kindHedgePost                      // makes terms before it uncertain ("cannot be excluded")
+	kindContextPre                     // terms after it are not a diagnosis ("history of", "rule out")
+	kindTermination                    // ends the scope of a trigger ("but", "however")
+	kindBlock                          // ends backward scope: "margins", "lymph nodes"
+	kindHeader                         // a section header ("clinical history:")
+	kindCategory                       // a structured-category system keyword ("BI-RADS")
+	kindName                           // a name in an identifier text (OBR-4 / OBX-3)
+	kindExclude                        // a name that cancels other names in the same text
+)
+
+// Trigger roles: one phrase may be a trigger in both directions ("absent",
+// "suspected"), so triggers carry a set of roles rather than one kind.
+const (
+	roleNegPre uint16 = 1 << iota
+	roleNegPost
+	roleHedgePre
+	roleHedgePost
+	roleCtxPre
+	roleTermination
+	roleBlock
+)
+
+var roleOfKind = map[patKind]uint16{
+	kindNegPre: roleNegPre, kindNegPost: roleNegPost, kindHedgePre: roleHedgePre,
+	kindHedgePost: roleHedgePost, kindContextPre: roleCtxPre, kindTermination: roleTermination,
+	kindBlock: roleBlock,
+}
+
+// pattern is one compiled phrase.
+type pattern struct {
+	kind    patKind
+	roles   uint16 // trigger roles (for trigger kinds)
+	group   int    // index of the owning phrase group (first one for merged triggers)
+	ctxGrp  int    // group of the context-pre role, when it is not group
+	norm    string // normalised phrase
+	wordAtL bool   // first byte is a word byte: require a boundary before
+	wordAtR bool   // last byte is a word byte: require a boundary after
+}
+
+// rawMatch is one pattern occurrence in a text.
+type rawMatch struct {
+	pat        int32 // pattern index
+	start, end int32 // byte offsets in the original text
+	w0, w1     int32 // word index at start and at end
+}
+
+const (
+	ringSize   = 256 // > longest normalised pattern
+	maxPattern = ringSize - 1
+)
+
+// automaton is a compiled Aho-Corasick automaton.
+type automaton struct {
+	classOf  [256]uint8 // byte -> alphabet class; 0 = not in any pattern
+	nclass   int
+	next     []int32 // state*nclass + class -> state (full DFA)
+	out      []int32 // state -> pattern ending here, or -1
+	dict     []int32 // state -> nearest proper suffix state with output, or -1
+	patterns []pattern
+}
+
+// normByte classifies one input byte for normalisation.
+func isSpaceLike(b byte) bool {
+	switch b {
+	case ' ', '\t', '\n', '\r', '\v', '\f', '-', '_':
+		return true
+	}
+	return false
+}
+
+// isWordByte reports whether b is part of a word for boundary checks.
+func isWordByte(b byte) bool {
+	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b >= 0x80
+}
+
+// multiByteSep reports the length of a UTF-8 separator at s[i:] that
+// normalises to a space (en dash, em dash, no-break space) or is dropped
+// (right single quotation mark), and whether it is dropped.
+func multiByteSep(s string, i int) (n int, drop bool) {
+	if s[i] == 0xE2 && i+2 < len(s) && s[i+1] == 0x80 {
+		switch s[i+2] {
+		case 0x93, 0x94: // en dash, em dash
+			return 3, false
+		case 0x99: // right single quotation mark
+			return 3, true
+		}
+	}
+	if s[i] == 0xC2 && i+1 < len(s) && s[i+1] == 0xA0 {
+		return 2, false
+	}
+	return 0, false
+}
+
+// normalize returns s normalised as described in the file comment (used for
+// patterns at compile time).
+func normalize(s string) string {
+	b := make([]byte, 0, len(s))
+	space := true
+	for i := 0; i < len(s); {
+		c := s[i]
+		if n, drop := multiByteSep(s, i); n > 0 {
+			i += n
+			if !drop && !space {
+				b = append(b, ' ')
+				space = true
+			}
+			continue
+		}
+		i++
+		switch {
+		case c == '\'':
+			continue
+		case isSpaceLike(c):
+			if !space {
+				b = append(b, ' ')
+				space = true
+			}
+			continue
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+		space = false
+	}
+	for len(b) > 0 && b[len(b)-1] == ' ' {
+		b = b[:len(b)-1]
+	}
+	return string(b)
+}
+
+// compileAutomaton builds the automaton for pats (already normalised, non-empty).
+func compileAutomaton(pats []pattern) *automaton {
+	a := &automaton{patterns: pats}
+	// Alphabet: every byte used by a pattern gets its own class.
+	var used [256]bool
+	for _, p := range pats {
+		for i := 0; i < len(p.norm); i++ {
+			used[p.norm[i]] = true
+		}
+	}
+	n := 1
+	for b := 0; b < 256; b++ {
+		if used[b] {
+			a.classOf[b] = uint8(n)
+			n++
+		}
+	}
+	// Upper-case letters share the class of their lower-case letter.
+	for b := 'A'; b <= 'Z'; b++ {
+		a.classOf[b] = a.classOf[b+('a'-'A')]
+	}
+	a.nclass = n
+	// Trie.
+	a.next = make([]int32, n) // root row
+	a.out = []int32{-1}
+	for pi, p := range pats {
+		s := int32(0)
+		for i := 0; i < len(p.norm); i++ {
+			c := int32(a.classOf[p.norm[i]])
+			t := a.next[int(s)*n+int(c)]
+			if t == 0 {
+				t = int32(len(a.out))
+				a.out = append(a.out, -1)
+				a.next = append(a.next, make([]int32, n)...)
+				a.next[int(s)*n+int(c)] = t
+			}
+			s = t
+		}
+		if a.out[s] < 0 {
+			a.out[s] = int32(pi)
+		}
+	}
+	// Failure links by BFS, turning the trie into a full DFA.
+	states := len(a.out)
+	fail := make([]int32, states)
+	a.dict = make([]int32, states)
+	for i := range a.dict {
+		a.dict[i] = -1
+	}
+	queue := make([]int32, 0, states)
+	for c := 1; c < n; c++ {
+		if t := a.next[c]; t != 0 {
+			fail[t] = 0
+			queue = append(queue, t)
+		}
+	}
+	for len(queue) > 0 {
+		s := queue[0]
+		queue = queue[1:]
+		f := fail[s]
+		if a.out[f] >= 0 {
+			a.dict[s] = f
+		} else {
+			a.dict[s] = a.dict[f]
+		}
+		for c := 1; c < n; c++ {
+			t := a.next[int(s)*n+c]
+			if t != 0 {
+				fail[t] = a.next[int(f)*n+c]
+				queue = append(queue, t)
+			} else {
+				a.next[int(s)*n+c] = a.next[int(f)*n+c]
+			}
+		}
+	}
+	return a
+}
+
+// scanner holds per-scan scratch space so scanning allocates nothing once warm.
+type scanner struct {
+	ringOff  [ringSize]int32
+	ringWord [ringSize]int32
+}
+
+// scan appends every pattern occurrence in text that sits on word boundaries
+// to dst, in order of end offset.
+func (a *automaton) scan(sc *scanner, text string, dst []rawMatch) []rawMatch {
+	if a == nil || len(a.patterns) == 0 {
+		return dst
+	}
+	n := a.nclass
+	s := int32(0)
+	fed := 0         // normalised bytes fed so far
+	words := int32(0) // words started so far
+	space := true
+	for i := 0; i < len(text); {
+		c := text[i]
+		var cls uint8
+		if m, drop := multiByteSep(text, i); m > 0 {
+			i += m
+			if drop {
+				continue
+			}
+			if space {
+				continue
+			}
+			space = true
+			cls = a.classOf[' ']
+			sc.ringOff[fed%ringSize] = int32(i - m)
+			sc.ringWord[fed%ringSize] = words
+			fed++
+			s = a.next[int(s)*n+int(cls)]
+			continue // a pattern never ends with a space
+		}
+		pos := i
+		i++
+		if c == '\'' {
+			continue
+		}
+		if isSpaceLike(c) {
+			if space {
+				continue
+			}
+			space = true
+			sc.ringOff[fed%ringSize] = int32(pos)
+			sc.ringWord[fed%ringSize] = words
+			fed++
+			s = a.next[int(s)*n+int(a.classOf[' '])]
+			continue
+		}
+		if space {
+			words++
+			space = false
+		}
+		sc.ringOff[fed%ringSize] = int32(pos)
+		sc.ringWord[fed%ringSize] = words
+		fed++
+		cls = a.classOf[c]
+		s = a.next[int(s)*n+int(cls)]
+		if s == 0 {
+			continue
+		}
+		for t := s; t >= 0; t = a.dict[t] {
+			pi := a.out[t]
+			if pi < 0 {
+				continue
+			}
+			p := &a.patterns[pi]
+			l := len(p.norm)
+			if l > fed {
+				continue
+			}
+			k := (fed - l) % ringSize
+			start := int(sc.ringOff[k])
+			end := pos + 1
+			if p.wordAtL && start > 0 && !boundaryBefore(text, start) {
+				continue
+			}
+			if p.wordAtR && end < len(text) && !boundaryAfter(text, end) {
+				continue
+			}
+			dst = append(dst, rawMatch{pat: pi, start: int32(start), end: int32(end), w0: sc.ringWord[k], w1: words})
+		}
+	}
+	return dst
+}
+
+// boundaryBefore reports whether the byte before text[i] ends a word.
+func boundaryBefore(text string, i int) bool {
+	b := text[i-1]
+	if !isWordByte(b) {
+		return true
+	}
+	if i >= 3 && text[i-3] == 0xE2 && text[i-2] == 0x80 && (b == 0x93 || b == 0x94 || b == 0x99) {
+		return true
+	}
+	if i >= 2 && text[i-2] == 0xC2 && b == 0xA0 {
+		return true
+	}
+	return false
+}
+
+// boundaryAfter reports whether text[i] starts a non-word.
+func boundaryAfter(text string, i int) bool {
+	if !isWordByte(text[i]) {
+		return true
+	}
+	n, _ := multiByteSep(text, i)
+	return n > 0
+}
+
+// selectLongest keeps, from matches sorted by end offset, the leftmost-longest
+// non-overlapping ones, sorted by start. It reuses ms.
+func selectLongest(ms []rawMatch) []rawMatch {
+	if len(ms) < 2 {
+		return ms
+	}
+	// Insertion sort by (start asc, length desc): inputs are nearly sorted.
+	for i := 1; i < len(ms); i++ {
+		x := ms[i]
+		j := i - 1
+		for j >= 0 && (ms[j].start > x.start || ms[j].start == x.start && ms[j].end < x.end) {
+			ms[j+1] = ms[j]
+			j--
+		}
+		ms[j+1] = x
+	}
+	out := ms[:0]
+	lastEnd := int32(-1)
+	for _, m := range ms {
+		if m.start >= lastEnd {
+			out = append(out, m)
+			lastEnd = m.end
+		}
+	}
+	return out
+}
