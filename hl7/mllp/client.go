@@ -78,12 +78,16 @@ type Client struct {
 	cfg ClientConfig
 	log zerolog.Logger
 
-	mu       sync.Mutex
-	conn     net.Conn
+	sendMu   sync.Mutex  // serialises Send; guards the fields below
+	rd       *Reader     // reads ACKs from conn
 	alive    *aliveCheck // for conn
-	rd       *Reader
-	failures int // consecutive failed connections or sends; drives the back-off
-	closed   bool
+	failures int         // consecutive failed connections or sends
+	retryAt  time.Time   // no connection attempt before this (back-off)
+
+	mu      sync.Mutex // guards conn and closed, so that Close need not wait for Send
+	conn    net.Conn
+	closed  bool
+	closeCh chan struct{}
 }
 
 // NewClient returns a Client that connects on its first Send. It does no I/O.
@@ -107,7 +111,11 @@ func NewClient(cfg ClientConfig) *Client {
 	if cfg.TLS != nil {
 		cfg.TLS = tlsAtLeast12(cfg.TLS)
 	}
-	return &Client{cfg: cfg, log: cfg.Logger.With().Str("addr", cfg.Addr).Logger()}
+	return &Client{
+		cfg:     cfg,
+		log:     cfg.Logger.With().Str("addr", cfg.Addr).Logger(),
+		closeCh: make(chan struct{}),
+	}
 }
 
 // Dial connects to cfg.Addr once (no retry, so a wrong address or a refused
@@ -127,30 +135,33 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 // If the Client has no connection, Send first connects, retrying with exponential
 // back-off and jitter until it succeeds or ctx ends; give ctx a deadline to bound
 // that. On an ACK timeout Send returns an error matching ErrAckTimeout and drops the
-// connection; on any other failure the connection is dropped too. Send never
-// retransmits: whether to resend after a failure (the receiver may have stored the
-// message) is the caller's decision.
+// connection; on any other failure the connection is dropped too (a late ACK must
+// not be taken for the next message's). Send never retransmits: whether to resend
+// after a failure (the receiver may have stored the message) is the caller's
+// decision. Close interrupts a Send in progress, which then returns
+// ErrClientClosed.
 func (c *Client) Send(ctx context.Context, msg []byte) (ack []byte, err error) {
 	if bytes.IndexByte(msg, StartBlock) >= 0 || bytes.IndexByte(msg, EndBlock) >= 0 {
 		return nil, ErrFramingByte
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return nil, ErrClientClosed
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	conn, err := c.current()
+	if err != nil {
+		return nil, err
 	}
-	if c.conn != nil && !c.alive.ok() {
+	if conn != nil && !c.alive.ok() {
 		// The receiver closed the connection while it was idle (idle timeout,
-		// restart): reconnect now instead of losing this message to it.
+		// restart): reconnect now rather than lose this message to it.
 		c.log.Debug().Msg("mllp connection closed by peer while idle; reconnecting")
-		c.dropLocked(false)
+		c.drop(false)
+		conn = nil
 	}
-	if c.conn == nil {
-		if err := c.reconnectLocked(ctx); err != nil {
+	if conn == nil {
+		if conn, err = c.reconnect(ctx); err != nil {
 			return nil, err
 		}
 	}
-	conn := c.conn
 
 	dl := time.Now().Add(c.cfg.AckTimeout)
 	ctxBound := false
@@ -158,8 +169,8 @@ func (c *Client) Send(ctx context.Context, msg []byte) (ack []byte, err error) {
 		dl, ctxBound = d, true
 	}
 	if err := conn.SetDeadline(dl); err != nil {
-		c.dropLocked(true)
-		return nil, fmt.Errorf("mllp: sending to %s: %w", c.cfg.Addr, err)
+		c.drop(true)
+		return nil, c.sendErr(fmt.Errorf("mllp: sending to %s: %w", c.cfg.Addr, err))
 	}
 	if ctx.Done() != nil {
 		// Cancelling ctx interrupts a blocked write or read.
@@ -177,31 +188,57 @@ func (c *Client) Send(ctx context.Context, msg []byte) (ack []byte, err error) {
 			// The reader skipped the whole frame: the connection is still in step.
 			return nil, fmt.Errorf("mllp: ACK from %s: %w", c.cfg.Addr, err)
 		}
-		c.dropLocked(true)
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, fmt.Errorf("mllp: sending to %s: %w", c.cfg.Addr, ctxErr)
+		ctxErr := ctx.Err()
+		c.drop(ctxErr == nil) // the caller giving up is not the receiver failing
+		if ctxErr != nil {
+			return nil, c.sendErr(fmt.Errorf("mllp: sending to %s: %w", c.cfg.Addr, ctxErr))
 		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			if ctxBound {
-				return nil, fmt.Errorf("mllp: sending to %s: %w", c.cfg.Addr, context.DeadlineExceeded)
+				return nil, c.sendErr(fmt.Errorf("mllp: sending to %s: %w", c.cfg.Addr, context.DeadlineExceeded))
 			}
-			return nil, fmt.Errorf("mllp: no ACK from %s within %s: %w", c.cfg.Addr, c.cfg.AckTimeout, ErrAckTimeout)
+			return nil, c.sendErr(fmt.Errorf("mllp: no ACK from %s within %s: %w", c.cfg.Addr, c.cfg.AckTimeout, ErrAckTimeout))
 		}
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		return nil, fmt.Errorf("mllp: sending to %s: connection lost before the ACK: %w", c.cfg.Addr, err)
+		return nil, c.sendErr(fmt.Errorf("mllp: sending to %s: connection lost before the ACK: %w", c.cfg.Addr, err))
 	}
 	c.failures = 0
 	return bytes.Clone(frame), nil
 }
 
-// Close closes the connection; later Sends fail with ErrClientClosed.
+// sendErr returns ErrClientClosed instead of err when Close caused the failure.
+func (c *Client) sendErr(err error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClientClosed
+	}
+	return err
+}
+
+// current returns the connection (nil if none), or ErrClientClosed.
+func (c *Client) current() (net.Conn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClientClosed
+	}
+	return c.conn, nil
+}
+
+// Close closes the connection, interrupting a Send in progress; later Sends fail
+// with ErrClientClosed. Close is idempotent.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
 	c.closed = true
+	close(c.closeCh)
 	if c.conn == nil {
 		return nil
 	}
@@ -210,46 +247,61 @@ func (c *Client) Close() error {
 	return err
 }
 
-// dropLocked closes the connection; failed says whether it counts as a failure
-// for the back-off.
-func (c *Client) dropLocked(failed bool) {
+// drop closes the connection; failed says whether it counts as a failure for the
+// back-off. Called with sendMu held.
+func (c *Client) drop(failed bool) {
+	c.mu.Lock()
 	if c.conn != nil {
 		_ = c.conn.Close()
 		c.conn = nil
 	}
+	c.mu.Unlock()
+	c.alive = nil
 	if failed {
-		c.failures++
+		c.failed()
 	}
 }
 
-// reconnectLocked connects, waiting the back-off before each attempt that
-// follows a failure, until it succeeds or ctx ends.
-func (c *Client) reconnectLocked(ctx context.Context) error {
+// failed records a failure and schedules the next connection attempt.
+func (c *Client) failed() {
+	c.failures++
+	c.retryAt = time.Now().Add(c.backoff(c.failures))
+}
+
+// reconnect connects, waiting out the back-off before each attempt, until it
+// succeeds or ctx ends. The back-off runs from the last failure, so a Send that
+// comes long after it connects at once. Called with sendMu held.
+func (c *Client) reconnect(ctx context.Context) (net.Conn, error) {
 	for {
-		if c.failures > 0 {
-			d := c.backoff(c.failures)
-			t := time.NewTimer(d)
+		if wait := time.Until(c.retryAt); wait > 0 {
+			t := time.NewTimer(wait)
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return fmt.Errorf("mllp: reconnecting to %s: %w", c.cfg.Addr, ctx.Err())
+				return nil, fmt.Errorf("mllp: reconnecting to %s: %w", c.cfg.Addr, ctx.Err())
+			case <-c.closeCh:
+				t.Stop()
+				return nil, ErrClientClosed
 			case <-t.C:
 			}
 		}
 		err := c.dial(ctx)
 		if err == nil {
-			return nil
+			return c.current()
 		}
-		c.failures++
+		if errors.Is(err, ErrClientClosed) {
+			return nil, err
+		}
+		c.failed()
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return fmt.Errorf("mllp: reconnecting to %s: %w (last attempt: %w)", c.cfg.Addr, ctxErr, err)
+			return nil, fmt.Errorf("mllp: reconnecting to %s: %w (last attempt: %w)", c.cfg.Addr, ctxErr, err)
 		}
-		c.log.Warn().Err(err).Int("attempt", c.failures).Msg("mllp reconnect failed")
+		c.log.Warn().Err(err).Int("attempt", c.failures).Dur("retry_in", time.Until(c.retryAt)).Msg("mllp reconnect failed")
 	}
 }
 
-// backoff returns the delay before the attempt following n consecutive failures:
-// Min·2^(n-1) capped at Max, drawn uniformly from its upper half.
+// backoff returns the delay after n consecutive failures: Min·2^(n-1) capped at
+// Max, drawn uniformly from its upper half.
 func (c *Client) backoff(n int) time.Duration {
 	d := c.cfg.Backoff.Min
 	for i := 1; i < n && d < c.cfg.Backoff.Max; i++ {
@@ -260,7 +312,8 @@ func (c *Client) backoff(n int) time.Duration {
 	return half + rand.N(d-half+1)
 }
 
-// dial makes one connection attempt within DialTimeout.
+// dial makes one connection attempt within DialTimeout. Called with sendMu held
+// (or before the Client is shared).
 func (c *Client) dial(ctx context.Context) error {
 	if c.cfg.Addr == "" {
 		return errors.New("mllp: client address is empty")
@@ -280,7 +333,14 @@ func (c *Client) dial(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("mllp: connecting to %s: %w", c.cfg.Addr, err)
 	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		conn.Close()
+		return ErrClientClosed
+	}
 	c.conn = conn
+	c.mu.Unlock()
 	c.alive = newAliveCheck(conn)
 	if c.rd == nil {
 		c.rd = NewReader(conn, c.cfg.MaxFrameSize)

@@ -265,3 +265,29 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+func TestClientCloseInterruptsSend(t *testing.T) {
+	h := newTestHandler()
+	_, addr := startServer(t, ServerConfig{}, h)
+	t.Cleanup(func() { close(h.release) })
+	c := dialClient(t, ClientConfig{Addr: addr})
+	go func() {
+		<-h.entered
+		c.Close()
+	}()
+	if _, err := c.Send(testCtx(t), []byte("BLOCK-close")); !errors.Is(err, ErrClientClosed) {
+		t.Fatalf("err = %v, want ErrClientClosed", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("second Close = %v", err)
+	}
+}
+
+func TestClientCloseInterruptsReconnect(t *testing.T) {
+	c := NewClient(ClientConfig{Addr: freeAddr(t), Backoff: Backoff{Min: time.Hour}})
+	c.failed() // as if the last attempt had just failed: the next waits an hour
+	go c.Close()
+	if _, err := c.Send(testCtx(t), []byte("x")); !errors.Is(err, ErrClientClosed) {
+		t.Fatalf("err = %v, want ErrClientClosed", err)
+	}
+}

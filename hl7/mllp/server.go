@@ -156,11 +156,14 @@ type counters struct {
 // reading the next (MLLP is request/response, so messages on one connection are
 // handled strictly in order).
 type Server struct {
-	cfg     ServerConfig
-	h       Handler
-	log     zerolog.Logger
-	tls     *tls.Config
-	allowed []netip.Prefix
+	cfg ServerConfig
+	h   Handler
+	log zerolog.Logger
+	// rejectLog logs rejected connections, sampled: a port scan or a sender
+	// retrying in a tight loop must not flood the log (the counters stay exact).
+	rejectLog zerolog.Logger
+	tls       *tls.Config
+	allowed   []netip.Prefix
 
 	nextID     atomic.Uint64
 	active     atomic.Int64
@@ -179,7 +182,11 @@ type Server struct {
 }
 
 // NewServer returns a Server with cfg (zero fields defaulted) calling h.
+// It panics if h is nil.
 func NewServer(cfg ServerConfig, h Handler) *Server {
+	if h == nil {
+		panic("mllp: NewServer with a nil Handler")
+	}
 	cfg.MaxConns = orDefault(cfg.MaxConns, DefaultMaxConns)
 	if cfg.MaxFrameSize <= 0 {
 		cfg.MaxFrameSize = DefaultMaxFrameSize
@@ -192,6 +199,7 @@ func NewServer(cfg ServerConfig, h Handler) *Server {
 		cfg:       cfg,
 		h:         h,
 		log:       cfg.Logger,
+		rejectLog: cfg.Logger.Sample(&zerolog.BurstSampler{Burst: 10, Period: 10 * time.Second}),
 		listeners: make(map[*trackedListener]struct{}),
 		conns:     make(map[*conn]struct{}),
 		done:      make(chan struct{}),
@@ -347,7 +355,7 @@ func (s *Server) accept(rw net.Conn) {
 	addr := addrPort(rw.RemoteAddr())
 	if len(s.allowed) > 0 && !s.isAllowed(addr.Addr()) {
 		s.stats.connsRejectedNetwork.Add(1)
-		s.log.Warn().Str("peer", addr.String()).Msg("mllp connection rejected: peer not in allowed networks")
+		s.rejectLog.Warn().Str("peer", addr.String()).Msg("mllp connection rejected: peer not in allowed networks")
 		rw.Close()
 		return
 	}
@@ -360,7 +368,7 @@ func (s *Server) accept(rw net.Conn) {
 	if s.cfg.MaxConns > 0 && len(s.conns) >= s.cfg.MaxConns {
 		s.mu.Unlock()
 		s.stats.connsRejectedLimit.Add(1)
-		s.log.Warn().Str("peer", addr.String()).Int("max_conns", s.cfg.MaxConns).
+		s.rejectLog.Warn().Str("peer", addr.String()).Int("max_conns", s.cfg.MaxConns).
 			Msg("mllp connection rejected: too many connections")
 		rw.Close()
 		return
@@ -531,6 +539,10 @@ func (c *conn) serve(ctx context.Context) {
 	c.rwc = c.raw
 	if s.tls != nil {
 		if err := c.handshake(ctx); err != nil {
+			if c.state.Load() == connClosed {
+				reason = "server shutting down"
+				return
+			}
 			s.stats.tlsHandshakeErrors.Add(1)
 			reason = "tls handshake failed"
 			c.log.Warn().Err(err).Msg("mllp tls handshake failed")
@@ -617,7 +629,7 @@ func (c *conn) readFailure(err error, midFrame bool) string {
 	s := c.srv
 	var ne net.Error
 	switch {
-	case errors.Is(err, net.ErrClosed) && c.state.Load() == connClosed, errors.Is(err, errConnClosing):
+	case c.state.Load() == connClosed, errors.Is(err, errConnClosing):
 		return "server shutting down"
 	case errors.Is(err, io.EOF):
 		return "peer closed"

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/resultgate/resultgate/internal/testutil"
+	"github.com/rs/zerolog"
 )
 
 // testTimeout bounds every wait in these tests.
@@ -469,7 +470,7 @@ func TestServerListenAndServe(t *testing.T) {
 	if err := <-served; !errors.Is(err, ErrServerClosed) {
 		t.Fatalf("ListenAndServe = %v", err)
 	}
-	if err := NewServer(ServerConfig{}, nil).ListenAndServe("256.0.0.1:1"); err == nil {
+	if err := NewServer(ServerConfig{}, newTestHandler()).ListenAndServe("256.0.0.1:1"); err == nil {
 		t.Error("ListenAndServe on a bad address succeeded")
 	}
 }
@@ -685,4 +686,50 @@ func TestServerTLSHandshakeTimeout(t *testing.T) {
 func isTimeoutErr(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// TestServerLogsNoContent checks, at debug level, that connection logs carry ids
+// and sizes but never message content (no PHI in logs).
+func TestServerLogsNoContent(t *testing.T) {
+	var buf syncBuffer
+	log := zerolog.New(&buf).Level(zerolog.DebugLevel)
+	h := newTestHandler()
+	s, addr := startServer(t, ServerConfig{Logger: log, MaxFrameSize: 64}, h)
+	c := dialRaw(t, addr)
+	const secret = "PID|1||SECRET-MRN^^^HOSP||DOE^JANE"
+	c.write("junk" + framed(secret))
+	c.expectFrame("ACK:" + secret)
+	c.write(framed(secret + strings.Repeat("X", 100)))
+	c.expectFrame("NAK:too large")
+	c.write(framed("PANIC " + secret))
+	c.expectClosed()
+	testutil.Eventually(t, testTimeout, "connection closed", func() bool { return s.ActiveConns() == 0 })
+	out := buf.String()
+	for _, bad := range []string{"SECRET", "DOE", "JANE"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("log contains message content %q:\n%s", bad, out)
+		}
+	}
+	for _, want := range []string{`"conn_id":1`, `"peer":"127.0.0.1:`, "mllp frame handled", "mllp frame too large", "mllp handler panic", `"size":`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %s:\n%s", want, out)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
