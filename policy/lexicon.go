@@ -246,7 +246,7 @@ func (a *automaton) scan(sc *scanner, text string, dst []rawMatch) []rawMatch {
 	}
 	n := a.nclass
 	s := int32(0)
-	fed := 0         // normalised bytes fed so far
+	fed := 0          // normalised bytes fed so far
 	words := int32(0) // words started so far
 	space := true
 	for i := 0; i < len(text); {

@@ -25,7 +25,7 @@ type status uint8
 
 const (
 	stAffirmed status = iota
-	stKnown   // affirmed, but an already known malignancy (recurrence, residual)
+	stKnown           // affirmed, but an already known malignancy (recurrence, residual)
 	stHedged
 	stHistory // not a diagnosis now; counts as prior malignancy
 	stFamily

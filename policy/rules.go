@@ -179,7 +179,7 @@ type ICDO3Rules struct {
 
 // SNOMEDRules is a pre-expanded list of SNOMED CT malignancy concepts.
 type SNOMEDRules struct {
-	ID      string `yaml:"id"`
+	ID      string   `yaml:"id"`
 	Systems []string `yaml:"systems"`
 	// Edition and Version name the SNOMED CT release the list was expanded from.
 	Edition  string          `yaml:"edition"`
