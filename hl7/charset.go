@@ -1,6 +1,7 @@
 package hl7
 
 import (
+	"encoding/binary"
 	"strings"
 	"unicode/utf8"
 
@@ -98,8 +99,14 @@ func decodeBytes(cs charsetInfo, b []byte) (string, error) {
 	return string(out), nil
 }
 
-// isASCII reports whether b holds only 7-bit bytes.
+// isASCII reports whether b holds only 7-bit bytes, eight bytes at a time.
 func isASCII(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
+			return false
+		}
+		b = b[8:]
+	}
 	for _, c := range b {
 		if c >= 0x80 {
 			return false

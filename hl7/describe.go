@@ -49,7 +49,7 @@ func Describe(m *Message) Tree {
 	t.MessageType = MessageType{code, ev, st}.String()
 	for i := range m.segs {
 		s := &m.segs[i]
-		sn := SegmentNode{Name: s.name, Index: s.index, Occurrence: s.occurrence}
+		sn := SegmentNode{Name: s.name, Index: int(s.index), Occurrence: int(s.occurrence)}
 		for n := 1; n <= s.NumFields(); n++ {
 			f := s.Field(n)
 			if f.IsEmpty() {

@@ -43,7 +43,7 @@ type UnescapeOptions struct {
 // one, an unknown code, odd hex) is kept literally: senders often leave a
 // backslash unescaped in text, and dropping it would change the text.
 func Unescape(s string, d Delimiters) string {
-	if d.Escape == 0 || strings.IndexByte(s, d.Escape) < 0 {
+	if d.Escape == 0 || indexByte(s, d.Escape) < 0 {
 		return s
 	}
 	return unescape(s, d, UnescapeOptions{})

@@ -57,18 +57,18 @@ type Message struct {
 	delims  Delimiters
 	charset string // the character set used to decode, as named in table 0211
 	segs    []Segment
-	bounds  []int32 // field start offsets (into text) for all segments; see Segment
+	fields  []fieldPos // every field separator of every segment; see Segment
 }
 
 // Segment is one segment of a parsed Message.
 type Segment struct {
 	msg        *Message
 	name       string
-	text       string  // the segment without its terminator
-	off        int     // offset of text in Message.text
-	bounds     []int32 // offsets in text of each field separator (len = separators)
-	index      int
-	occurrence int
+	text       string // the segment without its terminator
+	off        int    // offset of text in Message.text
+	bFrom, bTo int32  // this segment's field separators are msg.fields[bFrom:bTo]
+	index      int32
+	occurrence int32
 }
 
 // Delimiters returns the message's delimiters.
@@ -112,7 +112,7 @@ func (m *Message) First(name string) *Segment {
 // Nth returns the n-th (1-based) segment named name, or nil.
 func (m *Message) Nth(name string, n int) *Segment {
 	for i := range m.segs {
-		if m.segs[i].name == name && m.segs[i].occurrence == n {
+		if m.segs[i].name == name && int(m.segs[i].occurrence) == n {
 			return &m.segs[i]
 		}
 	}
@@ -160,10 +160,10 @@ func (s *Segment) Name() string { return s.name }
 
 // Occurrence returns the 1-based position of this segment among the message's
 // segments with the same name.
-func (s *Segment) Occurrence() int { return s.occurrence }
+func (s *Segment) Occurrence() int { return int(s.occurrence) }
 
 // Index returns the 0-based position of this segment in its message.
-func (s *Segment) Index() int { return s.index }
+func (s *Segment) Index() int { return int(s.index) }
 
 // Raw returns the segment's text (decoded to UTF-8) without its terminator.
 func (s *Segment) Raw() string { return s.text }
@@ -174,12 +174,29 @@ func (s *Segment) Offset() int { return s.off }
 // NumFields returns the number of the segment's last field present in the message,
 // in standard numbering: for "PID|1||123" it is 3, for MSH it counts MSH-1.
 func (s *Segment) NumFields() int {
-	n := len(s.bounds)
+	n := int(s.bTo - s.bFrom)
 	if s.name == "MSH" {
 		return n + 1
 	}
 	return n
 }
+
+// fieldPos is one field separator: its offset in the segment's text and what
+// the field after it may contain (fRep, fComp, fSub, fEsc bits, set while
+// splitting), so that reading a simple field needs no further scan.
+type fieldPos struct {
+	off int32
+	fl  uint8
+}
+
+// Field content flags: "may contain" bits. fAll means unknown.
+const (
+	fRep uint8 = 1 << iota
+	fComp
+	fSub
+	fEsc
+	fAll = fRep | fComp | fSub | fEsc
+)
 
 // Field returns field n in standard numbering (for MSH, field 1 is the field
 // separator and field 2 the encoding characters). A field beyond the end of the
@@ -192,30 +209,34 @@ func (s *Segment) Field(n int) Field {
 	if n < 0 {
 		return Field{d: d}
 	}
-	idx := n // index into bounds: field n starts after separator idx-1
+	idx := n // field n follows separator n (1-based)
 	if s.name == "MSH" {
 		switch n {
 		case 1:
 			return Field{s: s.text[3:4], d: d, literal: true}
 		case 2:
-			return Field{s: s.fieldText(1), d: d, literal: true}
+			t, _ := s.fieldText(1)
+			return Field{s: t, d: d, literal: true}
 		}
 		idx = n - 1
 	}
-	return Field{s: s.fieldText(idx), d: d}
+	t, fl := s.fieldText(idx)
+	return Field{s: t, d: d, fl: fl}
 }
 
-// fieldText returns the text after separator i (1-based) up to the next one.
-func (s *Segment) fieldText(i int) string {
-	if i < 1 || i > len(s.bounds) {
-		return ""
+// fieldText returns the text after separator i (1-based) up to the next one, and
+// its content flags.
+func (s *Segment) fieldText(i int) (string, uint8) {
+	b := s.msg.fields[s.bFrom:s.bTo]
+	if i < 1 || i > len(b) {
+		return "", 0
 	}
-	start := int(s.bounds[i-1]) + 1
+	start := int(b[i-1].off) + 1
 	end := len(s.text)
-	if i < len(s.bounds) {
-		end = int(s.bounds[i])
+	if i < len(b) {
+		end = int(b[i].off)
 	}
-	return s.text[start:end]
+	return s.text[start:end], b[i-1].fl
 }
 
 // Fields returns fields 1 to NumFields.
@@ -234,7 +255,31 @@ func (s *Segment) Fields() []Field {
 type Field struct {
 	s       string
 	d       Delimiters
-	literal bool // MSH-1, MSH-2 and segment IDs: never split or unescaped
+	fl      uint8 // what s may contain (fRep, fComp, fSub, fEsc)
+	literal bool  // MSH-1, MSH-2 and segment IDs: never split or unescaped
+}
+
+// NewField returns a Field for raw text written with delimiters d, for reading
+// values that do not come from a parsed segment.
+func NewField(raw string, d Delimiters) Field { return Field{s: raw, d: d, fl: flagsOf(raw, d)} }
+
+// flagsOf computes the content flags of s.
+func flagsOf(s string, d Delimiters) uint8 {
+	var fl uint8
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == 0:
+		case c == d.Repetition:
+			fl |= fRep
+		case c == d.Component:
+			fl |= fComp
+		case c == d.Subcomponent:
+			fl |= fSub
+		case c == d.Escape:
+			fl |= fEsc
+		}
+	}
+	return fl
 }
 
 // Raw returns the field as it appears in the message (UTF-8), with its
@@ -244,8 +289,8 @@ func (f Field) Raw() string { return f.s }
 // IsEmpty reports whether the field is absent or empty.
 func (f Field) IsEmpty() bool { return f.s == "" }
 
-// IsNull reports whether the field is the explicit null "" (chapter 2: a value
-// of two double quotes means "delete the value" to the receiver).
+// IsNull reports whether the field (or repetition) is the explicit null ""
+// (chapter 2: two double quotes tell the receiver to delete the value).
 func (f Field) IsNull() bool { return f.s == `""` }
 
 // Reps returns the number of repetitions: 0 for an empty field, otherwise one more
@@ -254,27 +299,27 @@ func (f Field) Reps() int {
 	if f.s == "" {
 		return 0
 	}
-	if f.literal || f.d.Repetition == 0 {
+	if f.literal || f.fl&fRep == 0 || f.d.Repetition == 0 {
 		return 1
 	}
-	return strings.Count(f.s, string(f.d.Repetition)) + 1
+	return countByte(f.s, f.d.Repetition) + 1
 }
 
 // Rep returns repetition i (1-based) as a Field with a single repetition. A
 // repetition beyond the last is empty.
 func (f Field) Rep(i int) Field {
-	if f.literal {
+	if f.literal || f.fl&fRep == 0 || f.d.Repetition == 0 {
 		if i == 1 {
 			return f
 		}
-		return Field{d: f.d, literal: true}
+		return Field{d: f.d, literal: f.literal}
 	}
-	return Field{s: nth(f.s, f.d.Repetition, i), d: f.d}
+	return Field{s: nth(f.s, f.d.Repetition, i), d: f.d, fl: f.fl &^ fRep}
 }
 
 // first returns the text of the first repetition.
 func (f Field) first() string {
-	if f.literal {
+	if f.literal || f.fl&fRep == 0 {
 		return f.s
 	}
 	return nth(f.s, f.d.Repetition, 1)
@@ -287,7 +332,10 @@ func (f Field) first() string {
 // reads as the empty string; use IsNull to tell it apart.
 func (f Field) Value() string {
 	v := f.first()
-	if f.literal {
+	if f.literal || f.fl&fEsc == 0 {
+		if v == `""` && !f.literal {
+			return ""
+		}
 		return v
 	}
 	if v == `""` {
@@ -312,17 +360,17 @@ func (f Field) Components() int {
 	if v == "" {
 		return 0
 	}
-	if f.literal || f.d.Component == 0 {
+	if f.literal || f.fl&fComp == 0 || f.d.Component == 0 {
 		return 1
 	}
-	return strings.Count(v, string(f.d.Component)) + 1
+	return countByte(v, f.d.Component) + 1
 }
 
 // RawComponent returns component c (1-based) of the first repetition, still escaped.
 func (f Field) RawComponent(c int) string {
-	if f.literal {
+	if f.literal || f.fl&fComp == 0 || f.d.Component == 0 {
 		if c == 1 {
-			return f.s
+			return f.first()
 		}
 		return ""
 	}
@@ -340,6 +388,9 @@ func (f Field) Component(c int) string {
 	if v == `""` {
 		return ""
 	}
+	if f.fl&fEsc == 0 {
+		return v
+	}
 	return Unescape(v, f.d)
 }
 
@@ -349,10 +400,10 @@ func (f Field) Subcomponents(c int) int {
 	if v == "" {
 		return 0
 	}
-	if f.literal || f.d.Subcomponent == 0 {
+	if f.literal || f.fl&fSub == 0 || f.d.Subcomponent == 0 {
 		return 1
 	}
-	return strings.Count(v, string(f.d.Subcomponent)) + 1
+	return countByte(v, f.d.Subcomponent) + 1
 }
 
 // Sub returns subcomponent s of component c (both 1-based) of the first
@@ -365,13 +416,16 @@ func (f Field) Sub(c, s int) string {
 		}
 		return ""
 	}
-	if f.d.Subcomponent != 0 {
+	if f.fl&fSub != 0 && f.d.Subcomponent != 0 {
 		v = nth(v, f.d.Subcomponent, s)
 	} else if s != 1 {
 		v = ""
 	}
 	if v == `""` {
 		return ""
+	}
+	if f.fl&fEsc == 0 {
+		return v
 	}
 	return Unescape(v, f.d)
 }
@@ -389,16 +443,52 @@ func nth(s string, sep byte, i int) string {
 		return ""
 	}
 	for ; i > 1; i-- {
-		j := strings.IndexByte(s, sep)
+		j := indexByte(s, sep)
 		if j < 0 {
 			return ""
 		}
 		s = s[j+1:]
 	}
-	if j := strings.IndexByte(s, sep); j >= 0 {
+	if j := indexByte(s, sep); j >= 0 {
 		return s[:j]
 	}
 	return s
+}
+
+// indexByte is strings.IndexByte tuned for HL7 fields, which are mostly short:
+// a plain loop over the first bytes avoids the call and vector set-up, and long
+// values (narratives, base64) still get the vectorised search.
+func indexByte(s string, c byte) int {
+	n := len(s)
+	if n > 32 {
+		n = 32
+	}
+	for i := 0; i < n; i++ {
+		if s[i] == c {
+			return i
+		}
+	}
+	if len(s) <= 32 {
+		return -1
+	}
+	if j := strings.IndexByte(s[32:], c); j >= 0 {
+		return j + 32
+	}
+	return -1
+}
+
+// countByte counts c in s (strings.Count for long strings).
+func countByte(s string, c byte) int {
+	if len(s) > 64 {
+		return strings.Count(s, string(c))
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			n++
+		}
+	}
+	return n
 }
 
 // bytesToString returns a string sharing b's memory. b must never be modified

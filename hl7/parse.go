@@ -44,7 +44,7 @@ func ParseWithOptions(data []byte, o ParseOptions) (*Message, error) {
 	if !bytes.HasPrefix(rest, []byte("MSH")) {
 		pe := &ParseError{Err: ErrNoMSH, Line: 1, Offset: start, Detail: fmt.Sprintf("starts with %q", preview(rest))}
 		if id := segID(rest); id == "FHS" || id == "BHS" {
-			pe.Err, pe.Segment, pe.Detail = ErrBatch, id, "split it with SplitMessages"
+			pe.Err, pe.Segment, pe.Detail = ErrBatch, id, "split the input with SplitMessages"
 		}
 		return nil, pe
 	}
@@ -95,6 +95,17 @@ func preview(b []byte) string {
 		b = b[:20]
 	}
 	return string(b)
+}
+
+// previewLine returns up to 20 bytes of s, stopping at a line break.
+func previewLine(s string) string {
+	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 20 {
+		s = s[:20]
+	}
+	return s
 }
 
 // segID returns the first three bytes of b when they form a segment ID.
@@ -282,132 +293,142 @@ type nameCount struct {
 	n    int
 }
 
-// split cuts m.text into segments and records field separator offsets.
+// Byte classes used by split.
+const (
+	cFS  uint8 = 0x40 // field separator
+	cEOL uint8 = 0x80 // CR or LF
+	// fRep, fComp, fSub and fEsc mark the other delimiters.
+)
+
+// split cuts m.text into segments and records every field separator with the
+// content flags of the field after it, in one pass over the bytes.
+//
+// A line starts a segment when it begins with a three-character ID followed by
+// the field separator (or the end of the line). Blank lines are skipped. Any
+// other line continues the previous segment in lenient mode (a sender wrapped a
+// long field, or put a bare line break in text) and is ErrBadSegmentID in strict
+// mode.
 func (m *Message) split(start int, strict bool) error {
 	t := m.text
-	fs := m.delims.Field
-	if m.bounds == nil {
-		m.bounds = make([]int32, 0, len(t)/6+8)
+	d := m.delims
+	var cls [256]uint8
+	cls['\r'], cls['\n'] = cEOL, cEOL
+	for _, x := range [...]struct {
+		c byte
+		f uint8
+	}{{d.Repetition, fRep}, {d.Component, fComp}, {d.Subcomponent, fSub}, {d.Escape, fEsc}} {
+		if x.c != 0 {
+			cls[x.c] |= x.f
+		}
 	}
-	type segBounds struct{ from, to int }
+	cls[d.Field] = cFS
+	fs := d.Field
+
 	m.segs = make([]Segment, 0, strings.Count(t, "\r")+strings.Count(t, "\n")/2+1)
-	spans := make([]segBounds, 0, cap(m.segs))
+	m.fields = make([]fieldPos, 0, strings.Count(t, string(fs))+1)
 	var countsBuf [24]nameCount
 	counts := countsBuf[:0]
-	nextCR, nextLF := -2, -2
-	pos, line, phys := 0, 0, 0
-	for pos < len(t) {
-		// Find the end of this segment: the nearer of the next CR and LF, each
-		// searched for with IndexByte and reused until passed (linear overall).
-		if nextCR != -1 && nextCR < pos {
-			if i := strings.IndexByte(t[pos:], '\r'); i >= 0 {
-				nextCR = pos + i
-			} else {
-				nextCR = -1
+	var (
+		cur   *Segment // segment being read
+		flags uint8    // flags of the field being read
+		phys  int      // non-blank lines so far
+	)
+	closeField := func() {
+		if cur != nil && len(m.fields) > int(cur.bFrom) {
+			m.fields[len(m.fields)-1].fl = flags
+		}
+		flags = 0
+	}
+	p := 0
+	for p < len(t) {
+		// At the start of a line. Skip it if blank.
+		q := p
+		for q < len(t) && (t[q] == ' ' || t[q] == '\t') {
+			q++
+		}
+		if q == len(t) || t[q] == '\r' || t[q] == '\n' {
+			p = q
+			for p < len(t) && (t[p] == '\r' || t[p] == '\n') {
+				p++
 			}
-		}
-		if nextLF != -1 && nextLF < pos {
-			if i := strings.IndexByte(t[pos:], '\n'); i >= 0 {
-				nextLF = pos + i
-			} else {
-				nextLF = -1
-			}
-		}
-		end := len(t)
-		if nextCR >= 0 {
-			end = nextCR
-		}
-		if nextLF >= 0 && nextLF < end {
-			end = nextLF
-		}
-		segText := t[pos:end]
-		segOff := pos
-		pos = end + 1
-		if end < len(t) && t[end] == '\r' && pos < len(t) && t[pos] == '\n' {
-			pos++
-		}
-		if isBlank(segText) {
 			continue
 		}
 		phys++
-		isSeg := len(segText) >= 3 && validSegID(segText[0], segText[1], segText[2]) && (len(segText) == 3 || segText[3] == fs)
-		if !isSeg {
-			if strict || len(m.segs) == 0 {
-				return &ParseError{Err: ErrBadSegmentID, Line: phys, Offset: start + segOff,
-					Detail: fmt.Sprintf("line starts with %q (a segment starts with a 3-character ID of A-Z/0-9 followed by %q)", preview([]byte(segText)), fs)}
+		i := p
+		if len(t)-p >= 3 && validSegID(t[p], t[p+1], t[p+2]) && (len(t)-p == 3 || cls[t[p+3]]&(cFS|cEOL) != 0) {
+			name := t[p : p+3]
+			if cur != nil {
+				closeField()
+				switch name {
+				case "MSH":
+					return &ParseError{Err: ErrMultipleMessages, Segment: name, Line: phys, Offset: start + p,
+						Detail: "split the input with SplitMessages"}
+				case "FHS", "BHS", "BTS", "FTS":
+					return &ParseError{Err: ErrBatch, Segment: name, Line: phys, Offset: start + p,
+						Detail: "split the input with SplitMessages"}
+				}
 			}
-			// Lenient: a line that does not start a segment continues the previous
-			// one; the sender wrapped a long field, or put a line break in text.
-			last := &m.segs[len(m.segs)-1]
-			oldLen := len(last.text)
-			last.text = t[last.off:end]
-			if err := m.scanFields(last.text, oldLen, last.name, phys, start+last.off, spans[len(spans)-1].from); err != nil {
-				return err
+			occ := int32(0)
+			for k := range counts {
+				if counts[k].name == name {
+					counts[k].n++
+					occ = int32(counts[k].n)
+					break
+				}
 			}
-			spans[len(spans)-1].to = len(m.bounds)
-			continue
-		}
-		line++
-		name := segText[:3]
-		if line > 1 {
-			switch name {
-			case "MSH":
-				return &ParseError{Err: ErrMultipleMessages, Segment: name, Line: phys, Offset: start + segOff,
-					Detail: "split the input with SplitMessages"}
-			case "FHS", "BHS", "BTS", "FTS":
-				return &ParseError{Err: ErrBatch, Segment: name, Line: phys, Offset: start + segOff,
-					Detail: "split the input with SplitMessages"}
+			if occ == 0 {
+				counts = append(counts, nameCount{name, 1})
+				occ = 1
 			}
+			m.segs = append(m.segs, Segment{msg: m, name: name, off: p, bFrom: int32(len(m.fields)),
+				index: int32(len(m.segs)), occurrence: occ})
+			cur = &m.segs[len(m.segs)-1]
+			i = p + 3
+		} else if strict || cur == nil {
+			return &ParseError{Err: ErrBadSegmentID, Line: phys, Offset: start + p,
+				Detail: fmt.Sprintf("line starts with %q (a segment starts with a 3-character ID of A-Z/0-9 followed by %q)", previewLine(t[p:]), fs)}
 		}
-		from := len(m.bounds)
-		if err := m.scanFields(segText, 3, name, phys, start+segOff, from); err != nil {
-			return err
-		}
-		occ := 0
-		for k := range counts {
-			if counts[k].name == name {
-				counts[k].n++
-				occ = counts[k].n
+		// Scan the rest of the line.
+		base := cur.off
+		for i < len(t) {
+			c := cls[t[i]]
+			if c == 0 {
+				i++
+				continue
+			}
+			if c == cEOL {
 				break
 			}
-		}
-		if occ == 0 {
-			counts = append(counts, nameCount{name, 1})
-			occ = 1
-		}
-		m.segs = append(m.segs, Segment{msg: m, name: name, text: segText, off: segOff, index: len(m.segs), occurrence: occ})
-		spans = append(spans, segBounds{from, len(m.bounds)})
-	}
-	for i := range m.segs {
-		m.segs[i].bounds = m.bounds[spans[i].from:spans[i].to:spans[i].to]
-	}
-	return nil
-}
-
-// scanFields appends to m.bounds the offsets of the field separators in
-// segText[from:], and rejects a field that holds " XYZ" where XYZ is a segment
-// ID (segments joined by spaces). first is the segment's first index in m.bounds.
-func (m *Message) scanFields(segText string, from int, name string, line, off, first int) error {
-	fs := m.delims.Field
-	for i := from; i < len(segText); {
-		j := strings.IndexByte(segText[i:], fs)
-		if j < 0 {
-			break
-		}
-		p := i + j
-		m.bounds = append(m.bounds, int32(p))
-		// "| OBX|": a space then a segment ID as a whole field.
-		if p+5 < len(segText) && segText[p+1] == ' ' && segText[p+5] == fs &&
-			validSegID(segText[p+2], segText[p+3], segText[p+4]) && knownSegment(segText[p+2:p+5]) {
-			fieldNo := len(m.bounds) - first
-			if name == "MSH" {
-				fieldNo++
+			if c == cFS {
+				if len(m.fields) > int(cur.bFrom) {
+					m.fields[len(m.fields)-1].fl = flags
+				}
+				flags = 0
+				m.fields = append(m.fields, fieldPos{off: int32(i - base)})
+				// "| OBX|": a space then a segment ID as a whole field means
+				// segments joined without a terminator.
+				if i+5 < len(t) && t[i+1] == ' ' && t[i+5] == fs && validSegID(t[i+2], t[i+3], t[i+4]) && knownSegment(t[i+2:i+5]) {
+					fieldNo := len(m.fields) - int(cur.bFrom)
+					if cur.name == "MSH" {
+						fieldNo++
+					}
+					return &ParseError{Err: ErrJoinedSegments, Segment: cur.name, Line: phys, Offset: start + i + 1, Field: fieldNo,
+						Detail: fmt.Sprintf("field %d is %q, the start of a %s segment", fieldNo, t[i+1:i+5], t[i+2:i+5])}
+				}
+				i++
+				continue
 			}
-			return &ParseError{Err: ErrJoinedSegments, Segment: name, Line: line, Offset: off + p + 1, Field: fieldNo,
-				Detail: fmt.Sprintf("field %d is %q, the start of a %s segment", fieldNo, segText[p+1:p+5], segText[p+2:p+5])}
+			flags |= c
+			i++
 		}
-		i = p + 1
+		cur.text = t[base:i]
+		cur.bTo = int32(len(m.fields))
+		p = i
+		for p < len(t) && (t[p] == '\r' || t[p] == '\n') {
+			p++
+		}
 	}
+	closeField()
 	return nil
 }
 
