@@ -288,7 +288,7 @@ func (s *Service) reevaluate(ctx context.Context, h *Hold, path ReleasePath, act
 		return nil, fmt.Errorf("re-reading inbound seq %d: %s", h.Inbound.Seq, safeDetail(err, "report failed"))
 	}
 	if r.ReceivedAt.IsZero() {
-		r.ReceivedAt = receivedAt(raw.Header.Get(headerReceivedAt), raw.Time)
+		r.ReceivedAt = receivedAt(raw.Header.Get(HeaderReceivedAt), raw.Time)
 	}
 	pref, err := s.preference(ctx, h.PatientKey)
 	if err != nil {

@@ -29,9 +29,6 @@ type Policy interface {
 	ParseConsent(data []byte) (*policy.Preference, error)
 }
 
-// Inbound header the intake may set with the received time (RFC 3339).
-const headerReceivedAt = "Resultgate-Received-At"
-
 // permanentError marks a failure that retrying cannot fix: the message goes to
 // the DEAD stream at once with reason.
 type permanentError struct {
@@ -173,7 +170,7 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 		return permanent(DeadPolicy, err)
 	}
 	if r.ReceivedAt.IsZero() {
-		r.ReceivedAt = receivedAt(msg.Headers().Get(headerReceivedAt), meta.Timestamp)
+		r.ReceivedAt = receivedAt(msg.Headers().Get(HeaderReceivedAt), meta.Timestamp)
 	}
 	in.report = r
 	in.patientKey = s.patientKey(r.PatientID)
