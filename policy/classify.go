@@ -66,6 +66,7 @@ type nameGroup struct {
 	exclude  bool
 	tags     []string
 	prefix   bool
+	service  bool
 	requires []string
 }
 
@@ -190,7 +191,7 @@ func NewClassifier(rs *RuleSet) (*Classifier, error) {
 	var npats []pattern
 	nindex := map[string]bool{}
 	for gi, g := range rs.Names {
-		ng := nameGroup{id: g.ID, exclude: g.Kind == "exclude", prefix: g.Prefix, requires: g.Requires}
+		ng := nameGroup{id: g.ID, exclude: g.Kind == "exclude", prefix: g.Prefix, service: g.ServiceOnly || g.Prefix, requires: g.Requires}
 		if g.Tag != "" {
 			ng.tags = append(ng.tags, g.Tag)
 		}
@@ -525,7 +526,7 @@ func (c *Classifier) names1(s *classifyState, text string, loc Location, service
 		if g.exclude {
 			continue
 		}
-		if g.prefix && (!service || strings.TrimSpace(text[:m.start]) != "") {
+		if g.service && !service || g.prefix && strings.TrimSpace(text[:m.start]) != "" {
 			continue
 		}
 		e := evAt(loc, g.id, LayerServiceName, text[m.start:m.end])

@@ -130,6 +130,9 @@ type PhraseGroup struct {
 	Prior bool `yaml:"prior,omitempty"`
 	// Prefix requires a name to start its text (modality prefixes "CT ").
 	Prefix bool `yaml:"prefix,omitempty"`
+	// ServiceOnly applies a name to OBR-4 only, not to OBX-3 (a pathology
+	// report's OBX-3 may say "Diagnostic imaging for identification...").
+	ServiceOnly bool `yaml:"service_only,omitempty"`
 	// Requires lists tags another rule must already have given in the same
 	// order for this name to count (beta-hCG counts as a tumour marker only
 	// beside another tumour marker).
@@ -441,8 +444,8 @@ func (v *validator) lexGroup(g PhraseGroup, path ...pathElem) {
 	if g.Window < 0 || g.Window > 100 {
 		v.fail("window must be 0..100", append(path, keyElem("window"))...)
 	}
-	if g.Prefix || len(g.Requires) > 0 || len(g.Tags) > 0 {
-		v.fail("prefix, requires and tags are for names only", path...)
+	if g.Prefix || g.ServiceOnly || len(g.Requires) > 0 || len(g.Tags) > 0 {
+		v.fail("prefix, service_only, requires and tags are for names only", path...)
 	}
 	v.phrases(g, path...)
 }
