@@ -55,15 +55,15 @@ func TestORUv251(t *testing.T) {
 	// Typed views.
 	obr := o1.Request()
 	wantOBR := OBR{Seg: o1.OBR, SetID: "1",
-		PlacerOrderNumber:        EI{ID: "PLC-100", NamespaceID: "PORTAL"},
-		FillerOrderNumber:        EI{ID: "FIL-200", NamespaceID: "SYNTH LAB"},
-		UniversalServiceID:       CWE{Code: "88305", Text: "Surgical pathology", System: "CPT", AltCode: "SP", AltText: "Tissue exam", AltSystem: "L"},
-		ObservationDateTime:      "20240304093000",
-		OrderingProviders:        []XCN{{ID: "D001", Family: "DOCTOR", Given: "DELTA", Prefix: "DR", Degree: "MD"}},
-		ResultsReportedAt:        "20240305142500",
-		DiagnosticServiceSection: "SP",
-		ResultStatus:             "F",
-		ResultCopiesTo:           []XCN{{ID: "C002", Family: "COPY", Given: "CHARLIE"}, {ID: "C003", Family: "COPY", Given: "CAROL"}},
+		PlacerOrderNumber:          EI{ID: "PLC-100", NamespaceID: "PORTAL"},
+		FillerOrderNumber:          EI{ID: "FIL-200", NamespaceID: "SYNTH LAB"},
+		UniversalServiceID:         CWE{Code: "88305", Text: "Surgical pathology", System: "CPT", AltCode: "SP", AltText: "Tissue exam", AltSystem: "L"},
+		ObservationDateTime:        "20240304093000",
+		OrderingProviders:          []XCN{{ID: "D001", Family: "DOCTOR", Given: "DELTA", Prefix: "DR", Degree: "MD"}},
+		ResultsReportedAt:          "20240305142500",
+		DiagnosticServiceSection:   "SP",
+		ResultStatus:               "F",
+		ResultCopiesTo:             []XCN{{ID: "C002", Family: "COPY", Given: "CHARLIE"}, {ID: "C003", Family: "COPY", Given: "CAROL"}},
 		PrincipalResultInterpreter: XCN{ID: "P001", Family: "PATHOLOGIST", Given: "PAT", Prefix: "DR", Degree: "MD"},
 	}
 	if !reflect.DeepEqual(obr, wantOBR) {
