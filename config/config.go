@@ -99,9 +99,12 @@ type Intake struct {
 	DuplicateWindow time.Duration `yaml:"duplicate_window"`
 	StoreTimeout    time.Duration `yaml:"store_timeout"`
 	Partitions      int           `yaml:"partitions"`
-	// PartitionKeyFile holds the secret that keys patient hashes; created under
-	// the data directory on first start when empty.
+	// PartitionKeyFile holds the secret that keys patient hashes. With the
+	// embedded server it defaults to DATA_DIR/partition.key, created on first
+	// start; with nats.url every instance must share one file, so it must be set.
 	PartitionKeyFile string `yaml:"partition_key_file"`
+	// AckMode is auto (enhanced mode when MSH-15/16 are valued), original or enhanced.
+	AckMode string `yaml:"ack_mode"`
 }
 
 // Config is resultgate's whole configuration.
@@ -148,6 +151,7 @@ func Default() Config {
 			DuplicateWindow: 24 * time.Hour,
 			StoreTimeout:    5 * time.Second,
 			Partitions:      16,
+			AckMode:         "auto",
 		},
 	}
 }
@@ -311,6 +315,14 @@ func (c Config) Validate() error {
 		if !ok || len(code) != 3 || event == "" {
 			bad(fmt.Sprintf("intake.accept_types[%d]", i), "must look like ORU^R01, got %q", t)
 		}
+	}
+	switch c.Intake.AckMode {
+	case "auto", "original", "enhanced":
+	default:
+		bad("intake.ack_mode", "must be auto, original or enhanced, got %q", c.Intake.AckMode)
+	}
+	if c.NATS.URL != "" && c.Intake.PartitionKeyFile == "" {
+		bad("intake.partition_key_file", "must be set when nats.url is set: every instance must hash patients with the same key")
 	}
 	if c.Intake.Partitions < 1 || c.Intake.Partitions > 1024 {
 		bad("intake.partitions", "must be between 1 and 1024, got %d", c.Intake.Partitions)

@@ -98,6 +98,8 @@ func TestValidate(t *testing.T) {
 		{"mtls without ca", func(c *Config) { c.MLLP.TLS = TLS{CertFile: "a", KeyFile: "b", RequireClientCert: true} }, `mllp.tls.client_ca_file: must be set when require_client_cert is true`},
 		{"replicas embedded", func(c *Config) { c.NATS.Replicas = 3 }, `nats.replicas: must be 1 with the embedded single-node server, got 3`},
 		{"accept types", func(c *Config) { c.Intake.AcceptTypes = []string{"ORUR01"} }, `intake.accept_types[0]: must look like ORU^R01, got "ORUR01"`},
+		{"ack mode", func(c *Config) { c.Intake.AckMode = "sometimes" }, `intake.ack_mode: must be auto, original or enhanced, got "sometimes"`},
+		{"cluster key", func(c *Config) { c.NATS.URL = "nats://10.0.0.1:4222" }, `intake.partition_key_file: must be set when nats.url is set: every instance must hash patients with the same key`},
 		{"partitions", func(c *Config) { c.Intake.Partitions = 0 }, `intake.partitions: must be between 1 and 1024, got 0`},
 	}
 	for _, tt := range tests {
@@ -113,6 +115,7 @@ func TestValidate(t *testing.T) {
 	c := Default()
 	c.NATS.URL = "nats://127.0.0.1:4222"
 	c.NATS.Replicas = 3
+	c.Intake.PartitionKeyFile = "/etc/resultgate/partition.key"
 	if err := c.Validate(); err != nil {
 		t.Errorf("cluster R3 rejected: %v", err)
 	}

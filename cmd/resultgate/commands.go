@@ -5,6 +5,9 @@ import "github.com/spf13/cobra"
 // subcommands lists every subcommand of resultgate.
 func subcommands() []*cobra.Command {
 	return []*cobra.Command{
+		newServeCmd(),
+		newSendCmd(),
+		newBenchCmd(),
 		newCheckConfigCmd(),
 	}
 }

@@ -1,0 +1,367 @@
+// Package app assembles a resultgate daemon from its parts: the NATS connection
+// (or the embedded server), the JetStream streams, the MLLP intake, the routing
+// pipeline and the HTTP endpoints. cmd/resultgate is a thin wrapper over it, and
+// tests embed it directly.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/resultgate/resultgate/config"
+	"github.com/resultgate/resultgate/hl7/mllp"
+	"github.com/resultgate/resultgate/router"
+)
+
+// DefaultStopTimeout bounds an orderly shutdown. Interface engines wait 10-30 s
+// for an ACK, so in-flight stores get most of it.
+const DefaultStopTimeout = 25 * time.Second
+
+// minPartitionKey is the shortest accepted partition secret (128 bits).
+const minPartitionKey = 16
+
+// App is one running resultgate instance.
+type App struct {
+	cfg config.Config
+	log zerolog.Logger
+
+	ns *server.Server
+	nc *nats.Conn
+	js jetstream.JetStream
+
+	intake   *router.Intake
+	mllpSrv  *mllp.Server
+	httpSrv  *http.Server
+	mllpLn   net.Listener
+	httpLn   net.Listener
+	registry *prometheus.Registry
+
+	stopping atomic.Bool
+	stopOnce sync.Once
+	stopErr  error
+	errc     chan error
+	wg       sync.WaitGroup
+}
+
+// New returns an App for cfg; Start brings it up.
+func New(cfg config.Config, log zerolog.Logger) *App {
+	return &App{cfg: cfg, log: log, errc: make(chan error, 4), registry: newRegistry()}
+}
+
+// Start brings every component up in dependency order and binds the listeners.
+// On error it stops what it started.
+func (a *App) Start(ctx context.Context) (err error) {
+	if err := a.cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	defer func() {
+		if err != nil {
+			stopCtx, cancel := context.WithTimeout(context.Background(), DefaultStopTimeout)
+			defer cancel()
+			err = errors.Join(err, a.Stop(stopCtx))
+		}
+	}()
+	if err := a.startNATS(ctx); err != nil {
+		return err
+	}
+	secret, err := a.partitionSecret()
+	if err != nil {
+		return err
+	}
+	a.intake = router.NewIntake(a.js, router.IntakeConfig{
+		AcceptTypes:       a.cfg.Intake.AcceptTypes,
+		AllowedFacilities: a.cfg.Intake.AllowedFacilities,
+		PartitionSecret:   secret,
+		Partitions:        a.cfg.Intake.Partitions,
+		StoreTimeout:      a.cfg.Intake.StoreTimeout,
+		AckMode:           router.AckMode(a.cfg.Intake.AckMode),
+		ObserveStore:      a.storeLatency(),
+	}, a.log)
+	if err := a.startMLLP(); err != nil {
+		return err
+	}
+	if err := a.startHTTP(); err != nil {
+		return err
+	}
+	a.registerMetrics()
+	a.log.Info().
+		Str("mllp", a.mllpLn.Addr().String()).
+		Str("http", a.httpLn.Addr().String()).
+		Str("durability", string(a.cfg.Durability)).
+		Bool("embedded_nats", a.ns != nil).
+		Msg("resultgate started")
+	return nil
+}
+
+func (a *App) startNATS(ctx context.Context) error {
+	cc := router.ConnConfig{
+		URL: a.cfg.NATS.URL, CredsFile: a.cfg.NATS.CredsFile, CAFile: a.cfg.NATS.CAFile,
+		CertFile: a.cfg.NATS.CertFile, KeyFile: a.cfg.NATS.KeyFile, Logger: a.log,
+	}
+	if a.cfg.NATS.URL == "" {
+		if err := os.MkdirAll(a.cfg.DataDir, 0o750); err != nil {
+			return fmt.Errorf("creating data directory: %w", err)
+		}
+		ns, err := router.StartEmbedded(router.EmbeddedConfig{
+			DataDir: a.cfg.DataDir, Listen: a.cfg.NATS.Listen, Durability: a.cfg.Durability, Logger: a.log,
+		})
+		if err != nil {
+			return err
+		}
+		a.ns = ns
+		cc.Server = ns
+	}
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	nc, err := router.Connect(cctx, cc)
+	if err != nil {
+		return err
+	}
+	a.nc = nc
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("JetStream: %w", err)
+	}
+	a.js = js
+	if err := router.EnsureStreams(cctx, js, router.StreamsConfig{
+		Replicas: a.cfg.NATS.Replicas, DuplicateWindow: a.cfg.Intake.DuplicateWindow,
+	}); err != nil {
+		return err
+	}
+	return nil
+}
+
+// partitionSecret reads the key that makes patient hashes irreversible, creating
+// it under the data directory on first start of a single-node install.
+func (a *App) partitionSecret() ([]byte, error) {
+	path := a.cfg.Intake.PartitionKeyFile
+	if path == "" {
+		path = filepath.Join(a.cfg.DataDir, "partition.key")
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			key := make([]byte, 32)
+			if _, err := rand.Read(key); err != nil {
+				return nil, fmt.Errorf("generating partition key: %w", err)
+			}
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				return nil, fmt.Errorf("creating partition key: %w", err)
+			}
+			_, werr := f.Write(key)
+			if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
+				return nil, fmt.Errorf("writing partition key: %w", err)
+			}
+			a.log.Info().Str("path", path).Msg("created partition key; back it up with the data directory")
+		}
+	}
+	key, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading intake.partition_key_file: %w", err)
+	}
+	if len(key) < minPartitionKey {
+		return nil, fmt.Errorf("intake.partition_key_file %s: %d bytes, need at least %d", path, len(key), minPartitionKey)
+	}
+	return key, nil
+}
+
+func loadServerTLS(t config.TLS) (*tls.Config, error) {
+	if !t.Enabled() {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if t.ClientCAFile != "" {
+		pem, err := os.ReadFile(t.ClientCAFile)
+		if err != nil {
+			return nil, err
+		}
+		c.ClientCAs = x509.NewCertPool()
+		if !c.ClientCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("no PEM certificates in %s", t.ClientCAFile)
+		}
+		c.ClientAuth = tls.VerifyClientCertIfGiven
+		if t.RequireClientCert {
+			c.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+	}
+	return c, nil
+}
+
+func (a *App) startMLLP() error {
+	tc, err := loadServerTLS(a.cfg.MLLP.TLS)
+	if err != nil {
+		return fmt.Errorf("mllp.tls: %w", err)
+	}
+	var nets []netip.Prefix
+	for _, n := range a.cfg.MLLP.AllowedNetworks {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			return fmt.Errorf("mllp.allowed_networks: %w", err)
+		}
+		nets = append(nets, p)
+	}
+	a.mllpSrv = mllp.NewServer(mllp.ServerConfig{
+		MaxConns: a.cfg.MLLP.MaxConns, MaxFrameSize: a.cfg.MLLP.MaxFrameBytes,
+		ReadTimeout: a.cfg.MLLP.ReadTimeout, IdleTimeout: a.cfg.MLLP.IdleTimeout,
+		WriteTimeout: a.cfg.MLLP.WriteTimeout, KeepAlive: a.cfg.MLLP.KeepAlive,
+		TLS: tc, AllowedNetworks: nets, Logger: a.log,
+	}, a.intake)
+	ln, err := net.Listen("tcp", a.cfg.MLLP.Addr)
+	if err != nil {
+		return fmt.Errorf("MLLP listener: %w", err)
+	}
+	a.mllpLn = ln
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := a.mllpSrv.Serve(ln); err != nil && !errors.Is(err, mllp.ErrServerClosed) {
+			a.errc <- fmt.Errorf("MLLP server: %w", err)
+		}
+	}()
+	return nil
+}
+
+func (a *App) startHTTP() error {
+	tc, err := loadServerTLS(a.cfg.HTTP.TLS)
+	if err != nil {
+		return fmt.Errorf("http.tls: %w", err)
+	}
+	a.httpSrv = &http.Server{
+		Handler:           a.newMux(),
+		ReadHeaderTimeout: httpReadHeaderTimeout,
+		ReadTimeout:       httpReadTimeout,
+		WriteTimeout:      httpWriteTimeout,
+		IdleTimeout:       httpIdleTimeout,
+		MaxHeaderBytes:    httpMaxHeaderBytes,
+		TLSConfig:         tc,
+		ErrorLog:          nil,
+	}
+	ln, err := net.Listen("tcp", a.cfg.HTTP.Addr)
+	if err != nil {
+		return fmt.Errorf("HTTP listener: %w", err)
+	}
+	a.httpLn = ln
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		var err error
+		if tc != nil {
+			err = a.httpSrv.ServeTLS(ln, "", "")
+		} else {
+			err = a.httpSrv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.errc <- fmt.Errorf("HTTP server: %w", err)
+		}
+	}()
+	return nil
+}
+
+// MLLPAddr returns the bound MLLP address.
+func (a *App) MLLPAddr() net.Addr { return a.mllpLn.Addr() }
+
+// HTTPAddr returns the bound HTTP address.
+func (a *App) HTTPAddr() net.Addr { return a.httpLn.Addr() }
+
+// JetStream returns the JetStream context (for tests and tools).
+func (a *App) JetStream() jetstream.JetStream { return a.js }
+
+// Run starts the app, waits until ctx ends or a component fails, then stops it
+// within DefaultStopTimeout.
+func (a *App) Run(ctx context.Context) error {
+	if err := a.Start(ctx); err != nil {
+		return err
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+		a.log.Info().Msg("shutting down")
+	case runErr = <-a.errc:
+		a.log.Error().Err(runErr).Msg("component failed; shutting down")
+	}
+	stopCtx, cancel := context.WithTimeout(context.Background(), DefaultStopTimeout)
+	defer cancel()
+	return errors.Join(runErr, a.Stop(stopCtx))
+}
+
+// Stop shuts down in order: stop accepting MLLP and let in-flight stores finish
+// and ACK; stop the pipeline; shut the HTTP server; drain NATS; stop the embedded
+// server. It is idempotent and bounded by ctx.
+func (a *App) Stop(ctx context.Context) error {
+	a.stopOnce.Do(func() {
+		a.stopping.Store(true)
+		var errs []error
+		if a.mllpSrv != nil {
+			if err := a.mllpSrv.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("MLLP shutdown: %w", err))
+			}
+		} else if a.mllpLn != nil {
+			_ = a.mllpLn.Close()
+		}
+		if a.httpSrv != nil {
+			if err := a.httpSrv.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("HTTP shutdown: %w", err))
+			}
+		}
+		if a.nc != nil {
+			errs = append(errs, drain(ctx, a.nc))
+		}
+		if a.ns != nil {
+			a.ns.Shutdown()
+			done := make(chan struct{})
+			go func() { a.ns.WaitForShutdown(); close(done) }()
+			select {
+			case <-done:
+			case <-ctx.Done():
+				errs = append(errs, fmt.Errorf("embedded NATS shutdown: %w", ctx.Err()))
+			}
+		}
+		wait := make(chan struct{})
+		go func() { a.wg.Wait(); close(wait) }()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("waiting for servers: %w", ctx.Err()))
+		}
+		a.stopErr = errors.Join(errs...)
+		a.log.Info().Err(a.stopErr).Msg("resultgate stopped")
+	})
+	return a.stopErr
+}
+
+// drain flushes pending publishes and closes nc, bounded by ctx.
+func drain(ctx context.Context, nc *nats.Conn) error {
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		return nil
+	}
+	select {
+	case <-closed:
+		return nil
+	case <-ctx.Done():
+		nc.Close()
+		return fmt.Errorf("NATS drain: %w", ctx.Err())
+	}
+}

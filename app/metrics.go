@@ -1,0 +1,65 @@
+package app
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/resultgate/resultgate/hl7/mllp"
+	"github.com/resultgate/resultgate/router"
+)
+
+// storeLatency registers the histogram of intake store (PubAck) latency and
+// returns its observer.
+func (a *App) storeLatency() func(time.Duration) {
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "resultgate", Name: "intake_store_seconds",
+		Help:    "Time from a complete MLLP frame to JetStream's PubAck.",
+		Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	})
+	a.registry.MustRegister(h)
+	return func(d time.Duration) { h.Observe(d.Seconds()) }
+}
+
+// registerMetrics exports the MLLP server's and the intake's counters. Labels
+// carry reasons only, never identifiers or content.
+func (a *App) registerMetrics() {
+	reg := a.registry
+	ms := func(f func(s mllp.Stats) uint64) func() float64 {
+		return func() float64 { return float64(f(a.mllpSrv.Stats())) }
+	}
+	counterFunc(reg, "mllp_connections_accepted_total", "MLLP connections accepted.", ms(func(s mllp.Stats) uint64 { return s.ConnsAccepted }))
+	counterFunc(reg, "mllp_connections_rejected_limit_total", "MLLP connections closed because max_conns was reached.", ms(func(s mllp.Stats) uint64 { return s.ConnsRejectedLimit }))
+	counterFunc(reg, "mllp_connections_rejected_network_total", "MLLP connections from peers outside allowed_networks.", ms(func(s mllp.Stats) uint64 { return s.ConnsRejectedNetwork }))
+	counterFunc(reg, "mllp_tls_handshake_errors_total", "Failed MLLP TLS handshakes.", ms(func(s mllp.Stats) uint64 { return s.TLSHandshakeErrors }))
+	counterFunc(reg, "mllp_frames_total", "MLLP frames received.", ms(func(s mllp.Stats) uint64 { return s.Frames }))
+	counterFunc(reg, "mllp_bytes_skipped_total", "Bytes outside MLLP frames.", ms(func(s mllp.Stats) uint64 { return s.BytesSkipped }))
+	counterFunc(reg, "mllp_oversize_frames_total", "MLLP frames over max_frame_bytes.", ms(func(s mllp.Stats) uint64 { return s.OversizeFrames }))
+	counterFunc(reg, "mllp_read_timeouts_total", "MLLP connections closed because a frame did not finish in time.", ms(func(s mllp.Stats) uint64 { return s.ReadTimeouts }))
+	counterFunc(reg, "mllp_idle_timeouts_total", "MLLP connections closed after the idle timeout.", ms(func(s mllp.Stats) uint64 { return s.IdleTimeouts }))
+	counterFunc(reg, "mllp_write_errors_total", "ACKs that could not be written.", ms(func(s mllp.Stats) uint64 { return s.WriteErrors }))
+	gaugeFunc(reg, "mllp_active_connections", "MLLP connections being served.", func() float64 { return float64(a.mllpSrv.ActiveConns()) })
+
+	is := func(f func(s router.IntakeStats) uint64) func() float64 {
+		return func() float64 { return float64(f(a.intake.Stats())) }
+	}
+	counterFunc(reg, "intake_received_total", "Messages handed to the intake.", is(func(s router.IntakeStats) uint64 { return s.Received }))
+	counterFunc(reg, "intake_acked_total", "Messages stored and positively acknowledged.", is(func(s router.IntakeStats) uint64 { return s.Acked }))
+	counterFunc(reg, "intake_duplicates_total", "Resent messages recognised as already stored.", is(func(s router.IntakeStats) uint64 { return s.Duplicates }))
+	counterFunc(reg, "intake_dead_lettered_total", "Rejected messages recorded in the DEAD stream.", is(func(s router.IntakeStats) uint64 { return s.DeadLettered }))
+	nacked := prometheus.NewDesc("resultgate_intake_nacked_total", "Negative acknowledgements by reason.", []string{"reason"}, nil)
+	reg.MustRegister(collectorFunc{desc: nacked, collect: func(ch chan<- prometheus.Metric) {
+		for r, n := range a.intake.Stats().Nacked {
+			ch <- prometheus.MustNewConstMetric(nacked, prometheus.CounterValue, float64(n), string(r))
+		}
+	}})
+}
+
+// collectorFunc is a prometheus.Collector built from a description and a function.
+type collectorFunc struct {
+	desc    *prometheus.Desc
+	collect func(chan<- prometheus.Metric)
+}
+
+func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/resultgate/resultgate/hl7"
+	"github.com/resultgate/resultgate/policy"
+)
+
+// maxExplainInput bounds the file explain reads (every read is bounded).
+const maxExplainInput = 64 << 20
+
+// explainOptions are the flags of `resultgate explain`.
+type explainOptions struct {
+	configFile      string
+	consentFile     string
+	at              string
+	priorMalignancy bool
+	jsonOut         bool
+}
+
+// newExplainCmd returns `resultgate explain`: for each message in a file, the
+// tags with their evidence and the release decision with its bases, deadline,
+// notification and note.
+func newExplainCmd() *cobra.Command {
+	var o explainOptions
+	cmd := &cobra.Command{
+		Use:   "explain [--config FILE] [--consent FILE] [--at RFC3339] [--prior-malignancy] [--json] FILE",
+		Short: "Show the tags, evidence and release decision for each message in an HL7 file",
+		Long: `explain reads HL7 v2 messages (one, several back to back, or a batch), runs the
+classifier and the release decision exactly as the router would, and prints for each
+message the tags with their evidence and the decision: release, hold or withdraw, the
+lawful bases with their end conditions and deadlines, the hard deadline, how the patient
+is notified and the plain-language note.
+
+--config reads the policy: section of a resultgate configuration file; --consent applies
+a patient's FHIR R4 Consent (see docs/CONSENT.md) to every message; --at sets the
+receipt and decision time (default now); --prior-malignancy says the patient has a
+malignancy on record (so no new-cancer tag). --json prints one JSON object per message,
+one per line.
+
+The output contains message content (matched text, notes): it is PHI. Do not paste it
+into tickets or logs.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runExplain(cmd.OutOrStdout(), args[0], o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.configFile, "config", "", "resultgate configuration file (its policy: section is used)")
+	f.StringVar(&o.consentFile, "consent", "", "FHIR R4 Consent (JSON) holding the patient's preference")
+	f.StringVar(&o.at, "at", "", "receipt and decision time, RFC 3339 (default now)")
+	f.BoolVar(&o.priorMalignancy, "prior-malignancy", false, "the patient has a malignancy on record")
+	f.BoolVar(&o.jsonOut, "json", false, "print one JSON object per message, one per line")
+	return cmd
+}
+
+// staticHistory answers every patient the same way.
+type staticHistory bool
+
+func (h staticHistory) PriorMalignancy(string) bool { return bool(h) }
+
+// explainError is printed (as JSON with --json) for a message that could not
+// be explained; the other messages are still explained.
+type explainError struct {
+	Index     int    `json:"index"`
+	ControlID string `json:"control_id,omitempty"`
+	Error     string `json:"error"`
+}
+
+func runExplain(w io.Writer, path string, o explainOptions) error {
+	now := time.Now()
+	if o.at != "" {
+		t, err := time.Parse(time.RFC3339, o.at)
+		if err != nil {
+			return fmt.Errorf("--at: want RFC 3339 such as 2026-03-02T10:00:00-05:00: %w", err)
+		}
+		now = t
+	}
+	var cfg policy.Config
+	if o.configFile != "" {
+		var err error
+		if cfg, err = policy.LoadConfigFile(o.configFile); err != nil {
+			return err
+		}
+	}
+	engine, err := policy.NewEngine(cfg)
+	if err != nil {
+		return fmt.Errorf("invalid policy configuration:\n%w", err)
+	}
+	var pref *policy.Preference
+	if o.consentFile != "" {
+		b, err := readBounded(o.consentFile, policy.MaxConsentBytes)
+		if err != nil {
+			return err
+		}
+		if pref, err = policy.ParseConsent(b); err != nil {
+			return fmt.Errorf("%s: %w", o.consentFile, err)
+		}
+	}
+	classifier, err := policy.NewClassifier(policy.DefaultRuleSet())
+	if err != nil {
+		return fmt.Errorf("rule set: %w", err)
+	}
+	data, err := readBounded(path, maxExplainInput)
+	if err != nil {
+		return err
+	}
+	msgs, err := hl7.SplitMessages(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if len(msgs) == 0 {
+		return fmt.Errorf("%s: no messages", path)
+	}
+	loc := engine.Calendar().Location()
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	failed := 0
+	for i, raw := range msgs {
+		x, err := explainOne(raw, engine, classifier, pref, staticHistory(o.priorMalignancy), loc, now)
+		if err != nil {
+			failed++
+			e := explainError{Index: i + 1, Error: err.Error()}
+			if x != nil {
+				e.ControlID = x.ControlID
+			}
+			if o.jsonOut {
+				if err := enc.Encode(e); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(w, "Message %d: cannot explain: %s\n\n", e.Index, e.Error)
+			}
+			continue
+		}
+		if o.jsonOut {
+			if err := enc.Encode(x); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := x.WriteText(w, loc); err != nil {
+			return err
+		}
+		if i < len(msgs)-1 {
+			fmt.Fprintln(w)
+		}
+	}
+	if failed > 0 {
+		return &exitError{code: 2, err: fmt.Errorf("%d of %d messages could not be explained", failed, len(msgs))}
+	}
+	return nil
+}
+
+func explainOne(raw []byte, e *policy.Engine, c *policy.Classifier, pref *policy.Preference, h policy.History, loc *time.Location, now time.Time) (*policy.Explanation, error) {
+	m, err := hl7.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	r, err := policy.FromHL7(m, loc)
+	if err != nil {
+		return &policy.Explanation{ControlID: m.ControlID()}, err
+	}
+	r.ReceivedAt = now
+	cls := c.Classify(r, h)
+	d := e.Decide(policy.Input{
+		Report: r, Classification: cls, Preference: pref,
+		Facility: m.MSH().SendingFacility.NamespaceID, Now: now,
+	})
+	x := policy.Explain(r, cls, d)
+	return &x, nil
+}
+
+func readBounded(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
+	}
+	return b, nil
+}
