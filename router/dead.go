@@ -18,6 +18,7 @@ import (
 const (
 	DeadParse    = "parse"    // the message does not parse as HL7
 	DeadPolicy   = "policy"   // the policy could not read the report
+	DeadFHIR     = "fhir"     // the released result could not be mapped to FHIR
 	DeadRetries  = "retries"  // transient failures exhausted the delivery bound
 	DeadInternal = "internal" // anything else
 )

@@ -117,7 +117,7 @@ func (g *Gate) emit(ctx context.Context, r emitRequest) error {
 	if r.msg == nil {
 		m, err := hl7.Parse(r.raw)
 		if err != nil {
-			return fmt.Errorf("parsing inbound seq %d for release: %w", r.inbound.Seq, err)
+			return fmt.Errorf("parsing inbound seq %d for release: %s", r.inbound.Seq, safeDetail(err, "parse failed"))
 		}
 		r.msg = m
 	}
@@ -146,7 +146,8 @@ func (g *Gate) emit(ctx context.Context, r emitRequest) error {
 	if g.fhir != nil {
 		bundle, err := g.fhir(r.msg, r.holdID, r.rel, r.bases, r.patientKey)
 		if err != nil {
-			return fmt.Errorf("mapping hold %s to FHIR: %w", r.holdID, err)
+			// The mapping is deterministic: retrying cannot fix it.
+			return permanent(DeadFHIR, fmt.Errorf("mapping hold %s to FHIR: %w", r.holdID, err))
 		}
 		if err := g.publish(ctx, SubjectPortalFHIRPrefix+r.inbound.Partition, "rel-"+r.holdID+"-fhir", hdr, bundle); err != nil {
 			return err
