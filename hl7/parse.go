@@ -97,6 +97,14 @@ func preview(b []byte) string {
 	return string(b)
 }
 
+// quoteByte formats a byte for an error message: '&' or '\xff'.
+func quoteByte(c byte) string {
+	if c >= 0x20 && c < 0x7F {
+		return fmt.Sprintf("%q", rune(c))
+	}
+	return fmt.Sprintf("'\\x%02x'", c)
+}
+
 // previewLine returns up to 20 bytes of s, stopping at a line break.
 func previewLine(s string) string {
 	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
@@ -133,7 +141,10 @@ func delimitersFrom(b []byte, strict bool) (Delimiters, *ParseError) {
 	}
 	fs := b[3]
 	if isUpperDigit(fs) || (fs >= 'a' && fs <= 'z') || fs == ' ' {
-		return Delimiters{}, perr(1, 3, fmt.Sprintf("field separator %q is a letter, digit or space", fs))
+		return Delimiters{}, perr(1, 3, fmt.Sprintf("field separator %s is a letter, digit or space", quoteByte(fs)))
+	}
+	if fs < 0x21 || fs > 0x7E {
+		return Delimiters{}, perr(1, 3, fmt.Sprintf("field separator %s is not a printable ASCII character", quoteByte(fs)))
 	}
 	d := Delimiters{Field: fs}
 	enc := b[4:]
@@ -154,11 +165,11 @@ func delimitersFrom(b []byte, strict bool) (Delimiters, *ParseError) {
 		return Delimiters{}, perr(2, 4, fmt.Sprintf("%q has %d encoding characters; at most 5 (component, repetition, escape, subcomponent, truncation)", enc, len(enc)))
 	}
 	for i, c := range enc {
-		if c == ' ' || c == 0 {
-			return Delimiters{}, perr(2, 4+i, fmt.Sprintf("encoding character %d of %q is a space or NUL", i+1, enc))
+		if c < 0x21 || c > 0x7E {
+			return Delimiters{}, perr(2, 4+i, fmt.Sprintf("encoding character %d of %q is %s, not a printable ASCII character", i+1, enc, quoteByte(c)))
 		}
 		if j := bytes.IndexByte(enc[:i], c); j >= 0 {
-			return Delimiters{}, perr(2, 4+i, fmt.Sprintf("%q repeats %q (encoding characters %d and %d)", enc, c, j+1, i+1))
+			return Delimiters{}, perr(2, 4+i, fmt.Sprintf("%q repeats %s (encoding characters %d and %d)", enc, quoteByte(c), j+1, i+1))
 		}
 	}
 	ptrs := []*byte{&d.Component, &d.Repetition, &d.Escape, &d.Subcomponent, &d.Truncation}
