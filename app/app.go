@@ -102,8 +102,11 @@ func (a *App) Start(ctx context.Context) (err error) {
 		return err
 	}
 	a.registerMetrics()
-	a.log.Info().
-		Str("mllp", a.mllpLn.Addr().String()).
+	ev := a.log.Info()
+	if a.ns != nil && a.cfg.NATS.Listen != "" {
+		ev = ev.Str("nats", a.ns.ClientURL())
+	}
+	ev.Str("mllp", a.mllpLn.Addr().String()).
 		Str("http", a.httpLn.Addr().String()).
 		Str("durability", string(a.cfg.Durability)).
 		Bool("embedded_nats", a.ns != nil).
