@@ -48,6 +48,10 @@ const (
 	HeaderPartition = "Resultgate-Partition"
 	// HeaderPatientKey is PatientKey of the PID-3 identifier; absent without PID.
 	HeaderPatientKey = "Resultgate-Patient-Key"
+	// HeaderControlIDReused is "true" on a message whose MSH-3/4/10 matched an
+	// earlier, different message within the duplicate window (its Msg-Id then
+	// carries a content hash).
+	HeaderControlIDReused = "Resultgate-Control-Id-Reused"
 	// HeaderRejectReason is, on DEAD records, why the message was not accepted (a
 	// Reason). The header names match the classify step's dead letters.
 	HeaderRejectReason = "Resultgate-Dead-Reason"
@@ -163,6 +167,9 @@ type IntakeStats struct {
 	Duplicates uint64
 	// Nacked counts negative acknowledgements by reason.
 	Nacked map[Reason]uint64
+	// ControlIDReused counts messages that reused an earlier message's control
+	// ID with different content (stored as new messages).
+	ControlIDReused uint64
 	// DeadLettered counts DEAD records written.
 	DeadLettered uint64
 	// AcksSuppressed counts acknowledgements not sent because MSH-15 said so.
@@ -182,9 +189,11 @@ type Intake struct {
 	facilities map[string]bool
 	now        func() time.Time
 
-	received, acked, duplicates, dead, suppressed atomic.Uint64
-	storeCount, storeNanos                        atomic.Uint64
-	nacked                                        [len(reasons)]atomic.Uint64
+	stream atomic.Pointer[jetstream.Stream]
+
+	received, acked, duplicates, dead, suppressed, reused atomic.Uint64
+	storeCount, storeNanos                                atomic.Uint64
+	nacked                                                [len(reasons)]atomic.Uint64
 }
 
 var _ mllp.Handler = (*Intake)(nil)
@@ -251,14 +260,15 @@ func NewIntake(js jetstream.JetStream, cfg IntakeConfig, log zerolog.Logger) *In
 // Stats returns a snapshot of the counters.
 func (in *Intake) Stats() IntakeStats {
 	s := IntakeStats{
-		Received:       in.received.Load(),
-		Acked:          in.acked.Load(),
-		Duplicates:     in.duplicates.Load(),
-		DeadLettered:   in.dead.Load(),
-		AcksSuppressed: in.suppressed.Load(),
-		StoreCount:     in.storeCount.Load(),
-		StoreTotal:     time.Duration(in.storeNanos.Load()),
-		Nacked:         make(map[Reason]uint64, len(reasons)),
+		Received:        in.received.Load(),
+		Acked:           in.acked.Load(),
+		Duplicates:      in.duplicates.Load(),
+		DeadLettered:    in.dead.Load(),
+		ControlIDReused: in.reused.Load(),
+		AcksSuppressed:  in.suppressed.Load(),
+		StoreCount:      in.storeCount.Load(),
+		StoreTotal:      time.Duration(in.storeNanos.Load()),
+		Nacked:          make(map[Reason]uint64, len(reasons)),
 	}
 	for i, r := range reasons {
 		s.Nacked[r] = in.nacked[i].Load()
@@ -345,6 +355,9 @@ func (in *Intake) HandleMessage(ctx context.Context, peer mllp.Peer, frame []byt
 	}
 
 	rcpt, err := in.store(ctx, m, msh, peer, receivedAt, frame)
+	if err == nil && rcpt.Duplicate {
+		rcpt, err = in.checkDuplicate(ctx, log, m, msh, peer, receivedAt, frame, rcpt)
+	}
 	if err != nil {
 		return in.storeFailed(log, err, enhanced, msh, func(code hl7.AckCode, d hl7.ErrorDetail) []byte {
 			return hl7.BuildACK(m, code, d)
@@ -372,6 +385,63 @@ func (in *Intake) Store(ctx context.Context, m *hl7.Message, peer mllp.Peer, fra
 }
 
 func (in *Intake) store(ctx context.Context, m *hl7.Message, msh hl7.MSH, peer mllp.Peer, receivedAt time.Time, frame []byte) (Receipt, error) {
+	return in.storeWithID(ctx, m, msh, peer, receivedAt, frame, MsgID(msh.SendingApplication, msh.SendingFacility, msh.ControlID), false)
+}
+
+// checkDuplicate tells a resend from a reused control ID. JetStream reports a
+// duplicate by Msg-Id alone; some senders restart their MSH-10 counter (daily,
+// or after a reinstall), and acknowledging a different message as a duplicate
+// would lose it. The stored copy is read back and compared after the MSH
+// segment (a resend often differs in MSH-7 only): equal means a resend; different
+// means a new message, stored under the Msg-Id extended with a hash of its
+// content and marked with HeaderControlIDReused. If the stored copy cannot be
+// read, the answer is "not stored, please resend": the next attempt decides.
+func (in *Intake) checkDuplicate(ctx context.Context, log zerolog.Logger, m *hl7.Message, msh hl7.MSH, peer mllp.Peer, receivedAt time.Time, frame []byte, rcpt Receipt) (Receipt, error) {
+	sctx, cancel := context.WithTimeout(ctx, in.cfg.StoreTimeout)
+	defer cancel()
+	st, err := in.inStream(sctx)
+	if err != nil {
+		return Receipt{}, err
+	}
+	prev, err := st.GetMsg(sctx, rcpt.Sequence)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("reading stored copy %d of a duplicate: %w", rcpt.Sequence, err)
+	}
+	if bytes.Equal(afterMSH(prev.Data), afterMSH(frame)) {
+		return rcpt, nil
+	}
+	sum := sha256.Sum256(frame)
+	id := rcpt.MsgID + "|" + hex.EncodeToString(sum[:12])
+	log.Warn().Uint64("earlier_seq", rcpt.Sequence).Msg("control ID reused by the sender for different content; stored as a new message")
+	rcpt, err = in.storeWithID(ctx, m, msh, peer, receivedAt, frame, id, true)
+	if err == nil && !rcpt.Duplicate {
+		in.reused.Add(1)
+	}
+	return rcpt, err
+}
+
+// inStream returns HL7_IN's handle, looked up once.
+func (in *Intake) inStream(ctx context.Context) (jetstream.Stream, error) {
+	if s := in.stream.Load(); s != nil {
+		return *s, nil
+	}
+	s, err := in.js.Stream(ctx, StreamHL7In)
+	if err != nil {
+		return nil, fmt.Errorf("looking up stream %s: %w", StreamHL7In, err)
+	}
+	in.stream.Store(&s)
+	return s, nil
+}
+
+// afterMSH returns b after its first segment terminator (CR or LF).
+func afterMSH(b []byte) []byte {
+	if i := bytes.IndexAny(b, "\r\n"); i >= 0 {
+		return b[i:]
+	}
+	return nil
+}
+
+func (in *Intake) storeWithID(ctx context.Context, m *hl7.Message, msh hl7.MSH, peer mllp.Peer, receivedAt time.Time, frame []byte, msgID string, reused bool) (Receipt, error) {
 	pkey := ""
 	if pid, ok := m.PID(); ok {
 		cx, ok := pid.Identifier("MR")
@@ -384,7 +454,6 @@ func (in *Intake) store(ctx context.Context, m *hl7.Message, msh hl7.MSH, peer m
 		}
 	}
 	part := Partition(pkey, in.cfg.Partitions)
-	msgID := MsgID(msh.SendingApplication, msh.SendingFacility, msh.ControlID)
 	h := nats.Header{
 		HeaderMsgID:                 {msgID},
 		HeaderHL7ControlID:          {headerSafe(msh.ControlID)},
@@ -399,6 +468,9 @@ func (in *Intake) store(ctx context.Context, m *hl7.Message, msh hl7.MSH, peer m
 	}
 	if pkey != "" {
 		h[HeaderPatientKey] = []string{pkey}
+	}
+	if reused {
+		h[HeaderControlIDReused] = []string{"true"}
 	}
 	if peer.ClientCertSubject != "" {
 		h[HeaderPeerCert] = []string{headerSafe(peer.ClientCertSubject)}

@@ -536,3 +536,37 @@ func TestIntakeOverMLLP(t *testing.T) {
 		t.Errorf("stats = %+v", st)
 	}
 }
+
+// TestIntakeControlIDReused: a sender that restarts its MSH-10 counter sends a
+// different message under an earlier control ID; it must be stored, not
+// swallowed as a duplicate, and its own resend must still be absorbed.
+func TestIntakeControlIDReused(t *testing.T) {
+	tj := startTestJS(t, config.DurabilityOS)
+	in := newTestIntake(t, tj, IntakeConfig{})
+	first := oru("HOSP", "ORU^R01", "REUSE-1", "")
+	other := bytes.Replace(first, []byte("Benign"), []byte("Malignant"), 1)
+	for i, f := range [][]byte{first, other, other, first} {
+		if a := parseACK(t, in.HandleMessage(context.Background(), testPeer, f)); a.code != "AA" {
+			t.Fatalf("message %d: %+v, want AA", i, a)
+		}
+	}
+	if n := streamMsgs(t, tj.js, StreamHL7In); n != 2 {
+		t.Fatalf("HL7_IN holds %d messages, want 2", n)
+	}
+	s, err := tj.js.Stream(testCtx(t), StreamHL7In)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.GetMsg(testCtx(t), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(m.Data, other) || m.Header.Get(HeaderControlIDReused) != "true" ||
+		!strings.HasPrefix(m.Header.Get(HeaderMsgID), "LAB|HOSP|REUSE-1|") {
+		t.Errorf("second message stored as %q with headers %v", m.Data, m.Header)
+	}
+	st := in.Stats()
+	if st.ControlIDReused != 1 || st.Duplicates != 2 || st.Acked != 4 {
+		t.Errorf("stats = %+v", st)
+	}
+}
