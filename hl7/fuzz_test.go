@@ -1,0 +1,141 @@
+package hl7
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// fuzzSeeds are small inputs covering the parser's branches; the committed seed
+// corpora under testdata/fuzz add more, and crashers found by fuzzing.
+var fuzzSeeds = []string{
+	"MSH|^~\\&|A|B|C|D|20240101||ORU^R01|1|P|2.5.1\rPID|||1^^^X&Y&Z^MR~2||N^G\rOBX|1|FT|C||a\\.br\\b\\X0D0A\\\\S\\~r2\r",
+	"MSH|^~\\&#|A\nPID|1\r\nOBX|1|TX|C||x\\P\\#\n",
+	"MSH!$r?@!A!B\rPID!!!1@2$3r4\r",
+	"MSH|^~}|A\rPID|||A}F}B\r",
+	"\xEF\xBB\xBFMSH|^~\\&|A||||||||||||||||8859/1\rPID|||\xe9\r",
+	"FHS|^~\\&\rBHS|^~\\&\rMSH|^~\\&|1\rBTS|1\rFTS|1\r",
+	"MSH|^~\\&|A|B|||1||ADT^A01|1|P|2.3||| EVN|A01\r",
+	"MSH|^~\\\\&|A\rPID|1|wrapped\ncontinued\r",
+	"MSH|^&&^|A\r",
+	"MSH",
+	"",
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(s))
+	}
+	f.Add(loadFixture(f, "oru_r01_v251.hl7"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := Parse(data)
+		_ = BuildACKFromBytes(data, AR, ErrorDetail{Code: CodeSegmentSequence, Message: "x"})
+		if err != nil {
+			var pe *ParseError
+			if !asParseError(err, &pe) {
+				t.Fatalf("error is not a *ParseError: %T %v", err, err)
+			}
+			if _, err2 := Parse(data); err2 == nil || err2.Error() != err.Error() {
+				t.Fatalf("not deterministic: %v then %v", err, err2)
+			}
+			return
+		}
+		if !bytes.Equal(m.Encode(), data) {
+			t.Fatalf("Encode is not byte-for-byte")
+		}
+		if m.NumSegments() == 0 || m.Segments()[0].Name() != "MSH" {
+			t.Fatalf("first segment is not MSH")
+		}
+		for _, s := range m.Segments() {
+			if len(s.Name()) != 3 {
+				t.Fatalf("segment name %q", s.Name())
+			}
+			if !strings.Contains(m.Text(), s.Raw()) {
+				t.Fatalf("segment text is not part of the message")
+			}
+			for f := 0; f <= s.NumFields()+1; f++ {
+				fl := s.Field(f)
+				_ = fl.Value()
+				for r := 1; r <= fl.Reps()+1; r++ {
+					rep := fl.Rep(r)
+					for c := 1; c <= rep.Components()+1; c++ {
+						_ = rep.Component(c)
+						for k := 1; k <= rep.Subcomponents(c)+1; k++ {
+							_ = rep.Sub(c, k)
+						}
+					}
+				}
+			}
+		}
+		_ = Describe(m).String()
+		_ = m.Group()
+		_ = m.MSH()
+		ack, err := Parse(BuildACK(m, AE, ErrorDetail{Code: CodeDataTypeError, Segment: "PID", Field: 3, Message: m.ControlID()}))
+		if err != nil {
+			t.Fatalf("ACK does not parse: %v", err)
+		}
+		if got, want := ack.First("MSA").Field(2).Raw(), m.Segments()[0].Field(10).Raw(); got != want && isASCII(data) {
+			t.Fatalf("MSA-2 %q does not echo MSH-10 %q", got, want)
+		}
+	})
+}
+
+func asParseError(err error, pe **ParseError) bool {
+	p, ok := err.(*ParseError)
+	*pe = p
+	return ok
+}
+
+func FuzzUnescape(f *testing.F) {
+	for _, s := range []string{`a\F\b`, `\X0D0A\`, `\.sp3\`, `\H\x\N\`, `\C2842\`, `\Zabc\`, `\\`, `\`, `\X\`, `\.sk99999\`, `plain`, "\xff\\E\\"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d := Delimiters{'|', '^', '~', '\\', '&', '#'}
+		u := Unescape(s, d)
+		k := UnescapeWith(s, d, UnescapeOptions{KeepFormatting: true})
+		if !strings.Contains(s, `\`) && (u != s || k != s) {
+			t.Fatalf("text without escapes changed: %q -> %q / %q", s, u, k)
+		}
+		if len(u) > 100*len(s)+1 {
+			t.Fatalf("output %d bytes for input %d bytes", len(u), len(s))
+		}
+		if back := Unescape(Escape(s, d), d); back != s {
+			t.Fatalf("Unescape(Escape(%q)) = %q", s, back)
+		}
+		e := Escape(s, d)
+		for _, c := range []byte{'|', '^', '~', '&', '#', '\r', '\n'} {
+			if bytes.IndexByte([]byte(e), c) >= 0 {
+				t.Fatalf("Escape(%q) = %q still contains %q", s, e, c)
+			}
+		}
+	})
+}
+
+func FuzzSplitMessages(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(s))
+	}
+	f.Add([]byte("BHS|^~\\&\rMSH|^~\\&|1\rPID|1\rMSH|^~\\&|2\rBTS|2\r"))
+	f.Add([]byte("MSH|^~\\&|1\nMSH|^~\\&|2\n\nMSH|^~\\&|3"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		msgs, err := SplitMessages(data)
+		if err != nil {
+			return
+		}
+		pos := 0
+		for i, mb := range msgs {
+			if !bytes.HasPrefix(mb, []byte("MSH")) {
+				t.Fatalf("message %d does not start with MSH: %q", i, mb)
+			}
+			k := pos
+			for k < len(data) && &data[k] != &mb[0] {
+				k++
+			}
+			if k == len(data) || k+len(mb) > len(data) {
+				t.Fatalf("message %d is not a sub-slice of the input after the previous one", i)
+			}
+			pos = k + len(mb)
+		}
+	})
+}
