@@ -187,20 +187,37 @@ type ackHeader struct {
 
 func headerFromMessage(m *Message) ackHeader {
 	h := ackHeader{d: m.delims}
-	// Echo the header as the sender wrote it: from the raw bytes, so that the
-	// ACK's MSH-18 still describes the bytes even for a non-UTF-8 message.
-	line := m.raw[m.start:]
-	if i := bytes.IndexAny(line, "\r\n"); i >= 0 {
-		line = line[:i]
-	}
-	parts := bytes.Split(line, []byte{m.delims.Field})
-	for n := 3; n <= 18; n++ {
-		if n-1 < len(parts) {
-			h.fields[n] = string(parts[n-1])
+	// Echo the header as the sender wrote it, in the sender's character set, so
+	// that the ACK's MSH-18 still describes its bytes.
+	line := m.segs[0].text
+	if m.decoded != nil {
+		if enc, err := m.decoded.enc.NewEncoder().String(line); err == nil {
+			line = enc
 		}
 	}
-	h.event = nth(nth(h.fields[9], m.delims.Repetition, 1), m.delims.Component, 2)
+	h.setFields(strings.Split(line, string(m.delims.Field)))
 	return h
+}
+
+// setFields fills the header from MSH split at the field separator (parts[0] is
+// "MSH", parts[n-1] is MSH-n). A line break inside a field (a wrapped header
+// read leniently) is escaped so that it cannot end the ACK's segment.
+func (h *ackHeader) setFields(parts []string) {
+	for n := 3; n <= 18; n++ {
+		if n-1 < len(parts) {
+			v := parts[n-1]
+			if strings.ContainsAny(v, "\r\n") {
+				if h.d.Escape != 0 {
+					e := string(h.d.Escape)
+					v = strings.NewReplacer("\r", e+"X0D"+e, "\n", e+"X0A"+e).Replace(v)
+				} else {
+					v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+				}
+			}
+			h.fields[n] = v
+		}
+	}
+	h.event = nth(nth(h.fields[9], h.d.Repetition, 1), h.d.Component, 2)
 }
 
 func headerFromBytes(b []byte) ackHeader {
@@ -219,16 +236,11 @@ func headerFromBytes(b []byte) ackHeader {
 	if j := bytes.IndexAny(line, "\r\n"); j >= 0 {
 		line, complete = line[:j], true
 	}
-	parts := bytes.Split(line, []byte{d.Field})
+	parts := strings.Split(string(line), string(d.Field))
 	if !complete {
 		parts = parts[:len(parts)-1] // the last field may be cut short
 	}
-	for n := 3; n <= 18; n++ {
-		if n-1 < len(parts) {
-			h.fields[n] = string(parts[n-1])
-		}
-	}
-	h.event = nth(nth(h.fields[9], d.Repetition, 1), d.Component, 2)
+	h.setFields(parts)
 	return h
 }
 

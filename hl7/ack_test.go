@@ -78,7 +78,7 @@ func TestBuildACK(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := mustParse(t, msg(tt.orig, "PID|1"))
+			m := mustParse(t, msg(tt.orig, "PID"+tt.orig[3:4]+"1"))
 			got := BuildACKWith(m, fixedACK, tt.code, tt.errs...)
 			if lines(got) != tt.want {
 				t.Errorf("ACK\n got %q\nwant %q", lines(got), tt.want)

@@ -55,7 +55,8 @@ type Message struct {
 	text    string // raw decoded to UTF-8 (shares raw's memory when no decoding was needed)
 	start   int    // offset in raw of "MSH" (after a BOM or leading blank lines)
 	delims  Delimiters
-	charset string // the character set used to decode, as named in table 0211
+	charset string       // the character set used to decode, as named in table 0211
+	decoded *charsetInfo // set when text was transcoded from raw (raw is not UTF-8)
 	segs    []Segment
 	fields  []fieldPos // every field separator of every segment; see Segment
 }
@@ -78,8 +79,8 @@ func (m *Message) Delimiters() Delimiters { return m.delims }
 // name ("ASCII", "8859/1", "UNICODE UTF-8", ...).
 func (m *Message) Charset() string { return m.charset }
 
-// Segments returns the message's segments in order. The slice is shared: do not
-// modify it.
+// Segments returns the message's segments in order, as a new slice of pointers
+// into the message.
 func (m *Message) Segments() []*Segment {
 	out := make([]*Segment, len(m.segs))
 	for i := range m.segs {

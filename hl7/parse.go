@@ -46,6 +46,10 @@ func ParseWithOptions(data []byte, o ParseOptions) (*Message, error) {
 		if id := segID(rest); id == "FHS" || id == "BHS" {
 			pe.Err, pe.Segment, pe.Detail = ErrBatch, id, "split the input with SplitMessages"
 		}
+		if bytes.HasPrefix(rest, []byte{0xFF, 0xFE}) || bytes.HasPrefix(rest, []byte{0xFE, 0xFF}) ||
+			bytes.HasPrefix(rest, []byte{'M', 0, 'S', 0}) || bytes.HasPrefix(rest, []byte{0, 'M', 0, 'S'}) {
+			pe.Err, pe.Detail = ErrUnsupportedCharset, "the input is UTF-16; send UTF-8 (MSH-18 UNICODE UTF-8) or an 8-bit character set"
+		}
 		return nil, pe
 	}
 	d, err := delimitersFrom(rest, o.Strict)
@@ -260,6 +264,7 @@ func (m *Message) decodeWith(cs charsetInfo, rest []byte) error {
 		return nil
 	}
 	s, err := decodeBytes(cs, rest)
+	m.decoded = &cs
 	if err != nil {
 		return &ParseError{Err: ErrCharsetMismatch, Segment: "MSH", Line: 1, Offset: m.start, Field: 18,
 			Detail: fmt.Sprintf("decoding %s: %v", cs.name, err)}
@@ -335,7 +340,7 @@ func (m *Message) split(start int, strict bool) error {
 	cls[d.Field] = cFS
 	fs := d.Field
 
-	m.segs = make([]Segment, 0, strings.Count(t, "\r")+strings.Count(t, "\n")/2+1)
+	m.segs = make([]Segment, 0, strings.Count(t, "\r")+strings.Count(t, "\n")+1)
 	m.fields = make([]fieldPos, 0, strings.Count(t, string(fs))+1)
 	var countsBuf [24]nameCount
 	counts := countsBuf[:0]

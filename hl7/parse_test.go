@@ -341,6 +341,7 @@ func TestParseErrors(t *testing.T) {
 		{"only blank lines", "\r\n \r\n", false, ErrEmpty, "hl7: empty message"},
 		{"no MSH", "PID|1|2\r", false, ErrNoMSH, `hl7: segment (line 1, byte 0): message does not start with MSH: starts with "PID|1|2\r"`},
 		{"garbage", "\x0bhello", false, ErrNoMSH, `hl7: segment (line 1, byte 0): message does not start with MSH: starts with "\vhello"`},
+		{"UTF-16", "\xff\xfeM\x00S\x00H\x00", false, ErrUnsupportedCharset, `hl7: segment (line 1, byte 0): unsupported character set: the input is UTF-16; send UTF-8 (MSH-18 UNICODE UTF-8) or an 8-bit character set`},
 		{"batch header", "FHS|^~\\&\rMSH|^~\\&\r", false, ErrBatch, `hl7: segment FHS (line 1, byte 0): input is a batch or file, not a single message: split the input with SplitMessages`},
 		{"two messages", "MSH|^~\\&|A\rPID|1\rMSH|^~\\&|B\r", false, ErrMultipleMessages, `hl7: segment MSH (line 3, byte 17): more than one message in input: split the input with SplitMessages`},
 		{"BTS inside", "MSH|^~\\&|A\rBTS|1\r", false, ErrBatch, `hl7: segment BTS (line 2, byte 11): input is a batch or file, not a single message: split the input with SplitMessages`},
