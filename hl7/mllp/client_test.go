@@ -138,6 +138,7 @@ func TestClientAckTimeoutReconnects(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("ACK timeout took %s", d)
 	}
+	c.cfg.AckTimeout = testTimeout // so that a loaded machine cannot fail the next Send
 	ack, err := c.Send(ctx, []byte("after"))
 	if err != nil || string(ack) != "ACK:after" {
 		t.Fatalf("Send after timeout = %q, %v", ack, err)
@@ -172,13 +173,13 @@ func TestClientContextCancel(t *testing.T) {
 // idle (idle timeout, restart) is replaced before sending, without an error.
 func TestClientPeerClosedWhileIdle(t *testing.T) {
 	h := newTestHandler()
-	s, addr := startServer(t, ServerConfig{IdleTimeout: 50 * time.Millisecond}, h)
+	s, addr := startServer(t, ServerConfig{IdleTimeout: 200 * time.Millisecond}, h)
 	c := dialClient(t, ClientConfig{Addr: addr})
 	ctx := testCtx(t)
 	if _, err := c.Send(ctx, []byte("one")); err != nil {
 		t.Fatal(err)
 	}
-	testutil.Eventually(t, testTimeout, "server closed the idle connection", func() bool { return s.Stats().IdleTimeouts == 1 && s.ActiveConns() == 0 })
+	testutil.Eventually(t, testTimeout, "server closed the idle connection", func() bool { return s.Stats().IdleTimeouts >= 1 && s.ActiveConns() == 0 })
 	if ack, err := c.Send(ctx, []byte("two")); err != nil || string(ack) != "ACK:two" {
 		t.Fatalf("Send after idle close = %q, %v", ack, err)
 	}

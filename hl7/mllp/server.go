@@ -451,7 +451,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			c.forceClose()
 		}
 		s.mu.Unlock()
-		s.log.Warn().Int("conns", n).Msg("mllp shutdown deadline reached; closed busy connections")
+		if n > 0 {
+			s.log.Warn().Int("conns", n).Msg("mllp shutdown deadline reached; closed busy connections")
+		}
 		return ctx.Err()
 	}
 }

@@ -248,7 +248,7 @@ func TestServerTimeouts(t *testing.T) {
 		wantFirst string // an ACK expected before the timeout
 	}{
 		{name: "idle peer", cfg: ServerConfig{IdleTimeout: 100 * time.Millisecond}, wantIdle: 1},
-		{name: "idle after a message", cfg: ServerConfig{IdleTimeout: 100 * time.Millisecond}, send: framed("a"), wantFirst: "ACK:a", wantIdle: 1},
+		{name: "idle after a message", cfg: ServerConfig{IdleTimeout: 500 * time.Millisecond}, send: framed("a"), wantFirst: "ACK:a", wantIdle: 1},
 		{name: "junk does not reset the idle deadline", cfg: ServerConfig{IdleTimeout: 100 * time.Millisecond}, send: "junk", wantIdle: 1},
 		{name: "slow-loris peer mid-frame", cfg: ServerConfig{ReadTimeout: 100 * time.Millisecond, IdleTimeout: time.Hour},
 			send: vt + "MSH|^~\\&|", wantRead: 1},
