@@ -287,9 +287,9 @@ func buildACK(h ackHeader, o ACKOptions, code AckCode, errs []ErrorDetail) []byt
 		b.WriteString(fs)
 		b.WriteString(v)
 	}
-	if h.fields[18] != "" {
+	if cs := h.fields[18]; cs != "" && (IsSupportedCharset(nth(cs, d.Repetition, 1)) || isASCII([]byte(cs))) {
 		b.WriteString(strings.Repeat(fs, 6))
-		b.WriteString(h.fields[18])
+		b.WriteString(cs)
 	}
 	b.WriteByte('\r')
 	// MSA

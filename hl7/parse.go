@@ -273,12 +273,32 @@ func (m *Message) decodeWith(cs charsetInfo, rest []byte) error {
 	return nil
 }
 
-// msh18 returns the first repetition of MSH-18 from the raw MSH line, trimmed.
+// msh18 returns the first repetition of MSH-18 from the raw MSH segment,
+// trimmed. The segment may continue on lines that do not start a segment, as
+// split reads it leniently.
 func msh18(b []byte, d Delimiters) string {
 	end := bytes.IndexAny(b, "\r\n")
-	if end >= 0 {
-		b = b[:end]
+	if end < 0 {
+		end = len(b)
 	}
+	for pos := end; pos < len(b); {
+		for pos < len(b) && (b[pos] == '\r' || b[pos] == '\n') {
+			pos++
+		}
+		lineEnd := len(b)
+		if i := bytes.IndexAny(b[pos:], "\r\n"); i >= 0 {
+			lineEnd = pos + i
+		}
+		line := b[pos:lineEnd]
+		if len(line) >= 3 && validSegID(line[0], line[1], line[2]) && (len(line) == 3 || line[3] == d.Field) {
+			break // the next segment
+		}
+		if !isBlank(bytesToString(line)) {
+			end = lineEnd // a continuation line
+		}
+		pos = lineEnd
+	}
+	b = b[:end]
 	// b = "MSH|^~\&|f3|f4|..."; MSH-n for n >= 2 is part n-1 after splitting at |.
 	for i := 0; i < 17; i++ {
 		j := bytes.IndexByte(b, d.Field)
