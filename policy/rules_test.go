@@ -205,9 +205,9 @@ func TestNewClassifierNil(t *testing.T) {
 func TestNormalizeAndMorphology(t *testing.T) {
 	for in, want := range map[string]string{
 		"Non-Hodgkin's  Lymphoma": "non hodgkins lymphoma",
-		"CA 19-9":                  "ca 19 9",
-		"  BI–RADS\t4 ":            "bi rads 4",
-		"r/o":                      "r/o",
+		"CA 19-9":                 "ca 19 9",
+		"  BI–RADS\t4 ":           "bi rads 4",
+		"r/o":                     "r/o",
 	} {
 		if got := normalize(in); got != want {
 			t.Errorf("normalize(%q) = %q, want %q", in, got, want)
