@@ -744,3 +744,30 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+type pipeAddr struct{}
+
+func (pipeAddr) Network() string { return "pipe" }
+func (pipeAddr) String() string  { return "pipe" }
+
+func TestAddrPort(t *testing.T) {
+	tests := []struct {
+		name string
+		in   net.Addr
+		want netip.AddrPort
+	}{
+		{"IPv4", &net.TCPAddr{IP: net.ParseIP("10.1.2.3"), Port: 2575}, netip.MustParseAddrPort("10.1.2.3:2575")},
+		{"IPv4-mapped IPv6 is unmapped", &net.TCPAddr{IP: net.ParseIP("::ffff:10.1.2.3"), Port: 2575}, netip.MustParseAddrPort("10.1.2.3:2575")},
+		{"IPv6", &net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 1}, netip.MustParseAddrPort("[2001:db8::1]:1")},
+		{"other address parsed from its string", &net.UDPAddr{IP: net.ParseIP("192.0.2.1"), Port: 7}, netip.MustParseAddrPort("192.0.2.1:7")},
+		{"not an IP address", pipeAddr{}, netip.AddrPort{}},
+		{"nil", nil, netip.AddrPort{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := addrPort(tt.in); got != tt.want {
+				t.Errorf("addrPort(%v) = %v, want %v", tt.in, got, tt.want)
+			}
+		})
+	}
+}
