@@ -407,6 +407,17 @@ func TestParseLenient(t *testing.T) {
 			t.Errorf("Encode not byte-for-byte")
 		}
 	})
+	t.Run("MSH-18 on a wrapped header line", func(t *testing.T) {
+		data := "MSH|^~\\&|A|B|||1||ADT^A01|1|P|\n2.5||||||8859/1\nPID|||1||M\xfcller\n"
+		m := mustParse(t, []byte(data))
+		if m.Charset() != "8859/1" || get(t, m, "PID-5") != "Müller" || get(t, m, "MSH-12") != "\n2.5" {
+			t.Errorf("charset %q PID-5 %q MSH-12 %q", m.Charset(), get(t, m, "PID-5"), get(t, m, "MSH-12"))
+		}
+		ack := BuildACKWith(m, fixedACK, AA)
+		if strings.ContainsAny(strings.TrimSuffix(string(ack), "\r"), "\n") || !strings.Contains(string(ack), "|P|\\X0A\\2.5||||||8859/1\r") {
+			t.Errorf("ACK must escape the wrapped line break: %q", ack)
+		}
+	})
 	t.Run("unescaped delimiters in text are kept", func(t *testing.T) {
 		m := mustParse(t, msg(`MSH|^~\&|A|B|||1||ORU^R01|1|P|2.5`, `OBX|1|TX|C||C:\temp\file & more`))
 		if got := get(t, m, "OBX-5"); got != `C:\temp\file & more` {
