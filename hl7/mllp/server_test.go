@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -771,3 +772,63 @@ func TestAddrPort(t *testing.T) {
 		})
 	}
 }
+
+// TestServerManyConnections runs several clients at once, pipelining on raw
+// connections and sending one at a time through Clients, and checks that every
+// message is answered with its own ACK, in order on each connection.
+func TestServerManyConnections(t *testing.T) {
+	const conns, perConn = 8, 200
+	s, addr := startServer(t, ServerConfig{}, echoHandlerFull{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*conns)
+	for i := range conns {
+		wg.Add(2)
+		c := dialRaw(t, addr)
+		go func() { // pipelined: all frames in one go, then all ACKs
+			defer wg.Done()
+			var all bytes.Buffer
+			for j := range perConn {
+				all.WriteString(framed("raw-" + strconv.Itoa(i) + "-" + strconv.Itoa(j)))
+			}
+			go c.Write(all.Bytes())
+			for j := range perConn {
+				f, err := c.r.ReadFrame()
+				if want := "raw-" + strconv.Itoa(i) + "-" + strconv.Itoa(j); err != nil || string(f) != want {
+					errs <- errors.New("pipelined ACK " + string(f) + ", want " + want)
+					return
+				}
+			}
+		}()
+		go func() { // request/response through a Client
+			defer wg.Done()
+			cl, err := Dial(context.Background(), ClientConfig{Addr: addr})
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer cl.Close()
+			for j := range perConn {
+				msg := "cl-" + strconv.Itoa(i) + "-" + strconv.Itoa(j)
+				ack, err := cl.Send(context.Background(), []byte(msg))
+				if err != nil || string(ack) != msg {
+					errs <- errors.New("client ACK " + string(ack) + " for " + msg)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if st := s.Stats(); st.Frames != 2*conns*perConn || st.ConnsAccepted != 2*conns {
+		t.Errorf("Stats: Frames %d, ConnsAccepted %d; want %d, %d", st.Frames, st.ConnsAccepted, 2*conns*perConn, 2*conns)
+	}
+}
+
+// echoHandlerFull answers each frame with the frame itself.
+type echoHandlerFull struct{}
+
+func (echoHandlerFull) HandleMessage(_ context.Context, _ Peer, frame []byte) []byte { return frame }
+func (echoHandlerFull) HandleTooLarge(context.Context, Peer, []byte, int64) []byte   { return nil }
