@@ -193,8 +193,7 @@ func (c *Client) Send(ctx context.Context, msg []byte) (ack []byte, err error) {
 		if ctxErr != nil {
 			return nil, c.sendErr(fmt.Errorf("mllp: sending to %s: %w", c.cfg.Addr, ctxErr))
 		}
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
+		if isTimeout(err) {
 			if ctxBound {
 				return nil, c.sendErr(fmt.Errorf("mllp: sending to %s: %w", c.cfg.Addr, context.DeadlineExceeded))
 			}

@@ -141,6 +141,7 @@ type Stats struct {
 	ReadTimeouts         uint64 // connections closed because a started frame did not finish in time
 	IdleTimeouts         uint64 // connections closed after IdleTimeout without a frame
 	WriteErrors          uint64 // ACKs that could not be written (peer gone, write timeout)
+	WriteTimeouts        uint64 // those of WriteErrors that hit WriteTimeout (a peer not reading)
 	HandlerPanics        uint64 // panics recovered from the Handler
 	ActiveConns          int    // connections being served now
 }
@@ -148,7 +149,7 @@ type Stats struct {
 type counters struct {
 	connsAccepted, connsRejectedLimit, connsRejectedNetwork, tlsHandshakeErrors atomic.Uint64
 	frames, frameBytes, bytesSkipped, oversizeFrames                            atomic.Uint64
-	readTimeouts, idleTimeouts, writeErrors, handlerPanics                      atomic.Uint64
+	readTimeouts, idleTimeouts, writeErrors, writeTimeouts, handlerPanics       atomic.Uint64
 }
 
 // Server accepts MLLP connections and passes their frames to a Handler, one
@@ -245,6 +246,7 @@ func (s *Server) Stats() Stats {
 		ReadTimeouts:         c.readTimeouts.Load(),
 		IdleTimeouts:         c.idleTimeouts.Load(),
 		WriteErrors:          c.writeErrors.Load(),
+		WriteTimeouts:        c.writeTimeouts.Load(),
 		HandlerPanics:        c.handlerPanics.Load(),
 		ActiveConns:          s.ActiveConns(),
 	}
@@ -606,6 +608,9 @@ func (c *conn) serve(ctx context.Context) {
 		if ack != nil {
 			if err := c.writeACK(ack); err != nil {
 				s.stats.writeErrors.Add(1)
+				if isTimeout(err) {
+					s.stats.writeTimeouts.Add(1)
+				}
 				c.log.Warn().Err(err).Int("ack_size", len(ack)).Msg("mllp writing ACK failed")
 				reason = "ack write failed"
 				return
@@ -629,13 +634,12 @@ func (c *conn) frameStarted() error {
 // readFailure counts and logs why reading stopped and returns the close reason.
 func (c *conn) readFailure(err error, midFrame bool) string {
 	s := c.srv
-	var ne net.Error
 	switch {
 	case c.state.Load() == connClosed, errors.Is(err, errConnClosing):
 		return "server shutting down"
 	case errors.Is(err, io.EOF):
 		return "peer closed"
-	case errors.As(err, &ne) && ne.Timeout():
+	case isTimeout(err):
 		if midFrame {
 			s.stats.readTimeouts.Add(1)
 			c.log.Warn().Dur("read_timeout", s.cfg.ReadTimeout).Msg("mllp frame not finished in time; closing")
@@ -720,6 +724,12 @@ func (c *conn) handshake(ctx context.Context) error {
 		c.peer.ClientCertSubject = certs[0].Subject.CommonName
 	}
 	return nil
+}
+
+// isTimeout reports whether err is a timeout (a deadline passed).
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // deadline returns the deadline d from now, or none for d <= 0.

@@ -689,15 +689,10 @@ func TestServerTLSHandshakeTimeout(t *testing.T) {
 	s, addr := startServer(t, ServerConfig{ReadTimeout: 100 * time.Millisecond,
 		TLS: &tls.Config{Certificates: []tls.Certificate{pki.server}}}, newTestHandler())
 	c := dialRaw(t, addr) // connects but never starts the handshake
-	if _, err := c.Read(make([]byte, 1)); err == nil || isTimeoutErr(err) {
+	if _, err := c.Read(make([]byte, 1)); err == nil || isTimeout(err) {
 		t.Fatalf("read = %v, want the server to close the connection", err)
 	}
 	testutil.Eventually(t, testTimeout, "handshake timeout counted", func() bool { return s.Stats().TLSHandshakeErrors == 1 })
-}
-
-func isTimeoutErr(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // TestServerLogsNoContent checks, at debug level, that connection logs carry ids
@@ -832,3 +827,22 @@ type echoHandlerFull struct{}
 
 func (echoHandlerFull) HandleMessage(_ context.Context, _ Peer, frame []byte) []byte { return frame }
 func (echoHandlerFull) HandleTooLarge(context.Context, Peer, []byte, int64) []byte   { return nil }
+
+// bigACKHandler answers with an ACK too large for the socket buffers.
+type bigACKHandler struct{ ack []byte }
+
+func (h bigACKHandler) HandleMessage(context.Context, Peer, []byte) []byte         { return h.ack }
+func (h bigACKHandler) HandleTooLarge(context.Context, Peer, []byte, int64) []byte { return nil }
+
+// TestServerWriteTimeout checks that a peer that stops reading ACKs cannot hold
+// its connection: the ACK write times out and the connection is closed.
+func TestServerWriteTimeout(t *testing.T) {
+	h := bigACKHandler{ack: bytes.Repeat([]byte("A"), 64<<20)} // more than loopback socket buffers hold
+	s, addr := startServer(t, ServerConfig{WriteTimeout: 200 * time.Millisecond}, h)
+	c := dialRaw(t, addr)
+	c.write(framed("x")) // and never read the ACK
+	testutil.Eventually(t, testTimeout, "write timeout counted", func() bool {
+		st := s.Stats()
+		return st.WriteTimeouts == 1 && st.WriteErrors == 1 && st.ActiveConns == 0
+	})
+}
