@@ -8,6 +8,7 @@ func subcommands() []*cobra.Command {
 		newServeCmd(),
 		newSendCmd(),
 		newBenchCmd(),
+		newInspectCmd(),
 		newCheckConfigCmd(),
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -156,7 +157,20 @@ message was not positively acknowledged (AA or CA).`,
 				if ctx.Err() != nil {
 					break
 				}
-				ack, err := cl.Send(ctx, m)
+				noAck := noAckRequested(m)
+				sctx, scancel := ctx, context.CancelFunc(func() {})
+				if noAck {
+					// MSH-15 NE/ER: a stored message gets no accept ACK; wait
+					// briefly for an error ACK only.
+					sctx, scancel = context.WithTimeout(ctx, noAckWait)
+				}
+				ack, err := cl.Send(sctx, m)
+				scancel()
+				if noAck && err != nil && ctx.Err() == nil {
+					sum.sent++
+					sum.noAck++
+					continue
+				}
 				sum.add(ack, err)
 				if err != nil && !quiet {
 					fmt.Fprintf(errw, "message %d: %v\n", i+1, err)
@@ -171,7 +185,7 @@ message was not positively acknowledged (AA or CA).`,
 				fmt.Fprintln(errw)
 			}
 			fmt.Fprintln(out, sum.String())
-			if sum.sent < len(msgs) || sum.positive != sum.sent {
+			if sum.sent < len(msgs) || sum.positive+sum.noAck != sum.sent {
 				return &exitError{code: 1, err: errors.New("not every message was positively acknowledged")}
 			}
 			return nil
@@ -184,9 +198,23 @@ message was not positively acknowledged (AA or CA).`,
 	return cmd
 }
 
+// noAckWait is how long send waits for an error ACK to a message whose MSH-15
+// asks for no accept ACK on success (NE, ER).
+const noAckWait = 2 * time.Second
+
+// noAckRequested reports whether msg's MSH-15 asks for no accept ACK on success.
+func noAckRequested(msg []byte) bool {
+	m, err := hl7.Parse(msg)
+	if err != nil {
+		return false
+	}
+	mode := m.MSH().AcceptAckType
+	return mode == "NE" || mode == "ER"
+}
+
 // sendSummary counts ACK outcomes.
 type sendSummary struct {
-	sent, positive, errors, rejects, timeouts, failures int
+	sent, positive, errors, rejects, timeouts, failures, noAck int
 }
 
 func (s *sendSummary) add(ack []byte, err error) {
@@ -211,8 +239,12 @@ func (s *sendSummary) add(ack []byte, err error) {
 }
 
 func (s sendSummary) String() string {
-	return fmt.Sprintf("sent %d: AA/CA %d, AE/CE %d, AR/CR %d, timeouts %d, other failures %d",
+	str := fmt.Sprintf("sent %d: AA/CA %d, AE/CE %d, AR/CR %d, timeouts %d, other failures %d",
 		s.sent, s.positive, s.errors, s.rejects, s.timeouts, s.failures)
+	if s.noAck > 0 {
+		str += fmt.Sprintf(", no ACK requested (MSH-15 NE/ER) %d", s.noAck)
+	}
+	return str
 }
 
 // ackReason returns ": <ERR text>" from a negative ACK, when it has one.

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/resultgate/resultgate/app"
+	"github.com/resultgate/resultgate/config"
+	"github.com/resultgate/resultgate/internal/testutil"
+)
+
+// runCLI runs resultgate with args in-process and returns stdout, stderr and the error.
+func runCLI(t *testing.T, stdin string, args ...string) (string, string, error) {
+	t.Helper()
+	root := newRootCmd()
+	var out, errb bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	root.SetIn(strings.NewReader(stdin))
+	root.SetArgs(args)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err := root.ExecuteContext(ctx)
+	return out.String(), errb.String(), err
+}
+
+func fixturePath(t *testing.T, name string) string {
+	return filepath.Join(testutil.RepoRoot(t), "testdata", "hl7", name)
+}
+
+func exitCode(err error) int {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	if err != nil {
+		return 1
+	}
+	return 0
+}
+
+func TestInspect(t *testing.T) {
+	f := fixturePath(t, "oru_r01_v251.hl7")
+	tests := []struct {
+		name string
+		args []string
+		want []string // lines or substrings expected in stdout
+	}{
+		{"tree", []string{"inspect", f}, []string{"MSH-10 Message Control ID: CTRL-0001", "PID-3(2) Patient Identifier List: SYN-555^^^SSA^SS"}},
+		{"get every occurrence", []string{"inspect", "--get", "OBX-3.1", f}, []string{"22637-3\n22636-5\n2345-7\n59847-4\nSPEC-Q\n2951-2\n2823-3\n"}},
+		{"get encoding characters", []string{"inspect", "--get", "MSH-2", f}, []string{"^~\\&\n"}},
+		{"get field separator", []string{"inspect", "--get", "MSH-1", f}, []string{"|\n"}},
+		{"get repetition", []string{"inspect", "--get", "PID-3(2).1", f}, []string{"SYN-555\n"}},
+		{"get subcomponent", []string{"inspect", "--get", "PID-3.4.2", f}, []string{"2.16.840.1.113883.19.5\n"}},
+		{"unescaped", []string{"inspect", "--get", "OBX(2)-5", f}, []string{"Line one\nLine two & more"}},
+		{"json values", []string{"inspect", "--json", "--get", "OBR-24", f}, []string{`{"control_id":"CTRL-0001","path":"OBR-24","values":["SP",""]}`}},
+		{"json tree", []string{"inspect", "--json", f}, []string{`"control_id":"CTRL-0001"`, `"name":"PID"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errOut, err := runCLI(t, "", tt.args...)
+			if err != nil {
+				t.Fatalf("err %v, stderr %s", err, errOut)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+	_, _, err := runCLI(t, "", "inspect", "--get", "PID3", f)
+	if exitCode(err) != 2 || !strings.Contains(err.Error(), "PID3") {
+		t.Errorf("bad path: %v", err)
+	}
+	_, errOut, err := runCLI(t, "not hl7 at all", "inspect", "-")
+	if err == nil {
+		t.Errorf("inspect of garbage succeeded; stderr %s", errOut)
+	}
+}
+
+func TestCheckConfig(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	bad := filepath.Join(dir, "bad.yaml")
+	unknown := filepath.Join(dir, "unknown.yaml")
+	os.WriteFile(good, []byte("durability: os\nmllp:\n  addr: 127.0.0.1:2575\n"), 0o600)
+	os.WriteFile(bad, []byte("durability: sometimes\nmllp:\n  max_conns: 0\n"), 0o600)
+	os.WriteFile(unknown, []byte("mllp:\n  adress: x\n"), 0o600)
+	out, _, err := runCLI(t, "", "check-config", good)
+	if err != nil || !strings.Contains(out, "OK") {
+		t.Errorf("good config: %q %v", out, err)
+	}
+	_, _, err = runCLI(t, "", "check-config", bad)
+	want := "invalid configuration:\ndurability: must be \"fsync\" or \"os\", got \"sometimes\"\nmllp.max_conns: must be at least 1, got 0"
+	if err == nil || err.Error() != want {
+		t.Errorf("bad config error:\n%v\nwant\n%s", err, want)
+	}
+	_, _, err = runCLI(t, "", "check-config", unknown)
+	if err == nil || !strings.HasSuffix(err.Error(), "line 2: field adress not found in type config.MLLP") {
+		t.Errorf("unknown key error: %v", err)
+	}
+}
+
+func TestSend(t *testing.T) {
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Durability = config.DurabilityOS
+	cfg.MLLP.Addr, cfg.HTTP.Addr, cfg.NATS.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:-1"
+	a := app.New(cfg, zerolog.Nop())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Stop(ctx)
+	addr := a.MLLPAddr().String()
+
+	dir := filepath.Join(testutil.RepoRoot(t), "testdata", "hl7")
+	entries, _ := os.ReadDir(dir)
+	out, errOut, err := runCLI(t, "", "send", "--addr", addr, dir)
+	if err != nil {
+		t.Fatalf("send dir: %v\n%s\n%s", err, out, errOut)
+	}
+	if !strings.Contains(out, "AA/CA") || strings.Contains(out, "AA/CA 0") {
+		t.Errorf("summary: %s", out)
+	}
+	if len(entries) == 0 {
+		t.Fatal("no fixtures")
+	}
+
+	// An unaccepted message type is rejected: exit 1 and AR/CR counted.
+	adt := "MSH|^~\\&|ADT|HOSP|RG|HOSP|20240101120000||ADT^A01|ADT-1|P|2.5\rPID|1||X1^^^HOSP^MR\r"
+	out, errOut, err = runCLI(t, adt, "send", "--addr", addr, "-")
+	if exitCode(err) != 1 || !strings.Contains(out, "AR/CR 1") {
+		t.Errorf("ADT send: exit %d, out %q, stderr %q", exitCode(err), out, errOut)
+	}
+	if !strings.Contains(errOut, "message type not accepted") {
+		t.Errorf("the reject reason is not shown: %q", errOut)
+	}
+}
