@@ -3,12 +3,15 @@ package router
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -190,6 +193,7 @@ type Intake struct {
 	now        func() time.Time
 
 	stream atomic.Pointer[jetstream.Stream]
+	macs   sync.Pool // keyed hash.Hash for patientKey
 
 	received, acked, duplicates, dead, suppressed, reused atomic.Uint64
 	storeCount, storeNanos                                atomic.Uint64
@@ -290,6 +294,32 @@ type Receipt struct {
 	MsgID string
 }
 
+// msgLog adds the per-message fields (connection, size, control ID, type) to
+// each event without building a child logger per message: most messages log
+// nothing above debug, and a child logger costs an allocation each.
+type msgLog struct {
+	l    *zerolog.Logger
+	conn uint64
+	size int64
+	ctrl string
+	typ  hl7.MessageType
+}
+
+func (m msgLog) with(e *zerolog.Event) *zerolog.Event {
+	if e == nil {
+		return nil
+	}
+	e = e.Uint64("conn", m.conn).Int64("size", m.size)
+	if m.ctrl != "" || m.typ.Code != "" {
+		e = e.Str("control_id", m.ctrl).Str("type", m.typ.String())
+	}
+	return e
+}
+
+func (m msgLog) Debug() *zerolog.Event { return m.with(m.l.Debug()) }
+func (m msgLog) Warn() *zerolog.Event  { return m.with(m.l.Warn()) }
+func (m msgLog) Error() *zerolog.Event { return m.with(m.l.Error()) }
+
 // logger returns the connection's logger from ctx (set by the MLLP server), or
 // the intake's.
 func (in *Intake) logger(ctx context.Context) *zerolog.Logger {
@@ -305,7 +335,7 @@ func (in *Intake) logger(ctx context.Context) *zerolog.Logger {
 func (in *Intake) HandleMessage(ctx context.Context, peer mllp.Peer, frame []byte) []byte {
 	in.received.Add(1)
 	receivedAt := in.now()
-	log := in.logger(ctx).With().Uint64("conn", peer.ConnID).Int("size", len(frame)).Logger()
+	log := msgLog{l: in.logger(ctx), conn: peer.ConnID, size: int64(len(frame))}
 
 	m, err := hl7.Parse(frame)
 	if err != nil {
@@ -326,7 +356,7 @@ func (in *Intake) HandleMessage(ctx context.Context, peer mllp.Peer, frame []byt
 
 	msh := m.MSH()
 	enhanced := in.enhanced(msh)
-	log = log.With().Str("control_id", msh.ControlID).Str("type", msh.MessageType.String()).Logger()
+	log.ctrl, log.typ = msh.ControlID, msh.MessageType
 
 	if in.facilities != nil && !in.facilities[msh.SendingFacility.NamespaceID] &&
 		(msh.SendingFacility.UniversalID == "" || !in.facilities[msh.SendingFacility.UniversalID]) {
@@ -396,7 +426,7 @@ func (in *Intake) store(ctx context.Context, m *hl7.Message, msh hl7.MSH, peer m
 // means a new message, stored under the Msg-Id extended with a hash of its
 // content and marked with HeaderControlIDReused. If the stored copy cannot be
 // read, the answer is "not stored, please resend": the next attempt decides.
-func (in *Intake) checkDuplicate(ctx context.Context, log zerolog.Logger, m *hl7.Message, msh hl7.MSH, peer mllp.Peer, receivedAt time.Time, frame []byte, rcpt Receipt) (Receipt, error) {
+func (in *Intake) checkDuplicate(ctx context.Context, log msgLog, m *hl7.Message, msh hl7.MSH, peer mllp.Peer, receivedAt time.Time, frame []byte, rcpt Receipt) (Receipt, error) {
 	sctx, cancel := context.WithTimeout(ctx, in.cfg.StoreTimeout)
 	defer cancel()
 	st, err := in.inStream(sctx)
@@ -418,6 +448,23 @@ func (in *Intake) checkDuplicate(ctx context.Context, log zerolog.Logger, m *hl7
 		in.reused.Add(1)
 	}
 	return rcpt, err
+}
+
+// patientKey is PatientKey with the intake's secret, reusing keyed HMAC states.
+func (in *Intake) patientKey(pid string) string {
+	if pid == "" {
+		return ""
+	}
+	mac, _ := in.macs.Get().(hash.Hash)
+	if mac == nil {
+		mac = hmac.New(sha256.New, in.cfg.PartitionSecret)
+	}
+	mac.Reset()
+	mac.Write([]byte(pid))
+	var sum [sha256.Size]byte
+	key := hex.EncodeToString(mac.Sum(sum[:0])[:PatientKeyLen/2])
+	in.macs.Put(mac)
+	return key
 }
 
 // inStream returns HL7_IN's handle, looked up once.
@@ -450,30 +497,39 @@ func (in *Intake) storeWithID(ctx context.Context, m *hl7.Message, msh hl7.MSH, 
 		}
 		if ok {
 			aa := cx.AssigningAuthority
-			pkey = PatientKey(in.cfg.PartitionSecret, PatientIdentity(cx.ID, aa.NamespaceID, aa.UniversalID, aa.UniversalIDType))
+			pkey = in.patientKey(PatientIdentity(cx.ID, aa.NamespaceID, aa.UniversalID, aa.UniversalIDType))
 		}
 	}
 	part := Partition(pkey, in.cfg.Partitions)
-	h := nats.Header{
-		HeaderMsgID:                 {msgID},
-		HeaderHL7ControlID:          {headerSafe(msh.ControlID)},
-		HeaderHL7MessageType:        {headerSafe(msh.MessageType.String())},
-		HeaderHL7SendingApplication: {headerSafe(hdString(msh.SendingApplication))},
-		HeaderHL7SendingFacility:    {headerSafe(hdString(msh.SendingFacility))},
-		HeaderHL7Version:            {headerSafe(msh.Version)},
-		HeaderPeer:                  {peer.Addr.String()},
-		HeaderConnID:                {strconv.FormatUint(peer.ConnID, 10)},
-		HeaderReceivedAt:            {receivedAt.UTC().Format(time.RFC3339Nano)},
-		HeaderPartition:             {part},
+	// One backing array for every header value: a slice each would cost an
+	// allocation per header per message.
+	vals := [...]string{
+		msgID,
+		headerSafe(msh.ControlID),
+		headerSafe(msh.MessageType.String()),
+		headerSafe(hdString(msh.SendingApplication)),
+		headerSafe(hdString(msh.SendingFacility)),
+		headerSafe(msh.Version),
+		peer.Addr.String(),
+		strconv.FormatUint(peer.ConnID, 10),
+		receivedAt.UTC().Format(time.RFC3339Nano),
+		part,
+		pkey,
+		"true",
+		headerSafe(peer.ClientCertSubject),
 	}
-	if pkey != "" {
-		h[HeaderPatientKey] = []string{pkey}
+	keys := [...]string{
+		HeaderMsgID, HeaderHL7ControlID, HeaderHL7MessageType, HeaderHL7SendingApplication,
+		HeaderHL7SendingFacility, HeaderHL7Version, HeaderPeer, HeaderConnID, HeaderReceivedAt,
+		HeaderPartition, HeaderPatientKey, HeaderControlIDReused, HeaderPeerCert,
 	}
-	if reused {
-		h[HeaderControlIDReused] = []string{"true"}
-	}
-	if peer.ClientCertSubject != "" {
-		h[HeaderPeerCert] = []string{headerSafe(peer.ClientCertSubject)}
+	all := vals[:]
+	h := make(nats.Header, len(keys))
+	for i, k := range keys {
+		if all[i] == "" || (k == HeaderControlIDReused && !reused) {
+			continue
+		}
+		h[k] = all[i : i+1 : i+1]
 	}
 	subj := InSubject(part)
 	sctx, cancel := context.WithTimeout(ctx, in.cfg.StoreTimeout)
@@ -495,7 +551,7 @@ func (in *Intake) storeWithID(ctx context.Context, m *hl7.Message, msh hl7.MSH, 
 
 // storeFailed answers a failed store: AE/CE with ERR 207 "message not stored,
 // please resend", or AR/CR "message too large" when the message can never fit.
-func (in *Intake) storeFailed(log zerolog.Logger, err error, enhanced bool, msh hl7.MSH, build func(hl7.AckCode, hl7.ErrorDetail) []byte) []byte {
+func (in *Intake) storeFailed(log msgLog, err error, enhanced bool, msh hl7.MSH, build func(hl7.AckCode, hl7.ErrorDetail) []byte) []byte {
 	if errors.Is(err, nats.ErrMaxPayload) {
 		in.nacked[ReasonTooLarge.index()].Add(1)
 		log.Warn().Str("decision", "reject").Str("reason", string(ReasonTooLarge)).Msg("message larger than the NATS maximum payload")
@@ -518,7 +574,7 @@ func (in *Intake) maybeAck(enhanced bool, acceptAckType string, success bool, ac
 }
 
 // rejectParsed dead-letters a parsed message and builds its AR/CR.
-func (in *Intake) rejectParsed(ctx context.Context, log zerolog.Logger, peer mllp.Peer, receivedAt time.Time, m *hl7.Message, msh hl7.MSH, r Reason, enhanced bool, d hl7.ErrorDetail) []byte {
+func (in *Intake) rejectParsed(ctx context.Context, log msgLog, peer mllp.Peer, receivedAt time.Time, m *hl7.Message, msh hl7.MSH, r Reason, enhanced bool, d hl7.ErrorDetail) []byte {
 	return in.reject(ctx, log, peer, receivedAt, m.Raw(), r, d.Message, enhanced, func(code hl7.AckCode) []byte {
 		return hl7.BuildACK(m, code, d)
 	}, msh.AcceptAckType)
@@ -527,7 +583,7 @@ func (in *Intake) rejectParsed(ctx context.Context, log zerolog.Logger, peer mll
 // reject records a refused message in DEAD, then answers AR/CR. If the DEAD
 // record cannot be stored the answer is AE/CE ("please resend"), so that a
 // refused message is never lost on both sides.
-func (in *Intake) reject(ctx context.Context, log zerolog.Logger, peer mllp.Peer, receivedAt time.Time, data []byte, r Reason, why string, enhanced bool, build func(hl7.AckCode) []byte, acceptAckType string) []byte {
+func (in *Intake) reject(ctx context.Context, log msgLog, peer mllp.Peer, receivedAt time.Time, data []byte, r Reason, why string, enhanced bool, build func(hl7.AckCode) []byte, acceptAckType string) []byte {
 	if err := in.deadLetter(ctx, peer, receivedAt, data, r, why, 0); err != nil {
 		in.nacked[ReasonStore.index()].Add(1)
 		log.Error().Err(err).Str("decision", "error").Str("reason", string(r)).Msg("dead-letter record not stored")
@@ -576,7 +632,7 @@ func (in *Intake) deadLetter(ctx context.Context, peer mllp.Peer, receivedAt tim
 // large", after recording its first bytes (at most MaxDeadPrefix) in DEAD.
 func (in *Intake) HandleTooLarge(ctx context.Context, peer mllp.Peer, prefix []byte, size int64) []byte {
 	in.received.Add(1)
-	log := in.logger(ctx).With().Uint64("conn", peer.ConnID).Int64("size", size).Logger()
+	log := msgLog{l: in.logger(ctx), conn: peer.ConnID, size: size}
 	if len(prefix) > MaxDeadPrefix {
 		prefix = prefix[:MaxDeadPrefix]
 	}

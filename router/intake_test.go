@@ -570,3 +570,39 @@ func TestIntakeControlIDReused(t *testing.T) {
 		t.Errorf("stats = %+v", st)
 	}
 }
+
+// TestIntakeLogsNoPHI logs every decision at trace level and checks that no
+// name, identifier or content from the messages appears.
+func TestIntakeLogsNoPHI(t *testing.T) {
+	tj := startTestJS(t, config.DurabilityOS)
+	var buf bytes.Buffer
+	log := zerolog.New(&buf).Level(zerolog.TraceLevel)
+	in := NewIntake(tj.js, IntakeConfig{PartitionSecret: testSecret, AllowedFacilities: []string{"HOSP"}, StoreTimeout: 300 * time.Millisecond}, log)
+	frames := [][]byte{
+		oru("HOSP", "ORU^R01", "LOG-1", ""),
+		oru("HOSP", "ORU^R01", "LOG-1", ""),
+		oru("HOSP", "ADT^A01", "LOG-2", ""),
+		oru("OTHER", "ORU^R01", "LOG-3", ""),
+		[]byte("PID|1||123456^^^HOSP^MR||DOE^JANE\r"),
+		[]byte("MSH|^~\\&|LAB|HOSP|RG|HOSP|2026||ORU^R01|LOG-4|P|2.5.1\rPID|1||123456^^^HOSP^MR||DOE^JANE\r OBX|1|TX|X||Benign\r"),
+	}
+	for _, f := range frames {
+		in.HandleMessage(context.Background(), testPeer, f)
+	}
+	in.HandleTooLarge(context.Background(), testPeer, oru("HOSP", "ORU^R01", "LOG-5", "")[:100], 1<<30)
+	if err := tj.js.DeleteStream(testCtx(t), StreamHL7In); err != nil {
+		t.Fatal(err)
+	}
+	in.HandleMessage(context.Background(), testPeer, oru("HOSP", "ORU^R01", "LOG-6", ""))
+	out := buf.String()
+	for _, phi := range []string{"123456", "DOE", "JANE", "Benign", "19700101", "Path report"} {
+		if strings.Contains(out, phi) {
+			t.Errorf("log contains %q:\n%s", phi, out)
+		}
+	}
+	for _, want := range []string{`"control_id":"LOG-1"`, `"decision":"accept"`, `"reason":"type"`, `"reason":"facility"`, `"reason":"parse"`, `"reason":"too-large"`, `"reason":"store"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %s:\n%s", want, out)
+		}
+	}
+}
