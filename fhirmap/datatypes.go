@@ -1,6 +1,7 @@
 package fhirmap
 
 import (
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -127,11 +128,21 @@ func systemFor(name string) string {
 		return SystemV2Prefix + u[3:]
 	}
 	if strings.HasPrefix(name, "http://") || strings.HasPrefix(name, "https://") || strings.HasPrefix(name, "urn:") {
-		if code(name) == name {
+		if validURI(name) {
 			return name
 		}
 	}
 	return ""
+}
+
+// validURI reports whether s can be a FHIR uri/url: no white space, and
+// accepted by net/url (which google/fhir/go's validation uses).
+func validURI(s string) bool {
+	if s == "" || code(s) != s || strings.ContainsAny(s, " \t\n") {
+		return false
+	}
+	_, err := url.Parse(s)
+	return err == nil
 }
 
 func isDigits(s string) bool {
@@ -247,7 +258,7 @@ func identifierEI(f hl7.Field, typeCode string) *d4.Identifier {
 		id.System = &d4.Uri{Value: "urn:oid:" + uid}
 	case uid != "" && utype == "UUID":
 		id.System = &d4.Uri{Value: "urn:uuid:" + strings.ToLower(uid)}
-	case uid != "" && (utype == "URI" || strings.HasPrefix(uid, "http://") || strings.HasPrefix(uid, "https://") || strings.HasPrefix(uid, "urn:")) && code(uid) == uid:
+	case uid != "" && (utype == "URI" || strings.HasPrefix(uid, "http://") || strings.HasPrefix(uid, "https://") || strings.HasPrefix(uid, "urn:")) && validURI(uid):
 		id.System = &d4.Uri{Value: uid}
 	}
 	if ns := str(f.Component(2)); ns != nil {
@@ -444,12 +455,22 @@ func (b *builder) dateTime(s string) *d4.DateTime {
 	return dateTimeOf(ht)
 }
 
+// dateTimeOf renders ht in UTC ("Z"). A date (or coarser) keeps its calendar
+// value; a time keeps its instant and precision but not the sender's UTC
+// offset: google/fhir/go v0.7.4 resolves any other timezone with
+// time.LoadLocation on every marshal (file-system probes per value, which made
+// a lab panel cost ~30 ms), see docs/FHIR.md.
 func dateTimeOf(ht hl7Time) *d4.DateTime {
 	p := map[precision]d4.DateTime_Precision{
 		precYear: d4.DateTime_YEAR, precMonth: d4.DateTime_MONTH, precDay: d4.DateTime_DAY,
 		precSecond: d4.DateTime_SECOND, precMilli: d4.DateTime_MILLISECOND, precMicro: d4.DateTime_MICROSECOND,
 	}[ht.prec]
-	return &d4.DateTime{ValueUs: ht.t.UnixMicro(), Timezone: ht.tz, Precision: p}
+	us := ht.t.UnixMicro()
+	if ht.prec < precSecond {
+		y, m, d := ht.t.Date()
+		us = time.Date(y, m, d, 0, 0, 0, 0, time.UTC).UnixMicro()
+	}
+	return &d4.DateTime{ValueUs: us, Timezone: "Z", Precision: p}
 }
 
 // instant converts an HL7 timestamp to a FHIR instant, which needs at least a
@@ -466,7 +487,7 @@ func (b *builder) instant(s string) *d4.Instant {
 	case precMicro:
 		p = d4.Instant_MICROSECOND
 	}
-	return &d4.Instant{ValueUs: ht.t.UnixMicro(), Timezone: ht.tz, Precision: p}
+	return &d4.Instant{ValueUs: ht.t.UnixMicro(), Timezone: "Z", Precision: p}
 }
 
 // instantOf converts a Go time (the release time) to a UTC FHIR instant with

@@ -228,7 +228,7 @@ func TestMappingDecisions(t *testing.T) {
 		if got := jsonOf(obs[2]["note"]); got != `[{"text":"Specimen slightly hemolyzed.\nRepeat if clinically indicated."}]` {
 			t.Errorf("notes = %s", got)
 		}
-		if got := obs[0]["effectiveDateTime"]; got != "2026-11-23T08:30:00-05:00" {
+		if got := obs[0]["effectiveDateTime"]; got != "2026-11-23T13:30:00Z" {
 			t.Errorf("effective = %v", got)
 		}
 	})
@@ -269,7 +269,7 @@ func TestMappingDecisions(t *testing.T) {
 		if got := jsonOf(dr["category"]); !strings.Contains(got, `"code":"RAD"`) || !strings.Contains(got, loincRadiology) {
 			t.Errorf("category = %s", got)
 		}
-		if got := jsonOf(dr["effectivePeriod"]); got != `{"end":"2026-11-21T12:15:00+01:00","start":"2026-11-21T12:00:00+01:00"}` {
+		if got := jsonOf(dr["effectivePeriod"]); got != `{"end":"2026-11-21T11:15:00Z","start":"2026-11-21T11:00:00Z"}` {
 			t.Errorf("effectivePeriod = %s", got)
 		}
 		if got := obs[0]["category"]; !strings.Contains(jsonOf(got), `"imaging"`) {
@@ -359,7 +359,7 @@ func TestMappingDecisions(t *testing.T) {
 	t.Run("timestamps keep their precision", func(t *testing.T) {
 		b := mapFixture(t, "misc_types")
 		dr := b.resources("DiagnosticReport")[0]
-		if dr["effectiveDateTime"] != "2026-11-23T08:00:00-06:00" {
+		if dr["effectiveDateTime"] != "2026-11-23T14:00:00Z" {
 			t.Errorf("hour precision in Options.Location: %v", dr["effectiveDateTime"])
 		}
 		if _, ok := dr["issued"]; ok {

@@ -388,7 +388,7 @@ func mimeType(typ, sub string) string {
 // url, carried in the R5 cross-version Observation.value extension.
 func rpValue(f hl7.Field) value {
 	ptr := clean(f.Component(1))
-	if ptr == "" || code(ptr) != ptr {
+	if !validURI(ptr) {
 		return stringValue(joinComponents(f))
 	}
 	return value{attachment: &d4.Attachment{

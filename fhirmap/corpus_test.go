@@ -1,0 +1,79 @@
+package fhirmap
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/resultgate/resultgate/hl7"
+	"github.com/resultgate/resultgate/internal/testutil"
+)
+
+// namedInputErrors are the errors Bundle may give for input it must refuse.
+// ErrInvalidBundle is not among them: a corpus message must never produce an
+// invalid Bundle.
+var namedInputErrors = []error{ErrUnsupportedMessage, ErrNoResults, ErrMultiplePatients, ErrResultStatus}
+
+// TestCorpus maps every ORU and MDM message of the shared public corpus
+// (../shared/corpus; skipped when absent). Each must give a Bundle that
+// validates with google/fhir/go, or one of the named input errors.
+func TestCorpus(t *testing.T) {
+	dir := testutil.CorpusDir(t)
+	var mapped, refused int
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".hl7") {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		m, err := hl7.Parse(data)
+		if err != nil {
+			return nil // unparseable input is the parser's test, not ours
+		}
+		code, _, _ := m.Type()
+		if code != "ORU" && code != "MDM" {
+			return nil
+		}
+		rel := testRelease()
+		out, err := Bundle(m, rel, testOptions(t))
+		name, _ := filepath.Rel(dir, path)
+		switch {
+		case err == nil:
+			mapped++
+			if verr := Validate(out); verr != nil {
+				t.Errorf("%s: output does not validate: %v", name, verr)
+			}
+			again, _ := Bundle(m, rel, testOptions(t))
+			if string(again) != string(out) {
+				t.Errorf("%s: not deterministic", name)
+			}
+		case isNamed(err):
+			refused++
+			t.Logf("%s: refused: %v", name, err)
+		default:
+			t.Errorf("%s: %v", name, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("corpus: %d mapped, %d refused with a named error", mapped, refused)
+	if mapped < 30 {
+		t.Errorf("only %d corpus messages mapped; expected most of the ~40 ORU/MDM files", mapped)
+	}
+}
+
+func isNamed(err error) bool {
+	for _, e := range namedInputErrors {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
