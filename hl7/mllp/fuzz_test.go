@@ -1,6 +1,9 @@
 package mllp
 
 import (
+	"bytes"
+	"errors"
+	"io"
 	"testing"
 )
 
@@ -25,6 +28,36 @@ func FuzzReader(f *testing.F) {
 		}
 		if r.Skipped() != skipped {
 			t.Fatalf("Skipped() = %d, want %d", r.Skipped(), skipped)
+		}
+	})
+}
+
+// FuzzWriteRead checks that WriteFrame refuses exactly the messages containing a
+// framing byte, and that ReadFrame gives back every other message unchanged.
+func FuzzWriteRead(f *testing.F) {
+	f.Add([]byte("MSH|^~\\&|A|B\rPID|1\r"))
+	f.Add([]byte(""))
+	f.Add([]byte("\r\r\n"))
+	f.Add([]byte("bad\x1c"))
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		var buf bytes.Buffer
+		err := WriteFrame(&buf, msg)
+		if bytes.ContainsAny(msg, "\x0b\x1c") {
+			if !errors.Is(err, ErrFramingByte) || buf.Len() != 0 {
+				t.Fatalf("WriteFrame = %v with %d bytes written, want ErrFramingByte and nothing", err, buf.Len())
+			}
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := NewReader(&buf, len(msg)+1)
+		got, err := r.ReadFrame()
+		if err != nil || !bytes.Equal(got, msg) || r.Skipped() != 0 {
+			t.Fatalf("ReadFrame = %q, %v (skipped %d), want %q", got, err, r.Skipped(), msg)
+		}
+		if _, err := r.ReadFrame(); err != io.EOF {
+			t.Fatalf("after the frame: %v, want io.EOF", err)
 		}
 	})
 }
