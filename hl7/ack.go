@@ -189,7 +189,7 @@ func headerFromMessage(m *Message) ackHeader {
 	h := ackHeader{d: m.delims}
 	// Echo the header as the sender wrote it, in the sender's character set, so
 	// that the ACK's MSH-18 still describes its bytes.
-	line := m.segs[0].text
+	line := m.segs[0].Raw()
 	if m.decoded != nil {
 		if enc, err := m.decoded.enc.NewEncoder().String(line); err == nil {
 			line = enc

@@ -49,7 +49,7 @@ func Describe(m *Message) Tree {
 	t.MessageType = MessageType{code, ev, st}.String()
 	for i := range m.segs {
 		s := &m.segs[i]
-		sn := SegmentNode{Name: s.name, Index: int(s.index), Occurrence: int(s.occurrence)}
+		sn := SegmentNode{Name: s.Name(), Index: int(s.index), Occurrence: int(s.occurrence)}
 		for n := 1; n <= s.NumFields(); n++ {
 			f := s.Field(n)
 			if f.IsEmpty() {
@@ -61,7 +61,7 @@ func Describe(m *Message) Tree {
 				if rf.IsEmpty() {
 					continue
 				}
-				fn := FieldNode{Number: n, Name: FieldName(s.name, n), Value: rf.Value(), Null: rf.IsNull()}
+				fn := FieldNode{Number: n, Name: FieldName(sn.Name, n), Value: rf.Value(), Null: rf.IsNull()}
 				if reps > 1 {
 					fn.Repetition = r
 				}

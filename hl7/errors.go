@@ -41,6 +41,9 @@ var (
 	// ErrCharsetMismatch means, in strict mode, that the bytes are not valid in the
 	// declared character set (for example invalid UTF-8 under "UNICODE UTF-8").
 	ErrCharsetMismatch = errors.New("bytes do not match the declared character set")
+	// ErrTooLarge means the input is larger than the parser can address (1 GiB);
+	// transports bound messages well below that.
+	ErrTooLarge = errors.New("message too large")
 	// ErrBadPath means a field path such as "PID-3.1" is malformed.
 	ErrBadPath = errors.New("invalid field path")
 	// ErrSegmentNotFound means Get named a segment the message does not have.

@@ -33,6 +33,9 @@ type Delimiters struct {
 	Field, Component, Repetition, Escape, Subcomponent, Truncation byte
 }
 
+// maxMessage bounds the input so that 32-bit offsets always fit.
+const maxMessage = 1 << 30
+
 // DefaultDelimiters are the delimiters the standard recommends: |^~\&.
 var DefaultDelimiters = Delimiters{Field: '|', Component: '^', Repetition: '~', Escape: '\\', Subcomponent: '&'}
 
@@ -64,10 +67,8 @@ type Message struct {
 // Segment is one segment of a parsed Message.
 type Segment struct {
 	msg        *Message
-	name       string
-	text       string // the segment without its terminator
-	off        int    // offset of text in Message.text
-	bFrom, bTo int32  // this segment's field separators are msg.fields[bFrom:bTo]
+	off, end   int32 // the segment's text (without terminator) is msg.text[off:end]
+	bFrom, bTo int32 // its field separators are msg.fields[bFrom:bTo]
 	index      int32
 	occurrence int32
 }
@@ -103,7 +104,7 @@ func (m *Message) Segment(i int) *Segment {
 // First returns the first segment named name, or nil if there is none.
 func (m *Message) First(name string) *Segment {
 	for i := range m.segs {
-		if m.segs[i].name == name {
+		if m.segs[i].Name() == name {
 			return &m.segs[i]
 		}
 	}
@@ -113,7 +114,7 @@ func (m *Message) First(name string) *Segment {
 // Nth returns the n-th (1-based) segment named name, or nil.
 func (m *Message) Nth(name string, n int) *Segment {
 	for i := range m.segs {
-		if m.segs[i].name == name && int(m.segs[i].occurrence) == n {
+		if m.segs[i].Name() == name && int(m.segs[i].occurrence) == n {
 			return &m.segs[i]
 		}
 	}
@@ -124,7 +125,7 @@ func (m *Message) Nth(name string, n int) *Segment {
 func (m *Message) All(name string) []*Segment {
 	var out []*Segment
 	for i := range m.segs {
-		if m.segs[i].name == name {
+		if m.segs[i].Name() == name {
 			out = append(out, &m.segs[i])
 		}
 	}
@@ -157,7 +158,7 @@ func (m *Message) Type() (code, event, structure string) {
 }
 
 // Name returns the segment ID ("MSH", "OBX", "ZNT").
-func (s *Segment) Name() string { return s.name }
+func (s *Segment) Name() string { return s.msg.text[s.off : s.off+3] }
 
 // Occurrence returns the 1-based position of this segment among the message's
 // segments with the same name.
@@ -167,16 +168,16 @@ func (s *Segment) Occurrence() int { return int(s.occurrence) }
 func (s *Segment) Index() int { return int(s.index) }
 
 // Raw returns the segment's text (decoded to UTF-8) without its terminator.
-func (s *Segment) Raw() string { return s.text }
+func (s *Segment) Raw() string { return s.msg.text[s.off:s.end] }
 
 // Offset returns the byte offset of the segment in Message.Text.
-func (s *Segment) Offset() int { return s.off }
+func (s *Segment) Offset() int { return int(s.off) }
 
 // NumFields returns the number of the segment's last field present in the message,
 // in standard numbering: for "PID|1||123" it is 3, for MSH it counts MSH-1.
 func (s *Segment) NumFields() int {
 	n := int(s.bTo - s.bFrom)
-	if s.name == "MSH" {
+	if s.index == 0 { // MSH: the first separator is MSH-1 itself
 		return n + 1
 	}
 	return n
@@ -205,16 +206,16 @@ const (
 func (s *Segment) Field(n int) Field {
 	d := s.msg.delims
 	if n == 0 {
-		return Field{s: s.name, d: d, literal: true}
+		return Field{s: s.Name(), d: d, literal: true}
 	}
 	if n < 0 {
 		return Field{d: d}
 	}
-	idx := n // field n follows separator n (1-based)
-	if s.name == "MSH" {
+	idx := n          // field n follows separator n (1-based)
+	if s.index == 0 { // MSH, always first and only there
 		switch n {
 		case 1:
-			return Field{s: s.text[3:4], d: d, literal: true}
+			return Field{s: s.msg.text[s.off+3 : s.off+4], d: d, literal: true}
 		case 2:
 			t, _ := s.fieldText(1)
 			return Field{s: t, d: d, literal: true}
@@ -232,12 +233,13 @@ func (s *Segment) fieldText(i int) (string, uint8) {
 	if i < 1 || i > len(b) {
 		return "", 0
 	}
+	text := s.msg.text[s.off:s.end]
 	start := int(b[i-1].off) + 1
-	end := len(s.text)
+	end := len(text)
 	if i < len(b) {
 		end = int(b[i].off)
 	}
-	return s.text[start:end], b[i-1].fl
+	return text[start:end], b[i-1].fl
 }
 
 // Fields returns fields 1 to NumFields.

@@ -173,7 +173,8 @@ func (m *Message) Group() *ORU {
 			o.Extra = append(o.Extra, s)
 			continue
 		}
-		switch s.name {
+		name := s.Name()
+		switch name {
 		case "SFT":
 			if pat == nil {
 				o.SFTs = append(o.SFTs, s)
@@ -185,9 +186,9 @@ func (m *Message) Group() *ORU {
 			continue
 		case "PD1", "NK1", "ARV":
 			if pat != nil && ord == nil {
-				if s.name == "PD1" && pat.PD1 == nil {
+				if name == "PD1" && pat.PD1 == nil {
 					pat.PD1 = s
-				} else if s.name == "NK1" {
+				} else if name == "NK1" {
 					pat.NK1s = append(pat.NK1s, s)
 				} else {
 					pat.Others = append(pat.Others, s)
@@ -266,7 +267,7 @@ func (m *Message) Group() *ORU {
 			done = true
 			continue
 		case "NTE", "PRT":
-			isNTE := s.name == "NTE"
+			isNTE := name == "NTE"
 			switch ctx {
 			case ctxObs:
 				if isNTE {

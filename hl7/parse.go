@@ -31,6 +31,9 @@ var bom = []byte{0xEF, 0xBB, 0xBF}
 
 // ParseWithOptions parses one HL7 v2 message.
 func ParseWithOptions(data []byte, o ParseOptions) (*Message, error) {
+	if len(data) > maxMessage {
+		return nil, &ParseError{Err: ErrTooLarge, Detail: fmt.Sprintf("%d bytes", len(data))}
+	}
 	m := &Message{raw: bytes.Clone(data)}
 	if m.raw == nil {
 		m.raw = []byte{}
@@ -416,7 +419,7 @@ func (m *Message) split(start int, strict bool) error {
 				counts = append(counts, nameCount{name, 1})
 				occ = 1
 			}
-			m.segs = append(m.segs, Segment{msg: m, name: name, off: p, bFrom: int32(len(m.fields)),
+			m.segs = append(m.segs, Segment{msg: m, off: int32(p), end: int32(p + 3), bFrom: int32(len(m.fields)),
 				index: int32(len(m.segs)), occurrence: occ})
 			cur = &m.segs[len(m.segs)-1]
 			i = p + 3
@@ -425,7 +428,7 @@ func (m *Message) split(start int, strict bool) error {
 				Detail: fmt.Sprintf("line starts with %q (a segment starts with a 3-character ID of A-Z/0-9 followed by %q)", previewLine(t[p:]), fs)}
 		}
 		// Scan the rest of the line.
-		base := cur.off
+		base := int(cur.off)
 		for i < len(t) {
 			c := cls[t[i]]
 			if c == 0 {
@@ -445,10 +448,10 @@ func (m *Message) split(start int, strict bool) error {
 				// segments joined without a terminator.
 				if i+5 < len(t) && t[i+1] == ' ' && t[i+5] == fs && validSegID(t[i+2], t[i+3], t[i+4]) && knownSegment(t[i+2:i+5]) {
 					fieldNo := len(m.fields) - int(cur.bFrom)
-					if cur.name == "MSH" {
+					if cur.index == 0 {
 						fieldNo++
 					}
-					return &ParseError{Err: ErrJoinedSegments, Segment: cur.name, Line: phys, Offset: start + i + 1, Field: fieldNo,
+					return &ParseError{Err: ErrJoinedSegments, Segment: cur.Name(), Line: phys, Offset: start + i + 1, Field: fieldNo,
 						Detail: fmt.Sprintf("field %d is %q, the start of a %s segment", fieldNo, t[i+1:i+5], t[i+2:i+5])}
 				}
 				i++
@@ -457,7 +460,7 @@ func (m *Message) split(start int, strict bool) error {
 			flags |= c
 			i++
 		}
-		cur.text = t[base:i]
+		cur.end = int32(i)
 		cur.bTo = int32(len(m.fields))
 		p = i
 		for p < len(t) && (t[p] == '\r' || t[p] == '\n') {

@@ -164,7 +164,7 @@ func (m *Message) GetAll(path string) ([]string, error) {
 	var out []string
 	for i := range m.segs {
 		s := &m.segs[i]
-		if s.name != p.Segment || (p.Occurrence > 0 && int(s.occurrence) != p.Occurrence) {
+		if s.Name() != p.Segment || (p.Occurrence > 0 && int(s.occurrence) != p.Occurrence) {
 			continue
 		}
 		out = append(out, s.Value(p))
