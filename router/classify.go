@@ -209,7 +209,7 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 	if err != nil {
 		return err
 	}
-	pref, err := s.preference(ctx, in.patientKey)
+	pref, consentRev, err := s.preferenceRev(ctx, in.patientKey)
 	if err != nil {
 		return err
 	}
@@ -244,7 +244,20 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 		if err != nil {
 			return err
 		}
-		return s.finishHold(ctx, in, stored, prior)
+		if err := s.finishHold(ctx, in, stored, prior); err != nil {
+			return err
+		}
+		changed, err := s.inputsChanged(ctx, stored, consentRev, len(dets))
+		if err != nil {
+			return err
+		}
+		if changed {
+			if _, err := s.reevaluate(ctx, stored, PathPatientRevoked, "resultgate", RoleSystem, "consent or determination changed while the hold was created"); err != nil &&
+				!errors.Is(err, ErrAlreadyReleased) && !errors.Is(err, ErrHoldClosed) {
+				return err
+			}
+		}
+		return nil
 	case policy.ActionWithdraw:
 		if prior != nil && prior.State == policy.PriorHeld && prior.HoldID != "" {
 			if err := s.closePrior(ctx, prior.HoldID, in.holdID, StateWithdrawn, "withdrawn by the sender", in.now); err != nil {
@@ -412,21 +425,51 @@ func (s *Service) priorOf(ctx context.Context, e OrderEntry) (*policy.Prior, err
 
 // preference returns the patient's parsed Consent, or nil when none is on file.
 func (s *Service) preference(ctx context.Context, patientKey string) (*policy.Preference, error) {
+	p, _, err := s.preferenceRev(ctx, patientKey)
+	return p, err
+}
+
+// preferenceRev is preference with the Consent's bucket revision (0: none).
+func (s *Service) preferenceRev(ctx context.Context, patientKey string) (*policy.Preference, uint64, error) {
 	rec, err := s.consents.Get(ctx, patientKey)
 	if errors.Is(err, ErrConsentNotFound) {
-		return nil, nil
+		return nil, 0, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	p, err := s.policy.ParseConsent(rec.Consent)
 	if err != nil {
 		// It was validated when stored; a rule change may reject it now. Decide
 		// without it (release rather than hold on an unreadable basis) and say so.
 		s.log.Warn().Str("patient_key", patientKey).Str("error", safeDetail(err, "consent no longer readable")).Msg("stored consent ignored")
-		return nil, nil
+		return nil, rec.Revision, nil
 	}
-	return p, nil
+	return p, rec.Revision, nil
+}
+
+// inputsChanged reports whether the patient's Consent or the order's
+// determinations changed since the decision read them (revision consentRev,
+// nDets determinations). A Consent put or a determination placed while the
+// hold was being created may have missed it (the view did not show it yet);
+// the classify step then re-evaluates the new hold itself.
+func (s *Service) inputsChanged(ctx context.Context, h *Hold, consentRev uint64, nDets int) (bool, error) {
+	rec, err := s.consents.Get(ctx, h.PatientKey)
+	switch {
+	case errors.Is(err, ErrConsentNotFound):
+		if consentRev != 0 {
+			return true, nil
+		}
+	case err != nil:
+		return false, err
+	case rec.Revision != consentRev:
+		return true, nil
+	}
+	ds, err := s.dets.Get(ctx, h.OrderKey)
+	if err != nil {
+		return false, err
+	}
+	return len(ds) != nDets, nil
 }
 
 // determinations returns the clinician determinations on orderKey in the
