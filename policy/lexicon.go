@@ -210,9 +210,11 @@ func compileAutomaton(pats []pattern) *automaton {
 			queue = append(queue, t)
 		}
 	}
+	order := make([]int32, 1, states) // BFS order, root first
 	for len(queue) > 0 {
 		s := queue[0]
 		queue = queue[1:]
+		order = append(order, s)
 		f := fail[s]
 		if a.out[f] >= 0 {
 			a.dict[s] = f
@@ -229,6 +231,38 @@ func compileAutomaton(pats []pattern) *automaton {
 			}
 		}
 	}
+	// Renumber states in BFS order so the shallow states, which most bytes
+	// visit, share a few cache lines at the start of the table.
+	perm := make([]int32, states)
+	for newID, oldID := range order {
+		perm[oldID] = int32(newID)
+	}
+	next := make([]int32, len(a.next))
+	out := make([]int32, states)
+	dict := make([]int32, states)
+	for oldID := 0; oldID < states; oldID++ {
+		nid := int(perm[oldID])
+		for c := 0; c < n; c++ {
+			next[nid*n+c] = perm[a.next[oldID*n+c]]
+		}
+		out[nid] = a.out[oldID]
+		if d := a.dict[oldID]; d >= 0 {
+			dict[nid] = perm[d]
+		} else {
+			dict[nid] = -1
+		}
+	}
+	a.next, a.out, a.dict = next, out, dict
+	// Store each target as its row offset (state*nclass), flagged when the
+	// state has output: the scanner's dependent chain is then one load and
+	// one add per byte, no multiply.
+	for i, t := range a.next {
+		v := t * int32(n)
+		if a.out[t] >= 0 || a.dict[t] >= 0 {
+			v |= outFlag
+		}
+		a.next[i] = v
+	}
 	return a
 }
 
@@ -238,6 +272,32 @@ type scanner struct {
 	ringWord [ringSize]int32
 }
 
+// Byte kinds for the scanner's fast path.
+const (
+	bkNormal uint8 = iota
+	bkSpace        // white space, hyphen, underscore: one space
+	bkApos         // apostrophe: dropped
+	bkMulti        // lead byte of a UTF-8 separator we normalise (E2, C2)
+)
+
+var byteKind = func() (k [256]uint8) {
+	for _, b := range []byte{' ', '\t', '\n', '\r', '\v', '\f', '-', '_'} {
+		k[b] = bkSpace
+	}
+	k['\''] = bkApos
+	k[0xE2] = bkMulti
+	k[0xC2] = bkMulti
+	return k
+}()
+
+// outFlag marks, in the transition table, a target state that has an output
+// (its own pattern or one reachable through dictionary links), so the scanner
+// looks at outputs only when there is one.
+const (
+	outFlag   = int32(1) << 30
+	stateMask = outFlag - 1
+)
+
 // scan appends every pattern occurrence in text that sits on word boundaries
 // to dst, in order of end offset.
 func (a *automaton) scan(sc *scanner, text string, dst []rawMatch) []rawMatch {
@@ -245,58 +305,54 @@ func (a *automaton) scan(sc *scanner, text string, dst []rawMatch) []rawMatch {
 		return dst
 	}
 	n := a.nclass
+	next := a.next[:len(a.next):len(a.next)]
+	spaceCls := int(a.classOf[' '])
 	s := int32(0)
 	fed := 0          // normalised bytes fed so far
 	words := int32(0) // words started so far
 	space := true
-	for i := 0; i < len(text); {
+	for i := 0; i < len(text); i++ {
 		c := text[i]
-		var cls uint8
-		if m, drop := multiByteSep(text, i); m > 0 {
-			i += m
-			if drop {
-				continue
-			}
+		switch byteKind[c] {
+		case bkApos:
+			continue
+		case bkSpace:
 			if space {
 				continue
 			}
 			space = true
-			cls = a.classOf[' ']
-			sc.ringOff[fed%ringSize] = int32(i - m)
+			sc.ringOff[fed%ringSize] = int32(i)
 			sc.ringWord[fed%ringSize] = words
 			fed++
-			s = a.next[int(s)*n+int(cls)]
+			s = next[int(s&stateMask)+spaceCls]
 			continue // a pattern never ends with a space
-		}
-		pos := i
-		i++
-		if c == '\'' {
-			continue
-		}
-		if isSpaceLike(c) {
-			if space {
+		case bkMulti:
+			if m, drop := multiByteSep(text, i); m > 0 {
+				if drop || space {
+					i += m - 1
+					continue
+				}
+				space = true
+				sc.ringOff[fed%ringSize] = int32(i)
+				sc.ringWord[fed%ringSize] = words
+				fed++
+				s = next[int(s&stateMask)+spaceCls]
+				i += m - 1
 				continue
 			}
-			space = true
-			sc.ringOff[fed%ringSize] = int32(pos)
-			sc.ringWord[fed%ringSize] = words
-			fed++
-			s = a.next[int(s)*n+int(a.classOf[' '])]
-			continue
 		}
 		if space {
 			words++
 			space = false
 		}
-		sc.ringOff[fed%ringSize] = int32(pos)
+		sc.ringOff[fed%ringSize] = int32(i)
 		sc.ringWord[fed%ringSize] = words
 		fed++
-		cls = a.classOf[c]
-		s = a.next[int(s)*n+int(cls)]
-		if s == 0 {
+		s = next[int(s&stateMask)+int(a.classOf[c])]
+		if s&outFlag == 0 {
 			continue
 		}
-		for t := s; t >= 0; t = a.dict[t] {
+		for t := (s & stateMask) / int32(n); t >= 0; t = a.dict[t] {
 			pi := a.out[t]
 			if pi < 0 {
 				continue
@@ -308,7 +364,7 @@ func (a *automaton) scan(sc *scanner, text string, dst []rawMatch) []rawMatch {
 			}
 			k := (fed - l) % ringSize
 			start := int(sc.ringOff[k])
-			end := pos + 1
+			end := i + 1
 			if p.wordAtL && start > 0 && !boundaryBefore(text, start) {
 				continue
 			}
