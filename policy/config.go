@@ -497,7 +497,9 @@ func (r JurisdictionRule) resolve() JurisdictionRule {
 		out.ProviderMayReleaseEarlier = r.ProviderMayReleaseEarlier
 	}
 	if r.Note != "" {
-		out.Note = r.Note
+		// Keep the preset's caveat; the site's note (e.g. counsel's
+		// sign-off) is added to it, not put in its place.
+		out.Note = appendSentence(p.Rule.Note, r.Note)
 	}
 	return out
 }
