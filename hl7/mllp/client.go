@@ -150,10 +150,19 @@ func (c *Client) Send(ctx context.Context, msg []byte) (ack []byte, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if conn != nil && !c.alive.ok() {
+	switch {
+	case conn == nil:
+	case !c.alive.ok():
 		// The receiver closed the connection while it was idle (idle timeout,
 		// restart): reconnect now rather than lose this message to it.
 		c.log.Debug().Msg("mllp connection closed by peer while idle; reconnecting")
+		c.drop(false)
+		conn = nil
+	case c.rd.bufferedFrame():
+		// The receiver sent more than one frame for the last message (a
+		// duplicate ACK, say). Reading on would pair this message with that
+		// stray frame, so start afresh.
+		c.log.Warn().Msg("mllp unsolicited frame from receiver; reconnecting")
 		c.drop(false)
 		conn = nil
 	}
@@ -189,7 +198,8 @@ func (c *Client) Send(ctx context.Context, msg []byte) (ack []byte, err error) {
 			return nil, fmt.Errorf("mllp: ACK from %s: %w", c.cfg.Addr, err)
 		}
 		ctxErr := ctx.Err()
-		c.drop(ctxErr == nil) // the caller giving up is not the receiver failing
+		// The caller giving up is not the receiver failing.
+		c.drop(ctxErr == nil && !(ctxBound && isTimeout(err)))
 		if ctxErr != nil {
 			return nil, c.sendErr(fmt.Errorf("mllp: sending to %s: %w", c.cfg.Addr, ctxErr))
 		}

@@ -292,3 +292,47 @@ func TestClientCloseInterruptsReconnect(t *testing.T) {
 		t.Fatalf("err = %v, want ErrClientClosed", err)
 	}
 }
+
+// TestClientStrayFrame checks that a frame the receiver sent unasked (here a
+// second ACK for the first message) is not taken for the next message's ACK.
+func TestClientStrayFrame(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for first := true; ; first = false {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(conn net.Conn, stray bool) {
+				defer conn.Close()
+				r := NewReader(conn, 0)
+				for {
+					f, err := r.ReadFrame()
+					if err != nil {
+						return
+					}
+					out := framed("ACK:" + string(f))
+					if stray {
+						out += framed("STRAY")
+						stray = false
+					}
+					if _, err := conn.Write([]byte(out)); err != nil {
+						return
+					}
+				}
+			}(conn, first)
+		}
+	}()
+	c := dialClient(t, ClientConfig{Addr: ln.Addr().String()})
+	ctx := testCtx(t)
+	for _, msg := range []string{"one", "two", "three"} {
+		ack, err := c.Send(ctx, []byte(msg))
+		if err != nil || string(ack) != "ACK:"+msg {
+			t.Fatalf("Send(%s) = %q, %v", msg, ack, err)
+		}
+	}
+}

@@ -142,6 +142,12 @@ func (r *Reader) Skipped() int64 { return r.skipped }
 // MaxFrameSize returns the maximum frame size of the Reader.
 func (r *Reader) MaxFrameSize() int { return r.max }
 
+// bufferedFrame reports whether the read buffer holds the start of a frame not
+// yet returned. A client uses it to detect frames it did not ask for.
+func (r *Reader) bufferedFrame() bool {
+	return r.inFrame() || bytes.IndexByte(r.buf[r.r:r.w], StartBlock) >= 0
+}
+
 // inFrame reports whether the Reader holds part of a frame.
 func (r *Reader) inFrame() bool { return r.state == stateFrame || r.state == stateDiscard }
 
