@@ -217,6 +217,10 @@ func TestErrorDetailFromParseError(t *testing.T) {
 	if d := ErrorDetailFor(err); d.Code != CodeSegmentSequence || d.Segment != "" {
 		t.Errorf("no MSH: %+v", d)
 	}
+	_, errStrict := ParseWithOptions([]byte("MSH|^~\\&|A|B|||1||ORU^R01||P|2.5\r"), ParseOptions{Strict: true})
+	if d := ErrorDetailFor(errStrict); d.Code != CodeRequiredMissing || d.Field != 10 || d.Segment != "MSH" {
+		t.Errorf("missing MSH-10: %+v", d)
+	}
 	if d := ErrorDetailFor(errors.New("boom")); d.Code != CodeInternalError || d.Message != "boom" {
 		t.Errorf("plain error: %+v", d)
 	}

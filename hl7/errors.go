@@ -41,6 +41,9 @@ var (
 	// ErrCharsetMismatch means, in strict mode, that the bytes are not valid in the
 	// declared character set (for example invalid UTF-8 under "UNICODE UTF-8").
 	ErrCharsetMismatch = errors.New("bytes do not match the declared character set")
+	// ErrMissingField means, in strict mode, that a field every version requires
+	// (MSH-9, MSH-10, MSH-11, MSH-12) is empty.
+	ErrMissingField = errors.New("required field missing")
 	// ErrTooLarge means the input is larger than the parser can address (1 GiB);
 	// transports bound messages well below that.
 	ErrTooLarge = errors.New("message too large")
@@ -108,6 +111,8 @@ func (e *ParseError) ErrorDetail() ErrorDetail {
 		code = CodeDataTypeError
 	case errors.Is(e.Err, ErrUnsupportedCharset):
 		code = CodeDataTypeError
+	case errors.Is(e.Err, ErrMissingField):
+		code = CodeRequiredMissing
 	case errors.Is(e.Err, ErrNoMSH), errors.Is(e.Err, ErrBadSegmentID), errors.Is(e.Err, ErrJoinedSegments),
 		errors.Is(e.Err, ErrMultipleMessages), errors.Is(e.Err, ErrBatch), errors.Is(e.Err, ErrBadBatch),
 		errors.Is(e.Err, ErrEmpty):

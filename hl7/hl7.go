@@ -13,8 +13,29 @@
 // A parsed message keeps its original bytes: Encode returns them unchanged, so a
 // message that is only read re-encodes byte-for-byte.
 //
-// Character sets (MSH-18, HL7 table 0211): ASCII, 8859/1 to 8859/16, UNICODE UTF-8
-// and a few CJK sets are decoded to UTF-8 before the message is split; values are
+// Values are returned unescaped. Formatting escapes, which the standard defines
+// for displaying FT text, are turned into plain text (\.br\ becomes "\n", \H\
+// and \N\ are dropped); UnescapeWith with KeepFormatting keeps them for a
+// renderer. See Unescape for the full table.
+//
+// The parser is lenient where real senders are sloppy and strict where a wrong
+// reading would lose or misplace data:
+//
+//   - lenient: CR, LF or CRLF terminators (mixed), blank lines, a BOM, trailing
+//     empty fields, unescaped delimiters or stray escape characters in text
+//     (kept literally), a line that does not start a segment (read as the
+//     continuation of a wrapped field), an unknown MSH-18 over 7-bit bytes, and
+//     bytes that do not fit MSH-18 (decoded with a fallback character set);
+//   - strict, always: no MSH, unusable MSH-1/MSH-2 (a repeated or non-printable
+//     delimiter), segments run together on one line ("...| OBX|1|..."), more
+//     than one message or a batch envelope given to Parse; ParseOptions.Strict
+//     makes the lenient readings errors too.
+//
+// Errors are *ParseError values naming the segment, line, byte offset and
+// field, wrapping a sentinel (ErrNoMSH, ErrBadDelimiters, ...) for errors.Is.
+//
+// Character sets (MSH-18, HL7 table 0211): ASCII, 8859/1 to 8859/10 and 8859/13 to
+// 8859/16, Windows-1252, UNICODE UTF-8 and the CJK sets GB 18030, KS X 1001 and BIG-5 are decoded to UTF-8 before the message is split; values are
 // always returned as UTF-8. See ParseOptions for the fallback used when the bytes
 // do not match the declared set.
 package hl7

@@ -80,9 +80,6 @@ func ParseWithOptions(data []byte, o ParseOptions) (*Message, error) {
 	return m, nil
 }
 
-// ErrMissingField means, in strict mode, that a field every version requires is empty.
-var ErrMissingField = fmt.Errorf("required field missing")
-
 // skipLeading returns the offset after a UTF-8 BOM and blank space (CR, LF, space,
 // tab) at the start of b.
 func skipLeading(b []byte) int {

@@ -473,6 +473,9 @@ func TestCharsets(t *testing.T) {
 		{"declared ASCII but UTF-8 bytes", "MSH|^~\\&|A|B|||1||ADT^A01|1|P|2.5||||||ASCII\rPID|||1||Ren\xc3\xa9e\r", ParseOptions{}, "UNICODE UTF-8", "Renée", false},
 		{"configured fallback Windows-1252", "MSH|^~\\&|A|B|||1||ADT^A01|1|P|2.5\rPID|||1||\x80\x96\r", ParseOptions{FallbackCharset: "WINDOWS-1252"}, "WINDOWS-1252", "€–", false},
 		{"unknown charset with a fallback", "MSH|^~\\&|A|B|||1||ADT^A01|1|P|2.5||||||EBCDIC\rPID|||1||\xe9\r", ParseOptions{FallbackCharset: "8859/1"}, "8859/1", "é", false},
+		{"GB 18030", "MSH|^~\\&|A|B|||1||ADT^A01|1|P|2.5||||||GB 18030-2000\rPID|||1||\xd6\xd0\r", ParseOptions{}, "GB 18030-2000", "中", false},
+		{"BIG-5", "MSH|^~\\&|A|B|||1||ADT^A01|1|P|2.5||||||BIG-5\rPID|||1||\xa4\xa4\r", ParseOptions{}, "BIG-5", "中", false},
+		{"KS X 1001", "MSH|^~\\&|A|B|||1||ADT^A01|1|P|2.5||||||KS X 1001\rPID|||1||\xc7\xd1\r", ParseOptions{}, "KS X 1001", "한", false},
 		{"IANA spelling", "MSH|^~\\&|A|B|||1||ADT^A01|1|P|2.5||||||ISO-8859-1\rPID|||1||\xe9\r", ParseOptions{}, "8859/1", "é", false},
 		{"unsupported fallback", "MSH|^~\\&|A|B|||1||ADT^A01|1|P|2.5\rPID|||1||\xe9\r", ParseOptions{FallbackCharset: "NOPE"}, "", "", true},
 	}
