@@ -48,6 +48,7 @@ type App struct {
 	js jetstream.JetStream
 
 	intake   *router.Intake
+	pipeline *router.Pipeline
 	mllpSrv  *mllp.Server
 	httpSrv  *http.Server
 	mllpLn   net.Listener
@@ -95,6 +96,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 		AckMode:           router.AckMode(a.cfg.Intake.AckMode),
 		ObserveStore:      a.storeLatency(),
 	}, a.log)
+	if err := a.startPipeline(ctx, secret); err != nil {
+		return err
+	}
 	if err := a.startMLLP(); err != nil {
 		return err
 	}
@@ -112,6 +116,41 @@ func (a *App) Start(ctx context.Context) (err error) {
 		Bool("embedded_nats", a.ns != nil).
 		Msg("resultgate started")
 	return nil
+}
+
+func (a *App) startPipeline(ctx context.Context, secret []byte) error {
+	pol, err := LoadPolicy(a.cfg)
+	if err != nil {
+		return err
+	}
+	hc, err := router.LoadHoldsConfig(a.cfg)
+	if err != nil {
+		return err
+	}
+	if err := router.EnsurePipelineBuckets(ctx, a.js, a.cfg.NATS.Replicas); err != nil {
+		return err
+	}
+	p, err := router.NewPipeline(a.nc, router.PipelineConfig{
+		Holds: hc, Partitions: a.cfg.Intake.Partitions, Secret: secret, Policy: pol,
+		FHIR: fhirEncoder(pol.loc), Replicas: a.cfg.NATS.Replicas, Logger: a.log,
+	})
+	if err != nil {
+		return err
+	}
+	if err := p.Start(ctx); err != nil {
+		return err
+	}
+	a.pipeline = p
+	return nil
+}
+
+// Service returns the routing pipeline's Go API (holds, releases, Consents,
+// audit); nil before Start.
+func (a *App) Service() *router.Service {
+	if a.pipeline == nil {
+		return nil
+	}
+	return a.pipeline.Service()
 }
 
 func (a *App) startNATS(ctx context.Context) error {
@@ -308,8 +347,8 @@ func (a *App) Run(ctx context.Context) error {
 }
 
 // Stop shuts down in order: stop accepting MLLP and let in-flight stores finish
-// and ACK; stop the pipeline; shut the HTTP server; drain NATS; stop the embedded
-// server. It is idempotent and bounded by ctx.
+// and ACK; stop the pipeline (classify consumers finish the message in hand);
+// shut the HTTP server; drain NATS; stop the embedded server. It is idempotent and bounded by ctx.
 func (a *App) Stop(ctx context.Context) error {
 	a.stopOnce.Do(func() {
 		a.stopping.Store(true)
@@ -320,6 +359,11 @@ func (a *App) Stop(ctx context.Context) error {
 			}
 		} else if a.mllpLn != nil {
 			_ = a.mllpLn.Close()
+		}
+		if a.pipeline != nil {
+			if err := a.pipeline.Stop(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("pipeline stop: %w", err))
+			}
 		}
 		if a.httpSrv != nil {
 			if err := a.httpSrv.Shutdown(ctx); err != nil {

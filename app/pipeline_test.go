@@ -1,0 +1,200 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/resultgate/resultgate/config"
+	"github.com/resultgate/resultgate/hl7/mllp"
+	"github.com/resultgate/resultgate/internal/loadgen"
+	"github.com/resultgate/resultgate/internal/testutil"
+	"github.com/resultgate/resultgate/router"
+)
+
+// Synthetic messages: a routine chemistry panel and a surgical pathology report
+// with a malignant diagnosis. OBR-22 is set so the state-law clock is defined.
+const (
+	labORU = "MSH|^~\\&|LIS|SYNLAB|PORTAL|GENHOSP|20261120090000-0500||ORU^R01^ORU_R01|%s|P|2.5.1\r" +
+		"PID|1||MRN-E2E-%s^^^GENHOSP^MR||TESTPATIENT^E2E||19700101|F\r" +
+		"ORC|RE|PL-%s|FL-%s||CM||||20261120080000|||D001^DOCTOR^DELTA\r" +
+		"OBR|1|PL-%s|FL-%s|24323-8^Comprehensive metabolic panel^LN|||20261120080000|||||||||D001^DOCTOR^DELTA||||||20261120085500||CH|F\r" +
+		"OBX|1|NM|2951-2^Sodium^LN||140|mmol/L^^UCUM|136-145|N|||F\r" +
+		"OBX|2|NM|2823-3^Potassium^LN||4.1|mmol/L^^UCUM|3.5-5.1|N|||F\r"
+	pathORU = "MSH|^~\\&|APLIS|SYNPATH|PORTAL|GENHOSP|20261120090000-0500||ORU^R01^ORU_R01|%s|P|2.5.1\r" +
+		"PID|1||MRN-E2E-%s^^^GENHOSP^MR||TESTPATIENT^E2E||19700101|F\r" +
+		"ORC|RE|PL-%s|FL-%s||CM||||20261120080000|||D001^DOCTOR^DELTA\r" +
+		"OBR|1|PL-%s|FL-%s|60567-5^Comprehensive pathology report panel^LN|||20261119100000|||||||||D001^DOCTOR^DELTA||||||20261120085500||SP|F\r" +
+		"OBX|1|TX|22637-3^Pathology report final diagnosis^LN||Left breast, core biopsy: invasive ductal carcinoma, grade 2.||||||F\r" +
+		"OBX|2|TX|22634-0^Pathology report gross description^LN||Two cores of tan tissue.||||||F\r"
+)
+
+func msg(tmpl, id string) []byte {
+	return []byte(fmt.Sprintf(tmpl, id, id, id, id, id, id))
+}
+
+// feedCount returns how many messages with control ID id are on the portal
+// subject prefix ("portal.hl7." or "portal.fhir.") and the last one's headers.
+func feed(t *testing.T, js jetstream.JetStream, prefix, id string) (int, map[string]string, []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, router.StreamPortal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	hdr := map[string]string{}
+	var data []byte
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			continue
+		}
+		if strings.HasPrefix(m.Subject, prefix) && m.Header.Get(router.HeaderControlID) == id {
+			n++
+			data = m.Data
+			for k := range m.Header {
+				hdr[k] = m.Header.Get(k)
+			}
+		}
+	}
+	return n, hdr, data
+}
+
+// unescape decodes a percent-encoded feed header (notes may hold any text).
+func unescape(s string) string {
+	u, err := url.PathUnescape(s)
+	if err != nil {
+		return "undecodable: " + s
+	}
+	return u
+}
+
+func sendAll(t *testing.T, addr string, msgs ...[]byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cl, err := mllp.Dial(ctx, mllp.ClientConfig{Addr: addr, AckTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for _, m := range msgs {
+		ack, err := cl.Send(ctx, m)
+		if err != nil || loadgen.AckCode(ack) != "AA" {
+			t.Fatalf("send: %q %v", ack, err)
+		}
+	}
+}
+
+func TestPipelineEndToEnd(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	// Kentucky's KRS 333.152 preset: pathology likely to show malignancy is held
+	// 72 h after finalisation unless the provider releases it earlier.
+	var err error
+	cfg, err = config.Parse([]byte(`
+policy:
+  time_zone: America/New_York
+  jurisdiction: US-KY
+  jurisdictions:
+    US-KY:
+      statute: US-KY-KRS-333.152
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := testConfig(t, t.TempDir())
+	cfg.DataDir, cfg.Durability, cfg.MLLP, cfg.HTTP, cfg.NATS = base.DataDir, base.Durability, base.MLLP, base.HTTP, base.NATS
+	a := New(cfg, zerolog.Nop())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Stop(ctx)
+	js := a.JetStream()
+
+	sendAll(t, a.MLLPAddr().String(), msg(labORU, "LAB1"), msg(pathORU, "PATH1"))
+
+	// The routine panel goes to the feed at once, as HL7 and as FHIR.
+	testutil.Eventually(t, 15*time.Second, "lab result in the portal feed", func() bool {
+		n, _, _ := feed(t, js, "portal.fhir.", "LAB1")
+		return n == 1
+	})
+	n, hdr, data := feed(t, js, "portal.hl7.", "LAB1")
+	if n != 1 || !strings.Contains(string(data), "OBX|1|NM|2951-2") {
+		t.Fatalf("HL7 feed has %d copies of LAB1: %q", n, data)
+	}
+	if hdr[router.HeaderReleasePath] != string(router.PathImmediate) || hdr[router.HeaderNotify] != "push" {
+		t.Errorf("lab feed headers: %v", hdr)
+	}
+	_, _, fhir := feed(t, js, "portal.fhir.", "LAB1")
+	if !strings.Contains(string(fhir), `"resourceType":"Bundle"`) || strings.Contains(string(fhir), "MRN-E2E") || strings.Contains(string(fhir), "TESTPATIENT") {
+		t.Errorf("FHIR feed is not a Bundle free of identifiers: %.300s", fhir)
+	}
+
+	// The pathology report with a carcinoma is held on the state-law basis.
+	svc := a.Service()
+	var holdID string
+	testutil.Eventually(t, 15*time.Second, "pathology hold", func() bool {
+		hs, _ := svc.ListHolds(ctx, router.HoldFilter{Provider: "D001"})
+		if len(hs) == 1 {
+			holdID = hs[0].ID
+			return true
+		}
+		return false
+	})
+	h, err := svc.GetHold(ctx, holdID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tags []string
+	for _, tg := range h.Tags {
+		tags = append(tags, tg.Tag)
+	}
+	joined := strings.Join(tags, ",")
+	if !strings.Contains(joined, "pathology") || !strings.Contains(joined, "malignancy") {
+		t.Errorf("hold tags = %v, want pathology and malignancy", tags)
+	}
+	if len(h.Bases) == 0 || h.Bases[0].Kind != "state-law" {
+		t.Errorf("hold bases = %+v, want state-law", h.Bases)
+	}
+	want := time.Date(2026, 11, 20, 8, 55, 0, 0, time.FixedZone("EST", -5*3600)).Add(72 * time.Hour)
+	if !h.Deadline.Equal(want) {
+		t.Errorf("deadline %s, want 72 h after OBR-22 = %s", h.Deadline, want)
+	}
+	if n, _, _ := feed(t, js, "portal.hl7.", "PATH1"); n != 0 {
+		t.Fatalf("held result is in the portal feed (%d copies)", n)
+	}
+
+	// Another clinician may not release it; the ordering provider may, once.
+	if _, err := svc.Acknowledge(ctx, holdID, router.AckRequest{By: "D999"}); err == nil {
+		t.Fatal("a clinician who is not the ordering provider released the hold")
+	}
+	if _, err := svc.Acknowledge(ctx, holdID, router.AckRequest{By: "D001", Note: "Dr Delta will call you today."}); err != nil {
+		t.Fatalf("ordering provider release: %v", err)
+	}
+	if _, err := svc.Acknowledge(ctx, holdID, router.AckRequest{By: "D001"}); err == nil {
+		t.Fatal("second release succeeded")
+	}
+	testutil.Eventually(t, 15*time.Second, "released pathology result in the feed", func() bool {
+		n, _, _ := feed(t, js, "portal.hl7.", "PATH1")
+		return n == 1
+	})
+	_, hdr, _ = feed(t, js, "portal.hl7.", "PATH1")
+	if hdr[router.HeaderHoldID] != holdID || hdr[router.HeaderReleasePath] != string(router.PathAcknowledged) ||
+		unescape(hdr[router.HeaderNote]) != "Dr Delta will call you today." || hdr[router.HeaderNotify] != "quiet" {
+		t.Errorf("release headers: %v", hdr)
+	}
+}

@@ -1,0 +1,119 @@
+package app
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/resultgate/resultgate/config"
+	"github.com/resultgate/resultgate/fhirmap"
+	"github.com/resultgate/resultgate/hl7"
+	"github.com/resultgate/resultgate/policy"
+	"github.com/resultgate/resultgate/router"
+)
+
+// Policy is the production router.Policy: the rule-set classifier and the
+// decision engine of package policy, configured from the `policy:` and `rules:`
+// sections.
+type Policy struct {
+	cls *policy.Classifier
+	eng *policy.Engine
+	loc *time.Location
+}
+
+var _ router.Policy = (*Policy)(nil)
+
+// LoadPolicy builds the policy from cfg's `policy:` and `rules:` sections.
+func LoadPolicy(cfg config.Config) (*Policy, error) {
+	var pc policy.Config
+	if err := cfg.Section("policy", &pc); err != nil {
+		return nil, err
+	}
+	if err := pc.Validate(); err != nil {
+		return nil, err
+	}
+	eng, err := policy.NewEngine(pc)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	rs := policy.DefaultRuleSet()
+	var ext policy.RuleSetExtension
+	if err := cfg.Section("rules", &ext); err != nil {
+		return nil, err
+	}
+	if rs, err = rs.Extend(ext); err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	cls, err := policy.NewClassifier(rs)
+	if err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	loc := time.UTC
+	if pc.TimeZone != "" {
+		if loc, err = time.LoadLocation(pc.TimeZone); err != nil {
+			return nil, fmt.Errorf("policy.time_zone: %w", err)
+		}
+	}
+	return &Policy{cls: cls, eng: eng, loc: loc}, nil
+}
+
+// Report builds the policy's view of m, with the jurisdiction of its sending
+// facility.
+func (p *Policy) Report(m *hl7.Message) (*policy.Report, error) {
+	r, err := policy.FromHL7(m, p.loc)
+	if err != nil {
+		return nil, err
+	}
+	r.Jurisdiction = p.eng.JurisdictionFor(r, m.MSH().SendingFacility.NamespaceID)
+	return r, nil
+}
+
+// priorHistory answers the classifier's history question with what the router
+// looked up for this patient.
+type priorHistory bool
+
+func (h priorHistory) PriorMalignancy(string) bool { return bool(h) }
+
+// Classify tags r.
+func (p *Policy) Classify(r *policy.Report, priorMalignancy bool) policy.Classification {
+	return p.cls.Classify(r, priorHistory(priorMalignancy))
+}
+
+// Decide returns the release decision.
+func (p *Policy) Decide(in policy.Input) policy.Decision { return p.eng.Decide(in) }
+
+// ParseConsent reads a FHIR R4 Consent.
+func (p *Policy) ParseConsent(data []byte) (*policy.Preference, error) {
+	return policy.ParseConsent(data)
+}
+
+// fhirEncoder returns the portal feed's FHIR encoder (fhirmap.Bundle).
+func fhirEncoder(loc *time.Location) router.FHIREncoder {
+	return func(m *hl7.Message, holdID string, rel router.ReleaseInfo, bases []router.Basis, patientKey string) ([]byte, error) {
+		kinds := make([]string, 0, len(bases))
+		for _, b := range bases {
+			kinds = append(kinds, b.Kind)
+		}
+		return fhirmap.Bundle(m, fhirmap.Release{
+			HoldID: holdID, Reason: fhirReason(rel.Path), Actor: rel.Actor, ActorRole: rel.Role,
+			Note: rel.Note, At: rel.At, Bases: kinds, Notify: string(rel.Notify),
+		}, fhirmap.Options{PatientRef: "Patient/" + patientKey, Location: loc})
+	}
+}
+
+// fhirReason maps a release path to the Provenance reason of the feed.
+func fhirReason(p router.ReleasePath) string {
+	switch p {
+	case router.PathAcknowledged:
+		return fhirmap.ReasonClinicianRelease
+	case router.PathOverride:
+		return fhirmap.ReasonOnCallOverride
+	case router.PathDeadline:
+		return fhirmap.ReasonDeadline
+	case router.PathPatientRevoked, router.PathReevaluated:
+		return fhirmap.ReasonPatientRevoked
+	case router.PathCorrection:
+		return fhirmap.ReasonCorrection
+	default:
+		return fhirmap.ReasonImmediate
+	}
+}
