@@ -101,12 +101,44 @@ func (a *Auditor) Transition(ctx context.Context, h *Hold, t Transition) error {
 		kind = AuditOverride
 	}
 	id := h.ID + "-" + string(t.To) + "-" + strconv.Itoa(len(h.Transitions))
-	return a.Record(ctx, id, AuditEvent{
+	if err := a.Record(ctx, id, AuditEvent{
 		Kind: kind, At: t.At, HoldID: h.ID, PatientKey: h.PatientKey, OrderKey: h.OrderKey,
 		MsgID: h.Inbound.MsgID, ControlID: h.Inbound.ControlID, InboundSeq: h.Inbound.Seq,
 		From: t.From, To: t.To, Path: t.Path, Actor: t.Actor, Role: t.Role, Reason: t.Reason,
 		Deadline: h.Deadline, Bases: h.Bases, RulesetVersion: h.RulesetVersion,
-	})
+	}); err != nil {
+		return err
+	}
+	return a.HoldEvent(ctx, h, t, len(h.Transitions))
+}
+
+// HoldEvent is the body of a hold.<state> event on the HOLDS stream: a
+// compact, PHI-free change feed of hold states for dashboards and the web
+// page (the record itself is in the holds bucket).
+type HoldEvent struct {
+	HoldID      string      `json:"hold_id"`
+	From        HoldState   `json:"from,omitempty"`
+	To          HoldState   `json:"to"`
+	Path        ReleasePath `json:"path,omitempty"`
+	Role        string      `json:"role,omitempty"`
+	ProviderKey string      `json:"provider_key,omitempty"`
+	Deadline    time.Time   `json:"deadline"`
+	At          time.Time   `json:"at"`
+}
+
+// HoldEvent publishes transition n of h on hold.<to> with a stable Msg-Id.
+func (a *Auditor) HoldEvent(ctx context.Context, h *Hold, t Transition, n int) error {
+	data, err := json.Marshal(HoldEvent{HoldID: h.ID, From: t.From, To: t.To, Path: t.Path, Role: t.Role, ProviderKey: h.ProviderKey, Deadline: h.Deadline, At: t.At})
+	if err != nil {
+		return fmt.Errorf("encoding hold event: %w", err)
+	}
+	subj := "hold." + string(t.To)
+	_, err = a.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: data},
+		jetstream.WithMsgID("hev-"+h.ID+"-"+string(t.To)+"-"+strconv.Itoa(n)), jetstream.WithExpectStream(StreamHolds))
+	if err != nil {
+		return fmt.Errorf("publishing %s: %w", subj, err)
+	}
+	return nil
 }
 
 // AuditQuery selects audit events.

@@ -309,6 +309,11 @@ func (s *Service) finishHold(ctx context.Context, in *inboundContext, h *Hold, p
 			return err
 		}
 	}
+	if len(h.Transitions) > 0 {
+		if err := s.audit.HoldEvent(ctx, h, h.Transitions[0], 1); err != nil {
+			return err
+		}
+	}
 	s.view.Observe(h)
 	return nil
 }
