@@ -383,6 +383,9 @@ func (s *Server) accept(rw net.Conn) {
 		peer:   Peer{Addr: addr, ConnID: s.nextID.Add(1)},
 		start:  time.Now(),
 	}
+	if tc, ok := rw.(*tls.Conn); ok { // from tls.NewListener
+		c.raw, c.preTLS = tc.NetConn(), tc
+	}
 	c.log = s.log.With().Uint64("conn_id", c.peer.ConnID).Str("peer", addr.String()).Logger()
 	s.conns[c] = struct{}{}
 	s.active.Add(1)
@@ -482,8 +485,9 @@ const (
 
 type conn struct {
 	srv    *Server
-	raw    net.Conn // the TCP connection
-	rwc    net.Conn // raw, or the TLS connection over it
+	raw    net.Conn  // the TCP connection; closing it never blocks
+	preTLS *tls.Conn // the connection from a TLS listener, or nil
+	rwc    net.Conn  // raw, or the TLS connection over it
 	peer   Peer
 	log    zerolog.Logger
 	cancel context.CancelFunc
@@ -528,6 +532,11 @@ func (c *conn) serve(ctx context.Context) {
 	s := c.srv
 	reason := "peer closed"
 	defer func() {
+		if tc, ok := c.rwc.(*tls.Conn); ok && c.state.Load() != connClosed {
+			// Say goodbye with close_notify (bounded by crypto/tls to 5 s):
+			// TLS stacks of interface engines log a truncation attack otherwise.
+			_ = tc.Close()
+		}
 		c.raw.Close()
 		c.cancel()
 		s.mu.Lock()
@@ -541,7 +550,7 @@ func (c *conn) serve(ctx context.Context) {
 
 	c.setKeepAlive()
 	c.rwc = c.raw
-	if s.tls != nil {
+	if c.preTLS != nil || s.tls != nil {
 		if err := c.handshake(ctx); err != nil {
 			if c.state.Load() == connClosed {
 				reason = "server shutting down"
@@ -708,8 +717,13 @@ func (c *conn) setKeepAlive() {
 
 // handshake runs the TLS handshake within ReadTimeout and records the peer's
 // certificate common name.
+// A listener that already yields TLS connections (tls.NewListener) is supported:
+// its connections are handshaken the same way.
 func (c *conn) handshake(ctx context.Context) error {
-	tc := tls.Server(c.raw, c.srv.tls)
+	tc := c.preTLS
+	if tc == nil {
+		tc = tls.Server(c.raw, c.srv.tls)
+	}
 	if d := c.srv.cfg.ReadTimeout; d > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, d)

@@ -846,3 +846,23 @@ func TestServerWriteTimeout(t *testing.T) {
 		return st.WriteTimeouts == 1 && st.WriteErrors == 1 && st.ActiveConns == 0
 	})
 }
+
+// TestServerTLSListener checks a listener wrapped by tls.NewListener.
+func TestServerTLSListener(t *testing.T) {
+	pki := newTestPKI(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newTestHandler()
+	s := NewServer(ServerConfig{}, h)
+	go s.Serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{pki.server}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pki.caPool}))
+	defer s.Close()
+	c := dialClient(t, ClientConfig{Addr: ln.Addr().String(), TLS: &tls.Config{RootCAs: pki.caPool, Certificates: []tls.Certificate{pki.client}}})
+	if ack, err := c.Send(testCtx(t), []byte("x")); err != nil || string(ack) != "ACK:x" {
+		t.Fatalf("Send = %q, %v", ack, err)
+	}
+	if p := h.Calls()[0].peer; !p.TLS || p.ClientCertSubject != "lis-01" {
+		t.Errorf("peer = %+v, want TLS with CN lis-01", p)
+	}
+}
