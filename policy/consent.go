@@ -3,8 +3,9 @@ package policy
 import (
 	"errors"
 	"fmt"
-	"math/big"
+	"math"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -566,16 +567,24 @@ func durationValue(path string, x *dpb.Extension) (time.Duration, error) {
 	if raw == "" {
 		return 0, consentErr(path+".valueDuration.value", "required")
 	}
-	r, ok := new(big.Rat).SetString(raw)
-	if !ok || r.Sign() <= 0 {
+	// strconv, not math/big: a decimal such as 1e999999999 must not make the
+	// reader compute a huge power of ten (found by FuzzParseConsent).
+	v, err := strconv.ParseFloat(raw, 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return 0, consentErr(path+".valueDuration.value", "must be a number, got %s", raw)
+	}
+	if !(v > 0) || math.IsInf(v, 0) && v < 0 {
 		return 0, consentErr(path+".valueDuration.value", "must be > 0, got %s", raw)
 	}
-	r.Mul(r, new(big.Rat).SetInt64(int64(unit)))
-	if r.Cmp(new(big.Rat).SetInt64(int64(maxConsentDuration))) > 0 {
+	f := v * float64(unit)
+	if math.IsInf(f, 0) || f > float64(maxConsentDuration) {
 		return 0, consentErr(path+".valueDuration", "must be at most 365 days")
 	}
-	f, _ := r.Float64()
-	return time.Duration(f).Round(time.Second), nil
+	out := time.Duration(f).Round(time.Second)
+	if out < time.Minute {
+		return 0, consentErr(path+".valueDuration", "must be at least 1 minute")
+	}
+	return out, nil
 }
 
 func hasCoding(cc *dpb.CodeableConcept, system, code string) bool {
