@@ -40,6 +40,8 @@ type Classifier struct {
 	abnormal map[string]bool
 	affirm   map[string]bool
 
+	maxPreWindow int32 // widest pre-trigger window, to bound the scope walk
+
 	pool sync.Pool
 }
 
@@ -273,6 +275,10 @@ func NewClassifier(rs *RuleSet) (*Classifier, error) {
 	}
 	for _, v := range rs.Settings.AffirmativeValues {
 		c.affirm[strings.ToLower(v)] = true
+	}
+	c.maxPreWindow = int32(rs.Settings.PreWindow)
+	for _, g := range c.lexGroups {
+		c.maxPreWindow = max(c.maxPreWindow, int32(g.window))
 	}
 	c.pool.New = func() any { return &classifyState{} }
 	return c, nil
@@ -667,14 +673,34 @@ func (c *Classifier) labelValue(s *classifyState, lbl, val string, loc Location)
 	s.ts.ms = ms[:0]
 }
 
+// textChunk bounds the text analysed at once, so the scratch space (matches
+// and hits) stays small whatever the size of a value. Long values are cut at
+// a line or sentence end.
+const textChunk = 32 << 10
+
 // text applies layers 4 and 5 to one free-text value.
 func (c *Classifier) text(s *classifyState, text string, loc Location, context bool) {
 	if text == "" || c.lex == nil {
 		return
 	}
-	c.analyze(&s.ts, text, context, func(f finding) {
-		c.emitFinding(s, f, text, loc, "")
-	})
+	for off := 0; off < len(text); {
+		end := len(text)
+		if end-off > textChunk {
+			end = off + textChunk
+			if cut := strings.LastIndexAny(text[off+textChunk/2:end], ".\n;"); cut >= 0 {
+				end = off + textChunk/2 + cut + 1
+			}
+		}
+		base := off
+		c.analyze(&s.ts, text[off:end], context, func(f finding) {
+			f.start += base
+			f.end += base
+			f.modStart += base
+			f.modEnd += base
+			c.emitFinding(s, f, text, loc, "")
+		})
+		off = end
+	}
 }
 
 // emitFinding turns one finding into evidence.

@@ -356,10 +356,11 @@ func (c *Classifier) analyze(ts *textScratch, text string, sectionContext bool, 
 				st, mod = s, m
 			}
 		}
-		// Pre-triggers before the term, same sentence, no stop between.
+		// Pre-triggers before the term, same sentence, no stop between. The
+		// walk stops at the widest window, so the work is linear in the hits.
 		for j := i - 1; j >= 0; j-- {
 			m := &ts.hits[j]
-			if m.sent != t.sent {
+			if m.sent != t.sent || t.w0-m.w1 > c.maxPreWindow {
 				break
 			}
 			if m.kind == kindTerm || m.roles&(roleNegPre|roleHedgePre|roleCtxPre) == 0 {
@@ -392,7 +393,7 @@ func (c *Classifier) analyze(ts *textScratch, text string, sectionContext bool, 
 		// Post-triggers after the term, same sentence and clause, no stop or block between.
 		for j := i + 1; j < len(ts.hits); j++ {
 			m := &ts.hits[j]
-			if m.sent != t.sent || m.clause != t.clause {
+			if m.sent != t.sent || m.clause != t.clause || m.w0-t.w1 > postWin {
 				break
 			}
 			if m.kind == kindTerm || m.roles&(roleNegPost|roleHedgePost) == 0 {
