@@ -582,11 +582,10 @@ func (c *conn) serve(ctx context.Context) {
 			s.stats.bytesSkipped.Add(uint64(n))
 			c.log.Debug().Int64("bytes", n).Msg("mllp bytes skipped outside frames")
 		}
-		var tooLarge *FrameTooLargeError
-		switch {
-		case err == nil:
-		case errors.As(err, &tooLarge):
-		default:
+		// ReadFrame returns *FrameTooLargeError unwrapped; a type assertion
+		// (unlike errors.As) keeps the variable off the heap.
+		tooLarge, isTooLarge := err.(*FrameTooLargeError)
+		if err != nil && !isTooLarge {
 			reason = c.readFailure(err, r.inFrame())
 			return
 		}
