@@ -562,3 +562,20 @@ func (l *loopReader) Read(p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// TestReaderFrameCapacity checks that appending to a returned frame cannot
+// overwrite the bytes of the next frame in the read buffer.
+func TestReaderFrameCapacity(t *testing.T) {
+	r := NewReader(strings.NewReader(framed("a")+framed("b")), 0)
+	f, err := r.ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cap(f) != len(f) {
+		t.Errorf("frame capacity %d beyond its length %d", cap(f), len(f))
+	}
+	_ = append(f, "XXXXXXXX"...)
+	if f, err := r.ReadFrame(); err != nil || string(f) != "b" {
+		t.Fatalf("second frame = %q, %v", f, err)
+	}
+}

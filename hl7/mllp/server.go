@@ -103,8 +103,10 @@ type ServerConfig struct {
 	// MaxFrameSize is the largest frame accepted; zero means DefaultMaxFrameSize.
 	// Larger frames go to Handler.HandleTooLarge.
 	MaxFrameSize int
-	// ReadTimeout bounds the time from a frame's first bytes to its end, and the
-	// TLS handshake.
+	// ReadTimeout bounds the time to receive the rest of a frame once its start
+	// has arrived (counted from the first wait for more of its bytes; a frame
+	// that arrives whole needs none), and the TLS handshake. Trickling bytes
+	// does not extend it.
 	ReadTimeout time.Duration
 	// IdleTimeout bounds the silence before a frame starts (after connecting or
 	// after the previous ACK); the connection is then closed.
