@@ -218,6 +218,7 @@ const (
 	fComp
 	fSub
 	fEsc
+	fLit // MSH-1, MSH-2, segment ID: never split or unescaped (mirrors Field.literal)
 	fAll = fRep | fComp | fSub | fEsc
 )
 
@@ -225,9 +226,17 @@ const (
 // separator and field 2 the encoding characters). A field beyond the end of the
 // segment is empty. Field(0) returns the segment ID.
 func (s *Segment) Field(n int) Field {
+	if n > 0 && s.index != 0 { // the common case, kept small enough to inline
+		t, fl := s.fieldText(n)
+		return Field{s: t, d: s.msg.delims, fl: fl}
+	}
+	return s.fieldSlow(n)
+}
+
+func (s *Segment) fieldSlow(n int) Field {
 	d := s.msg.delims
 	if n == 0 {
-		return Field{s: s.Name(), d: d, literal: true}
+		return Field{s: s.Name(), d: d, literal: true, fl: fLit}
 	}
 	if n < 0 {
 		return Field{d: d}
@@ -236,10 +245,10 @@ func (s *Segment) Field(n int) Field {
 	if s.index == 0 { // MSH, always first and only there
 		switch n {
 		case 1:
-			return Field{s: s.msg.text[s.off+3 : s.off+4], d: d, literal: true}
+			return Field{s: s.msg.text[s.off+3 : s.off+4], d: d, literal: true, fl: fLit}
 		case 2:
 			t, _ := s.fieldText(1)
-			return Field{s: t, d: d, literal: true}
+			return Field{s: t, d: d, literal: true, fl: fLit}
 		}
 		idx = n - 1
 	}
@@ -320,6 +329,16 @@ func (f Field) IsNull() bool { return f.s == `""` }
 // Reps returns the number of repetitions: 0 for an empty field, otherwise one more
 // than the number of repetition separators.
 func (f Field) Reps() int {
+	if f.fl&fRep == 0 {
+		if f.s == "" {
+			return 0
+		}
+		return 1
+	}
+	return f.repsSlow()
+}
+
+func (f Field) repsSlow() int {
 	if f.s == "" {
 		return 0
 	}
@@ -336,7 +355,7 @@ func (f Field) Rep(i int) Field {
 		if i == 1 {
 			return f
 		}
-		return Field{d: f.d, literal: f.literal}
+		return Field{d: f.d, literal: f.literal, fl: f.fl & fLit}
 	}
 	return Field{s: nth(f.s, f.d.Repetition, i), d: f.d, fl: f.fl &^ fRep}
 }
@@ -355,6 +374,13 @@ func (f Field) first() string {
 // which never confuse an escaped separator (\S\) with a real one. A null ("")
 // reads as the empty string; use IsNull to tell it apart.
 func (f Field) Value() string {
+	if f.fl&(fRep|fEsc|fLit) == 0 && f.s != `""` {
+		return f.s
+	}
+	return f.valueSlow()
+}
+
+func (f Field) valueSlow() string {
 	v := f.first()
 	if f.literal || f.fl&fEsc == 0 {
 		if v == `""` && !f.literal {
@@ -380,6 +406,16 @@ func (f Field) Values() []string {
 
 // Components returns the number of components in the first repetition (0 if empty).
 func (f Field) Components() int {
+	if f.fl&(fRep|fComp) == 0 {
+		if f.s == "" {
+			return 0
+		}
+		return 1
+	}
+	return f.componentsSlow()
+}
+
+func (f Field) componentsSlow() int {
 	v := f.first()
 	if v == "" {
 		return 0
@@ -405,6 +441,13 @@ func (f Field) RawComponent(c int) string {
 // any subcomponent separators left in place. Component 1 of a field without
 // components is the whole value. A null ("") reads as "".
 func (f Field) Component(c int) string {
+	if f.fl&(fRep|fComp|fEsc|fLit) == 0 && c == 1 && f.s != `""` {
+		return f.s
+	}
+	return f.componentSlow(c)
+}
+
+func (f Field) componentSlow(c int) string {
 	v := f.RawComponent(c)
 	if f.literal {
 		return v
