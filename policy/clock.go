@@ -65,12 +65,35 @@ func (c *Calendar) IsBusinessDay(t time.Time) bool {
 
 // AddCalendarDays returns t plus n calendar days at the same local wall-clock
 // time. A wall-clock time that does not exist on the target day (the spring
-// DST gap) is normalised forward by time.Date; an ambiguous one (the autumn
-// overlap) takes the first occurrence.
+// DST gap) moves forward past the gap; an ambiguous one (the autumn overlap)
+// takes the first occurrence.
 func (c *Calendar) AddCalendarDays(t time.Time, n int) time.Time {
 	lt := t.In(c.Location())
 	y, m, d := lt.Date()
-	return time.Date(y, m, d+n, lt.Hour(), lt.Minute(), lt.Second(), lt.Nanosecond(), c.Location())
+	return wallTime(y, m, d+n, lt.Hour(), lt.Minute(), lt.Second(), lt.Nanosecond(), c.Location())
+}
+
+// wallTime is time.Date, except that a wall-clock time that does not exist
+// (it falls in a DST gap) is moved forward past the gap, never backward:
+// time.Date may resolve 02:30 on a spring-forward day to 01:30, which would
+// release a result an hour before its clock ends. An ambiguous time (the
+// autumn overlap) keeps time.Date's choice, the first occurrence.
+func wallTime(y int, mo time.Month, d, h, mi, s, ns int, loc *time.Location) time.Time {
+	t := time.Date(y, mo, d, h, mi, s, ns, loc)
+	if t.Hour() == h && t.Minute() == mi {
+		return t
+	}
+	// Interpret the wall time with the offsets in force on either side of the
+	// transition and take the later instant.
+	naive := time.Date(y, mo, d, h, mi, s, ns, time.UTC)
+	best := t
+	for _, probe := range []time.Time{t.Add(-12 * time.Hour), t.Add(12 * time.Hour)} {
+		_, off := probe.Zone()
+		if c := naive.Add(-time.Duration(off) * time.Second); c.After(best) {
+			best = c
+		}
+	}
+	return best.In(loc)
 }
 
 // AddBusinessDays returns t plus n business days at the same local wall-clock
@@ -98,17 +121,18 @@ func (c *Calendar) AddBusinessDays(t time.Time, n int) time.Time {
 			added++
 		}
 	}
-	return time.Date(y, m, d, hh, mm, ss, ns, loc)
+	return wallTime(y, m, d, hh, mm, ss, ns, loc)
 }
 
 // NotBeforeDay returns 00:00 local time on the nth calendar day after the
 // local date of t ("not before the third day after finalisation": finalised
 // on Monday at any hour, releasable from Thursday 00:00). On a day whose
-// midnight falls in a DST gap, time.Date moves it to the first valid instant.
+// midnight falls in a DST gap (e.g. America/Santiago) it is the first instant
+// of that day.
 func (c *Calendar) NotBeforeDay(t time.Time, n int) time.Time {
 	lt := t.In(c.Location())
 	y, m, d := lt.Date()
-	return time.Date(y, m, d+n, 0, 0, 0, 0, c.Location())
+	return wallTime(y, m, d+n, 0, 0, 0, 0, c.Location())
 }
 
 // Apply returns the end of clock k started at t.
