@@ -26,8 +26,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/resultgate/resultgate/auth"
 	"github.com/resultgate/resultgate/config"
 	"github.com/resultgate/resultgate/hl7/mllp"
+	"github.com/resultgate/resultgate/httpapi"
 	"github.com/resultgate/resultgate/router"
 )
 
@@ -102,7 +104,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err := a.startMLLP(); err != nil {
 		return err
 	}
-	if err := a.startHTTP(); err != nil {
+	if err := a.startHTTP(ctx); err != nil {
 		return err
 	}
 	a.registerMetrics()
@@ -283,13 +285,36 @@ func (a *App) startMLLP() error {
 	return nil
 }
 
-func (a *App) startHTTP() error {
+// AuthConfig returns the auth section with its defaults (tokens file under the
+// data directory).
+func AuthConfig(cfg config.Config) (auth.Config, error) {
+	var ac auth.Config
+	if err := cfg.Section("auth", &ac); err != nil {
+		return ac, err
+	}
+	if ac.TokensFile == "" {
+		ac.TokensFile = filepath.Join(cfg.DataDir, "tokens.yaml")
+	}
+	return ac, ac.Validate()
+}
+
+func (a *App) startHTTP(ctx context.Context) error {
 	tc, err := loadServerTLS(a.cfg.HTTP.TLS)
 	if err != nil {
 		return fmt.Errorf("http.tls: %w", err)
 	}
+	ac, err := AuthConfig(a.cfg)
+	if err != nil {
+		return err
+	}
+	authn, err := auth.New(ctx, ac)
+	if err != nil {
+		return err
+	}
+	mux := a.newMux()
+	httpapi.New(a.pipeline.Service(), authn, a.log).Register(mux)
 	a.httpSrv = &http.Server{
-		Handler:           a.newMux(),
+		Handler:           mux,
 		ReadHeaderTimeout: httpReadHeaderTimeout,
 		ReadTimeout:       httpReadTimeout,
 		WriteTimeout:      httpWriteTimeout,

@@ -1,0 +1,451 @@
+// Package httpapi is resultgate's HTTP API for clinicians, on-call clinicians,
+// compliance officers and integration systems: the hold worklist, releases and
+// overrides, clinician determinations, patient Consents (FHIR R4) and the audit
+// trail. Every request is authenticated (package auth) and authorised by role;
+// every read of a hold's content and every denied request is audited.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/resultgate/resultgate/auth"
+	"github.com/resultgate/resultgate/hl7"
+	"github.com/resultgate/resultgate/router"
+)
+
+// MaxBodyBytes bounds request bodies. A FHIR Consent is a few KB; 1 MiB leaves
+// room for verbose ones without letting a client exhaust memory.
+const MaxBodyBytes = 1 << 20
+
+// Service is what the API needs from the routing pipeline.
+type Service interface {
+	ListHolds(ctx context.Context, f router.HoldFilter) ([]*router.Hold, error)
+	GetHold(ctx context.Context, id string) (*router.Hold, error)
+	Acknowledge(ctx context.Context, id string, req router.AckRequest) (*router.Hold, error)
+	Override(ctx context.Context, id string, req router.OverrideRequest) (*router.Hold, error)
+	PlaceDetermination(ctx context.Context, req router.PlaceRequest) (router.PlaceResult, error)
+	PutConsent(ctx context.Context, req router.ConsentPut) (router.ConsentResult, error)
+	GetConsent(ctx context.Context, patient string) (router.ConsentRecord, error)
+	Audit(ctx context.Context, q router.AuditQuery) ([]router.AuditEvent, error)
+	RecordAccess(ctx context.Context, e router.AccessEvent) error
+	InboundMessage(ctx context.Context, h *router.Hold) ([]byte, error)
+}
+
+// Authenticator checks a request's credentials.
+type Authenticator interface {
+	Authenticate(r *http.Request) (auth.Principal, error)
+}
+
+// API serves the HTTP API.
+type API struct {
+	svc  Service
+	auth Authenticator
+	log  zerolog.Logger
+}
+
+// New returns the API over svc.
+func New(svc Service, a Authenticator, log zerolog.Logger) *API {
+	return &API{svc: svc, auth: a, log: log.With().Str("component", "httpapi").Logger()}
+}
+
+// Register mounts the API's routes on mux.
+func (a *API) Register(mux *http.ServeMux) {
+	all := []auth.Role{auth.RoleClinician, auth.RoleOnCall, auth.RoleCompliance}
+	mux.Handle("GET /api/me", a.with(nil, a.me))
+	mux.Handle("GET /api/holds", a.with(all, a.listHolds))
+	mux.Handle("GET /api/holds/{id}", a.with(all, a.getHold))
+	mux.Handle("POST /api/holds/{id}/release", a.with([]auth.Role{auth.RoleClinician}, a.release))
+	mux.Handle("POST /api/holds/{id}/override", a.with([]auth.Role{auth.RoleOnCall}, a.override))
+	mux.Handle("POST /api/orders/{filler}/hold", a.with([]auth.Role{auth.RoleClinician, auth.RoleOnCall}, a.placeHold))
+	mux.Handle("GET /api/audit", a.with([]auth.Role{auth.RoleCompliance, auth.RoleAdmin}, a.audit))
+	mux.Handle("POST /fhir/Consent", a.with([]auth.Role{auth.RoleAdmin, auth.RoleClinician}, a.putConsent))
+	mux.Handle("GET /fhir/Consent", a.with([]auth.Role{auth.RoleAdmin, auth.RoleClinician, auth.RoleOnCall, auth.RoleCompliance}, a.getConsent))
+}
+
+// apiError is the JSON body of every error answer.
+type apiError struct {
+	Status int    `json:"-"`
+	Code   string `json:"error"`
+	Reason string `json:"reason"`
+}
+
+func (e *apiError) Error() string { return e.Code + ": " + e.Reason }
+
+func newErr(status int, code, format string, args ...any) *apiError {
+	return &apiError{Status: status, Code: code, Reason: fmt.Sprintf(format, args...)}
+}
+
+// fromService maps the pipeline's sentinel errors to HTTP answers.
+func fromService(err error) *apiError {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.Is(err, router.ErrHoldNotFound), errors.Is(err, router.ErrConsentNotFound):
+		return newErr(http.StatusNotFound, "not_found", "%s", err)
+	case errors.Is(err, router.ErrAlreadyReleased):
+		return newErr(http.StatusConflict, "already_released", "%s", err)
+	case errors.Is(err, router.ErrHoldClosed), errors.Is(err, router.ErrBasisActive), errors.Is(err, router.ErrConflict):
+		return newErr(http.StatusConflict, "conflict", "%s", err)
+	case errors.Is(err, router.ErrReasonRequired):
+		return newErr(http.StatusUnprocessableEntity, "reason_required", "%s", err)
+	case errors.Is(err, router.ErrForbidden):
+		return newErr(http.StatusForbidden, "forbidden", "%s", err)
+	case errors.Is(err, router.ErrBadRequest):
+		return newErr(http.StatusBadRequest, "bad_request", "%s", err)
+	default:
+		return newErr(http.StatusInternalServerError, "internal", "the request could not be completed; see the server log")
+	}
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, p auth.Principal) error
+
+// with authenticates, checks the role (nil allows every role), enforces the
+// CSRF rule for state changes and turns errors into JSON answers.
+func (a *API) with(roles []auth.Role, h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		p, err := a.auth.Authenticate(r)
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="resultgate"`)
+			writeErr(w, newErr(http.StatusUnauthorized, "unauthorized", "%s", err))
+			return
+		}
+		action := r.Method + " " + r.Pattern
+		if roles != nil && !hasRole(roles, p.Role) {
+			a.deny(r.Context(), p, action, r.PathValue("id"), "role "+string(p.Role)+" may not "+action)
+			writeErr(w, newErr(http.StatusForbidden, "forbidden", "role %s may not %s", p.Role, action))
+			return
+		}
+		if r.Method != http.MethodGet {
+			if err := checkStateChange(r); err != nil {
+				a.deny(r.Context(), p, action, r.PathValue("id"), err.Reason)
+				writeErr(w, err)
+				return
+			}
+		}
+		if err := h(w, r, p); err != nil {
+			ae := fromService(err)
+			if ae.Status == http.StatusForbidden {
+				a.deny(r.Context(), p, action, r.PathValue("id"), "not permitted on this hold")
+			}
+			if ae.Status >= 500 {
+				a.log.Error().Err(err).Str("route", r.Pattern).Msg("API request failed")
+			}
+			writeErr(w, ae)
+		}
+	})
+}
+
+// checkStateChange rejects cross-site state changes: the request must be JSON
+// (a cross-site form cannot send that without a CORS preflight, which this API
+// never grants) and, when the browser names an Origin, it must be this host.
+func checkStateChange(r *http.Request) *apiError {
+	ct := r.Header.Get("Content-Type")
+	if ct != "" && !strings.HasPrefix(ct, "application/json") && !strings.HasPrefix(ct, "application/fhir+json") {
+		return newErr(http.StatusUnsupportedMediaType, "unsupported_media_type", "send application/json, not %s", ct)
+	}
+	if o := r.Header.Get("Origin"); o != "" {
+		u, err := url.Parse(o)
+		if err != nil || u.Host != r.Host {
+			return newErr(http.StatusForbidden, "cross_origin", "cross-origin state change refused")
+		}
+	}
+	return nil
+}
+
+func hasRole(roles []auth.Role, r auth.Role) bool {
+	for _, x := range roles {
+		if x == r {
+			return true
+		}
+	}
+	return false
+}
+
+// deny logs (without PHI) and audits a refused request.
+func (a *API) deny(ctx context.Context, p auth.Principal, action, holdID, why string) {
+	a.log.Warn().Str("actor", p.Name).Str("role", string(p.Role)).Str("action", action).Str("hold", holdID).Msg("request denied")
+	if err := a.svc.RecordAccess(ctx, router.AccessEvent{Kind: router.AuditDenied, Action: action, HoldID: holdID, Actor: p.Name, Role: string(p.Role), Reason: why}); err != nil {
+		a.log.Error().Err(err).Msg("auditing a denied request")
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, e *apiError) { writeJSON(w, e.Status, e) }
+
+// decodeBody reads a bounded JSON body strictly into v.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return newErr(http.StatusRequestEntityTooLarge, "too_large", "request body over %d bytes", MaxBodyBytes)
+		}
+		if errors.Is(err, io.EOF) {
+			return newErr(http.StatusBadRequest, "bad_request", "empty body; send a JSON object")
+		}
+		return newErr(http.StatusBadRequest, "bad_request", "malformed JSON: %s", err)
+	}
+	return nil
+}
+
+func (a *API) me(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	writeJSON(w, http.StatusOK, p)
+	return nil
+}
+
+// holdSummary is one row of the worklist: no result content.
+type holdSummary struct {
+	ID         string           `json:"id"`
+	State      router.HoldState `json:"state"`
+	ControlID  string           `json:"control_id,omitempty"`
+	ProviderID string           `json:"provider_id,omitempty"`
+	Tags       []string         `json:"tags"`
+	Bases      []string         `json:"bases"`
+	Deadline   time.Time        `json:"deadline"`
+	Remaining  string           `json:"remaining"`
+	CreatedAt  time.Time        `json:"created_at"`
+	Notify     string           `json:"notify,omitempty"`
+	Supersedes string           `json:"supersedes,omitempty"`
+}
+
+func summarise(h *router.Hold, now time.Time) holdSummary {
+	s := holdSummary{ID: h.ID, State: h.State, ControlID: h.Inbound.ControlID, ProviderID: h.ProviderID,
+		Deadline: h.Deadline, CreatedAt: h.CreatedAt, Notify: string(h.Notify), Supersedes: h.Supersedes,
+		Tags: []string{}, Bases: []string{}}
+	for _, t := range h.Tags {
+		s.Tags = append(s.Tags, t.Tag)
+	}
+	for _, b := range h.Bases {
+		s.Bases = append(s.Bases, b.Kind)
+	}
+	if d := h.Deadline.Sub(now); d > 0 {
+		s.Remaining = d.Round(time.Minute).String()
+	} else {
+		s.Remaining = "0s"
+	}
+	return s
+}
+
+func (a *API) listHolds(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	q := r.URL.Query()
+	f := router.HoldFilter{Provider: q.Get("provider"), State: router.HoldState(q.Get("status")), Tag: q.Get("tag")}
+	if f.State == "" {
+		f.State = router.StateHeld
+	}
+	if p.Role == auth.RoleClinician {
+		// A clinician's worklist is the holds they may release.
+		if f.Provider != "" && f.Provider != p.ProviderID {
+			return newErr(http.StatusForbidden, "forbidden", "a clinician lists only their own holds")
+		}
+		f.Provider = p.ProviderID
+	}
+	var before time.Time
+	if s := q.Get("deadline_before"); s != "" {
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			return newErr(http.StatusBadRequest, "bad_request", "deadline_before: want RFC 3339, got %q", s)
+		}
+		before = t
+	}
+	limit, offset := 100, 0
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			return newErr(http.StatusBadRequest, "bad_request", "limit: want 1 to 1000, got %q", s)
+		}
+		limit = n
+	}
+	if s := q.Get("offset"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return newErr(http.StatusBadRequest, "bad_request", "offset: want a number >= 0, got %q", s)
+		}
+		offset = n
+	}
+	basis := q.Get("basis")
+	holds, err := a.svc.ListHolds(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	out := []holdSummary{}
+	matched := 0
+	for _, h := range holds {
+		if !before.IsZero() && !h.Deadline.Before(before) {
+			continue
+		}
+		if basis != "" && !hasBasis(h, basis) {
+			continue
+		}
+		matched++
+		if matched <= offset || len(out) >= limit {
+			continue
+		}
+		out = append(out, summarise(h, now))
+	}
+	resp := map[string]any{"holds": out, "total": matched, "offset": offset, "limit": limit}
+	if offset+len(out) < matched {
+		resp["next_offset"] = offset + len(out)
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+func hasBasis(h *router.Hold, kind string) bool {
+	for _, b := range h.Bases {
+		if b.Kind == kind {
+			return true
+		}
+	}
+	return false
+}
+
+// mayRead reports whether p may see hold h's content.
+func mayRead(p auth.Principal, h *router.Hold) bool {
+	switch p.Role {
+	case auth.RoleOnCall, auth.RoleCompliance:
+		return true
+	case auth.RoleClinician:
+		return p.ProviderID != "" && p.ProviderID == h.ProviderID
+	}
+	return false
+}
+
+// holdDetail is a hold with its evidence, bases, transitions and the result.
+type holdDetail struct {
+	*router.Hold
+	Remaining string     `json:"remaining"`
+	Result    *resultDoc `json:"result,omitempty"`
+}
+
+func (a *API) getHold(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	id := r.PathValue("id")
+	h, err := a.svc.GetHold(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if !mayRead(p, h) {
+		return fmt.Errorf("hold %s: %w", id, router.ErrForbidden)
+	}
+	raw, err := a.svc.InboundMessage(r.Context(), h)
+	if err != nil {
+		return err
+	}
+	// HIPAA access log: every read of result content.
+	if err := a.svc.RecordAccess(r.Context(), router.AccessEvent{Kind: router.AuditAccess, Action: "hold.read", HoldID: h.ID, Actor: p.Name, Role: string(p.Role)}); err != nil {
+		return fmt.Errorf("auditing the read: %w", err)
+	}
+	d := holdDetail{Hold: h, Remaining: summarise(h, time.Now()).Remaining}
+	if m, err := hl7.Parse(raw); err == nil {
+		d.Result = resultView(m)
+	}
+	writeJSON(w, http.StatusOK, d)
+	return nil
+}
+
+type releaseBody struct {
+	Reason        string `json:"reason"`
+	NoteToPatient string `json:"note_to_patient"`
+}
+
+func (a *API) release(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	var b releaseBody
+	if err := decodeBody(w, r, &b); err != nil {
+		return err
+	}
+	if p.ProviderID == "" {
+		return fmt.Errorf("this clinician has no provider ID: %w", router.ErrForbidden)
+	}
+	h, err := a.svc.Acknowledge(r.Context(), r.PathValue("id"), router.AckRequest{By: p.ProviderID, Reason: b.Reason, Note: b.NoteToPatient})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, summarise(h, time.Now()))
+	return nil
+}
+
+func (a *API) override(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	var b releaseBody
+	if err := decodeBody(w, r, &b); err != nil {
+		return err
+	}
+	if strings.TrimSpace(b.Reason) == "" {
+		return newErr(http.StatusUnprocessableEntity, "reason_required", "an on-call override needs a reason")
+	}
+	h, err := a.svc.Override(r.Context(), r.PathValue("id"), router.OverrideRequest{By: p.Name, Role: router.RoleOnCall, Reason: b.Reason, Note: b.NoteToPatient})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, summarise(h, time.Now()))
+	return nil
+}
+
+type placeBody struct {
+	Reason   string `json:"reason"`
+	HarmType string `json:"harm_type"`
+}
+
+func (a *API) placeHold(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	var b placeBody
+	if err := decodeBody(w, r, &b); err != nil {
+		return err
+	}
+	if strings.TrimSpace(b.Reason) == "" {
+		return newErr(http.StatusUnprocessableEntity, "reason_required", "a clinician determination needs a reason")
+	}
+	by := p.ProviderID
+	if by == "" {
+		by = p.Name
+	}
+	reason := b.Reason
+	if b.HarmType != "" {
+		reason = fmt.Sprintf("%s (harm type: %s)", reason, b.HarmType)
+	}
+	res, err := a.svc.PlaceDetermination(r.Context(), router.PlaceRequest{Order: r.PathValue("filler"), Reason: reason, By: by, Role: string(p.Role)})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, res)
+	return nil
+}
+
+func (a *API) audit(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	q := router.AuditQuery{HoldID: r.URL.Query().Get("hold")}
+	if s := r.URL.Query().Get("since"); s != "" {
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			return newErr(http.StatusBadRequest, "bad_request", "since: want RFC 3339, got %q", s)
+		}
+		q.Since = t
+	}
+	evs, err := a.svc.Audit(r.Context(), q)
+	if err != nil {
+		return err
+	}
+	if evs == nil {
+		evs = []router.AuditEvent{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": evs})
+	return nil
+}
