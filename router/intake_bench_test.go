@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -155,15 +156,15 @@ func BenchmarkIntakeVsRaw(b *testing.B) {
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
-			var rawT, inT time.Duration
+			var rawT, inT, rawCPU, inCPU time.Duration
 			for done, i := 0, 0; done < b.N; i++ {
 				k := min(round, b.N-done)
 				if i%2 == 0 {
-					rawT += concurrent(b, k, raw)
-					inT += concurrent(b, k, intake)
+					rawT, rawCPU = add2(rawT, rawCPU)(concurrent(b, k, raw))
+					inT, inCPU = add2(inT, inCPU)(concurrent(b, k, intake))
 				} else {
-					inT += concurrent(b, k, intake)
-					rawT += concurrent(b, k, raw)
+					inT, inCPU = add2(inT, inCPU)(concurrent(b, k, intake))
+					rawT, rawCPU = add2(rawT, rawCPU)(concurrent(b, k, raw))
 				}
 				done += k
 			}
@@ -172,16 +173,34 @@ func BenchmarkIntakeVsRaw(b *testing.B) {
 			b.ReportMetric(rawRate, "raw-msg/s")
 			b.ReportMetric(inRate, "intake-msg/s")
 			b.ReportMetric(inRate/rawRate, "intake/raw")
+			// Process CPU time (client and embedded server) per message: unlike
+			// the rates, it hardly depends on what else the machine is running.
+			b.ReportMetric(float64(rawCPU.Microseconds())/float64(b.N), "raw-cpu-µs/msg")
+			b.ReportMetric(float64(inCPU.Microseconds())/float64(b.N), "intake-cpu-µs/msg")
 		})
 	}
 }
 
+// add2 returns a function adding its two arguments to a and b.
+func add2(a, b time.Duration) func(x, y time.Duration) (time.Duration, time.Duration) {
+	return func(x, y time.Duration) (time.Duration, time.Duration) { return a + x, b + y }
+}
+
+// cpuTime returns the process's user+system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // concurrent runs op n times from benchConcurrency goroutines and returns the
-// elapsed time; a failed op fails the benchmark.
-func concurrent(b *testing.B, n int, op func() bool) time.Duration {
+// elapsed wall and process CPU time; a failed op fails the benchmark.
+func concurrent(b *testing.B, n int, op func() bool) (time.Duration, time.Duration) {
 	var next, failed atomic.Int64
 	done := make(chan struct{})
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	for range benchConcurrency {
 		go func() {
 			defer func() { done <- struct{}{} }()
@@ -195,9 +214,9 @@ func concurrent(b *testing.B, n int, op func() bool) time.Duration {
 	for range benchConcurrency {
 		<-done
 	}
-	el := time.Since(start)
+	el, cpu := time.Since(start), cpuTime()-cpu0
 	if f := failed.Load(); f > 0 {
 		b.Fatalf("%d of %d operations failed", f, n)
 	}
-	return el
+	return el, cpu
 }
