@@ -389,6 +389,7 @@ func (c *Classifier) Classify(r *Report, h History) Classification {
 		for bi := range o.Observations {
 			c.observation(s, &o.Observations[bi])
 		}
+		c.reportTitle(s, o)
 		// Names that count only beside another tag in the same order.
 		for _, p := range s.pending {
 			ok := true
@@ -508,6 +509,37 @@ func (c *Classifier) identifier(s *classifyState, cd *Coded, loc Location, servi
 		c.names1(s, label(t), l, service)
 	}
 	return context
+}
+
+// reportTitle reads the first line of an order's first text value as a
+// report title when it looks like one (upper case, at most 80 bytes, e.g.
+// "SURGICAL PATHOLOGY REPORT", "CT CHEST WITH CONTRAST"): senders that use
+// local codes often put the document type there.
+func (c *Classifier) reportTitle(s *classifyState, o *Order) {
+	for i := range o.Observations {
+		ob := &o.Observations[i]
+		if len(ob.Texts) == 0 {
+			continue
+		}
+		t := ob.Texts[0].Value
+		start := 0
+		for start < len(t) && (t[start] == ' ' || t[start] == '\n' || t[start] == '\r' || t[start] == '\t') {
+			start++
+		}
+		end := start
+		for end < len(t) && t[end] != '\n' && t[end] != '\r' {
+			end++
+		}
+		line := t[start:end]
+		if start > 0 || line == "" || len(line) > 80 || strings.ContainsAny(line, "abcdefghijklmnopqrstuvwxyz:") {
+			return
+		}
+		loc := locOr(ob.Texts[0].Loc, ob.Loc, "OBX-5")
+		before := len(s.pending)
+		c.names1(s, line, loc, true)
+		s.pending = s.pending[:before]
+		return
+	}
 }
 
 // names1 applies the name rules to one identifier text.

@@ -426,6 +426,10 @@ func TestClassifyFreeText(t *testing.T) {
 		{name: "synoptic label not applicable", r: report(order(Coded{Code: "X", System: "L"}, "", obsText(Coded{Code: "Distant Metastasis (pM):"}, "Not applicable"))), want: none},
 		{name: "en dash joins words", r: textReport("LUMPECTOMY: INVASIVE DUCTAL CARCINOMA – ADDENDUM TO FOLLOW"), want: mal},
 		{name: "empty report", r: report(), want: none},
+		{name: "report title in upper case", r: textReport("SURGICAL PATHOLOGY REPORT\nDiagnosis: benign."), want: []string{TagPathology}, rule: "name-pathology"},
+		{name: "report title CT", r: textReport("CT CHEST WITH CONTRAST\nIMPRESSION: No acute process."), want: []string{TagImaging}},
+		{name: "lower-case first line is not a title", r: textReport("Biopsy recommended.\nNo other findings."), want: none},
+		{name: "huge value is analysed in chunks", r: textReport(strings.Repeat("Benign tissue. ", 5000) + "Metastatic melanoma."), want: mal},
 	})
 }
 
