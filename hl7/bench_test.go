@@ -140,3 +140,16 @@ func BenchmarkAllocsPerField(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFieldValues reads the unescaped value of every field of an
+// already-parsed 2 KB ORU^R01 (308 fields): the cost of access alone.
+func BenchmarkFieldValues(b *testing.B) {
+	m, err := Parse(loadFixture(b, "oru_r01_v251.hl7"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		touchValues(m)
+	}
+}
