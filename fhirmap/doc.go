@@ -17,10 +17,11 @@
 //     correction of the same order) updates the same resources instead of
 //     creating duplicates.
 //
-// Every Bundle is marshalled with github.com/google/fhir/go's jsonformat and
-// then parsed back with its validating unmarshaller (required fields, primitive
-// formats, reference types) before it is returned; a Bundle that does not
-// validate is an error (ErrInvalidBundle), never output.
+// Every Bundle is validated with github.com/google/fhir/go's validator
+// (fhirvalidate: required fields, primitive formats, reference types) and
+// marshalled with its jsonformat marshaller; a Bundle that does not validate
+// is an error (ErrInvalidBundle), never output. Validate re-parses JSON with
+// the validating unmarshaller; the tests do that for every Bundle produced.
 //
 // Bundle is a pure function of its arguments: no clock, no randomness, no I/O.
 // The same message, release and options always produce the same bytes.

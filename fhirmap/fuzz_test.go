@@ -44,8 +44,8 @@ func FuzzBundle(f *testing.F) {
 			}
 			return
 		}
-		if len(out) == 0 {
-			t.Fatal("empty output without error")
+		if err := Validate(out); err != nil {
+			t.Fatalf("output does not re-parse: %v", err)
 		}
 	})
 }
