@@ -1,0 +1,157 @@
+package router
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// testPKI is a CA with a server certificate for 127.0.0.1 and a client
+// certificate, written as PEM files under a temporary directory.
+type testPKI struct {
+	caFile, serverCert, serverKey, clientCert, clientKey string
+	pool                                                 *x509.CertPool
+	serverPair                                           tls.Certificate
+}
+
+func newTestPKI(t *testing.T) *testPKI {
+	t.Helper()
+	dir := t.TempDir()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "resultgate test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	p := &testPKI{pool: x509.NewCertPool()}
+	p.pool.AddCert(ca)
+	write := func(name, typ string, der []byte) string {
+		f := filepath.Join(dir, name)
+		if err := os.WriteFile(f, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	p.caFile = write("ca.pem", "CERTIFICATE", caDER)
+	leaf := func(serial int64, cn string, usage x509.ExtKeyUsage, ips []net.IP) (certFile, keyFile string, pair tls.Certificate) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: ips,
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kder, err := x509.MarshalECPrivateKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		certFile = write(cn+".pem", "CERTIFICATE", der)
+		keyFile = write(cn+"-key.pem", "EC PRIVATE KEY", kder)
+		pair, err = tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return certFile, keyFile, pair
+	}
+	p.serverCert, p.serverKey, p.serverPair = leaf(2, "nats-server", x509.ExtKeyUsageServerAuth, []net.IP{net.ParseIP("127.0.0.1")})
+	p.clientCert, p.clientKey, _ = leaf(3, "resultgate-client", x509.ExtKeyUsageClientAuth, nil)
+	return p
+}
+
+// TestConnectTLS connects to an external (not embedded) JetStream server that
+// requires mutual TLS, as with --nats-url and the CA/cert options.
+func TestConnectTLS(t *testing.T) {
+	pki := newTestPKI(t)
+	srv, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
+		JetStream: true, StoreDir: t.TempDir(),
+		TLS: true, TLSVerify: true, TLSTimeout: 5,
+		TLSConfig: &tls.Config{
+			Certificates: []tls.Certificate{pki.serverPair}, ClientCAs: pki.pool,
+			ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12,
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("TLS server not ready")
+	}
+	url := "tls://" + srv.Addr().String()
+
+	nc, err := Connect(testCtx(t), ConnConfig{URL: url, CAFile: pki.caFile, CertFile: pki.clientCert, KeyFile: pki.clientKey, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatalf("Connect with mutual TLS: %v", err)
+	}
+	defer nc.Close()
+	if !nc.TLSRequired() {
+		t.Error("connection is not TLS")
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureStreams(testCtx(t), js, StreamsConfig{}); err != nil {
+		t.Fatalf("EnsureStreams over TLS: %v", err)
+	}
+	if err := Ready(testCtx(t), js); err != nil {
+		t.Fatalf("Ready over TLS: %v", err)
+	}
+
+	// Without the client certificate the server refuses the connection.
+	if nc2, err := Connect(testCtx(t), ConnConfig{URL: url, CAFile: pki.caFile}); err == nil {
+		nc2.Close()
+		t.Fatal("Connect without a client certificate succeeded")
+	}
+	// Without the CA the server's certificate is not trusted.
+	if nc3, err := Connect(testCtx(t), ConnConfig{URL: url, CertFile: pki.clientCert, KeyFile: pki.clientKey}); err == nil {
+		nc3.Close()
+		t.Fatal("Connect without the CA succeeded")
+	} else if !strings.Contains(err.Error(), "connecting to NATS") {
+		t.Errorf("error not wrapped: %v", err)
+	}
+}
+
+// TestEnsureStreamsReplicasOnSingleNode: R3 asked of a single server fails,
+// naming the stream, rather than silently storing one copy.
+func TestEnsureStreamsReplicasOnSingleNode(t *testing.T) {
+	tj := startTestJS(t, "os")
+	err := EnsureStreams(testCtx(t), tj.js, StreamsConfig{Replicas: 3})
+	if err == nil {
+		t.Fatal("EnsureStreams with 3 replicas on one server succeeded")
+	}
+	if !strings.Contains(err.Error(), "ensuring stream HL7_IN") {
+		t.Errorf("error does not name the stream: %v", err)
+	}
+}
