@@ -51,7 +51,9 @@ func (a *API) putConsent(w http.ResponseWriter, r *http.Request, p auth.Principa
 		operationOutcome(w, http.StatusBadRequest, "invalid", "the body is not JSON")
 		return nil
 	}
-	res, err := a.svc.PutConsent(r.Context(), router.ConsentPut{Consent: body, By: p.Name})
+	// ?patient= names the patient as senders identify them in PID-3
+	// (ID^^^AUTHORITY) when the Consent's patient.identifier does not.
+	res, err := a.svc.PutConsent(r.Context(), router.ConsentPut{Consent: body, By: p.Name, Patient: r.URL.Query().Get("patient")})
 	if err != nil {
 		if errors.Is(err, router.ErrBadRequest) || !isKnown(err) {
 			// The Consent reader's messages name the element; they carry no PHI

@@ -1,0 +1,307 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/resultgate/resultgate/auth"
+	"github.com/resultgate/resultgate/config"
+	"github.com/resultgate/resultgate/internal/testutil"
+	"github.com/resultgate/resultgate/router"
+)
+
+// apiEnv is a running resultgate with the Kentucky preset and one token per role.
+type apiEnv struct {
+	app    *App
+	base   string
+	tokens map[string]string
+}
+
+func newAPIEnv(t *testing.T) *apiEnv {
+	t.Helper()
+	cfg, err := config.Parse([]byte(`
+policy:
+  time_zone: America/New_York
+  jurisdiction: US-KY
+  jurisdictions:
+    US-KY:
+      statute: US-KY-KRS-333.152
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := testConfig(t, t.TempDir())
+	cfg.DataDir, cfg.Durability, cfg.MLLP, cfg.HTTP, cfg.NATS = base.DataDir, base.Durability, base.MLLP, base.HTTP, base.NATS
+	tokFile := filepath.Join(cfg.DataDir, "tokens.yaml")
+	toks := map[string]string{}
+	for _, u := range []struct {
+		key, name string
+		role      auth.Role
+		provider  string
+	}{
+		{"clinician", "Dr Delta", auth.RoleClinician, "D001"},
+		{"other", "Dr Echo", auth.RoleClinician, "D002"},
+		{"oncall", "Dr Night", auth.RoleOnCall, ""},
+		{"compliance", "Compliance Office", auth.RoleCompliance, ""},
+		{"admin", "Integration Team", auth.RoleAdmin, ""},
+	} {
+		tok, err := auth.NewToken(tokFile, u.name, u.role, u.provider, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		toks[u.key] = tok
+	}
+	a := New(cfg, zerolog.Nop())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		a.Stop(ctx)
+	})
+	return &apiEnv{app: a, base: "http://" + a.HTTPAddr().String(), tokens: toks}
+}
+
+type apiResp struct {
+	status int
+	body   map[string]any
+	raw    string
+}
+
+func (e *apiEnv) do(t *testing.T, who, method, path, ctype string, body []byte, hdr ...string) apiResp {
+	t.Helper()
+	req, err := http.NewRequest(method, e.base+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok, ok := e.tokens[who]; ok {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	} else if who != "" {
+		req.Header.Set("Authorization", "Bearer "+who)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	r := apiResp{status: resp.StatusCode, raw: string(raw)}
+	_ = json.Unmarshal(raw, &r.body)
+	return r
+}
+
+func (e *apiEnv) heldPathology(t *testing.T, id string) string {
+	t.Helper()
+	sendAll(t, e.app.MLLPAddr().String(), msg(pathORU, id))
+	var holdID string
+	testutil.Eventually(t, 15*time.Second, "hold for "+id, func() bool {
+		hs, _ := e.app.Service().ListHolds(context.Background(), router.HoldFilter{Provider: "D001"})
+		for _, h := range hs {
+			if h.Inbound.ControlID == id {
+				holdID = h.ID
+				return true
+			}
+		}
+		return false
+	})
+	return holdID
+}
+
+func TestAPIRolesAndErrors(t *testing.T) {
+	e := newAPIEnv(t)
+	h1 := e.heldPathology(t, "API1")
+	h2 := e.heldPathology(t, "API2")
+	jsonCT := "application/json"
+
+	tests := []struct {
+		name, who, method, path, ctype, body string
+		hdr                                  []string
+		status                               int
+		code                                 string
+	}{
+		{"no token", "", "GET", "/api/holds", "", "", nil, 401, "unauthorized"},
+		{"unknown token", auth.TokenPrefix + "nope", "GET", "/api/holds", "", "", nil, 401, "unauthorized"},
+		{"admin may not list holds", "admin", "GET", "/api/holds", "", "", nil, 403, "forbidden"},
+		{"compliance may not release", "compliance", "POST", "/api/holds/" + h1 + "/release", jsonCT, `{}`, nil, 403, "forbidden"},
+		{"oncall may not use the clinician release", "oncall", "POST", "/api/holds/" + h1 + "/release", jsonCT, `{}`, nil, 403, "forbidden"},
+		{"clinician may not override", "clinician", "POST", "/api/holds/" + h1 + "/override", jsonCT, `{"reason":"x"}`, nil, 403, "forbidden"},
+		{"other clinician may not read", "other", "GET", "/api/holds/" + h1, "", "", nil, 403, "forbidden"},
+		{"other clinician may not release", "other", "POST", "/api/holds/" + h1 + "/release", jsonCT, `{}`, nil, 403, "forbidden"},
+		{"other clinician may not list another's holds", "other", "GET", "/api/holds?provider=D001", "", "", nil, 403, "forbidden"},
+		{"unknown hold", "oncall", "GET", "/api/holds/h0000000000000000000000000", "", "", nil, 404, "not_found"},
+		{"malformed json", "clinician", "POST", "/api/holds/" + h1 + "/release", jsonCT, `{"reason":`, nil, 400, "bad_request"},
+		{"unknown field", "clinician", "POST", "/api/holds/" + h1 + "/release", jsonCT, `{"reasn":"x"}`, nil, 400, "bad_request"},
+		{"form post refused", "clinician", "POST", "/api/holds/" + h1 + "/release", "application/x-www-form-urlencoded", `reason=x`, nil, 415, "unsupported_media_type"},
+		{"cross-origin refused", "clinician", "POST", "/api/holds/" + h1 + "/release", jsonCT, `{}`, []string{"Origin", "https://evil.example"}, 403, "cross_origin"},
+		{"too large", "clinician", "POST", "/api/holds/" + h1 + "/release", jsonCT, `{"reason":"` + strings.Repeat("x", 2<<20) + `"}`, nil, 413, "too_large"},
+		{"override needs reason", "oncall", "POST", "/api/holds/" + h2 + "/override", jsonCT, `{"reason":"  "}`, nil, 422, "reason_required"},
+		{"determination needs reason", "clinician", "POST", "/api/orders/FL-X/hold", jsonCT, `{}`, nil, 422, "reason_required"},
+		{"bad deadline filter", "oncall", "GET", "/api/holds?deadline_before=tomorrow", "", "", nil, 400, "bad_request"},
+		{"bad limit", "oncall", "GET", "/api/holds?limit=0", "", "", nil, 400, "bad_request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.do(t, tt.who, tt.method, tt.path, tt.ctype, []byte(tt.body), tt.hdr...)
+			if r.status != tt.status || r.body["error"] != tt.code || r.body["reason"] == "" {
+				t.Errorf("got %d %.200s, want %d %s with a reason", r.status, r.raw, tt.status, tt.code)
+			}
+		})
+	}
+
+	// The worklist: the ordering clinician sees both holds, soonest deadline first,
+	// with tags and bases; the other clinician sees none.
+	r := e.do(t, "clinician", "GET", "/api/holds", "", nil)
+	holds, _ := r.body["holds"].([]any)
+	if r.status != 200 || len(holds) != 2 {
+		t.Fatalf("clinician worklist: %d %s", r.status, r.raw)
+	}
+	first := holds[0].(map[string]any)
+	if !strings.Contains(r.raw, `"state-law"`) || !strings.Contains(r.raw, `"malignancy"`) || first["remaining"] == "" {
+		t.Errorf("worklist rows lack bases/tags/remaining: %s", r.raw)
+	}
+	if r := e.do(t, "other", "GET", "/api/holds", "", nil); !strings.Contains(r.raw, `"total":0`) {
+		t.Errorf("other clinician sees holds: %s", r.raw)
+	}
+	r = e.do(t, "oncall", "GET", "/api/holds?limit=1", "", nil)
+	if r.body["next_offset"] != float64(1) || r.body["total"] != float64(2) {
+		t.Errorf("pagination: %s", r.raw)
+	}
+
+	// Reading a hold shows evidence and the report text, and is audited.
+	r = e.do(t, "clinician", "GET", "/api/holds/"+h1, "", nil)
+	if r.status != 200 || !strings.Contains(r.raw, "invasive ductal carcinoma") || !strings.Contains(r.raw, `"evidence"`) {
+		t.Fatalf("hold detail: %d %.500s", r.status, r.raw)
+	}
+
+	// The ordering clinician releases h1 with a note; a second release conflicts.
+	r = e.do(t, "clinician", "POST", "/api/holds/"+h1+"/release", jsonCT, []byte(`{"note_to_patient":"Dr Delta will call you today."}`))
+	if r.status != 200 || r.body["state"] != "released" {
+		t.Fatalf("release: %d %s", r.status, r.raw)
+	}
+	r = e.do(t, "clinician", "POST", "/api/holds/"+h1+"/release", jsonCT, []byte(`{}`))
+	if r.status != 409 || r.body["error"] != "already_released" {
+		t.Errorf("second release: %d %s", r.status, r.raw)
+	}
+	// On call overrides h2 with a reason.
+	r = e.do(t, "oncall", "POST", "/api/holds/"+h2+"/override", jsonCT, []byte(`{"reason":"patient asked at the ED; discussed with oncology"}`))
+	if r.status != 200 || r.body["state"] != "released" {
+		t.Fatalf("override: %d %s", r.status, r.raw)
+	}
+
+	// The audit trail has the read, the denials, the release and the override.
+	r = e.do(t, "compliance", "GET", "/api/audit", "", nil)
+	if r.status != 200 {
+		t.Fatalf("audit: %d %s", r.status, r.raw)
+	}
+	for _, want := range []string{`"kind":"access"`, `"kind":"denied"`, `"kind":"override"`, `"actor":"Dr Delta"`, `"actor":"Dr Echo"`, "patient asked at the ED"} {
+		if !strings.Contains(r.raw, want) {
+			t.Errorf("audit trail lacks %s", want)
+		}
+	}
+	if strings.Contains(r.raw, "MRN-E2E") || strings.Contains(r.raw, "TESTPATIENT") {
+		t.Error("audit trail contains patient identifiers")
+	}
+	if r := e.do(t, "clinician", "GET", "/api/audit", "", nil); r.status != 403 {
+		t.Errorf("clinician read the audit trail: %d", r.status)
+	}
+}
+
+func TestAPIConsent(t *testing.T) {
+	e := newAPIEnv(t)
+	good, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "testdata", "consent", "until-clinician-review.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.do(t, "admin", "POST", "/fhir/Consent", "application/fhir+json", good)
+	if r.status != 400 || !strings.Contains(r.raw, "no patient identifier") {
+		t.Errorf("Consent naming only Patient/example-1: %d %s", r.status, r.raw)
+	}
+	r = e.do(t, "admin", "POST", "/fhir/Consent?patient=MRN-E2E-C1%5E%5E%5EGENHOSP", "application/fhir+json", good)
+	if r.status != 201 {
+		t.Fatalf("POST Consent: %d %s", r.status, r.raw)
+	}
+	bad := bytes.Replace(good, []byte(`"status": "active"`), []byte(`"status": "sometimes"`), 1)
+	r = e.do(t, "admin", "POST", "/fhir/Consent", "application/fhir+json", bad)
+	if r.status != 400 || r.body["resourceType"] != "OperationOutcome" {
+		t.Errorf("invalid Consent: %d %s", r.status, r.raw)
+	}
+	r = e.do(t, "admin", "POST", "/fhir/Consent", "application/fhir+json", []byte(`{"resourceType":`))
+	if r.status != 400 || r.body["resourceType"] != "OperationOutcome" {
+		t.Errorf("malformed Consent: %d %s", r.status, r.raw)
+	}
+	if r := e.do(t, "compliance", "POST", "/fhir/Consent", "application/fhir+json", good); r.status != 403 {
+		t.Errorf("compliance posted a Consent: %d", r.status)
+	}
+	r = e.do(t, "clinician", "GET", "/fhir/Consent?patient=MRN-E2E-C1%5E%5E%5EGENHOSP", "", nil)
+	if r.status != 200 || r.body["total"] != float64(1) || !strings.Contains(r.raw, "rg-clinician-review") {
+		t.Errorf("search Consent: %d %s", r.status, r.raw)
+	}
+	r = e.do(t, "admin", "GET", "/fhir/Consent", "", nil)
+	if r.status != 400 || r.body["resourceType"] != "OperationOutcome" {
+		t.Errorf("search without patient: %d %s", r.status, r.raw)
+	}
+}
+
+// TestConsentHoldsAndRevokeReleases: a patient's Consent on file (deny pathology
+// until clinician review) holds a pathology result that no statute would hold;
+// revoking it releases the result.
+func TestConsentHoldsAndRevokeReleases(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	tokFile := filepath.Join(cfg.DataDir, "tokens.yaml")
+	adminTok, err := auth.NewToken(tokFile, "Portal", auth.RoleAdmin, "", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startApp(t, cfg)
+	e := &apiEnv{app: a, base: "http://" + a.HTTPAddr().String(), tokens: map[string]string{"admin": adminTok}}
+	consent, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "testdata", "consent", "until-clinician-review.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const patient = "/fhir/Consent?patient=MRN-E2E-CON1%5E%5E%5EGENHOSP"
+	if r := e.do(t, "admin", "POST", patient, "application/fhir+json", consent); r.status != 201 {
+		t.Fatalf("POST Consent: %d %s", r.status, r.raw)
+	}
+	holdID := e.heldPathology(t, "CON1")
+	h, err := a.Service().GetHold(context.Background(), holdID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Bases) != 1 || h.Bases[0].Kind != "patient-request" {
+		t.Fatalf("bases = %+v, want patient-request", h.Bases)
+	}
+	if n, _, _ := feed(t, a.JetStream(), "portal.hl7.", "CON1"); n != 0 {
+		t.Fatal("held result in the feed")
+	}
+	revoked := bytes.Replace(consent, []byte(`"status": "active"`), []byte(`"status": "inactive"`), 1)
+	if r := e.do(t, "admin", "POST", patient, "application/fhir+json", revoked); r.status != 201 {
+		t.Fatalf("POST revoked Consent: %d %s", r.status, r.raw)
+	}
+	testutil.Eventually(t, 15*time.Second, "released after revocation", func() bool {
+		n, _, _ := feed(t, a.JetStream(), "portal.hl7.", "CON1")
+		return n == 1
+	})
+	_, hdr, _ := feed(t, a.JetStream(), "portal.hl7.", "CON1")
+	if hdr[router.HeaderReleasePath] != string(router.PathPatientRevoked) {
+		t.Errorf("release path %q, want patient-revoked", hdr[router.HeaderReleasePath])
+	}
+}
