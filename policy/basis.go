@@ -8,10 +8,10 @@ import (
 
 // Citations recorded on bases.
 const (
-	CitationPatientRequest = "45 CFR 171.202(e) (privacy exception: respecting an individual's request not to share information)"
-	CitationPreventingHarm = "45 CFR 171.201 (preventing harm exception)"
+	CitationPatientRequest = "patient's own request to delay (ONC information-blocking FAQ; 85 FR 25813); 45 CFR 171.202(e)"
+	CitationPreventingHarm = "45 CFR 171.201 (preventing harm: individualized determination by a licensed health care professional)"
 	CitationSenderFlag     = "HL7 v2 OBX-26 patient results release category (table 0909)"
-	CitationDataError      = "HL7 v2 OBX-11 observation result status (table 0085)"
+	CitationDataError      = "45 CFR 171.201 (preventing harm: data known or reasonably suspected to be misidentified, corrupt or erroneous); HL7 v2 OBX-11 (table 0085)"
 )
 
 // patientRequest returns one basis per deny provision of the patient's
