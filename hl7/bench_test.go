@@ -48,6 +48,7 @@ func BenchmarkParse(b *testing.B) {
 	data := loadFixture(b, "oru_r01_v251.hl7")
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	for b.Loop() {
 		if _, err := Parse(data); err != nil {
 			b.Fatal(err)
@@ -62,6 +63,7 @@ func BenchmarkParseFullAccess(b *testing.B) {
 	data := loadFixture(b, "oru_r01_v251.hl7")
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	for b.Loop() {
 		m, err := Parse(data)
 		if err != nil {
@@ -79,6 +81,7 @@ func BenchmarkParseDeepAccess(b *testing.B) {
 	data := loadFixture(b, "oru_r01_v251.hl7")
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	for b.Loop() {
 		m, err := Parse(data)
 		if err != nil {
@@ -96,6 +99,7 @@ func BenchmarkParseTyped(b *testing.B) {
 	data := loadFixture(b, "oru_r01_v251.hl7")
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	for b.Loop() {
 		m, err := Parse(data)
 		if err != nil {
@@ -130,6 +134,7 @@ func BenchmarkAllocsPerField(b *testing.B) {
 		b.Run(fmt.Sprintf("obx=%d", n), func(b *testing.B) {
 			b.SetBytes(int64(len(data)))
 			b.ReportAllocs()
+			defer reportCPU(b)()
 			for b.Loop() {
 				m, err := Parse(data)
 				if err != nil {
@@ -149,6 +154,7 @@ func BenchmarkFieldValues(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	for b.Loop() {
 		touchValues(m)
 	}
