@@ -93,7 +93,9 @@ func SplitBatch(data []byte) (*Batch, error) {
 		}
 		line++
 		id := ""
-		if len(seg) >= 3 && (len(seg) == 3 || !isUpperDigit(seg[3])) {
+		// A header or MSH is its three letters followed by a delimiter-like
+		// character (or nothing): "MSH is" in wrapped text starts nothing.
+		if len(seg) >= 3 && (len(seg) == 3 || (seg[3] >= 0x21 && seg[3] <= 0x7E && !isUpperDigit(seg[3]) && !(seg[3] >= 'a' && seg[3] <= 'z'))) {
 			id = string(seg[:3])
 		}
 		if afterFTS {

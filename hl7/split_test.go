@@ -31,6 +31,7 @@ func TestSplitMessages(t *testing.T) {
 		{"BOM before batch", "\xEF\xBB\xBFBHS|^~\\&\r" + m1 + "BTS|1\r", []string{m1}},
 		{"trailing blank after FTS", "FHS|^~\\&\r" + m1 + "FTS|1\r\n\n", []string{m1}},
 		{"BTS without BHS is tolerated", m1 + "BTS|1\r", []string{m1}},
+		{"wrapped text line starting with MSH", "MSH|^~\\&|A\nOBX|1|TX|C||see the\nMSH segment\n", []string{"MSH|^~\\&|A\nOBX|1|TX|C||see the\nMSH segment\n"}},
 		{"custom field separator", "MSH!$r?@!A\rPID!1\rMSH!$r?@!B\r", []string{"MSH!$r?@!A\rPID!1\r", "MSH!$r?@!B\r"}},
 	}
 	for _, tt := range tests {
