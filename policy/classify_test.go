@@ -359,6 +359,8 @@ func TestClassifyFreeText(t *testing.T) {
 		{name: "post carcinoma not identified", r: textReport("Carcinoma not identified."), want: none, mod: "negated: not identified"},
 		{name: "post malignancy was ruled out", r: textReport("Malignancy was ruled out."), want: none},
 		{name: "post malignant cells absent", r: textReport("Malignant cells: absent."), want: none},
+		{name: "post metastases are not seen", r: textReport("Metastases are not seen."), want: none},
+		{name: "known history of is history", r: textReport("Known history of prostate cancer with rising PSA."), want: none, mod: "history"},
 		{name: "post lymphoma is negative", r: textReport("Flow cytometry for lymphoma is negative."), want: none},
 		{name: "coordinated list all negated", r: textReport("Negative for high-grade dysplasia or carcinoma."), want: none},
 		{name: "coordinated list of three", r: textReport("No evidence of lymphoma, leukemia, or metastatic carcinoma."), want: none},
