@@ -157,30 +157,22 @@ func isDigits(s string) bool {
 	return true
 }
 
-// coding builds one Coding from a CWE triplet, or nil when it has neither a
-// code nor a display.
+// coding builds one Coding from a CWE triplet, or nil when it has no code
+// (a display alone is not a coding; concept keeps it as text).
 func coding(id, display, system string) *d4.Coding {
 	c := code(id)
-	d := str(display)
-	if c == "" && d == nil {
-		return nil
-	}
-	out := &d4.Coding{Display: d}
-	if c != "" {
-		out.Code = &d4.Code{Value: c}
-		if sys := systemFor(system); sys != "" {
-			out.System = &d4.Uri{Value: sys}
-		}
-	}
 	if c == "" {
-		// A display without a code is not a coding; the caller keeps it as text.
 		return nil
+	}
+	out := &d4.Coding{Code: &d4.Code{Value: c}, Display: str(display)}
+	if sys := systemFor(system); sys != "" {
+		out.System = &d4.Uri{Value: sys}
 	}
 	return out
 }
 
-// component reads component c of a CWE-like value. When sub is true the value
-// is itself a component (CWE inside a composite), read from subcomponents.
+// cweReader reads component c of a CWE-like value (from a field's components,
+// or from a component's subcomponents when the CWE is nested).
 type cweReader func(c int) string
 
 // concept maps a CE/CWE/CNE/CF value to a CodeableConcept (v2-to-FHIR
@@ -216,11 +208,6 @@ func concept(get cweReader) *d4.CodeableConcept {
 
 // fieldCWE reads a CWE field (first repetition) component by component.
 func fieldCWE(f hl7.Field) cweReader { return f.Component }
-
-// subCWE reads a CWE that is component c of a composite, from subcomponents.
-func subCWE(f hl7.Field, c int) cweReader {
-	return func(s int) string { return f.Sub(c, s) }
-}
 
 // conceptText returns a CodeableConcept holding only text, or nil.
 func conceptText(s string) *d4.CodeableConcept {
@@ -342,7 +329,7 @@ const (
 type hl7Time struct {
 	t    time.Time
 	prec precision
-	tz   string // "Z" or "+hh:mm"
+	tz   string // the offset as written or implied: "Z" or "+hh:mm"
 }
 
 var dtmRe = regexp.MustCompile(`^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,4}))?([+-]\d{4})?$`)
@@ -392,7 +379,6 @@ func parseDTM(s string, loc *time.Location) (hl7Time, bool) {
 		nsec = us * 1000
 	}
 	l := loc
-	tz := ""
 	if mm[8] != "" {
 		sign := 1
 		if mm[8][0] == '-' {
@@ -410,7 +396,7 @@ func parseDTM(s string, loc *time.Location) (hl7Time, bool) {
 	if t.Day() != d || t.Month() != time.Month(mo) {
 		return hl7Time{}, false // e.g. 31 April
 	}
-	tz = offsetString(t, mm[8] == "" && loc == time.UTC)
+	tz := offsetString(t, mm[8] == "" && loc == time.UTC)
 	if !validOffset(t) {
 		return hl7Time{}, false
 	}
