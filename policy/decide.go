@@ -192,6 +192,37 @@ func (d Decision) Ended(now, reviewedAt time.Time) bool {
 	return true
 }
 
+// EndsAt returns when a hold ends if a clinician reviews it at reviewedAt
+// (zero: nobody reviews): the latest end over its bases, where a basis that a
+// review ends ends at the later of the review and its NotBefore, and any
+// other at its deadline. It is zero for a release or withdrawal. The router
+// uses it to schedule the release after an acknowledgement.
+func (d Decision) EndsAt(reviewedAt time.Time) time.Time {
+	if d.Action != ActionHold {
+		return time.Time{}
+	}
+	var end time.Time
+	for _, b := range d.Bases {
+		e := b.Deadline
+		if b.ReviewEnds && !reviewedAt.IsZero() {
+			r := reviewedAt
+			if b.NotBefore.After(r) {
+				r = b.NotBefore
+			}
+			if r.Before(e) {
+				e = r
+			}
+		}
+		if e.After(end) {
+			end = e
+		}
+	}
+	if end.IsZero() || end.After(d.Deadline) {
+		end = d.Deadline
+	}
+	return end
+}
+
 // Engine decides releases under one configuration. It is safe for concurrent
 // use; build it once with NewEngine.
 type Engine struct {

@@ -546,6 +546,52 @@ func TestDecisionEnded(t *testing.T) {
 	}
 }
 
+func TestDecisionEndsAt(t *testing.T) {
+	e, err := NewEngine(ky())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// KY earlier-of (deadline 2026-03-05T14:30Z) and a patient later-of 24 h
+	// (not before 2026-03-03T15:00Z, maximum 10 d).
+	d := e.Decide(Input{Report: rep(), Classification: cls(TagPathology, TagMalignancy), Now: tRecv,
+		Preference: pref(UntilLaterOf, 24*time.Hour, 10*day, tagCode(TagMalignancy))})
+	sender := e.Decide(Input{Report: rep(flag("SID")), Classification: cls(), Now: tRecv})
+	tests := []struct {
+		name     string
+		d        Decision
+		reviewed time.Time
+		want     string
+	}{
+		{"no review: the hard deadline", d, time.Time{}, "2026-03-12T15:00:00Z"},
+		{"review before the patient's delay: ends when the delay passes", d, tRecv.Add(time.Hour), "2026-03-03T15:00:00Z"},
+		{"review after the delay: ends at the review", d, utc("2026-03-04T09:00:00Z"), "2026-03-04T09:00:00Z"},
+		{"review cannot shorten an elapsed basis", sender, tRecv, "2026-03-03T14:30:00Z"},
+		{"a release never ends", Decision{Action: ActionRelease}, tRecv, "0001-01-01T00:00:00Z"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.d.EndsAt(tt.reviewed).UTC().Format(time.RFC3339); got != tt.want {
+				t.Errorf("EndsAt = %s, want %s (bases %v)", got, tt.want, basesSummary(tt.d))
+			}
+		})
+	}
+}
+
+func BenchmarkDecide(b *testing.B) {
+	e, err := NewEngine(ky())
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := Input{Report: rep(flag("SIDC", "H")), Classification: cls(TagPathology, TagMalignancy, TagNewCancer), Now: tRecv,
+		Preference: pref(UntilLaterOf, 24*time.Hour, 10*day, pathologyPart), Determinations: []Determination{{PatientID: "MRN1", By: "x", Role: "y", Reason: "z", At: tRecv}}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if d := e.Decide(in); d.Action != ActionHold {
+			b.Fatal(d.Action)
+		}
+	}
+}
+
 func TestDecideNilReport(t *testing.T) {
 	e, _ := NewEngine(Config{})
 	d := e.Decide(Input{Now: tRecv})
