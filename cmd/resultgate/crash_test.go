@@ -158,7 +158,8 @@ func TestServeSIGKILLLosesNothingAcknowledged(t *testing.T) {
 	if testing.Short() {
 		t.Skip("subprocess crash test; skipped with -short")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 75*time.Second)
+	resultgateBinary(t) // build first: the time bounds below are for the test itself
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	dir := t.TempDir()
 	tmpls := crashTemplates(t)
@@ -240,6 +241,7 @@ func TestServeSIGTERMUnderLoadLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("subprocess shutdown test; skipped with -short")
 	}
+	resultgateBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	dir := t.TempDir()

@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# measure.sh reproduces the intake figures in docs/BENCHMARKS.md on this machine:
+#
+#   a  `resultgate serve --durability os` under `resultgate bench --conns 8
+#      --count $COUNT` with the 2 KB ORU fixture: msg/s, p50/p90/p99/max
+#   b  simple-hl7's MLLP server (interop/ack-server.js: ACKs, stores nothing)
+#      under the same bench, in the same round as a; ratio a/b per round
+#   c  `resultgate serve --durability fsync` under bench (--count $FSYNC_COUNT)
+#      against the raw JetStream sync-always publish rate (8 synchronous
+#      publishers, BenchmarkRawJetStreamPublish/fsync) in the same round; ratio
+#   d  RSS of `serve` (VmRSS from /proc/PID/status) every $RSS_EVERY s during a
+#      $RSS_COUNT-message bench, durability os
+#   e  peak RSS increase (VmHWM) of `serve` for one message just under the 16 MiB
+#      maximum frame
+#
+# Each of a-c runs $ROUNDS rounds, each round on a fresh data directory; the
+# summary quotes medians. Everything listens on 127.0.0.1 and every run ends by
+# itself. Usage: interop/measure.sh [OUTDIR]   (env: ROUNDS COUNT FSYNC_COUNT
+# RSS_COUNT RSS_EVERY SECTIONS=abcde PROFILE=1 for a CPU profile of the intake)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=${1:-$(mktemp -d /tmp/resultgate-measure.XXXXXX)}
+ROUNDS=${ROUNDS:-3}
+COUNT=${COUNT:-100000}
+FSYNC_COUNT=${FSYNC_COUNT:-3000}
+RSS_COUNT=${RSS_COUNT:-1000000}
+RSS_EVERY=${RSS_EVERY:-5}
+SECTIONS=${SECTIONS:-abcde}
+FIXTURE=$ROOT/testdata/hl7/oru_r01_v251.hl7
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+echo "measure.sh: results in $OUT"
+
+{
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "go: $(go version)"
+  echo "node: $(node --version 2>/dev/null || echo none)"
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+  echo "nproc: $(nproc)"
+  echo "kernel: $(uname -r)"
+  echo "commit: ${GIT_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
+  echo "data disk: $(df -h "$OUT" | tail -1)"
+} | tee "$OUT/machine.txt"
+
+go build -o "$OUT/resultgate" ./cmd/resultgate
+go test -c -o "$OUT/cmd.test" ./cmd/resultgate
+RG=$OUT/resultgate
+
+# Processes this script started, stopped on exit.
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+# wait_line FILE PATTERN: wait (bounded, 60 s) until FILE has a line matching.
+wait_line() {
+  for _ in $(seq 600); do
+    grep -q "$2" "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "timed out waiting for '$2' in $1" >&2
+  cat "$1" >&2
+  return 1
+}
+
+# start_serve DURABILITY NAME: start serve on a fresh data dir; sets SERVE_PID, MLLP.
+start_serve() {
+  local dir=$OUT/data-$2 log=$OUT/$2.serve.log
+  rm -rf "$dir"
+  "$RG" serve --data "$dir" --mllp-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 \
+    --nats-addr 127.0.0.1:-1 --log-format json --durability "$1" 2>"$log" &
+  SERVE_PID=$!
+  PIDS+=("$SERVE_PID")
+  wait_line "$log" '"resultgate started"'
+  MLLP=$(grep '"resultgate started"' "$log" | sed 's/.*"mllp":"\([^"]*\)".*/\1/')
+}
+
+# stop_pid PID: SIGTERM and wait (bounded, 40 s).
+stop_pid() {
+  kill -TERM "$1" 2>/dev/null || true
+  for _ in $(seq 400); do
+    kill -0 "$1" 2>/dev/null || { wait "$1" 2>/dev/null || true; return 0; }
+    sleep 0.1
+  done
+  echo "process $1 did not stop; killing" >&2
+  kill -KILL "$1" 2>/dev/null || true
+}
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+
+bench() { # bench ADDR COUNT OUTFILE
+  "$RG" bench --addr "$1" --conns 8 --count "$2" --json "$FIXTURE" >"$3"
+  cat "$3"
+}
+
+if [[ $SECTIONS == *a* || $SECTIONS == *b* ]]; then
+  for r in $(seq "$ROUNDS"); do
+    echo "== round $r: a) resultgate serve --durability os"
+    start_serve os "a$r"
+    bench "$MLLP" "$COUNT" "$OUT/a_serve_os_$r.json"
+    stop_pid "$SERVE_PID"
+    rm -rf "$OUT/data-a$r"
+    echo "== round $r: b) simple-hl7 server (ACK only)"
+    node "$ROOT/interop/ack-server.js" 0 127.0.0.1 >"$OUT/b$r.node.log" 2>&1 &
+    NODE_PID=$!
+    PIDS+=("$NODE_PID")
+    wait_line "$OUT/b$r.node.log" listening
+    ADDR=$(sed -n 's/.*"listening":"\([^"]*\)".*/\1/p' "$OUT/b$r.node.log")
+    bench "$ADDR" "$COUNT" "$OUT/b_simplehl7_$r.json"
+    stop_pid "$NODE_PID"
+  done
+fi
+
+if [[ $SECTIONS == *c* ]]; then
+  for r in $(seq "$ROUNDS"); do
+    echo "== round $r: c) raw JetStream sync-always publish, 8 publishers, $FSYNC_COUNT msgs"
+    RESULTGATE_BENCH_DIR=$OUT "$OUT/cmd.test" -test.run '^$' -test.bench 'RawJetStreamPublish/fsync$' \
+      -test.benchtime "${FSYNC_COUNT}x" -test.count 1 | tee "$OUT/c_raw_fsync_$r.txt"
+    echo "== round $r: c) resultgate serve --durability fsync"
+    start_serve fsync "c$r"
+    bench "$MLLP" "$FSYNC_COUNT" "$OUT/c_serve_fsync_$r.json"
+    stop_pid "$SERVE_PID"
+    rm -rf "$OUT/data-c$r"
+  done
+fi
+
+if [[ $SECTIONS == *d* ]]; then
+  echo "== d) RSS during $RSS_COUNT messages (durability os), every ${RSS_EVERY}s"
+  start_serve os d
+  echo -e "seconds\tsent_approx\tvmrss_kb" >"$OUT/d_rss.tsv"
+  echo -e "0\t0\t$(rss_kb "$SERVE_PID")" >>"$OUT/d_rss.tsv"
+  "$RG" bench --addr "$MLLP" --conns 8 --count "$RSS_COUNT" --json "$FIXTURE" >"$OUT/d_bench.json" &
+  BENCH_PID=$!
+  PIDS+=("$BENCH_PID")
+  t0=$(date +%s)
+  while kill -0 "$BENCH_PID" 2>/dev/null; do
+    sleep "$RSS_EVERY" # sampling interval, not synchronisation
+    kill -0 "$BENCH_PID" 2>/dev/null || break
+    acked=$(curl -s "http://$(grep '"resultgate started"' "$OUT/d.serve.log" | sed 's/.*"http":"\([^"]*\)".*/\1/')/metrics" 2>/dev/null |
+      awk '/^resultgate_intake_acked_total / {print $2}')
+    echo -e "$(($(date +%s) - t0))\t${acked:-?}\t$(rss_kb "$SERVE_PID")" | tee -a "$OUT/d_rss.tsv"
+  done
+  wait "$BENCH_PID" || true
+  echo -e "$(($(date +%s) - t0))\tend\t$(rss_kb "$SERVE_PID")" | tee -a "$OUT/d_rss.tsv"
+  echo "VmHWM_kb $(hwm_kb "$SERVE_PID")" | tee -a "$OUT/d_rss.tsv"
+  cat "$OUT/d_bench.json"
+  stop_pid "$SERVE_PID"
+  rm -rf "$OUT/data-d"
+fi
+
+if [[ $SECTIONS == *e* ]]; then
+  echo "== e) one message just under the 16 MiB maximum frame"
+  big=$OUT/big.hl7
+  size=$((16 * 1024 * 1024 - 4096))
+  prefix=$'MSH|^~\\&|BIGLAB|BIGFAC|RG|HOSP|20260101120000||ORU^R01^ORU_R01|BIG-1|P|2.5.1\rPID|1||BIG1^^^HOSP^MR||BIG^PATIENT||19700101|F\rOBR|1|ORD1|FIL1|11529-5^Surgical path^LN|||20260101\rOBX|1|ED|11529-5^Report^LN||^application^pdf^Base64^'
+  { printf "%s" "$prefix"; head -c $((size - ${#prefix} - 20)) /dev/zero | tr '\0' 'A'; printf '||||||F\r'; } >"$big"
+  echo "message bytes: $(wc -c <"$big")"
+  start_serve os e
+  "$RG" send --addr "$MLLP" --quiet "$FIXTURE" # warm up: first message, stream created
+  before_rss=$(rss_kb "$SERVE_PID")
+  before_hwm=$(hwm_kb "$SERVE_PID")
+  "$RG" send --addr "$MLLP" --ack-timeout 60s --quiet "$big"
+  after_rss=$(rss_kb "$SERVE_PID")
+  after_hwm=$(hwm_kb "$SERVE_PID")
+  {
+    echo "message_bytes $(wc -c <"$big")"
+    echo "before_vmrss_kb $before_rss"
+    echo "before_vmhwm_kb $before_hwm"
+    echo "after_vmrss_kb $after_rss"
+    echo "after_vmhwm_kb $after_hwm"
+    echo "peak_increase_kb $((after_hwm - before_rss))"
+  } | tee "$OUT/e_bigmsg.txt"
+  stop_pid "$SERVE_PID"
+  rm -rf "$OUT/data-e" "$big"
+fi
+
+if [[ ${PROFILE:-0} == 1 ]]; then
+  echo "== CPU profile of the in-process intake (durability os, 8 conns, 50000 msgs)"
+  RESULTGATE_BENCH_DIR=$OUT "$OUT/cmd.test" -test.run '^$' -test.bench 'ServeInProcess/os$' \
+    -test.benchtime 50000x -test.count 1 -test.cpuprofile "$OUT/cpu.out" | tee "$OUT/profile_bench.txt"
+  go tool pprof -top -nodecount 40 "$OUT/cmd.test" "$OUT/cpu.out" >"$OUT/cpu_top.txt" 2>/dev/null
+  go tool pprof -top -cum -nodecount 60 "$OUT/cmd.test" "$OUT/cpu.out" >"$OUT/cpu_cum.txt" 2>/dev/null
+  head -50 "$OUT/cpu_top.txt"
+fi
+
+python3 - "$OUT" <<'EOF' | tee "$OUT/summary.txt"
+import glob, json, os, re, statistics, sys
+out = sys.argv[1]
+def load(pat):
+    res = {}
+    for f in glob.glob(os.path.join(out, pat)):
+        r = int(re.search(r'_(\d+)\.(json|txt)$', f).group(1))
+        res[r] = f
+    return res
+def med(xs): return statistics.median(xs) if xs else float('nan')
+def fmt(rs):
+    keys = ['msg_per_sec', 'p50_ms', 'p90_ms', 'p99_ms', 'max_ms']
+    return '  '.join(f"{k}={med([x[k] for x in rs]):.3f}" for k in keys)
+a = {r: json.load(open(f)) for r, f in load('a_serve_os_*.json').items()}
+b = {r: json.load(open(f)) for r, f in load('b_simplehl7_*.json').items()}
+if a:
+    for r in sorted(a): print(f"a round {r}: serve os        {a[r]['msg_per_sec']:.0f} msg/s p50 {a[r]['p50_ms']} p90 {a[r]['p90_ms']} p99 {a[r]['p99_ms']} max {a[r]['max_ms']} accepted {a[r]['accepted']}/{a[r]['sent']}")
+    print("a median:", fmt(list(a.values())))
+if b:
+    for r in sorted(b): print(f"b round {r}: simple-hl7      {b[r]['msg_per_sec']:.0f} msg/s p50 {b[r]['p50_ms']} p90 {b[r]['p90_ms']} p99 {b[r]['p99_ms']} max {b[r]['max_ms']} accepted {b[r]['accepted']}/{b[r]['sent']}")
+    print("b median:", fmt(list(b.values())))
+    ratios = [a[r]['msg_per_sec'] / b[r]['msg_per_sec'] for r in sorted(set(a) & set(b))]
+    print("a/b throughput ratio per round:", ' '.join(f"{x:.2f}" for x in ratios), f"median {med(ratios):.2f}")
+craw = {}
+for r, f in load('c_raw_fsync_*.txt').items():
+    m = re.search(r'([\d.]+) msg/s', open(f).read())
+    if m: craw[r] = float(m.group(1))
+cs = {r: json.load(open(f)) for r, f in load('c_serve_fsync_*.json').items()}
+if cs:
+    for r in sorted(cs): print(f"c round {r}: raw JetStream fsync {craw.get(r, float('nan')):.0f} msg/s, serve fsync {cs[r]['msg_per_sec']:.0f} msg/s p50 {cs[r]['p50_ms']} p99 {cs[r]['p99_ms']}")
+    ratios = [cs[r]['msg_per_sec'] / craw[r] for r in sorted(set(cs) & set(craw))]
+    print(f"c median: raw {med(list(craw.values())):.0f} msg/s, serve {fmt(list(cs.values()))}")
+    print("c serve/raw ratio per round:", ' '.join(f"{x:.2f}" for x in ratios), f"median {med(ratios):.2f}")
+EOF
