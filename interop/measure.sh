@@ -41,6 +41,7 @@ echo "measure.sh: results in $OUT"
   echo "kernel: $(uname -r)"
   echo "commit: ${GIT_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
   echo "data disk: $(df -h "$OUT" | tail -1)"
+  echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$OUT/machine.txt"
 
 go build -o "$OUT/resultgate" ./cmd/resultgate
@@ -88,6 +89,12 @@ stop_pid() {
   kill -KILL "$1" 2>/dev/null || true
 }
 
+# cpu_ticks PID: user+system CPU time of PID in clock ticks (1/100 s).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# cpu_per_msg PID BEFORE COUNT: CPU µs per message since BEFORE ticks.
+cpu_per_msg() { echo $(( ($(cpu_ticks "$1") - $2) * 10000 / $3 )); }
+
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 
@@ -100,7 +107,9 @@ if [[ $SECTIONS == *a* || $SECTIONS == *b* ]]; then
   for r in $(seq "$ROUNDS"); do
     echo "== round $r: a) resultgate serve --durability os"
     start_serve os "a$r"
+    t0=$(cpu_ticks "$SERVE_PID")
     bench "$MLLP" "$COUNT" "$OUT/a_serve_os_$r.json"
+    echo "serve CPU µs/msg: $(cpu_per_msg "$SERVE_PID" "$t0" "$COUNT")" | tee "$OUT/a_cpu_$r.txt"
     stop_pid "$SERVE_PID"
     rm -rf "$OUT/data-a$r"
     echo "== round $r: b) simple-hl7 server (ACK only)"
@@ -109,7 +118,9 @@ if [[ $SECTIONS == *a* || $SECTIONS == *b* ]]; then
     PIDS+=("$NODE_PID")
     wait_line "$OUT/b$r.node.log" listening
     ADDR=$(sed -n 's/.*"listening":"\([^"]*\)".*/\1/p' "$OUT/b$r.node.log")
+    t0=$(cpu_ticks "$NODE_PID")
     bench "$ADDR" "$COUNT" "$OUT/b_simplehl7_$r.json"
+    echo "simple-hl7 CPU µs/msg: $(cpu_per_msg "$NODE_PID" "$t0" "$COUNT")" | tee "$OUT/b_cpu_$r.txt"
     stop_pid "$NODE_PID"
   done
 fi
@@ -186,6 +197,8 @@ if [[ ${PROFILE:-0} == 1 ]]; then
   head -50 "$OUT/cpu_top.txt"
 fi
 
+echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/machine.txt"
+
 python3 - "$OUT" <<'EOF' | tee "$OUT/summary.txt"
 import glob, json, os, re, statistics, sys
 out = sys.argv[1]
@@ -209,6 +222,9 @@ if b:
     print("b median:", fmt(list(b.values())))
     ratios = [a[r]['msg_per_sec'] / b[r]['msg_per_sec'] for r in sorted(set(a) & set(b))]
     print("a/b throughput ratio per round:", ' '.join(f"{x:.2f}" for x in ratios), f"median {med(ratios):.2f}")
+for name, pat in (('serve', 'a_cpu_*.txt'), ('simple-hl7', 'b_cpu_*.txt')):
+    xs = [int(open(f).read().split()[-1]) for f in load(pat).values()]
+    if xs: print(f"{name} CPU µs/msg per round: {sorted(xs)} median {med(xs):.0f}")
 craw = {}
 for r, f in load('c_raw_fsync_*.txt').items():
     m = re.search(r'([\d.]+) msg/s', open(f).read())
