@@ -774,7 +774,7 @@ func escapeIDPart(b *strings.Builder, s string) {
 
 // headerSafe replaces CR and LF, which would break a NATS header, with spaces.
 func headerSafe(s string) string {
-	if strings.IndexAny(s, "\r\n") < 0 {
+	if !strings.ContainsAny(s, "\r\n") {
 		return s
 	}
 	return strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
