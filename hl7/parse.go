@@ -320,7 +320,7 @@ func msh18(b []byte, d Delimiters) string {
 			b = b[:j]
 		}
 	}
-	return strings.TrimSpace(string(b))
+	return strings.TrimSpace(bytesToString(b)) // b is part of the private copy: never modified
 }
 
 // nameCount counts segment occurrences without a map.
