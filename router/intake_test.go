@@ -606,3 +606,46 @@ func TestIntakeLogsNoPHI(t *testing.T) {
 		}
 	}
 }
+
+// TestIntakeSurvivesRestart: what got AA before a restart of the embedded
+// server (fsync durability) is still stored after it, and a resend after the
+// restart is still recognised as a duplicate (the window is persisted).
+func TestIntakeSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	start := func() (func(), jetstream.JetStream) {
+		srv, err := StartEmbedded(EmbeddedConfig{DataDir: dir, Durability: config.DurabilityFsync, Logger: zerolog.Nop()})
+		if err != nil {
+			t.Fatalf("StartEmbedded: %v", err)
+		}
+		nc, err := Connect(testCtx(t), ConnConfig{Server: srv})
+		if err != nil {
+			t.Fatal(err)
+		}
+		js, _ := jetstream.New(nc)
+		if err := EnsureStreams(testCtx(t), js, StreamsConfig{}); err != nil {
+			t.Fatal(err)
+		}
+		return func() { nc.Close(); srv.Shutdown(); srv.WaitForShutdown() }, js
+	}
+	stop, js := start()
+	in := NewIntake(js, IntakeConfig{PartitionSecret: testSecret}, zerolog.Nop())
+	for i := range 10 {
+		if a := parseACK(t, in.HandleMessage(context.Background(), testPeer, oru("HOSP", "ORU^R01", fmt.Sprintf("RS-%d", i), ""))); a.code != "AA" {
+			t.Fatalf("message %d: %+v", i, a)
+		}
+	}
+	stop()
+
+	stop, js = start()
+	defer stop()
+	if n := streamMsgs(t, js, StreamHL7In); n != 10 {
+		t.Fatalf("after restart HL7_IN holds %d messages, want 10", n)
+	}
+	in = NewIntake(js, IntakeConfig{PartitionSecret: testSecret}, zerolog.Nop())
+	if a := parseACK(t, in.HandleMessage(context.Background(), testPeer, oru("HOSP", "ORU^R01", "RS-3", ""))); a.code != "AA" {
+		t.Fatalf("resend after restart: %+v", a)
+	}
+	if n := streamMsgs(t, js, StreamHL7In); n != 10 || in.Stats().Duplicates != 1 {
+		t.Fatalf("resend after restart: HL7_IN holds %d, duplicates %d; want 10 and 1", n, in.Stats().Duplicates)
+	}
+}
