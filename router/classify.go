@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,8 +22,9 @@ import (
 type Policy interface {
 	// Report builds the policy's view of a parsed message (policy.FromHL7).
 	Report(m *hl7.Message) (*policy.Report, error)
-	// Classify tags the report; priorMalignancy is the patient's history.
-	Classify(r *policy.Report, priorMalignancy bool) policy.Classification
+	// Classify tags the report; h answers whether the patient had a
+	// malignancy before (it reads storage only when asked).
+	Classify(r *policy.Report, h policy.History) policy.Classification
 	// Decide returns the release decision.
 	Decide(in policy.Input) policy.Decision
 	// ParseConsent reads a FHIR R4 Consent into the patient's preference.
@@ -179,15 +181,35 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 		in.provider = r.Orders[0].OrderingProvider
 	}
 
+	// The lookups are independent: run them at once (latency is what limits
+	// a partition, which handles one message at a time).
+	var (
+		existing   *Hold
+		holdErr    error
+		entry      OrderEntry
+		found      bool
+		orderErr   error
+		pref       *policy.Preference
+		consentRev uint64
+		prefErr    error
+		dets       []policy.Determination
+		detsErr    error
+		wg         sync.WaitGroup
+	)
+	wg.Add(3)
+	go func() { defer wg.Done(); existing, holdErr = s.holds.Get(ctx, in.holdID) }()
+	go func() { defer wg.Done(); entry, found, orderErr = s.orders.Get(ctx, in.orderKey) }()
+	go func() { defer wg.Done(); pref, consentRev, prefErr = s.preferenceRev(ctx, in.patientKey) }()
+	dets, detsErr = s.determinations(ctx, in.orderKey, r.PatientID)
+	wg.Wait()
 	// A re-run: the hold exists already, or the index says this very message
-	// was released. Finish the idempotent follow-ups and ack.
-	if existing, err := s.holds.Get(ctx, in.holdID); err == nil {
+	// was handled. Finish the idempotent follow-ups and ack.
+	if holdErr == nil {
 		return s.finishHold(ctx, in, existing, nil)
-	} else if !errors.Is(err, ErrHoldNotFound) {
-		return err
+	} else if !errors.Is(holdErr, ErrHoldNotFound) {
+		return holdErr
 	}
-	entry, found, err := s.orders.Get(ctx, in.orderKey)
-	if err != nil {
+	if err := errors.Join(orderErr, prefErr, detsErr); err != nil {
 		return err
 	}
 	var prior *policy.Prior
@@ -205,33 +227,35 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 			}
 		}
 	}
-	hist, err := s.history.Get(ctx, in.patientKey)
-	if err != nil {
-		return err
+	hist := &lazyHistory{ctx: ctx, store: s.history, key: in.patientKey}
+	c := s.policy.Classify(r, hist)
+	if hist.err != nil {
+		return hist.err
 	}
-	pref, consentRev, err := s.preferenceRev(ctx, in.patientKey)
-	if err != nil {
-		return err
-	}
-	dets, err := s.determinations(ctx, in.orderKey, r.PatientID)
-	if err != nil {
-		return err
-	}
-	c := s.policy.Classify(r, hist.Malignancy)
 	d := s.policy.Decide(policy.Input{
 		Report: r, Classification: c, Preference: pref, Determinations: dets, Prior: prior,
 		Facility: m.MSH().SendingFacility.NamespaceID, Now: in.now,
 	})
 	s.metrics.decision(string(d.Action))
-	if err := s.audit.Record(ctx, "dec-"+in.holdID, AuditEvent{
-		Kind: AuditDecision, At: in.now, HoldID: in.holdID, PatientKey: in.patientKey, OrderKey: in.orderKey,
-		MsgID: msgID, ControlID: in.ref.ControlID, InboundSeq: in.ref.Seq,
-		Action: string(d.Action), Disposition: d.Disposition, Tags: c.Tags, RulesetVersion: d.RulesetVersion,
-		Bases: toBases(d.Bases), Deadline: d.Deadline, Notify: string(d.Notify),
-		Actor: "resultgate", Role: RoleSystem,
-	}); err != nil {
-		return err
-	}
+	// The decision's audit event is written alongside the outputs; the ack
+	// waits for both.
+	auditDone := make(chan error, 1)
+	go func() {
+		auditDone <- s.audit.Record(ctx, "dec-"+in.holdID, AuditEvent{
+			Kind: AuditDecision, At: in.now, HoldID: in.holdID, PatientKey: in.patientKey, OrderKey: in.orderKey,
+			MsgID: msgID, ControlID: in.ref.ControlID, InboundSeq: in.ref.Seq,
+			Action: string(d.Action), Disposition: d.Disposition, Tags: c.Tags, RulesetVersion: d.RulesetVersion,
+			Bases: toBases(d.Bases), Deadline: d.Deadline, Notify: string(d.Notify),
+			Actor: "resultgate", Role: RoleSystem,
+		})
+	}()
+	err = s.applyDecision(ctx, in, c, d, prior, consentRev, len(dets))
+	return errors.Join(err, <-auditDone)
+}
+
+// applyDecision writes the outputs of decision d for message in.
+func (s *Service) applyDecision(ctx context.Context, in *inboundContext, c policy.Classification, d policy.Decision, prior *policy.Prior, consentRev uint64, nDets int) error {
+	msgID, m := in.ref.MsgID, in.msg
 	if c.Has(policy.TagMalignancy) {
 		if err := s.history.MarkMalignancy(ctx, in.patientKey, msgID, in.now); err != nil {
 			return err
@@ -247,7 +271,7 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 		if err := s.finishHold(ctx, in, stored, prior); err != nil {
 			return err
 		}
-		changed, err := s.inputsChanged(ctx, stored, consentRev, len(dets))
+		changed, err := s.inputsChanged(ctx, stored, consentRev, nDets)
 		if err != nil {
 			return err
 		}

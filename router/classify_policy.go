@@ -41,14 +41,8 @@ func (p *policyAdapter) Report(m *hl7.Message) (*policy.Report, error) {
 	return policy.FromHL7(m, p.loc)
 }
 
-// priorHistory answers the classifier's history question with what the router
-// read from the patients bucket before classifying (no I/O in policy).
-type priorHistory bool
-
-func (h priorHistory) PriorMalignancy(string) bool { return bool(h) }
-
-func (p *policyAdapter) Classify(r *policy.Report, prior bool) policy.Classification {
-	return p.cls.Classify(r, priorHistory(prior))
+func (p *policyAdapter) Classify(r *policy.Report, h policy.History) policy.Classification {
+	return p.cls.Classify(r, h)
 }
 
 func (p *policyAdapter) Decide(in policy.Input) policy.Decision { return p.eng.Decide(in) }

@@ -143,17 +143,26 @@ func (g *Gate) emit(ctx context.Context, r emitRequest) error {
 		hdr.Set(HeaderControlID, r.inbound.ControlID)
 	}
 	hdr.Set(HeaderInboundSeq, strconv.FormatUint(r.inbound.Seq, 10))
+	var bundle []byte
 	if g.fhir != nil {
-		bundle, err := g.fhir(r.msg, r.holdID, r.rel, r.bases, r.patientKey)
+		b, err := g.fhir(r.msg, r.holdID, r.rel, r.bases, r.patientKey)
 		if err != nil {
 			// The mapping is deterministic: retrying cannot fix it.
 			return permanent(DeadFHIR, fmt.Errorf("mapping hold %s to FHIR: %w", r.holdID, err))
 		}
-		if err := g.publish(ctx, SubjectPortalFHIRPrefix+r.inbound.Partition, "rel-"+r.holdID+"-fhir", hdr, bundle); err != nil {
-			return err
-		}
+		bundle = b
 	}
-	if err := g.publish(ctx, SubjectPortalHL7Prefix+r.inbound.Partition, "rel-"+r.holdID+"-hl7", hdr, r.raw); err != nil {
+	// Both publishes at once: each waits for its own PubAck.
+	fhirErr := make(chan error, 1)
+	go func() {
+		if bundle == nil {
+			fhirErr <- nil
+			return
+		}
+		fhirErr <- g.publish(ctx, SubjectPortalFHIRPrefix+r.inbound.Partition, "rel-"+r.holdID+"-fhir", hdr, bundle)
+	}()
+	hl7Err := g.publish(ctx, SubjectPortalHL7Prefix+r.inbound.Partition, "rel-"+r.holdID+"-hl7", hdr, r.raw)
+	if err := errors.Join(<-fhirErr, hl7Err); err != nil {
 		return err
 	}
 	g.m.releases(r.rel.Path)

@@ -85,7 +85,7 @@ func (p *testPolicy) Report(m *hl7.Message) (*policy.Report, error) {
 	return r, nil
 }
 
-func (p *testPolicy) Classify(r *policy.Report, prior bool) policy.Classification {
+func (p *testPolicy) Classify(r *policy.Report, h policy.History) policy.Classification {
 	c := policy.Classification{RulesetVersion: "test-1"}
 	for _, o := range r.Orders {
 		if o.ServiceSection == "SP" && !c.Has(policy.TagPathology) {
@@ -95,7 +95,7 @@ func (p *testPolicy) Classify(r *policy.Report, prior bool) policy.Classificatio
 			for _, t := range x.Texts {
 				if strings.Contains(t.Value, "carcinoma") && !c.Has(policy.TagMalignancy) {
 					c.Tags = append(c.Tags, policy.Tag{Tag: policy.TagMalignancy, Evidence: []policy.Evidence{{Segment: "OBX", Field: "OBX-5", Rule: "test.carcinoma", Match: "carcinoma"}}})
-					if !prior {
+					if h == nil || !h.PriorMalignancy(r.PatientID) {
 						c.Tags = append(c.Tags, policy.Tag{Tag: policy.TagNewCancer})
 					}
 				}
@@ -188,14 +188,14 @@ var pipeSecret = []byte("test-secret-0123456789")
 
 // pipeEnv is one NATS server with the streams and a pipeline (or several).
 type pipeEnv struct {
-	t      *testing.T
+	t      testing.TB
 	js     *testJS
 	clock  *fakeClock
 	policy *testPolicy
 	cfg    PipelineConfig
 }
 
-func newPipeEnv(t *testing.T, mod ...func(*PipelineConfig)) *pipeEnv {
+func newPipeEnv(t testing.TB, mod ...func(*PipelineConfig)) *pipeEnv {
 	t.Helper()
 	e := &pipeEnv{t: t, js: startTestJS(t, config.DurabilityOS), clock: newFakeClock(), policy: &testPolicy{}}
 	hc := DefaultHoldsConfig()
