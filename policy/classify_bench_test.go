@@ -121,3 +121,34 @@ func BenchmarkNewClassifier(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkParse measures hl7.Parse alone on the same message, to separate the
+// parser's share from FromHL7's.
+func BenchmarkParse(b *testing.B) {
+	data := benchMessage(b)
+	b.ReportAllocs()
+	start := cpuTime()
+	for b.Loop() {
+		if _, err := hl7.Parse(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportCPU(b, start)
+}
+
+// BenchmarkParseFromHL7 measures hl7.Parse + FromHL7 (no classification).
+func BenchmarkParseFromHL7(b *testing.B) {
+	data := benchMessage(b)
+	b.ReportAllocs()
+	start := cpuTime()
+	for b.Loop() {
+		m, err := hl7.Parse(data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := FromHL7(m, time.UTC); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportCPU(b, start)
+}

@@ -12,14 +12,19 @@ import (
 // ErrNilMessage is returned by FromHL7 for a nil message.
 var ErrNilMessage = errors.New("policy: nil HL7 message")
 
-// FromHL7 builds the policy's view of a parsed result message. It groups the
-// message with the ORU^R01 rules (hl7.Message.Group, which also serves ORF,
-// OUL and MDM messages that carry OBX), reads PID-3 and PID-15, every order
-// (ORC/OBR with its NTE, OBX with their NTE, and OBX under SPM), and every
-// DG1. Times without a UTC offset are read in loc (the sender's zone; UTC when
-// nil). An unparseable OBR-22 leaves FinalizedAt zero, so the decision falls
-// back to the receipt time and says so. ReceivedAt and Jurisdiction are left
-// for the caller.
+// FromHL7 builds the policy's view of a parsed result message in one pass
+// over its segments, with the ORU^R01 grouping rules (which also fit ORF, OUL
+// and MDM messages that carry OBX): an ORC opens an order group, an OBR
+// fills it (or opens one), an OBX belongs to the current order (one without
+// OBR is made for an OBX before any OBR), an NTE belongs to the OBX or OBR
+// before it, OBX after SPM belong to the order. It reads PID-3 and PID-15 and
+// every DG1-3. Times without a UTC offset are read in loc (the sender's zone;
+// UTC when nil). An unparseable OBR-22 leaves FinalizedAt zero, so the
+// decision falls back to the receipt time and says so. ReceivedAt and
+// Jurisdiction are left for the caller.
+//
+// It reads fields directly (hl7.Segment.Field) rather than through the typed
+// views, which read every field: this is the classify step's hot path.
 func FromHL7(m *hl7.Message, loc *time.Location) (*Report, error) {
 	if m == nil {
 		return nil, ErrNilMessage
@@ -28,42 +33,111 @@ func FromHL7(m *hl7.Message, loc *time.Location) (*Report, error) {
 		loc = time.UTC
 	}
 	r := &Report{ControlID: m.ControlID()}
-	g := m.Group()
-	for pi := range g.Patients {
-		p := &g.Patients[pi]
-		if p.PID != nil && r.PatientID == "" {
-			pid := p.Patient()
-			if id, ok := pid.Identifier(""); ok {
-				r.PatientID = id.ID
-				if a := id.AssigningAuthority.String(); a != "" {
-					r.PatientID += "^^^" + a
-				}
+	if pid, ok := m.PID(); ok {
+		if id, ok := pid.Identifier(""); ok {
+			r.PatientID = id.ID
+			if a := id.AssigningAuthority.String(); a != "" {
+				r.PatientID += "^^^" + a
 			}
-			r.Language = pid.PrimaryLanguage.Code
 		}
-		for oi := range p.Orders {
-			r.Orders = append(r.Orders, fromOrder(&p.Orders[oi], loc))
+		r.Language = pid.PrimaryLanguage.Code
+	}
+	cur, obs := -1, -1 // current order and observation indexes
+	var orc *hl7.Segment
+	newOrder := func() {
+		r.Orders = append(r.Orders, Order{})
+		cur, obs = len(r.Orders)-1, -1
+		if orc != nil {
+			o := &r.Orders[cur]
+			o.Loc = segLoc(orc, "")
+			o.PlacerID = orc.Field(2).Component(1)
+			o.FillerID = orc.Field(3).Component(1)
+			o.OrderingProvider = orc.Field(12).Component(1)
 		}
 	}
-	if r.PatientID == "" {
-		if pid, ok := m.PID(); ok {
-			if id, ok := pid.Identifier(""); ok {
-				r.PatientID = id.ID
-				if a := id.AssigningAuthority.String(); a != "" {
-					r.PatientID += "^^^" + a
-				}
+	for _, s := range m.Segments() {
+		switch s.Name() {
+		case "ORC":
+			orc = s
+			newOrder()
+		case "OBR":
+			if cur < 0 || r.Orders[cur].Service.Loc.Segment != "" || len(r.Orders[cur].Observations) > 0 || orc == nil {
+				newOrder()
 			}
-			r.Language = pid.PrimaryLanguage.Code
+			fillOBR(&r.Orders[cur], s, loc)
+			orc = nil
+		case "OBX":
+			if cur < 0 {
+				newOrder()
+			}
+			o := &r.Orders[cur]
+			o.Observations = append(o.Observations, fromOBX(s, loc))
+			obs = len(o.Observations) - 1
+		case "NTE":
+			if cur < 0 {
+				continue // patient-level note
+			}
+			t := noteText(s)
+			if t == "" {
+				continue
+			}
+			o := &r.Orders[cur]
+			if obs >= 0 {
+				o.Observations[obs].Notes = append(o.Observations[obs].Notes, Text{Value: t, Loc: segLoc(s, "NTE-3")})
+			} else {
+				o.Notes = append(o.Notes, Text{Value: t, Loc: segLoc(s, "NTE-3")})
+			}
+		case "SPM":
+			obs = -1
+		case "DG1":
+			if cd := fromField(s.Field(3), segLoc(s, "DG1-3")); cd.Code != "" || cd.Text != "" {
+				r.Diagnoses = append(r.Diagnoses, cd)
+			}
 		}
-	}
-	for _, s := range m.All("DG1") {
-		d := hl7.ReadDG1(s)
-		if d.Code.IsZero() {
-			continue
-		}
-		r.Diagnoses = append(r.Diagnoses, fromCWE(d.Code, segLoc(s, "DG1-3")))
 	}
 	return r, nil
+}
+
+// noteText is NTE-3 with its repetitions joined by line breaks.
+func noteText(s *hl7.Segment) string { return joinReps(s.Field(3)) }
+
+// joinReps returns every repetition of f unescaped, joined by "\n" (TX/FT
+// senders use repetitions as line breaks).
+func joinReps(f hl7.Field) string {
+	n := f.Reps()
+	switch n {
+	case 0:
+		return ""
+	case 1:
+		return f.Value()
+	}
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		if i > 1 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(f.Rep(i).Value())
+	}
+	return b.String()
+}
+
+func fillOBR(o *Order, s *hl7.Segment, loc *time.Location) {
+	o.Loc = segLoc(s, "")
+	if v := s.Field(2).Component(1); v != "" {
+		o.PlacerID = v
+	}
+	if v := s.Field(3).Component(1); v != "" {
+		o.FillerID = v
+	}
+	o.Service = fromField(s.Field(4), segLoc(s, "OBR-4"))
+	o.ServiceSection = strings.TrimSpace(s.Field(24).Component(1))
+	o.ServiceSectionLoc = segLoc(s, "OBR-24")
+	o.ResultStatus = strings.TrimSpace(s.Field(25).Component(1))
+	o.ObservedAt = parseTS(s.Field(7).Component(1), loc)
+	o.FinalizedAt = parseTS(s.Field(22).Component(1), loc)
+	if o.OrderingProvider == "" {
+		o.OrderingProvider = s.Field(16).Component(1)
+	}
 }
 
 func segLoc(s *hl7.Segment, field string) Location {
@@ -73,124 +147,86 @@ func segLoc(s *hl7.Segment, field string) Location {
 	return Location{Segment: s.Name(), Occurrence: s.Occurrence(), Field: field}
 }
 
-// fromCWE converts a coded element and its alternates.
-func fromCWE(c hl7.CWE, loc Location) Coded {
-	cd := Coded{Code: c.Code, Text: c.Text, System: c.System, Loc: loc}
-	if c.Text == "" && c.OriginalText != "" {
-		cd.Text = c.OriginalText
+// fromField reads the first repetition of a coded field (CE/CWE/CNE) with its
+// alternate triplets.
+func fromField(f hl7.Field, loc Location) Coded {
+	cd := Coded{Code: f.Component(1), Text: f.Component(2), System: f.Component(3), Loc: loc}
+	if f.Components() <= 1 {
+		return cd
 	}
-	if c.AltCode != "" || c.AltText != "" {
+	if cd.Text == "" {
+		cd.Text = f.Component(9)
+	}
+	if code, text := f.Component(4), f.Component(5); code != "" || text != "" {
 		l := loc
 		l.Field = loc.Field + ".4"
-		cd.Alt = append(cd.Alt, Coded{Code: c.AltCode, Text: c.AltText, System: c.AltSystem, Loc: l})
+		cd.Alt = append(cd.Alt, Coded{Code: code, Text: text, System: f.Component(6), Loc: l})
 	}
-	if c.SecondAltCode != "" || c.SecondAltText != "" {
+	if code, text := f.Component(10), f.Component(11); code != "" || text != "" {
 		l := loc
 		l.Field = loc.Field + ".10"
-		cd.Alt = append(cd.Alt, Coded{Code: c.SecondAltCode, Text: c.SecondAltText, System: c.SecondAltSystem, Loc: l})
+		cd.Alt = append(cd.Alt, Coded{Code: code, Text: text, System: f.Component(12), Loc: l})
 	}
 	return cd
 }
 
-func parseTS(ts hl7.TS, loc *time.Location) time.Time {
-	if ts.IsZero() {
+func parseTS(v string, loc *time.Location) time.Time {
+	if v == "" {
 		return time.Time{}
 	}
-	t, err := hl7.ParseTime(string(ts), loc)
+	t, err := hl7.ParseTime(v, loc)
 	if err != nil {
 		return time.Time{}
 	}
 	return t
 }
 
-func fromOrder(og *hl7.OrderGroup, loc *time.Location) Order {
-	var o Order
-	orc := og.Common()
-	if og.OBR != nil {
-		obr := og.Request()
-		o.Loc = segLoc(og.OBR, "")
-		o.PlacerID = obr.PlacerOrderNumber.ID
-		o.FillerID = obr.FillerOrderNumber.ID
-		o.Service = fromCWE(obr.UniversalServiceID, segLoc(og.OBR, "OBR-4"))
-		o.ServiceSection = strings.TrimSpace(obr.DiagnosticServiceSection)
-		o.ServiceSectionLoc = segLoc(og.OBR, "OBR-24")
-		o.ResultStatus = obr.ResultStatus
-		o.ObservedAt = parseTS(obr.ObservationDateTime, loc)
-		o.FinalizedAt = parseTS(obr.ResultsReportedAt, loc)
-		if len(obr.OrderingProviders) > 0 {
-			o.OrderingProvider = obr.OrderingProviders[0].ID
-		}
-	}
-	if orc.Seg != nil {
-		if o.PlacerID == "" {
-			o.PlacerID = orc.PlacerOrderNumber.ID
-		}
-		if o.FillerID == "" {
-			o.FillerID = orc.FillerOrderNumber.ID
-		}
-		if len(orc.OrderingProviders) > 0 && orc.OrderingProviders[0].ID != "" {
-			o.OrderingProvider = orc.OrderingProviders[0].ID
-		}
-		if o.Loc.Segment == "" {
-			o.Loc = segLoc(orc.Seg, "")
-		}
-	}
-	for _, n := range og.NTEs {
-		if t := hl7.ReadNTE(n).Comment; t != "" {
-			o.Notes = append(o.Notes, Text{Value: t, Loc: segLoc(n, "NTE-3")})
-		}
-	}
-	for i := range og.Observations {
-		ob := &og.Observations[i]
-		o.Observations = append(o.Observations, fromOBX(ob.OBX, ob.NTEs, loc))
-	}
-	for i := range og.Specimens {
-		for _, s := range og.Specimens[i].OBXs {
-			o.Observations = append(o.Observations, fromOBX(s, nil, loc))
-		}
-	}
-	return o
-}
-
 // codedTypes are OBX-2 value types read as coded values.
 var codedTypes = map[string]bool{"CE": true, "CWE": true, "CNE": true, "CF": true, "CV": true}
 
-func fromOBX(s *hl7.Segment, ntes []*hl7.Segment, loc *time.Location) Observation {
-	x := hl7.ReadOBX(s)
+// textTypes are OBX-2 value types read as text; an empty OBX-2 is read as text too.
+var textTypes = map[string]bool{"ST": true, "TX": true, "FT": true, "": true}
+
+func fromOBX(s *hl7.Segment, loc *time.Location) Observation {
 	ob := Observation{
-		SetID:           x.SetID,
-		ValueType:       x.ValueType,
-		ID:              fromCWE(x.Identifier, segLoc(s, "OBX-3")),
-		Status:          x.ResultStatus,
-		ObservedAt:      parseTS(x.ObservationDateTime, loc),
-		ReleaseCategory: x.ReleaseCategory,
-		AbnormalFlags:   x.AbnormalFlags,
+		SetID:           s.Field(1).Value(),
+		ValueType:       strings.TrimSpace(s.Field(2).Component(1)),
+		ID:              fromField(s.Field(3), segLoc(s, "OBX-3")),
+		Status:          strings.TrimSpace(s.Field(11).Component(1)),
+		ObservedAt:      parseTS(s.Field(14).Component(1), loc),
+		ReleaseCategory: s.Field(26).Component(1),
 		Loc:             segLoc(s, ""),
 	}
-	vt := strings.ToUpper(strings.TrimSpace(x.ValueType))
-	switch {
-	case codedTypes[vt]:
-		for i, c := range x.Coded() {
-			if c.IsZero() {
-				continue
+	if f := s.Field(8); !f.IsEmpty() {
+		for i := 1; i <= f.Reps(); i++ {
+			if v := f.Rep(i).Component(1); v != "" {
+				ob.AbnormalFlags = append(ob.AbnormalFlags, v)
 			}
-			field := "OBX-5"
-			if i > 0 {
-				field = "OBX-5(" + strconv.Itoa(i+1) + ")"
-			}
-			ob.Codes = append(ob.Codes, fromCWE(c, segLoc(s, field)))
-			if c.OriginalText != "" && c.Text != "" && c.OriginalText != c.Text {
-				ob.Texts = append(ob.Texts, Text{Value: c.OriginalText, Loc: segLoc(s, field+".9")})
-			}
-		}
-	case x.IsText():
-		if t := x.Text(); strings.TrimSpace(t) != "" {
-			ob.Texts = append(ob.Texts, Text{Value: t, Loc: segLoc(s, "OBX-5")})
 		}
 	}
-	for _, n := range ntes {
-		if t := hl7.ReadNTE(n).Comment; t != "" {
-			ob.Notes = append(ob.Notes, Text{Value: t, Loc: segLoc(n, "NTE-3")})
+	vt := strings.ToUpper(ob.ValueType)
+	f := s.Field(5)
+	switch {
+	case f.IsEmpty():
+	case codedTypes[vt]:
+		for i := 1; i <= f.Reps(); i++ {
+			field := "OBX-5"
+			if i > 1 {
+				field = "OBX-5(" + strconv.Itoa(i) + ")"
+			}
+			rep := f.Rep(i)
+			cd := fromField(rep, segLoc(s, field))
+			if cd.Code == "" && cd.Text == "" && len(cd.Alt) == 0 {
+				continue
+			}
+			ob.Codes = append(ob.Codes, cd)
+			if orig := rep.Component(9); orig != "" && cd.Text != "" && orig != cd.Text {
+				ob.Texts = append(ob.Texts, Text{Value: orig, Loc: segLoc(s, field+".9")})
+			}
+		}
+	case textTypes[vt]:
+		if t := joinReps(f); strings.TrimSpace(t) != "" {
+			ob.Texts = append(ob.Texts, Text{Value: t, Loc: segLoc(s, "OBX-5")})
 		}
 	}
 	return ob
