@@ -2,7 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 )
@@ -586,13 +585,4 @@ func earlierTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
-}
-
-func sortedTags(c Classification) []string {
-	var out []string
-	for _, t := range c.Tags {
-		out = append(out, t.Tag)
-	}
-	sort.Strings(out)
-	return out
 }
