@@ -49,6 +49,7 @@ type OrderGroup struct {
 	FT1s         []*Segment
 	CTIs         []*Segment
 	Specimens    []SpecimenGroup
+	SPMs         []*Segment // the SPM of each specimen group, for callers that need only those
 	Extra        []*Segment
 }
 
@@ -254,6 +255,7 @@ func (m *Message) Group() *ORU {
 				newOrder()
 			}
 			ord.Specimens = append(ord.Specimens, SpecimenGroup{SPM: s})
+			ord.SPMs = append(ord.SPMs, s)
 			spm = &ord.Specimens[len(ord.Specimens)-1]
 			ctx = ctxSpecimen
 			continue

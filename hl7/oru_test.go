@@ -39,7 +39,7 @@ func TestORUv251(t *testing.T) {
 	if len(o1.Observations) != 4 || len(o1.Observations[0].NTEs) != 1 || len(o1.Observations[1].NTEs) != 0 {
 		t.Fatalf("order 1 observations %d", len(o1.Observations))
 	}
-	if len(o1.Specimens) != 1 || len(o1.Specimens[0].OBXs) != 1 {
+	if len(o1.Specimens) != 1 || len(o1.Specimens[0].OBXs) != 1 || len(o1.SPMs) != 1 || o1.SPMs[0] != o1.Specimens[0].SPM {
 		t.Fatalf("specimens %d", len(o1.Specimens))
 	}
 	if len(o2.Observations) != 2 || len(o2.Observations[1].NTEs) != 1 || len(o2.Observations[1].Extra) != 1 {
