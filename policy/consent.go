@@ -81,9 +81,10 @@ type Preference struct {
 	ConsentID string `json:"consent_id,omitempty"`
 	// PatientIdentifier and PatientIdentifierSystem come from
 	// Consent.patient.identifier; PatientReference from Consent.patient.reference.
-	PatientIdentifier       string `json:"-"`
-	PatientIdentifierSystem string `json:"-"`
-	PatientReference        string `json:"-"`
+	// They are PHI: stored, never logged.
+	PatientIdentifier       string `json:"patient_identifier,omitempty"`
+	PatientIdentifierSystem string `json:"patient_identifier_system,omitempty"`
+	PatientReference        string `json:"patient_reference,omitempty"`
 	// Status is "active" or "inactive" (revoked).
 	Status string `json:"status"`
 	// Recorded is Consent.dateTime.

@@ -58,8 +58,8 @@ const (
 // configured default review period.
 type Determination struct {
 	// PatientID is the patient identifier as in Report.PatientID ("id^^^auth"
-	// or just "id"). Required.
-	PatientID string `json:"-"`
+	// or just "id"). Required. It is PHI: stored with the hold, never logged.
+	PatientID string `json:"patient_id"`
 	// OrderFiller limits the determination to one order (OBR-3/ORC-3, or the
 	// placer number); empty means every result for the patient.
 	OrderFiller string `json:"order_filler,omitempty"`
