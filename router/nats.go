@@ -71,7 +71,9 @@ type EmbeddedConfig struct {
 	MaxPayload int32
 	// ReadyTimeout bounds the wait for the server; default DefaultReadyTimeout.
 	ReadyTimeout time.Duration
-	// Logger receives the server's log lines (which carry no message content).
+	// Logger receives the server's log lines. Debug level enables the server's
+	// debug log (connections, JetStream events: no message content); the
+	// protocol trace, which would log payloads, is never enabled.
 	Logger zerolog.Logger
 }
 
@@ -92,7 +94,9 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 		SyncAlways: cfg.Durability != config.DurabilityOS,
 		DontListen: cfg.Listen == "",
 		Debug:      cfg.Logger.GetLevel() <= zerolog.DebugLevel,
-		Trace:      cfg.Logger.GetLevel() <= zerolog.TraceLevel,
+		// Never trace: nats-server's protocol trace logs message payloads,
+		// which are PHI.
+		Trace: false,
 	}
 	if opts.ServerName == "" {
 		opts.ServerName = "resultgate"

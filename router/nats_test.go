@@ -1,10 +1,13 @@
 package router
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -88,4 +91,55 @@ func TestConnectNoServer(t *testing.T) {
 	if !errors.Is(err, ErrNoServer) {
 		t.Fatalf("err = %v, want ErrNoServer", err)
 	}
+}
+
+// TestEmbeddedNeverTraces: at trace level the server's protocol trace would log
+// message payloads (PHI); it stays off, and no payload reaches the log.
+func TestEmbeddedNeverTraces(t *testing.T) {
+	var buf safeBuffer
+	srv, err := StartEmbedded(EmbeddedConfig{DataDir: t.TempDir(), Durability: config.DurabilityOS,
+		Logger: zerolog.New(&buf).Level(zerolog.TraceLevel)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
+	if srv.JetStreamConfig() == nil {
+		t.Fatal("no JetStream")
+	}
+	nc, err := Connect(testCtx(t), ConnConfig{Server: srv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if err := EnsureStreams(testCtx(t), js, StreamsConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(testCtx(t), InSubject("p00"), []byte("PID|1||SECRET-MRN-4711")); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), "SECRET-MRN-4711") {
+		t.Fatalf("server log contains the payload:\n%s", buf.String())
+	}
+	if !strings.Contains(buf.String(), `"component":"nats"`) {
+		t.Errorf("server logs do not go through the zerolog adapter:\n%.500s", buf.String())
+	}
+}
+
+// safeBuffer is a bytes.Buffer safe for the server's concurrent log writes.
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
