@@ -18,6 +18,10 @@ type SystemClock struct{}
 // Now returns time.Now().
 func (SystemClock) Now() time.Time { return time.Now() }
 
+// errNotDue means a deadline entry fired for a hold whose current deadline is
+// later; the view reschedules it when it sees the record.
+var errNotDue = errors.New("deadline not reached")
+
 // scheduleRetry is how long a failed scheduled action waits before the next
 // attempt (NATS unavailable, say).
 const scheduleRetry = 5 * time.Second
@@ -60,8 +64,15 @@ func (s *Service) fire(ctx context.Context, e timerEntry, now time.Time) error {
 	case timerDeadline:
 		_, err := s.gate.Release(ctx, e.id, ReleaseInfo{
 			Path: PathDeadline, Actor: "resultgate", Role: RoleSystem, Reason: "hard deadline reached", At: now,
-		}, nil)
-		if errors.Is(err, ErrAlreadyReleased) || errors.Is(err, ErrHoldClosed) || errors.Is(err, ErrHoldNotFound) {
+		}, func(h *Hold) error {
+			// The view may lag a re-evaluation that moved the deadline: the
+			// record read inside the compare-and-set decides.
+			if now.Before(h.Deadline) {
+				return errNotDue
+			}
+			return nil
+		})
+		if errors.Is(err, ErrAlreadyReleased) || errors.Is(err, ErrHoldClosed) || errors.Is(err, ErrHoldNotFound) || errors.Is(err, errNotDue) {
 			return nil
 		}
 		if err == nil {
