@@ -77,6 +77,16 @@ func flag(code string, abnormal ...string) reportOpt {
 	}
 }
 
+// secondOrder adds a second order finalised at t.
+func secondOrder(t time.Time) reportOpt {
+	return func(r *Report) {
+		o := r.Orders[0]
+		o.FillerID, o.PlacerID, o.FinalizedAt = "F201^LAB", "P101", t
+		o.Loc = Location{Segment: "OBR", Occurrence: 2}
+		r.Orders = append(r.Orders, o)
+	}
+}
+
 func obxID(code string) reportOpt {
 	return func(r *Report) {
 		r.Orders[0].Service = Coded{Code: "X1", System: "L"}
@@ -417,6 +427,13 @@ func TestDecide(t *testing.T) {
 			want: want{action: ActionHold, bases: []string{"patient-request/clinician-review/2026-03-04T15:00:00Z", "clinician-determination/clinician-release/2026-03-04T15:00:00Z", "sender-flag/clinician-review/2026-03-04T15:00:00Z"}, deadline: "2026-03-04T15:00:00Z"}},
 		{name: "KY and organisational policy: risk flagged on the decision", cfg: kyOrg, in: Input{Report: rep(), Classification: cls(TagPathology, TagMalignancy)},
 			want: want{action: ActionHold, bases: []string{"state-law/earlier-of/2026-03-05T14:30:00Z", "organisational-policy/clinician-review/2026-03-07T15:00:00Z"}, risk: true}},
+
+		{name: "KY: the last order finalised governs the clock", cfg: ky(), in: Input{Report: rep(secondOrder(utc("2026-03-02T14:50:00Z"))), Classification: cls(TagPathology, TagMalignancy)},
+			want: want{action: ActionHold, bases: []string{"state-law/earlier-of/2026-03-05T14:50:00Z"}}},
+		{name: "patient request and organisational policy both recorded", cfg: orgCfg("", 0), in: Input{Report: rep(), Classification: cls(TagPathology, TagMalignancy), Preference: pref(UntilClinicianReview, 0, 10*day, pathologyPart)},
+			want: want{action: ActionHold, bases: []string{"patient-request/clinician-review/2026-03-12T15:00:00Z", "organisational-policy/clinician-review/2026-03-07T15:00:00Z"}, risk: true}},
+		{name: "later-of delay beyond the maximum is cut to the maximum", in: Input{Report: rep(), Classification: cls(TagGenetic), Preference: pref(UntilLaterOf, 20*day, 5*day, tagCode(TagGenetic))},
+			want: want{action: ActionHold, bases: []string{"patient-request/later-of/2026-03-07T15:00:00Z"}, earliest: "2026-03-07T15:00:00Z"}},
 
 		// ---- corrections and versions
 		{name: "correction of a held result keeps the original deadline", cfg: ky(), in: Input{Report: rep(obr25("C"), final(utc("2026-03-03T14:30:00Z")), received(utc("2026-03-03T15:00:00Z"))), Classification: cls(TagPathology, TagMalignancy), Prior: &Prior{State: PriorHeld, HoldID: "h1", Deadline: utc("2026-03-05T14:30:00Z")}, Now: utc("2026-03-03T15:00:00Z")},
