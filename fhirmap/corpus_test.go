@@ -48,6 +48,12 @@ func TestCorpus(t *testing.T) {
 			if verr := Validate(out); verr != nil {
 				t.Errorf("%s: output does not validate: %v", name, verr)
 			}
+			// A report whose OBR is followed by OBX must carry content: an
+			// empty report released to a patient is worse than none.
+			b := decode(t, out)
+			if hasResultOBX(m) && len(b.resources("Observation")) == 0 && !strings.Contains(string(out), `"presentedForm"`) {
+				t.Errorf("%s: message has result OBX but the Bundle has no Observation or presentedForm", name)
+			}
 			again, _ := Bundle(m, rel, testOptions(t))
 			if string(again) != string(out) {
 				t.Errorf("%s: not deterministic", name)
@@ -73,6 +79,22 @@ func isNamed(err error) bool {
 	for _, e := range namedInputErrors {
 		if errors.Is(err, e) {
 			return true
+		}
+	}
+	return false
+}
+
+// hasResultOBX reports whether an OBX follows an OBR (or a TXA) in m.
+func hasResultOBX(m *hl7.Message) bool {
+	seen := false
+	for _, s := range m.Segments() {
+		switch s.Name() {
+		case "OBR", "TXA":
+			seen = true
+		case "OBX":
+			if seen {
+				return true
+			}
 		}
 	}
 	return false

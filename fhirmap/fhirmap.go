@@ -313,8 +313,11 @@ func (b *builder) group(segs []*hl7.Segment) error {
 			b.orders = append(b.orders, cur)
 		case "SPM":
 			// OBX after SPM describe the specimen, not the result (ORU_R01
-			// SPECIMEN_OBSERVATION group): they are not mapped.
-			inSpecimen = true
+			// SPECIMEN_OBSERVATION group), and are not mapped — but only when
+			// the order already has its results: some senders (NAACCR v5
+			// pathology) put SPM before the result OBX, and dropping those
+			// would release a report without its content.
+			inSpecimen = cur != nil && len(cur.obxs) > 0
 			lastOBX = nil
 		case "OBX":
 			obxs++

@@ -334,6 +334,19 @@ func TestMappingDecisions(t *testing.T) {
 			t.Errorf("provenance targets = %d", got)
 		}
 	})
+	t.Run("SPM before the result OBX keeps the results", func(t *testing.T) {
+		m, err := hl7.Parse([]byte("MSH|^~\\&|A|B|C|D|20261123||ORU^R01|1|P|2.5.1\rOBR|1||SP-1|11529-5^Surgical Pathology Study Report^LN||||||||||||||||||||F\rSPM|1|^S1||TISS^Tissue^HL70487\rOBX|1|TX|22637-3^Final diagnosis^LN||Benign.||||||F\r"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := Bundle(m, testRelease(), testOptions(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(decode(t, out).resources("Observation")); n != 1 {
+			t.Errorf("observations = %d, want 1", n)
+		}
+	})
 	t.Run("MDM document", func(t *testing.T) {
 		b := mapFixture(t, "mdm_t02")
 		dr := b.resources("DiagnosticReport")[0]
