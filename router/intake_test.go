@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -647,5 +648,40 @@ func TestIntakeSurvivesRestart(t *testing.T) {
 	}
 	if n := streamMsgs(t, js, StreamHL7In); n != 10 || in.Stats().Duplicates != 1 {
 		t.Fatalf("resend after restart: HL7_IN holds %d, duplicates %d; want 10 and 1", n, in.Stats().Duplicates)
+	}
+}
+
+// TestIntakeConcurrentResends: 8 senders, every message sent by two of them at
+// about the same time; each gets AA and HL7_IN holds each message once.
+func TestIntakeConcurrentResends(t *testing.T) {
+	tj := startTestJS(t, config.DurabilityOS)
+	in := newTestIntake(t, tj, IntakeConfig{})
+	const senders, perSender = 8, 40
+	errs := make(chan string, senders*perSender)
+	var wg sync.WaitGroup
+	for s := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perSender {
+				// Senders 2k and 2k+1 send the same control IDs.
+				ctrl := fmt.Sprintf("CC-%d-%d", s/2, i)
+				raw := in.HandleMessage(context.Background(), mllp.Peer{Addr: testPeer.Addr, ConnID: uint64(s)}, oru("HOSP", "ORU^R01", ctrl, ""))
+				if !bytes.Contains(raw, []byte("MSA|AA|"+ctrl)) {
+					errs <- fmt.Sprintf("%s: %q", ctrl, raw)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	if n := streamMsgs(t, tj.js, StreamHL7In); n != senders/2*perSender {
+		t.Errorf("HL7_IN holds %d messages, want %d", n, senders/2*perSender)
+	}
+	if st := in.Stats(); st.Acked != senders*perSender || st.Duplicates != senders/2*perSender {
+		t.Errorf("stats = %+v", st)
 	}
 }

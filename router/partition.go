@@ -55,6 +55,10 @@ func PatientIdentity(id string, authority ...string) string {
 // digits at least, wider when n > 100). All messages of one patient land in one
 // partition, which keeps their order. An empty key (no PID) maps to the fixed
 // partition NoPatientPartition. n <= 0 means DefaultPartitions.
+//
+// Changing n moves patients between partitions: do it only with HL7_IN drained
+// (every stored message processed), or a patient's next message may overtake an
+// earlier one still waiting in its old partition.
 func Partition(patientKey string, n int) string {
 	if n <= 0 {
 		n = DefaultPartitions
