@@ -313,3 +313,47 @@ func exerciseAll(data []byte) string {
 	}
 	return fmt.Sprintf("parsed: %d segments", m.NumSegments())
 }
+
+// corpusStrictRejects are the valid corpus files that ParseOptions.Strict rejects,
+// each for a real deviation the lenient parser reads past.
+var corpusStrictRejects = map[string]error{
+	"connect-r-and-d/oru_r01_naaccrv5_comprehensive_noncapsynoptic_narrative_headers.hl7": ErrBadSegmentID,       // a TX value wrapped onto the next line
+	"hapi-hl7v2/oml_o21_example_13msgs.hl7":                                               ErrMissingField,       // two messages without MSH-10
+	"hapi-hl7v2/oru_r01_labgl1_msh18_repetition_nte.hl7":                                  ErrUnsupportedCharset, // MSH-18 "x~y"
+	"hl7v2-fhir-converter/sample_win_crlf.hl7":                                            ErrBadDelimiters,      // MSH-2 "^~\\&" (escape doubled)
+	"nHapi/orf_r04_radiology_shoulder_tx_repetitions.hl7":                                 ErrMissingField,       // no MSH-10
+}
+
+// TestCorpusStrict: strict mode accepts every valid corpus message except the
+// listed ones, which it rejects for the stated reason.
+func TestCorpusStrict(t *testing.T) {
+	dir, files := corpusFiles(t)
+	for _, rel := range files {
+		if _, bad := corpusInvalid[rel]; bad {
+			continue
+		}
+		t.Run(rel, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join(dir, rel))
+			if err != nil {
+				t.Fatal(err)
+			}
+			msgs, err := SplitMessages(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var firstErr error
+			for _, mb := range msgs {
+				if _, err := ParseWithOptions(mb, ParseOptions{Strict: true}); err != nil && firstErr == nil {
+					firstErr = err
+				}
+			}
+			want := corpusStrictRejects[rel]
+			switch {
+			case want == nil && firstErr != nil:
+				t.Errorf("strict mode rejects it: %v", firstErr)
+			case want != nil && !errors.Is(firstErr, want):
+				t.Errorf("strict mode: want %v, got %v", want, firstErr)
+			}
+		})
+	}
+}
