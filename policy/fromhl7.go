@@ -42,9 +42,31 @@ func FromHL7(m *hl7.Message, loc *time.Location) (*Report, error) {
 		}
 		r.Language = pid.PrimaryLanguage.Code
 	}
+	// Size the slices once: every OBX goes into one backing array that the
+	// orders share in turn (each order's slice is clipped when the next one
+	// starts, so appending to it later cannot overwrite a neighbour).
+	nOrders, nOBX := 0, 0
+	for _, s := range m.Segments() {
+		switch s.Name() {
+		case "OBR", "ORC":
+			nOrders++
+		case "OBX":
+			nOBX++
+		}
+	}
+	r.Orders = make([]Order, 0, max(nOrders, 1))
+	obsBuf := make([]Observation, nOBX)
+	free := 0          // first slot of obsBuf not used by an earlier order
 	cur, obs := -1, -1 // current order and observation indexes
 	var orc *hl7.Segment
 	newOrder := func() {
+		if cur >= 0 {
+			o := &r.Orders[cur]
+			if o.Observations != nil {
+				free += len(o.Observations)
+				o.Observations = o.Observations[:len(o.Observations):len(o.Observations)]
+			}
+		}
 		r.Orders = append(r.Orders, Order{})
 		cur, obs = len(r.Orders)-1, -1
 		if orc != nil {
@@ -71,6 +93,9 @@ func FromHL7(m *hl7.Message, loc *time.Location) (*Report, error) {
 				newOrder()
 			}
 			o := &r.Orders[cur]
+			if o.Observations == nil {
+				o.Observations = obsBuf[free:free]
+			}
 			o.Observations = append(o.Observations, fromOBX(s, loc))
 			obs = len(o.Observations) - 1
 		case "NTE":
