@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -31,38 +32,50 @@ func TestCorpus(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		m, err := hl7.Parse(data)
+		msgs, err := hl7.SplitMessages(data)
 		if err != nil {
-			return nil // unparseable input is the parser's test, not ours
-		}
-		code, _, _ := m.Type()
-		if code != "ORU" && code != "MDM" {
+			// Unsplittable input is the parser's test, not ours.
+			t.Logf("%s: not split: %v", path, err)
 			return nil
 		}
-		rel := testRelease()
-		out, err := Bundle(m, rel, testOptions(t))
-		name, _ := filepath.Rel(dir, path)
-		switch {
-		case err == nil:
-			mapped++
-			if verr := Validate(out); verr != nil {
-				t.Errorf("%s: output does not validate: %v", name, verr)
+		for i, raw := range msgs {
+			m, err := hl7.Parse(raw)
+			if err != nil {
+				t.Logf("%s #%d: not parsed: %v", path, i+1, err)
+				continue
 			}
-			// A report whose OBR is followed by OBX must carry content: an
-			// empty report released to a patient is worse than none.
-			b := decode(t, out)
-			if hasResultOBX(m) && len(b.resources("Observation")) == 0 && !strings.Contains(string(out), `"presentedForm"`) {
-				t.Errorf("%s: message has result OBX but the Bundle has no Observation or presentedForm", name)
+			code, _, _ := m.Type()
+			if code != "ORU" && code != "MDM" {
+				continue
 			}
-			again, _ := Bundle(m, rel, testOptions(t))
-			if string(again) != string(out) {
-				t.Errorf("%s: not deterministic", name)
+			name, _ := filepath.Rel(dir, path)
+			if len(msgs) > 1 {
+				name += "#" + strconv.Itoa(i+1)
 			}
-		case isNamed(err):
-			refused++
-			t.Logf("%s: refused: %v", name, err)
-		default:
-			t.Errorf("%s: %v", name, err)
+			rel := testRelease()
+			out, err := Bundle(m, rel, testOptions(t))
+			switch {
+			case err == nil:
+				mapped++
+				if verr := Validate(out); verr != nil {
+					t.Errorf("%s: output does not validate: %v", name, verr)
+				}
+				// A report whose OBR is followed by OBX must carry content: an
+				// empty report released to a patient is worse than none.
+				b := decode(t, out)
+				if hasResultOBX(m) && len(b.resources("Observation")) == 0 && !strings.Contains(string(out), `"presentedForm"`) {
+					t.Errorf("%s: message has result OBX but the Bundle has no Observation or presentedForm", name)
+				}
+				again, _ := Bundle(m, rel, testOptions(t))
+				if string(again) != string(out) {
+					t.Errorf("%s: not deterministic", name)
+				}
+			case isNamed(err):
+				refused++
+				t.Logf("%s: refused: %v", name, err)
+			default:
+				t.Errorf("%s: %v", name, err)
+			}
 		}
 		return nil
 	})

@@ -42,6 +42,7 @@ package hl7
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"unsafe"
 )
@@ -81,6 +82,7 @@ type Message struct {
 	delims  Delimiters
 	charset string       // the character set used to decode, as named in table 0211
 	decoded *charsetInfo // set when text was transcoded from raw (raw is not UTF-8)
+	notes   []Note       // lenient readings, see Notes
 	segs    []Segment
 	fields  []fieldPos // every field separator of every segment; see Segment
 }
@@ -92,6 +94,34 @@ type Segment struct {
 	bFrom, bTo int32 // its field separators are msg.fields[bFrom:bTo]
 	index      int32
 	occurrence int32
+}
+
+// Note records one lenient reading: something the sender got wrong that Parse
+// read past instead of failing (ParseOptions.Strict would have failed). Intake
+// can count them or report them to the sender without rejecting the message.
+type Note struct {
+	Line    int    // 1-based line (blank lines not counted), 0 for the whole message
+	Segment string // segment ID where it applies, or ""
+	Text    string
+}
+
+// String formats the note as "line 3 (OBX): a line that does not start a segment ...".
+func (n Note) String() string {
+	switch {
+	case n.Line > 0 && n.Segment != "":
+		return fmt.Sprintf("line %d (%s): %s", n.Line, n.Segment, n.Text)
+	case n.Segment != "":
+		return n.Segment + ": " + n.Text
+	}
+	return n.Text
+}
+
+// Notes returns the lenient readings Parse made, in order; nil for a message
+// that needed none. The slice is shared: do not modify it.
+func (m *Message) Notes() []Note { return m.notes }
+
+func (m *Message) note(line int, seg, text string) {
+	m.notes = append(m.notes, Note{Line: line, Segment: seg, Text: text})
 }
 
 // Delimiters returns the message's delimiters.

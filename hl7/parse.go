@@ -61,6 +61,9 @@ func ParseWithOptions(data []byte, o ParseOptions) (*Message, error) {
 		return nil, err
 	}
 	m.delims = d
+	if enc := mshField2(rest, d.Field); len(enc) == 5 && enc[2] == '\\' && enc[3] == '\\' {
+		m.note(1, "MSH", `MSH-2 "`+string(enc)+`" doubles the escape character; read as "`+d.EncodingCharacters()+`"`)
+	}
 
 	if err := m.decode(rest, o); err != nil {
 		return nil, err
@@ -99,6 +102,16 @@ func preview(b []byte) string {
 		b = b[:20]
 	}
 	return string(b)
+}
+
+// mshField2 returns MSH-2 as written (b starts with "MSH" and a field separator).
+func mshField2(b []byte, fs byte) []byte {
+	enc := b[4:]
+	n := 0
+	for n < len(enc) && enc[n] != fs && enc[n] != '\r' && enc[n] != '\n' {
+		n++
+	}
+	return enc[:n]
 }
 
 // quoteByte formats a byte for an error message: '&' or '\xff'.
@@ -204,6 +217,7 @@ func (m *Message) decode(rest []byte, o ParseOptions) error {
 			}
 			return &ParseError{Err: ErrCharsetMismatch, Segment: "MSH", Line: 1, Offset: m.start, Field: 18, Detail: why}
 		}
+		m.note(1, "MSH", why+"; decoded as "+cs.name)
 		return m.decodeWith(cs, rest)
 	}
 	if declared == "" {
@@ -229,6 +243,7 @@ func (m *Message) decode(rest []byte, o ParseOptions) error {
 			// where it matters here, so 7-bit bytes read the same under any of
 			// them: the unknown name does not matter.
 			m.text, m.charset = bytesToString(rest), declared
+			m.note(1, "MSH", fmt.Sprintf("MSH-18 %q is not a known character set; the message is 7-bit ASCII", declared))
 			return nil
 		}
 		if fallback == "" || o.Strict {
@@ -248,6 +263,7 @@ func (m *Message) decode(rest []byte, o ParseOptions) error {
 	if cs.name == CharsetASCII && validUTF8(rest) && !o.Strict {
 		// Declared ASCII but carries UTF-8: read it as UTF-8, the likely intent.
 		m.text, m.charset = bytesToString(rest), CharsetUTF8
+		m.note(1, "MSH", `MSH-18 is "ASCII" but the message has UTF-8 characters; read as UTF-8`)
 		return nil
 	}
 	why := fmt.Sprintf("MSH-18 is %q but the message has bytes outside it", declared)
@@ -423,6 +439,9 @@ func (m *Message) split(start int, strict bool) error {
 		} else if strict || cur == nil {
 			return &ParseError{Err: ErrBadSegmentID, Line: phys, Offset: start + p,
 				Detail: fmt.Sprintf("line starts with %q (a segment starts with a 3-character ID of A-Z/0-9 followed by %q)", previewLine(t[p:]), fs)}
+		}
+		if i == p { // a continuation line
+			m.note(phys, cur.Name(), "a line that does not start a segment was read as the continuation of the segment before it (a wrapped field)")
 		}
 		// Scan the rest of the line.
 		base := int(cur.off)

@@ -451,6 +451,37 @@ func TestParseLenient(t *testing.T) {
 	})
 }
 
+func TestNotes(t *testing.T) {
+	tests := []struct {
+		name, data string
+		want       []string
+	}{
+		{"clean message", "MSH|^~\\&|A|B|||1||ORU^R01|1|P|2.5\rPID|1\r", nil},
+		{"wrapped line", "MSH|^~\\&|A|B|||1||ORU^R01|1|P|2.5\nOBX|1|TX|C||a\nb\nc||F\n", []string{
+			"line 3 (OBX): a line that does not start a segment was read as the continuation of the segment before it (a wrapped field)",
+			"line 4 (OBX): a line that does not start a segment was read as the continuation of the segment before it (a wrapped field)"}},
+		{"doubled escape", "MSH|^~\\\\&|A\r", []string{`line 1 (MSH): MSH-2 "^~\\&" doubles the escape character; read as "^~\&"`}},
+		{"unknown charset", "MSH|^~\\&|A|B|||1||ORU^R01|1|P|2.5||||||x\r", []string{`line 1 (MSH): MSH-18 "x" is not a known character set; the message is 7-bit ASCII`}},
+		{"ASCII with UTF-8", "MSH|^~\\&|A|B|||1||ORU^R01|1|P|2.5||||||ASCII\rPID|||\xc3\xa9\r", []string{`line 1 (MSH): MSH-18 is "ASCII" but the message has UTF-8 characters; read as UTF-8`}},
+		{"fallback", "MSH|^~\\&|A|B|||1||ORU^R01|1|P|2.5\rPID|||\xe9\r", []string{`line 1 (MSH): no MSH-18 and the bytes are not valid UTF-8; decoded as 8859/1`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := mustParse(t, []byte(tt.data))
+			var got []string
+			for _, n := range m.Notes() {
+				got = append(got, n.String())
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("notes\n got %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+	if (Note{Segment: "PID", Text: "x"}).String() != "PID: x" || (Note{Text: "y"}).String() != "y" {
+		t.Errorf("Note.String")
+	}
+}
+
 func TestCharsets(t *testing.T) {
 	tests := []struct {
 		name     string
