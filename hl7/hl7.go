@@ -26,6 +26,7 @@
 //     (kept literally), a line that does not start a segment (read as the
 //     continuation of a wrapped field), an unknown MSH-18 over 7-bit bytes, and
 //     bytes that do not fit MSH-18 (decoded with a fallback character set);
+//     each such reading is listed by Message.Notes;
 //   - strict, always: no MSH, unusable MSH-1/MSH-2 (a repeated or non-printable
 //     delimiter), segments run together on one line ("...| OBX|1|..."), more
 //     than one message or a batch envelope given to Parse; ParseOptions.Strict
