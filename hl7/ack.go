@@ -214,6 +214,11 @@ func (h *ackHeader) setFields(parts []string) {
 					v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
 				}
 			}
+			if len(v) == 4 && v[0] == ' ' && validSegID(v[1], v[2], v[3]) {
+				// " OBX" as a whole field reads as segments joined by a space once
+				// another field follows it in the ACK; drop the space.
+				v = v[1:]
+			}
 			h.fields[n] = v
 		}
 	}

@@ -74,7 +74,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("ACK does not parse: %v", err)
 		}
-		if got, want := ack.First("MSA").Field(2).Raw(), m.Segments()[0].Field(10).Raw(); got != want && isASCII(data) && !strings.ContainsAny(want, "\r\n") {
+		if got, want := ack.First("MSA").Field(2).Raw(), m.Segments()[0].Field(10).Raw(); got != want && got != strings.TrimPrefix(want, " ") && isASCII(data) && !strings.ContainsAny(want, "\r\n") {
 			// A wrapped MSH-10 is echoed with its line break escaped.
 			t.Fatalf("MSA-2 %q does not echo MSH-10 %q", got, want)
 		}
