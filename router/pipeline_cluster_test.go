@@ -1,0 +1,234 @@
+package router
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/resultgate/resultgate/internal/testutil"
+)
+
+// startJSCluster starts n in-process JetStream servers clustered over routes
+// on 127.0.0.1, each with its own t.TempDir() store.
+func startJSCluster(t *testing.T, n int) []*server.Server {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+	}
+	var routes []*url.URL
+	for _, p := range ports {
+		routes = append(routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", p)})
+	}
+	srvs := make([]*server.Server, n)
+	for i := range srvs {
+		opts := &server.Options{
+			ServerName: fmt.Sprintf("S%d", i), Host: "127.0.0.1", Port: -1,
+			JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
+			Cluster: server.ClusterOpts{Name: "RG", Host: "127.0.0.1", Port: ports[i]},
+			Routes:  routes,
+		}
+		s, err := server.NewServer(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Start()
+		if !s.ReadyForConnections(10 * time.Second) {
+			t.Fatalf("server %d not ready", i)
+		}
+		srvs[i] = s
+		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	}
+	return srvs
+}
+
+func clusterURLs(srvs []*server.Server) string {
+	var u []string
+	for _, s := range srvs {
+		u = append(u, s.ClientURL())
+	}
+	return strings.Join(u, ",")
+}
+
+// TestClusterLeaderAndInstanceLoss runs two resultgate instances on a
+// three-node JetStream cluster (R3 streams and buckets), kills the HL7_IN
+// stream leader and one instance in the middle of the traffic, and checks
+// that every stored message ends exactly once in a hold or in the feed, and
+// that deadlines still fire (on the surviving instance).
+func TestClusterLeaderAndInstanceLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test")
+	}
+	srvs := startJSCluster(t, 3)
+	urls := clusterURLs(srvs)
+	connect := func() *nats.Conn {
+		nc, err := nats.Connect(urls, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		return nc
+	}
+	nc := connect()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, "R3 streams created", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return EnsureStreams(ctx, js, StreamsConfig{Replicas: 3}) == nil && EnsurePipelineBuckets(ctx, js, 3) == nil
+	})
+
+	clock := newFakeClock()
+	pol := &testPolicy{}
+	hc := DefaultHoldsConfig()
+	hc.SchedulerTick, hc.ReconcileEvery = 10*time.Millisecond, 200*time.Millisecond
+	hc.AckWait, hc.MaxDeliver, hc.RetryBackoff = 2*time.Second, 100, []time.Duration{100 * time.Millisecond}
+	cfg := PipelineConfig{Holds: hc, Partitions: testPartitions, Secret: pipeSecret, Policy: pol, FHIR: testFHIR, Clock: clock, Replicas: 3, Logger: zerolog.Nop()}
+	startOn := func(nc *nats.Conn) *Pipeline {
+		p, err := NewPipeline(nc, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := p.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = p.Stop(ctx)
+		})
+		return p
+	}
+	ncA, ncB := connect(), connect()
+	a := startOn(ncA)
+	b := startOn(ncB)
+	s := b.Service()
+	env := &pipeEnv{t: t, js: &testJS{nc: nc, js: js}, clock: clock, policy: pol, cfg: cfg}
+	for i := 0; i < 10; i += 2 {
+		env.consent(s, fmt.Sprintf("MRN%d", i), "active", true, false)
+	}
+
+	// The publisher retries like the intake's sender would resend: same
+	// Msg-Id, so a retry after a lost PubAck stores once.
+	publish := func(m msgSpec) {
+		raw := m.build()
+		part := Partition(PatientKey(pipeSecret, PatientIdentity(m.pid, "HOSP")), testPartitions)
+		testutil.Eventually(t, 30*time.Second, "inbound stored", func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_, err := js.PublishMsg(ctx, &nats.Msg{Subject: InSubject(part), Data: raw}, jetstream.WithMsgID("LIS|HOSP|"+m.ctrl))
+			return err == nil
+		})
+	}
+	sent := map[string]bool{}
+	const total = 120
+	for n := range total {
+		i := n % 10
+		pid, ctrl := fmt.Sprintf("MRN%d", i), fmt.Sprintf("Q%d", n)
+		section := "CH"
+		if n%3 == 0 {
+			section = "SP"
+		}
+		publish(msgSpec{ctrl: ctrl, pid: pid, filler: ctrl, section: section})
+		sent[holdOf(ctrl)] = i%2 == 0 && section == "SP"
+		switch n {
+		case total / 3:
+			st, err := js.Stream(context.Background(), StreamHL7In)
+			if err != nil {
+				t.Fatal(err)
+			}
+			leader := st.CachedInfo().Cluster.Leader
+			for _, srv := range srvs {
+				if srv.Name() == leader {
+					srv.Shutdown() // the HL7_IN stream leader dies
+				}
+			}
+		case total / 2:
+			ncA.Close() // instance A dies
+			_ = a
+		}
+	}
+	testutil.Eventually(t, 60*time.Second, "every result decided", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, part := range partitionTokens(testPartitions) {
+			c, err := js.Consumer(ctx, StreamHL7In, consumerName(part))
+			if err != nil {
+				return false
+			}
+			info, err := c.Info(ctx)
+			if err != nil || info.NumPending != 0 || info.NumAckPending != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	// Reads retry: a stream may be electing a new leader.
+	portal := func() []*nats.Msg {
+		var msgs []*nats.Msg
+		testutil.Eventually(t, 30*time.Second, "portal readable", func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			var err error
+			msgs, err = readAll(ctx, js, StreamPortal, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"portal.hl7.>"}}, 10000,
+				func(m jetstream.Msg, _ uint64) (*nats.Msg, error) {
+					return &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}, nil
+				})
+			return err == nil
+		})
+		return msgs
+	}
+	check := func(wantHeld bool) {
+		t.Helper()
+		feed := map[string]int{}
+		msgs := portal()
+		for _, m := range msgs {
+			feed[m.Header.Get(HeaderHoldID)]++
+		}
+		for id, sensitive := range sent {
+			switch {
+			case sensitive && wantHeld && feed[id] != 0:
+				t.Errorf("held result %s in the feed", id)
+			case (!sensitive || !wantHeld) && feed[id] != 1:
+				t.Errorf("result %s in the feed %d times, want 1", id, feed[id])
+			}
+		}
+		if len(msgs) != len(feed) {
+			t.Errorf("feed has %d messages for %d results", len(msgs), len(feed))
+		}
+	}
+	testutil.Eventually(t, 30*time.Second, "released results in the feed", func() bool {
+		want := 0
+		for _, sens := range sent {
+			if !sens {
+				want++
+			}
+		}
+		return len(portal()) >= want
+	})
+	check(true)
+	// Deadlines fire on the surviving instance.
+	clock.Advance(100 * time.Hour)
+	testutil.Eventually(t, 60*time.Second, "deadlines released every hold", func() bool {
+		return len(portal()) >= len(sent)
+	})
+	check(false)
+}
