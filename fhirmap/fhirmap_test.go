@@ -409,6 +409,30 @@ func TestMappingDecisions(t *testing.T) {
 	})
 }
 
+// TestImmediateRelease checks the Provenance of a result that was never held.
+func TestImmediateRelease(t *testing.T) {
+	rel := Release{Reason: ReasonImmediate, At: time.Date(2026, 11, 23, 16, 15, 0, 123000000, time.UTC)}
+	out, err := Bundle(parseFile(t, "testdata/lab_panel_nm.hl7"), rel, testOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Validate(out); err != nil {
+		t.Fatal(err)
+	}
+	prov := decode(t, out).resources("Provenance")[0]
+	got := jsonOf(prov)
+	for _, want := range []string{`"code":"immediate"`, `"who":{"display":"resultgate"}`, `"recorded":"2026-11-23T16:15:00.123Z"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("provenance lacks %s: %s", want, got)
+		}
+	}
+	for _, absent := range []string{`"reason"`, SystemHoldID, ExtNotification, ExtPatientNote} {
+		if strings.Contains(got, absent) {
+			t.Errorf("provenance has %s: %s", absent, got)
+		}
+	}
+}
+
 // TestCorrectionUpdatesSameResources checks the identity rule: a correction
 // of an order (new message, new control id) maps to the same DiagnosticReport
 // and Observation ids, so a PUT replaces the earlier version in the portal.
