@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -488,5 +489,37 @@ func TestClassifyDisabledTag(t *testing.T) {
 	got := c.Classify(report(order(ln("18748-4", "Imaging"), "RAD", obsText(dxID, "Metastatic disease."))), nil)
 	if want := []string{TagMalignancy, TagNewCancer}; !reflect.DeepEqual(tagNames(got), want) {
 		t.Errorf("tags = %v, want %v", tagNames(got), want)
+	}
+}
+
+// TestClassifyConcurrent shares one Classifier between goroutines (run with
+// -race): compiled tables are read-only and scratch space is pooled.
+func TestClassifyConcurrent(t *testing.T) {
+	c, err := NewClassifier(DefaultRuleSet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	texts := []string{"Invasive ductal carcinoma.", "Negative for malignancy.", "Suspicious for lymphoma.", "BI-RADS 6."}
+	want := make([]Classification, len(texts))
+	for i, s := range texts {
+		want[i] = c.Classify(textReport(s), nil)
+	}
+	done := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		go func(g int) {
+			for i := 0; i < 200; i++ {
+				k := (g + i) % len(texts)
+				if got := c.Classify(textReport(texts[k]), nil); !equalClassification(got, want[k]) {
+					done <- fmt.Errorf("goroutine %d: %q classified differently", g, texts[k])
+					return
+				}
+			}
+			done <- nil
+		}(g)
+	}
+	for g := 0; g < 8; g++ {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
 	}
 }
