@@ -4,7 +4,10 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,7 +19,9 @@ import (
 
 	"github.com/resultgate/resultgate/app"
 	"github.com/resultgate/resultgate/config"
+	"github.com/resultgate/resultgate/hl7/mllp"
 	"github.com/resultgate/resultgate/internal/loadgen"
+	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/router"
 )
 
@@ -154,4 +159,86 @@ func benchServeInProcess(b *testing.B, d config.Durability) {
 	}
 	b.ReportMetric(res.MsgPerSec, "msg/s")
 	b.ReportMetric(res.P99Millis, "p99-ms")
+	writeHeapProfile(b)
+}
+
+// writeHeapProfile writes the live heap, while the daemon still runs, to the
+// file named by RESULTGATE_HEAP_PROFILE (go test's -memprofile is written after
+// the benchmark has stopped the daemon, when its memory is gone).
+func writeHeapProfile(b *testing.B) {
+	path := os.Getenv("RESULTGATE_HEAP_PROFILE")
+	if path == "" {
+		return
+	}
+	runtime.GC()
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkServeBigMessage sends messages just under the 16 MiB maximum frame to
+// an in-process daemon (durability os) and waits, per message, for the ACK and
+// then for every consumer of HL7_IN (the classify pipeline) to have processed it,
+// so that `go test -memprofile` (alloc_space) attributes the memory a large
+// message costs across intake, JetStream and the pipeline.
+func BenchmarkServeBigMessage(b *testing.B) {
+	cfg := config.Default()
+	cfg.DataDir = filepath.Join(benchDataDir(b), "data")
+	cfg.Durability = config.DurabilityOS
+	cfg.MLLP.Addr = "127.0.0.1:0"
+	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.NATS.Listen = "127.0.0.1:-1"
+	a := app.New(cfg, zerolog.Nop())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if err := a.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer scancel()
+		_ = a.Stop(sctx)
+	})
+	cl, err := mllp.Dial(ctx, mllp.ClientConfig{Addr: a.MLLPAddr().String(), AckTimeout: time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	prefix := "MSH|^~\\&|BIGLAB|BIGFAC|RG|HOSP|20260101120000||ORU^R01^ORU_R01|BIG-0|P|2.5.1\r" +
+		"PID|1||BIG1^^^HOSP^MR||BIG^PATIENT||19700101|F\r" +
+		"OBR|1|ORD1|FIL1|11529-5^Surgical path^LN|||20260101\r" +
+		"OBX|1|ED|11529-5^Report^LN||^application^pdf^Base64^"
+	msg := []byte(prefix + strings.Repeat("A", cfg.MLLP.MaxFrameBytes-4096-len(prefix)) + "||||||F")
+	s, err := a.JetStream().Stream(ctx, router.StreamHL7In)
+	if err != nil {
+		b.Fatal(err)
+	}
+	drained := func() bool {
+		l := s.ListConsumers(ctx)
+		for ci := range l.Info() {
+			if ci.NumPending > 0 || ci.NumAckPending > 0 {
+				return false
+			}
+		}
+		return l.Err() == nil
+	}
+	b.SetBytes(int64(len(msg)))
+	b.ResetTimer()
+	for i := range b.N {
+		ack, err := cl.Send(ctx, loadgen.WithControlID(nil, msg, "BIG-"+strconv.Itoa(i+1)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if code := loadgen.AckCode(ack); code != "AA" && code != "CA" {
+			b.Fatalf("ACK %q", code)
+		}
+		testutil.Eventually(b, 2*time.Minute, "HL7_IN consumers processed the big message", drained)
+	}
+	b.StopTimer()
+	writeHeapProfile(b)
 }
