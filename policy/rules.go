@@ -641,7 +641,8 @@ func (rs *RuleSet) applyDefaults() {
 // phrases are added (ext phrases win over default phrases that normalise the
 // same), tag switches and the uncertain-neoplasm setting override. The new
 // version is the base version with "+local.<12 hex digits of the extension's
-// SHA-256>", so every decision names exactly which rules applied.
+// SHA-256>", so every decision names exactly which rules applied; an empty
+// extension keeps the base version.
 func (rs *RuleSet) Extend(ext RuleSetExtension) (*RuleSet, error) {
 	if rs == nil {
 		return nil, fmt.Errorf("%w: extending a nil rule set", ErrRuleSet)
@@ -696,6 +697,10 @@ func (rs *RuleSet) Extend(ext RuleSetExtension) (*RuleSet, error) {
 		if disabled[t] {
 			out.Settings.DisabledTags = append(out.Settings.DisabledTags, t)
 		}
+	}
+	if len(ext.LocalCodes) == 0 && len(ext.Names) == 0 && len(ext.Phrases) == 0 && len(ext.Tags) == 0 &&
+		ext.UncertainNeoplasm == "" && len(ext.ContextSections) == 0 {
+		return out, nil // nothing added: the rules, and so the version, are the base's
 	}
 	canon, err := yaml.Marshal(ext)
 	if err != nil {

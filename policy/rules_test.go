@@ -163,6 +163,17 @@ func TestExtendFromConfigExample(t *testing.T) {
 	}
 }
 
+func TestExtendEmptyKeepsVersion(t *testing.T) {
+	base := DefaultRuleSet()
+	rs, err := base.Extend(RuleSetExtension{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs.Version() != base.Version() {
+		t.Errorf("empty extension changed the version to %q", rs.Version())
+	}
+}
+
 func TestExtendErrors(t *testing.T) {
 	cases := []struct {
 		name string
