@@ -31,6 +31,7 @@ import (
 	"github.com/resultgate/resultgate/hl7/mllp"
 	"github.com/resultgate/resultgate/httpapi"
 	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/web"
 )
 
 // DefaultStopTimeout bounds an orderly shutdown. Interface engines wait 10-30 s
@@ -313,6 +314,7 @@ func (a *App) startHTTP(ctx context.Context) error {
 	}
 	mux := a.newMux()
 	httpapi.New(a.pipeline.Service(), authn, a.log).Register(mux)
+	web.Register(mux)
 	a.httpSrv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: httpReadHeaderTimeout,

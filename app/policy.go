@@ -67,15 +67,9 @@ func (p *Policy) Report(m *hl7.Message) (*policy.Report, error) {
 	return r, nil
 }
 
-// priorHistory answers the classifier's history question with what the router
-// looked up for this patient.
-type priorHistory bool
-
-func (h priorHistory) PriorMalignancy(string) bool { return bool(h) }
-
-// Classify tags r.
-func (p *Policy) Classify(r *policy.Report, priorMalignancy bool) policy.Classification {
-	return p.cls.Classify(r, priorHistory(priorMalignancy))
+// Classify tags r; h answers whether the patient has a malignancy on record.
+func (p *Policy) Classify(r *policy.Report, h policy.History) policy.Classification {
+	return p.cls.Classify(r, h)
 }
 
 // Decide returns the release decision.

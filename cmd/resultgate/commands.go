@@ -9,6 +9,7 @@ func subcommands() []*cobra.Command {
 		newSendCmd(),
 		newBenchCmd(),
 		newInspectCmd(),
+		newExplainCmd(),
 		newCheckConfigCmd(),
 		newTokenCmd(),
 	}

@@ -1,0 +1,193 @@
+package app
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/resultgate/resultgate/auth"
+	"github.com/resultgate/resultgate/internal/testutil"
+	"github.com/resultgate/resultgate/router"
+)
+
+// chromiumPath finds Debian's Chromium (installed by .ci/run).
+func chromiumPath() string {
+	for _, p := range []string{os.Getenv("RESULTGATE_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if p == "" {
+			continue
+		}
+		if _, err := exec.LookPath(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// browser starts headless Chromium with the flags this closed network needs
+// (no background networking, no component updates) and a fresh profile.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	path := chromiumPath()
+	testutil.Require(t, path != "", "Chromium (apt-get install chromium)")
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(390, 844), // a phone-sized viewport: the layout must hold
+	)
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	ctx, cancel2 := chromedp.NewContext(actx)
+	t.Cleanup(cancel2)
+	ctx, cancel3 := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(cancel3)
+	return ctx
+}
+
+func TestWebClinicianReleasesWithNote(t *testing.T) {
+	ctx := browser(t)
+	e := newAPIEnv(t)
+	holdID := e.heldPathology(t, "WEB1")
+	const note = "Dr Delta will call you this afternoon to talk about this result."
+
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(e.base+"/"),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), e.tokens["clinician"]),
+		chromedp.Click(chromedp.CSS(`#signin-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#holds tbody tr`)),
+	)
+	if err != nil {
+		t.Fatalf("sign in: %v", err)
+	}
+	remaining, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#holds tbody tr td[data-label="Time left"]`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#holds tbody tr button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#report mark`)),
+	)
+	if err != nil {
+		t.Fatalf("open the hold: %v", err)
+	}
+	report, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("report")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	marked, err := chromedp.Run(ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("#report mark")).map(m => m.textContent).join("|")`))
+	if err != nil || !strings.Contains(strings.ToLower(marked), "carcinoma") {
+		t.Errorf("evidence not highlighted: %q %v", marked, err)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.WaitVisible(chromedp.ID("note")),
+		chromedp.SendKeys(chromedp.ID("note"), note),
+		chromedp.Click(chromedp.CSS(`#release-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.Search(`//p[@id="status" and contains(., "Released to the patient portal")]`)),
+	)
+	if err != nil {
+		st, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("status")))
+		t.Fatalf("release: %v (status %q)", err, st)
+	}
+	if !strings.Contains(strings.ToLower(report), "invasive ductal carcinoma") {
+		t.Errorf("report text shown: %q", report)
+	}
+	if remaining == "" || remaining == "due" {
+		t.Errorf("time left shown as %q", remaining)
+	}
+	testutil.Eventually(t, 15*time.Second, "released result in the portal feed", func() bool {
+		n, _, _ := feed(t, e.app.JetStream(), "portal.hl7.", "WEB1")
+		return n == 1
+	})
+	_, hdr, _ := feed(t, e.app.JetStream(), "portal.hl7.", "WEB1")
+	if hdr[router.HeaderHoldID] != holdID || unescape(hdr[router.HeaderNote]) != note {
+		t.Errorf("feed headers: hold %q note %q", hdr[router.HeaderHoldID], unescape(hdr[router.HeaderNote]))
+	}
+	_, _, fhir := feed(t, e.app.JetStream(), "portal.fhir.", "WEB1")
+	if !strings.Contains(string(fhir), "call you this afternoon") {
+		t.Errorf("FHIR Bundle lacks the note to the patient")
+	}
+}
+
+func TestWebClinicianCannotReleaseAnothersHold(t *testing.T) {
+	ctx := browser(t)
+	e := newAPIEnv(t)
+	holdID := e.heldPathology(t, "WEB2")
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(e.base+"/"),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), e.tokens["other"]),
+		chromedp.Click(chromedp.CSS(`#signin-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.ID("empty")),
+	)
+	if err != nil {
+		t.Fatalf("sign in: %v", err)
+	}
+	empty, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelectorAll("#holds tbody tr").length === 0`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Even a hand-made request from the signed-in page is refused.
+	code, err := chromedp.Run(ctx, chromedp.Evaluate[int](`fetch("/api/holds/`+holdID+`/release", {method: "POST",
+		headers: {"Authorization": "Bearer " + sessionStorage.getItem("rg-token"), "Content-Type": "application/json"},
+		body: "{}"}).then(r => r.status)`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !empty {
+		t.Error("another provider's hold is on this clinician's worklist")
+	}
+	if code != 403 {
+		t.Errorf("release of another provider's hold answered %d, want 403", code)
+	}
+	h, err := e.app.Service().GetHold(context.Background(), holdID)
+	if err != nil || h.State != router.StateHeld {
+		t.Errorf("hold state after the attempt: %v %v", h, err)
+	}
+	if n, _, _ := feed(t, e.app.JetStream(), "portal.hl7.", "WEB2"); n != 0 {
+		t.Error("the hold reached the feed")
+	}
+}
+
+// The page must not carry identifiers in its URL, and it must be served with a
+// strict Content-Security-Policy.
+func TestWebHeaders(t *testing.T) {
+	e := newAPIEnv(t)
+	_ = auth.RoleAdmin
+	r := e.do(t, "", "GET", "/", "", nil)
+	if r.status != 200 || !strings.Contains(r.raw, "<title>resultgate") {
+		t.Fatalf("GET /: %d", r.status)
+	}
+	resp, err := httpHead(e.base + "/static/app.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if csp := resp; !strings.Contains(csp, "default-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Errorf("CSP = %q", csp)
+	}
+	js, _ := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "web", "static", "app.js"))
+	if strings.Contains(string(js), "innerHTML") || strings.Contains(string(js), "location.hash =") || strings.Contains(string(js), "pushState") {
+		t.Error("app.js writes HTML from data or puts state in the URL")
+	}
+}
+
+func httpHead(url string) (string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return "", err
+	}
+	resp.Body.Close()
+	return resp.Header.Get("Content-Security-Policy"), nil
+}
