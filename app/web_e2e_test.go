@@ -2,9 +2,9 @@ package app
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"os/exec"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
