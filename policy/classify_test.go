@@ -399,6 +399,10 @@ func TestClassifyFreeText(t *testing.T) {
 		{name: "compatible with is affirmative", r: textReport("Compatible with metastatic melanoma."), want: mal},
 		{name: "versus is a differential", r: textReport("Reactive lymphoid hyperplasia versus lymphoma."), want: susp},
 		{name: "negation beats hedge", r: textReport("No definite evidence of malignancy, though atypia is present."), want: none},
+		{name: "suspicious but not diagnostic", r: textReport("Atypical glands, suspicious but not diagnostic of adenocarcinoma."), want: susp},
+		{name: "not diagnostic of is a hedge", r: textReport("Findings are not diagnostic of lymphoma."), want: susp},
+		{name: "low probability of is a negation", r: textReport("Low probability of malignancy."), want: none},
+		{name: "not suspicious for is a negation", r: textReport("The nodule is not suspicious for malignancy."), want: none},
 		{name: "favour British", r: textReport("Favour metastatic carcinoma."), want: susp},
 		// Context.
 		{name: "history of", r: textReport("History of breast cancer."), want: none, mod: "history: History of"},
