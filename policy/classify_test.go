@@ -306,6 +306,8 @@ func TestClassifyCategories(t *testing.T) {
 		{name: "cervical squamous carcinoma", r: textReport("Squamous cell carcinoma."), want: mal},
 		{name: "Lung-RADS 4A", r: textReport("Lung-RADS 4A: suspicious."), want: susp, rule: "cat-lung-rads"},
 		{name: "Lung-RADS 4X", r: textReport("Lung-RADS category 4X."), want: susp},
+		{name: "Lung-RADS with version", r: textReport("Lung-RADS v1.1 Category 4B: very suspicious."), want: susp},
+		{name: "BI-RADS registered sign", r: textReport("BI-RADS® 5: highly suggestive of malignancy."), want: susp},
 		{name: "Lung-RADS 2", r: textReport("Lung-RADS 2: benign appearance."), want: none},
 		{name: "LI-RADS LR-5", r: textReport("Segment 7 observation: LR-5."), want: mal, rule: "cat-li-rads"},
 		{name: "LI-RADS category LR-M", r: textReport("LI-RADS category LR-M."), want: susp},

@@ -209,13 +209,24 @@ func parseCategoryValue(text string, i int) (string, int) {
 			i += 3
 			continue
 		}
-		// Skip filler words.
+		if c >= 0x80 { // a symbol such as ® or ™ after the system name
+			i++
+			continue
+		}
+		// Skip filler words and a version ("v1.1", "v2022").
 		w := i
 		for w < len(text) && isWordByte(text[w]) && text[w] < 0x80 {
 			w++
 		}
 		word := text[i:w]
 		if isFillerWord(word) {
+			i = w
+			continue
+		}
+		if len(word) > 1 && (word[0] == 'v' || word[0] == 'V') && isDigits(word[1:]) {
+			for w < len(text) && (text[w] == '.' || text[w] >= '0' && text[w] <= '9') {
+				w++
+			}
 			i = w
 			continue
 		}
@@ -237,7 +248,7 @@ func parseCategoryValue(text string, i int) (string, int) {
 
 func isFillerWord(w string) bool {
 	switch lowerASCII(w) {
-	case "category", "cat", "assessment", "final", "score", "class", "classification", "diagnostic", "overall", "is", "of", "lr", "tr", "tbsrtc":
+	case "category", "cat", "assessment", "final", "score", "class", "classification", "diagnostic", "overall", "is", "of", "lr", "tr", "tbsrtc", "version":
 		return true
 	}
 	return false
