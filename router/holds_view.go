@@ -215,7 +215,9 @@ func (v *HoldView) removeLocked(id string) {
 	delete(v.scheduled, id)
 }
 
-// Get returns a copy of the view's record of id.
+// Get returns the view's record of id. Records in the view are never changed
+// in place (an update replaces the pointer), so callers get a shallow copy and
+// must treat its slices as read-only.
 func (v *HoldView) Get(id string) (*Hold, bool) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
@@ -223,7 +225,8 @@ func (v *HoldView) Get(id string) (*Hold, bool) {
 	if !ok {
 		return nil, false
 	}
-	return h.clone(), true
+	c := *h
+	return &c, true
 }
 
 // HoldFilter selects holds for listing. Empty fields match everything.
@@ -236,7 +239,8 @@ type HoldFilter struct {
 }
 
 // List returns the holds matching f, oldest deadline first. With a provider or
-// patient it only looks at that provider's or patient's holds.
+// patient it only looks at that provider's or patient's holds. The records are
+// shallow copies: treat their slices as read-only.
 func (v *HoldView) List(f HoldFilter) []*Hold {
 	v.mu.RLock()
 	var out []*Hold
@@ -258,7 +262,8 @@ func (v *HoldView) List(f HoldFilter) []*Hold {
 	visit := func(ids map[string]struct{}) {
 		for id := range ids {
 			if h := v.holds[id]; h != nil && match(h) {
-				out = append(out, h.clone())
+				c := *h
+				out = append(out, &c)
 			}
 		}
 	}
@@ -270,7 +275,8 @@ func (v *HoldView) List(f HoldFilter) []*Hold {
 	default:
 		for _, h := range v.holds {
 			if match(h) {
-				out = append(out, h.clone())
+				c := *h
+				out = append(out, &c)
 			}
 		}
 	}
