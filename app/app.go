@@ -109,6 +109,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		return err
 	}
 	a.registerMetrics()
+	a.registerPipelineMetrics()
 	ev := a.log.Info()
 	if a.ns != nil && a.cfg.NATS.Listen != "" {
 		ev = ev.Str("nats", a.ns.ClientURL())

@@ -148,11 +148,16 @@ func TestServeStoresBeforeAck(t *testing.T) {
 		"resultgate_intake_duplicates_total 1",
 		"resultgate_mllp_connections_accepted_total 1",
 		"resultgate_intake_store_seconds_count",
+		"resultgate_holds_open",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+	testutil.Eventually(t, 15*time.Second, "decisions in /metrics", func() bool {
+		_, body := httpGet(t, base+"/metrics")
+		return strings.Contains(body, fmt.Sprintf(`resultgate_decisions_total{action="release"} %d`, n))
+	})
 	if strings.Contains(body, "MRN0001") || strings.Contains(body, "TESTPATIENT") {
 		t.Error("/metrics contains patient identifiers")
 	}

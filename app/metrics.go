@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -63,3 +64,33 @@ type collectorFunc struct {
 
 func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }
+
+// registerPipelineMetrics exports the routing pipeline's counters: classify
+// outcomes, decisions by action, releases by path, dead letters by reason, and
+// the number of open holds. Labels are actions, paths and reasons only.
+func (a *App) registerPipelineMetrics() {
+	reg := a.registry
+	svc := a.pipeline.Service()
+	labelled := func(name, help, label string, pick func(router.MetricsSnapshot) map[string]uint64) {
+		desc := prometheus.NewDesc("resultgate_"+name, help, []string{label}, nil)
+		reg.MustRegister(collectorFunc{desc: desc, collect: func(ch chan<- prometheus.Metric) {
+			for k, v := range pick(svc.Metrics()) {
+				ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v), k)
+			}
+		}})
+	}
+	labelled("classify_processed_total", "Inbound messages processed by the classify step, by outcome.", "outcome",
+		func(s router.MetricsSnapshot) map[string]uint64 { return s.Processed })
+	labelled("decisions_total", "Policy decisions by action.", "action",
+		func(s router.MetricsSnapshot) map[string]uint64 { return s.Decisions })
+	labelled("releases_total", "Results published to the portal feed, by release path.", "path",
+		func(s router.MetricsSnapshot) map[string]uint64 { return s.Releases })
+	labelled("dead_letters_total", "Messages moved to the DEAD stream by the pipeline, by reason.", "reason",
+		func(s router.MetricsSnapshot) map[string]uint64 { return s.Dead })
+	counterFunc(reg, "classify_retries_total", "Transient classify failures that were retried.",
+		func() float64 { return float64(svc.Metrics().Retries) })
+	gaugeFunc(reg, "holds_open", "Holds currently holding a result (this instance's view).", func() float64 {
+		hs, _ := svc.ListHolds(context.Background(), router.HoldFilter{State: router.StateHeld})
+		return float64(len(hs))
+	})
+}

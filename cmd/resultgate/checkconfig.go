@@ -5,7 +5,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/resultgate/resultgate/app"
 	"github.com/resultgate/resultgate/config"
+	"github.com/resultgate/resultgate/router"
 )
 
 func newCheckConfigCmd() *cobra.Command {
@@ -36,6 +38,17 @@ func loadAll(path string) (config.Config, error) {
 		}
 	}
 	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	// The sections owned by other packages: decoded strictly and validated by
+	// the same code serve uses.
+	if _, err := app.LoadPolicy(cfg); err != nil {
+		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	if _, err := router.LoadHoldsConfig(cfg); err != nil {
+		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	if _, err := app.AuthConfig(cfg); err != nil {
 		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	return cfg, nil

@@ -104,6 +104,18 @@ func TestCheckConfig(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Errorf("bad config error:\n%v\nwant\n%s", err, want)
 	}
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"policy key", "policy:\n  time_zon: UTC\n", "field time_zon not found"},
+		{"policy value", "policy:\n  time_zone: Mars/Olympus\n", "policy.time_zone"},
+		{"holds value", "holds:\n  max_deliver: 0\n", "holds.max_deliver: must be at least 1, got 0"},
+		{"auth oidc", "auth:\n  oidc:\n    issuer: https://idp.example\n", "auth.oidc.audience: must be set"},
+	} {
+		f := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml")
+		os.WriteFile(f, []byte(tc.yaml), 0o600)
+		if _, _, err := runCLI(t, "", "check-config", f); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want it to contain %q", tc.name, err, tc.want)
+		}
+	}
 	_, _, err = runCLI(t, "", "check-config", unknown)
 	if err == nil || !strings.HasSuffix(err.Error(), "line 2: field adress not found in type config.MLLP") {
 		t.Errorf("unknown key error: %v", err)
