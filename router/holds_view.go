@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sort"
 	"sync"
@@ -99,7 +100,29 @@ func (v *HoldView) Run(ctx context.Context, kv jetstream.KeyValue) error {
 		return fmt.Errorf("watching holds: %w", err)
 	}
 	defer func() { _ = w.Stop() }()
-	initial := true
+	// The initial values hold each key once (its latest revision), so they can
+	// be decoded in parallel: decoding dominates a restart with many holds.
+	// Later updates are applied in order.
+	initial := make(chan jetstream.KeyValueEntry, 256)
+	var wg sync.WaitGroup
+	for range max(2, runtime.GOMAXPROCS(0)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for e := range initial {
+				v.apply(e)
+			}
+		}()
+	}
+	loading := true
+	finishLoad := func() {
+		if loading {
+			loading = false
+			close(initial)
+			wg.Wait()
+		}
+	}
+	defer finishLoad()
 	for {
 		select {
 		case <-ctx.Done():
@@ -111,14 +134,17 @@ func (v *HoldView) Run(ctx context.Context, kv jetstream.KeyValue) error {
 				}
 				return errors.New("holds watcher closed")
 			}
-			if e == nil {
-				if initial {
-					initial = false
+			switch {
+			case e == nil:
+				if loading {
+					finishLoad()
 					close(v.ready)
 				}
-				continue
+			case loading:
+				initial <- e
+			default:
+				v.apply(e)
 			}
-			v.apply(e)
 		}
 	}
 }
