@@ -22,38 +22,42 @@ type Policy struct {
 
 var _ router.Policy = (*Policy)(nil)
 
-// LoadPolicy builds the policy from cfg's `policy:` and `rules:` sections.
-func LoadPolicy(cfg config.Config) (*Policy, error) {
+// PolicyParts decodes cfg's `policy:` section and builds the rule set from the
+// embedded default extended by the `rules:` section.
+func PolicyParts(cfg config.Config) (policy.Config, *policy.RuleSet, error) {
 	var pc policy.Config
 	if err := cfg.Section("policy", &pc); err != nil {
-		return nil, err
+		return pc, nil, err
 	}
 	if err := pc.Validate(); err != nil {
+		return pc, nil, err
+	}
+	var ext policy.RuleSetExtension
+	if err := cfg.Section("rules", &ext); err != nil {
+		return pc, nil, err
+	}
+	rs, err := policy.DefaultRuleSet().Extend(ext)
+	if err != nil {
+		return pc, nil, fmt.Errorf("rules: %w", err)
+	}
+	return pc, rs, nil
+}
+
+// LoadPolicy builds the policy from cfg's `policy:` and `rules:` sections.
+func LoadPolicy(cfg config.Config) (*Policy, error) {
+	pc, rs, err := PolicyParts(cfg)
+	if err != nil {
 		return nil, err
 	}
 	eng, err := policy.NewEngine(pc)
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
-	rs := policy.DefaultRuleSet()
-	var ext policy.RuleSetExtension
-	if err := cfg.Section("rules", &ext); err != nil {
-		return nil, err
-	}
-	if rs, err = rs.Extend(ext); err != nil {
-		return nil, fmt.Errorf("rules: %w", err)
-	}
 	cls, err := policy.NewClassifier(rs)
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
-	loc := time.UTC
-	if pc.TimeZone != "" {
-		if loc, err = time.LoadLocation(pc.TimeZone); err != nil {
-			return nil, fmt.Errorf("policy.time_zone: %w", err)
-		}
-	}
-	return &Policy{cls: cls, eng: eng, loc: loc}, nil
+	return &Policy{cls: cls, eng: eng, loc: eng.Calendar().Location()}, nil
 }
 
 // Report builds the policy's view of m, with the jurisdiction of its sending

@@ -159,3 +159,21 @@ func TestSend(t *testing.T) {
 		t.Errorf("the reject reason is not shown: %q", errOut)
 	}
 }
+
+// explain honours the rules: section of the configuration file, as serve does.
+func TestExplainUsesRulesSection(t *testing.T) {
+	f := fixturePath(t, "oru_r01_v251.hl7")
+	cfg := filepath.Join(t.TempDir(), "rules.yaml")
+	os.WriteFile(cfg, []byte("rules:\n  tags:\n    pathology: false\n"), 0o600)
+	plain, _, err := runCLI(t, "", "explain", "--json", f)
+	if err != nil || !strings.Contains(plain, `"tag":"pathology"`) {
+		t.Fatalf("default rules: %v %s", err, plain)
+	}
+	out, _, err := runCLI(t, "", "explain", "--json", "--config", cfg, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out, `"tag":"pathology"`) || !strings.Contains(out, `"ruleset_version":"2026.11.0+local.`) {
+		t.Errorf("rules section ignored: %s", out)
+	}
+}

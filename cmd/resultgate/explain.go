@@ -9,6 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/resultgate/resultgate/app"
+	"github.com/resultgate/resultgate/config"
 	"github.com/resultgate/resultgate/hl7"
 	"github.com/resultgate/resultgate/policy"
 )
@@ -84,10 +86,14 @@ func runExplain(w io.Writer, path string, o explainOptions) error {
 		now = t
 	}
 	var cfg policy.Config
+	rs := policy.DefaultRuleSet()
 	if o.configFile != "" {
-		var err error
-		if cfg, err = policy.LoadConfigFile(o.configFile); err != nil {
+		full, err := config.Load(o.configFile)
+		if err != nil {
 			return err
+		}
+		if cfg, rs, err = app.PolicyParts(full); err != nil {
+			return fmt.Errorf("invalid policy configuration:\n%w", err)
 		}
 	}
 	engine, err := policy.NewEngine(cfg)
@@ -104,7 +110,7 @@ func runExplain(w io.Writer, path string, o explainOptions) error {
 			return fmt.Errorf("%s: %w", o.consentFile, err)
 		}
 	}
-	classifier, err := policy.NewClassifier(policy.DefaultRuleSet())
+	classifier, err := policy.NewClassifier(rs)
 	if err != nil {
 		return fmt.Errorf("rule set: %w", err)
 	}
