@@ -1,0 +1,110 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/resultgate/resultgate/auth"
+	"github.com/resultgate/resultgate/report"
+	"github.com/resultgate/resultgate/router"
+)
+
+// Reporter is what GET /api/report needs from the pipeline
+// (router.Service.Report). It is kept apart from Service so that a Service
+// without reports still serves the rest of the API.
+type Reporter interface {
+	Report(ctx context.Context, since, until time.Time) (*report.Report, error)
+}
+
+// defaultReportDays is the period of a report asked for without since: the
+// last 30 days, a month of practice.
+const defaultReportDays = 30
+
+// ParsePeriod reads the since and until of a report: RFC 3339 times or
+// dates (YYYY-MM-DD, UTC). A since date is the start of that day; an until
+// date includes that day (the period ends at the start of the next one).
+// Without until the period ends now; without since it starts
+// defaultReportDays before until.
+func ParsePeriod(sinceS, untilS string, now time.Time) (since, until time.Time, err error) {
+	until = now.UTC()
+	if untilS != "" {
+		t, isDate, err := parseWhen(untilS)
+		if err != nil {
+			return since, until, newErr(http.StatusBadRequest, "bad_request", "until: want RFC 3339 or YYYY-MM-DD, got %q", untilS)
+		}
+		if isDate {
+			t = t.AddDate(0, 0, 1)
+		}
+		until = t
+	}
+	since = until.AddDate(0, 0, -defaultReportDays)
+	if sinceS != "" {
+		t, _, err := parseWhen(sinceS)
+		if err != nil {
+			return since, until, newErr(http.StatusBadRequest, "bad_request", "since: want RFC 3339 or YYYY-MM-DD, got %q", sinceS)
+		}
+		since = t
+	}
+	if !since.Before(until) {
+		return since, until, newErr(http.StatusBadRequest, "bad_request", "since (%s) must be before until (%s)", since.Format(time.RFC3339), until.Format(time.RFC3339))
+	}
+	return since, until, nil
+}
+
+func parseWhen(s string) (t time.Time, isDate bool, err error) {
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		return t, true, nil
+	}
+	t, err = time.Parse(time.RFC3339, s)
+	return t.UTC(), false, err
+}
+
+// report serves GET /api/report?since=&until=&format=json|csv|text. Reading
+// a report is audited like every other read.
+func (a *API) report(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	rep, ok := a.svc.(Reporter)
+	if !ok {
+		return newErr(http.StatusNotImplemented, "not_implemented", "this resultgate has no report service")
+	}
+	q := r.URL.Query()
+	since, until, err := ParsePeriod(q.Get("since"), q.Get("until"), time.Now())
+	if err != nil {
+		return err
+	}
+	format := strings.ToLower(q.Get("format"))
+	switch format {
+	case "", "json", "csv", "text":
+	default:
+		return newErr(http.StatusBadRequest, "bad_request", "format: want json, csv or text, got %q", format)
+	}
+	out, err := rep.Report(r.Context(), since, until)
+	if err != nil {
+		return err
+	}
+	if err := a.svc.RecordAccess(r.Context(), router.AccessEvent{Kind: router.AuditAccess, Action: "report.read", Actor: p.Name, Role: string(p.Role)}); err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	switch format {
+	case "csv":
+		if err := report.WriteCSV(&buf, out); err != nil {
+			return err
+		}
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", `attachment; filename="resultgate-report.csv"`)
+	case "text":
+		if err := report.WriteText(&buf, out); err != nil {
+			return err
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	default:
+		writeJSON(w, http.StatusOK, out)
+		return nil
+	}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf.Bytes())
+	return nil
+}
