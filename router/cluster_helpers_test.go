@@ -1,0 +1,111 @@
+package router
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/resultgate/resultgate/internal/testutil"
+)
+
+// clusterConn connects to every node of srvs (reconnecting for ever, quickly)
+// and closes the connection when the test ends.
+func clusterConn(t *testing.T, srvs []*server.Server) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(clusterURLs(srvs), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// waitMetaLeader waits until the JetStream meta group of srvs has a leader.
+func waitMetaLeader(t *testing.T, srvs []*server.Server) {
+	t.Helper()
+	testutil.Eventually(t, 20*time.Second, "JetStream meta leader", func() bool {
+		for _, s := range srvs {
+			if s.Running() && s.JetStreamIsLeader() {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// shutdownStreamLeader shuts down the server that leads stream (a stream
+// name, e.g. "KV_holds" for the holds bucket) and returns its name.
+func shutdownStreamLeader(t *testing.T, srvs []*server.Server, js jetstream.JetStream, stream string) string {
+	t.Helper()
+	var leader string
+	testutil.Eventually(t, 15*time.Second, "leader of "+stream, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		s, err := js.Stream(ctx, stream)
+		if err != nil {
+			return false
+		}
+		info, err := s.Info(ctx)
+		if err != nil || info.Cluster == nil || info.Cluster.Leader == "" {
+			return false
+		}
+		leader = info.Cluster.Leader
+		return true
+	})
+	for _, s := range srvs {
+		if s.Name() == leader {
+			s.Shutdown()
+			s.WaitForShutdown()
+			return leader
+		}
+	}
+	t.Fatalf("leader %q of %s is not a cluster node", leader, stream)
+	return ""
+}
+
+// feedMsg is one HL7 portal feed message as the cluster tests check it.
+type feedMsg struct {
+	holdID, path string
+	inboundSeq   uint64
+}
+
+// readFeed reads the HL7 portal feed, retrying while the PORTAL stream elects
+// a leader, and returns its messages by hold ID.
+func readFeed(t *testing.T, js jetstream.JetStream) map[string][]feedMsg {
+	t.Helper()
+	var out map[string][]feedMsg
+	testutil.Eventually(t, 30*time.Second, "PORTAL readable", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		msgs, err := readAll(ctx, js, StreamPortal, jetstream.OrderedConsumerConfig{FilterSubjects: []string{SubjectPortalHL7Prefix + ">"}}, 100000,
+			func(m jetstream.Msg, _ uint64) (feedMsg, error) {
+				seq, _ := strconv.ParseUint(m.Headers().Get(HeaderInboundSeq), 10, 64)
+				return feedMsg{holdID: m.Headers().Get(HeaderHoldID), path: m.Headers().Get(HeaderReleasePath), inboundSeq: seq}, nil
+			})
+		if err != nil {
+			return false
+		}
+		out = map[string][]feedMsg{}
+		for _, m := range msgs {
+			out[m.holdID] = append(out[m.holdID], m)
+		}
+		return true
+	})
+	return out
+}
+
+// releaseCount counts the transitions of h into released.
+func releaseCount(h *Hold) int {
+	n := 0
+	for _, tr := range h.Transitions {
+		if tr.To == StateReleased {
+			n++
+		}
+	}
+	return n
+}
