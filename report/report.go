@@ -762,8 +762,11 @@ func breakdown(holds []Hold, unheld []Result, resultsKnown bool, minCell int) Br
 		groups := make([]Group, 0, len(keys))
 		for _, k := range keys {
 			a := acc[k]
-			groups = append(groups, Group{Group: k, Results: Cell{N: a.results, Unknown: !resultsKnown},
-				Holds: Cell{N: a.holds}, Released: Cell{N: len(a.delays)}})
+			res := Cell{N: a.results}
+			if !resultsKnown {
+				res = Cell{Unknown: true}
+			}
+			groups = append(groups, Group{Group: k, Results: res, Holds: Cell{N: a.holds}, Released: Cell{N: len(a.delays)}})
 		}
 		suppress(groups, minCell)
 		for j := range groups {
