@@ -226,9 +226,6 @@ func (g *Gate) Release(ctx context.Context, id string, rel ReleaseInfo, check re
 		return h, fmt.Errorf("releasing hold %s: %w", id, err)
 	}
 	g.view.Observe(h)
-	if err := g.audit.Transition(ctx, h, h.Transitions[len(h.Transitions)-1]); err != nil {
-		g.log.Error().Err(err).Str("hold_id", id).Msg("audit of release failed; the reconciler retries")
-	}
 	done, err := g.finish(ctx, h)
 	if err != nil {
 		g.log.Error().Err(err).Str("hold_id", id).Msg("release recorded but not yet published; the reconciler retries")
@@ -238,10 +235,23 @@ func (g *Gate) Release(ctx context.Context, id string, rel ReleaseInfo, check re
 	return done, nil
 }
 
-// finish publishes a released record and marks it published.
+// finish audits the release transition, publishes a released record and
+// marks it published. Each step is idempotent (stable Msg-Ids, CAS), so the
+// reconciler can run it again after any failure.
 func (g *Gate) finish(ctx context.Context, h *Hold) (*Hold, error) {
 	if h.Release == nil {
 		return h, fmt.Errorf("hold %s released without release info", h.ID)
+	}
+	for i := len(h.Transitions) - 1; i >= 0; i-- {
+		if t := h.Transitions[i]; t.To == StateReleased {
+			// The audit Msg-Id counts transitions up to and including this one.
+			upTo := *h
+			upTo.Transitions = h.Transitions[:i+1]
+			if err := g.audit.Transition(ctx, &upTo, t); err != nil {
+				return h, err
+			}
+			break
+		}
 	}
 	err := g.emit(ctx, emitRequest{
 		holdID: h.ID, inbound: h.Inbound, patientKey: h.PatientKey,
