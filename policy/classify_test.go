@@ -385,6 +385,13 @@ func TestClassifyFreeText(t *testing.T) {
 		{name: "ER negative is not negation", r: textReport("Invasive carcinoma ER negative PR negative HER2 negative."), want: mal},
 		{name: "triple negative carcinoma", r: textReport("Triple-negative breast carcinoma."), want: mal},
 		{name: "nodes negative after diagnosis", r: textReport("Adenocarcinoma; lymph nodes negative (0/12)."), want: mal},
+		{name: "zero of N nodes involved", r: textReport("0 of 15 lymph nodes involved by metastatic carcinoma."), want: none},
+		{name: "zero spelled out", r: textReport("Zero of fifteen lymph nodes with metastatic carcinoma."), want: none},
+		// Known limit: "positive for" ends negation scope, so "0 of 15 nodes positive
+		// for metastatic carcinoma" is still tagged (docs/RULESET.md).
+		{name: "zero count before positive for is still tagged", r: textReport("0 of 15 lymph nodes positive for metastatic carcinoma."), want: mal},
+		{name: "none of the nodes", r: textReport("None of the lymph nodes show metastatic carcinoma."), want: none},
+		{name: "counted nodes after a diagnosis", r: textReport("Invasive ductal carcinoma. 0 of 15 lymph nodes positive."), want: mal},
 		{name: "hard-wrapped negation continues", r: textReport("Negative for\nmalignancy."), want: none},
 		{name: "list item breaks scope", r: textReport("No residual disease in part A\n2. Metastatic carcinoma in lymph node."), want: mal},
 		// Hedges.
