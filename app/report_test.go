@@ -1,0 +1,173 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/resultgate/resultgate/internal/testutil"
+	"github.com/resultgate/resultgate/report"
+	"github.com/resultgate/resultgate/router"
+)
+
+// TestReportEndToEnd runs the daemon, holds three pathology results and
+// releases two lab results at once, releases one hold by the clinician and
+// overrides another on call, and checks GET /api/report's figures, formats
+// and authorisation.
+func TestReportEndToEnd(t *testing.T) {
+	e := newAPIEnv(t)
+	h1 := e.heldPathology(t, "REP1")
+	h2 := e.heldPathology(t, "REP2")
+	e.heldPathology(t, "REP3")
+	sendAll(t, e.app.MLLPAddr().String(), msg(labORU, "REPLAB1"), msg(labORU, "REPLAB2"))
+	jsonCT := "application/json"
+
+	if r := e.do(t, "clinician", "POST", "/api/holds/"+h1+"/release", jsonCT, []byte(`{}`)); r.status != 200 {
+		t.Fatalf("release: %d %s", r.status, r.raw)
+	}
+	reason := "patient asked at the bedside; oncologist present"
+	if r := e.do(t, "oncall", "POST", "/api/holds/"+h2+"/override", jsonCT, []byte(`{"reason":"`+reason+`"}`)); r.status != 200 {
+		t.Fatalf("override: %d %s", r.status, r.raw)
+	}
+
+	// The lab results are decided asynchronously: wait until the report
+	// counts all five results.
+	var rep report.Report
+	var raw string
+	testutil.Eventually(t, 15*time.Second, "report counts five results", func() bool {
+		r := e.do(t, "compliance", "GET", "/api/report", "", nil)
+		if r.status != 200 {
+			t.Fatalf("report: %d %s", r.status, r.raw)
+		}
+		raw = r.raw
+		rep = report.Report{}
+		if err := json.Unmarshal([]byte(r.raw), &rep); err != nil {
+			t.Fatalf("decoding the report: %v", err)
+		}
+		return rep.Totals.Results != nil && *rep.Totals.Results == 5
+	})
+
+	if rep.Totals.Holds != 3 || rep.Totals.HoldRate == nil || *rep.Totals.HoldRate != 0.6 ||
+		rep.Totals.Released != 2 || rep.Totals.StillHeld != 1 || rep.Totals.DemographicsMissing != 0 {
+		t.Errorf("totals = %+v", rep.Totals)
+	}
+	if len(rep.ByBasis) != 1 || rep.ByBasis[0].Basis != "state-law" || rep.ByBasis[0].Holds != 3 || rep.ByBasis[0].ComplianceRisk {
+		t.Errorf("by basis = %+v", rep.ByBasis)
+	}
+	if !slices.ContainsFunc(rep.ByTag, func(c report.TagCount) bool { return c.Tag == "malignancy" && c.Holds == 3 }) {
+		t.Errorf("by tag = %+v", rep.ByTag)
+	}
+	outcomes := map[string]int{}
+	for _, o := range rep.Outcomes {
+		outcomes[o.Outcome] = o.Holds
+	}
+	if outcomes[report.OutcomeClinician] != 1 || outcomes[report.OutcomeOverride] != 1 || outcomes[report.OutcomeStillHeld] != 1 || outcomes[report.OutcomeDeadline] != 0 {
+		t.Errorf("outcomes = %+v", rep.Outcomes)
+	}
+	if len(rep.Overrides) != 1 || rep.Overrides[0].HoldID != h2 || rep.Overrides[0].Actor != "Dr Night" || rep.Overrides[0].Reason != reason {
+		t.Errorf("overrides = %+v", rep.Overrides)
+	}
+	if rep.Risk.Holds != 0 || len(rep.Risk.HoldIDs) != 0 {
+		t.Errorf("risk = %+v", rep.Risk)
+	}
+
+	// Time to release is counted from OBR-22 (20261120085500 in the policy's
+	// zone, America/New_York) to each hold's release time.
+	fin := time.Date(2026, 11, 20, 13, 55, 0, 0, time.UTC)
+	var delays []int64
+	for _, id := range []string{h1, h2} {
+		h, err := e.app.Service().GetHold(context.Background(), id)
+		if err != nil || h.Release == nil {
+			t.Fatalf("hold %s: %v %+v", id, err, h)
+		}
+		delays = append(delays, int64(h.Release.At.Sub(fin)/time.Second))
+	}
+	slices.Sort(delays)
+	tt := rep.TimeToRelease
+	if tt.FallbackHolds != 0 || tt.Overall.Count != 2 || *tt.Overall.MaxSeconds != delays[1] ||
+		*tt.Overall.MedianSeconds != report.Percentile(delays, 0.5) || *tt.Overall.P90Seconds != report.Percentile(delays, 0.9) {
+		t.Errorf("time to release = %+v (%d %d %d), want from %v", tt.Overall, *tt.Overall.MedianSeconds, *tt.Overall.P90Seconds, *tt.Overall.MaxSeconds, delays)
+	}
+	if len(tt.ByBasis) != 1 || tt.ByBasis[0].Stats.Count != 2 || *tt.ByBasis[0].MaxSeconds != delays[1] {
+		t.Errorf("time to release by basis = %+v", tt.ByBasis)
+	}
+
+	// Five results of one 56-year-old woman without PID-15: one group per
+	// dimension, suppressed (holds 3, released 2, results 5 shown).
+	wantGroup := func(dim string, gs []report.Group, name string) {
+		t.Helper()
+		if len(gs) != 1 || gs[0].Group != name || gs[0].Results.String() != "5" || gs[0].Holds.String() != "<5" ||
+			gs[0].Released.String() != "<5" || gs[0].HoldRate != nil || gs[0].TimeToRelease != nil {
+			t.Errorf("%s breakdown = %+v", dim, gs)
+		}
+	}
+	wantGroup("age", rep.Breakdown.AgeBand, report.Age40to64)
+	wantGroup("sex", rep.Breakdown.Sex, "F")
+	wantGroup("language", rep.Breakdown.Language, report.GroupUnset)
+
+	// Aggregates only: no MRN, control ID or name in the report.
+	for _, phi := range []string{"MRN-E2E", "TESTPATIENT", "REP1", "REPLAB1", "19700101", "1970-01-01"} {
+		if strings.Contains(raw, phi) {
+			t.Errorf("report contains %q", phi)
+		}
+	}
+
+	// A period before the results is empty; the since/until dates parse.
+	r := e.do(t, "admin", "GET", "/api/report?since=2020-01-01&until=2020-01-31", "", nil)
+	if r.status != 200 || !strings.Contains(r.raw, `"holds":0`) || !strings.Contains(r.raw, `"until":"2020-02-01T00:00:00Z"`) {
+		t.Errorf("empty period: %d %.300s", r.status, r.raw)
+	}
+	// CSV and text.
+	r = e.do(t, "compliance", "GET", "/api/report?format=csv", "", nil)
+	if r.status != 200 || !strings.HasPrefix(r.raw, "section,since,until,generated_at,min_cell\n") || !strings.Contains(r.raw, "\noverrides,"+h2+",Dr Night,oncall,") {
+		t.Errorf("csv: %d %.500s", r.status, r.raw)
+	}
+	r = e.do(t, "compliance", "GET", "/api/report?format=text", "", nil)
+	if r.status != 200 || !strings.Contains(r.raw, "resultgate compliance report") || !strings.Contains(r.raw, reason) {
+		t.Errorf("text: %d %.500s", r.status, r.raw)
+	}
+
+	// Authorisation and errors.
+	tests := []struct {
+		name, who, query string
+		status           int
+		code             string
+	}{
+		{"clinician may not read reports", "clinician", "", 403, "forbidden"},
+		{"on call may not read reports", "oncall", "", 403, "forbidden"},
+		{"no token", "", "", 401, "unauthorized"},
+		{"bad since", "compliance", "?since=yesterday", 400, "bad_request"},
+		{"bad until", "compliance", "?until=2026-13-01", 400, "bad_request"},
+		{"since after until", "compliance", "?since=2026-11-10&until=2026-11-01", 400, "bad_request"},
+		{"bad format", "compliance", "?format=xml", 400, "bad_request"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.do(t, tc.who, "GET", "/api/report"+tc.query, "", nil)
+			if r.status != tc.status || r.body["error"] != tc.code || r.body["reason"] == "" {
+				t.Errorf("got %d %.200s, want %d %s", r.status, r.raw, tc.status, tc.code)
+			}
+		})
+	}
+
+	// Reads are audited; the denied clinician too.
+	evs, err := e.app.Service().Audit(context.Background(), router.AuditQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reads, denied int
+	for _, ev := range evs {
+		if ev.Action == "report.read" && ev.Role == "compliance" {
+			reads++
+		}
+		if ev.Kind == router.AuditDenied && strings.HasSuffix(ev.Action, "/api/report") && ev.Role == "clinician" {
+			denied++
+		}
+	}
+	if reads == 0 || denied != 1 {
+		t.Errorf("audit: %d report reads, %d denied clinician reads", reads, denied)
+	}
+}
