@@ -77,7 +77,7 @@ func (d Delimiters) EncodingCharacters() string {
 // Message is one parsed HL7 v2 message. It is safe for concurrent reads; nothing in
 // the package modifies a Message after Parse returns.
 type Message struct {
-	raw     []byte // private copy of the input, returned by Encode (copied) and Raw
+	raw     []byte // the input: a private copy, or the caller's bytes with ParseOptions.NoCopy
 	text    string // raw decoded to UTF-8 (shares raw's memory when no decoding was needed)
 	start   int    // offset in raw of "MSH" (after a BOM or leading blank lines)
 	delims  Delimiters

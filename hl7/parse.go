@@ -19,12 +19,21 @@ type ParseOptions struct {
 	// declared character set, an unknown character set even with a fallback, and
 	// an MSH without MSH-9, MSH-10, MSH-11 or MSH-12 (required in every version).
 	Strict bool
+	// NoCopy makes the Message use data's memory instead of a private copy: the
+	// Message, Raw, and every string read from it (field values, the typed views)
+	// share data's bytes, which must therefore not change while any of them is in
+	// use. Parse never writes to data. It is for a caller that holds the buffer for
+	// as long as it uses the message, such as an MLLP handler that parses a frame,
+	// stores it and answers before the reader reuses the buffer, and spares it a
+	// copy of every message (16 MiB for the largest frame). Without it (the
+	// default) the caller may reuse data as soon as Parse returns.
+	NoCopy bool
 }
 
 // Parse parses one HL7 v2 message with the default (lenient) options. The input
 // may start with a UTF-8 byte-order mark and blank lines; segments may end with
 // CR, LF or CRLF (mixed in one message). Parse copies data, so the caller may
-// reuse its buffer.
+// reuse its buffer (ParseOptions.NoCopy avoids the copy).
 func Parse(data []byte) (*Message, error) { return ParseWithOptions(data, ParseOptions{}) }
 
 var bom = []byte{0xEF, 0xBB, 0xBF}
@@ -34,7 +43,10 @@ func ParseWithOptions(data []byte, o ParseOptions) (*Message, error) {
 	if len(data) > maxMessage {
 		return nil, &ParseError{Err: ErrTooLarge, Detail: fmt.Sprintf("%d bytes", len(data))}
 	}
-	m := &Message{raw: bytes.Clone(data)}
+	m := &Message{raw: data}
+	if !o.NoCopy {
+		m.raw = bytes.Clone(data)
+	}
 	if m.raw == nil {
 		m.raw = []byte{}
 	}
