@@ -183,6 +183,26 @@ func pcReadHolds(js jetstream.JetStream) (map[string]*router.Hold, error) {
 	return out, nil
 }
 
+// pcUnclassified returns how many inbound messages the classify consumers
+// have not acked yet (pending plus in progress), or -1 when it cannot tell.
+func pcUnclassified(js jetstream.JetStream) int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, router.StreamHL7In)
+	if err != nil {
+		return -1
+	}
+	var n int64
+	infos := s.ListConsumers(ctx)
+	for ci := range infos.Info() {
+		n += int64(ci.NumPending) + int64(ci.NumAckPending)
+	}
+	if infos.Err() != nil {
+		return -1
+	}
+	return n
+}
+
 // pcReleases counts the transitions of h into released.
 func pcReleases(h *router.Hold) int {
 	n := 0
@@ -329,7 +349,7 @@ func TestServeSIGKILLDuringClassifyAndRelease(t *testing.T) {
 	dir := t.TempDir()
 	cfgPath := pcWriteConfig(t)
 	p := startServe(t, dir, "fsync", "--config", cfgPath)
-	nc, _ := pcConnect(t, p)
+	nc, js := pcConnect(t, p)
 	api := router.APIClient{NC: nc, Timeout: 10 * time.Second}
 
 	// A first batch, all acknowledged, so there are holds to release.
@@ -355,8 +375,10 @@ func TestServeSIGKILLDuringClassifyAndRelease(t *testing.T) {
 		killed    = make(chan struct{})
 		killOnce  sync.Once
 	)
+	var unclassified atomic.Int64 // inbound messages not yet acked by the classify step at the kill
 	kill := func() {
 		killOnce.Do(func() {
+			unclassified.Store(pcUnclassified(js))
 			_ = p.cmd.Process.Signal(syscall.SIGKILL)
 			close(killed)
 		})
@@ -463,7 +485,8 @@ func TestServeSIGKILLDuringClassifyAndRelease(t *testing.T) {
 	if acks.Load() >= 3*3000 {
 		t.Fatal("the stream ran out before the kill: the kill was not mid-stream")
 	}
-	t.Logf("SIGKILL after %d ACKs, %d releases confirmed, %d requested (%.1fs)", len(acked), len(confirmed), len(requested), time.Since(start).Seconds())
+	t.Logf("SIGKILL after %d ACKs, %d releases confirmed, %d requested, %d inbound messages not yet classified (%.1fs)",
+		len(acked), len(confirmed), len(requested), unclassified.Load(), time.Since(start).Seconds())
 
 	p2 := startServe(t, dir, "fsync", "--config", cfgPath)
 	nc2, js2 := pcConnect(t, p2)
