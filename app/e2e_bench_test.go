@@ -497,7 +497,9 @@ func TestE2EHolds(t *testing.T) {
 	if err := a.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	sendAll(t, a.MLLPAddr().String(), msgs[4])
+	if res, err := loadgen.Run(ctx, loadgen.Config{Addr: a.MLLPAddr().String(), Conns: 1, Count: 1}, msgs[4:5]); err != nil || res.Accepted != 1 {
+		t.Fatalf("prototype: %v %+v", err, res)
+	}
 	var proto *router.Hold
 	testutil.Eventually(t, 30*time.Second, "prototype hold", func() bool {
 		hs, _ := a.Service().ListHolds(ctx, router.HoldFilter{})
