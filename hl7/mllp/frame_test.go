@@ -579,3 +579,51 @@ func TestReaderFrameCapacity(t *testing.T) {
 		t.Fatalf("second frame = %q, %v", f, err)
 	}
 }
+
+// TestReaderLargeFrameAllocations bounds what assembling a frame that spans many
+// reads costs: the frame buffer doubles from 16 KiB and is capped at the maximum
+// frame size, so a frame just under the 16 MiB default allocates about twice its
+// size in all (the buffers it outgrew included), never more than twice the
+// maximum, and holds at most the maximum; the buffer is released before the
+// Reader waits for the next frame.
+func TestReaderLargeFrameAllocations(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		size      int
+		maxFactor float64 // bound on total allocation / frame size
+	}{
+		{"just under the maximum", DefaultMaxFrameSize - 4096, 2.01},
+		// Just over a power of two: the last doubling is cut at the maximum.
+		{"just over half the maximum", DefaultMaxFrameSize/2 + 1, 4.01},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := io.MultiReader(strings.NewReader(vt), &repeatReader{b: 'A', n: tc.size}, strings.NewReader(fs+cr))
+			r := NewReader(src, 0)
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			f, err := r.ReadFrame()
+			runtime.ReadMemStats(&after)
+			if err != nil || len(f) != tc.size || f[0] != 'A' || f[len(f)-1] != 'A' {
+				t.Fatalf("ReadFrame: %d bytes, %v; want %d", len(f), err, tc.size)
+			}
+			alloc := after.TotalAlloc - before.TotalAlloc
+			t.Logf("%d-byte frame: %d bytes allocated (%.2fx), buffer capacity %d", tc.size, alloc, float64(alloc)/float64(tc.size), cap(r.frame))
+			if limit := uint64(float64(tc.size) * tc.maxFactor); alloc > limit {
+				t.Errorf("allocated %d bytes for a %d-byte frame, want at most %d", alloc, tc.size, limit)
+			}
+			if alloc > 2*DefaultMaxFrameSize+64<<10 {
+				t.Errorf("allocated %d bytes, more than twice the maximum frame size", alloc)
+			}
+			if cap(r.frame) > DefaultMaxFrameSize {
+				t.Errorf("frame buffer capacity %d beyond the maximum %d", cap(r.frame), DefaultMaxFrameSize)
+			}
+			if _, err := r.ReadFrame(); err != io.EOF {
+				t.Fatalf("after the frame: %v, want EOF", err)
+			}
+			if r.frame != nil {
+				t.Errorf("the %d-byte frame buffer is kept after the frame", cap(r.frame))
+			}
+		})
+	}
+}
