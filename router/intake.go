@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -337,7 +339,10 @@ func (in *Intake) HandleMessage(ctx context.Context, peer mllp.Peer, frame []byt
 	receivedAt := in.now()
 	log := msgLog{l: in.logger(ctx), conn: peer.ConnID, size: int64(len(frame))}
 
-	m, err := hl7.Parse(frame)
+	// The frame stays valid (and unchanged) until HandleMessage returns, and
+	// nothing read from m outlives the call: parse it in place rather than copy
+	// it (16 MiB for the largest frame).
+	m, err := hl7.ParseWithOptions(frame, hl7.ParseOptions{NoCopy: true})
 	if err != nil {
 		detail := hl7.ErrorDetailFor(err)
 		ev := log.Warn().Str("decision", "reject").Str("reason", string(ReasonParse)).Int("err_code", detail.Code)
@@ -728,18 +733,40 @@ func field(f []string, n int) string {
 	return ""
 }
 
-// MsgID returns the Nats-Msg-Id of a message: sending application (MSH-3),
-// sending facility (MSH-4) and control ID (MSH-10), each percent-escaped and
-// joined with "|", so that no two different triples give the same ID.
+// MsgIDLen is the length of every Msg-Id MsgID returns.
+const MsgIDLen = 22
+
+// msgIDDomain separates MsgID's hash input from any other use of SHA-256; the
+// version changes if the input's encoding ever does.
+const msgIDDomain = "resultgate hl7 msg-id v1\x00"
+
+// MsgID returns the Nats-Msg-Id of a message: a stable, fixed-length ID of its
+// sending application (MSH-3), sending facility (MSH-4) and control ID (MSH-10),
+// the unpadded base64url encoding of the first 16 bytes of the SHA-256 of the
+// seven strings (three HD components each for MSH-3 and MSH-4, then MSH-10), each
+// preceded by its length, so no two different triples share an input (a "|" or
+// "^" inside a value cannot shift the boundaries). The same triple always gives
+// the same ID, across restarts and instances.
+//
+// It is a hash because JetStream keeps every Msg-Id of HL7_IN's duplicate window
+// in memory: 22 bytes instead of the joined values (often 60-90 bytes with OIDs)
+// cut the server's heap per stored message (docs/BENCHMARKS.md, Memory). 128
+// bits make an accidental collision negligible, and a collision could still not
+// lose a message: a duplicate is only acknowledged as one after checkDuplicate
+// has found the same content stored.
 func MsgID(app, facility hl7.HD, controlID string) string {
-	var b strings.Builder
-	b.Grow(len(app.NamespaceID) + len(facility.NamespaceID) + len(controlID) + 8)
-	escapeIDPart(&b, hdString(app))
-	b.WriteByte('|')
-	escapeIDPart(&b, hdString(facility))
-	b.WriteByte('|')
-	escapeIDPart(&b, controlID)
-	return b.String()
+	var buf [256]byte
+	b := append(buf[:0], msgIDDomain...)
+	for _, s := range [...]string{
+		app.NamespaceID, app.UniversalID, app.UniversalIDType,
+		facility.NamespaceID, facility.UniversalID, facility.UniversalIDType,
+		controlID,
+	} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	sum := sha256.Sum256(b)
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }
 
 // hdString joins the HD components with ^, dropping trailing empty ones;
@@ -754,22 +781,6 @@ func hdString(h hl7.HD) string {
 		parts[i] = strings.ReplaceAll(strings.ReplaceAll(parts[i], "%", "%25"), "^", "%5E")
 	}
 	return strings.Join(parts[:n], "^")
-}
-
-// escapeIDPart writes s with '%', '|' (the joiner) and control bytes
-// percent-escaped, which keeps the encoding of each part reversible.
-func escapeIDPart(b *strings.Builder, s string) {
-	const hexd = "0123456789ABCDEF"
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '|' || c == '%' || c < 0x20 || c == 0x7f {
-			b.WriteByte('%')
-			b.WriteByte(hexd[c>>4])
-			b.WriteByte(hexd[c&15])
-			continue
-		}
-		b.WriteByte(c)
-	}
 }
 
 // headerSafe replaces CR and LF, which would break a NATS header, with spaces.

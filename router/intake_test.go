@@ -118,7 +118,7 @@ func TestIntakeStoresThenAcks(t *testing.T) {
 		t.Fatalf("stored bytes differ from the frame:\n got %q\nwant %q", got.Data, frame)
 	}
 	wantHdr := map[string]string{
-		HeaderMsgID:                 "LAB|HOSP|CTRL-1",
+		HeaderMsgID:                 MsgID(hl7.HD{NamespaceID: "LAB"}, hl7.HD{NamespaceID: "HOSP"}, "CTRL-1"),
 		HeaderHL7ControlID:          "CTRL-1",
 		HeaderHL7MessageType:        "ORU^R01^ORU_R01",
 		HeaderHL7SendingApplication: "LAB",
@@ -453,12 +453,31 @@ func TestMsgIDUnambiguous(t *testing.T) {
 		app, fac hl7.HD
 		ctrl     string
 	}{
+		// A joiner inside a value must not shift the boundaries.
 		{hl7.HD{NamespaceID: "A|B"}, hl7.HD{NamespaceID: "C"}, "1"},
 		{hl7.HD{NamespaceID: "A"}, hl7.HD{NamespaceID: "B|C"}, "1"},
 		{hl7.HD{NamespaceID: "A"}, hl7.HD{NamespaceID: "B"}, "C|1"},
+		{hl7.HD{NamespaceID: "A"}, hl7.HD{NamespaceID: "B"}, "1"},
 		{hl7.HD{NamespaceID: "A", UniversalID: "B"}, hl7.HD{NamespaceID: "C"}, "1"},
 		{hl7.HD{NamespaceID: "A^B"}, hl7.HD{NamespaceID: "C"}, "1"},
 		{hl7.HD{NamespaceID: "A%7CB"}, hl7.HD{NamespaceID: "C"}, "1"},
+		// The same bytes moved between parts, and empty parts.
+		{hl7.HD{NamespaceID: "AB"}, hl7.HD{NamespaceID: "C"}, "1"},
+		{hl7.HD{NamespaceID: "A"}, hl7.HD{NamespaceID: "BC"}, "1"},
+		{hl7.HD{NamespaceID: "A"}, hl7.HD{NamespaceID: "C"}, "B1"},
+		{hl7.HD{UniversalID: "A"}, hl7.HD{NamespaceID: "C"}, "1"},
+		{hl7.HD{UniversalIDType: "A"}, hl7.HD{NamespaceID: "C"}, "1"},
+		{hl7.HD{}, hl7.HD{NamespaceID: "A"}, "C1"},
+		{hl7.HD{NamespaceID: "A"}, hl7.HD{UniversalID: "C"}, "1"},
+		{hl7.HD{NamespaceID: "A"}, hl7.HD{}, "C1"},
+		{hl7.HD{}, hl7.HD{}, "AC1"},
+		{hl7.HD{}, hl7.HD{}, ""},
+		// A length prefix must not be readable as content: a part ending in a
+		// byte that could be the next part's length.
+		{hl7.HD{NamespaceID: "A\x01"}, hl7.HD{NamespaceID: "C"}, "1"},
+		{hl7.HD{NamespaceID: "A"}, hl7.HD{NamespaceID: "\x01C"}, "1"},
+		{hl7.HD{NamespaceID: strings.Repeat("L", 300)}, hl7.HD{NamespaceID: "C"}, "1"},
+		{hl7.HD{NamespaceID: strings.Repeat("L", 299)}, hl7.HD{NamespaceID: "LC"}, "1"},
 	}
 	seen := map[string]int{}
 	for i, tt := range tests {
@@ -467,12 +486,63 @@ func TestMsgIDUnambiguous(t *testing.T) {
 			t.Errorf("cases %d and %d share Msg-Id %q", j, i, id)
 		}
 		seen[id] = i
-		if strings.ContainsAny(id, "\r\n") {
-			t.Errorf("Msg-Id %q has a line break", id)
+		if len(id) != MsgIDLen || strings.Trim(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+			t.Errorf("case %d: Msg-Id %q is not %d base64url characters", i, id, MsgIDLen)
+		}
+		if again := MsgID(tt.app, tt.fac, tt.ctrl); again != id {
+			t.Errorf("case %d: Msg-Id not stable: %q then %q", i, id, again)
 		}
 	}
-	if got := MsgID(hl7.HD{NamespaceID: "LAB"}, hl7.HD{NamespaceID: "HOSP"}, "CTRL-1"); got != "LAB|HOSP|CTRL-1" {
-		t.Errorf("MsgID = %q", got)
+	// Pinned values (computed independently: base64url of SHA-256 of the domain
+	// string and the length-prefixed parts). A change here changes every stored
+	// message's ID, and resends of messages stored before the change would be
+	// stored again: change the domain's version and say so in the release notes.
+	for _, tt := range []struct {
+		app, fac hl7.HD
+		ctrl     string
+		want     string
+	}{
+		{hl7.HD{NamespaceID: "LAB"}, hl7.HD{NamespaceID: "HOSP"}, "CTRL-1", "6PFUHWcpVRSLZO4WempMqg"},
+		{hl7.HD{NamespaceID: "LABSYS", UniversalID: "2.16.840.1.113883.3.1234", UniversalIDType: "ISO"}, hl7.HD{NamespaceID: "SYNTH LAB"}, "x", "c87-AJFmLxVWrdEH5yaCMA"},
+	} {
+		if got := MsgID(tt.app, tt.fac, tt.ctrl); got != tt.want {
+			t.Errorf("MsgID(%v, %v, %q) = %q, want %q", tt.app, tt.fac, tt.ctrl, got, tt.want)
+		}
+	}
+	// One allocation: the returned string (the hash input is on the stack).
+	app, fac := hl7.HD{NamespaceID: "LABSYS", UniversalID: "2.16.840.1.113883.19.4.6", UniversalIDType: "ISO"}, hl7.HD{NamespaceID: "SYNTH LAB"}
+	if n := testing.AllocsPerRun(100, func() { _ = MsgID(app, fac, "CTRL-0001") }); n > 1 {
+		t.Errorf("MsgID allocates %.0f times, want 1", n)
+	}
+}
+
+// TestIntakeMsgIDHeader: the stored Msg-Id is MsgID of the message's MSH-3,
+// MSH-4 and MSH-10 as parsed (components and escapes included), whatever their
+// length.
+func TestIntakeMsgIDHeader(t *testing.T) {
+	tj := startTestJS(t, config.DurabilityOS)
+	in := newTestIntake(t, tj, IntakeConfig{})
+	long := strings.Repeat("9", 180)
+	frame := []byte("MSH|^~\\&|LAB^2.16.840.1.113883.19.4.6^ISO|HOSP^1.2.3^ISO|RG|HOSP|20260101120000||ORU^R01|" + long + "|P|2.5.1\r" +
+		"PID|1||123456^^^HOSP^MR||DOE^JANE\rOBR|1|O1|F1|X^Y^LN\rOBX|1|ST|X^Y^LN||v||||||F\r")
+	if a := parseACK(t, in.HandleMessage(context.Background(), testPeer, frame)); a.code != "AA" {
+		t.Fatalf("ACK %+v", a)
+	}
+	s, err := tj.js.Stream(testCtx(t), StreamHL7In)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.GetMsg(testCtx(t), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := MsgID(hl7.HD{NamespaceID: "LAB", UniversalID: "2.16.840.1.113883.19.4.6", UniversalIDType: "ISO"},
+		hl7.HD{NamespaceID: "HOSP", UniversalID: "1.2.3", UniversalIDType: "ISO"}, long)
+	if got := m.Header.Get(HeaderMsgID); got != want {
+		t.Errorf("stored Msg-Id %q, want %q", got, want)
+	}
+	if !bytes.Equal(m.Data, frame) {
+		t.Error("stored bytes differ from the frame")
 	}
 }
 
@@ -563,7 +633,7 @@ func TestIntakeControlIDReused(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(m.Data, other) || m.Header.Get(HeaderControlIDReused) != "true" ||
-		!strings.HasPrefix(m.Header.Get(HeaderMsgID), "LAB|HOSP|REUSE-1|") {
+		!strings.HasPrefix(m.Header.Get(HeaderMsgID), MsgID(hl7.HD{NamespaceID: "LAB"}, hl7.HD{NamespaceID: "HOSP"}, "REUSE-1")+"|") {
 		t.Errorf("second message stored as %q with headers %v", m.Data, m.Header)
 	}
 	st := in.Stats()
