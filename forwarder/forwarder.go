@@ -63,6 +63,12 @@ var ErrStopped = errors.New("forwarder: stopped")
 // to a second instance (which would send it twice and could reorder).
 const ackWait = 30 * time.Second
 
+// fetchWait is how long one pull request waits for a message. An orderly
+// Stop waits for the outstanding requests to end rather than abandoning them:
+// a message the server hands to an abandoned request would stay invisible for
+// ackWait and hold up its partition. One second bounds that wait.
+const fetchWait = time.Second
+
 // stopGrace bounds the wait for a delivery once Stop has interrupted it.
 const stopGrace = 2 * time.Second
 
@@ -116,7 +122,7 @@ type Forwarder struct {
 	mu       sync.Mutex // guards the fields below
 	started  bool
 	stopped  bool
-	iters    []jetstream.MessagesContext
+	stopCh   chan struct{} // closed by Stop: no new pull requests
 	links    []*link
 	stopOnce sync.Once
 	stopErr  error
@@ -186,6 +192,7 @@ func (f *Forwarder) Start(ctx context.Context) error {
 		return errors.New("forwarder: already started")
 	}
 	f.sendCtx, f.cancelSend = context.WithCancel(context.Background())
+	f.stopCh = make(chan struct{})
 	for range f.cfg.Connections {
 		f.links = append(f.links, newLink(f.cfg.Addr, f.tls, f.cfg, f.log))
 	}
@@ -196,17 +203,9 @@ func (f *Forwarder) Start(ctx context.Context) error {
 			f.abort()
 			return err
 		}
-		// One message buffered at most: the consumer has one pending anyway,
-		// and a drained iterator must not hold messages it will not handle.
-		it, err := cons.Messages(jetstream.PullMaxMessages(1), jetstream.WithMessagesErrOnMissingHeartbeat(false))
-		if err != nil {
-			f.abort()
-			return fmt.Errorf("forwarder: consuming %s: %w", f.cfg.ConsumerName(p), err)
-		}
-		f.iters = append(f.iters, it)
 		l := f.links[i%len(f.links)]
 		f.wg.Add(1)
-		go f.run(p, it, l)
+		go f.run(p, cons, l)
 	}
 	f.started = true
 	f.log.Info().Int("partitions", len(parts)).Int("connections", len(f.links)).
@@ -216,15 +215,13 @@ func (f *Forwarder) Start(ctx context.Context) error {
 
 // abort tears down a partial start (called with f.mu held).
 func (f *Forwarder) abort() {
-	for _, it := range f.iters {
-		it.Stop()
-	}
+	close(f.stopCh)
 	f.cancelSend()
 	f.wg.Wait()
 	for _, l := range f.links {
 		_ = l.close()
 	}
-	f.iters, f.links = nil, nil
+	f.links = nil
 }
 
 // ensureConsumer creates the durable consumer of partition p, or updates it
@@ -264,25 +261,32 @@ func (f *Forwarder) ensureConsumer(ctx context.Context, p string) (jetstream.Con
 	return cons, nil
 }
 
-// run delivers partition p's messages one at a time until the iterator is
-// drained or stopped.
-func (f *Forwarder) run(p string, it jetstream.MessagesContext, l *link) {
+// run delivers partition p's messages one at a time until Stop. Each pull
+// asks for one message (the consumer has at most one pending anyway) and is
+// left to end on its own, so no message is ever handed to a request nobody
+// reads.
+func (f *Forwarder) run(p string, cons jetstream.Consumer, l *link) {
 	defer f.wg.Done()
 	for {
-		msg, err := it.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return
-			}
-			f.log.Debug().Err(err).Str("partition", p).Msg("forwarder consumer")
-			select {
-			case <-f.sendCtx.Done():
-				return
-			case <-time.After(f.cfg.RetryBackoff.Min):
-			}
-			continue
+		select {
+		case <-f.stopCh:
+			return
+		default:
 		}
-		f.handle(p, l, msg)
+		msg, err := cons.Next(jetstream.FetchMaxWait(fetchWait))
+		switch {
+		case err == nil:
+			f.handle(p, l, msg)
+		case errors.Is(err, nats.ErrTimeout):
+		default:
+			// NATS unreachable, consumer deleted, ...: log and try again.
+			f.log.Warn().Err(err).Str("partition", p).Msg("forwarder could not pull from the feed; retrying")
+			select {
+			case <-f.stopCh:
+				return
+			case <-time.After(fetchWait):
+			}
+		}
 	}
 }
 
@@ -584,9 +588,7 @@ func (f *Forwarder) Stop(ctx context.Context) error {
 			return
 		}
 		var errs []error
-		for _, it := range f.iters {
-			it.Drain()
-		}
+		close(f.stopCh)
 		done := make(chan struct{})
 		go func() { f.wg.Wait(); close(done) }()
 		select {
@@ -606,9 +608,6 @@ func (f *Forwarder) Stop(ctx context.Context) error {
 			t.Stop()
 		}
 		f.cancelSend()
-		for _, it := range f.iters {
-			it.Stop()
-		}
 		for _, l := range f.links {
 			if err := l.close(); err != nil {
 				errs = append(errs, fmt.Errorf("closing downstream connection: %w", err))
