@@ -334,8 +334,9 @@ func TestClusterInstancesSurviveLeaderAndInstanceLoss(t *testing.T) {
 	b := startInstance("B")
 	js := b.JetStream()
 
-	// The short holds end 15 s from now: after A is gone, within the test's bound.
-	deadline := time.Now().Add(15 * time.Second).Truncate(time.Second)
+	// The short holds end 20 s from now: after A is gone (also under -race on a
+	// loaded machine), within the test's bound.
+	deadline := time.Now().Add(20 * time.Second).Truncate(time.Second)
 	var msgs []clusterMsg
 	for i := range 4 {
 		id := fmt.Sprintf("DL%d", i)
