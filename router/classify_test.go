@@ -140,7 +140,8 @@ func TestPerPatientOrderAcrossInstances(t *testing.T) {
 		pid := fmt.Sprintf("MRN%d", i)
 		orig, err := s.GetHold(testCtx(t), holdOf("O"+pid))
 		if err != nil {
-			t.Fatal(err)
+			dead, _ := s.DeadList(testCtx(t), 0)
+			t.Fatalf("patient %d: %v (dead letters %+v, metrics %+v)", i, err, dead, s.Metrics())
 		}
 		corr, err := s.GetHold(testCtx(t), holdOf("X"+pid))
 		if err != nil {

@@ -134,7 +134,10 @@ func TestClusterLeaderAndInstanceLoss(t *testing.T) {
 		testutil.Eventually(t, 30*time.Second, "inbound stored", func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
-			_, err := js.PublishMsg(ctx, &nats.Msg{Subject: InSubject(part), Data: raw}, jetstream.WithMsgID("LIS|HOSP|"+m.ctrl))
+			ack, err := js.PublishMsg(ctx, &nats.Msg{Subject: InSubject(part), Data: raw}, jetstream.WithMsgID("LIS|HOSP|"+m.ctrl))
+			if err == nil {
+				env.noteSeq(part, ack.Sequence)
+			}
 			return err == nil
 		})
 	}
@@ -166,35 +169,26 @@ func TestClusterLeaderAndInstanceLoss(t *testing.T) {
 			_ = a
 		}
 	}
-	testutil.Eventually(t, 60*time.Second, "every result decided", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		for _, part := range partitionTokens(testPartitions) {
-			c, err := js.Consumer(ctx, StreamHL7In, consumerName(part))
-			if err != nil {
-				return false
-			}
-			info, err := c.Info(ctx)
-			if err != nil || info.NumPending != 0 || info.NumAckPending != 0 {
-				return false
-			}
-		}
-		return true
-	})
+	testutil.Eventually(t, 60*time.Second, "every result decided", env.settled)
 	// Reads retry: a stream may be electing a new leader.
 	portal := func() []*nats.Msg {
-		var msgs []*nats.Msg
-		testutil.Eventually(t, 30*time.Second, "portal readable", func() bool {
+		t.Helper()
+		var lastErr error
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			var err error
-			msgs, err = readAll(ctx, js, StreamPortal, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"portal.hl7.>"}}, 10000,
+			msgs, err := readAll(ctx, js, StreamPortal, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"portal.hl7.>"}}, 10000,
 				func(m jetstream.Msg, _ uint64) (*nats.Msg, error) {
 					return &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}, nil
 				})
-			return err == nil
-		})
-		return msgs
+			cancel()
+			if err == nil {
+				return msgs
+			}
+			lastErr = err
+			time.Sleep(50 * time.Millisecond) // polling a failing read, not synchronising
+		}
+		t.Fatalf("portal not readable for 30s: %v", lastErr)
+		return nil
 	}
 	check := func(wantHeld bool) {
 		t.Helper()

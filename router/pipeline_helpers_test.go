@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -193,6 +194,19 @@ type pipeEnv struct {
 	clock  *fakeClock
 	policy *testPolicy
 	cfg    PipelineConfig
+
+	seqMu   sync.Mutex
+	lastSeq map[string]uint64 // partition -> last inbound sequence sent
+}
+
+// noteSeq records that seq was stored on partition part.
+func (e *pipeEnv) noteSeq(part string, seq uint64) {
+	e.seqMu.Lock()
+	defer e.seqMu.Unlock()
+	if e.lastSeq == nil {
+		e.lastSeq = map[string]uint64{}
+	}
+	e.lastSeq[part] = max(e.lastSeq[part], seq)
 }
 
 func newPipeEnv(t testing.TB, mod ...func(*PipelineConfig)) *pipeEnv {
@@ -294,6 +308,7 @@ func (e *pipeEnv) send(m msgSpec) uint64 {
 	if err != nil {
 		e.t.Fatalf("publishing inbound: %v", err)
 	}
+	e.noteSeq(part, ack.Sequence)
 	return ack.Sequence
 }
 
@@ -304,19 +319,27 @@ func (e *pipeEnv) sendRaw(id string, raw []byte) uint64 {
 	if err != nil {
 		e.t.Fatalf("publishing inbound: %v", err)
 	}
+	e.noteSeq("p00", ack.Sequence)
 	return ack.Sequence
 }
 
-// settled reports whether every classify consumer has acked everything.
+// settled reports whether every classify consumer has acked (or
+// dead-lettered) everything sent. The ack floor is compared with the last
+// sequence sent: a consumer's NumPending may not count a message stored an
+// instant ago yet.
 func (e *pipeEnv) settled() bool {
-	ctx := testCtx(e.t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	e.seqMu.Lock()
+	last := maps.Clone(e.lastSeq)
+	e.seqMu.Unlock()
 	for _, part := range partitionTokens(testPartitions) {
 		c, err := e.js.js.Consumer(ctx, StreamHL7In, consumerName(part))
 		if err != nil {
 			return false
 		}
 		info, err := c.Info(ctx)
-		if err != nil || info.NumPending != 0 || info.NumAckPending != 0 {
+		if err != nil || info.NumPending != 0 || info.NumAckPending != 0 || info.AckFloor.Stream < last[part] {
 			return false
 		}
 	}
