@@ -16,6 +16,7 @@ import (
 )
 
 func TestDeliversInOrderPerPartition(t *testing.T) {
+	t.Parallel()
 	js := startJS(t)
 	d := startDownstream(t, "127.0.0.1:0", nil)
 	cfg := testConfig(d.addr)
@@ -42,6 +43,7 @@ func TestDeliversInOrderPerPartition(t *testing.T) {
 }
 
 func TestRetryKeepsOrder(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		failure string // the answer to the first two attempts of p00-001
@@ -78,6 +80,7 @@ func TestRetryKeepsOrder(t *testing.T) {
 }
 
 func TestRejectedGoesToDeadAfterMaxAttempts(t *testing.T) {
+	t.Parallel()
 	js := startJS(t)
 	d := startDownstream(t, "127.0.0.1:0", func(ctl string, _ int) string {
 		if ctl == "p02-001" {
@@ -132,6 +135,7 @@ func TestRejectedGoesToDeadAfterMaxAttempts(t *testing.T) {
 }
 
 func TestDeadAfterGivesUpOnTransientFailures(t *testing.T) {
+	t.Parallel()
 	js := startJS(t)
 	d := startDownstream(t, "127.0.0.1:0", func(ctl string, _ int) string {
 		if ctl == "p01-000" {
@@ -155,6 +159,7 @@ func TestDeadAfterGivesUpOnTransientFailures(t *testing.T) {
 }
 
 func TestNeverGivesUpByDefault(t *testing.T) {
+	t.Parallel()
 	js := startJS(t)
 	d := startDownstream(t, "127.0.0.1:0", func(string, int) string { return "AE" })
 	cfg := testConfig(d.addr, "p00")
@@ -179,6 +184,7 @@ func TestNeverGivesUpByDefault(t *testing.T) {
 }
 
 func TestRestartMidStreamLosesAndReordersNothing(t *testing.T) {
+	t.Parallel()
 	js := startJS(t)
 	d := startDownstream(t, "127.0.0.1:0", nil)
 	cfg := testConfig(d.addr, "p00", "p01")
@@ -226,6 +232,7 @@ func TestRestartMidStreamLosesAndReordersNothing(t *testing.T) {
 }
 
 func TestStopIsBoundedWithMessageInFlight(t *testing.T) {
+	t.Parallel()
 	js := startJS(t)
 	silent := startDownstream(t, "127.0.0.1:0", func(string, int) string { return "" })
 	cfg := testConfig(silent.addr, "p03")
@@ -269,6 +276,7 @@ func TestStopIsBoundedWithMessageInFlight(t *testing.T) {
 }
 
 func TestDownstreamDownAtStart(t *testing.T) {
+	t.Parallel()
 	js := startJS(t)
 	addr := freeAddr(t)
 	f := startForwarder(t, js, testConfig(addr, "p00"))
@@ -285,6 +293,7 @@ func TestDownstreamDownAtStart(t *testing.T) {
 }
 
 func TestSeveralInstancesKeepOrder(t *testing.T) {
+	t.Parallel()
 	js := startJS(t)
 	d := startDownstream(t, "127.0.0.1:0", func(ctl string, n int) string {
 		if strings.HasSuffix(ctl, "7") && n == 1 {
@@ -307,6 +316,7 @@ func TestSeveralInstancesKeepOrder(t *testing.T) {
 }
 
 func TestStartNewSkipsEarlierFeed(t *testing.T) {
+	t.Parallel()
 	js := startJS(t)
 	d := startDownstream(t, "127.0.0.1:0", nil)
 	publishN(t, js, "p00", 0, 3)
@@ -343,6 +353,7 @@ func TestStartNewSkipsEarlierFeed(t *testing.T) {
 }
 
 func TestDisabledDoesNothing(t *testing.T) {
+	t.Parallel()
 	f, err := New(nil, Config{}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
