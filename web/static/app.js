@@ -47,7 +47,7 @@ function fmtTime(iso) {
 }
 
 function show(section) {
-  for (const id of ["signin", "worklist", "detail"]) $(id).hidden = id !== section;
+  for (const id of ["signin", "worklist", "detail", "report-section"]) $(id).hidden = id !== section;
 }
 
 async function signIn(tok) {
@@ -62,6 +62,7 @@ async function signIn(tok) {
   $("who").textContent = me.name + " (" + me.role + ")";
   $("signout").hidden = false;
   status("");
+  if (rgReport.start(me)) return;
   await loadWorklist();
 }
 
@@ -70,6 +71,7 @@ function signOut() {
   me = null; current = null;
   $("who").textContent = "";
   $("signout").hidden = true;
+  rgReport.stop();
   $("token").value = "";
   show("signin");
   $("token").focus();
