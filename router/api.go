@@ -38,6 +38,7 @@ type APIError struct {
 	Message string `json:"message"`
 }
 
+// Error returns "code: message".
 func (e *APIError) Error() string { return e.Code + ": " + e.Message }
 
 // APIResponse is the envelope of every API reply: Data on success, Error
