@@ -116,6 +116,10 @@ type pcFeed struct {
 	fhir map[string]int
 }
 
+// pcStoredAt is set by pcReadFeed on the headers it returns: when the PORTAL
+// stream stored the message.
+const pcStoredAt = "Test-Stored-At"
+
 // pcReadFeed reads the whole PORTAL stream.
 func pcReadFeed(js jetstream.JetStream) (pcFeed, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -143,7 +147,11 @@ func pcReadFeed(js jetstream.JetStream) (pcFeed, error) {
 			n++
 			id := m.Headers().Get(router.HeaderControlID)
 			if strings.HasPrefix(m.Subject(), router.SubjectPortalHL7Prefix) {
-				f.hl7[id] = append(f.hl7[id], m.Headers())
+				h := m.Headers()
+				if md, err := m.Metadata(); err == nil {
+					h.Set(pcStoredAt, md.Timestamp.UTC().Format(time.RFC3339Nano))
+				}
+				f.hl7[id] = append(f.hl7[id], h)
 			} else {
 				f.fhir[id]++
 			}
@@ -275,6 +283,9 @@ func pcCheck(t *testing.T, feed pcFeed, holds map[string]*router.Hold, acked map
 				continue
 			}
 			hdr := feed.hl7[id][0]
+			if stored, err := time.Parse(time.RFC3339Nano, hdr.Get(pcStoredAt)); err != nil || stored.Before(h.Release.At) {
+				bad = append(bad, fmt.Sprintf("%s: in the feed at %s (%v), before its release at %s", id, stored, err, h.Release.At))
+			}
 			if hdr.Get(router.HeaderHoldID) != h.ID || hdr.Get(router.HeaderReleasePath) != string(h.Release.Path) {
 				bad = append(bad, fmt.Sprintf("%s: feed hold %q path %q, hold record %s path %q", id,
 					hdr.Get(router.HeaderHoldID), hdr.Get(router.HeaderReleasePath), h.ID, h.Release.Path))
