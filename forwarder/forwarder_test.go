@@ -365,3 +365,46 @@ func TestDisabledDoesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestReplayDeliversARejectedResultAgain(t *testing.T) {
+	t.Parallel()
+	js := startJS(t)
+	fixed := false
+	d := startDownstream(t, "127.0.0.1:0", nil)
+	d.setAnswer(func(ctl string, _ int) string {
+		if ctl == "p00-000" && !fixed {
+			return "AR"
+		}
+		return "AA"
+	})
+	cfg := testConfig(d.addr, "p00")
+	cfg.MaxAttemptsBeforeAlert = 1
+	f := startForwarder(t, js, cfg)
+	publishN(t, js, "p00", 0, 2)
+	waitDelivered(t, f, 1)
+	testutil.Eventually(t, waitFor, "dead letter", func() bool { return f.Stats().Dead == 1 })
+
+	ctx := testCtx(t)
+	st, err := js.Stream(ctx, router.StreamDead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := st.GetLastMsgForSubject(ctx, router.DeadSubject(DeadReason))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.setAnswer(func(string, int) string { fixed = true; return "AA" }) // the downstream is fixed
+	for range 2 {                                                       // twice: queued once
+		subj, err := Replay(ctx, js, rec.Sequence)
+		if err != nil || subj != "portal.hl7.p00" {
+			t.Fatalf("Replay = %q, %v", subj, err)
+		}
+	}
+	waitDelivered(t, f, 2)
+	if got := d.received(); !slices.Equal(got, []string{"p00-000", "p00-001", "p00-000"}) {
+		t.Errorf("downstream received %v", got)
+	}
+	if _, err := Replay(ctx, js, rec.Sequence+100); !errors.Is(err, router.ErrDeadNotFound) {
+		t.Errorf("Replay(missing) = %v", err)
+	}
+}
