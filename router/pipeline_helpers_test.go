@@ -349,7 +349,7 @@ func (e *pipeEnv) settled() bool {
 // waitSettled waits until the classify step has processed every inbound message.
 func (e *pipeEnv) waitSettled() {
 	e.t.Helper()
-	testutil.Eventually(e.t, 10*time.Second, "classify consumers settled", e.settled)
+	testutil.Eventually(e.t, 30*time.Second, "classify consumers settled", e.settled)
 }
 
 // portal returns the portal feed messages on subjects matching filter
