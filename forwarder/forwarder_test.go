@@ -393,14 +393,22 @@ func TestReplayDeliversARejectedResultAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.setAnswer(func(string, int) string { fixed = true; return "AA" }) // the downstream is fixed
-	for range 2 {                                                       // twice: queued once
+	// The downstream is fixed; replaying twice queues the result once.
+	d.setAnswer(func(string, int) string { fixed = true; return "AA" })
+	for range 2 {
 		subj, err := Replay(ctx, js, rec.Sequence)
 		if err != nil || subj != "portal.hl7.p00" {
 			t.Fatalf("Replay = %q, %v", subj, err)
 		}
 	}
 	waitDelivered(t, f, 2)
+	portal, err := js.Stream(ctx, router.StreamPortal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := portal.Info(ctx); err != nil || info.State.Msgs != 3 {
+		t.Fatalf("PORTAL info = %+v, %v; want 3 messages: the second replay is a duplicate", info, err)
+	}
 	if got := d.received(); !slices.Equal(got, []string{"p00-000", "p00-001", "p00-000"}) {
 		t.Errorf("downstream received %v", got)
 	}
