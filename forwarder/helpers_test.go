@@ -2,6 +2,7 @@ package forwarder
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"slices"
@@ -104,9 +105,10 @@ type downstream struct {
 	seen   map[string]int // arrivals per control ID
 	answer func(ctl string, n int) string
 	frames chan string // each arrival's control ID, for tests that wait on one
+	certCN string      // the client certificate's CN of the last message (mutual TLS)
 }
 
-func (d *downstream) HandleMessage(_ context.Context, _ mllp.Peer, frame []byte) []byte {
+func (d *downstream) HandleMessage(_ context.Context, peer mllp.Peer, frame []byte) []byte {
 	m, err := hl7.Parse(frame)
 	if err != nil {
 		return hl7.BuildACKFromBytes(frame, hl7.AR)
@@ -114,6 +116,7 @@ func (d *downstream) HandleMessage(_ context.Context, _ mllp.Peer, frame []byte)
 	ctl := m.ControlID()
 	d.mu.Lock()
 	d.got = append(d.got, ctl)
+	d.certCN = peer.ClientCertSubject
 	d.seen[ctl]++
 	code := "AA"
 	if d.answer != nil {
@@ -158,13 +161,19 @@ func (d *downstream) count(ctl string) int {
 // startDownstream listens on addr ("127.0.0.1:0" for any port).
 func startDownstream(t *testing.T, addr string, answer func(ctl string, n int) string) *downstream {
 	t.Helper()
+	return startDownstreamTLS(t, addr, nil, answer)
+}
+
+// startDownstreamTLS is startDownstream speaking TLS with tc (nil: plain TCP).
+func startDownstreamTLS(t *testing.T, addr string, tc *tls.Config, answer func(ctl string, n int) string) *downstream {
+	t.Helper()
 	d := &downstream{seen: map[string]int{}, answer: answer, frames: make(chan string, 1024)}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
 	d.addr = ln.Addr().String()
-	d.srv = mllp.NewServer(mllp.ServerConfig{}, d)
+	d.srv = mllp.NewServer(mllp.ServerConfig{TLS: tc}, d)
 	go func() { _ = d.srv.Serve(ln) }()
 	t.Cleanup(func() { _ = d.srv.Close() })
 	return d
