@@ -19,6 +19,11 @@ type Reporter interface {
 	Report(ctx context.Context, since, until time.Time) (*report.Report, error)
 }
 
+// reportTimeout bounds the making of one report (it reads every hold and the
+// inbound message of every result of the period); it replaces the server's
+// write timeout for this route.
+const reportTimeout = 3 * time.Minute
+
 // defaultReportDays is the period of a report asked for without since: the
 // last 30 days, a month of practice.
 const defaultReportDays = 30
@@ -80,7 +85,12 @@ func (a *API) report(w http.ResponseWriter, r *http.Request, p auth.Principal) e
 	default:
 		return newErr(http.StatusBadRequest, "bad_request", "format: want json, csv or text, got %q", format)
 	}
-	out, err := rep.Report(r.Context(), since, until)
+	// A report reads every hold and inbound message of the period: allow it
+	// longer than the server's write timeout, but not forever.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(reportTimeout + 10*time.Second))
+	ctx, cancel := context.WithTimeout(r.Context(), reportTimeout)
+	defer cancel()
+	out, err := rep.Report(ctx, since, until)
 	if err != nil {
 		return err
 	}

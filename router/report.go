@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -34,6 +35,7 @@ func (s *Service) Report(ctx context.Context, since, until time.Time) (*report.R
 		return nil, err
 	}
 	seen := map[string]bool{}
+	var refs []InboundRef
 	for _, h := range holds {
 		if (!since.IsZero() && h.CreatedAt.Before(since)) || (!until.IsZero() && !h.CreatedAt.Before(until)) {
 			continue
@@ -52,8 +54,8 @@ func (s *Service) Report(ctx context.Context, since, until time.Time) (*report.R
 			rh.Release = &report.Release{Path: string(h.Release.Path), Actor: h.Release.Actor, Role: h.Release.Role,
 				Reason: h.Release.Reason, At: h.Release.At}
 		}
-		rh.Demographics, rh.FinalisedAt = s.reportFacts(ctx, h.Inbound)
 		in.Holds = append(in.Holds, rh)
+		refs = append(refs, h.Inbound)
 	}
 
 	decs, err := s.reportDecisions(ctx, since, until)
@@ -66,9 +68,20 @@ func (s *Service) Report(ctx context.Context, since, until time.Time) (*report.R
 				continue
 			}
 			seen[d.HoldID] = true
-			dem, _ := s.reportFacts(ctx, InboundRef{Stream: StreamHL7In, Seq: d.InboundSeq})
-			in.Unheld = append(in.Unheld, report.Result{At: d.At, Demographics: dem})
+			in.Unheld = append(in.Unheld, report.Result{At: d.At})
+			refs = append(refs, InboundRef{Stream: StreamHL7In, Seq: d.InboundSeq})
 		}
+	}
+
+	facts := s.reportFactsAll(ctx, refs)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for i := range in.Holds {
+		in.Holds[i].Demographics, in.Holds[i].FinalisedAt = facts[i].dem, facts[i].fin
+	}
+	for i := range in.Unheld {
+		in.Unheld[i].Demographics = facts[len(in.Holds)+i].dem
 	}
 	return report.Compute(in), nil
 }
@@ -145,19 +158,69 @@ func (s *Service) reportDecisions(ctx context.Context, since, until time.Time) (
 	return out, nil
 }
 
+// reportReaders is how many inbound messages a report reads at once: each
+// read is a round trip to the stream leader, and a month of results is tens
+// of thousands of them.
+const reportReaders = 16
+
+type reportFact struct {
+	dem report.Demographics
+	fin time.Time
+}
+
+// reportFactsAll reads the facts of every ref, reportReaders at a time, in
+// the order of refs.
+func (s *Service) reportFactsAll(ctx context.Context, refs []InboundRef) []reportFact {
+	out := make([]reportFact, len(refs))
+	// One stream handle per stream (a lookup is a round trip of its own).
+	streams := map[string]jetstream.Stream{}
+	for i := range refs {
+		if refs[i].Stream == "" {
+			refs[i].Stream = StreamHL7In
+		}
+		if _, ok := streams[refs[i].Stream]; !ok {
+			st, err := s.js.Stream(ctx, refs[i].Stream)
+			if err != nil {
+				s.log.Warn().Err(err).Str("stream", refs[i].Stream).Msg("report: inbound stream unavailable; demographics unknown")
+			}
+			streams[refs[i].Stream] = st
+		}
+	}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(reportReaders, len(refs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				out[i].dem, out[i].fin = s.reportFacts(ctx, streams[refs[i].Stream], refs[i].Seq)
+			}
+		}()
+	}
+	for i := range refs {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return out
+}
+
 // reportFacts reads the demographics and the finalisation time (latest
 // OBR-22, read in the policy's time zone) of an inbound message. An
 // unreadable message yields unknown demographics and a zero time.
-func (s *Service) reportFacts(ctx context.Context, ref InboundRef) (report.Demographics, time.Time) {
+func (s *Service) reportFacts(ctx context.Context, st jetstream.Stream, seq uint64) (report.Demographics, time.Time) {
 	var d report.Demographics
-	if ref.Seq == 0 {
+	if st == nil || seq == 0 {
 		return d, time.Time{}
 	}
-	raw, err := s.InboundMessage(ctx, &Hold{Inbound: ref})
+	raw, err := st.GetMsg(ctx, seq)
 	if err != nil {
 		return d, time.Time{}
 	}
-	m, err := hl7.Parse(raw)
+	m, err := hl7.Parse(raw.Data)
 	if err != nil {
 		return d, time.Time{}
 	}

@@ -15,10 +15,10 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// reportTimeout bounds one report request: a report reads every hold and
-// the inbound message of each result of the period, which takes seconds for
-// a month of a hospital's results.
-const reportTimeout = 2 * time.Minute
+// reportTimeout bounds one report request: the server allows itself three
+// minutes to read every hold and inbound message of the period; wait a little
+// longer than that.
+const reportTimeout = 200 * time.Second
 
 // maxReportBytes bounds the answer read from the server.
 const maxReportBytes = 64 << 20
