@@ -68,9 +68,11 @@ func startAppCluster(t *testing.T, n int) *appCluster {
 		c.srvs = append(c.srvs, s)
 		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
 	}
-	testutil.Eventually(t, 20*time.Second, "JetStream meta leader elected", func() bool {
+	// A meta leader alone is not enough: until it knows every peer, R3
+	// placement fails with "no suitable peers for placement".
+	testutil.Eventually(t, 30*time.Second, "JetStream meta leader that knows every peer", func() bool {
 		for _, s := range c.srvs {
-			if s.JetStreamIsLeader() {
+			if s.JetStreamIsLeader() && len(s.JetStreamClusterPeers()) == n {
 				return true
 			}
 		}
@@ -207,6 +209,11 @@ func sendUntilAA(t *testing.T, addr string, m []byte, id string) int {
 	return nak
 }
 
+// storedAtHeader is set by portalByControlID on the headers it returns: when
+// the PORTAL stream stored the message (for "not in the feed before its
+// release").
+const storedAtHeader = "Test-Stored-At"
+
 // portalByControlID reads the whole PORTAL stream with an ordered consumer and
 // returns, per control ID, the HL7 feed messages' headers and the count of FHIR
 // feed messages.
@@ -239,7 +246,11 @@ func portalByControlID(js jetstream.JetStream) (hl7 map[string][]nats.Header, fh
 			n++
 			id := m.Headers().Get(router.HeaderControlID)
 			if strings.HasPrefix(m.Subject(), router.SubjectPortalHL7Prefix) {
-				hl7[id] = append(hl7[id], m.Headers())
+				h := m.Headers()
+				if md, err := m.Metadata(); err == nil {
+					h.Set(storedAtHeader, md.Timestamp.UTC().Format(time.RFC3339Nano))
+				}
+				hl7[id] = append(hl7[id], h)
 			} else {
 				fhir[id]++
 			}
@@ -459,6 +470,12 @@ func TestClusterInstancesSurviveLeaderAndInstanceLoss(t *testing.T) {
 			}
 			if path != want {
 				bad = append(bad, fmt.Sprintf("%s (%s): feed release path %q, want %q", m.id, m.kind, path, want))
+			}
+			if m.kind == "deadline" {
+				stored, err := time.Parse(time.RFC3339Nano, feed[m.id][0].Get(storedAtHeader))
+				if err != nil || stored.Before(h.Release.At) || stored.Before(deadline) {
+					bad = append(bad, fmt.Sprintf("%s: in the feed at %s (%v), before its release at %s or deadline %s", m.id, stored, err, h.Release.At, deadline))
+				}
 			}
 			if m.kind != "deadline" && h != nil {
 				bad = append(bad, fmt.Sprintf("%s (%s): released at once but has a hold record %+v", m.id, m.kind, h))

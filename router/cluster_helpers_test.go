@@ -25,12 +25,14 @@ func clusterConn(t *testing.T, srvs []*server.Server) *nats.Conn {
 	return nc
 }
 
-// waitMetaLeader waits until the JetStream meta group of srvs has a leader.
+// waitMetaLeader waits until the JetStream meta group of srvs has a leader
+// that knows every peer (before that, R3 placement fails with "no suitable
+// peers for placement").
 func waitMetaLeader(t *testing.T, srvs []*server.Server) {
 	t.Helper()
-	testutil.Eventually(t, 20*time.Second, "JetStream meta leader", func() bool {
+	testutil.Eventually(t, 30*time.Second, "JetStream meta leader that knows every peer", func() bool {
 		for _, s := range srvs {
-			if s.Running() && s.JetStreamIsLeader() {
+			if s.Running() && s.JetStreamIsLeader() && len(s.JetStreamClusterPeers()) == len(srvs) {
 				return true
 			}
 		}
