@@ -324,9 +324,9 @@ func (e *pipeEnv) sendRaw(id string, raw []byte) uint64 {
 }
 
 // settled reports whether every classify consumer has acked (or
-// dead-lettered) everything sent. The ack floor is compared with the last
-// sequence sent: a consumer's NumPending may not count a message stored an
-// instant ago yet.
+// dead-lettered) everything sent: nothing pending or unacknowledged, and the
+// last sequence sent delivered (NumPending may not count a message stored an
+// instant ago yet).
 func (e *pipeEnv) settled() bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -339,7 +339,7 @@ func (e *pipeEnv) settled() bool {
 			return false
 		}
 		info, err := c.Info(ctx)
-		if err != nil || info.NumPending != 0 || info.NumAckPending != 0 || info.AckFloor.Stream < last[part] {
+		if err != nil || info.NumPending != 0 || info.NumAckPending != 0 || info.Delivered.Stream < last[part] {
 			return false
 		}
 	}
