@@ -28,6 +28,7 @@ import (
 
 	"github.com/resultgate/resultgate/auth"
 	"github.com/resultgate/resultgate/config"
+	"github.com/resultgate/resultgate/forwarder"
 	"github.com/resultgate/resultgate/hl7/mllp"
 	"github.com/resultgate/resultgate/httpapi"
 	"github.com/resultgate/resultgate/router"
@@ -52,6 +53,7 @@ type App struct {
 
 	intake   *router.Intake
 	pipeline *router.Pipeline
+	fwd      *forwarder.Forwarder
 	mllpSrv  *mllp.Server
 	httpSrv  *http.Server
 	mllpLn   net.Listener
@@ -102,6 +104,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err := a.startPipeline(ctx, secret); err != nil {
 		return err
 	}
+	if err := a.startForwarder(ctx); err != nil {
+		return err
+	}
 	if err := a.startMLLP(); err != nil {
 		return err
 	}
@@ -110,6 +115,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	a.registerMetrics()
 	a.registerPipelineMetrics()
+	a.registerForwarderMetrics()
 	ev := a.log.Info()
 	if a.ns != nil && a.cfg.NATS.Listen != "" {
 		ev = ev.Str("nats", a.ns.ClientURL())
@@ -145,6 +151,26 @@ func (a *App) startPipeline(ctx context.Context, secret []byte) error {
 		return err
 	}
 	a.pipeline = p
+	return nil
+}
+
+// startForwarder starts the optional outbound MLLP forwarder of the portal feed.
+func (a *App) startForwarder(ctx context.Context) error {
+	fc, err := forwarder.LoadConfig(a.cfg)
+	if err != nil {
+		return err
+	}
+	if !fc.Enabled {
+		return nil
+	}
+	f, err := forwarder.New(a.js, fc, a.log)
+	if err != nil {
+		return err
+	}
+	if err := f.Start(ctx); err != nil {
+		return err
+	}
+	a.fwd = f
 	return nil
 }
 
@@ -387,6 +413,11 @@ func (a *App) Stop(ctx context.Context) error {
 			}
 		} else if a.mllpLn != nil {
 			_ = a.mllpLn.Close()
+		}
+		if a.fwd != nil {
+			if err := a.fwd.Stop(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("forwarder stop: %w", err))
+			}
 		}
 		if a.pipeline != nil {
 			if err := a.pipeline.Stop(ctx); err != nil {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/resultgate/resultgate/forwarder"
 	"github.com/resultgate/resultgate/hl7/mllp"
 	"github.com/resultgate/resultgate/router"
 )
@@ -93,4 +94,22 @@ func (a *App) registerPipelineMetrics() {
 		hs, _ := svc.ListHolds(context.Background(), router.HoldFilter{State: router.StateHeld})
 		return float64(len(hs))
 	})
+}
+
+// registerForwarderMetrics exports the outbound forwarder's counters.
+func (a *App) registerForwarderMetrics() {
+	if a.fwd == nil {
+		return
+	}
+	reg, f := a.registry, a.fwd
+	c := func(name, help string, pick func(forwarder.Stats) uint64) {
+		counterFunc(reg, name, help, func() float64 { return float64(pick(f.Stats())) })
+	}
+	c("forwarder_delivered_total", "Portal messages the downstream accepted (AA/CA).", func(s forwarder.Stats) uint64 { return s.Delivered })
+	c("forwarder_retries_total", "Failed deliveries that will be tried again.", func(s forwarder.Stats) uint64 { return s.Retries })
+	c("forwarder_rejected_total", "AR/CR answers from the downstream.", func(s forwarder.Stats) uint64 { return s.Rejected })
+	c("forwarder_timeouts_total", "Deliveries without an ACK in time.", func(s forwarder.Stats) uint64 { return s.Timeouts })
+	c("forwarder_dead_total", "Messages the forwarder moved to the DEAD stream.", func(s forwarder.Stats) uint64 { return s.Dead })
+	c("forwarder_alerts_total", "Partitions that got stuck on one message.", func(s forwarder.Stats) uint64 { return s.Alerts })
+	gaugeFunc(reg, "forwarder_stuck_partitions", "Partitions whose current message keeps failing.", func() float64 { return float64(f.Stats().Stuck) })
 }

@@ -230,3 +230,87 @@ func TestWebReport(t *testing.T) {
 		t.Fatalf("admin: %v", err)
 	}
 }
+
+// TestReportOrganisationalPolicyAndFacts runs the daemon with an
+// organisational-policy hold rule and checks that the report flags every such
+// hold, reads PID-15 from the inbound messages, and times a result without
+// OBR-22 from the hold's creation.
+func TestReportOrganisationalPolicyAndFacts(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+policy:
+  time_zone: America/New_York
+  organisational_policy:
+    written_policy: "POL-LAB-017 v3"
+    applies_to: [[new-cancer]]
+    max: 3d
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := testConfig(t, t.TempDir())
+	cfg.DataDir, cfg.Durability, cfg.MLLP, cfg.HTTP, cfg.NATS = base.DataDir, base.Durability, base.MLLP, base.HTTP, base.NATS
+	tokFile := filepath.Join(cfg.DataDir, "tokens.yaml")
+	e := &apiEnv{tokens: map[string]string{}}
+	for _, u := range []struct {
+		key, name string
+		role      auth.Role
+		provider  string
+	}{{"clinician", "Dr Delta", auth.RoleClinician, "D001"}, {"compliance", "Compliance Office", auth.RoleCompliance, ""}} {
+		tok, err := auth.NewToken(tokFile, u.name, u.role, u.provider, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.tokens[u.key] = tok
+	}
+	e.app = startApp(t, cfg)
+	e.base = "http://" + e.app.HTTPAddr().String()
+
+	// Five Spanish-speaking patients' pathology results; the last has no OBR-22.
+	spanish := func(id string) []byte {
+		return []byte(strings.Replace(string(msg(pathORU, id)), "||19700101|F\r", "||19700101|F|||||||es^Spanish^ISO639\r", 1))
+	}
+	var msgs [][]byte
+	for _, id := range []string{"ORG1", "ORG2", "ORG3", "ORG4"} {
+		msgs = append(msgs, spanish(id))
+	}
+	msgs = append(msgs, []byte(strings.Replace(string(spanish("ORG5")), "|||20261120085500||SP|F\r", "|||||SP|F\r", 1)))
+	sendAll(t, e.app.MLLPAddr().String(), msgs...)
+	ids := map[string]string{}
+	testutil.Eventually(t, 15*time.Second, "five holds", func() bool {
+		hs, _ := e.app.Service().ListHolds(context.Background(), router.HoldFilter{})
+		for _, h := range hs {
+			ids[h.Inbound.ControlID] = h.ID
+		}
+		return len(ids) == 5
+	})
+	if r := e.do(t, "clinician", "POST", "/api/holds/"+ids["ORG5"]+"/release", "application/json", []byte(`{}`)); r.status != 200 {
+		t.Fatalf("release: %d %s", r.status, r.raw)
+	}
+
+	r := e.do(t, "compliance", "GET", "/api/report", "", nil)
+	var rep report.Report
+	if err := json.Unmarshal([]byte(r.raw), &rep); r.status != 200 || err != nil {
+		t.Fatalf("report: %d %v %s", r.status, err, r.raw)
+	}
+	wantIDs := []string{ids["ORG1"], ids["ORG2"], ids["ORG3"], ids["ORG4"], ids["ORG5"]}
+	slices.Sort(wantIDs)
+	if rep.Risk.Holds != 5 || !slices.Equal(rep.Risk.HoldIDs, wantIDs) ||
+		len(rep.Risk.Citations) != 1 || rep.Risk.Citations[0] != (report.CitationCount{Citation: "POL-LAB-017 v3", Holds: 5}) {
+		t.Errorf("compliance risk = %+v", rep.Risk)
+	}
+	if len(rep.ByBasis) != 1 || rep.ByBasis[0] != (report.BasisCount{Basis: "organisational-policy", Holds: 5, Share: 1, ComplianceRisk: true}) {
+		t.Errorf("by basis = %+v", rep.ByBasis)
+	}
+	if tt := rep.TimeToRelease; tt.FallbackHolds != 1 || tt.Overall.Count != 1 || *tt.Overall.MaxSeconds > 60 {
+		t.Errorf("time to release (from creation, seconds ago) = %+v", tt)
+	}
+	lang := rep.Breakdown.Language
+	if len(lang) != 1 || lang[0].Group != "es" || lang[0].Results.String() != "5" || lang[0].Holds.String() != "5" ||
+		lang[0].HoldRate == nil || *lang[0].HoldRate != 1 || lang[0].Released.String() != "<5" {
+		t.Errorf("language breakdown = %s", r.raw)
+	}
+	notes := strings.Join(rep.Notes, "\n")
+	if !strings.Contains(notes, "OBR-22") || !strings.Contains(notes, "organisational policy") {
+		t.Errorf("notes = %q", rep.Notes)
+	}
+}

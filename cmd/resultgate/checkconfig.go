@@ -7,6 +7,7 @@ import (
 
 	"github.com/resultgate/resultgate/app"
 	"github.com/resultgate/resultgate/config"
+	"github.com/resultgate/resultgate/forwarder"
 	"github.com/resultgate/resultgate/router"
 )
 
@@ -49,6 +50,9 @@ func loadAll(path string) (config.Config, error) {
 		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	if _, err := app.AuthConfig(cfg); err != nil {
+		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	if _, err := forwarder.LoadConfig(cfg); err != nil {
 		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	return cfg, nil

@@ -10,6 +10,7 @@ func subcommands() []*cobra.Command {
 		newBenchCmd(),
 		newInspectCmd(),
 		newExplainCmd(),
+		newReportCmd(),
 		newCheckConfigCmd(),
 		newTokenCmd(),
 	}
