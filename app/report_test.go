@@ -12,6 +12,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/resultgate/resultgate/auth"
+	"github.com/resultgate/resultgate/config"
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/report"
 	"github.com/resultgate/resultgate/router"
