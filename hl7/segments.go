@@ -88,6 +88,17 @@ func (p PID) Identifier(typ string) (CX, bool) {
 	return CX{}, false
 }
 
+// PrimaryIdentifier returns the identifier resultgate keys a patient by: the
+// first medical record number (CX-5 "MR") in PID-3, else the first identifier.
+// The intake (partition) and the policy (history, Consents, holds) both use it,
+// so one patient is one key everywhere.
+func (p PID) PrimaryIdentifier() (CX, bool) {
+	if cx, ok := p.Identifier("MR"); ok {
+		return cx, true
+	}
+	return p.Identifier("")
+}
+
 // PID returns the first PID segment's typed view, and false when there is none.
 func (m *Message) PID() (PID, bool) {
 	s := m.First("PID")

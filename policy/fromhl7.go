@@ -34,7 +34,7 @@ func FromHL7(m *hl7.Message, loc *time.Location) (*Report, error) {
 	}
 	r := &Report{ControlID: m.ControlID()}
 	if pid, ok := m.PID(); ok {
-		if id, ok := pid.Identifier(""); ok {
+		if id, ok := pid.PrimaryIdentifier(); ok {
 			r.PatientID = id.ID
 			if a := id.AssigningAuthority.String(); a != "" {
 				r.PatientID += "^^^" + a

@@ -78,7 +78,7 @@ type Order struct {
 // HL7 message by FromHL7, or directly in tests.
 type Report struct {
 	ControlID string `json:"control_id"` // MSH-10
-	// PatientID is the patient identifier (PID-3, first repetition, "id^^^authority").
+	// PatientID is the patient identifier (PID-3: the first MR-type identifier, else the first repetition; "id^^^authority").
 	// It is PHI: used to match a Consent, never logged.
 	PatientID    string    `json:"-"`
 	Language     string    `json:"language,omitempty"`     // PID-15 identifier

@@ -496,11 +496,7 @@ func afterMSH(b []byte) []byte {
 func (in *Intake) storeWithID(ctx context.Context, m *hl7.Message, msh hl7.MSH, peer mllp.Peer, receivedAt time.Time, frame []byte, msgID string, reused bool) (Receipt, error) {
 	pkey := ""
 	if pid, ok := m.PID(); ok {
-		cx, ok := pid.Identifier("MR")
-		if !ok {
-			cx, ok = pid.Identifier("")
-		}
-		if ok {
+		if cx, ok := pid.PrimaryIdentifier(); ok {
 			aa := cx.AssigningAuthority
 			pkey = in.patientKey(PatientIdentity(cx.ID, aa.NamespaceID, aa.UniversalID, aa.UniversalIDType))
 		}
