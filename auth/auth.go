@@ -181,6 +181,11 @@ type OIDCConfig struct {
 	ProviderClaim string `yaml:"provider_claim"`
 	// NameClaim names the claim used as the principal's name (default "sub").
 	NameClaim string `yaml:"name_claim"`
+	// ClientID is the public client the web page signs in as (Authorization
+	// Code with PKCE); default Audience, and when set it must equal Audience.
+	ClientID string `yaml:"client_id"`
+	// Scopes the web page asks for; default DefaultScopes; must include openid.
+	Scopes []string `yaml:"scopes"`
 }
 
 // Config is the `auth` section of resultgate's configuration.
@@ -203,7 +208,7 @@ func (c Config) Validate() error {
 	case c.OIDC.RolesClaim == "":
 		return errors.New("auth.oidc.roles_claim: must be set")
 	}
-	return nil
+	return c.OIDC.validateWeb()
 }
 
 // Authenticator checks bearer credentials.
@@ -218,6 +223,8 @@ type Authenticator struct {
 	checked  time.Time
 	verifier *oidc.IDTokenVerifier
 	oidcCfg  *OIDCConfig
+	web      *WebConfig // nil: the page offers token sign-in only
+	webErr   error
 }
 
 // reloadEvery bounds how often the tokens file is checked for changes, so that
@@ -241,6 +248,12 @@ func New(ctx context.Context, cfg Config) (*Authenticator, error) {
 		}
 		a.verifier = p.Verifier(&oidc.Config{ClientID: cfg.OIDC.Audience})
 		a.oidcCfg = cfg.OIDC
+		var d discoveryEndpoints
+		if err := p.Claims(&d); err != nil {
+			a.webErr = fmt.Errorf("auth.oidc.issuer: discovery document: %w", err)
+		} else {
+			a.web, a.webErr = webConfigFrom(cfg.OIDC, d)
+		}
 	}
 	return a, nil
 }

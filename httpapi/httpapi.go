@@ -62,6 +62,7 @@ func New(svc Service, a Authenticator, log zerolog.Logger) *API {
 // Register mounts the API's routes on mux.
 func (a *API) Register(mux *http.ServeMux) {
 	all := []auth.Role{auth.RoleClinician, auth.RoleOnCall, auth.RoleCompliance}
+	mux.HandleFunc("GET /api/auth/config", a.authConfig) // unauthenticated: public sign-in settings
 	mux.Handle("GET /api/me", a.with(nil, a.me))
 	mux.Handle("GET /api/holds", a.with(all, a.listHolds))
 	mux.Handle("GET /api/holds/{id}", a.with(all, a.getHold))
@@ -381,6 +382,12 @@ func (a *API) release(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 	h, err := a.svc.Acknowledge(r.Context(), r.PathValue("id"), router.AckRequest{By: p.ProviderID, Reason: b.Reason, Note: b.NoteToPatient})
 	if err != nil {
 		return err
+	}
+	// The transition names the provider ID; this names the signed-in person
+	// (token name or OIDC name claim). The release has happened, so a failure
+	// here is logged rather than reported as a failed release.
+	if err := a.svc.RecordAccess(r.Context(), router.AccessEvent{Kind: router.AuditAccess, Action: "hold.release", HoldID: h.ID, Actor: p.Name, Role: string(p.Role)}); err != nil {
+		a.log.Error().Err(err).Str("hold", h.ID).Msg("auditing who released a hold")
 	}
 	writeJSON(w, http.StatusOK, summarise(h, time.Now()))
 	return nil
