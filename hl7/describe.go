@@ -65,7 +65,7 @@ func Describe(m *Message) Tree {
 				if reps > 1 {
 					fn.Repetition = r
 				}
-				if nc := rf.Components(); nc > 1 && !rf.literal {
+				if nc := rf.Components(); nc > 1 && !rf.literal() {
 					for c := 1; c <= nc; c++ {
 						if rf.RawComponent(c) == "" {
 							continue

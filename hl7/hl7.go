@@ -81,18 +81,19 @@ type Message struct {
 	text    string // raw decoded to UTF-8 (shares raw's memory when no decoding was needed)
 	start   int    // offset in raw of "MSH" (after a BOM or leading blank lines)
 	delims  Delimiters
+	dx      uint64       // delims packed as in Field.x, see packDelims
 	charset string       // the character set used to decode, as named in table 0211
 	decoded *charsetInfo // set when text was transcoded from raw (raw is not UTF-8)
 	notes   []Note       // lenient readings, see Notes
 	segs    []Segment
-	fields  []fieldPos // every field separator of every segment; see Segment
+	fields  []fieldPos // every field separator of every segment, each segment's followed by its end; see Segment
 }
 
 // Segment is one segment of a parsed Message.
 type Segment struct {
 	msg        *Message
 	off, end   int32 // the segment's text (without terminator) is msg.text[off:end]
-	bFrom, bTo int32 // its field separators are msg.fields[bFrom:bTo]
+	bFrom, bTo int32 // its field separators are msg.fields[bFrom:bTo]; msg.fields[bTo] marks its end
 	index      int32
 	occurrence int32
 }
@@ -235,9 +236,11 @@ func (s *Segment) NumFields() int {
 	return n
 }
 
-// fieldPos is one field separator: its offset in the segment's text and what
+// fieldPos is one field separator: its offset in the message's text and what
 // the field after it may contain (fRep, fComp, fSub, fEsc bits, set while
-// splitting), so that reading a simple field needs no further scan.
+// splitting), so that reading a simple field needs no further scan. After a
+// segment's separators comes one more fieldPos whose off is the segment's end,
+// so that field i always ends where entry i+1 starts.
 type fieldPos struct {
 	off int32
 	fl  uint8
@@ -249,7 +252,7 @@ const (
 	fComp
 	fSub
 	fEsc
-	fLit // MSH-1, MSH-2, segment ID: never split or unescaped (mirrors Field.literal)
+	fLit // MSH-1, MSH-2, segment ID: never split or unescaped
 	fAll = fRep | fComp | fSub | fEsc
 )
 
@@ -257,50 +260,47 @@ const (
 // separator and field 2 the encoding characters). A field beyond the end of the
 // segment is empty. Field(0) returns the segment ID.
 func (s *Segment) Field(n int) Field {
-	if n > 0 && s.index != 0 { // the common case, kept small enough to inline
-		t, fl := s.fieldText(n)
-		return Field{s: t, d: s.msg.delims, fl: fl}
+	// The common case, kept small enough to inline: field n of a segment other
+	// than MSH runs from separator n to the next separator or the segment's end.
+	if i := int(s.bFrom) + n; n > 0 && i <= int(s.bTo) && s.index != 0 {
+		m := s.msg
+		a, b := m.fields[i-1], m.fields[i]
+		return Field{s: m.text[a.off+1 : b.off], x: m.dx | uint64(a.fl)}
 	}
 	return s.fieldSlow(n)
 }
 
 func (s *Segment) fieldSlow(n int) Field {
-	d := s.msg.delims
+	m := s.msg
 	if n == 0 {
-		return Field{s: s.Name(), d: d, literal: true, fl: fLit}
+		return Field{s: s.Name(), x: m.dx | uint64(fLit)}
 	}
 	if n < 0 {
-		return Field{d: d}
+		return Field{x: m.dx}
 	}
 	idx := n          // field n follows separator n (1-based)
 	if s.index == 0 { // MSH, always first and only there
 		switch n {
 		case 1:
-			return Field{s: s.msg.text[s.off+3 : s.off+4], d: d, literal: true, fl: fLit}
+			return Field{s: m.text[s.off+3 : s.off+4], x: m.dx | uint64(fLit)}
 		case 2:
 			t, _ := s.fieldText(1)
-			return Field{s: t, d: d, literal: true, fl: fLit}
+			return Field{s: t, x: m.dx | uint64(fLit)}
 		}
 		idx = n - 1
 	}
 	t, fl := s.fieldText(idx)
-	return Field{s: t, d: d, fl: fl}
+	return Field{s: t, x: m.dx | uint64(fl)}
 }
 
-// fieldText returns the text after separator i (1-based) up to the next one, and
-// its content flags.
+// fieldText returns the text after separator i (1-based) up to the next one (or
+// the segment's end), and its content flags.
 func (s *Segment) fieldText(i int) (string, uint8) {
-	b := s.msg.fields[s.bFrom:s.bTo]
-	if i < 1 || i > len(b) {
+	if i < 1 || i > int(s.bTo-s.bFrom) {
 		return "", 0
 	}
-	text := s.msg.text[s.off:s.end]
-	start := int(b[i-1].off) + 1
-	end := len(text)
-	if i < len(b) {
-		end = int(b[i].off)
-	}
-	return text[start:end], b[i-1].fl
+	p := s.msg.fields[int(s.bFrom)+i-1 : int(s.bFrom)+i+1]
+	return s.msg.text[p[0].off+1 : p[1].off], p[0].fl
 }
 
 // Fields returns fields 1 to NumFields.
@@ -317,15 +317,35 @@ func (s *Segment) Fields() []Field {
 // repetition. It is a small value that refers to the message's text; reading it
 // allocates only when escape sequences have to be decoded.
 type Field struct {
-	s       string
-	d       Delimiters
-	fl      uint8 // what s may contain (fRep, fComp, fSub, fEsc)
-	literal bool  // MSH-1, MSH-2 and segment IDs: never split or unescaped
+	s string
+	// x packs what s may contain (bits 0-7: fRep, fComp, fSub, fEsc, and fLit
+	// for MSH-1, MSH-2 and segment IDs, which are never split or unescaped) and
+	// the delimiters (bits 8-55, see packDelims). Two words and a string fit in
+	// registers, so Segment.Field inlines and returns without spilling.
+	x uint64
+}
+
+// packDelims packs d into bits 8-55 of a Field's x.
+func packDelims(d Delimiters) uint64 {
+	return uint64(d.Field)<<8 | uint64(d.Component)<<16 | uint64(d.Repetition)<<24 |
+		uint64(d.Escape)<<32 | uint64(d.Subcomponent)<<40 | uint64(d.Truncation)<<48
+}
+
+func (f Field) flags() uint8  { return uint8(f.x) }
+func (f Field) literal() bool { return f.x&uint64(fLit) != 0 }
+func (f Field) comp() byte    { return byte(f.x >> 16) }
+func (f Field) rep() byte     { return byte(f.x >> 24) }
+func (f Field) sub() byte     { return byte(f.x >> 40) }
+func (f Field) delims() Delimiters {
+	return Delimiters{Field: byte(f.x >> 8), Component: byte(f.x >> 16), Repetition: byte(f.x >> 24),
+		Escape: byte(f.x >> 32), Subcomponent: byte(f.x >> 40), Truncation: byte(f.x >> 48)}
 }
 
 // NewField returns a Field for raw text written with delimiters d, for reading
 // values that do not come from a parsed segment.
-func NewField(raw string, d Delimiters) Field { return Field{s: raw, d: d, fl: flagsOf(raw, d)} }
+func NewField(raw string, d Delimiters) Field {
+	return Field{s: raw, x: packDelims(d) | uint64(flagsOf(raw, d))}
+}
 
 // flagsOf computes the content flags of s.
 func flagsOf(s string, d Delimiters) uint8 {
@@ -360,7 +380,7 @@ func (f Field) IsNull() bool { return f.s == `""` }
 // Reps returns the number of repetitions: 0 for an empty field, otherwise one more
 // than the number of repetition separators.
 func (f Field) Reps() int {
-	if f.fl&fRep == 0 {
+	if f.flags()&fRep == 0 {
 		if f.s == "" {
 			return 0
 		}
@@ -373,30 +393,30 @@ func (f Field) repsSlow() int {
 	if f.s == "" {
 		return 0
 	}
-	if f.literal || f.fl&fRep == 0 || f.d.Repetition == 0 {
+	if f.literal() || f.flags()&fRep == 0 || f.rep() == 0 {
 		return 1
 	}
-	return countByte(f.s, f.d.Repetition) + 1
+	return countByte(f.s, f.rep()) + 1
 }
 
 // Rep returns repetition i (1-based) as a Field with a single repetition. A
 // repetition beyond the last is empty.
 func (f Field) Rep(i int) Field {
-	if f.literal || f.fl&fRep == 0 || f.d.Repetition == 0 {
+	if f.literal() || f.flags()&fRep == 0 || f.rep() == 0 {
 		if i == 1 {
 			return f
 		}
-		return Field{d: f.d, literal: f.literal, fl: f.fl & fLit}
+		return Field{x: f.x&^0xFF | f.x&uint64(fLit)}
 	}
-	return Field{s: nth(f.s, f.d.Repetition, i), d: f.d, fl: f.fl &^ fRep}
+	return Field{s: nth(f.s, f.rep(), i), x: f.x &^ uint64(fRep)}
 }
 
 // first returns the text of the first repetition.
 func (f Field) first() string {
-	if f.literal || f.fl&fRep == 0 {
+	if f.literal() || f.flags()&fRep == 0 {
 		return f.s
 	}
-	return nth(f.s, f.d.Repetition, 1)
+	return nth(f.s, f.rep(), 1)
 }
 
 // Value returns the first repetition, unescaped, with any component and
@@ -405,7 +425,7 @@ func (f Field) first() string {
 // which never confuse an escaped separator (\S\) with a real one. A null ("")
 // reads as the empty string; use IsNull to tell it apart.
 func (f Field) Value() string {
-	if f.fl&(fRep|fEsc|fLit) == 0 && f.s != `""` {
+	if f.flags()&(fRep|fEsc|fLit) == 0 && f.s != `""` {
 		return f.s
 	}
 	return f.valueSlow()
@@ -413,8 +433,8 @@ func (f Field) Value() string {
 
 func (f Field) valueSlow() string {
 	v := f.first()
-	if f.literal || f.fl&fEsc == 0 {
-		if v == `""` && !f.literal {
+	if f.literal() || f.flags()&fEsc == 0 {
+		if v == `""` && !f.literal() {
 			return ""
 		}
 		return v
@@ -422,7 +442,7 @@ func (f Field) valueSlow() string {
 	if v == `""` {
 		return ""
 	}
-	return Unescape(v, f.d)
+	return Unescape(v, f.delims())
 }
 
 // Values returns Value for every repetition.
@@ -437,7 +457,7 @@ func (f Field) Values() []string {
 
 // Components returns the number of components in the first repetition (0 if empty).
 func (f Field) Components() int {
-	if f.fl&(fRep|fComp) == 0 {
+	if f.flags()&(fRep|fComp) == 0 {
 		if f.s == "" {
 			return 0
 		}
@@ -451,28 +471,28 @@ func (f Field) componentsSlow() int {
 	if v == "" {
 		return 0
 	}
-	if f.literal || f.fl&fComp == 0 || f.d.Component == 0 {
+	if f.literal() || f.flags()&fComp == 0 || f.comp() == 0 {
 		return 1
 	}
-	return countByte(v, f.d.Component) + 1
+	return countByte(v, f.comp()) + 1
 }
 
 // RawComponent returns component c (1-based) of the first repetition, still escaped.
 func (f Field) RawComponent(c int) string {
-	if f.literal || f.fl&fComp == 0 || f.d.Component == 0 {
+	if f.literal() || f.flags()&fComp == 0 || f.comp() == 0 {
 		if c == 1 {
 			return f.first()
 		}
 		return ""
 	}
-	return nth(f.first(), f.d.Component, c)
+	return nth(f.first(), f.comp(), c)
 }
 
 // Component returns component c (1-based) of the first repetition, unescaped, with
 // any subcomponent separators left in place. Component 1 of a field without
 // components is the whole value. A null ("") reads as "".
 func (f Field) Component(c int) string {
-	if f.fl&(fRep|fComp|fEsc|fLit) == 0 && c == 1 && f.s != `""` {
+	if f.flags()&(fRep|fComp|fEsc|fLit) == 0 && c == 1 && f.s != `""` {
 		return f.s
 	}
 	return f.componentSlow(c)
@@ -480,16 +500,16 @@ func (f Field) Component(c int) string {
 
 func (f Field) componentSlow(c int) string {
 	v := f.RawComponent(c)
-	if f.literal {
+	if f.literal() {
 		return v
 	}
 	if v == `""` {
 		return ""
 	}
-	if f.fl&fEsc == 0 {
+	if f.flags()&fEsc == 0 {
 		return v
 	}
-	return Unescape(v, f.d)
+	return Unescape(v, f.delims())
 }
 
 // Subcomponents returns the number of subcomponents of component c.
@@ -498,34 +518,34 @@ func (f Field) Subcomponents(c int) int {
 	if v == "" {
 		return 0
 	}
-	if f.literal || f.fl&fSub == 0 || f.d.Subcomponent == 0 {
+	if f.literal() || f.flags()&fSub == 0 || f.sub() == 0 {
 		return 1
 	}
-	return countByte(v, f.d.Subcomponent) + 1
+	return countByte(v, f.sub()) + 1
 }
 
 // Sub returns subcomponent s of component c (both 1-based) of the first
 // repetition, unescaped.
 func (f Field) Sub(c, s int) string {
 	v := f.RawComponent(c)
-	if f.literal {
+	if f.literal() {
 		if s == 1 {
 			return v
 		}
 		return ""
 	}
-	if f.fl&fSub != 0 && f.d.Subcomponent != 0 {
-		v = nth(v, f.d.Subcomponent, s)
+	if f.flags()&fSub != 0 && f.sub() != 0 {
+		v = nth(v, f.sub(), s)
 	} else if s != 1 {
 		v = ""
 	}
 	if v == `""` {
 		return ""
 	}
-	if f.fl&fEsc == 0 {
+	if f.flags()&fEsc == 0 {
 		return v
 	}
-	return Unescape(v, f.d)
+	return Unescape(v, f.delims())
 }
 
 // nth returns the i-th (1-based) part of s split at sep, or "" when there is none.

@@ -72,7 +72,7 @@ func ParseWithOptions(data []byte, o ParseOptions) (*Message, error) {
 		err.Offset += start
 		return nil, err
 	}
-	m.delims = d
+	m.delims, m.dx = d, packDelims(d)
 	if enc := mshField2(rest, d.Field); len(enc) == 5 && enc[2] == '\\' && enc[3] == '\\' {
 		m.note(1, "MSH", `MSH-2 "`+string(enc)+`" doubles the escape character; read as "`+d.EncodingCharacters()+`"`)
 	}
@@ -351,10 +351,11 @@ func msh18(b []byte, d Delimiters) string {
 	return strings.TrimSpace(bytesToString(b)) // b is part of the private copy: never modified
 }
 
-// nameCount counts segment occurrences without a map.
+// nameCount counts segment occurrences without a map; key is the ID's three
+// bytes.
 type nameCount struct {
-	name string
-	n    int
+	key uint32
+	n   int32
 }
 
 // Byte classes used by split.
@@ -388,18 +389,26 @@ func (m *Message) split(start int, strict bool) error {
 	cls[d.Field] = cFS
 	fs := d.Field
 
-	m.segs = make([]Segment, 0, strings.Count(t, "\r")+strings.Count(t, "\n")+1)
-	m.fields = make([]fieldPos, 0, strings.Count(t, string(fs))+1)
+	// Every segment starts a line, and every segment adds its separators and one
+	// end marker to fields: both are sized exactly enough from vectorised counts.
+	lines := strings.Count(t, "\r") + strings.Count(t, "\n") + 1
+	segs := make([]Segment, 0, lines)
+	fields := make([]fieldPos, 0, strings.Count(t, string(fs))+lines)
 	var countsBuf [24]nameCount
 	counts := countsBuf[:0]
 	var (
-		cur   *Segment // segment being read
-		flags uint8    // flags of the field being read
-		phys  int      // non-blank lines so far
+		cur   = -1  // index in segs of the segment being read
+		flags uint8 // flags of the field being read
+		phys  int   // non-blank lines so far
 	)
-	closeField := func() {
-		if cur != nil && len(m.fields) > int(cur.bFrom) {
-			m.fields[len(m.fields)-1].fl = flags
+	// closeSeg records the flags of the current segment's last field and its end.
+	closeSeg := func() {
+		if cur >= 0 {
+			if len(fields) > int(segs[cur].bFrom) {
+				fields[len(fields)-1].fl = flags
+			}
+			segs[cur].bTo = int32(len(fields))
+			fields = append(fields, fieldPos{off: segs[cur].end})
 		}
 		flags = 0
 	}
@@ -420,10 +429,8 @@ func (m *Message) split(start int, strict bool) error {
 		phys++
 		i := p
 		if len(t)-p >= 3 && validSegID(t[p], t[p+1], t[p+2]) && (len(t)-p == 3 || cls[t[p+3]]&(cFS|cEOL) != 0) {
-			name := t[p : p+3]
-			if cur != nil {
-				closeField()
-				switch name {
+			if cur >= 0 {
+				switch name := t[p : p+3]; name {
 				case "MSH":
 					return &ParseError{Err: ErrMultipleMessages, Segment: name, Line: phys, Offset: start + p,
 						Detail: "split the input with SplitMessages"}
@@ -431,71 +438,71 @@ func (m *Message) split(start int, strict bool) error {
 					return &ParseError{Err: ErrBatch, Segment: name, Line: phys, Offset: start + p,
 						Detail: "split the input with SplitMessages"}
 				}
+				closeSeg()
 			}
+			key := uint32(t[p])<<16 | uint32(t[p+1])<<8 | uint32(t[p+2])
 			occ := int32(0)
 			for k := range counts {
-				if counts[k].name == name {
+				if counts[k].key == key {
 					counts[k].n++
-					occ = int32(counts[k].n)
+					occ = counts[k].n
 					break
 				}
 			}
 			if occ == 0 {
-				counts = append(counts, nameCount{name, 1})
+				counts = append(counts, nameCount{key, 1})
 				occ = 1
 			}
-			m.segs = append(m.segs, Segment{msg: m, off: int32(p), end: int32(p + 3), bFrom: int32(len(m.fields)),
-				index: int32(len(m.segs)), occurrence: occ})
-			cur = &m.segs[len(m.segs)-1]
+			cur = len(segs)
+			segs = append(segs, Segment{msg: m, off: int32(p), end: int32(p + 3), bFrom: int32(len(fields)),
+				index: int32(cur), occurrence: occ})
 			i = p + 3
-		} else if strict || cur == nil {
+		} else if strict || cur < 0 {
 			return &ParseError{Err: ErrBadSegmentID, Line: phys, Offset: start + p,
 				Detail: fmt.Sprintf("line starts with %q (a segment starts with a 3-character ID of A-Z/0-9 followed by %q)", previewLine(t[p:]), fs)}
 		}
 		if i == p { // a continuation line
-			m.note(phys, cur.Name(), "a line that does not start a segment was read as the continuation of the segment before it (a wrapped field)")
+			m.note(phys, segs[cur].Name(), "a line that does not start a segment was read as the continuation of the segment before it (a wrapped field)")
 		}
-		// Scan the rest of the line.
-		base := int(cur.off)
+		// Scan the rest of the line. Ordinary bytes have class 0 and the other
+		// delimiters only flag bits, so they are or-ed into flags without a
+		// branch; only a field separator or a line end stops the loop.
+		bFrom := int(segs[cur].bFrom)
 		for i < len(t) {
 			c := cls[t[i]]
-			if c == 0 {
+			if c&(cFS|cEOL) == 0 {
+				flags |= c
 				i++
 				continue
 			}
 			if c == cEOL {
 				break
 			}
-			if c == cFS {
-				if len(m.fields) > int(cur.bFrom) {
-					m.fields[len(m.fields)-1].fl = flags
-				}
-				flags = 0
-				m.fields = append(m.fields, fieldPos{off: int32(i - base)})
-				// "| OBX|": a space then a segment ID as a whole field means
-				// segments joined without a terminator.
-				if i+5 < len(t) && t[i+1] == ' ' && t[i+5] == fs && validSegID(t[i+2], t[i+3], t[i+4]) && knownSegment(t[i+2:i+5]) {
-					fieldNo := len(m.fields) - int(cur.bFrom)
-					if cur.index == 0 {
-						fieldNo++
-					}
-					return &ParseError{Err: ErrJoinedSegments, Segment: cur.Name(), Line: phys, Offset: start + i + 1, Field: fieldNo,
-						Detail: fmt.Sprintf("field %d is %q, the start of a %s segment", fieldNo, t[i+1:i+5], t[i+2:i+5])}
-				}
-				i++
-				continue
+			if len(fields) > bFrom {
+				fields[len(fields)-1].fl = flags
 			}
-			flags |= c
+			flags = 0
+			fields = append(fields, fieldPos{off: int32(i)})
+			// "| OBX|": a space then a segment ID as a whole field means
+			// segments joined without a terminator.
+			if i+5 < len(t) && t[i+1] == ' ' && t[i+5] == fs && validSegID(t[i+2], t[i+3], t[i+4]) && knownSegment(t[i+2:i+5]) {
+				fieldNo := len(fields) - bFrom
+				if cur == 0 {
+					fieldNo++
+				}
+				return &ParseError{Err: ErrJoinedSegments, Segment: segs[cur].Name(), Line: phys, Offset: start + i + 1, Field: fieldNo,
+					Detail: fmt.Sprintf("field %d is %q, the start of a %s segment", fieldNo, t[i+1:i+5], t[i+2:i+5])}
+			}
 			i++
 		}
-		cur.end = int32(i)
-		cur.bTo = int32(len(m.fields))
+		segs[cur].end = int32(i)
 		p = i
 		for p < len(t) && (t[p] == '\r' || t[p] == '\n') {
 			p++
 		}
 	}
-	closeField()
+	closeSeg()
+	m.segs, m.fields = segs, fields
 	return nil
 }
 
