@@ -86,7 +86,10 @@ type Message struct {
 	decoded *charsetInfo // set when text was transcoded from raw (raw is not UTF-8)
 	notes   []Note       // lenient readings, see Notes
 	segs    []Segment
-	fields  []fieldPos // every field separator of every segment, each segment's followed by its end; see Segment
+	fields  []uint32 // every field separator of every segment, each segment's followed by its end; see fieldPos
+	fsh     uint     // a fields entry is offset<<fsh | flags&fmask
+	fmask   uint32
+	dxr     uint64 // dx with the flags every field is assumed to hold (fAll when fmask is 0)
 }
 
 // Segment is one segment of a parsed Message.
@@ -236,14 +239,21 @@ func (s *Segment) NumFields() int {
 	return n
 }
 
-// fieldPos is one field separator: its offset in the message's text and what
-// the field after it may contain (fRep, fComp, fSub, fEsc bits, set while
-// splitting), so that reading a simple field needs no further scan. After a
-// segment's separators comes one more fieldPos whose off is the segment's end,
-// so that field i always ends where entry i+1 starts.
-type fieldPos struct {
-	off int32
-	fl  uint8
+// Message.fields holds, for each segment, one entry per field separator and
+// then one for the segment's end, so that field i always ends where entry i+1
+// starts. An entry is the offset in Message.text shifted left by Message.fsh,
+// or-ed with what the field after the separator may contain (fRep, fComp, fSub,
+// fEsc bits, set while splitting), so that reading a simple field needs no
+// further scan. Four bytes an entry keep the index at two thirds of the
+// message's size. Offsets need 30 bits (maxMessage) and the flags 4: a text
+// shorter than wideIndex (256 MiB) stores both (fsh 4), a longer one stores
+// offsets alone (fsh 0) and its fields are read as possibly holding anything
+// (fAll), which costs speed, never correctness.
+var wideIndex = 1 << 28
+
+// fieldPos returns the offset and content flags of entry e.
+func (m *Message) fieldPos(e uint32) (int, uint8) {
+	return int(e >> m.fsh), uint8(e&m.fmask) | uint8(m.dxr)
 }
 
 // Field content flags: "may contain" bits. fAll means unknown.
@@ -265,7 +275,7 @@ func (s *Segment) Field(n int) Field {
 	if i := int(s.bFrom) + n; n > 0 && i <= int(s.bTo) && s.index != 0 {
 		m := s.msg
 		a, b := m.fields[i-1], m.fields[i]
-		return Field{s: m.text[a.off+1 : b.off], x: m.dx | uint64(a.fl)}
+		return Field{s: m.text[a>>m.fsh+1 : b>>m.fsh], x: m.dxr | uint64(a&m.fmask)}
 	}
 	return s.fieldSlow(n)
 }
@@ -299,8 +309,10 @@ func (s *Segment) fieldText(i int) (string, uint8) {
 	if i < 1 || i > int(s.bTo-s.bFrom) {
 		return "", 0
 	}
-	p := s.msg.fields[int(s.bFrom)+i-1 : int(s.bFrom)+i+1]
-	return s.msg.text[p[0].off+1 : p[1].off], p[0].fl
+	m := s.msg
+	start, fl := m.fieldPos(m.fields[int(s.bFrom)+i-1])
+	end, _ := m.fieldPos(m.fields[int(s.bFrom)+i])
+	return m.text[start+1 : end], fl
 }
 
 // Fields returns fields 1 to NumFields.

@@ -393,7 +393,15 @@ func (m *Message) split(start int, strict bool) error {
 	// end marker to fields: both are sized exactly enough from vectorised counts.
 	lines := strings.Count(t, "\r") + strings.Count(t, "\n") + 1
 	segs := make([]Segment, 0, lines)
-	fields := make([]fieldPos, 0, strings.Count(t, string(fs))+lines)
+	fields := make([]uint32, 0, strings.Count(t, string(fs))+lines)
+	sh, fmask := uint(4), uint32(fAll)
+	if len(t) >= wideIndex {
+		sh, fmask = 0, 0
+	}
+	m.fsh, m.fmask, m.dxr = sh, fmask, m.dx
+	if fmask == 0 {
+		m.dxr |= uint64(fAll)
+	}
 	var countsBuf [24]nameCount
 	counts := countsBuf[:0]
 	var (
@@ -405,10 +413,10 @@ func (m *Message) split(start int, strict bool) error {
 	closeSeg := func() {
 		if cur >= 0 {
 			if len(fields) > int(segs[cur].bFrom) {
-				fields[len(fields)-1].fl = flags
+				fields[len(fields)-1] |= uint32(flags) & fmask
 			}
 			segs[cur].bTo = int32(len(fields))
-			fields = append(fields, fieldPos{off: segs[cur].end})
+			fields = append(fields, uint32(segs[cur].end)<<sh)
 		}
 		flags = 0
 	}
@@ -479,10 +487,10 @@ func (m *Message) split(start int, strict bool) error {
 				break
 			}
 			if len(fields) > bFrom {
-				fields[len(fields)-1].fl = flags
+				fields[len(fields)-1] |= uint32(flags) & fmask
 			}
 			flags = 0
-			fields = append(fields, fieldPos{off: int32(i)})
+			fields = append(fields, uint32(i)<<sh)
 			// "| OBX|": a space then a segment ID as a whole field means
 			// segments joined without a terminator.
 			if i+5 < len(t) && t[i+1] == ' ' && t[i+5] == fs && validSegID(t[i+2], t[i+3], t[i+4]) && knownSegment(t[i+2:i+5]) {

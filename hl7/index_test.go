@@ -1,0 +1,140 @@
+package hl7
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// indexInputs returns the corpus messages, the fixtures and a few built to hit
+// the index's edge cases (wrapped lines, a segment without fields, trailing
+// empty fields, escapes, CRLF and LF terminators).
+func indexInputs(t *testing.T) map[string][]byte {
+	t.Helper()
+	in := map[string][]byte{
+		"edges":  []byte("MSH|^~\\&|A|B|||1||ORU^R01|1|P|2.5\r\nZRG\r\nOBX|1|TX|X^Y~Z||line one\nline two \\F\\ x&y|||\n\nNTE|||\rPID||\rOBX|2\r"),
+		"short":  msg(`MSH|^~\&`, `PID|1`),
+		"delims": msg(`MSH#*@!$#A#B##1##ORU*R01#1#P#2.5`, `OBX#1#ST#X*Y@Z$W##a!F!b`),
+	}
+	for _, name := range []string{"oru_r01_v23.hl7", "oru_r01_v251.hl7", "oru_r01_v28.hl7"} {
+		in[name] = loadFixture(t, name)
+	}
+	dir, files := corpusFiles(t)
+	for _, rel := range files {
+		if _, bad := corpusInvalid[rel]; bad {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs, err := SplitMessages(data)
+		if err != nil {
+			t.Fatalf("%s: %v", rel, err)
+		}
+		for i, b := range msgs {
+			in[fmt.Sprintf("%s#%d", rel, i)] = b
+		}
+	}
+	return in
+}
+
+// dumpFields reads every field of m every way the API offers, plus two fields
+// beyond the last, into one string.
+func dumpFields(m *Message) string {
+	var b strings.Builder
+	for i := 0; i < m.NumSegments(); i++ {
+		s := m.Segment(i)
+		fmt.Fprintf(&b, "%s %d %d %q\n", s.Name(), s.NumFields(), s.Occurrence(), s.Raw())
+		for n := 0; n <= s.NumFields()+2; n++ {
+			f := s.Field(n)
+			fmt.Fprintf(&b, " %d %q %q %d %d %t %t", n, f.Raw(), f.Value(), f.Reps(), f.Components(), f.IsNull(), f.IsEmpty())
+			for c := 1; c <= 3; c++ {
+				fmt.Fprintf(&b, " %q %q %d %q %q", f.Component(c), f.RawComponent(c), f.Subcomponents(c), f.Sub(c, 1), f.Sub(c, 2))
+			}
+			fmt.Fprintf(&b, " %q %q\n", f.Rep(1).Value(), f.Rep(2).Component(2))
+		}
+	}
+	return b.String()
+}
+
+// TestFieldIndexMatchesNaiveSplit checks the field index against a plain
+// strings.Split of each segment's text, and that each field's content flags
+// cover every delimiter the field holds (flags may over-state, never
+// under-state: a missing flag would make Value skip unescaping).
+func TestFieldIndexMatchesNaiveSplit(t *testing.T) {
+	for name, data := range indexInputs(t) {
+		m, err := Parse(data)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if m.fsh != 4 || m.fmask != uint32(fAll) {
+			t.Fatalf("%s: a small message uses the wide index (fsh %d, fmask %#x)", name, m.fsh, m.fmask)
+		}
+		d := m.Delimiters()
+		for i := 0; i < m.NumSegments(); i++ {
+			s := m.Segment(i)
+			parts := strings.Split(s.Raw(), string(d.Field))
+			want := parts[1:] // want[n-1] is field n
+			if i == 0 {
+				want = append([]string{string(d.Field)}, parts[1:]...)
+			}
+			if s.NumFields() != len(want) {
+				t.Errorf("%s %s(%d): NumFields %d, naive %d", name, s.Name(), i, s.NumFields(), len(want))
+				continue
+			}
+			for n := 1; n <= len(want); n++ {
+				f := s.Field(n)
+				if f.Raw() != want[n-1] {
+					t.Errorf("%s %s(%d)-%d: %q, naive %q", name, s.Name(), i, n, f.Raw(), want[n-1])
+				}
+				if f.literal() {
+					continue
+				}
+				for _, x := range []struct {
+					c  byte
+					fl uint8
+				}{{d.Repetition, fRep}, {d.Component, fComp}, {d.Subcomponent, fSub}, {d.Escape, fEsc}} {
+					if x.c != 0 && strings.IndexByte(f.Raw(), x.c) >= 0 && f.flags()&x.fl == 0 {
+						t.Errorf("%s %s(%d)-%d %q: flags %#x lack %#x", name, s.Name(), i, n, f.Raw(), f.flags(), x.fl)
+					}
+				}
+			}
+			if f := s.Field(len(want) + 1); f.Raw() != "" || f.Value() != "" {
+				t.Errorf("%s %s(%d): field past the end reads %q", name, s.Name(), i, f.Raw())
+			}
+		}
+	}
+}
+
+// TestWideIndexReadsTheSame parses every input with the index a text of 256
+// MiB or more gets (offsets alone, every field assumed to hold anything) and
+// checks that every reading is the same as with the compact index.
+func TestWideIndexReadsTheSame(t *testing.T) {
+	inputs := indexInputs(t)
+	want := map[string]string{}
+	for name, data := range inputs {
+		m, err := Parse(data)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		want[name] = dumpFields(m)
+	}
+	saved := wideIndex
+	wideIndex = 0
+	t.Cleanup(func() { wideIndex = saved })
+	for name, data := range inputs {
+		m, err := Parse(data)
+		if err != nil {
+			t.Fatalf("%s (wide): %v", name, err)
+		}
+		if m.fsh != 0 || m.fmask != 0 {
+			t.Fatalf("%s: wide index not used (fsh %d, fmask %#x)", name, m.fsh, m.fmask)
+		}
+		if got := dumpFields(m); got != want[name] {
+			t.Errorf("%s: the wide index reads differently:\n%s\nwant:\n%s", name, got, want[name])
+		}
+	}
+}
