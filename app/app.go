@@ -341,7 +341,13 @@ func (a *App) startHTTP(ctx context.Context) error {
 	}
 	mux := a.newMux()
 	httpapi.New(a.pipeline.Service(), authn, a.log).Register(mux)
-	web.Register(mux)
+	var wo web.Options
+	if wc := authn.WebConfig(); wc != nil {
+		wo.TokenEndpoint = wc.TokenEndpoint // the page redeems its code there (CSP connect-src)
+	} else if err := authn.WebError(); err != nil {
+		a.log.Warn().Err(err).Msg("the web page offers token sign-in only; OIDC bearer tokens are still accepted")
+	}
+	web.RegisterWithOptions(mux, wo)
 	a.httpSrv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: httpReadHeaderTimeout,
@@ -378,6 +384,16 @@ func (a *App) MLLPAddr() net.Addr { return a.mllpLn.Addr() }
 
 // HTTPAddr returns the bound HTTP address.
 func (a *App) HTTPAddr() net.Addr { return a.httpLn.Addr() }
+
+// NATSClientURL is the URL of the embedded NATS server's client port ("" when
+// the instance uses --nats-url): what `resultgate holds|consent|dead|audit`
+// connect to.
+func (a *App) NATSClientURL() string {
+	if a.ns == nil {
+		return ""
+	}
+	return a.ns.ClientURL()
+}
 
 // JetStream returns the JetStream context (for tests and tools).
 func (a *App) JetStream() jetstream.JetStream { return a.js }

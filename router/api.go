@@ -74,9 +74,13 @@ func apiCode(err error) string {
 
 // Request bodies of the API.
 type (
-	// HoldIDRequest names a hold (holds.get).
+	// HoldIDRequest names a hold (holds.get). By and Role name the reader:
+	// the read of the hold's content is then audited (action "hold.read"),
+	// as the HTTP API audits every read.
 	HoldIDRequest struct {
-		ID string `json:"id"`
+		ID   string `json:"id"`
+		By   string `json:"by,omitempty"`
+		Role string `json:"role,omitempty"`
 	}
 	// ReleaseAPIRequest is holds.release.
 	ReleaseAPIRequest struct {
@@ -172,7 +176,11 @@ func (s *Service) handleAPI(ctx context.Context, op string, body []byte) (json.R
 	case "holds.get":
 		var r HoldIDRequest
 		if err = decodeReq(body, &r); err == nil {
-			out, err = s.GetHold(ctx, r.ID)
+			var h *Hold
+			if h, err = s.GetHold(ctx, r.ID); err == nil && r.By != "" {
+				err = s.RecordAccess(ctx, AccessEvent{Kind: AuditAccess, Action: "hold.read", HoldID: h.ID, Actor: r.By, Role: r.Role})
+			}
+			out = h
 		}
 	case "holds.release":
 		var r ReleaseAPIRequest

@@ -13,5 +13,9 @@ func subcommands() []*cobra.Command {
 		newReportCmd(),
 		newCheckConfigCmd(),
 		newTokenCmd(),
+		newHoldsCmd(),
+		newConsentCmd(),
+		newDeadCmd(),
+		newAuditCmd(),
 	}
 }
