@@ -259,7 +259,11 @@ func subErr(subj string) string {
 // releases by a clinician (Go API and request/reply API), a dead letter, a
 // deadline release, API reads. That must work with no permission violation.
 // Then the portal user reads the feed through its durable consumer and is
-// refused everything else, and the ops user may call the API and nothing else.
+// refused everything else, the ops user may call the API and nothing else, and
+// the resultgate user itself may not purge or delete a stream nor subscribe to
+// the feed. Each refusal is asserted by the exact error the client receives, and
+// the server must have logged exactly those violations and no other, also
+// through resultgate's shutdown.
 func TestPermissionsClusterMode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three-node cluster test; skipped with -short")
@@ -462,6 +466,9 @@ func TestPermissionsClusterMode(t *testing.T) {
 	subscribe := func(subj string) func(*nats.Conn) error {
 		return func(nc *nats.Conn) error { _, err := nc.SubscribeSync(subj); return err }
 	}
+	// A second connection with resultgate's credentials (not the daemon's):
+	// the user may not delete or purge streams, nor subscribe to the feed.
+	rgTool := connectAs(t, srvs, "resultgate", permResultgatePW, "")
 	refusals := 0
 	for _, c := range []struct {
 		name string
@@ -483,6 +490,9 @@ func TestPermissionsClusterMode(t *testing.T) {
 		{"ops injects an inbound message", ops, publish("hl7.in.p0"), pubErr("hl7.in.p0")},
 		{"ops reads the portal feed", ops, publish("$JS.API.CONSUMER.MSG.NEXT.PORTAL.portal-feed"), pubErr("$JS.API.CONSUMER.MSG.NEXT.PORTAL.portal-feed")},
 		{"ops reads other users' replies", ops, subscribe("_INBOX.>"), subErr("_INBOX.>")},
+		{"resultgate user purges AUDIT", rgTool, publish("$JS.API.STREAM.PURGE.AUDIT"), pubErr("$JS.API.STREAM.PURGE.AUDIT")},
+		{"resultgate user deletes HL7_IN", rgTool, publish("$JS.API.STREAM.DELETE.HL7_IN"), pubErr("$JS.API.STREAM.DELETE.HL7_IN")},
+		{"resultgate user reads the feed as the portal", rgTool, subscribe("portal.>"), subErr("portal.>")},
 	} {
 		c.who.refused(t, c.name, c.do, c.want)
 		refusals++
@@ -518,12 +528,12 @@ func TestPermissionsClusterMode(t *testing.T) {
 	if l := appLog.String(); strings.Contains(l, "permissions violation") || strings.Contains(l, "NATS async error") {
 		t.Errorf("resultgate logged NATS errors:\n%s", l)
 	}
-	// Every violation the server logged is one of the refusals above, by portal
-	// or ops; none is resultgate's.
+	// Every violation the server logged is one of the refusals above, made by
+	// a test connection (named perm-test-<user>); none is the daemon's.
 	v := slog.violations()
 	for _, l := range v {
-		if !strings.Contains(l, `"RESULTGATE/user:portal"`) && !strings.Contains(l, `"RESULTGATE/user:ops"`) {
-			t.Errorf("violation not by portal or ops: %s", l)
+		if !strings.Contains(l, ":go:perm-test-") {
+			t.Errorf("violation not by one of the test's connections: %s", l)
 		}
 	}
 	if len(v) != refusals {
