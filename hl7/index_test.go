@@ -138,3 +138,36 @@ func TestWideIndexReadsTheSame(t *testing.T) {
 		}
 	}
 }
+
+// TestMSH18FastPath checks msh18's one-line reading against msh18Wrapped, the
+// general reading, on every corpus message and on MSH segments built to end
+// MSH-18 every way a sender can.
+func TestMSH18FastPath(t *testing.T) {
+	const head = `MSH|^~\&|A|B|C|D|20240305||ORU^R01|1|P|2.5.1|||AL|NE||`
+	in := map[string][]byte{}
+	for name, b := range indexInputs(t) {
+		in[name] = b
+	}
+	for i, tail := range []string{
+		"UNICODE UTF-8", " 8859/1 \rPID|1", "8859/1~UNICODE UTF-8|EN\r", "8859/1^x|", "8859/1\r\nPID|1\r\n",
+		"8859/1\nwrapped text\rPID|1", "8859/1\r\r\rPID|1", "8859/1\r  \rPID|1", "8859/1\r \rmore\rPID|1",
+		"8859/1\rPI", "8859/1\rPID", "8859/1\rPIDX|1", "\rPID|1", "", "|", "~", "^",
+	} {
+		in[fmt.Sprintf("tail%d", i)] = []byte(head + tail)
+	}
+	in["short"] = []byte("MSH|^~\\&|A|B\rPID|1")
+	in["wrapped-before-18"] = []byte("MSH|^~\\&|A|B|C|D|2024\rwrapped||ORU^R01|1|P|2.5.1|||AL|NE||8859/1\rPID|1")
+	in["no-rep-delim"] = []byte("MSH|^|A|B|C|D|20240305||ORU^R01|1|P|2.5.1|||AL|NE||8859/1~x\rPID|1")
+	for name, b := range in {
+		d, err := delimitersFrom(b, false)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got, want := msh18(b, d), msh18Wrapped(b, d); got != want {
+			t.Errorf("%s: msh18 %q, msh18Wrapped %q", name, got, want)
+		}
+	}
+	if got := msh18([]byte(head+" 8859/1 \rPID|1"), DefaultDelimiters); got != "8859/1" {
+		t.Errorf("msh18 = %q, want 8859/1", got)
+	}
+}

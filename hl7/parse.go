@@ -304,7 +304,48 @@ func (m *Message) decodeWith(cs charsetInfo, rest []byte) error {
 // msh18 returns the first repetition of MSH-18 from the raw MSH segment,
 // trimmed. The segment may continue on lines that do not start a segment, as
 // split reads it leniently.
+//
+// The common case is read in one pass over the first line: the value ends at a
+// delimiter, or at the line's end when the next line starts a segment (or there
+// is none). Anything else (MSH-18 past the first line, a line after it that
+// may continue the segment) goes to msh18Wrapped.
 func msh18(b []byte, d Delimiters) string {
+	n := 0
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c == '\r' || c == '\n' {
+			return msh18Wrapped(b, d)
+		}
+		if c != d.Field {
+			continue
+		}
+		if n++; n < 17 {
+			continue
+		}
+		v := b[i+1:]
+		for k := 0; k < len(v); k++ {
+			switch c := v[k]; {
+			case c == d.Field || c == d.Repetition && c != 0 || c == d.Component && c != 0:
+				return strings.TrimSpace(bytesToString(v[:k]))
+			case c == '\r' || c == '\n':
+				next := v[k:]
+				for len(next) > 0 && (next[0] == '\r' || next[0] == '\n') {
+					next = next[1:]
+				}
+				if len(next) == 0 || len(next) >= 3 && validSegID(next[0], next[1], next[2]) && (len(next) == 3 || next[3] == d.Field) {
+					return strings.TrimSpace(bytesToString(v[:k]))
+				}
+				return msh18Wrapped(b, d)
+			}
+		}
+		return strings.TrimSpace(bytesToString(v))
+	}
+	return msh18Wrapped(b, d)
+}
+
+// msh18Wrapped is msh18 for a MSH segment that may continue past its first
+// line.
+func msh18Wrapped(b []byte, d Delimiters) string {
 	end := bytes.IndexAny(b, "\r\n")
 	if end < 0 {
 		end = len(b)
