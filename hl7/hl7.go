@@ -95,7 +95,8 @@ type Message struct {
 // Segment is one segment of a parsed Message.
 type Segment struct {
 	msg        *Message
-	off, end   int32 // the segment's text (without terminator) is msg.text[off:end]
+	off        int32 // the segment's text (without terminator) starts at msg.text[off]
+	nf         int32 // fields Field reads on its fast path: all but MSH's in a compact index, else 0
 	bFrom, bTo int32 // its field separators are msg.fields[bFrom:bTo]; msg.fields[bTo] marks its end
 	index      int32
 	occurrence int32
@@ -224,7 +225,10 @@ func (s *Segment) Occurrence() int { return int(s.occurrence) }
 func (s *Segment) Index() int { return int(s.index) }
 
 // Raw returns the segment's text (decoded to UTF-8) without its terminator.
-func (s *Segment) Raw() string { return s.msg.text[s.off:s.end] }
+func (s *Segment) Raw() string {
+	end, _ := s.msg.fieldPos(s.msg.fields[s.bTo])
+	return s.msg.text[s.off:end]
+}
 
 // Offset returns the byte offset of the segment in Message.Text.
 func (s *Segment) Offset() int { return int(s.off) }
@@ -271,11 +275,13 @@ const (
 // segment is empty. Field(0) returns the segment ID.
 func (s *Segment) Field(n int) Field {
 	// The common case, kept small enough to inline: field n of a segment other
-	// than MSH runs from separator n to the next separator or the segment's end.
-	if i := int(s.bFrom) + n; n > 0 && i <= int(s.bTo) && s.index != 0 {
+	// than MSH, in a compact index, runs from separator n to the next separator
+	// or the segment's end.
+	if uint(n-1) < uint(s.nf) {
 		m := s.msg
+		i := int(s.bFrom) + n
 		a, b := m.fields[i-1], m.fields[i]
-		return Field{s: m.text[a>>m.fsh+1 : b>>m.fsh], x: m.dxr | uint64(a&m.fmask)}
+		return Field{s: m.text[a>>4+1 : b>>4], x: m.dx | uint64(a&0xF)}
 	}
 	return s.fieldSlow(n)
 }

@@ -447,6 +447,7 @@ func (m *Message) split(start int, strict bool) error {
 	counts := countsBuf[:0]
 	var (
 		cur   = -1  // index in segs of the segment being read
+		end   int   // end of its last line so far
 		flags uint8 // flags of the field being read
 		phys  int   // non-blank lines so far
 	)
@@ -457,7 +458,10 @@ func (m *Message) split(start int, strict bool) error {
 				fields[len(fields)-1] |= uint32(flags) & fmask
 			}
 			segs[cur].bTo = int32(len(fields))
-			fields = append(fields, uint32(segs[cur].end)<<sh)
+			if cur > 0 && sh == 4 {
+				segs[cur].nf = segs[cur].bTo - segs[cur].bFrom
+			}
+			fields = append(fields, uint32(end)<<sh)
 		}
 		flags = 0
 	}
@@ -503,7 +507,7 @@ func (m *Message) split(start int, strict bool) error {
 				occ = 1
 			}
 			cur = len(segs)
-			segs = append(segs, Segment{msg: m, off: int32(p), end: int32(p + 3), bFrom: int32(len(fields)),
+			segs = append(segs, Segment{msg: m, off: int32(p), bFrom: int32(len(fields)),
 				index: int32(cur), occurrence: occ})
 			i = p + 3
 		} else if strict || cur < 0 {
@@ -544,7 +548,7 @@ func (m *Message) split(start int, strict bool) error {
 			}
 			i++
 		}
-		segs[cur].end = int32(i)
+		end = i
 		p = i
 		for p < len(t) && (t[p] == '\r' || t[p] == '\n') {
 			p++
