@@ -560,3 +560,20 @@ func sendOnce(t *testing.T, addr string, m []byte) string {
 	}
 	return loadgen.AckCode(ack)
 }
+
+// TestPermissionsDocumented checks that docs/OPERATIONS.md shows the tested
+// configuration verbatim, so the documented permissions are the tested ones.
+func TestPermissionsDocumented(t *testing.T) {
+	root := testutil.RepoRoot(t)
+	conf, err := os.ReadFile(filepath.Join(root, "testdata", "nats", "permissions.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile(filepath.Join(root, "docs", "OPERATIONS.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(doc, append([]byte("```\n"), conf...)) {
+		t.Error("docs/OPERATIONS.md does not include testdata/nats/permissions.conf verbatim (section \"NATS subject permissions\")")
+	}
+}
