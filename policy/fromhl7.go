@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/resultgate/resultgate/hl7"
 )
@@ -33,27 +34,40 @@ func FromHL7(m *hl7.Message, loc *time.Location) (*Report, error) {
 		loc = time.UTC
 	}
 	r := &Report{ControlID: m.ControlID()}
-	if pid, ok := m.PID(); ok {
-		if id, ok := pid.PrimaryIdentifier(); ok {
-			r.PatientID = id.ID
-			if a := id.AssigningAuthority.String(); a != "" {
-				r.PatientID += "^^^" + a
-			}
-		}
-		r.Language = pid.PrimaryLanguage.Code
-	}
 	// Size the slices once: every OBX goes into one backing array that the
 	// orders share in turn (each order's slice is clipped when the next one
-	// starts, so appending to it later cannot overwrite a neighbour).
-	nOrders, nOBX := 0, 0
-	for _, s := range m.Segments() {
+	// starts, so appending to it later cannot overwrite a neighbour). Texts
+	// and notes take their first element from one shared array the same way,
+	// and joined repetitions are written into one buffer (see textArena).
+	nSeg := m.NumSegments()
+	nOrders, nOBX, nNTE, textBytes := 0, 0, 0, 0
+	var pidSeg *hl7.Segment
+	for i := 0; i < nSeg; i++ {
+		s := m.Segment(i)
 		switch s.Name() {
 		case "OBR", "ORC":
 			nOrders++
 		case "OBX":
 			nOBX++
+			if f := s.Field(5); f.Reps() > 1 {
+				textBytes += len(f.Raw())
+			}
+		case "NTE":
+			nNTE++
+			if f := s.Field(3); f.Reps() > 1 {
+				textBytes += len(f.Raw())
+			}
+		case "PID":
+			if pidSeg == nil {
+				pidSeg = s
+			}
 		}
 	}
+	if pidSeg != nil {
+		r.PatientID = patientID(pidSeg)
+		r.Language = pidSeg.Field(15).Component(1)
+	}
+	b := builder{loc: loc, arena: textArena{buf: make([]byte, 0, textBytes)}, texts: make([]Text, 0, nOBX+nNTE)}
 	r.Orders = make([]Order, 0, max(nOrders, 1))
 	obsBuf := make([]Observation, nOBX)
 	free := 0          // first slot of obsBuf not used by an earlier order
@@ -77,7 +91,8 @@ func FromHL7(m *hl7.Message, loc *time.Location) (*Report, error) {
 			o.OrderingProvider = orc.Field(12).Component(1)
 		}
 	}
-	for _, s := range m.Segments() {
+	for i := 0; i < nSeg; i++ {
+		s := m.Segment(i)
 		switch s.Name() {
 		case "ORC":
 			orc = s
@@ -96,21 +111,22 @@ func FromHL7(m *hl7.Message, loc *time.Location) (*Report, error) {
 			if o.Observations == nil {
 				o.Observations = obsBuf[free:free]
 			}
-			o.Observations = append(o.Observations, fromOBX(s, loc))
+			o.Observations = append(o.Observations, Observation{})
+			b.fromOBX(&o.Observations[len(o.Observations)-1], s)
 			obs = len(o.Observations) - 1
 		case "NTE":
 			if cur < 0 {
 				continue // patient-level note
 			}
-			t := noteText(s)
+			t := b.joinReps(s.Field(3))
 			if t == "" {
 				continue
 			}
 			o := &r.Orders[cur]
 			if obs >= 0 {
-				o.Observations[obs].Notes = append(o.Observations[obs].Notes, Text{Value: t, Loc: segLoc(s, "NTE-3")})
+				b.addText(&o.Observations[obs].Notes, Text{Value: t, Loc: segLoc(s, "NTE-3")})
 			} else {
-				o.Notes = append(o.Notes, Text{Value: t, Loc: segLoc(s, "NTE-3")})
+				b.addText(&o.Notes, Text{Value: t, Loc: segLoc(s, "NTE-3")})
 			}
 		case "SPM":
 			obs = -1
@@ -123,12 +139,77 @@ func FromHL7(m *hl7.Message, loc *time.Location) (*Report, error) {
 	return r, nil
 }
 
-// noteText is NTE-3 with its repetitions joined by line breaks.
-func noteText(s *hl7.Segment) string { return joinReps(s.Field(3)) }
+// patientID reads the patient identifier from a PID segment as
+// hl7.PID.PrimaryIdentifier chooses it (the first PID-3 identifier of type MR,
+// else the first; PID-2 when PID-3 is empty or null, as in v2.1/2.2), written
+// "id" or "id^^^authority". It reads only those components rather than the
+// whole typed view (hl7.ReadPID), which reads every field.
+func patientID(s *hl7.Segment) string {
+	f := s.Field(3)
+	if f.Reps() == 0 || f.IsNull() {
+		f = s.Field(2)
+	}
+	var pick hl7.Field
+	found := false
+	for i := 1; i <= f.Reps(); i++ {
+		rep := f.Rep(i)
+		if rep.Component(1) == "" {
+			continue
+		}
+		if !found {
+			pick, found = rep, true
+		}
+		if rep.Component(5) == "MR" {
+			pick = rep
+			break
+		}
+	}
+	if !found {
+		return ""
+	}
+	id := pick.Component(1)
+	a := pick.Sub(4, 1)
+	if a == "" {
+		a = pick.Sub(4, 2)
+	}
+	if a != "" {
+		id += "^^^" + a
+	}
+	return id
+}
+
+// builder holds what FromHL7 shares between segments.
+type builder struct {
+	loc   *time.Location
+	arena textArena
+	texts []Text // backing for the first text or note of each observation and order
+}
+
+// addText appends t to *dst; a first element comes from the shared array,
+// clipped so that a later append to *dst copies instead of overwriting a
+// neighbour.
+func (b *builder) addText(dst *[]Text, t Text) {
+	if *dst == nil && len(b.texts) < cap(b.texts) {
+		k := len(b.texts)
+		b.texts = append(b.texts, t)
+		*dst = b.texts[k : k+1 : k+1]
+		return
+	}
+	*dst = append(*dst, t)
+}
+
+// textArena is an append-only buffer that the joined texts of one report are
+// written into, so a report's texts cost one allocation. Each string refers to
+// bytes that are never written again: appending only writes past the end, and
+// an append beyond the capacity moves on to a new array, leaving the old one
+// (and the strings into it) untouched.
+type textArena struct {
+	buf []byte
+}
 
 // joinReps returns every repetition of f unescaped, joined by "\n" (TX/FT
 // senders use repetitions as line breaks).
-func joinReps(f hl7.Field) string {
+func (b *builder) joinReps(f hl7.Field) string {
 	n := f.Reps()
 	switch n {
 	case 0:
@@ -136,14 +217,18 @@ func joinReps(f hl7.Field) string {
 	case 1:
 		return f.Value()
 	}
-	var b strings.Builder
+	a := &b.arena
+	start := len(a.buf)
 	for i := 1; i <= n; i++ {
 		if i > 1 {
-			b.WriteByte('\n')
+			a.buf = append(a.buf, '\n')
 		}
-		b.WriteString(f.Rep(i).Value())
+		a.buf = append(a.buf, f.Rep(i).Value()...)
 	}
-	return b.String()
+	if len(a.buf) == start {
+		return ""
+	}
+	return unsafe.String(&a.buf[start], len(a.buf)-start)
 }
 
 func fillOBR(o *Order, s *hl7.Segment, loc *time.Location) {
@@ -206,19 +291,26 @@ func parseTS(v string, loc *time.Location) time.Time {
 	return t
 }
 
-// codedTypes are OBX-2 value types read as coded values.
-var codedTypes = map[string]bool{"CE": true, "CWE": true, "CNE": true, "CF": true, "CV": true}
+// valueKind says how FromHL7 reads OBX-5 for an OBX-2 value type (already
+// upper case): coded (CE, CWE, CNE, CF, CV), text (ST, TX, FT, or none) or
+// neither.
+func valueKind(vt string) (coded, text bool) {
+	switch vt {
+	case "CE", "CWE", "CNE", "CF", "CV":
+		return true, false
+	case "ST", "TX", "FT", "":
+		return false, true
+	}
+	return false, false
+}
 
-// textTypes are OBX-2 value types read as text; an empty OBX-2 is read as text too.
-var textTypes = map[string]bool{"ST": true, "TX": true, "FT": true, "": true}
-
-func fromOBX(s *hl7.Segment, loc *time.Location) Observation {
-	ob := Observation{
+func (b *builder) fromOBX(ob *Observation, s *hl7.Segment) {
+	*ob = Observation{
 		SetID:           s.Field(1).Value(),
 		ValueType:       strings.TrimSpace(s.Field(2).Component(1)),
 		ID:              fromField(s.Field(3), segLoc(s, "OBX-3")),
 		Status:          strings.TrimSpace(s.Field(11).Component(1)),
-		ObservedAt:      parseTS(s.Field(14).Component(1), loc),
+		ObservedAt:      parseTS(s.Field(14).Component(1), b.loc),
 		ReleaseCategory: s.Field(26).Component(1),
 		Loc:             segLoc(s, ""),
 	}
@@ -229,11 +321,11 @@ func fromOBX(s *hl7.Segment, loc *time.Location) Observation {
 			}
 		}
 	}
-	vt := strings.ToUpper(ob.ValueType)
+	coded, text := valueKind(strings.ToUpper(ob.ValueType))
 	f := s.Field(5)
 	switch {
 	case f.IsEmpty():
-	case codedTypes[vt]:
+	case coded:
 		for i := 1; i <= f.Reps(); i++ {
 			field := "OBX-5"
 			if i > 1 {
@@ -249,10 +341,9 @@ func fromOBX(s *hl7.Segment, loc *time.Location) Observation {
 				ob.Texts = append(ob.Texts, Text{Value: orig, Loc: segLoc(s, field+".9")})
 			}
 		}
-	case textTypes[vt]:
-		if t := joinReps(f); strings.TrimSpace(t) != "" {
-			ob.Texts = append(ob.Texts, Text{Value: t, Loc: segLoc(s, "OBX-5")})
+	case text:
+		if t := b.joinReps(f); strings.TrimSpace(t) != "" {
+			b.addText(&ob.Texts, Text{Value: t, Loc: segLoc(s, "OBX-5")})
 		}
 	}
-	return ob
 }
