@@ -517,36 +517,15 @@ func (m *Message) split(start int, strict bool) error {
 		if i == p { // a continuation line
 			m.note(phys, segs[cur].Name(), "a line that does not start a segment was read as the continuation of the segment before it (a wrapped field)")
 		}
-		// Scan the rest of the line. Ordinary bytes have class 0 and the other
-		// delimiters only flag bits, so they are or-ed into flags without a
-		// branch; only a field separator or a line end stops the loop.
-		bFrom := int(segs[cur].bFrom)
-		for i < len(t) {
-			c := cls[t[i]]
-			if c&(cFS|cEOL) == 0 {
-				flags |= c
-				i++
-				continue
+		var joined int
+		i, fields, flags, joined = scanLine(t, i, &cls, fields, int(segs[cur].bFrom), flags, sh, fmask)
+		if joined >= 0 {
+			fieldNo := len(fields) - int(segs[cur].bFrom)
+			if cur == 0 {
+				fieldNo++
 			}
-			if c == cEOL {
-				break
-			}
-			if len(fields) > bFrom {
-				fields[len(fields)-1] |= uint32(flags) & fmask
-			}
-			flags = 0
-			fields = append(fields, uint32(i)<<sh)
-			// "| OBX|": a space then a segment ID as a whole field means
-			// segments joined without a terminator.
-			if i+5 < len(t) && t[i+1] == ' ' && t[i+5] == fs && validSegID(t[i+2], t[i+3], t[i+4]) && knownSegment(t[i+2:i+5]) {
-				fieldNo := len(fields) - bFrom
-				if cur == 0 {
-					fieldNo++
-				}
-				return &ParseError{Err: ErrJoinedSegments, Segment: segs[cur].Name(), Line: phys, Offset: start + i + 1, Field: fieldNo,
-					Detail: fmt.Sprintf("field %d is %q, the start of a %s segment", fieldNo, t[i+1:i+5], t[i+2:i+5])}
-			}
-			i++
+			return &ParseError{Err: ErrJoinedSegments, Segment: segs[cur].Name(), Line: phys, Offset: start + joined + 1, Field: fieldNo,
+				Detail: fmt.Sprintf("field %d is %q, the start of a %s segment", fieldNo, t[joined+1:joined+5], t[joined+2:joined+5])}
 		}
 		end = i
 		p = i
@@ -557,6 +536,40 @@ func (m *Message) split(start int, strict bool) error {
 	closeSeg()
 	m.segs, m.fields = segs, fields
 	return nil
+}
+
+// scanLine reads the rest of a line of t from i. For each field separator it
+// stores the flags of the field the separator ends in the entry before (when
+// that entry belongs to the segment: at or after bFrom) and appends an entry
+// for the separator. Ordinary bytes have class 0 and the other delimiters only
+// flag bits, so they are or-ed into flags without a branch; only a field
+// separator or a line end stops the loop. It is a function of its own so that
+// the loop's state stays in registers. It returns where the line ends, the
+// index, the flags of the field still open and, when a field is a space and a
+// segment ID ("...| OBX|...": segments joined without a terminator), the
+// offset of the separator before it, else -1.
+func scanLine(t string, i int, cls *[256]uint8, fields []uint32, bFrom int, flags uint8, sh uint, fmask uint32) (int, []uint32, uint8, int) {
+	for {
+		var c uint8
+		for ; uint(i) < uint(len(t)); i++ {
+			if c = cls[t[i]]; c&(cFS|cEOL) != 0 {
+				break
+			}
+			flags |= c
+		}
+		if c != cFS { // end of line or of text
+			return i, fields, flags, -1
+		}
+		if len(fields) > bFrom {
+			fields[len(fields)-1] |= uint32(flags) & fmask
+		}
+		flags = 0
+		fields = append(fields, uint32(i)<<sh)
+		if i+5 < len(t) && t[i+1] == ' ' && cls[t[i+5]] == cFS && validSegID(t[i+2], t[i+3], t[i+4]) && knownSegment(t[i+2:i+5]) {
+			return i, fields, flags, i
+		}
+		i++
+	}
 }
 
 func isBlank(s string) bool {
