@@ -1,15 +1,30 @@
 // resultgate worklist. Plain DOM, no framework: every value is inserted as text
 // (never as HTML), the token lives in this tab's sessionStorage, and no
 // identifier ever goes into the URL.
+//
+// Sign-in is with a pasted token, or, when the server has OIDC configured,
+// with the organisation's identity provider: Authorization Code with PKCE
+// (S256) as a public client, state and nonce checked, the code removed from
+// the address bar as soon as it is read; the ID token is then kept and used
+// exactly like a pasted token.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 let me = null;
 let current = null;
+let authConfig = {};     // GET /api/auth/config: {oidc: {...}} or {}
+let expiryTimer = null;  // signs out when an OIDC ID token expires
+let pinned = false;      // a sign-out notice stays until the user acts
+
+const CALLBACK_PATH = "/oidc/callback";
+// The answer from the identity provider, read (and removed from the address
+// bar) before anything else runs.
+const callback = readCallback();
 
 function token() { return sessionStorage.getItem("rg-token") || ""; }
 
-function status(msg, isError) {
+function status(msg, isError, force) {
+  if (pinned && !force) return;
   const s = $("status");
   s.textContent = msg || "";
   s.className = isError ? "error" : "";
@@ -28,9 +43,115 @@ async function api(method, path, body) {
     const reason = data && data.reason ? data.reason : res.statusText;
     const err = new Error(reason);
     err.status = res.status;
+    if (res.status === 401 && me) {
+      // Signed in a moment ago, refused now: the token expired or was revoked.
+      endSession("Your sign-in has expired or is no longer accepted. Please sign in again.");
+    }
     throw err;
   }
   return data;
+}
+
+// base64url without padding (RFC 4648 §5), as PKCE and JWTs use it.
+function b64url(bytes) {
+  let s = "";
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function randomString() {
+  const a = new Uint8Array(32);
+  crypto.getRandomValues(a);
+  return b64url(a);
+}
+
+// jwtClaims decodes a JWT's payload without checking it: the server verifies
+// the signature on every request; the page only reads nonce, exp and names.
+function jwtClaims(tok) {
+  try {
+    const p = tok.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(p), (c) => c.charCodeAt(0))));
+  } catch (e) {
+    return null;
+  }
+}
+
+function oidc() { return authConfig && authConfig.oidc ? authConfig.oidc : null; }
+
+function redirectURI() { return location.origin + (oidc() ? oidc().redirect_path : CALLBACK_PATH); }
+
+async function loadAuthConfig() {
+  try {
+    const res = await fetch("/api/auth/config", { cache: "no-store" });
+    authConfig = res.ok ? await res.json() : {};
+  } catch (e) {
+    authConfig = {};
+  }
+  $("oidc").hidden = !oidc();
+}
+
+// startOIDC sends the browser to the identity provider's authorization
+// endpoint with a fresh PKCE verifier, state and nonce kept in this tab.
+async function startOIDC() {
+  pinned = false;
+  const o = oidc();
+  if (!o) return;
+  if (!window.isSecureContext || !crypto.subtle) {
+    status("Sign-in with your organisation needs this page to be served over HTTPS.", true);
+    return;
+  }
+  const pending = { verifier: randomString(), state: randomString(), nonce: randomString() };
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(pending.verifier));
+  sessionStorage.setItem("rg-oidc", JSON.stringify(pending));
+  const u = new URL(o.authorization_endpoint);
+  const q = {
+    response_type: "code", client_id: o.client_id, redirect_uri: redirectURI(), scope: o.scopes.join(" "),
+    state: pending.state, nonce: pending.nonce, code_challenge: b64url(new Uint8Array(digest)), code_challenge_method: "S256",
+  };
+  for (const [k, v] of Object.entries(q)) u.searchParams.set(k, v);
+  status("Going to your organisation's sign-in page…");
+  location.assign(u.toString());
+}
+
+// readCallback takes the identity provider's answer out of the URL and
+// replaces the address with "/" so that the code stays out of the history.
+function readCallback() {
+  if (location.pathname !== CALLBACK_PATH) return null;
+  const q = new URLSearchParams(location.search);
+  history.replaceState(null, "", "/");
+  return { code: q.get("code"), state: q.get("state"), error: q.get("error"), errorDescription: q.get("error_description") };
+}
+
+// finishOIDC redeems the code at the token endpoint with the PKCE verifier,
+// checks state and nonce, and signs in with the ID token.
+async function finishOIDC(cb) {
+  const pending = JSON.parse(sessionStorage.getItem("rg-oidc") || "null");
+  sessionStorage.removeItem("rg-oidc"); // one attempt per verifier
+  show("signin");
+  const fail = (msg) => status("Sign-in with your organisation failed: " + msg, true);
+  const o = oidc();
+  if (cb.error) return fail(cb.errorDescription || cb.error);
+  if (!o) return fail("it is not configured on this server.");
+  if (!pending || !cb.state || cb.state !== pending.state) return fail("the answer does not match a sign-in started in this tab. Please try again.");
+  if (!cb.code) return fail("the identity provider sent no authorization code.");
+  status("Signing in…");
+  let data = null;
+  try {
+    const res = await fetch(o.token_endpoint, {
+      method: "POST", credentials: "omit", cache: "no-store",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ grant_type: "authorization_code", code: cb.code, redirect_uri: redirectURI(), client_id: o.client_id, code_verifier: pending.verifier }),
+    });
+    try { data = await res.json(); } catch (e) { data = null; }
+    if (!res.ok) return fail((data && (data.error_description || data.error)) || ("the token endpoint answered " + res.status));
+  } catch (e) {
+    return fail("the identity provider's token endpoint could not be reached (" + e.message + ").");
+  }
+  const idt = data && data.id_token;
+  const claims = idt ? jwtClaims(idt) : null;
+  if (!claims) return fail("the identity provider returned no ID token.");
+  if (claims.nonce !== pending.nonce) return fail("the ID token does not belong to this sign-in (nonce). Please try again.");
+  await signIn(idt, "oidc");
 }
 
 function el(tag, text, cls) {
@@ -50,31 +171,62 @@ function show(section) {
   for (const id of ["signin", "worklist", "detail", "report-section"]) $(id).hidden = id !== section;
 }
 
-async function signIn(tok) {
+async function signIn(tok, method) {
+  pinned = false;
   sessionStorage.setItem("rg-token", tok);
+  sessionStorage.setItem("rg-method", method);
   try {
     me = await api("GET", "/api/me");
   } catch (e) {
     sessionStorage.removeItem("rg-token");
-    status(e.status === 401 ? "That token was not accepted." : "Sign-in failed: " + e.message, true);
+    sessionStorage.removeItem("rg-method");
+    show("signin");
+    if (method !== "oidc") {
+      status(e.status === 401 ? "That token was not accepted." : "Sign-in failed: " + e.message, true);
+    } else if (e.status === 401 && /expired/i.test(e.message)) {
+      status("Your sign-in has expired. Please sign in again.", true);
+    } else if (e.status === 401) {
+      status("Your organisation signed you in, but resultgate did not accept it: " + e.message +
+        ". Ask your administrator for a resultgate role (clinician, oncall, compliance or admin).", true);
+    } else {
+      status("Sign-in failed: " + e.message, true);
+    }
     return;
   }
   $("who").textContent = me.name + " (" + me.role + ")";
   $("signout").hidden = false;
   status("");
+  const claims = method === "oidc" ? jwtClaims(tok) : null;
+  if (claims && typeof claims.exp === "number") {
+    // setTimeout holds at most 2^31-1 ms; an ID token lives minutes to hours.
+    const ms = Math.min(claims.exp * 1000 - Date.now(), 2147483647);
+    expiryTimer = setTimeout(() => endSession("Your sign-in has expired. Please sign in again."), Math.max(ms, 0));
+  }
   if (rgReport.start(me)) return;
   await loadWorklist();
 }
 
 function signOut() {
   sessionStorage.removeItem("rg-token");
+  sessionStorage.removeItem("rg-method");
+  sessionStorage.removeItem("rg-oidc");
+  if (expiryTimer) { clearTimeout(expiryTimer); expiryTimer = null; }
   me = null; current = null;
   $("who").textContent = "";
   $("signout").hidden = true;
   rgReport.stop();
   $("token").value = "";
+  pinned = false;
+  status("");
   show("signin");
   $("token").focus();
+}
+
+// endSession signs out and keeps msg on screen until the user signs in again.
+function endSession(msg) {
+  signOut();
+  status(msg, true, true);
+  pinned = true;
 }
 
 async function loadWorklist() {
@@ -240,7 +392,8 @@ async function act(kind, body) {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("detail-title").tabIndex = -1;
-  $("signin-form").addEventListener("submit", (e) => { e.preventDefault(); signIn($("token").value.trim()); });
+  $("signin-form").addEventListener("submit", (e) => { e.preventDefault(); signIn($("token").value.trim(), "token"); });
+  $("oidc-signin").addEventListener("click", startOIDC);
   $("signout").addEventListener("click", signOut);
   $("refresh").addEventListener("click", loadWorklist);
   $("back").addEventListener("click", loadWorklist);
@@ -254,5 +407,9 @@ document.addEventListener("DOMContentLoaded", () => {
     if (!reason) { status("An override needs a reason.", true); return; }
     act("override", { reason, note_to_patient: $("override-note").value.trim() });
   });
-  if (token()) signIn(token()); else show("signin");
+  loadAuthConfig().then(() => {
+    if (callback) return finishOIDC(callback);
+    if (token()) return signIn(token(), sessionStorage.getItem("rg-method") || "token");
+    show("signin");
+  });
 });
