@@ -310,34 +310,35 @@ func (m *Message) decodeWith(cs charsetInfo, rest []byte) error {
 // is none). Anything else (MSH-18 past the first line, a line after it that
 // may continue the segment) goes to msh18Wrapped.
 func msh18(b []byte, d Delimiters) string {
-	n := 0
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if c == '\r' || c == '\n' {
+	line := b
+	if k := bytes.IndexByte(line, '\r'); k >= 0 {
+		line = line[:k]
+	}
+	if k := bytes.IndexByte(line, '\n'); k >= 0 {
+		line = line[:k]
+	}
+	// line = "MSH|^~\&|f3|f4|..."; MSH-18 follows the 17th field separator.
+	pos := 0
+	for n := 0; n < 17; n++ {
+		k := bytes.IndexByte(line[pos:], d.Field)
+		if k < 0 {
 			return msh18Wrapped(b, d)
 		}
-		if c != d.Field {
-			continue
+		pos += k + 1
+	}
+	v := line[pos:]
+	for k := 0; k < len(v); k++ {
+		if c := v[k]; c == d.Field || c == d.Repetition && c != 0 || c == d.Component && c != 0 {
+			return strings.TrimSpace(bytesToString(v[:k]))
 		}
-		if n++; n < 17 {
-			continue
-		}
-		v := b[i+1:]
-		for k := 0; k < len(v); k++ {
-			switch c := v[k]; {
-			case c == d.Field || c == d.Repetition && c != 0 || c == d.Component && c != 0:
-				return strings.TrimSpace(bytesToString(v[:k]))
-			case c == '\r' || c == '\n':
-				next := v[k:]
-				for len(next) > 0 && (next[0] == '\r' || next[0] == '\n') {
-					next = next[1:]
-				}
-				if len(next) == 0 || len(next) >= 3 && validSegID(next[0], next[1], next[2]) && (len(next) == 3 || next[3] == d.Field) {
-					return strings.TrimSpace(bytesToString(v[:k]))
-				}
-				return msh18Wrapped(b, d)
-			}
-		}
+	}
+	// The value runs to the line's end: it ends there unless a line that may
+	// continue the segment follows.
+	next := b[len(line):]
+	for len(next) > 0 && (next[0] == '\r' || next[0] == '\n') {
+		next = next[1:]
+	}
+	if len(next) == 0 || len(next) >= 3 && validSegID(next[0], next[1], next[2]) && (len(next) == 3 || next[3] == d.Field) {
 		return strings.TrimSpace(bytesToString(v))
 	}
 	return msh18Wrapped(b, d)
