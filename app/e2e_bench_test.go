@@ -492,7 +492,9 @@ func TestE2EHolds(t *testing.T) {
 	// One real hold, written by the pipeline, is the prototype of all the others.
 	msgs, _ := benchMessages(t, 5, "P")
 	a := New(cfg, zerolog.Nop())
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	// The whole measurement (three sizes, three restarts each) takes minutes:
+	// the context bounds it as a whole, not one step.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	if err := a.Start(ctx); err != nil {
 		t.Fatal(err)

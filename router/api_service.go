@@ -270,6 +270,11 @@ func (s *Service) GetConsent(ctx context.Context, patient string) (ConsentRecord
 // (its tags as classified then): no basis left releases it by path; otherwise
 // the bases and deadline are updated. The re-evaluation is audited.
 func (s *Service) reevaluate(ctx context.Context, h *Hold, path ReleasePath, actor, role, why string) (*Hold, error) {
+	// h may be the view's slim record: decide on the full one (tags with evidence).
+	h, err := s.holds.Get(ctx, h.ID)
+	if err != nil {
+		return nil, err
+	}
 	now := s.clock.Now().UTC()
 	in, err := s.gate.inStream(ctx)
 	if err != nil {

@@ -183,8 +183,13 @@ func (a *Auditor) Query(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
 }
 
 // readAll reads a stream through an ordered consumer until nothing is pending
-// or limit items were read.
+// or limit items were read. The ephemeral consumer is deleted when done (and
+// expires after readerInactive if the delete is lost), so frequent reads (audit
+// queries, reports, pollers) do not pile up consumers against the server's limit.
 func readAll[T any](ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.OrderedConsumerConfig, limit int, decode func(jetstream.Msg, uint64) (T, error)) ([]T, error) {
+	if cfg.InactiveThreshold == 0 {
+		cfg.InactiveThreshold = readerInactive
+	}
 	cons, err := js.OrderedConsumer(ctx, stream, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", stream, err)
@@ -193,6 +198,15 @@ func readAll[T any](ctx context.Context, js jetstream.JetStream, stream string, 
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", stream, err)
 	}
+	defer func() {
+		// The ordered consumer may have been recreated under a new name while
+		// reading: delete the current one.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if cur, err := cons.Info(dctx); err == nil {
+			_ = js.DeleteConsumer(dctx, stream, cur.Name)
+		}
+	}()
 	out := []T{}
 	if info.NumPending == 0 {
 		return out, nil
@@ -232,6 +246,9 @@ func readAll[T any](ctx context.Context, js jetstream.JetStream, stream string, 
 	}
 	return out, nil
 }
+
+// readerInactive is how long an abandoned reader's consumer outlives its last use.
+const readerInactive = 30 * time.Second
 
 // validToken reports whether s is usable as one subject token or KV key.
 func validToken(s string) bool {

@@ -14,6 +14,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+
+	"github.com/resultgate/resultgate/policy"
 )
 
 // timerKind is what a scheduled entry does when it falls due.
@@ -61,8 +63,12 @@ func (h *timerHeap) Pop() any {
 // provider and patient and keeps the open holds' deadlines, reminders and
 // escalations in a min-heap, so listing one provider's holds costs that
 // provider's holds and the scheduler only looks at entries that are due.
-// Restarting rebuilds it from the bucket. Memory grows linearly with the
-// number of hold records (about 1-2 KB each).
+// Restarting rebuilds it from the bucket. The view keeps a slim copy of each
+// record (tag names without their evidence, basis kinds without their detail,
+// no transitions: what listing, indexing and scheduling need), so memory grows
+// linearly with the number of hold records at a few hundred bytes each; the
+// full record is read from the bucket when it is needed (GetHold, releases,
+// re-evaluation).
 type HoldView struct {
 	log zerolog.Logger
 
@@ -160,18 +166,64 @@ func (v *HoldView) apply(e jetstream.KeyValueEntry) {
 		v.mu.Unlock()
 		return
 	}
-	var h Hold
-	if err := json.Unmarshal(e.Value(), &h); err != nil {
+	var sh slimHold
+	if err := json.Unmarshal(e.Value(), &sh); err != nil {
 		v.log.Error().Err(err).Str("hold_id", e.Key()).Msg("undecodable hold record skipped")
 		return
 	}
+	h := &sh.Hold
+	h.Tags = make([]policy.Tag, len(sh.Tags))
+	for i, t := range sh.Tags {
+		h.Tags[i].Tag = t.Tag
+	}
+	h.Bases = make([]Basis, len(sh.Bases))
+	for i, b := range sh.Bases {
+		h.Bases[i].Kind = b.Kind
+	}
 	h.Revision = e.Revision()
-	v.Observe(&h)
+	v.observe(h)
 }
 
-// Observe records h in the view if it is newer than what the view has. The
-// watcher calls it; writers call it too so their own change is visible at once.
-func (v *HoldView) Observe(h *Hold) {
+// slimHold decodes a stored hold record without what the view does not keep:
+// its fields shadow Hold's (encoding/json prefers the shallower field), so the
+// evidence, basis details and transitions are skipped without allocating.
+type slimHold struct {
+	Hold
+	Tags []struct {
+		Tag string `json:"tag"`
+	} `json:"tags"`
+	Bases []struct {
+		Kind string `json:"kind"`
+	} `json:"bases"`
+	Transitions skipJSON `json:"transitions"`
+}
+
+// skipJSON accepts and discards any JSON value.
+type skipJSON struct{}
+
+func (*skipJSON) UnmarshalJSON([]byte) error { return nil }
+
+// slim returns the part of h the view keeps (h itself is not changed).
+func slim(h *Hold) *Hold {
+	c := *h
+	c.Tags = make([]policy.Tag, len(h.Tags))
+	for i, t := range h.Tags {
+		c.Tags[i].Tag = t.Tag
+	}
+	c.Bases = make([]Basis, len(h.Bases))
+	for i, b := range h.Bases {
+		c.Bases[i].Kind = b.Kind
+	}
+	c.Transitions = nil
+	return &c
+}
+
+// Observe records (a slim copy of) h in the view if it is newer than what the
+// view has. The watcher calls it; writers call it too so their own change is
+// visible at once.
+func (v *HoldView) Observe(h *Hold) { v.observe(slim(h)) }
+
+func (v *HoldView) observe(h *Hold) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if cur, ok := v.holds[h.ID]; ok && cur.Revision >= h.Revision {
@@ -241,9 +293,10 @@ func (v *HoldView) removeLocked(id string) {
 	delete(v.scheduled, id)
 }
 
-// Get returns the view's record of id. Records in the view are never changed
-// in place (an update replaces the pointer), so callers get a shallow copy and
-// must treat its slices as read-only.
+// Get returns the view's slim record of id (no evidence, basis details or
+// transitions). Records in the view are never changed in place (an update
+// replaces the pointer), so callers get a shallow copy and must treat its
+// slices as read-only.
 func (v *HoldView) Get(id string) (*Hold, bool) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
@@ -264,9 +317,10 @@ type HoldFilter struct {
 	Limit      int       `json:"limit,omitempty"`
 }
 
-// List returns the holds matching f, oldest deadline first. With a provider or
-// patient it only looks at that provider's or patient's holds. The records are
-// shallow copies: treat their slices as read-only.
+// List returns the holds matching f, oldest deadline first, as slim records
+// (tag names, basis kinds; no evidence, basis details or transitions). With a
+// provider or patient it only looks at that provider's or patient's holds. The
+// records are shallow copies: treat their slices as read-only.
 func (v *HoldView) List(f HoldFilter) []*Hold {
 	v.mu.RLock()
 	var out []*Hold
