@@ -569,10 +569,13 @@ func (c *Classifier) names1(s *classifyState, text string, loc Location, service
 		}
 		e := evAt(loc, g.id, LayerServiceName, text[m.start:m.end])
 		e.Start, e.End = int(m.start), int(m.end)
-		var tags []string
-		for _, t := range g.tags {
-			if !contains(excluded, t) {
-				tags = append(tags, t)
+		tags := g.tags // shared, read only
+		if len(excluded) > 0 {
+			tags = nil
+			for _, t := range g.tags {
+				if !contains(excluded, t) {
+					tags = append(tags, t)
+				}
 			}
 		}
 		if len(tags) == 0 {
@@ -960,29 +963,44 @@ func (c *Classifier) finish(s *classifyState, r *Report, h History, out *Classif
 			addEv(&s.tags, TagNewCancer, Evidence{Segment: "PID", Occurrence: 1, Field: "PID-3", Rule: "history.no-prior-malignancy", Match: "no prior malignancy on record or in the message", Layer: LayerHistory}, 0)
 		}
 	}
-	out.Tags = buildTags(s.tags, c.disabled)
-	if sup := buildTags(s.suppressed, c.disabled); len(sup) > 0 {
-		out.Suppressed = sup
+	// Tags and suppressed tags share one Tag array and one Evidence array.
+	nt, et := countTags(s.tags, c.disabled)
+	ns, es := countTags(s.suppressed, c.disabled)
+	b := tagBuilder{tags: make([]Tag, 0, nt+ns)}
+	if et+es > 0 {
+		b.evs = make([]Evidence, 0, et+es)
+	}
+	out.Tags = b.build(s.tags, c.disabled)
+	if ns > 0 {
+		out.Suppressed = b.build(s.suppressed, c.disabled)
 	}
 }
 
-func buildTags(accs []tagAcc, disabled map[string]bool) []Tag {
-	total, n := 0, 0
+// countTags returns how many tags of accs are given (some evidence, not
+// disabled) and how much evidence they hold.
+func countTags(accs []tagAcc, disabled map[string]bool) (tags, evidence int) {
 	for _, a := range accs {
 		if len(a.ev) > 0 && !disabled[a.tag] {
-			total += len(a.ev)
-			n++
+			evidence += len(a.ev)
+			tags++
 		}
 	}
-	tags := make([]Tag, 0, n)
-	if n == 0 {
-		return tags
-	}
-	evs := make([]Evidence, 0, total)
+	return tags, evidence
+}
+
+// tagBuilder copies accumulated tags into shared output arrays; each slice
+// it returns is clipped, so appending to one cannot overwrite another.
+type tagBuilder struct {
+	tags []Tag
+	evs  []Evidence
+}
+
+func (b *tagBuilder) build(accs []tagAcc, disabled map[string]bool) []Tag {
+	first := len(b.tags)
 	appendTag := func(a *tagAcc) {
-		start := len(evs)
-		evs = append(evs, a.ev...)
-		tags = append(tags, Tag{Tag: a.tag, Evidence: evs[start:len(evs):len(evs)]})
+		start := len(b.evs)
+		b.evs = append(b.evs, a.ev...)
+		b.tags = append(b.tags, Tag{Tag: a.tag, Evidence: b.evs[start:len(b.evs):len(b.evs)]})
 	}
 	for _, t := range fixedTagOrder {
 		for i := range accs {
@@ -1001,5 +1019,5 @@ func buildTags(accs []tagAcc, disabled map[string]bool) []Tag {
 	for _, i := range others {
 		appendTag(&accs[i])
 	}
-	return tags
+	return b.tags[first:len(b.tags):len(b.tags)]
 }
