@@ -71,9 +71,13 @@ type rawMatch struct {
 }
 
 const (
-	ringSize   = 256 // > longest normalised pattern
+	ringSize   = 256 // > longest normalised pattern; scan indexes the ring with uint8
 	maxPattern = ringSize - 1
 )
+
+// The scanner indexes its rings with uint8(fed), which is fed % ringSize (and
+// needs no bounds check) only while ringSize is 256.
+var _ = [1]struct{}{}[ringSize-256]
 
 // automaton is a compiled Aho-Corasick automaton.
 type automaton struct {
@@ -321,8 +325,8 @@ func (a *automaton) scan(sc *scanner, text string, dst []rawMatch) []rawMatch {
 				continue
 			}
 			space = true
-			sc.ringOff[fed%ringSize] = int32(i)
-			sc.ringWord[fed%ringSize] = words
+			sc.ringOff[uint8(fed)] = int32(i)
+			sc.ringWord[uint8(fed)] = words
 			fed++
 			s = next[int(s&stateMask)+spaceCls]
 			continue // a pattern never ends with a space
@@ -333,8 +337,8 @@ func (a *automaton) scan(sc *scanner, text string, dst []rawMatch) []rawMatch {
 					continue
 				}
 				space = true
-				sc.ringOff[fed%ringSize] = int32(i)
-				sc.ringWord[fed%ringSize] = words
+				sc.ringOff[uint8(fed)] = int32(i)
+				sc.ringWord[uint8(fed)] = words
 				fed++
 				s = next[int(s&stateMask)+spaceCls]
 				i += m - 1
@@ -345,8 +349,8 @@ func (a *automaton) scan(sc *scanner, text string, dst []rawMatch) []rawMatch {
 			words++
 			space = false
 		}
-		sc.ringOff[fed%ringSize] = int32(i)
-		sc.ringWord[fed%ringSize] = words
+		sc.ringOff[uint8(fed)] = int32(i)
+		sc.ringWord[uint8(fed)] = words
 		fed++
 		s = next[int(s&stateMask)+int(a.classOf[c])]
 		if s&outFlag == 0 {
@@ -362,7 +366,7 @@ func (a *automaton) scan(sc *scanner, text string, dst []rawMatch) []rawMatch {
 			if l > fed {
 				continue
 			}
-			k := (fed - l) % ringSize
+			k := uint8(fed - l) // fed-l >= 0; uint8 is mod ringSize
 			start := int(sc.ringOff[k])
 			end := i + 1
 			if p.wordAtL && start > 0 && !boundaryBefore(text, start) {
