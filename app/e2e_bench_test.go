@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -660,6 +661,18 @@ func TestE2EHoldsChild(t *testing.T) {
 	slices.Sort(hlat)
 	var ms runtimeMem
 	ms.read()
+	if path := os.Getenv("RESULTGATE_HEAP_PROFILE"); path != "" {
+		// The live heap of the restarted instance, for `go tool pprof`.
+		runtime.GC()
+		f, err := os.Create(fmt.Sprintf("%s-%d", path, want))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
 	res := holdsResult{
 		Holds: want, StartSeconds: started.Seconds(), ReadySeconds: ready.Seconds(),
 		ListP50Micros: float64(pct(lat, .5).Nanoseconds()) / 1e3, ListP99Micros: float64(pct(lat, .99).Nanoseconds()) / 1e3,

@@ -426,11 +426,7 @@ func (a *API) placeHold(w http.ResponseWriter, r *http.Request, p auth.Principal
 	if by == "" {
 		by = p.Name
 	}
-	reason := b.Reason
-	if b.HarmType != "" {
-		reason = fmt.Sprintf("%s (harm type: %s)", reason, b.HarmType)
-	}
-	res, err := a.svc.PlaceDetermination(r.Context(), router.PlaceRequest{Order: r.PathValue("filler"), Reason: reason, By: by, Role: string(p.Role)})
+	res, err := a.svc.PlaceDetermination(r.Context(), router.PlaceRequest{Order: r.PathValue("filler"), Reason: b.Reason, HarmType: b.HarmType, By: by, Role: string(p.Role)})
 	if err != nil {
 		return err
 	}

@@ -136,8 +136,10 @@ type PlaceRequest struct {
 	// Order is the filler order number (OBR-3).
 	Order  string `json:"order"`
 	Reason string `json:"reason"`
-	By     string `json:"by"`
-	Role   string `json:"role,omitempty"`
+	// HarmType is one of HarmTypes; empty is recorded as unspecified.
+	HarmType string `json:"harm_type,omitempty"`
+	By       string `json:"by"`
+	Role     string `json:"role,omitempty"`
 }
 
 // PlaceResult says what a determination affected.
@@ -161,8 +163,11 @@ func (s *Service) PlaceDetermination(ctx context.Context, req PlaceRequest) (Pla
 	if strings.TrimSpace(req.Reason) == "" {
 		return res, fmt.Errorf("determination: %w", ErrReasonRequired)
 	}
+	if req.HarmType != "" && !slices.Contains(HarmTypes, req.HarmType) {
+		return res, fmt.Errorf("harm type %q: want one of %s: %w", req.HarmType, strings.Join(HarmTypes, ", "), ErrBadRequest)
+	}
 	now := s.clock.Now().UTC()
-	d := Determination{Order: req.Order, OrderKey: OrderKey(s.cfg.Secret, req.Order), Reason: req.Reason, By: req.By, Role: req.Role, At: now}
+	d := Determination{Order: req.Order, OrderKey: OrderKey(s.cfg.Secret, req.Order), Reason: req.Reason, HarmType: req.HarmType, By: req.By, Role: req.Role, At: now}
 	if d.Role == "" {
 		d.Role = RoleClinician
 	}
@@ -170,7 +175,7 @@ func (s *Service) PlaceDetermination(ctx context.Context, req PlaceRequest) (Pla
 		return res, err
 	}
 	if err := s.audit.Record(ctx, "det-"+d.OrderKey+"-"+now.Format(time.RFC3339Nano), AuditEvent{
-		Kind: AuditDetermination, At: now, OrderKey: d.OrderKey, Actor: req.By, Role: d.Role, Reason: req.Reason,
+		Kind: AuditDetermination, At: now, OrderKey: d.OrderKey, Actor: req.By, Role: d.Role, Reason: req.Reason, HarmType: req.HarmType,
 	}); err != nil {
 		return res, err
 	}

@@ -52,6 +52,8 @@ type AuditEvent struct {
 	Actor  string      `json:"actor,omitempty"`
 	Role   string      `json:"role,omitempty"`
 	Reason string      `json:"reason,omitempty"`
+	// HarmType is a determination's type of harm (Preventing Harm).
+	HarmType string `json:"harm_type,omitempty"`
 	// Seq is the AUDIT stream sequence (set when read back).
 	Seq uint64 `json:"seq,omitempty"`
 }

@@ -514,7 +514,7 @@ func (s *Service) determinations(ctx context.Context, orderKey, patientID string
 		if role == "" {
 			role = RoleClinician
 		}
-		out = append(out, policy.Determination{PatientID: patientID, OrderFiller: d.Order, By: d.By, Role: role, Reason: d.Reason, At: d.At})
+		out = append(out, policy.Determination{PatientID: patientID, OrderFiller: d.Order, By: d.By, Role: role, Reason: d.Reason, HarmType: d.HarmType, At: d.At})
 	}
 	return out, nil
 }

@@ -353,6 +353,7 @@ func newHoldsPlaceCmd(nf *natsFlags) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&req.Order, "order", "", "filler order number (OBR-3) (required)")
 	cmd.Flags().StringVar(&req.Reason, "reason", "", "the harm the hold prevents (required, audited)")
+	cmd.Flags().StringVar(&req.HarmType, "harm-type", "", "type of harm, 45 CFR 171.201(d): "+strings.Join(router.HarmTypes, " or "))
 	cmd.Flags().StringVar(&req.By, "by", "", "the clinician making the determination (required)")
 	cmd.Flags().StringVar(&req.Role, "role", "", "their role (default clinician)")
 	return cmd
@@ -589,6 +590,7 @@ func writeAudit(w io.Writer, evs []router.AuditEvent) {
 		if e.Reason != "" {
 			fmt.Fprintf(&b, "  reason=%q", e.Reason)
 		}
+		add("harm_type", e.HarmType)
 		add("ruleset", e.RulesetVersion)
 		if !e.Deadline.IsZero() {
 			add("deadline", e.Deadline.UTC().Format(time.RFC3339))

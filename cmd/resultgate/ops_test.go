@@ -139,7 +139,10 @@ func TestOperatorCommands(t *testing.T) {
 	}
 
 	// A determination on an order with no result yet.
-	out, _, err = cli("holds", "place", "--order", "FL-OPS-2", "--reason", "diagnosis to be disclosed in person", "--by", "DR0001")
+	if _, _, err := cli("holds", "place", "--order", "FL-OPS-2", "--reason", "x", "--by", "DR0001", "--harm-type", "embarrassment"); exitCode(err) != 1 || !strings.Contains(err.Error(), "bad_request: harm type \"embarrassment\": want one of life-or-physical-safety, substantial-harm-to-other") {
+		t.Errorf("place with an unknown harm type: exit %d, %v", exitCode(err), err)
+	}
+	out, _, err = cli("holds", "place", "--order", "FL-OPS-2", "--reason", "diagnosis to be disclosed in person", "--by", "DR0001", "--harm-type", router.HarmLifeOrSafety)
 	if err != nil || !strings.Contains(out, "no result on this order yet") {
 		t.Errorf("holds place: %v\n%s", err, out)
 	}
@@ -150,10 +153,24 @@ func TestOperatorCommands(t *testing.T) {
 	if _, _, err := runCLI(t, pathologyMessage(t, "OPS-2", "FL-OPS-2"), "send", "--addr", a.MLLPAddr().String(), "-"); err != nil {
 		t.Fatal(err)
 	}
+	var detHold string
 	testutil.Eventually(t, 30*time.Second, "the determined order is held", func() bool {
-		out, _, _ := cli("holds", "list", "--status", "held")
-		return strings.Contains(out, "clinician-determination")
+		out, _, _ := cli("holds", "list", "--status", "held", "--json")
+		var hs []router.Hold
+		json.Unmarshal([]byte(out), &hs)
+		for _, h := range hs {
+			for _, b := range h.Bases {
+				if b.Kind == "clinician-determination" {
+					detHold = h.ID
+				}
+			}
+		}
+		return detHold != ""
 	})
+	out, _, err = cli("holds", "show", detHold, "--by", "ops-anna")
+	if err != nil || !strings.Contains(out, "harm type life-or-physical-safety: diagnosis to be disclosed in person") {
+		t.Errorf("the determination basis does not carry the harm type: %v\n%s", err, out)
+	}
 
 	// Consent put and show.
 	consent := filepath.Join(testutil.RepoRoot(t), "testdata", "consent", "until-clinician-review.json")
@@ -247,7 +264,7 @@ func TestOperatorCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"decision", "transition", "determination", "consent", "replay", `reason="diagnosis to be disclosed in person"`} {
+	for _, want := range []string{"decision", "transition", "determination", "consent", "replay", `reason="diagnosis to be disclosed in person"`, "harm_type=life-or-physical-safety"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("audit --since lacks %q", want)
 		}
