@@ -73,39 +73,7 @@ func TestFieldIndexMatchesNaiveSplit(t *testing.T) {
 		if m.fsh != 4 || m.fmask != uint32(fAll) {
 			t.Fatalf("%s: a small message uses the wide index (fsh %d, fmask %#x)", name, m.fsh, m.fmask)
 		}
-		d := m.Delimiters()
-		for i := 0; i < m.NumSegments(); i++ {
-			s := m.Segment(i)
-			parts := strings.Split(s.Raw(), string(d.Field))
-			want := parts[1:] // want[n-1] is field n
-			if i == 0 {
-				want = append([]string{string(d.Field)}, parts[1:]...)
-			}
-			if s.NumFields() != len(want) {
-				t.Errorf("%s %s(%d): NumFields %d, naive %d", name, s.Name(), i, s.NumFields(), len(want))
-				continue
-			}
-			for n := 1; n <= len(want); n++ {
-				f := s.Field(n)
-				if f.Raw() != want[n-1] {
-					t.Errorf("%s %s(%d)-%d: %q, naive %q", name, s.Name(), i, n, f.Raw(), want[n-1])
-				}
-				if f.literal() {
-					continue
-				}
-				for _, x := range []struct {
-					c  byte
-					fl uint8
-				}{{d.Repetition, fRep}, {d.Component, fComp}, {d.Subcomponent, fSub}, {d.Escape, fEsc}} {
-					if x.c != 0 && strings.IndexByte(f.Raw(), x.c) >= 0 && f.flags()&x.fl == 0 {
-						t.Errorf("%s %s(%d)-%d %q: flags %#x lack %#x", name, s.Name(), i, n, f.Raw(), f.flags(), x.fl)
-					}
-				}
-			}
-			if f := s.Field(len(want) + 1); f.Raw() != "" || f.Value() != "" {
-				t.Errorf("%s %s(%d): field past the end reads %q", name, s.Name(), i, f.Raw())
-			}
-		}
+		checkIndex(t, name, m)
 	}
 }
 
@@ -170,4 +138,64 @@ func TestMSH18FastPath(t *testing.T) {
 	if got := msh18([]byte(head+" 8859/1 \rPID|1"), DefaultDelimiters); got != "8859/1" {
 		t.Errorf("msh18 = %q, want 8859/1", got)
 	}
+}
+
+// checkIndex fails t when a field of m differs from a naive split of its
+// segment's text or its flags miss a delimiter the field holds.
+func checkIndex(t *testing.T, name string, m *Message) {
+	t.Helper()
+	d := m.Delimiters()
+	for i := 0; i < m.NumSegments(); i++ {
+		s := m.Segment(i)
+		parts := strings.Split(s.Raw(), string(d.Field))
+		want := parts[1:] // want[n-1] is field n
+		if i == 0 {
+			want = append([]string{string(d.Field)}, parts[1:]...)
+		}
+		if s.NumFields() != len(want) {
+			t.Fatalf("%s %s(%d): NumFields %d, naive %d", name, s.Name(), i, s.NumFields(), len(want))
+		}
+		for n := 1; n <= len(want)+1; n++ {
+			f := s.Field(n)
+			w := ""
+			if n <= len(want) {
+				w = want[n-1]
+			}
+			if f.Raw() != w {
+				t.Fatalf("%s %s(%d)-%d: %q, naive %q", name, s.Name(), i, n, f.Raw(), w)
+			}
+			if f.literal() {
+				continue
+			}
+			for _, x := range []struct {
+				c  byte
+				fl uint8
+			}{{d.Repetition, fRep}, {d.Component, fComp}, {d.Subcomponent, fSub}, {d.Escape, fEsc}} {
+				if x.c != 0 && strings.IndexByte(f.Raw(), x.c) >= 0 && f.flags()&x.fl == 0 {
+					t.Fatalf("%s %s(%d)-%d %q: flags %#x lack %#x", name, s.Name(), i, n, f.Raw(), f.flags(), x.fl)
+				}
+			}
+		}
+	}
+}
+
+// FuzzFieldIndex checks, for any input that parses, the field index against a
+// naive split and msh18's one-line reading against the general one.
+func FuzzFieldIndex(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(s))
+	}
+	f.Add(loadFixture(f, "oru_r01_v251.hl7"))
+	f.Add([]byte("MSH|^~\\&|A|B|C|D|20240305||ORU^R01|1|P|2.5.1|||AL|NE||8859/1\nwrapped\rPID|1"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := Parse(data)
+		if err != nil {
+			return
+		}
+		checkIndex(t, "fuzz", m)
+		rest := m.Raw()[m.start:]
+		if got, want := msh18(rest, m.Delimiters()), msh18Wrapped(rest, m.Delimiters()); got != want {
+			t.Fatalf("msh18 %q, msh18Wrapped %q", got, want)
+		}
+	})
 }
