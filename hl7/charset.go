@@ -71,6 +71,12 @@ var charsets = map[string]charsetInfo{
 
 // lookupCharset finds a character set by its MSH-18 (or IANA) name.
 func lookupCharset(name string) (charsetInfo, bool) {
+	switch name { // the usual spellings, without upper-casing and hashing
+	case CharsetUTF8:
+		return charsetInfo{CharsetUTF8, nil}, true
+	case CharsetASCII:
+		return charsetInfo{CharsetASCII, nil}, true
+	}
 	n := strings.ToUpper(strings.TrimSpace(name))
 	if cs, ok := charsets[n]; ok {
 		return cs, true

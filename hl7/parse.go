@@ -165,6 +165,9 @@ func delimitersFrom(b []byte, strict bool) (Delimiters, *ParseError) {
 	perr := func(field int, off int, detail string) *ParseError {
 		return &ParseError{Err: ErrBadDelimiters, Segment: "MSH", Line: 1, Offset: off, Field: field, Detail: detail}
 	}
+	if len(b) >= 9 && string(b[3:9]) == "|^~\\&|" {
+		return DefaultDelimiters, nil // the recommended delimiters, which nearly every sender uses
+	}
 	if len(b) < 4 || b[3] == '\r' || b[3] == '\n' {
 		return Delimiters{}, perr(1, 3, "no field separator after MSH")
 	}
