@@ -171,7 +171,10 @@ func (v *HoldView) apply(e jetstream.KeyValueEntry) {
 		v.log.Error().Err(err).Str("hold_id", e.Key()).Msg("undecodable hold record skipped")
 		return
 	}
-	h := &sh.Hold
+	// Copy out of sh so that the decoded tag and basis slices are not kept.
+	h := new(Hold)
+	*h = sh.Hold
+	h.Note, h.RulesetVersion = "", ""
 	h.Tags = make([]policy.Tag, len(sh.Tags))
 	for i, t := range sh.Tags {
 		h.Tags[i].Tag = t.Tag
@@ -184,7 +187,8 @@ func (v *HoldView) apply(e jetstream.KeyValueEntry) {
 	v.observe(h)
 }
 
-// slimHold decodes a stored hold record without what the view does not keep:
+// slimHold decodes a stored hold record without what the view does not keep
+// (the note and rule-set version are decoded, then dropped):
 // its fields shadow Hold's (encoding/json prefers the shallower field), so the
 // evidence, basis details and transitions are skipped without allocating.
 type slimHold struct {
@@ -215,6 +219,7 @@ func slim(h *Hold) *Hold {
 		c.Bases[i].Kind = b.Kind
 	}
 	c.Transitions = nil
+	c.Note, c.RulesetVersion = "", ""
 	return &c
 }
 
