@@ -172,11 +172,11 @@ func decodeSeq(b *strings.Builder, seq, whole string, d Delimiters, o UnescapeOp
 		case "br", "ce":
 			b.WriteByte('\n')
 		case "sp":
-			for k := 0; k < countArg(arg); k++ {
+			for k, n := 0, countArg(arg); k < n; k++ {
 				b.WriteByte('\n')
 			}
 		case "sk":
-			for k := 0; k < countArg(arg); k++ {
+			for k, n := 0, countArg(arg); k < n; k++ {
 				b.WriteByte(' ')
 			}
 		case "in", "ti", "fi", "nf":
