@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -274,6 +275,13 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	}
 	records, open := s.view.Counts()
 	p.log.Info().Int("holds", records).Int("open", open).Msg("hold view loaded")
+	if records >= releaseMemoryAfter {
+		// Loading streamed every hold record through the process once (about
+		// 3 KB of JSON each, decoded and dropped, plus the server's delivery
+		// buffers): return that transient memory to the OS now rather than
+		// whenever the runtime's scavenger gets to it.
+		debug.FreeOSMemory()
+	}
 	p.wg.Add(2)
 	go func() { defer p.wg.Done(); s.gate.runReconciler(runCtx, p.cfg.Holds.ReconcileEvery) }()
 	go func() { defer p.wg.Done(); s.runScheduler(runCtx, p.cfg.Holds.SchedulerTick) }()
@@ -374,3 +382,7 @@ func (p *Pipeline) Stop(ctx context.Context) error {
 	})
 	return p.stopErr
 }
+
+// releaseMemoryAfter is the number of hold records above which the pipeline
+// returns the memory of loading them to the OS once they are loaded.
+const releaseMemoryAfter = 10000
