@@ -289,7 +289,7 @@ func (s *Service) reevaluate(ctx context.Context, h *Hold, path ReleasePath, act
 	if err != nil {
 		return nil, fmt.Errorf("fetching inbound seq %d: %w", h.Inbound.Seq, err)
 	}
-	m, err := hl7.Parse(raw.Data)
+	m, err := hl7.ParseWithOptions(raw.Data, hl7.ParseOptions{NoCopy: true}) // a fetched copy, read-only
 	if err != nil {
 		return nil, fmt.Errorf("re-parsing inbound seq %d: %s", h.Inbound.Seq, safeDetail(err, "parse failed"))
 	}

@@ -161,7 +161,8 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 		raw: msg.Data(), now: s.clock.Now().UTC(),
 	}
 	in.holdID = HoldID(s.cfg.Secret, msgID)
-	m, err := hl7.Parse(in.raw)
+	// in.raw is the NATS message's own buffer, never written: parse it in place.
+	m, err := hl7.ParseWithOptions(in.raw, hl7.ParseOptions{NoCopy: true})
 	if err != nil {
 		return permanent(DeadParse, err)
 	}

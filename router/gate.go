@@ -115,7 +115,7 @@ func (g *Gate) emit(ctx context.Context, r emitRequest) error {
 		r.raw = raw
 	}
 	if r.msg == nil {
-		m, err := hl7.Parse(r.raw)
+		m, err := hl7.ParseWithOptions(r.raw, hl7.ParseOptions{NoCopy: true}) // r.raw is read-only
 		if err != nil {
 			return fmt.Errorf("parsing inbound seq %d for release: %s", r.inbound.Seq, safeDetail(err, "parse failed"))
 		}

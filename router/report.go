@@ -220,7 +220,7 @@ func (s *Service) reportFacts(ctx context.Context, st jetstream.Stream, seq uint
 	if err != nil {
 		return d, time.Time{}
 	}
-	m, err := hl7.Parse(raw.Data)
+	m, err := hl7.ParseWithOptions(raw.Data, hl7.ParseOptions{NoCopy: true}) // a fetched copy, read-only
 	if err != nil {
 		return d, time.Time{}
 	}
