@@ -152,3 +152,44 @@ func BenchmarkParseFromHL7(b *testing.B) {
 	}
 	reportCPU(b, start)
 }
+
+// BenchmarkScan measures the lexicon automaton alone over the free texts of
+// the same report (the part of Classify that is linear in the text).
+func BenchmarkScan(b *testing.B) {
+	data := benchMessage(b)
+	c, err := NewClassifier(DefaultRuleSet())
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := hl7.Parse(data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := FromHL7(m, time.UTC)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var texts []string
+	n := 0
+	for _, o := range r.Orders {
+		for _, ob := range o.Observations {
+			for _, t := range ob.Texts {
+				texts = append(texts, t.Value)
+				n += len(t.Value)
+			}
+		}
+	}
+	var sc scanner
+	var ms []rawMatch
+	b.SetBytes(int64(n))
+	start := cpuTime()
+	for b.Loop() {
+		for _, t := range texts {
+			ms = c.lex.scan(&sc, t, ms[:0])
+		}
+	}
+	if len(ms) == 0 && n > 0 {
+		b.Fatal("no match in the last text")
+	}
+	reportCPU(b, start)
+}

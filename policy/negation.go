@@ -102,6 +102,9 @@ func (ts *textScratch) boundaries(text string) {
 	ts.breaks = ts.breaks[:0]
 	ts.commas = ts.commas[:0]
 	for i := 0; i < len(text); i++ {
+		if !boundaryByte[text[i]] {
+			continue // most bytes: one table lookup, one predictable branch
+		}
 		switch text[i] {
 		case '.', '!':
 			if i+1 >= len(text) {
@@ -123,6 +126,9 @@ func (ts *textScratch) boundaries(text string) {
 		}
 	}
 }
+
+// boundaryByte marks the bytes boundaries looks at.
+var boundaryByte = [256]bool{'.': true, '!': true, ';': true, ',': true, '\n': true, '\r': true}
 
 // newlineBreaks decides whether the line break at text[i] ends a sentence:
 // after a colon, before a blank line, or before a list item ("1.", "A)", "-").
