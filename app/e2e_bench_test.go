@@ -459,9 +459,9 @@ type holdsResult struct {
 	// the file store's block caches expire after 10 s and the runtime returns
 	// freed pages to the OS in the background.
 	SteadyRSSMiB float64 `json:"steady_rss_mib"`
-	HeapMiB       float64 `json:"heap_mib"`
-	CPUSeconds    float64 `json:"cpu_s"`
-	Load          string  `json:"load"`
+	HeapMiB      float64 `json:"heap_mib"`
+	CPUSeconds   float64 `json:"cpu_s"`
+	Load         string  `json:"load"`
 }
 
 // TestE2EHolds grows one data directory to 10k, 50k and 100k open holds and,
