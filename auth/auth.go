@@ -126,6 +126,54 @@ func ReadTokens(path string) ([]TokenEntry, error) {
 	return f.Tokens, nil
 }
 
+// tokensMu serialises this process's read-modify-write cycles on tokens files
+// (the HTTP API and the CLI code share these functions). Writes are atomic
+// renames, so a reader never sees a partial file.
+var tokensMu sync.Mutex
+
+// DisableToken marks every token issued under name as disabled: it is kept in
+// the file for the record and refused from then on (a running resultgate
+// reloads the file within a second). It returns how many tokens it disabled;
+// zero with no error means none was active under that name.
+func DisableToken(path, name string) (int, error) {
+	tokensMu.Lock()
+	defer tokensMu.Unlock()
+	entries, err := ReadTokens(path)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for i := range entries {
+		if entries[i].Name == name && !entries[i].Disabled {
+			entries[i].Disabled = true
+			n++
+		}
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	return n, writeTokens(path, entries)
+}
+
+// writeTokens replaces the tokens file atomically (mode 0600).
+func writeTokens(path string, entries []TokenEntry) error {
+	out, err := yaml.Marshal(tokensFile{Tokens: entries})
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, out, 0o600); err != nil {
+		return fmt.Errorf("writing tokens file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("writing tokens file: %w", err)
+	}
+	return nil
+}
+
 // NewToken issues a token for name with role, appends its hash to the tokens file
 // at path (created with mode 0600 when absent) and returns the token, which is
 // shown once and stored nowhere.
@@ -139,6 +187,8 @@ func NewToken(path, name string, role Role, providerID string, now time.Time) (s
 	if role == RoleClinician && providerID == "" {
 		return "", errors.New("a clinician token needs the clinician's provider ID (as in ORC-12/OBR-16)")
 	}
+	tokensMu.Lock()
+	defer tokensMu.Unlock()
 	var entries []TokenEntry
 	if _, err := os.Stat(path); err == nil {
 		if entries, err = ReadTokens(path); err != nil {
@@ -151,19 +201,8 @@ func NewToken(path, name string, role Role, providerID string, now time.Time) (s
 	}
 	tok := TokenPrefix + base64.RawURLEncoding.EncodeToString(raw)
 	entries = append(entries, TokenEntry{Name: name, Role: role, ProviderID: providerID, SHA256: hashToken(tok), Created: now.UTC()})
-	out, err := yaml.Marshal(tokensFile{Tokens: entries})
-	if err != nil {
+	if err := writeTokens(path, entries); err != nil {
 		return "", err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return "", err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, out, 0o600); err != nil {
-		return "", fmt.Errorf("writing tokens file: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return "", fmt.Errorf("writing tokens file: %w", err)
 	}
 	return tok, nil
 }
@@ -292,6 +331,13 @@ func (a *Authenticator) reload(force bool) error {
 	a.byHash, a.modTime, a.size = m, st.ModTime(), st.Size()
 	return nil
 }
+
+// Reload rereads the tokens file now (after a change made through the API, so
+// that a revoked token is refused from the next request on).
+func (a *Authenticator) Reload() error { return a.reload(true) }
+
+// TokensFile is the tokens file this Authenticator reads ("" without one).
+func (a *Authenticator) TokensFile() string { return a.tokensPath }
 
 // Authenticate returns the principal behind the request's bearer token.
 func (a *Authenticator) Authenticate(r *http.Request) (Principal, error) {

@@ -49,9 +49,10 @@ type Authenticator interface {
 
 // API serves the HTTP API.
 type API struct {
-	svc  Service
-	auth Authenticator
-	log  zerolog.Logger
+	svc    Service
+	auth   Authenticator
+	log    zerolog.Logger
+	tokens TokenAdmin
 }
 
 // New returns the API over svc.
@@ -73,6 +74,10 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("GET /api/report", a.with([]auth.Role{auth.RoleCompliance, auth.RoleAdmin}, a.report))
 	mux.Handle("POST /fhir/Consent", a.with([]auth.Role{auth.RoleAdmin, auth.RoleClinician}, a.putConsent))
 	mux.Handle("GET /fhir/Consent", a.with([]auth.Role{auth.RoleAdmin, auth.RoleClinician, auth.RoleOnCall, auth.RoleCompliance}, a.getConsent))
+	admin := []auth.Role{auth.RoleAdmin}
+	mux.Handle("GET /api/tokens", a.with(admin, a.listTokens))
+	mux.Handle("POST /api/tokens", a.with(admin, a.createToken))
+	mux.Handle("DELETE /api/tokens/{name}", a.with(admin, a.revokeToken))
 }
 
 // apiError is the JSON body of every error answer.
