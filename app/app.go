@@ -340,7 +340,7 @@ func (a *App) startHTTP(ctx context.Context) error {
 		return err
 	}
 	mux := a.newMux()
-	httpapi.New(a.pipeline.Service(), authn, a.log).WithTokens(authn).Register(mux)
+	httpapi.New(a.pipeline.Service(), authn, a.log).WithTokens(authn).WithConfig(a.cfg).Register(mux)
 	var wo web.Options
 	if wc := authn.WebConfig(); wc != nil {
 		wo.TokenEndpoint = wc.TokenEndpoint // the page redeems its code there (CSP connect-src)

@@ -99,3 +99,22 @@ func TestAPITokens(t *testing.T) {
 		t.Errorf("audited token actions: %v", seen)
 	}
 }
+
+// GET /api/config shows an admin the effective configuration, under the
+// configuration file's own key names; other roles are refused.
+func TestAPIConfig(t *testing.T) {
+	e := newAPIEnv(t)
+	for _, who := range []string{"clinician", "oncall", "compliance"} {
+		if r := e.do(t, who, "GET", "/api/config", "", nil); r.status != 403 {
+			t.Errorf("%s GET /api/config: %d", who, r.status)
+		}
+	}
+	r := e.do(t, "admin", "GET", "/api/config", "", nil)
+	if r.status != 200 {
+		t.Fatalf("admin GET /api/config: %d %s", r.status, r.raw)
+	}
+	pol, _ := r.body["policy"].(map[string]any)
+	if pol == nil || pol["jurisdiction"] != "US-KY" || r.body["durability"] == nil || r.body["mllp"] == nil {
+		t.Errorf("config: %s", r.raw)
+	}
+}

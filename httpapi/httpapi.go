@@ -53,6 +53,7 @@ type API struct {
 	auth   Authenticator
 	log    zerolog.Logger
 	tokens TokenAdmin
+	config any
 }
 
 // New returns the API over svc.
@@ -78,6 +79,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("GET /api/tokens", a.with(admin, a.listTokens))
 	mux.Handle("POST /api/tokens", a.with(admin, a.createToken))
 	mux.Handle("DELETE /api/tokens/{name}", a.with(admin, a.revokeToken))
+	mux.Handle("GET /api/config", a.with(admin, a.getConfig))
 }
 
 // apiError is the JSON body of every error answer.

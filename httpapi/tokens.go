@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/resultgate/resultgate/auth"
 	"github.com/resultgate/resultgate/router"
 )
@@ -117,4 +119,30 @@ func (a *API) recordAdmin(r *http.Request, p auth.Principal, action, what string
 	if err != nil && !errors.Is(err, r.Context().Err()) {
 		a.log.Error().Err(err).Str("action", action).Msg("audit write failed")
 	}
+}
+
+// WithConfig enables GET /api/config (admin): the effective configuration
+// this instance runs with, defaults filled in. It holds file paths, addresses
+// and policy settings, no keys or passwords (those live in the files it names).
+func (a *API) WithConfig(effective any) *API {
+	a.config = effective
+	return a
+}
+
+func (a *API) getConfig(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	if a.config == nil {
+		return newErr(http.StatusNotFound, "not_found", "this instance does not publish its configuration")
+	}
+	// Through YAML so the keys are the configuration file's own names.
+	y, err := yaml.Marshal(a.config)
+	if err != nil {
+		return err
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(y, &m); err != nil {
+		return err
+	}
+	a.recordAdmin(r, p, "config.read", "read the effective configuration")
+	writeJSON(w, http.StatusOK, m)
+	return nil
 }
