@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -142,7 +143,31 @@ func (a *API) getConfig(w http.ResponseWriter, r *http.Request, p auth.Principal
 	if err := yaml.Unmarshal(y, &m); err != nil {
 		return err
 	}
+	redactURLs(m)
 	a.recordAdmin(r, p, "config.read", "read the effective configuration")
 	writeJSON(w, http.StatusOK, m)
 	return nil
+}
+
+// redactURLs replaces the password of every URL with user information in v
+// (e.g. nats.url = nats://user:password@host) with "REDACTED".
+func redactURLs(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = redactURLs(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = redactURLs(e)
+		}
+	case string:
+		if u, err := url.Parse(x); err == nil && u.User != nil {
+			if _, ok := u.User.Password(); ok {
+				u.User = url.UserPassword(u.User.Username(), "REDACTED")
+				return u.String()
+			}
+		}
+	}
+	return v
 }
