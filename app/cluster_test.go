@@ -175,11 +175,11 @@ func clusterORU(kind, id string, deadline time.Time) []byte {
 		return msg(labORU, id)
 	case "plain-path":
 		s := strings.Replace(string(msg(pathORU, id)), "invasive ductal carcinoma, grade 2", "benign fibroadenoma, no atypia", 1)
-		return []byte(strings.Replace(s, "20261120085500", obr22(now), 1))
+		return []byte(strings.Replace(s, obr22Text, obr22(now), 1))
 	case "held":
-		return []byte(strings.Replace(string(msg(pathORU, id)), "20261120085500", obr22(now), 1))
+		return []byte(strings.Replace(string(msg(pathORU, id)), obr22Text, obr22(now), 1))
 	case "deadline":
-		return []byte(strings.Replace(string(msg(pathORU, id)), "20261120085500", obr22(deadline.Add(-72*time.Hour)), 1))
+		return []byte(strings.Replace(string(msg(pathORU, id)), obr22Text, obr22(deadline.Add(-72*time.Hour)), 1))
 	}
 	panic("unknown kind " + kind)
 }

@@ -35,8 +35,26 @@ const (
 		"OBX|2|TX|22634-0^Pathology report gross description^LN||Two cores of tan tissue.||||||F\r"
 )
 
+// obr22At is the results-reported time (OBR-22) of every message msg builds:
+// an hour before the tests started, so a 72-hour statute hold is still open
+// whatever the date. The templates carry a fixed date that msg replaces.
+var obr22At = time.Now().Add(-time.Hour).Truncate(time.Minute)
+
+// obr22Text is obr22At as the messages write it: without an offset, in the
+// policy's zone (America/New_York) as the Kentucky tests configure it.
+var obr22Text = func() string {
+	loc, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		panic(err)
+	}
+	return obr22At.In(loc).Format("20060102150405")
+}()
+
+// templateOBR22 is the OBR-22 written in the templates.
+const templateOBR22 = "20261120085500"
+
 func msg(tmpl, id string) []byte {
-	return []byte(fmt.Sprintf(tmpl, id, id, id, id, id, id))
+	return []byte(strings.ReplaceAll(fmt.Sprintf(tmpl, id, id, id, id, id, id), templateOBR22, obr22Text))
 }
 
 // feedCount returns how many messages with control ID id are on the portal
@@ -170,7 +188,7 @@ policy:
 	if len(h.Bases) == 0 || h.Bases[0].Kind != "state-law" {
 		t.Errorf("hold bases = %+v, want state-law", h.Bases)
 	}
-	want := time.Date(2026, 11, 20, 8, 55, 0, 0, time.FixedZone("EST", -5*3600)).Add(72 * time.Hour)
+	want := obr22At.Add(72 * time.Hour)
 	if !h.Deadline.Equal(want) {
 		t.Errorf("deadline %s, want 72 h after OBR-22 = %s", h.Deadline, want)
 	}

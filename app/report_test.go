@@ -80,9 +80,9 @@ func TestReportEndToEnd(t *testing.T) {
 		t.Errorf("risk = %+v", rep.Risk)
 	}
 
-	// Time to release is counted from OBR-22 (20261120085500 in the policy's
-	// zone, America/New_York) to each hold's release time.
-	fin := time.Date(2026, 11, 20, 13, 55, 0, 0, time.UTC)
+	// Time to release is counted from OBR-22 (obr22Text in the policy's zone,
+	// America/New_York) to each hold's release time.
+	fin := obr22At
 	var delays []int64
 	for _, id := range []string{h1, h2} {
 		h, err := e.app.Service().GetHold(context.Background(), id)
@@ -275,7 +275,7 @@ policy:
 	for _, id := range []string{"ORG1", "ORG2", "ORG3", "ORG4"} {
 		msgs = append(msgs, spanish(id))
 	}
-	msgs = append(msgs, []byte(strings.Replace(string(spanish("ORG5")), "|||20261120085500||SP|F\r", "|||||SP|F\r", 1)))
+	msgs = append(msgs, []byte(strings.Replace(string(spanish("ORG5")), "|||"+obr22Text+"||SP|F\r", "|||||SP|F\r", 1)))
 	sendAll(t, e.app.MLLPAddr().String(), msgs...)
 	ids := map[string]string{}
 	testutil.Eventually(t, 15*time.Second, "five holds", func() bool {

@@ -84,7 +84,7 @@ func focusIs(t *testing.T, ctx context.Context, sel string) {
 func heldPathologyNow(t *testing.T, e *apiEnv, id string) string {
 	t.Helper()
 	at := time.Now().Add(-time.Hour).Format("20060102150405-0700")
-	m := strings.ReplaceAll(string(msg(pathORU, id)), "||20261120085500||", "||"+at+"||")
+	m := strings.ReplaceAll(string(msg(pathORU, id)), "||"+obr22Text+"||", "||"+at+"||")
 	if !strings.Contains(m, at) {
 		t.Fatal("pathORU no longer carries the OBR-22 this helper replaces")
 	}
