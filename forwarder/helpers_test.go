@@ -151,13 +151,6 @@ func (d *downstream) received() []string {
 	return slices.Clone(d.got)
 }
 
-// count returns how many times ctl arrived.
-func (d *downstream) count(ctl string) int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.seen[ctl]
-}
-
 // startDownstream listens on addr ("127.0.0.1:0" for any port).
 func startDownstream(t *testing.T, addr string, answer func(ctl string, n int) string) *downstream {
 	t.Helper()

@@ -80,10 +80,9 @@ type classifyCase struct {
 }
 
 var (
-	mal     = []string{TagMalignancy, TagNewCancer}
-	susp    = []string{TagSuspectedMalignancy}
-	none    = []string{}
-	pathMal = []string{TagPathology, TagMalignancy, TagNewCancer}
+	mal  = []string{TagMalignancy, TagNewCancer}
+	susp = []string{TagSuspectedMalignancy}
+	none = []string{}
 )
 
 func runClassifyCases(t *testing.T, cases []classifyCase) {

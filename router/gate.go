@@ -51,17 +51,16 @@ type FHIREncoder func(m *hl7.Message, holdID string, rel ReleaseInfo, bases []Ba
 // released once however many actors race, and the reconciler finishes any
 // release whose publish did not complete.
 type Gate struct {
-	js     jetstream.JetStream
-	holds  *HoldStore
-	view   *HoldView
-	audit  *Auditor
-	fhir   FHIREncoder
-	log    zerolog.Logger
-	m      *Metrics
-	kick   chan struct{}
-	inMu   sync.Mutex
-	inbuf  jetstream.Stream
-	pubTTL time.Duration
+	js    jetstream.JetStream
+	holds *HoldStore
+	view  *HoldView
+	audit *Auditor
+	fhir  FHIREncoder
+	log   zerolog.Logger
+	m     *Metrics
+	kick  chan struct{}
+	inMu  sync.Mutex
+	inbuf jetstream.Stream
 }
 
 // emitRequest is one result to put on the portal feed.

@@ -174,9 +174,6 @@ func (p *serveProc) logLine(s string) string {
 	return ""
 }
 
-// pid returns the process id.
-func (p *serveProc) pid() int { return p.cmd.Process.Pid }
-
 // signal sends sig and waits up to timeout for the process to exit, returning
 // its exit code (-1 when killed by a signal).
 func (p *serveProc) signal(sig syscall.Signal, timeout time.Duration) int {
