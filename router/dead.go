@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/resultgate/resultgate/fhirmap"
 	"github.com/resultgate/resultgate/hl7"
 )
 
@@ -45,6 +46,8 @@ var phiFreeErrors = []error{
 	hl7.ErrSegmentNotFound, hl7.ErrNotORU, hl7.ErrBadTime,
 	context.DeadlineExceeded, context.Canceled, jetstream.ErrNoStreamResponse,
 	nats.ErrTimeout, nats.ErrConnectionClosed, nats.ErrNoResponders,
+	fhirmap.ErrUnsupportedMessage, fhirmap.ErrNoResults, fhirmap.ErrMultiplePatients,
+	fhirmap.ErrResultStatus, fhirmap.ErrInvalidBundle,
 }
 
 // safeDetail describes err without message content: the text of a known
