@@ -88,12 +88,16 @@ const (
 	ReasonFacility Reason = "facility"
 	// ReasonTooLarge: the frame exceeds the MLLP or NATS size limit (AR/CR, ERR 207).
 	ReasonTooLarge Reason = "too-large"
+	// ReasonPatients: the message carries results for more than one patient
+	// (AR/CR, ERR 207): each stored message is routed, held and released as one
+	// patient's, so the sender (or its interface engine) must split it.
+	ReasonPatients Reason = "patients"
 	// ReasonStore: the message could not be stored in time (AE/CE, ERR 207); the
 	// sender should resend.
 	ReasonStore Reason = "store"
 )
 
-var reasons = [...]Reason{ReasonParse, ReasonRequired, ReasonType, ReasonFacility, ReasonTooLarge, ReasonStore}
+var reasons = [...]Reason{ReasonParse, ReasonRequired, ReasonType, ReasonFacility, ReasonTooLarge, ReasonPatients, ReasonStore}
 
 func (r Reason) index() int {
 	for i, x := range reasons {
@@ -126,6 +130,7 @@ const (
 	TextTooLarge        = "message too large"
 	TextTypeNotAccepted = "message type not accepted"
 	TextFacilityDenied  = "sending facility not allowed"
+	TextOnePatient      = "one patient per message: split the message upstream"
 )
 
 // DefaultStoreTimeout bounds the wait for the PubAck. Interface engines wait
@@ -386,6 +391,13 @@ func (in *Intake) HandleMessage(ctx context.Context, peer mllp.Peer, frame []byt
 		return in.rejectParsed(ctx, log, peer, receivedAt, m, msh, ReasonType, enhanced, hl7.ErrorDetail{
 			Code: hl7.CodeUnsupportedType, Severity: "E", Segment: "MSH", Sequence: 1, Field: 9,
 			Message: TextTypeNotAccepted + ": " + msh.MessageType.Code + "^" + msh.MessageType.Event,
+		})
+	}
+
+	if occ := secondPatient(m); occ > 0 {
+		log.Warn().Str("decision", "reject").Str("reason", string(ReasonPatients)).Msg("results for more than one patient")
+		return in.rejectParsed(ctx, log, peer, receivedAt, m, msh, ReasonPatients, enhanced, hl7.ErrorDetail{
+			Code: hl7.CodeInternalError, Severity: "E", Segment: "PID", Sequence: occ, Field: 3, Message: TextOnePatient,
 		})
 	}
 
@@ -785,4 +797,36 @@ func headerSafe(s string) string {
 		return s
 	}
 	return strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
+}
+
+// secondPatient returns the occurrence (1-based) of the first PID segment that
+// names a different patient than the first PID (by PID.PrimaryIdentifier, with
+// its assigning authority), or 0 when the message is about one patient. A
+// repeated PID for the same patient is accepted.
+func secondPatient(m *hl7.Message) int {
+	n := 0
+	for _, s := range m.Segments() {
+		if s.Name() == "PID" {
+			n++
+		}
+	}
+	if n < 2 {
+		return 0
+	}
+	pids := m.All("PID")
+	key := func(s *hl7.Segment) string {
+		cx, ok := hl7.ReadPID(s).PrimaryIdentifier()
+		if !ok {
+			return ""
+		}
+		aa := cx.AssigningAuthority
+		return PatientIdentity(cx.ID, aa.NamespaceID, aa.UniversalID, aa.UniversalIDType)
+	}
+	first := key(pids[0])
+	for i, s := range pids[1:] {
+		if key(s) != first {
+			return i + 2
+		}
+	}
+	return 0
 }

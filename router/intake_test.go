@@ -328,6 +328,12 @@ func TestIntakeRejects(t *testing.T) {
 		{"not HL7", IntakeConfig{}, []byte("hello, this is not HL7\r"), "AR", "100", "", ReasonParse},
 		{"bad delimiters", IntakeConfig{}, []byte("MSH|^^^^|LAB|HOSP|RG|HOSP|2026||ORU^R01|P-1|P|2.5.1\rPID|1\r"), "AR", "102", "", ReasonParse},
 		{"empty", IntakeConfig{}, []byte(""), "AR", "100", "", ReasonParse},
+		{"two patients", IntakeConfig{}, append(oru("HOSP", "ORU^R01", "P2-1", ""),
+			"PID|2||654321^^^HOSP^MR||ROE^RICHARD||19800202|M\rOBR|1|ORD2|FIL2|88305^Surgical pathology^LN\rOBX|1|TX|22637-3^Path report^LN||Benign||||||F\r"...),
+			"AR", "207", TextOnePatient, ReasonPatients},
+		{"same MRN, other authority", IntakeConfig{}, append(oru("HOSP", "ORU^R01", "P2-2", "AL"),
+			"PID|2||123456^^^OTHERHOSP^MR||DOE^JANE||19700101|F\r"...),
+			"CR", "207", TextOnePatient, ReasonPatients},
 	}
 	tj := startTestJS(t, config.DurabilityOS)
 	for _, tt := range tests {
@@ -359,6 +365,28 @@ func TestIntakeRejects(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A PID repeated for the same patient is one patient: stored and accepted.
+func TestIntakeSamePatientTwice(t *testing.T) {
+	tj := startTestJS(t, config.DurabilityOS)
+	in := newTestIntake(t, tj, IntakeConfig{})
+	frame := append(oru("HOSP", "ORU^R01", "P1-1", ""), "PID|2||123456^^^HOSP^MR||DOE^JANE||19700101|F\r"...)
+	if a := parseACK(t, in.HandleMessage(context.Background(), testPeer, frame)); a.code != "AA" {
+		t.Fatalf("ACK = %+v, want AA", a)
+	}
+	if secondPatient(mustParse(t, frame)) != 0 {
+		t.Error("the same patient twice counted as two")
+	}
+}
+
+func mustParse(t *testing.T, b []byte) *hl7.Message {
+	t.Helper()
+	m, err := hl7.Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 func TestIntakeFacilityAllowed(t *testing.T) {

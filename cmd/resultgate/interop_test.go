@@ -74,11 +74,16 @@ func TestThirdPartyClients(t *testing.T) {
 	v23 := filepath.Join(root, "testdata", "hl7", "oru_r01_v23.hl7")
 	v251 := filepath.Join(root, "testdata", "hl7", "oru_r01_v251.hl7")
 	// The v2.8 fixture asks for no accept ACK (MSH-15 NE), which would leave an
-	// ACK-waiting client hanging by design; its copy asks for one always.
+	// ACK-waiting client hanging by design; its copies ask for one always. It
+	// also carries a second patient, which resultgate refuses (CR: one patient
+	// per message); the first copy keeps only the first patient.
+	v28 := readFixture(t, "oru_r01_v28.hl7")
+	v28one := v28[:bytes.Index(v28, []byte("\rPID|2|"))+1]
 	gen := map[string][]byte{
-		"v28_accept_al.hl7": setMSHField(t, readFixture(t, "oru_r01_v28.hl7"), 15, "AL"),
-		"v251_gen_1.hl7":    loadgen.WithControlID(nil, readFixture(t, "oru_r01_v251.hl7"), "GO-GEN-1"),
-		"v251_gen_2.hl7":    loadgen.WithControlID(nil, readFixture(t, "oru_r01_v251.hl7"), "GO-GEN-2"),
+		"v28_accept_al.hl7":    setMSHField(t, loadgen.WithControlID(nil, v28one, "GO-V28"), 15, "AL"),
+		"v28_two_patients.hl7": setMSHField(t, v28, 15, "AL"),
+		"v251_gen_1.hl7":       loadgen.WithControlID(nil, readFixture(t, "oru_r01_v251.hl7"), "GO-GEN-1"),
+		"v251_gen_2.hl7":       loadgen.WithControlID(nil, readFixture(t, "oru_r01_v251.hl7"), "GO-GEN-2"),
 		"v23_crlf.hl7": bytes.ReplaceAll(
 			loadgen.WithControlID(nil, readFixture(t, "oru_r01_v23.hl7"), "GO-CRLF"), []byte("\n"), []byte("\r\n")),
 		"adt_a01.hl7": setMSHField(t, loadgen.WithControlID(nil, readFixture(t, "oru_r01_v23.hl7"), "GO-ADT"), 9, "ADT^A01"),
@@ -95,6 +100,7 @@ func TestThirdPartyClients(t *testing.T) {
 	want := map[string]string{
 		"oru_r01_v23.hl7": "AA", "oru_r01_v251.hl7": "CA", "v28_accept_al.hl7": "CA",
 		"v251_gen_1.hl7": "CA", "v251_gen_2.hl7": "CA", "v23_crlf.hl7": "AA", "adt_a01.hl7": "AR",
+		"v28_two_patients.hl7": "CR",
 	}
 	const generated = 3 // built by simple-hl7's message builder in send.js, MSH-15 AL
 
@@ -139,7 +145,7 @@ func TestThirdPartyClients(t *testing.T) {
 		if l.MSA2 != l.ControlID {
 			t.Errorf("%s %s: MSA-2 %q does not echo MSH-10 %q", l.Client, l.File, l.MSA2, l.ControlID)
 		}
-		if exp != "AR" {
+		if exp != "AR" && exp != "CR" {
 			positive[l.ControlID] = true
 		}
 	}
@@ -153,7 +159,7 @@ func TestThirdPartyClients(t *testing.T) {
 	stored := storedControlIDs(t, p.started.NATS)
 	checkStoredOnce(t, stored, positive)
 	if len(stored) != len(positive) {
-		t.Errorf("HL7_IN holds %d control IDs, want the %d positively acknowledged (the AR one must not be stored)", len(stored), len(positive))
+		t.Errorf("HL7_IN holds %d control IDs, want the %d positively acknowledged (the AR/CR ones must not be stored)", len(stored), len(positive))
 	}
 	t.Logf("third-party clients: %v messages, %d stored", perClient, len(stored))
 }
