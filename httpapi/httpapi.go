@@ -236,11 +236,13 @@ type holdSummary struct {
 	CreatedAt  time.Time        `json:"created_at"`
 	Notify     string           `json:"notify,omitempty"`
 	Supersedes string           `json:"supersedes,omitempty"`
+	// PublishError says why a released result could not be put on the feed.
+	PublishError string `json:"publish_error,omitempty"`
 }
 
 func summarise(h *router.Hold, now time.Time) holdSummary {
 	s := holdSummary{ID: h.ID, State: h.State, ControlID: h.Inbound.ControlID, ProviderID: h.ProviderID,
-		Deadline: h.Deadline, CreatedAt: h.CreatedAt, Notify: string(h.Notify), Supersedes: h.Supersedes,
+		Deadline: h.Deadline, CreatedAt: h.CreatedAt, Notify: string(h.Notify), Supersedes: h.Supersedes, PublishError: h.PublishError,
 		Tags: []string{}, Bases: []string{}}
 	for _, t := range h.Tags {
 		s.Tags = append(s.Tags, t.Tag)

@@ -226,6 +226,9 @@ func (g *Gate) Release(ctx context.Context, id string, rel ReleaseInfo, check re
 	}
 	g.view.Observe(h)
 	done, err := g.finish(ctx, h)
+	if errors.Is(err, ErrUnpublishable) {
+		return done, nil
+	}
 	if err != nil {
 		g.log.Error().Err(err).Str("hold_id", id).Msg("release recorded but not yet published; the reconciler retries")
 		g.Kick()
@@ -256,6 +259,10 @@ func (g *Gate) finish(ctx context.Context, h *Hold) (*Hold, error) {
 		holdID: h.ID, inbound: h.Inbound, patientKey: h.PatientKey,
 		rel: *h.Release, bases: h.Bases,
 	})
+	var pe *permanentError
+	if errors.As(err, &pe) {
+		return g.unpublishable(ctx, h, pe)
+	}
 	if err != nil {
 		return h, err
 	}
@@ -293,11 +300,13 @@ func (g *Gate) Reconcile(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		if cur.State != StateReleased || cur.Published {
+		if cur.State != StateReleased || cur.Published || cur.PublishError != "" {
 			g.view.Observe(cur)
 			continue
 		}
-		if _, err := g.finish(ctx, cur); err != nil {
+		if _, err := g.finish(ctx, cur); errors.Is(err, ErrUnpublishable) {
+			continue
+		} else if err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -322,4 +331,37 @@ func (g *Gate) runReconciler(ctx context.Context, every time.Duration) {
 		case <-g.kick:
 		}
 	}
+}
+
+// ErrUnpublishable means a released result cannot be put on the portal feed:
+// retrying cannot help (the FHIR mapping refuses the message).
+var ErrUnpublishable = errors.New("released result cannot be published")
+
+// unpublishable records, once, that released hold h cannot be published: the
+// reason on the hold (so the reconciler stops), an audit event and an error
+// log. The sender has to correct the message; a correction supersedes it.
+func (g *Gate) unpublishable(ctx context.Context, h *Hold, pe *permanentError) (*Hold, error) {
+	why := pe.reason + ": " + safeDetail(pe.err, pe.reason+" failed")
+	out, err := g.holds.Mutate(ctx, h.ID, func(c *Hold) error {
+		if c.PublishError != "" || c.Published {
+			return errNoChange
+		}
+		c.PublishError = why
+		return nil
+	})
+	if err != nil {
+		return h, fmt.Errorf("recording that hold %s cannot be published: %w", h.ID, err)
+	}
+	g.view.Observe(out)
+	if err := g.audit.Record(ctx, "unpub-"+h.ID, AuditEvent{
+		Kind: AuditDead, At: time.Now().UTC(), HoldID: h.ID, OrderKey: h.OrderKey, MsgID: h.Inbound.MsgID,
+		InboundSeq: h.Inbound.Seq, Reason: why, Actor: "resultgate", Role: RoleSystem,
+	}); err != nil {
+		return out, err
+	}
+	if g.m != nil {
+		g.m.outcome("dead")
+	}
+	g.log.Error().Str("hold_id", h.ID).Str("reason", why).Msg("released result cannot be published to the portal feed; the sender must correct it")
+	return out, ErrUnpublishable
 }

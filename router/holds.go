@@ -149,6 +149,10 @@ type Hold struct {
 	// portal feed holds both messages (the outbox flag the reconciler reads).
 	Release   *ReleaseInfo `json:"release,omitempty"`
 	Published bool         `json:"published"`
+	// PublishError is set, without message content, when the released result
+	// cannot be put on the feed at all (its FHIR mapping is refused): the
+	// reconciler stops retrying it and the audit trail records why.
+	PublishError string `json:"publish_error,omitempty"`
 	// Supersedes and SupersededBy link corrections.
 	Supersedes   string       `json:"supersedes,omitempty"`
 	SupersededBy string       `json:"superseded_by,omitempty"`

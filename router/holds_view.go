@@ -385,7 +385,7 @@ func (v *HoldView) Unpublished() []*Hold {
 	defer v.mu.RUnlock()
 	var out []*Hold
 	for _, h := range v.holds {
-		if h.State == StateReleased && !h.Published {
+		if h.State == StateReleased && !h.Published && h.PublishError == "" {
 			out = append(out, h.clone())
 		}
 	}

@@ -240,6 +240,9 @@ func writeHold(w io.Writer, h *router.Hold, now time.Time) {
 			fmt.Fprintf(w, ", reason %q", h.Release.Reason)
 		}
 		fmt.Fprintf(w, ", published %t\n", h.Published)
+		if h.PublishError != "" {
+			fmt.Fprintf(w, "  NOT PUBLISHED: %s (the sender must correct the message)\n", h.PublishError)
+		}
 	}
 	if h.Supersedes != "" {
 		fmt.Fprintf(w, "  supersedes:    %s\n", h.Supersedes)
