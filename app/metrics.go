@@ -86,7 +86,7 @@ func (a *App) registerPipelineMetrics() {
 		func(s router.MetricsSnapshot) map[string]uint64 { return s.Decisions })
 	labelled("releases_total", "Results published to the portal feed, by release path.", "path",
 		func(s router.MetricsSnapshot) map[string]uint64 { return s.Releases })
-	labelled("dead_letters_total", "Messages moved to the DEAD stream by the pipeline, by reason.", "reason",
+	labelled("dead_letters_total", "Messages moved to the DEAD stream by the pipeline, and released results that cannot be published (reason unpublishable), by reason.", "reason",
 		func(s router.MetricsSnapshot) map[string]uint64 { return s.Dead })
 	counterFunc(reg, "classify_retries_total", "Transient classify failures that were retried.",
 		func() float64 { return float64(svc.Metrics().Retries) })

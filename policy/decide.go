@@ -69,8 +69,9 @@ type Determination struct {
 	Role string `json:"role"`
 	// Reason is the clinician's reason. Required.
 	Reason string `json:"reason"`
-	// HarmType is the type of harm, e.g. "physical" (for access by the patient
-	// the harm standard is danger to life or physical safety, 171.201(d)).
+	// HarmType is the type of harm, e.g. "life-or-physical-safety" (for access
+	// by the patient the harm standard is danger to life or physical safety,
+	// 171.201(d)(3)) or "substantial-harm-to-other" (171.201(d)(2)).
 	HarmType string `json:"harm_type,omitempty"`
 	// At is when the determination was made.
 	At time.Time `json:"at"`

@@ -359,9 +359,9 @@ func (g *Gate) unpublishable(ctx context.Context, h *Hold, pe *permanentError) (
 	}); err != nil {
 		return out, err
 	}
-	if g.m != nil {
-		g.m.outcome("dead")
-	}
+	// Counted with the dead letters (resultgate_dead_letters_total{reason="unpublishable"}),
+	// not as a classify outcome: the message was classified; its release cannot be published.
+	g.m.dead("unpublishable")
 	g.log.Error().Str("hold_id", h.ID).Str("reason", why).Msg("released result cannot be published to the portal feed; the sender must correct it")
 	return out, ErrUnpublishable
 }

@@ -63,6 +63,9 @@ func TestReleaseOfUnmappableResult(t *testing.T) {
 	if dead != 1 {
 		t.Errorf("%d unpublishable audit events, want 1", dead)
 	}
+	if n := s.Metrics().Dead["unpublishable"]; n != 1 {
+		t.Errorf("dead_letters_total{reason=unpublishable} = %d, want 1", n)
+	}
 	if hs := p.Service().gate.view.Unpublished(); len(hs) != 0 {
 		t.Errorf("the reconciler still has %d holds to publish", len(hs))
 	}

@@ -41,7 +41,7 @@ message the tags with their evidence and the decision: release, hold or withdraw
 lawful bases with their end conditions and deadlines, the hard deadline, how the patient
 is notified and the plain-language note.
 
---config reads the policy: section of a resultgate configuration file; --consent applies
+--config reads the policy: and rules: sections of a resultgate configuration file; --consent applies
 a patient's FHIR R4 Consent (see docs/CONSENT.md) to every message; --at sets the
 receipt and decision time (default now); --prior-malignancy says the patient has a
 malignancy on record (so no new-cancer tag). --json prints one JSON object per message,
@@ -55,7 +55,7 @@ into tickets or logs.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.configFile, "config", "", "resultgate configuration file (its policy: section is used)")
+	f.StringVar(&o.configFile, "config", "", "resultgate configuration file (its policy: and rules: sections are used)")
 	f.StringVar(&o.consentFile, "consent", "", "FHIR R4 Consent (JSON) holding the patient's preference")
 	f.StringVar(&o.at, "at", "", "receipt and decision time, RFC 3339 (default now)")
 	f.BoolVar(&o.priorMalignancy, "prior-malignancy", false, "the patient has a malignancy on record")
