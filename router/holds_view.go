@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,9 +39,21 @@ func (k timerKind) String() string {
 	}
 }
 
+// stamp is an instant as Unix nanoseconds, 0 for none (the zero time). The
+// timer heap and the scheduled times only order and compare instants, and a
+// stamp takes 8 bytes where a time.Time takes 24.
+type stamp int64
+
+func stampOf(t time.Time) stamp {
+	if t.IsZero() {
+		return 0
+	}
+	return stamp(t.UnixNano())
+}
+
 // timerEntry is one scheduled event of one hold.
 type timerEntry struct {
-	at   time.Time
+	at   stamp
 	id   string
 	kind timerKind
 }
@@ -48,7 +61,7 @@ type timerEntry struct {
 type timerHeap []timerEntry
 
 func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h timerHeap) Less(i, j int) bool { return h[i].at < h[j].at }
 func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
 func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timerEntry)) }
 func (h *timerHeap) Pop() any {
@@ -58,6 +71,119 @@ func (h *timerHeap) Pop() any {
 	return e
 }
 
+// viewHold is the view's entry for one hold record: the slim record (never
+// changed once stored: an update stores a new entry), the times pushed to the
+// timer heap while the hold is open, and the entry's positions in the provider
+// and patient indexes.
+type viewHold struct {
+	Hold
+	// due holds the deadline, reminder and escalation pushed for an open hold,
+	// by timerKind (0: none); a heap entry whose time differs is stale.
+	due [3]stamp
+	pos [2]int32 // in byProvider, byPatient
+}
+
+// holdIndex lists the entries per key (ordering provider or patient). Each
+// entry records its position in its key's list, so removal moves the last
+// entry into its place: the order within a key does not matter (List sorts).
+// A slice of pointers per key costs 8 bytes per hold, where a set per key
+// cost a whole map for each patient (who usually has one hold).
+type holdIndex struct {
+	keys map[string][]*viewHold
+	slot int // which of viewHold.pos
+}
+
+func (ix *holdIndex) add(k string, e *viewHold) {
+	s := ix.keys[k]
+	e.pos[ix.slot] = int32(len(s))
+	ix.keys[k] = append(s, e)
+}
+
+func (ix *holdIndex) remove(k string, e *viewHold) {
+	s := ix.keys[k]
+	i, last := e.pos[ix.slot], len(s)-1
+	s[i] = s[last]
+	s[i].pos[ix.slot] = i
+	s[last] = nil
+	s = s[:last]
+	switch {
+	case len(s) == 0:
+		delete(ix.keys, k)
+		return
+	case cap(s) > 16 && len(s) < cap(s)/4:
+		s = slices.Clone(s) // give back what a shrunk key no longer needs
+	}
+	ix.keys[k] = s
+}
+
+// internMax bounds each interning table, so values that keep changing cannot
+// grow it without end; past the bound, values are kept as they come.
+const internMax = 1 << 14
+
+// interner keeps one copy of what many holds repeat: short strings (states,
+// streams, partitions, providers) and the slim tag and basis lists (one
+// read-only slice per combination of tag names or basis kinds).
+type interner struct {
+	strs  map[string]string
+	tags  map[string][]policy.Tag
+	bases map[string][]Basis
+	key   []byte
+}
+
+func (in *interner) str(s string) string {
+	if c, ok := in.strs[s]; ok {
+		return c
+	}
+	if len(in.strs) < internMax {
+		s = strings.Clone(s)
+		in.strs[s] = s
+	}
+	return s
+}
+
+func internAs[S ~string](in *interner, s S) S { return S(in.str(string(s))) }
+
+// names builds the lookup key of a list of n names ("a\x00b\x00").
+func (in *interner) names(n int, name func(int) string) []byte {
+	in.key = in.key[:0]
+	for i := range n {
+		in.key = append(append(in.key, name(i)...), 0)
+	}
+	return in.key
+}
+
+// tagList returns the shared slim list (names only) of ts's tag names.
+func (in *interner) tagList(ts []policy.Tag) []policy.Tag {
+	k := in.names(len(ts), func(i int) string { return ts[i].Tag })
+	if c, ok := in.tags[string(k)]; ok {
+		return c
+	}
+	c := make([]policy.Tag, len(ts))
+	for i, t := range ts {
+		c[i].Tag = in.str(t.Tag)
+	}
+	if len(in.tags) < internMax {
+		in.tags[string(k)] = c
+	}
+	return c
+}
+
+// basisList returns the shared slim list (kinds only) of bs's basis kinds.
+func (in *interner) basisList(bs []Basis) []Basis {
+	k := in.names(len(bs), func(i int) string { return bs[i].Kind })
+	if c, ok := in.bases[string(k)]; ok {
+		return c
+	}
+	c := make([]Basis, len(bs))
+	for i, b := range bs {
+		c[i].Kind = in.str(b.Kind)
+	}
+	if len(in.bases) < internMax {
+		in.bases[string(k)] = c
+	}
+	return c
+}
+
 // HoldView is one instance's in-memory view of the holds bucket, built from a
 // KV watcher (initial values, then every update). It indexes holds by ordering
 // provider and patient and keeps the open holds' deadlines, reminders and
@@ -65,22 +191,23 @@ func (h *timerHeap) Pop() any {
 // provider's holds and the scheduler only looks at entries that are due.
 // Restarting rebuilds it from the bucket. The view keeps a slim copy of each
 // record (tag names without their evidence, basis kinds without their detail,
-// no transitions: what listing, indexing and scheduling need), so memory grows
-// linearly with the number of hold records at a few hundred bytes each; the
-// full record is read from the bucket when it is needed (GetHold, releases,
+// no transitions, note or rule-set version: what listing, indexing and
+// scheduling need), with the tag and basis lists and short repeated strings
+// shared between holds, so memory grows linearly with the number of hold
+// records at under a kilobyte each (TestHoldViewMemoryPerHold); the full
+// record is read from the bucket when it is needed (GetHold, releases,
 // re-evaluation).
 type HoldView struct {
 	log zerolog.Logger
 
 	mu         sync.RWMutex
-	holds      map[string]*Hold
-	byProvider map[string]map[string]struct{}
-	byPatient  map[string]map[string]struct{}
+	holds      map[string]*viewHold
+	byProvider holdIndex
+	byPatient  holdIndex
 	timers     timerHeap
-	// scheduled remembers the times pushed per hold and kind, so an update that
-	// does not move a time pushes nothing.
-	scheduled map[string][3]time.Time
-	ready     chan struct{}
+	open       int // holds in state held
+	intern     interner
+	ready      chan struct{}
 	// changed is closed and replaced on every update (for waiters).
 	changed chan struct{}
 }
@@ -89,10 +216,10 @@ type HoldView struct {
 func NewHoldView(log zerolog.Logger) *HoldView {
 	return &HoldView{
 		log:        log,
-		holds:      map[string]*Hold{},
-		byProvider: map[string]map[string]struct{}{},
-		byPatient:  map[string]map[string]struct{}{},
-		scheduled:  map[string][3]time.Time{},
+		holds:      map[string]*viewHold{},
+		byProvider: holdIndex{keys: map[string][]*viewHold{}, slot: 0},
+		byPatient:  holdIndex{keys: map[string][]*viewHold{}, slot: 1},
+		intern:     interner{strs: map[string]string{}, tags: map[string][]policy.Tag{}, bases: map[string][]Basis{}},
 		ready:      make(chan struct{}),
 		changed:    make(chan struct{}),
 	}
@@ -171,20 +298,18 @@ func (v *HoldView) apply(e jetstream.KeyValueEntry) {
 		v.log.Error().Err(err).Str("hold_id", e.Key()).Msg("undecodable hold record skipped")
 		return
 	}
-	// Copy out of sh so that the decoded tag and basis slices are not kept.
-	h := new(Hold)
-	*h = sh.Hold
-	h.Note, h.RulesetVersion = "", ""
-	h.Tags = make([]policy.Tag, len(sh.Tags))
+	vh := &viewHold{Hold: sh.Hold}
+	// Names and kinds only; observe replaces these by the shared lists.
+	vh.Tags = make([]policy.Tag, len(sh.Tags))
 	for i, t := range sh.Tags {
-		h.Tags[i].Tag = t.Tag
+		vh.Tags[i].Tag = t.Tag
 	}
-	h.Bases = make([]Basis, len(sh.Bases))
+	vh.Bases = make([]Basis, len(sh.Bases))
 	for i, b := range sh.Bases {
-		h.Bases[i].Kind = b.Kind
+		vh.Bases[i].Kind = b.Kind
 	}
-	h.Revision = e.Revision()
-	v.observe(h)
+	vh.Revision = e.Revision()
+	v.observe(vh)
 }
 
 // slimHold decodes a stored hold record without what the view does not keep
@@ -207,58 +332,63 @@ type skipJSON struct{}
 
 func (*skipJSON) UnmarshalJSON([]byte) error { return nil }
 
-// slim returns the part of h the view keeps (h itself is not changed).
-func slim(h *Hold) *Hold {
-	c := *h
-	c.Tags = make([]policy.Tag, len(h.Tags))
-	for i, t := range h.Tags {
-		c.Tags[i].Tag = t.Tag
-	}
-	c.Bases = make([]Basis, len(h.Bases))
-	for i, b := range h.Bases {
-		c.Bases[i].Kind = b.Kind
-	}
-	c.Transitions = nil
-	c.Note, c.RulesetVersion = "", ""
-	return &c
-}
-
 // Observe records (a slim copy of) h in the view if it is newer than what the
 // view has. The watcher calls it; writers call it too so their own change is
-// visible at once.
-func (v *HoldView) Observe(h *Hold) { v.observe(slim(h)) }
+// visible at once. h is not changed.
+func (v *HoldView) Observe(h *Hold) { v.observe(&viewHold{Hold: *h}) }
 
-func (v *HoldView) observe(h *Hold) {
+// slimLocked drops from e what the view does not keep and shares its tag and
+// basis lists and short repeated strings with other holds.
+func (v *HoldView) slimLocked(e *viewHold) {
+	in := &v.intern
+	e.Tags = in.tagList(e.Tags)
+	e.Bases = in.basisList(e.Bases)
+	e.Transitions = nil
+	e.Note, e.RulesetVersion = "", ""
+	e.State = internAs(in, e.State)
+	e.Notify = internAs(in, e.Notify)
+	e.Inbound.Stream = in.str(e.Inbound.Stream)
+	e.Inbound.Partition = in.str(e.Inbound.Partition)
+	e.ProviderID = in.str(e.ProviderID)
+	e.ProviderKey = in.str(e.ProviderKey)
+}
+
+func (v *HoldView) observe(e *viewHold) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if cur, ok := v.holds[h.ID]; ok && cur.Revision >= h.Revision {
+	cur := v.holds[e.ID]
+	if cur != nil && cur.Revision >= e.Revision {
 		return
 	}
-	v.removeLocked(h.ID)
-	v.holds[h.ID] = h
-	if h.ProviderID != "" {
-		addIndex(v.byProvider, h.ProviderID, h.ID)
+	v.slimLocked(e)
+	// What is already pushed for this hold: an update that does not move a
+	// time pushes nothing.
+	var prev [3]stamp
+	if cur != nil && cur.Open() {
+		prev = cur.due
 	}
-	if h.PatientKey != "" {
-		addIndex(v.byPatient, h.PatientKey, h.ID)
+	v.removeLocked(e.ID)
+	v.holds[e.ID] = e
+	if e.ProviderID != "" {
+		v.byProvider.add(e.ProviderID, e)
 	}
-	if h.Open() {
-		prev := v.scheduled[h.ID]
-		times := [3]time.Time{h.Deadline, h.RemindAt, h.EscalateAt}
-		if h.Reminded {
-			times[timerRemind] = time.Time{}
+	if e.PatientKey != "" {
+		v.byPatient.add(e.PatientKey, e)
+	}
+	if e.Open() {
+		v.open++
+		e.due = [3]stamp{stampOf(e.Deadline), stampOf(e.RemindAt), stampOf(e.EscalateAt)}
+		if e.Reminded {
+			e.due[timerRemind] = 0
 		}
-		if h.Escalated {
-			times[timerEscalate] = time.Time{}
+		if e.Escalated {
+			e.due[timerEscalate] = 0
 		}
-		for k, t := range times {
-			if !t.IsZero() && !t.Equal(prev[k]) {
-				heap.Push(&v.timers, timerEntry{at: t, id: h.ID, kind: timerKind(k)})
+		for k, at := range e.due {
+			if at != 0 && at != prev[k] {
+				heap.Push(&v.timers, timerEntry{at: at, id: e.ID, kind: timerKind(k)})
 			}
 		}
-		v.scheduled[h.ID] = times
-	} else {
-		delete(v.scheduled, h.ID)
 	}
 	v.notifyLocked()
 }
@@ -268,48 +398,35 @@ func (v *HoldView) notifyLocked() {
 	v.changed = make(chan struct{})
 }
 
-func addIndex(m map[string]map[string]struct{}, k, id string) {
-	s := m[k]
-	if s == nil {
-		s = map[string]struct{}{}
-		m[k] = s
-	}
-	s[id] = struct{}{}
-}
-
 func (v *HoldView) removeLocked(id string) {
-	h, ok := v.holds[id]
+	e, ok := v.holds[id]
 	if !ok {
 		return
 	}
 	delete(v.holds, id)
-	if s := v.byProvider[h.ProviderID]; s != nil {
-		delete(s, id)
-		if len(s) == 0 {
-			delete(v.byProvider, h.ProviderID)
-		}
+	if e.ProviderID != "" {
+		v.byProvider.remove(e.ProviderID, e)
 	}
-	if s := v.byPatient[h.PatientKey]; s != nil {
-		delete(s, id)
-		if len(s) == 0 {
-			delete(v.byPatient, h.PatientKey)
-		}
+	if e.PatientKey != "" {
+		v.byPatient.remove(e.PatientKey, e)
 	}
-	delete(v.scheduled, id)
+	if e.Open() {
+		v.open--
+	}
 }
 
 // Get returns the view's slim record of id (no evidence, basis details or
 // transitions). Records in the view are never changed in place (an update
-// replaces the pointer), so callers get a shallow copy and must treat its
-// slices as read-only.
+// replaces the entry), so callers get a shallow copy and must treat its
+// slices as read-only (they are shared with other holds).
 func (v *HoldView) Get(id string) (*Hold, bool) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	h, ok := v.holds[id]
+	e, ok := v.holds[id]
 	if !ok {
 		return nil, false
 	}
-	c := *h
+	c := e.Hold
 	return &c, true
 }
 
@@ -339,30 +456,29 @@ func (v *HoldView) List(f HoldFilter) []*Hold {
 		if f.PatientKey != "" && h.PatientKey != f.PatientKey {
 			return false
 		}
-		if f.Tag != "" && !slices.Contains(h.TagNames(), f.Tag) {
+		if f.Tag != "" && !slices.ContainsFunc(h.Tags, func(t policy.Tag) bool { return t.Tag == f.Tag }) {
 			return false
 		}
 		return true
 	}
-	visit := func(ids map[string]struct{}) {
-		for id := range ids {
-			if h := v.holds[id]; h != nil && match(h) {
-				c := *h
-				out = append(out, &c)
-			}
+	visit := func(e *viewHold) {
+		if match(&e.Hold) {
+			c := e.Hold
+			out = append(out, &c)
 		}
 	}
 	switch {
 	case f.Provider != "":
-		visit(v.byProvider[f.Provider])
+		for _, e := range v.byProvider.keys[f.Provider] {
+			visit(e)
+		}
 	case f.PatientKey != "":
-		visit(v.byPatient[f.PatientKey])
+		for _, e := range v.byPatient.keys[f.PatientKey] {
+			visit(e)
+		}
 	default:
-		for _, h := range v.holds {
-			if match(h) {
-				c := *h
-				out = append(out, &c)
-			}
+		for _, e := range v.holds {
+			visit(e)
 		}
 	}
 	v.mu.RUnlock()
@@ -384,9 +500,9 @@ func (v *HoldView) Unpublished() []*Hold {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	var out []*Hold
-	for _, h := range v.holds {
-		if h.State == StateReleased && !h.Published && h.PublishError == "" {
-			out = append(out, h.clone())
+	for _, e := range v.holds {
+		if e.State == StateReleased && !e.Published && e.PublishError == "" {
+			out = append(out, e.clone())
 		}
 	}
 	return out
@@ -399,10 +515,9 @@ func (v *HoldView) Due(now time.Time) []timerEntry {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	var out []timerEntry
-	for len(v.timers) > 0 && !v.timers[0].at.After(now) {
+	for n := stampOf(now); len(v.timers) > 0 && v.timers[0].at <= n; {
 		e := heap.Pop(&v.timers).(timerEntry)
-		times, ok := v.scheduled[e.id]
-		if !ok || !times[e.kind].Equal(e.at) {
+		if h := v.holds[e.id]; h == nil || !h.Open() || h.due[e.kind] != e.at {
 			continue
 		}
 		out = append(out, e)
@@ -414,20 +529,19 @@ func (v *HoldView) Due(now time.Time) []timerEntry {
 func (v *HoldView) Retry(e timerEntry, at time.Time) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	times, ok := v.scheduled[e.id]
-	if !ok || !times[e.kind].Equal(e.at) {
+	h := v.holds[e.id]
+	if h == nil || !h.Open() || h.due[e.kind] != e.at {
 		return
 	}
-	times[e.kind] = at
-	v.scheduled[e.id] = times
-	heap.Push(&v.timers, timerEntry{at: at, id: e.id, kind: e.kind})
+	h.due[e.kind] = stampOf(at)
+	heap.Push(&v.timers, timerEntry{at: h.due[e.kind], id: e.id, kind: e.kind})
 }
 
 // Counts returns the number of records and of open holds.
 func (v *HoldView) Counts() (records, open int) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	return len(v.holds), len(v.scheduled)
+	return len(v.holds), v.open
 }
 
 // WaitFor blocks until cond holds for the view or ctx ends (for callers that
