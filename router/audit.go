@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -188,7 +189,34 @@ func (a *Auditor) Query(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
 // or limit items were read. The ephemeral consumer is deleted when done (and
 // expires after readerInactive if the delete is lost), so frequent reads (audit
 // queries, reports, pollers) do not pile up consumers against the server's limit.
+//
+// In a cluster a just-created consumer can briefly have no responder for its
+// API or pull requests (its assignment is still being applied): such a read
+// is retried a few times, from the start, before the error is returned.
 func readAll[T any](ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.OrderedConsumerConfig, limit int, decode func(jetstream.Msg, uint64) (T, error)) ([]T, error) {
+	for attempt := 1; ; attempt++ {
+		out, err := readAllOnce(ctx, js, stream, cfg, limit, decode)
+		if err == nil || attempt == readRetries || !isNoResponders(err) || ctx.Err() != nil {
+			return out, err
+		}
+		select {
+		case <-ctx.Done():
+			return out, err
+		case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
+		}
+	}
+}
+
+// readRetries bounds readAll's attempts on a transient "no responders".
+const readRetries = 5
+
+// isNoResponders reports a request that found no responder (nats.go returns
+// nats.ErrNoResponders, sometimes only by its text through the jetstream API).
+func isNoResponders(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || strings.Contains(err.Error(), nats.ErrNoResponders.Error())
+}
+
+func readAllOnce[T any](ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.OrderedConsumerConfig, limit int, decode func(jetstream.Msg, uint64) (T, error)) ([]T, error) {
 	if cfg.InactiveThreshold == 0 {
 		cfg.InactiveThreshold = readerInactive
 	}
