@@ -97,7 +97,7 @@ func (a *API) getConsent(w http.ResponseWriter, r *http.Request, p auth.Principa
 	default:
 		entries = append(entries, map[string]json.RawMessage{"resource": rec.Consent})
 	}
-	if err := a.svc.RecordAccess(r.Context(), router.AccessEvent{Kind: router.AuditAccess, Action: "consent.read", Actor: p.Name, Role: string(p.Role)}); err != nil {
+	if err := a.access(r.Context(), p, "consent.read", "", ""); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/fhir+json")

@@ -184,6 +184,12 @@ func hasRole(roles []auth.Role, r auth.Role) bool {
 	return false
 }
 
+// access records in the audit trail that p did action (on holdID, if any):
+// the HIPAA access log of reads and of administrative actions.
+func (a *API) access(ctx context.Context, p auth.Principal, action, holdID, what string) error {
+	return a.svc.RecordAccess(ctx, router.AccessEvent{Kind: router.AuditAccess, Action: action, HoldID: holdID, Actor: p.Name, Role: string(p.Role), Reason: what})
+}
+
 // deny logs (without PHI) and audits a refused request.
 func (a *API) deny(ctx context.Context, p auth.Principal, action, holdID, why string) {
 	a.log.Warn().Str("actor", p.Name).Str("role", string(p.Role)).Str("action", action).Str("hold", holdID).Msg("request denied")
@@ -364,7 +370,7 @@ func (a *API) getHold(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 		return err
 	}
 	// HIPAA access log: every read of result content.
-	if err := a.svc.RecordAccess(r.Context(), router.AccessEvent{Kind: router.AuditAccess, Action: "hold.read", HoldID: h.ID, Actor: p.Name, Role: string(p.Role)}); err != nil {
+	if err := a.access(r.Context(), p, "hold.read", h.ID, ""); err != nil {
 		return fmt.Errorf("auditing the read: %w", err)
 	}
 	d := holdDetail{Hold: h, Remaining: summarise(h, time.Now()).Remaining}
@@ -395,7 +401,7 @@ func (a *API) release(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 	// The transition names the provider ID; this names the signed-in person
 	// (token name or OIDC name claim). The release has happened, so a failure
 	// here is logged rather than reported as a failed release.
-	if err := a.svc.RecordAccess(r.Context(), router.AccessEvent{Kind: router.AuditAccess, Action: "hold.release", HoldID: h.ID, Actor: p.Name, Role: string(p.Role)}); err != nil {
+	if err := a.access(r.Context(), p, "hold.release", h.ID, ""); err != nil {
 		a.log.Error().Err(err).Str("hold", h.ID).Msg("auditing who released a hold")
 	}
 	writeJSON(w, http.StatusOK, summarise(h, time.Now()))

@@ -9,7 +9,6 @@ import (
 
 	"github.com/resultgate/resultgate/auth"
 	"github.com/resultgate/resultgate/report"
-	"github.com/resultgate/resultgate/router"
 )
 
 // Reporter is what GET /api/report needs from the pipeline
@@ -94,7 +93,7 @@ func (a *API) report(w http.ResponseWriter, r *http.Request, p auth.Principal) e
 	if err != nil {
 		return err
 	}
-	if err := a.svc.RecordAccess(r.Context(), router.AccessEvent{Kind: router.AuditAccess, Action: "report.read", Actor: p.Name, Role: string(p.Role)}); err != nil {
+	if err := a.access(r.Context(), p, "report.read", "", ""); err != nil {
 		return err
 	}
 	var buf bytes.Buffer

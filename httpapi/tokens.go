@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -10,7 +9,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/resultgate/resultgate/auth"
-	"github.com/resultgate/resultgate/router"
 )
 
 // TokenAdmin is what the tokens routes need from the authenticator: the file it
@@ -116,8 +114,7 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request, p auth.Princip
 // recordAdmin audits an administrative action; a failure to audit is logged
 // (the action has happened and cannot be undone by an audit error).
 func (a *API) recordAdmin(r *http.Request, p auth.Principal, action, what string) {
-	err := a.svc.RecordAccess(r.Context(), router.AccessEvent{Kind: router.AuditAccess, Action: action, Actor: p.Name, Role: string(p.Role), Reason: what})
-	if err != nil && !errors.Is(err, r.Context().Err()) {
+	if err := a.access(r.Context(), p, action, "", what); err != nil {
 		a.log.Error().Err(err).Str("action", action).Msg("audit write failed")
 	}
 }
