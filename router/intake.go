@@ -508,9 +508,8 @@ func afterMSH(b []byte) []byte {
 func (in *Intake) storeWithID(ctx context.Context, m *hl7.Message, msh hl7.MSH, peer mllp.Peer, receivedAt time.Time, frame []byte, msgID string, reused bool) (Receipt, error) {
 	pkey := ""
 	if pid, ok := m.PID(); ok {
-		if cx, ok := pid.PrimaryIdentifier(); ok {
-			aa := cx.AssigningAuthority
-			pkey = in.patientKey(PatientIdentity(cx.ID, aa.NamespaceID, aa.UniversalID, aa.UniversalIDType))
+		if id, ok := pidIdentity(pid); ok {
+			pkey = in.patientKey(id)
 		}
 	}
 	part := Partition(pkey, in.cfg.Partitions)
@@ -804,29 +803,34 @@ func headerSafe(s string) string {
 // its assigning authority), or 0 when the message is about one patient. A
 // repeated PID for the same patient is accepted.
 func secondPatient(m *hl7.Message) int {
-	n := 0
+	var first *hl7.Segment
+	firstID, n := "", 0
 	for _, s := range m.Segments() {
-		if s.Name() == "PID" {
-			n++
+		if s.Name() != "PID" {
+			continue
 		}
-	}
-	if n < 2 {
-		return 0
-	}
-	pids := m.All("PID")
-	key := func(s *hl7.Segment) string {
-		cx, ok := hl7.ReadPID(s).PrimaryIdentifier()
-		if !ok {
-			return ""
+		n++
+		if first == nil {
+			first = s // read only if a second PID comes
+			continue
 		}
-		aa := cx.AssigningAuthority
-		return PatientIdentity(cx.ID, aa.NamespaceID, aa.UniversalID, aa.UniversalIDType)
-	}
-	first := key(pids[0])
-	for i, s := range pids[1:] {
-		if key(s) != first {
-			return i + 2
+		if n == 2 {
+			firstID, _ = pidIdentity(hl7.ReadPID(first))
+		}
+		if id, _ := pidIdentity(hl7.ReadPID(s)); id != firstID {
+			return n
 		}
 	}
 	return 0
+}
+
+// pidIdentity is the PatientIdentity of a PID segment's primary identifier
+// (with its assigning authority), and false when PID-3 names none.
+func pidIdentity(pid hl7.PID) (string, bool) {
+	cx, ok := pid.PrimaryIdentifier()
+	if !ok {
+		return "", false
+	}
+	aa := cx.AssigningAuthority
+	return PatientIdentity(cx.ID, aa.NamespaceID, aa.UniversalID, aa.UniversalIDType), true
 }
