@@ -269,28 +269,23 @@ func (m *Message) Group() *ORU {
 			done = true
 			continue
 		case "NTE", "PRT":
-			isNTE := name == "NTE"
+			// attach adds s to the open group's notes or participations.
+			attach := func(ntes, prts *[]*Segment) {
+				if name == "NTE" {
+					*ntes = append(*ntes, s)
+				} else {
+					*prts = append(*prts, s)
+				}
+			}
 			switch ctx {
 			case ctxObs:
-				if isNTE {
-					obs.NTEs = append(obs.NTEs, s)
-				} else {
-					obs.PRTs = append(obs.PRTs, s)
-				}
+				attach(&obs.NTEs, &obs.PRTs)
 				continue
 			case ctxOrder:
-				if isNTE {
-					ord.NTEs = append(ord.NTEs, s)
-				} else {
-					ord.PRTs = append(ord.PRTs, s)
-				}
+				attach(&ord.NTEs, &ord.PRTs)
 				continue
 			case ctxPatient:
-				if isNTE {
-					pat.NTEs = append(pat.NTEs, s)
-				} else {
-					pat.PRTs = append(pat.PRTs, s)
-				}
+				attach(&pat.NTEs, &pat.PRTs)
 				continue
 			case ctxVisit:
 				pat.Others = append(pat.Others, s)
