@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/resultgate/resultgate/internal/testutil"
 )
@@ -110,4 +111,48 @@ func releaseCount(h *Hold) int {
 		}
 	}
 	return n
+}
+
+// newClusterPipeEnv creates the R3 streams and buckets on a fresh cluster
+// through nc (retrying while the cluster settles) and returns the environment
+// the cluster tests share: a fake clock, the test policy, a fast scheduler and
+// reconciler, redelivery after 2 s, everything R3.
+func newClusterPipeEnv(t *testing.T, nc *nats.Conn) *pipeEnv {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, "R3 streams and buckets", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return EnsureStreams(ctx, js, StreamsConfig{Replicas: 3}) == nil && EnsurePipelineBuckets(ctx, js, 3) == nil
+	})
+	e := &pipeEnv{t: t, js: &testJS{nc: nc, js: js}, clock: newFakeClock(), policy: &testPolicy{}}
+	hc := DefaultHoldsConfig()
+	hc.SchedulerTick, hc.ReconcileEvery = 10*time.Millisecond, 200*time.Millisecond
+	hc.AckWait, hc.MaxDeliver, hc.RetryBackoff = 2*time.Second, 100, []time.Duration{100 * time.Millisecond}
+	e.cfg = PipelineConfig{Holds: hc, Partitions: testPartitions, Secret: pipeSecret, Policy: e.policy, FHIR: testFHIR, Clock: e.clock, Replicas: 3, Logger: zerolog.Nop()}
+	return e
+}
+
+// startClusterPipeline starts a pipeline with cfg on nc and stops it (within
+// 3 s) when the test ends.
+func startClusterPipeline(t *testing.T, nc *nats.Conn, cfg PipelineConfig) *Pipeline {
+	t.Helper()
+	p, err := NewPipeline(nc, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_ = p.Stop(ctx)
+	})
+	return p
 }

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 
 	"github.com/resultgate/resultgate/internal/testutil"
 )
@@ -30,46 +28,16 @@ func TestClusterDeadlineFiresAfterCreatorDies(t *testing.T) {
 	start := time.Now()
 	srvs := startJSCluster(t, 3)
 	waitMetaLeader(t, srvs)
-	nc := clusterConn(t, srvs)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testutil.Eventually(t, 30*time.Second, "R3 streams and buckets", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return EnsureStreams(ctx, js, StreamsConfig{Replicas: 3}) == nil && EnsurePipelineBuckets(ctx, js, 3) == nil
-	})
-
-	clock := newFakeClock()
-	pol := &testPolicy{}
-	hc := DefaultHoldsConfig()
-	hc.SchedulerTick, hc.ReconcileEvery = 10*time.Millisecond, 200*time.Millisecond
-	hc.AckWait, hc.MaxDeliver, hc.RetryBackoff = 2*time.Second, 100, []time.Duration{100 * time.Millisecond}
-	base := PipelineConfig{Holds: hc, Partitions: testPartitions, Secret: pipeSecret, Policy: pol, FHIR: testFHIR, Clock: clock, Replicas: 3, Logger: zerolog.Nop()}
+	env := newClusterPipeEnv(t, clusterConn(t, srvs))
+	js, clock, base := env.js.js, env.clock, env.cfg
 	startOn := func(nc *nats.Conn, classify bool) *Pipeline {
 		cfg := base
 		cfg.NoClassify = !classify
-		p, err := NewPipeline(nc, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := p.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			defer cancel()
-			_ = p.Stop(ctx)
-		})
-		return p
+		return startClusterPipeline(t, nc, cfg)
 	}
 	ncA := clusterConn(t, srvs)
 	a := startOn(ncA, true)
 	b := startOn(clusterConn(t, srvs), false)
-	env := &pipeEnv{t: t, js: &testJS{nc: nc, js: js}, clock: clock, policy: pol, cfg: base}
 	for i := 0; i < 6; i += 2 {
 		env.consent(a.Service(), fmt.Sprintf("MRN%d", i), "active", true, false)
 	}

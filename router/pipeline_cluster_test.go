@@ -12,7 +12,6 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 
 	"github.com/resultgate/resultgate/internal/testutil"
 )
@@ -74,54 +73,12 @@ func TestClusterLeaderAndInstanceLoss(t *testing.T) {
 		t.Skip("cluster test")
 	}
 	srvs := startJSCluster(t, 3)
-	urls := clusterURLs(srvs)
-	connect := func() *nats.Conn {
-		nc, err := nats.Connect(urls, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		return nc
-	}
-	nc := connect()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testutil.Eventually(t, 30*time.Second, "R3 streams created", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return EnsureStreams(ctx, js, StreamsConfig{Replicas: 3}) == nil && EnsurePipelineBuckets(ctx, js, 3) == nil
-	})
-
-	clock := newFakeClock()
-	pol := &testPolicy{}
-	hc := DefaultHoldsConfig()
-	hc.SchedulerTick, hc.ReconcileEvery = 10*time.Millisecond, 200*time.Millisecond
-	hc.AckWait, hc.MaxDeliver, hc.RetryBackoff = 2*time.Second, 100, []time.Duration{100 * time.Millisecond}
-	cfg := PipelineConfig{Holds: hc, Partitions: testPartitions, Secret: pipeSecret, Policy: pol, FHIR: testFHIR, Clock: clock, Replicas: 3, Logger: zerolog.Nop()}
-	startOn := func(nc *nats.Conn) *Pipeline {
-		p, err := NewPipeline(nc, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := p.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			_ = p.Stop(ctx)
-		})
-		return p
-	}
-	ncA, ncB := connect(), connect()
-	a := startOn(ncA)
-	b := startOn(ncB)
+	env := newClusterPipeEnv(t, clusterConn(t, srvs))
+	js, clock := env.js.js, env.clock
+	ncA, ncB := clusterConn(t, srvs), clusterConn(t, srvs)
+	a := startClusterPipeline(t, ncA, env.cfg)
+	b := startClusterPipeline(t, ncB, env.cfg)
 	s := b.Service()
-	env := &pipeEnv{t: t, js: &testJS{nc: nc, js: js}, clock: clock, policy: pol, cfg: cfg}
 	for i := 0; i < 10; i += 2 {
 		env.consent(s, fmt.Sprintf("MRN%d", i), "active", true, false)
 	}
