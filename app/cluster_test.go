@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -32,63 +30,14 @@ type appCluster struct {
 	srvs []*server.Server
 }
 
-// startAppCluster starts n clustered JetStream servers (routes on free
-// loopback ports) and waits until the JetStream meta group has a leader.
+// startAppCluster starts n clustered JetStream servers (testutil.StartJSCluster).
 func startAppCluster(t *testing.T, n int) *appCluster {
 	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-		_ = l.Close()
-	}
-	var routes []*url.URL
-	for _, p := range ports {
-		routes = append(routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", p)})
-	}
-	c := &appCluster{t: t}
-	for i := range n {
-		opts := &server.Options{
-			ServerName: fmt.Sprintf("RG-%d", i), Host: "127.0.0.1", Port: -1,
-			JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
-			Cluster: server.ClusterOpts{Name: "RGC", Host: "127.0.0.1", Port: ports[i]},
-			Routes:  routes,
-		}
-		s, err := server.NewServer(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.Start()
-		if !s.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("cluster node %d not ready", i)
-		}
-		c.srvs = append(c.srvs, s)
-		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	}
-	// A meta leader alone is not enough: until it knows every peer, R3
-	// placement fails with "no suitable peers for placement".
-	testutil.Eventually(t, 30*time.Second, "JetStream meta leader that knows every peer", func() bool {
-		for _, s := range c.srvs {
-			if s.JetStreamIsLeader() && len(s.JetStreamClusterPeers()) == n {
-				return true
-			}
-		}
-		return false
-	})
-	return c
+	return &appCluster{t: t, srvs: testutil.StartJSCluster(t, n, "RG", nil, nil)}
 }
 
 // urls returns the comma-separated client URLs of every node (nats.url).
-func (c *appCluster) urls() string {
-	var u []string
-	for _, s := range c.srvs {
-		u = append(u, s.ClientURL())
-	}
-	return strings.Join(u, ",")
-}
+func (c *appCluster) urls() string { return testutil.ClusterURLs(c.srvs) }
 
 // killStreamLeader shuts down the server that leads stream and returns its name.
 func (c *appCluster) killStreamLeader(js jetstream.JetStream, stream string) string {

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -93,21 +92,7 @@ func (s *syncBuffer) String() string {
 func startPermissionsCluster(t *testing.T, n int, log *serverLog) []*server.Server {
 	t.Helper()
 	conf := filepath.Join(testutil.RepoRoot(t), "testdata", "nats", "permissions.conf")
-	ports := make([]int, n)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-		_ = l.Close()
-	}
-	var routes []*url.URL
-	for _, p := range ports {
-		routes = append(routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", p)})
-	}
-	var srvs []*server.Server
-	for i := range n {
+	return testutil.StartJSCluster(t, n, "PERM", func(int) *server.Options {
 		opts, err := server.ProcessConfigFile(conf)
 		if err != nil {
 			t.Fatalf("loading %s: %v", conf, err)
@@ -115,33 +100,8 @@ func startPermissionsCluster(t *testing.T, n int, log *serverLog) []*server.Serv
 		if !opts.JetStream || len(opts.Users) != 4 {
 			t.Fatalf("%s: JetStream %v, %d users; want JetStream and 4 users", conf, opts.JetStream, len(opts.Users))
 		}
-		opts.ServerName = fmt.Sprintf("PERM-%d", i)
-		opts.Host, opts.Port = "127.0.0.1", -1
-		opts.StoreDir = t.TempDir()
-		opts.NoSigs = true
-		opts.Cluster = server.ClusterOpts{Name: "PERM", Host: "127.0.0.1", Port: ports[i]}
-		opts.Routes = routes
-		s, err := server.NewServer(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.SetLoggerV2(log, false, false, false)
-		s.Start()
-		if !s.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("server %d not ready", i)
-		}
-		srvs = append(srvs, s)
-		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	}
-	testutil.Eventually(t, 30*time.Second, "JetStream meta leader that knows every peer", func() bool {
-		for _, s := range srvs {
-			if s.JetStreamIsLeader() && len(s.JetStreamClusterPeers()) == n {
-				return true
-			}
-		}
-		return false
-	})
-	return srvs
+		return opts
+	}, func(s *server.Server) { s.SetLoggerV2(log, false, false, false) })
 }
 
 // userURL returns nats://user:password@host:port for every server, comma-separated.

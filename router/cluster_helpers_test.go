@@ -18,27 +18,12 @@ import (
 // and closes the connection when the test ends.
 func clusterConn(t *testing.T, srvs []*server.Server) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(clusterURLs(srvs), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	nc, err := nats.Connect(testutil.ClusterURLs(srvs), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
 	return nc
-}
-
-// waitMetaLeader waits until the JetStream meta group of srvs has a leader
-// that knows every peer (before that, R3 placement fails with "no suitable
-// peers for placement").
-func waitMetaLeader(t *testing.T, srvs []*server.Server) {
-	t.Helper()
-	testutil.Eventually(t, 30*time.Second, "JetStream meta leader that knows every peer", func() bool {
-		for _, s := range srvs {
-			if s.Running() && s.JetStreamIsLeader() && len(s.JetStreamClusterPeers()) == len(srvs) {
-				return true
-			}
-		}
-		return false
-	})
 }
 
 // shutdownStreamLeader shuts down the server that leads stream (a stream

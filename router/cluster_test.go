@@ -26,8 +26,7 @@ func TestClusterDeadlineFiresAfterCreatorDies(t *testing.T) {
 		t.Skip("three-node cluster test; skipped with -short")
 	}
 	start := time.Now()
-	srvs := startJSCluster(t, 3)
-	waitMetaLeader(t, srvs)
+	srvs := testutil.StartJSCluster(t, 3, "S", nil, nil)
 	env := newClusterPipeEnv(t, clusterConn(t, srvs))
 	js, clock, base := env.js.js, env.clock, env.cfg
 	startOn := func(nc *nats.Conn, classify bool) *Pipeline {

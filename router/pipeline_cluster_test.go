@@ -3,65 +3,14 @@ package router
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/url"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/resultgate/resultgate/internal/testutil"
 )
-
-// startJSCluster starts n in-process JetStream servers clustered over routes
-// on 127.0.0.1, each with its own t.TempDir() store.
-func startJSCluster(t *testing.T, n int) []*server.Server {
-	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-		l.Close()
-	}
-	var routes []*url.URL
-	for _, p := range ports {
-		routes = append(routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", p)})
-	}
-	srvs := make([]*server.Server, n)
-	for i := range srvs {
-		opts := &server.Options{
-			ServerName: fmt.Sprintf("S%d", i), Host: "127.0.0.1", Port: -1,
-			JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
-			Cluster: server.ClusterOpts{Name: "RG", Host: "127.0.0.1", Port: ports[i]},
-			Routes:  routes,
-		}
-		s, err := server.NewServer(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.Start()
-		if !s.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("server %d not ready", i)
-		}
-		srvs[i] = s
-		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	}
-	return srvs
-}
-
-func clusterURLs(srvs []*server.Server) string {
-	var u []string
-	for _, s := range srvs {
-		u = append(u, s.ClientURL())
-	}
-	return strings.Join(u, ",")
-}
 
 // TestClusterLeaderAndInstanceLoss runs two resultgate instances on a
 // three-node JetStream cluster (R3 streams and buckets), kills the HL7_IN
@@ -72,7 +21,7 @@ func TestClusterLeaderAndInstanceLoss(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster test")
 	}
-	srvs := startJSCluster(t, 3)
+	srvs := testutil.StartJSCluster(t, 3, "S", nil, nil)
 	env := newClusterPipeEnv(t, clusterConn(t, srvs))
 	js, clock := env.js.js, env.clock
 	ncA, ncB := clusterConn(t, srvs), clusterConn(t, srvs)
