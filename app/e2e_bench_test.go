@@ -665,18 +665,8 @@ func TestE2EHoldsChild(t *testing.T) {
 	slices.Sort(hlat)
 	var ms runtimeMem
 	ms.read()
-	if path := os.Getenv("RESULTGATE_HEAP_PROFILE"); path != "" {
-		// The live heap of the restarted instance, for `go tool pprof`.
-		runtime.GC()
-		f, err := os.Create(fmt.Sprintf("%s-%d", path, want))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
-	}
+	// The live heap of the restarted instance, for `go tool pprof`.
+	writeHeapProfile(t, fmt.Sprintf("-%d", want), true)
 	res := holdsResult{
 		Holds: want, StartSeconds: started.Seconds(), ReadySeconds: ready.Seconds(),
 		ListP50Micros: float64(pct(lat, .5).Nanoseconds()) / 1e3, ListP99Micros: float64(pct(lat, .99).Nanoseconds()) / 1e3,
@@ -686,16 +676,7 @@ func TestE2EHoldsChild(t *testing.T) {
 	}
 	time.Sleep(30 * time.Second)
 	res.SteadyRSSMiB = procStatusMiB("VmRSS")
-	if path := os.Getenv("RESULTGATE_HEAP_PROFILE"); path != "" {
-		f, err := os.Create(fmt.Sprintf("%s-%d-steady", path, want))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
-	}
+	writeHeapProfile(t, fmt.Sprintf("-%d-steady", want), false)
 	b, _ := json.Marshal(res)
 	fmt.Printf("E2E-HOLDS %s\n", b)
 }
@@ -706,4 +687,25 @@ func (m *runtimeMem) read() {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	m.heapMiB = float64(ms.HeapAlloc) / (1 << 20)
+}
+
+// writeHeapProfile writes the heap profile to $RESULTGATE_HEAP_PROFILE+suffix
+// when that variable is set, after a garbage collection when gc is true.
+func writeHeapProfile(t *testing.T, suffix string, gc bool) {
+	t.Helper()
+	path := os.Getenv("RESULTGATE_HEAP_PROFILE")
+	if path == "" {
+		return
+	}
+	if gc {
+		runtime.GC()
+	}
+	f, err := os.Create(path + suffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		t.Fatal(err)
+	}
 }
