@@ -20,6 +20,17 @@ func benchMessage(b *testing.B) []byte {
 	return data
 }
 
+// benchClassifier compiles the default rule set (once per benchmark, outside
+// the timed loop).
+func benchClassifier(b *testing.B) *Classifier {
+	b.Helper()
+	c, err := NewClassifier(DefaultRuleSet())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
+}
+
 // cpuTime returns the process's user+system CPU time. The benchmarks report
 // CPU time per operation ("cpu-ns/op") beside wall time because shared CI
 // machines are often oversubscribed: wall time then measures the queue, CPU
@@ -47,10 +58,7 @@ func reportCPU(b *testing.B, start time.Duration) {
 // pathology ORU: the classify step's whole cost per message.
 func BenchmarkFromHL7Classify(b *testing.B) {
 	data := benchMessage(b)
-	c, err := NewClassifier(DefaultRuleSet())
-	if err != nil {
-		b.Fatal(err)
-	}
+	c := benchClassifier(b)
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	start := cpuTime()
@@ -75,10 +83,7 @@ func BenchmarkFromHL7Classify(b *testing.B) {
 // FromHL7 builds the report and Classify tags it.
 func BenchmarkPolicyClassify(b *testing.B) {
 	data := benchMessage(b)
-	c, err := NewClassifier(DefaultRuleSet())
-	if err != nil {
-		b.Fatal(err)
-	}
+	c := benchClassifier(b)
 	m, err := hl7.Parse(data)
 	if err != nil {
 		b.Fatal(err)
@@ -101,10 +106,7 @@ func BenchmarkPolicyClassify(b *testing.B) {
 // BenchmarkClassify measures Classify alone on the same report.
 func BenchmarkClassify(b *testing.B) {
 	data := benchMessage(b)
-	c, err := NewClassifier(DefaultRuleSet())
-	if err != nil {
-		b.Fatal(err)
-	}
+	c := benchClassifier(b)
 	m, err := hl7.Parse(data)
 	if err != nil {
 		b.Fatal(err)
@@ -185,10 +187,7 @@ func BenchmarkParseFromHL7(b *testing.B) {
 // the same report (the part of Classify that is linear in the text).
 func BenchmarkScan(b *testing.B) {
 	data := benchMessage(b)
-	c, err := NewClassifier(DefaultRuleSet())
-	if err != nil {
-		b.Fatal(err)
-	}
+	c := benchClassifier(b)
 	m, err := hl7.Parse(data)
 	if err != nil {
 		b.Fatal(err)
