@@ -1,0 +1,102 @@
+package policy
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/resultgate/resultgate/hl7"
+	"github.com/resultgate/resultgate/internal/testutil"
+)
+
+// TestDumpFromHL7Classify writes, when RESULTGATE_POLICY_DUMP names a file,
+// the JSON of FromHL7 (with the patient ID, which the Report's JSON leaves
+// out) and of Classify for every message under policy/testdata, testdata and
+// the shared corpus (when present), in a fixed order. It is a differential
+// check for changes that must not change results: dump before and after, and
+// compare the files byte for byte. Without the variable it is skipped.
+func TestDumpFromHL7Classify(t *testing.T) {
+	out := os.Getenv("RESULTGATE_POLICY_DUMP")
+	if out == "" {
+		t.Skip("RESULTGATE_POLICY_DUMP not set")
+	}
+	c, err := NewClassifier(DefaultRuleSet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := []string{"testdata", filepath.Join("..", "testdata"), filepath.Join("..", "hl7", "testdata")}
+	if dir := os.Getenv("RESULTGATE_CORPUS"); dir != "" {
+		roots = append(roots, dir)
+	} else if dir := filepath.Join(testutil.RepoRoot(t), "..", "shared", "corpus"); isDir(dir) {
+		roots = append(roots, dir)
+	}
+	// Each file is named by its root's index and its path under the root,
+	// so dumps made from different checkouts compare equal.
+	type file struct{ path, name string }
+	var files []file
+	for ri, root := range roots {
+		_ = filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
+			if err == nil && !info.IsDir() && (strings.HasSuffix(p, ".hl7") || strings.HasSuffix(p, ".txt") || strings.HasSuffix(p, ".er7")) {
+				rel, _ := filepath.Rel(root, p)
+				files = append(files, file{p, fmt.Sprintf("%d:%s", ri, filepath.ToSlash(rel))})
+			}
+			return nil
+		})
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].name < files[j].name })
+	var b strings.Builder
+	n, bad := 0, 0
+	locs := []*time.Location{time.UTC, time.FixedZone("UTC-5", -5*3600)}
+	for _, ff := range files {
+		f := ff.name
+		data, err := os.ReadFile(ff.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs, err := hl7.SplitMessages(data)
+		if err != nil {
+			fmt.Fprintf(&b, "%s: split: %v\n", f, err)
+			bad++
+			continue
+		}
+		for i, raw := range msgs {
+			m, err := hl7.Parse(raw)
+			if err != nil {
+				fmt.Fprintf(&b, "%s #%d: parse: %v\n", f, i, err)
+				bad++
+				continue
+			}
+			for _, loc := range locs {
+				r, err := FromHL7(m, loc)
+				if err != nil {
+					fmt.Fprintf(&b, "%s #%d: FromHL7: %v\n", f, i, err)
+					continue
+				}
+				rj, err := json.Marshal(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cj, err := json.Marshal(c.Classify(r, nil))
+				if err != nil {
+					t.Fatal(err)
+				}
+				fmt.Fprintf(&b, "%s #%d %s\npatient %q\nreport %s\nclass %s\n", f, i, loc, r.PatientID, rj, cj)
+				n++
+			}
+		}
+	}
+	if err := os.WriteFile(out, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d files, %d classifications, %d inputs that do not split or parse", len(files), n, bad)
+}
+
+func isDir(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
+}
