@@ -9,14 +9,19 @@
 #      against the raw JetStream sync-always publish rate (8 synchronous
 #      publishers, BenchmarkRawJetStreamPublish/fsync) in the same round; ratio
 #   d  RSS of `serve` (VmRSS from /proc/PID/status) every $RSS_EVERY s during a
-#      $RSS_COUNT-message bench, durability os
+#      $RSS_COUNT-message bench, durability os, and for $RSS_TAIL s after it (the
+#      pipeline works off its backlog); with RSS_CONFIG=FILE, serve runs with
+#      --config FILE (e.g. a short intake.duplicate_window). Each sample also
+#      records the intake's ACKed count, the classify step's processed count and
+#      the Go heap in use (from /metrics)
 #   e  peak RSS increase (VmHWM) of `serve` for one message just under the 16 MiB
 #      maximum frame
 #
 # Each of a-c runs $ROUNDS rounds, each round on a fresh data directory; the
 # summary quotes medians. Everything listens on 127.0.0.1 and every run ends by
 # itself. Usage: interop/measure.sh [OUTDIR]   (env: ROUNDS COUNT FSYNC_COUNT
-# RSS_COUNT RSS_EVERY SECTIONS=abcde PROFILE=1 for a CPU profile of the intake)
+# RSS_COUNT RSS_EVERY RSS_TAIL RSS_CONFIG SECTIONS=abcde PROFILE=1 for a CPU profile
+# of the intake)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -26,6 +31,8 @@ COUNT=${COUNT:-100000}
 FSYNC_COUNT=${FSYNC_COUNT:-3000}
 RSS_COUNT=${RSS_COUNT:-1000000}
 RSS_EVERY=${RSS_EVERY:-5}
+RSS_TAIL=${RSS_TAIL:-0}
+RSS_CONFIG=${RSS_CONFIG:-}
 SECTIONS=${SECTIONS:-abcde}
 FIXTURE=$ROOT/testdata/hl7/oru_r01_v251.hl7
 mkdir -p "$OUT"
@@ -66,16 +73,20 @@ wait_line() {
   return 1
 }
 
-# start_serve DURABILITY NAME: start serve on a fresh data dir; sets SERVE_PID, MLLP.
+# start_serve DURABILITY NAME [CONFIG]: start serve on a fresh data dir (with
+# --config CONFIG when given; the flags below override it); sets SERVE_PID,
+# MLLP, HTTP.
 start_serve() {
-  local dir=$OUT/data-$2 log=$OUT/$2.serve.log
+  local dir=$OUT/data-$2 log=$OUT/$2.serve.log cfg=()
+  [[ -n ${3:-} ]] && cfg=(--config "$3")
   rm -rf "$dir"
-  "$RG" serve --data "$dir" --mllp-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 \
+  "$RG" serve "${cfg[@]}" --data "$dir" --mllp-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 \
     --nats-addr 127.0.0.1:-1 --log-format json --durability "$1" 2>"$log" &
   SERVE_PID=$!
   PIDS+=("$SERVE_PID")
   wait_line "$log" '"resultgate started"'
   MLLP=$(grep '"resultgate started"' "$log" | sed 's/.*"mllp":"\([^"]*\)".*/\1/')
+  HTTP=$(grep '"resultgate started"' "$log" | sed 's/.*"http":"\([^"]*\)".*/\1/')
 }
 
 # stop_pid PID: SIGTERM and wait (bounded, 40 s).
@@ -139,23 +150,41 @@ if [[ $SECTIONS == *c* ]]; then
 fi
 
 if [[ $SECTIONS == *d* ]]; then
-  echo "== d) RSS during $RSS_COUNT messages (durability os), every ${RSS_EVERY}s"
-  start_serve os d
-  echo -e "seconds\tsent_approx\tvmrss_kb" >"$OUT/d_rss.tsv"
-  echo -e "0\t0\t$(rss_kb "$SERVE_PID")" >>"$OUT/d_rss.tsv"
+  echo "== d) RSS during $RSS_COUNT messages (durability os), every ${RSS_EVERY}s, then ${RSS_TAIL}s after${RSS_CONFIG:+, --config $RSS_CONFIG}"
+  if [[ -n $RSS_CONFIG ]]; then
+    RSS_CONFIG=$(cd "$(dirname "$RSS_CONFIG")" && pwd)/$(basename "$RSS_CONFIG")
+    "$RG" check-config "$RSS_CONFIG"
+    cp "$RSS_CONFIG" "$OUT/d_config.yaml"
+  fi
+  start_serve os d "$RSS_CONFIG"
+  # sample PHASE: one line of d_rss.tsv (seconds since the bench started, phase,
+  # intake ACKed, classify processed, Go heap in use in kB, VmRSS in kB, 1-min load).
+  sample() {
+    local m acked processed heap
+    m=$(curl -s "http://$HTTP/metrics" 2>/dev/null || true)
+    acked=$(awk '/^resultgate_intake_acked_total / {print $2}' <<<"$m")
+    processed=$(awk '/^resultgate_classify_processed_total[{ ]/ {n += $2} END {printf "%d", n}' <<<"$m")
+    heap=$(awk '/^go_memstats_heap_inuse_bytes / {printf "%d", $2 / 1024}' <<<"$m")
+    echo -e "$(($(date +%s) - t0))\t$1\t${acked:-?}\t${processed:-?}\t${heap:-?}\t$(rss_kb "$SERVE_PID")\t$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$OUT/d_rss.tsv"
+  }
+  echo -e "seconds\tphase\tacked\tprocessed\theap_inuse_kb\tvmrss_kb\tload1" | tee "$OUT/d_rss.tsv"
+  t0=$(date +%s)
+  sample before
   "$RG" bench --addr "$MLLP" --conns 8 --count "$RSS_COUNT" --json "$FIXTURE" >"$OUT/d_bench.json" &
   BENCH_PID=$!
   PIDS+=("$BENCH_PID")
-  t0=$(date +%s)
   while kill -0 "$BENCH_PID" 2>/dev/null; do
     sleep "$RSS_EVERY" # sampling interval, not synchronisation
     kill -0 "$BENCH_PID" 2>/dev/null || break
-    acked=$(curl -s "http://$(grep '"resultgate started"' "$OUT/d.serve.log" | sed 's/.*"http":"\([^"]*\)".*/\1/')/metrics" 2>/dev/null |
-      awk '/^resultgate_intake_acked_total / {print $2}')
-    echo -e "$(($(date +%s) - t0))\t${acked:-?}\t$(rss_kb "$SERVE_PID")" | tee -a "$OUT/d_rss.tsv"
+    sample bench
   done
   wait "$BENCH_PID" || true
-  echo -e "$(($(date +%s) - t0))\tend\t$(rss_kb "$SERVE_PID")" | tee -a "$OUT/d_rss.tsv"
+  sample bench-end
+  t1=$(date +%s)
+  while (($(date +%s) - t1 < RSS_TAIL)); do
+    sleep "$RSS_EVERY"
+    sample after
+  done
   echo "VmHWM_kb $(hwm_kb "$SERVE_PID")" | tee -a "$OUT/d_rss.tsv"
   cat "$OUT/d_bench.json"
   stop_pid "$SERVE_PID"
