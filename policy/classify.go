@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unicode/utf8"
+	"unsafe"
 )
 
 // History says whether a patient had a malignancy before this report. The
@@ -312,6 +314,37 @@ type classifyState struct {
 	pending    []pendingName
 	nameHits   []rawMatch
 	max        int
+	// strs holds the strings one call composes for its evidence (matches,
+	// modifiers). It is never reused: reset drops it, because the strings
+	// belong to the caller's Classification.
+	strs strArena
+	// lower is scratch for lower-casing a short value.
+	lower [64]byte
+}
+
+// strArena writes composed strings into one shared buffer, so that a call
+// that composes several costs one allocation. Bytes once handed out are never
+// written again: a string that does not fit goes to a new buffer.
+type strArena struct {
+	buf []byte
+}
+
+// concat returns a+b+c+d+e.
+func (a *strArena) concat(p, q, r, u, v string) string {
+	n := len(p) + len(q) + len(r) + len(u) + len(v)
+	if n == 0 {
+		return ""
+	}
+	if cap(a.buf)-len(a.buf) < n {
+		a.buf = make([]byte, 0, max(n, 256))
+	}
+	start := len(a.buf)
+	a.buf = append(a.buf, p...)
+	a.buf = append(a.buf, q...)
+	a.buf = append(a.buf, r...)
+	a.buf = append(a.buf, u...)
+	a.buf = append(a.buf, v...)
+	return unsafe.String(&a.buf[start], n)
 }
 
 func (s *classifyState) reset(max int) {
@@ -325,6 +358,7 @@ func (s *classifyState) reset(max int) {
 	s.priorEv = s.priorEv[:0]
 	s.pending = s.pending[:0]
 	s.max = max
+	s.strs.buf = nil
 }
 
 func accFor(list *[]tagAcc, tag string) *tagAcc {
@@ -374,7 +408,7 @@ func (c *Classifier) Classify(r *Report, h History) Classification {
 		return out
 	}
 	s := c.pool.Get().(*classifyState)
-	defer c.pool.Put(s)
+	defer c.release(s)
 	s.reset(c.rs.Settings.MaxEvidencePerTag)
 
 	for oi := range r.Orders {
@@ -415,6 +449,13 @@ func (c *Classifier) Classify(r *Report, h History) Classification {
 	}
 	c.finish(s, r, h, &out)
 	return out
+}
+
+// release returns s to the pool without the strings it composed for the
+// caller.
+func (c *Classifier) release(s *classifyState) {
+	s.strs.buf = nil
+	c.pool.Put(s)
 }
 
 func locOr(l, parent Location, field string) Location {
@@ -668,20 +709,48 @@ func (c *Classifier) observation(s *classifyState, ob *Observation) {
 
 func isCategoryish(v string) bool { return len(v) <= 4 }
 
+// firstWordLower returns the first word of val, trimmed and lower-cased
+// (the text before the first of " ,;:(–-" when that is not at the start).
+// For ASCII values of up to len(buf) bytes it lower-cases into buf, and the
+// result is valid until buf is written again.
+func firstWordLower(buf *[64]byte, val string) string {
+	v := strings.TrimSpace(val)
+	ascii := len(v) <= len(buf)
+	for i := 0; ascii && i < len(v); i++ {
+		ascii = v[i] < utf8.RuneSelf
+	}
+	if !ascii {
+		v = strings.ToLower(v)
+		if i := strings.IndexAny(v, " ,;:(–-"); i > 0 {
+			v = v[:i]
+		}
+		return v
+	}
+	// ASCII: lower-casing keeps every byte where it is and the separators
+	// are not letters, so cutting first and lowering after is the same.
+	if i := strings.IndexAny(v, " ,;:(–-"); i > 0 {
+		v = v[:i]
+	}
+	b := buf[:len(v)]
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b[i] = c
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
 // labelValue handles a synoptic OBX whose OBX-3 text names a finding and
 // whose OBX-5 affirms it, or names a category system and OBX-5 holds its value.
 func (c *Classifier) labelValue(s *classifyState, lbl, val string, loc Location) {
-	v := strings.ToLower(strings.TrimSpace(val))
-	first := v
-	if i := strings.IndexAny(v, " ,;:(–-"); i > 0 {
-		first = v[:i]
-	}
-	if c.affirm[first] {
+	if c.affirm[firstWordLower(&s.lower, val)] {
 		c.analyze(&s.ts, lbl, false, func(f finding) {
 			if f.cat >= 0 {
 				return
 			}
-			c.emitFinding(s, f, lbl, loc, "value: "+strings.TrimSpace(val))
+			c.emitFinding(s, f, lbl, loc, strings.TrimSpace(val))
 		})
 		return
 	}
@@ -702,7 +771,7 @@ func (c *Classifier) labelValue(s *classifyState, lbl, val string, loc Location)
 			continue
 		}
 		f := finding{group: -1, cat: p.group, tag: tag, prior: cat.prior[cv], layer: LayerStructuredCategory, start: int(m.start), end: int(m.end)}
-		c.emitFinding(s, f, lbl, loc, "value: "+strings.TrimSpace(val))
+		c.emitFinding(s, f, lbl, loc, strings.TrimSpace(val))
 		break
 	}
 	s.ts.ms = ms[:0]
@@ -738,8 +807,9 @@ func (c *Classifier) text(s *classifyState, text string, loc Location, context b
 	}
 }
 
-// emitFinding turns one finding into evidence.
-func (c *Classifier) emitFinding(s *classifyState, f finding, text string, loc Location, extra string) {
+// emitFinding turns one finding into evidence. A non-empty value (a synoptic
+// OBX's value, already trimmed) is added to the modifier as "value: v".
+func (c *Classifier) emitFinding(s *classifyState, f finding, text string, loc Location, value string) {
 	rule := ""
 	if f.cat >= 0 {
 		rule = c.cats[f.cat].id
@@ -748,17 +818,23 @@ func (c *Classifier) emitFinding(s *classifyState, f finding, text string, loc L
 	}
 	e := evAt(loc, rule, f.layer, text[f.start:f.end])
 	e.Start, e.End = f.start, f.end
+	// The modifier is "kind: trigger", "value: v" or both joined by "; ",
+	// written into the call's string arena (one allocation for all of them).
+	kind, trigger := "", ""
 	if f.st != stAffirmed && f.modEnd > f.modStart {
-		e.Modifier = f.st.String() + ": " + text[f.modStart:f.modEnd]
+		kind, trigger = f.st.String(), text[f.modStart:f.modEnd]
 	} else if f.st == stSection {
 		e.Modifier = f.st.String()
 	}
-	if extra != "" {
-		if e.Modifier != "" {
-			e.Modifier += "; " + extra
-		} else {
-			e.Modifier = extra
-		}
+	switch {
+	case trigger != "" && value != "":
+		e.Modifier = s.strs.concat(kind, ": ", trigger, "; value: ", value)
+	case trigger != "":
+		e.Modifier = s.strs.concat(kind, ": ", trigger, "", "")
+	case value != "" && e.Modifier != "":
+		e.Modifier = s.strs.concat(e.Modifier, "; value: ", value, "", "")
+	case value != "":
+		e.Modifier = s.strs.concat("value: ", value, "", "", "")
 	}
 	tag := f.tag
 	switch f.st {
@@ -824,12 +900,14 @@ func (c *Classifier) coded1(s *classifyState, t *Coded, l Location) bool {
 			sys, mod = sysSNOMED, "system missing: SNOMED CT identifier shape"
 		}
 	}
-	match := code
-	if t.Text != "" {
-		match = code + " " + t.Text
+	match := func() string {
+		if t.Text == "" {
+			return code
+		}
+		return s.strs.concat(code, " ", t.Text, "", "")
 	}
 	emit := func(rule, tag string, prior bool) {
-		e := evAt(l, rule, LayerCodedValue, match)
+		e := evAt(l, rule, LayerCodedValue, match())
 		e.Modifier = mod
 		if prior {
 			s.prior = true
@@ -890,7 +968,7 @@ func (c *Classifier) coded1(s *classifyState, t *Coded, l Location) bool {
 	refs := concatRefs(c.codes[sysName+"|"+strings.ToUpper(code)], c.codes["*|"+strings.ToUpper(code)])
 	for _, ref := range refs {
 		for _, tg := range ref.tags {
-			e := evAt(l, ref.id, LayerLocalCode, match)
+			e := evAt(l, ref.id, LayerLocalCode, match())
 			s.add(tg, e)
 			if tg == TagMalignancy {
 				s.add(TagNewCancer, e)

@@ -220,3 +220,21 @@ func BenchmarkScan(b *testing.B) {
 	}
 	reportCPU(b, start)
 }
+
+// BenchmarkFromHL7 measures FromHL7 alone on the parsed message.
+func BenchmarkFromHL7(b *testing.B) {
+	data := benchMessage(b)
+	m, err := hl7.Parse(data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	start := cpuTime()
+	for b.Loop() {
+		if _, err := FromHL7(m, time.UTC); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportCPU(b, start)
+}

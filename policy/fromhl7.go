@@ -67,7 +67,7 @@ func FromHL7(m *hl7.Message, loc *time.Location) (*Report, error) {
 		r.PatientID = patientID(pidSeg)
 		r.Language = pidSeg.Field(15).Component(1)
 	}
-	b := builder{loc: loc, arena: textArena{buf: make([]byte, 0, textBytes)}, texts: make([]Text, 0, nOBX+nNTE)}
+	b := builder{loc: loc, d: m.Delimiters(), arena: textArena{buf: make([]byte, 0, textBytes)}, texts: make([]Text, 0, nOBX+nNTE)}
 	r.Orders = make([]Order, 0, max(nOrders, 1))
 	obsBuf := make([]Observation, nOBX)
 	free := 0          // first slot of obsBuf not used by an earlier order
@@ -101,7 +101,7 @@ func FromHL7(m *hl7.Message, loc *time.Location) (*Report, error) {
 			if cur < 0 || r.Orders[cur].Service.Loc.Segment != "" || len(r.Orders[cur].Observations) > 0 || orc == nil {
 				newOrder()
 			}
-			fillOBR(&r.Orders[cur], s, loc)
+			b.fillOBR(&r.Orders[cur], s)
 			orc = nil
 		case "OBX":
 			if cur < 0 {
@@ -111,7 +111,9 @@ func FromHL7(m *hl7.Message, loc *time.Location) (*Report, error) {
 			if o.Observations == nil {
 				o.Observations = obsBuf[free:free]
 			}
-			o.Observations = append(o.Observations, Observation{})
+			// obsBuf has a (zero) slot for every OBX: extend in place
+			// rather than append a copy of a zero Observation.
+			o.Observations = o.Observations[:len(o.Observations)+1]
 			b.fromOBX(&o.Observations[len(o.Observations)-1], s)
 			obs = len(o.Observations) - 1
 		case "NTE":
@@ -131,7 +133,7 @@ func FromHL7(m *hl7.Message, loc *time.Location) (*Report, error) {
 		case "SPM":
 			obs = -1
 		case "DG1":
-			if cd := fromField(s.Field(3), segLoc(s, "DG1-3")); cd.Code != "" || cd.Text != "" {
+			if cd := fromField(s.Field(3), segLoc(s, "DG1-3"), b.d); cd.Code != "" || cd.Text != "" {
 				r.Diagnoses = append(r.Diagnoses, cd)
 			}
 		}
@@ -172,15 +174,21 @@ func patientID(s *hl7.Segment) string {
 	if a == "" {
 		a = pick.Sub(4, 2)
 	}
-	if a != "" {
-		id += "^^^" + a
+	if a == "" {
+		return id
 	}
-	return id
+	// Usually the repetition itself reads "id^^^authority...": return that
+	// part of the message instead of a new string.
+	if raw, n := pick.Raw(), len(id)+3+len(a); len(raw) >= n && raw[:len(id)] == id && raw[len(id):len(id)+3] == "^^^" && raw[len(id)+3:n] == a {
+		return raw[:n]
+	}
+	return id + "^^^" + a
 }
 
 // builder holds what FromHL7 shares between segments.
 type builder struct {
 	loc   *time.Location
+	d     hl7.Delimiters
 	arena textArena
 	texts []Text // backing for the first text or note of each observation and order
 }
@@ -231,7 +239,7 @@ func (b *builder) joinReps(f hl7.Field) string {
 	return unsafe.String(&a.buf[start], len(a.buf)-start)
 }
 
-func fillOBR(o *Order, s *hl7.Segment, loc *time.Location) {
+func (b *builder) fillOBR(o *Order, s *hl7.Segment) {
 	o.Loc = segLoc(s, "")
 	if v := s.Field(2).Component(1); v != "" {
 		o.PlacerID = v
@@ -239,12 +247,12 @@ func fillOBR(o *Order, s *hl7.Segment, loc *time.Location) {
 	if v := s.Field(3).Component(1); v != "" {
 		o.FillerID = v
 	}
-	o.Service = fromField(s.Field(4), segLoc(s, "OBR-4"))
+	o.Service = fromField(s.Field(4), segLoc(s, "OBR-4"), b.d)
 	o.ServiceSection = strings.TrimSpace(s.Field(24).Component(1))
 	o.ServiceSectionLoc = segLoc(s, "OBR-24")
 	o.ResultStatus = strings.TrimSpace(s.Field(25).Component(1))
-	o.ObservedAt = parseTS(s.Field(7).Component(1), loc)
-	o.FinalizedAt = parseTS(s.Field(22).Component(1), loc)
+	o.ObservedAt = parseTS(s.Field(7).Component(1), b.loc)
+	o.FinalizedAt = parseTS(s.Field(22).Component(1), b.loc)
 	if o.OrderingProvider == "" {
 		o.OrderingProvider = s.Field(16).Component(1)
 	}
@@ -259,25 +267,121 @@ func segLoc(s *hl7.Segment, field string) Location {
 
 // fromField reads the first repetition of a coded field (CE/CWE/CNE) with its
 // alternate triplets.
-func fromField(f hl7.Field, loc Location) Coded {
-	cd := Coded{Code: f.Component(1), Text: f.Component(2), System: f.Component(3), Loc: loc}
-	if f.Components() <= 1 {
+func fromField(f hl7.Field, loc Location, d hl7.Delimiters) Coded {
+	var cs comps
+	cs.split(f, d)
+	cd := Coded{Code: cs.get(1), Text: cs.get(2), System: cs.get(3), Loc: loc}
+	if cs.n <= 1 {
 		return cd
 	}
 	if cd.Text == "" {
-		cd.Text = f.Component(9)
+		cd.Text = cs.get(9)
 	}
-	if code, text := f.Component(4), f.Component(5); code != "" || text != "" {
-		l := loc
-		l.Field = loc.Field + ".4"
-		cd.Alt = append(cd.Alt, Coded{Code: code, Text: text, System: f.Component(6), Loc: l})
+	code4, text4 := cs.get(4), cs.get(5)
+	code10, text10 := cs.get(10), cs.get(11)
+	alt4 := code4 != "" || text4 != ""
+	alt10 := code10 != "" || text10 != ""
+	if !alt4 && !alt10 {
+		return cd
 	}
-	if code, text := f.Component(10), f.Component(11); code != "" || text != "" {
+	n := 0
+	if alt4 {
+		n++
+	}
+	if alt10 {
+		n++
+	}
+	cd.Alt = make([]Coded, 0, n)
+	if alt4 {
 		l := loc
-		l.Field = loc.Field + ".10"
-		cd.Alt = append(cd.Alt, Coded{Code: code, Text: text, System: f.Component(12), Loc: l})
+		l.Field = altField(loc.Field, ".4")
+		cd.Alt = append(cd.Alt, Coded{Code: code4, Text: text4, System: cs.get(6), Loc: l})
+	}
+	if alt10 {
+		l := loc
+		l.Field = altField(loc.Field, ".10")
+		cd.Alt = append(cd.Alt, Coded{Code: code10, Text: text10, System: cs.get(12), Loc: l})
 	}
 	return cd
+}
+
+// altField returns field+suffix, without allocating for the fields FromHL7
+// reads coded values from.
+func altField(field, suffix string) string {
+	if suffix == ".4" {
+		switch field {
+		case "OBR-4":
+			return "OBR-4.4"
+		case "OBX-3":
+			return "OBX-3.4"
+		case "OBX-5":
+			return "OBX-5.4"
+		case "DG1-3":
+			return "DG1-3.4"
+		}
+	} else if suffix == ".10" {
+		switch field {
+		case "OBR-4":
+			return "OBR-4.10"
+		case "OBX-3":
+			return "OBX-3.10"
+		case "OBX-5":
+			return "OBX-5.10"
+		case "DG1-3":
+			return "DG1-3.10"
+		}
+	}
+	return field + suffix
+}
+
+// comps holds the components of a field's first repetition, split once, so
+// that reading several components costs one pass over the field instead of
+// one per component (hl7.Field.Component walks from the start each time).
+// get(c), for c from 1 to 12, returns exactly what f.Component(c) returns
+// (for any field but the literal MSH-1 and MSH-2).
+type comps struct {
+	raw [12]string // raw (still escaped) components 1-12
+	n   int        // number of components (0 for an empty first repetition)
+	d   hl7.Delimiters
+}
+
+func (cs *comps) split(f hl7.Field, d hl7.Delimiters) {
+	cs.d = d
+	v := f.Rep(1).Raw()
+	if v == "" {
+		return
+	}
+	sep := d.Component
+	if sep == 0 {
+		cs.raw[0], cs.n = v, 1
+		return
+	}
+	for {
+		i := strings.IndexByte(v, sep)
+		if i < 0 {
+			if cs.n < len(cs.raw) {
+				cs.raw[cs.n] = v
+			}
+			cs.n++
+			return
+		}
+		if cs.n < len(cs.raw) {
+			cs.raw[cs.n] = v[:i]
+		}
+		cs.n++
+		v = v[i+1:]
+	}
+}
+
+func (cs *comps) get(c int) string {
+	if c > cs.n {
+		return ""
+	}
+	v := cs.raw[c-1]
+	if v == `""` {
+		return ""
+	}
+	return hl7.Unescape(v, cs.d)
 }
 
 func parseTS(v string, loc *time.Location) time.Time {
@@ -305,15 +409,16 @@ func valueKind(vt string) (coded, text bool) {
 }
 
 func (b *builder) fromOBX(ob *Observation, s *hl7.Segment) {
-	*ob = Observation{
-		SetID:           s.Field(1).Value(),
-		ValueType:       strings.TrimSpace(s.Field(2).Component(1)),
-		ID:              fromField(s.Field(3), segLoc(s, "OBX-3")),
-		Status:          strings.TrimSpace(s.Field(11).Component(1)),
-		ObservedAt:      parseTS(s.Field(14).Component(1), b.loc),
-		ReleaseCategory: s.Field(26).Component(1),
-		Loc:             segLoc(s, ""),
-	}
+	// ob is a zero slot of the shared array: set the fields in place (an
+	// assignment of a whole Observation would copy 300-odd bytes with write
+	// barriers).
+	ob.SetID = s.Field(1).Value()
+	ob.ValueType = strings.TrimSpace(s.Field(2).Component(1))
+	ob.ID = fromField(s.Field(3), segLoc(s, "OBX-3"), b.d)
+	ob.Status = strings.TrimSpace(s.Field(11).Component(1))
+	ob.ObservedAt = parseTS(s.Field(14).Component(1), b.loc)
+	ob.ReleaseCategory = s.Field(26).Component(1)
+	ob.Loc = segLoc(s, "")
 	if f := s.Field(8); !f.IsEmpty() {
 		for i := 1; i <= f.Reps(); i++ {
 			if v := f.Rep(i).Component(1); v != "" {
@@ -332,7 +437,7 @@ func (b *builder) fromOBX(ob *Observation, s *hl7.Segment) {
 				field = "OBX-5(" + strconv.Itoa(i) + ")"
 			}
 			rep := f.Rep(i)
-			cd := fromField(rep, segLoc(s, field))
+			cd := fromField(rep, segLoc(s, field), b.d)
 			if cd.Code == "" && cd.Text == "" && len(cd.Alt) == 0 {
 				continue
 			}
