@@ -483,7 +483,14 @@ func TestE2EHolds(t *testing.T) {
 		}
 	}
 	rounds := envInt("RESULTGATE_E2E_ROUNDS", 3)
-	dir := t.TempDir()
+	// RESULTGATE_E2E_DIR keeps the data directory (it must not exist yet), so
+	// that TestE2EHoldsChild can be run on it again by hand, e.g. under a profiler.
+	dir := os.Getenv("RESULTGATE_E2E_DIR")
+	if dir == "" {
+		dir = t.TempDir()
+	} else if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	cfg := kentuckyConfig(t, dir)
 	tokFile := filepath.Join(dir, "tokens.yaml")
 	tok, err := auth.NewToken(tokFile, "Dr Synth Seven", auth.RoleClinician, "DR0007", time.Now())
@@ -599,6 +606,18 @@ func TestE2EHoldsChild(t *testing.T) {
 	a := New(cfg, zerolog.Nop())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	// RESULTGATE_E2E_CPU_PROFILE profiles the restart, from start to ready.
+	if path := os.Getenv("RESULTGATE_E2E_CPU_PROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile() // also stopped at ready, below; a second stop does nothing
+	}
 	t0 := time.Now()
 	if err := a.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -626,6 +645,7 @@ func TestE2EHoldsChild(t *testing.T) {
 	}
 	ready := time.Since(t0)
 	cpu := cpuTime(t)
+	pprof.StopCPUProfile()
 	svc := a.Service()
 	if all, _ := svc.ListHolds(ctx, router.HoldFilter{State: router.StateHeld}); len(all) != want {
 		t.Fatalf("view has %d open holds, want %d", len(all), want)
