@@ -29,26 +29,7 @@ func TestDumpFromHL7Classify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	roots := []string{"testdata", filepath.Join("..", "testdata"), filepath.Join("..", "hl7", "testdata")}
-	if dir := os.Getenv("RESULTGATE_CORPUS"); dir != "" {
-		roots = append(roots, dir)
-	} else if dir := filepath.Join(testutil.RepoRoot(t), "..", "shared", "corpus"); isDir(dir) {
-		roots = append(roots, dir)
-	}
-	// Each file is named by its root's index and its path under the root,
-	// so dumps made from different checkouts compare equal.
-	type file struct{ path, name string }
-	var files []file
-	for ri, root := range roots {
-		_ = filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
-			if err == nil && !info.IsDir() && (strings.HasSuffix(p, ".hl7") || strings.HasSuffix(p, ".txt") || strings.HasSuffix(p, ".er7")) {
-				rel, _ := filepath.Rel(root, p)
-				files = append(files, file{p, fmt.Sprintf("%d:%s", ri, filepath.ToSlash(rel))})
-			}
-			return nil
-		})
-	}
-	sort.Slice(files, func(i, j int) bool { return files[i].name < files[j].name })
+	files := messageFiles(t)
 	var b strings.Builder
 	n, bad := 0, 0
 	locs := []*time.Location{time.UTC, time.FixedZone("UTC-5", -5*3600)}
@@ -94,6 +75,96 @@ func TestDumpFromHL7Classify(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d files, %d classifications, %d inputs that do not split or parse", len(files), n, bad)
+}
+
+// messageFile is a file of HL7 messages, named by its root's index and its
+// path under the root, so dumps made from different checkouts compare equal.
+type messageFile struct{ path, name string }
+
+// messageFiles lists the message files under policy/testdata, testdata,
+// hl7/testdata and the shared corpus (when present), sorted by name.
+func messageFiles(t *testing.T) []messageFile {
+	roots := []string{"testdata", filepath.Join("..", "testdata"), filepath.Join("..", "hl7", "testdata")}
+	if dir := os.Getenv("RESULTGATE_CORPUS"); dir != "" {
+		roots = append(roots, dir)
+	} else if dir := filepath.Join(testutil.RepoRoot(t), "..", "shared", "corpus"); isDir(dir) {
+		roots = append(roots, dir)
+	}
+	var files []messageFile
+	for ri, root := range roots {
+		_ = filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
+			if err == nil && !info.IsDir() && (strings.HasSuffix(p, ".hl7") || strings.HasSuffix(p, ".txt") || strings.HasSuffix(p, ".er7")) {
+				rel, _ := filepath.Rel(root, p)
+				files = append(files, messageFile{p, fmt.Sprintf("%d:%s", ri, filepath.ToSlash(rel))})
+			}
+			return nil
+		})
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].name < files[j].name })
+	return files
+}
+
+// TestReportBuilderMatchesFromHL7 builds every test and corpus message with
+// one ReportBuilder and checks that each report and its classification equal
+// FromHL7's, and that every classification made earlier still reads the
+// same after all the later messages (the builder reuses arrays, never the
+// bytes of strings).
+func TestReportBuilderMatchesFromHL7(t *testing.T) {
+	c, err := NewClassifier(DefaultRuleSet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rb ReportBuilder
+	type kept struct {
+		name string
+		cl   Classification
+		json []byte
+	}
+	var all []kept
+	for _, ff := range messageFiles(t) {
+		data, err := os.ReadFile(ff.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs, err := hl7.SplitMessages(data)
+		if err != nil {
+			continue
+		}
+		for i, raw := range msgs {
+			m, err := hl7.Parse(raw)
+			if err != nil {
+				continue
+			}
+			name := fmt.Sprintf("%s #%d", ff.name, i)
+			for _, loc := range []*time.Location{time.UTC, time.FixedZone("UTC-5", -5*3600)} {
+				want, _ := FromHL7(m, loc)
+				got, err := rb.FromHL7(m, loc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				wj, _ := json.Marshal(want)
+				gj, _ := json.Marshal(got)
+				if string(wj) != string(gj) || want.PatientID != got.PatientID {
+					t.Errorf("%s: ReportBuilder report differs:\n%s\n%s", name, gj, wj)
+				}
+				wc, _ := json.Marshal(c.Classify(want, nil))
+				cl := c.Classify(got, nil)
+				gc, _ := json.Marshal(cl)
+				if string(wc) != string(gc) {
+					t.Errorf("%s: classification of the ReportBuilder report differs:\n%s\n%s", name, gc, wc)
+				}
+				all = append(all, kept{name, cl, gc})
+			}
+		}
+	}
+	for _, k := range all {
+		if j, _ := json.Marshal(k.cl); string(j) != string(k.json) {
+			t.Errorf("%s: classification changed after later messages:\n%s\n%s", k.name, j, k.json)
+		}
+	}
+	if len(all) == 0 {
+		t.Fatal("no messages")
+	}
 }
 
 func isDir(p string) bool {

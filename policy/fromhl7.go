@@ -30,10 +30,56 @@ func FromHL7(m *hl7.Message, loc *time.Location) (*Report, error) {
 	if m == nil {
 		return nil, ErrNilMessage
 	}
+	r := new(Report)
+	fromHL7(r, m, loc, nil)
+	return r, nil
+}
+
+// ReportBuilder is FromHL7 for a caller that handles one message after
+// another and keeps no report past the next one: it refills one Report and
+// reuses its arrays (orders, observations, texts, coded values), so a
+// message costs few or no allocations once the builder has seen a message
+// as large. Strings are never reused: every string in a report (and
+// therefore every string in a Classification of it) stays valid after the
+// next call, but the Report itself and its slices do not. The zero value is
+// ready to use; a ReportBuilder is not safe for concurrent use.
+type ReportBuilder struct {
+	r      Report
+	orders []Order
+	obs    []Observation
+	texts  []Text
+	coded  []Coded
+	diags  []Coded
+	arena  []byte // append-only: bytes once handed out are never written again
+}
+
+// FromHL7 builds the report of m as the package's FromHL7 does, in the
+// builder's memory. The report is valid until the next call.
+func (rb *ReportBuilder) FromHL7(m *hl7.Message, loc *time.Location) (*Report, error) {
+	if m == nil {
+		return nil, ErrNilMessage
+	}
+	rb.r = Report{}
+	fromHL7(&rb.r, m, loc, rb)
+	return &rb.r, nil
+}
+
+// reuse returns s[:n] zeroed when s can hold n elements, else a new slice.
+func reuse[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
+}
+
+// fromHL7 fills the zero report r; rb, when not nil, lends its arrays.
+func fromHL7(r *Report, m *hl7.Message, loc *time.Location, rb *ReportBuilder) {
 	if loc == nil {
 		loc = time.UTC
 	}
-	r := &Report{ControlID: m.ControlID()}
+	r.ControlID = m.ControlID()
 	// Size the slices once: every OBX goes into one backing array that the
 	// orders share in turn (each order's slice is clipped when the next one
 	// starts, so appending to it later cannot overwrite a neighbour). Texts
@@ -67,9 +113,42 @@ func FromHL7(m *hl7.Message, loc *time.Location) (*Report, error) {
 		r.PatientID = patientID(pidSeg)
 		r.Language = pidSeg.Field(15).Component(1)
 	}
-	b := builder{loc: loc, d: m.Delimiters(), arena: textArena{buf: make([]byte, 0, textBytes)}, texts: make([]Text, 0, nOBX+nNTE)}
-	r.Orders = make([]Order, 0, max(nOrders, 1))
-	obsBuf := make([]Observation, nOBX)
+	b := builder{loc: loc, d: m.Delimiters()}
+	var obsBuf []Observation
+	if rb == nil {
+		b.arena.buf = make([]byte, 0, textBytes)
+		b.texts = make([]Text, 0, nOBX+nNTE)
+		r.Orders = make([]Order, 0, max(nOrders, 1))
+		obsBuf = make([]Observation, nOBX)
+	} else {
+		if cap(rb.arena)-len(rb.arena) < textBytes {
+			rb.arena = make([]byte, 0, max(textBytes, 4<<10))
+		}
+		b.arena.buf = rb.arena
+		b.texts = reuse(rb.texts, nOBX+nNTE)[:0]
+		r.Orders = reuse(rb.orders, max(nOrders, 1))[:0]
+		obsBuf = reuse(rb.obs, nOBX)
+		b.coded = rb.coded[:0]
+		if b.coded == nil {
+			b.coded = []Coded{} // not nil: count what does not fit
+		}
+		r.Diagnoses = rb.diags[:0]
+		defer func() {
+			rb.arena = b.arena.buf
+			rb.texts, rb.orders, rb.obs = b.texts, r.Orders, obsBuf
+			if b.codedMiss > 0 {
+				// Some coded values did not fit: have room for all of
+				// them next time.
+				rb.coded = make([]Coded, 0, len(b.coded)+b.codedMiss)
+			} else {
+				rb.coded = b.coded
+			}
+			rb.diags = r.Diagnoses
+			if len(r.Diagnoses) == 0 {
+				r.Diagnoses = nil // as FromHL7 leaves it
+			}
+		}()
+	}
 	free := 0          // first slot of obsBuf not used by an earlier order
 	cur, obs := -1, -1 // current order and observation indexes
 	var orc *hl7.Segment
@@ -133,12 +212,11 @@ func FromHL7(m *hl7.Message, loc *time.Location) (*Report, error) {
 		case "SPM":
 			obs = -1
 		case "DG1":
-			if cd := fromField(s.Field(3), segLoc(s, "DG1-3"), b.d); cd.Code != "" || cd.Text != "" {
+			if cd := b.fromField(s.Field(3), segLoc(s, "DG1-3")); cd.Code != "" || cd.Text != "" {
 				r.Diagnoses = append(r.Diagnoses, cd)
 			}
 		}
 	}
-	return r, nil
 }
 
 // patientID reads the patient identifier from a PID segment as
@@ -191,6 +269,25 @@ type builder struct {
 	d     hl7.Delimiters
 	arena textArena
 	texts []Text // backing for the first text or note of each observation and order
+	// coded, when not nil, lends room for coded values (OBX-5 values and
+	// alternate triplets); codedMiss counts those that did not fit.
+	coded     []Coded
+	codedMiss int
+}
+
+// takeCoded returns an empty slice with room for n coded values, from the
+// lent array when it has room (clipped, so appending beyond n copies).
+func (b *builder) takeCoded(n int) []Coded {
+	if b.coded != nil && cap(b.coded)-len(b.coded) >= n {
+		k := len(b.coded)
+		b.coded = b.coded[:k+n]
+		clear(b.coded[k:])
+		return b.coded[k : k : k+n]
+	}
+	if b.coded != nil {
+		b.codedMiss += n
+	}
+	return make([]Coded, 0, n)
 }
 
 // addText appends t to *dst; a first element comes from the shared array,
@@ -247,7 +344,7 @@ func (b *builder) fillOBR(o *Order, s *hl7.Segment) {
 	if v := s.Field(3).Component(1); v != "" {
 		o.FillerID = v
 	}
-	o.Service = fromField(s.Field(4), segLoc(s, "OBR-4"), b.d)
+	o.Service = b.fromField(s.Field(4), segLoc(s, "OBR-4"))
 	o.ServiceSection = strings.TrimSpace(s.Field(24).Component(1))
 	o.ServiceSectionLoc = segLoc(s, "OBR-24")
 	o.ResultStatus = strings.TrimSpace(s.Field(25).Component(1))
@@ -267,9 +364,9 @@ func segLoc(s *hl7.Segment, field string) Location {
 
 // fromField reads the first repetition of a coded field (CE/CWE/CNE) with its
 // alternate triplets.
-func fromField(f hl7.Field, loc Location, d hl7.Delimiters) Coded {
+func (b *builder) fromField(f hl7.Field, loc Location) Coded {
 	var cs comps
-	cs.split(f, d)
+	cs.split(f, b.d)
 	cd := Coded{Code: cs.get(1), Text: cs.get(2), System: cs.get(3), Loc: loc}
 	if cs.n <= 1 {
 		return cd
@@ -291,7 +388,7 @@ func fromField(f hl7.Field, loc Location, d hl7.Delimiters) Coded {
 	if alt10 {
 		n++
 	}
-	cd.Alt = make([]Coded, 0, n)
+	cd.Alt = b.takeCoded(n)
 	if alt4 {
 		l := loc
 		l.Field = altField(loc.Field, ".4")
@@ -414,7 +511,7 @@ func (b *builder) fromOBX(ob *Observation, s *hl7.Segment) {
 	// barriers).
 	ob.SetID = s.Field(1).Value()
 	ob.ValueType = strings.TrimSpace(s.Field(2).Component(1))
-	ob.ID = fromField(s.Field(3), segLoc(s, "OBX-3"), b.d)
+	ob.ID = b.fromField(s.Field(3), segLoc(s, "OBX-3"))
 	ob.Status = strings.TrimSpace(s.Field(11).Component(1))
 	ob.ObservedAt = parseTS(s.Field(14).Component(1), b.loc)
 	ob.ReleaseCategory = s.Field(26).Component(1)
@@ -431,20 +528,25 @@ func (b *builder) fromOBX(ob *Observation, s *hl7.Segment) {
 	switch {
 	case f.IsEmpty():
 	case coded:
-		for i := 1; i <= f.Reps(); i++ {
+		n := f.Reps()
+		codes := b.takeCoded(n)
+		for i := 1; i <= n; i++ {
 			field := "OBX-5"
 			if i > 1 {
 				field = "OBX-5(" + strconv.Itoa(i) + ")"
 			}
 			rep := f.Rep(i)
-			cd := fromField(rep, segLoc(s, field), b.d)
+			cd := b.fromField(rep, segLoc(s, field))
 			if cd.Code == "" && cd.Text == "" && len(cd.Alt) == 0 {
 				continue
 			}
-			ob.Codes = append(ob.Codes, cd)
+			codes = append(codes, cd)
 			if orig := rep.Component(9); orig != "" && cd.Text != "" && orig != cd.Text {
 				ob.Texts = append(ob.Texts, Text{Value: orig, Loc: segLoc(s, field+".9")})
 			}
+		}
+		if len(codes) > 0 {
+			ob.Codes = codes
 		}
 	case text:
 		if t := b.joinReps(f); strings.TrimSpace(t) != "" {
