@@ -58,9 +58,27 @@ func UnescapeWith(s string, d Delimiters, o UnescapeOptions) string {
 }
 
 func unescape(s string, d Delimiters, o UnescapeOptions) string {
+	b := byteBuf{b: make([]byte, 0, len(s))}
+	appendUnescape(&b, s, d, o)
+	return bytesToString(b.b)
+}
+
+// byteBuf is the buffer unescape decodes into: the strings.Builder methods
+// decodeSeq uses, appending to a slice the caller may own (AppendValue).
+type byteBuf struct{ b []byte }
+
+func (w *byteBuf) Write(p []byte) (int, error)       { w.b = append(w.b, p...); return len(p), nil }
+func (w *byteBuf) WriteByte(c byte) error            { w.b = append(w.b, c); return nil }
+func (w *byteBuf) WriteString(s string) (int, error) { w.b = append(w.b, s...); return len(s), nil }
+func (w *byteBuf) WriteRune(r rune) (int, error) {
+	n := len(w.b)
+	w.b = utf8.AppendRune(w.b, r)
+	return len(w.b) - n, nil
+}
+
+// appendUnescape appends the decoding of s to b.
+func appendUnescape(b *byteBuf, s string, d Delimiters, o UnescapeOptions) {
 	esc := d.Escape
-	var b strings.Builder
-	b.Grow(len(s))
 	for {
 		i := strings.IndexByte(s, esc)
 		if i < 0 {
@@ -76,7 +94,7 @@ func unescape(s string, d Delimiters, o UnescapeOptions) string {
 		}
 		seq := rest[:j]
 		whole := s[i : i+1+j+1]
-		if !decodeSeq(&b, seq, whole, d, o) {
+		if !decodeSeq(b, seq, whole, d, o) {
 			// Unknown: keep the escape character literally and go on after it, so
 			// that "C:\dir\x" survives and "\\F\" still decodes its \F\.
 			b.WriteByte(esc)
@@ -85,13 +103,12 @@ func unescape(s string, d Delimiters, o UnescapeOptions) string {
 		}
 		s = rest[j+1:]
 	}
-	return b.String()
 }
 
 // decodeSeq writes the decoding of one escape sequence (seq is the text between
 // the escape characters, whole the sequence including them) and reports whether
 // seq was recognised.
-func decodeSeq(b *strings.Builder, seq, whole string, d Delimiters, o UnescapeOptions) bool {
+func decodeSeq(b *byteBuf, seq, whole string, d Delimiters, o UnescapeOptions) bool {
 	if seq == "" {
 		return false
 	}

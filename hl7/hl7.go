@@ -463,6 +463,32 @@ func (f Field) valueSlow() string {
 	return Unescape(v, f.delims())
 }
 
+// AppendValue appends Value() to dst and returns the extended slice; it
+// decodes escape sequences straight into dst, so a caller that collects
+// values in its own buffer does not pay for a string per escaped value.
+func (f Field) AppendValue(dst []byte) []byte {
+	if f.flags()&(fRep|fEsc|fLit) == 0 && f.s != `""` {
+		return append(dst, f.s...)
+	}
+	v := f.first()
+	if f.literal() || f.flags()&fEsc == 0 {
+		if v == `""` && !f.literal() {
+			return dst
+		}
+		return append(dst, v...)
+	}
+	if v == `""` {
+		return dst
+	}
+	d := f.delims()
+	if d.Escape == 0 || indexByte(v, d.Escape) < 0 {
+		return append(dst, v...)
+	}
+	b := byteBuf{b: dst}
+	appendUnescape(&b, v, d, UnescapeOptions{})
+	return b.b
+}
+
 // Values returns Value for every repetition.
 func (f Field) Values() []string {
 	n := f.Reps()
