@@ -86,6 +86,7 @@ func fromHL7(r *Report, m *hl7.Message, loc *time.Location, rb *ReportBuilder) {
 	// and notes take their first element from one shared array the same way,
 	// and joined repetitions are written into one buffer (see textArena).
 	nSeg := m.NumSegments()
+	esc := m.Delimiters().Escape
 	nOrders, nOBX, nNTE, textBytes := 0, 0, 0, 0
 	var pidSeg *hl7.Segment
 	for i := 0; i < nSeg; i++ {
@@ -95,14 +96,10 @@ func fromHL7(r *Report, m *hl7.Message, loc *time.Location, rb *ReportBuilder) {
 			nOrders++
 		case "OBX":
 			nOBX++
-			if f := s.Field(5); f.Reps() > 1 {
-				textBytes += len(f.Raw())
-			}
+			textBytes += arenaBytes(s.Field(5), esc)
 		case "NTE":
 			nNTE++
-			if f := s.Field(3); f.Reps() > 1 {
-				textBytes += len(f.Raw())
-			}
+			textBytes += arenaBytes(s.Field(3), esc)
 		case "PID":
 			if pidSeg == nil {
 				pidSeg = s
@@ -312,14 +309,28 @@ type textArena struct {
 	buf []byte
 }
 
+// arenaBytes returns the room a text field needs in the text arena: its raw
+// length when joinReps writes it there (several repetitions, or escapes to
+// decode), else 0. Decoding can need more (\.sp n\ is n line breaks); the
+// arena then moves on to a new array.
+func arenaBytes(f hl7.Field, esc byte) int {
+	raw := f.Raw()
+	if f.Reps() > 1 || esc != 0 && strings.IndexByte(raw, esc) >= 0 {
+		return len(raw)
+	}
+	return 0
+}
+
 // joinReps returns every repetition of f unescaped, joined by "\n" (TX/FT
-// senders use repetitions as line breaks).
+// senders use repetitions as line breaks). A single repetition without
+// escapes is returned as it is in the message; anything else is written into
+// the text arena.
 func (b *builder) joinReps(f hl7.Field) string {
 	n := f.Reps()
-	switch n {
-	case 0:
+	switch {
+	case n == 0:
 		return ""
-	case 1:
+	case n == 1 && (b.d.Escape == 0 || strings.IndexByte(f.Raw(), b.d.Escape) < 0):
 		return f.Value()
 	}
 	a := &b.arena
@@ -328,7 +339,7 @@ func (b *builder) joinReps(f hl7.Field) string {
 		if i > 1 {
 			a.buf = append(a.buf, '\n')
 		}
-		a.buf = append(a.buf, f.Rep(i).Value()...)
+		a.buf = f.Rep(i).AppendValue(a.buf)
 	}
 	if len(a.buf) == start {
 		return ""
