@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"debug/elf"
 	"encoding/json"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -206,71 +204,6 @@ func TestDockerfile(t *testing.T) {
 		t.Fatalf("exit code %d after SIGTERM, want 0\n%s", code, p.log())
 	}
 	t.Logf("stopped %s after SIGTERM", time.Since(t0).Round(time.Millisecond))
-}
-
-// startServeBinary starts bin with args (a serve command line with loopback
-// listeners on free ports) and waits, bounded, for its "resultgate started" JSON
-// log line. It is startServe for a given binary and command line: the log format
-// is whatever args choose (auto is JSON on a pipe, as in a container's log).
-func startServeBinary(t *testing.T, bin string, args []string) *serveProc {
-	t.Helper()
-	p := &serveProc{t: t, cmd: exec.Command(bin, args...), exited: make(chan struct{})}
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd.Stdout = io.Discard
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", bin, err)
-	}
-	startedc := make(chan startedLine, 1)
-	scanDone := make(chan struct{})
-	go func() {
-		defer close(scanDone)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			p.mu.Lock()
-			p.logs = append(p.logs, line)
-			p.mu.Unlock()
-			var sl startedLine
-			if json.Unmarshal([]byte(line), &sl) == nil && sl.Message == "resultgate started" {
-				select {
-				case startedc <- sl:
-				default:
-				}
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-	}()
-	go func() {
-		<-scanDone
-		p.waitErr = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-		if t.Failed() {
-			t.Logf("%s log:\n%s", bin, p.log())
-		}
-	})
-	select {
-	case p.started = <-startedc:
-	case <-p.exited:
-		t.Fatalf("%s exited before starting: %v\n%s", bin, p.waitErr, p.log())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("%s did not start within 60s\n%s", bin, p.log())
-	}
-	if p.started.MLLP == "" || p.started.HTTP == "" {
-		t.Fatalf("started line lacks addresses: %+v", p.started)
-	}
-	return p
 }
 
 // checkStatic fails unless bin is an ELF executable without a program

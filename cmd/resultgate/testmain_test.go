@@ -93,11 +93,19 @@ type serveProc struct {
 // is killed at the end of the test if it is still running.
 func startServe(t testing.TB, dataDir, durability string, extra ...string) *serveProc {
 	t.Helper()
-	bin := resultgateBinary(t)
 	args := []string{"serve", "--data", dataDir,
 		"--mllp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--nats-addr", "127.0.0.1:-1",
 		"--log-format", "json", "--durability", durability}
-	p := &serveProc{t: t, cmd: exec.Command(bin, append(args, extra...)...), exited: make(chan struct{})}
+	return startServeBinary(t, resultgateBinary(t), append(args, extra...))
+}
+
+// startServeBinary starts bin with args (a serve command line with loopback
+// listeners on free ports) and waits, bounded, for its "resultgate started" JSON
+// log line. It is startServe for a given binary and command line: the log format
+// is whatever args choose (auto is JSON on a pipe, as in a container's log).
+func startServeBinary(t testing.TB, bin string, args []string) *serveProc {
+	t.Helper()
+	p := &serveProc{t: t, cmd: exec.Command(bin, args...), exited: make(chan struct{})}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +119,7 @@ func startServe(t testing.TB, dataDir, durability string, extra ...string) *serv
 	go func() {
 		defer close(scanDone)
 		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 0, 64<<10), 1<<20) // log lines are short; bound them anyway
+		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 		for sc.Scan() {
 			line := sc.Text()
 			p.mu.Lock()
@@ -128,7 +136,7 @@ func startServe(t testing.TB, dataDir, durability string, extra ...string) *serv
 		_, _ = io.Copy(io.Discard, stderr)
 	}()
 	go func() {
-		<-scanDone // Wait closes the pipe, so read it to the end first
+		<-scanDone
 		p.waitErr = p.cmd.Wait()
 		close(p.exited)
 	}()
@@ -140,17 +148,17 @@ func startServe(t testing.TB, dataDir, durability string, extra ...string) *serv
 			<-p.exited
 		}
 		if t.Failed() {
-			t.Logf("resultgate serve (%s) log:\n%s", dataDir, p.log())
+			t.Logf("%s log:\n%s", bin, p.log())
 		}
 	})
 	select {
 	case p.started = <-startedc:
 	case <-p.exited:
-		t.Fatalf("resultgate serve exited before starting: %v\n%s", p.waitErr, p.log())
+		t.Fatalf("%s exited before starting: %v\n%s", bin, p.waitErr, p.log())
 	case <-time.After(60 * time.Second):
-		t.Fatalf("resultgate serve did not start within 60s\n%s", p.log())
+		t.Fatalf("%s did not start within 60s\n%s", bin, p.log())
 	}
-	if p.started.NATS == "" || p.started.MLLP == "" {
+	if p.started.MLLP == "" || p.started.HTTP == "" || p.started.NATS == "" {
 		t.Fatalf("started line lacks addresses: %+v", p.started)
 	}
 	return p
