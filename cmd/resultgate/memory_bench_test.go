@@ -39,7 +39,9 @@ import (
 // and live-B/msg includes them: with 24h it measures the dedup cost),
 // RESULTGATE_MEM_PHASES (default 4), RESULTGATE_MEM_UNIQUE=1 to give every copy
 // its own patient (PID-3) and orders (OBR-3), as real traffic has, instead of
-// the fixture's one patient and order; RESULTGATE_HEAP_PROFILE=PREFIX writes the
+// the fixture's one patient and order; RESULTGATE_MEM_CONFIG=FILE starts from
+// that configuration file (e.g. a policy that holds the fixture, to measure held
+// results); RESULTGATE_HEAP_PROFILE=PREFIX writes the
 // live-heap profile of each phase to PREFIX.<phase>, to compare with
 // `go tool pprof -sample_index=inuse_space -base PREFIX.1 -top PREFIX.4`.
 func BenchmarkServeMemory(b *testing.B) {
@@ -65,6 +67,12 @@ func BenchmarkServeMemory(b *testing.B) {
 	unique := os.Getenv("RESULTGATE_MEM_UNIQUE") == "1"
 
 	cfg := config.Default()
+	if path := os.Getenv("RESULTGATE_MEM_CONFIG"); path != "" {
+		var err error
+		if cfg, err = config.Load(path); err != nil {
+			b.Fatal(err)
+		}
+	}
 	cfg.DataDir = filepath.Join(benchDataDir(b), "data")
 	cfg.Durability = config.DurabilityOS
 	cfg.MLLP.Addr = "127.0.0.1:0"
