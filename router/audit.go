@@ -15,8 +15,9 @@ import (
 	"github.com/resultgate/resultgate/policy"
 )
 
-// Audit event kinds; the subject is audit.<kind>.<key> where key is the hold
-// ID, the patient key or the order key (all opaque, no PHI).
+// Audit event kinds; the subject is audit.<kind>.<bucket>, where bucket is
+// auditBucket of the event's key (the hold ID, else the patient key, else the
+// order key; all opaque, no PHI).
 const (
 	AuditDecision      = "decision"
 	AuditTransition    = "transition"
@@ -64,7 +65,32 @@ type Auditor struct {
 	js jetstream.JetStream
 }
 
-// key returns the subject's last token for e.
+// auditBuckets is the number of audit subject buckets. The file store keeps
+// an in-memory index entry (~130 B) for every distinct subject of a stream,
+// and AUDIT is never purged: with the key itself in the subject that index
+// grew by one entry per result for as long as the trail is kept (~130 MB per
+// million results, rebuilt at every start). With the key hashed into 4,096
+// buckets it is bounded (kinds × 4,096 subjects), and a query for one hold
+// reads that hold's bucket, 1/4,096 of the trail, and keeps its own events.
+const auditBuckets = 4096
+
+// auditBucket returns the subject token of key: three lowercase hex digits of
+// its FNV-1a hash.
+func auditBucket(key string) string {
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	const hex = "0123456789abcdef"
+	b := h % auditBuckets
+	return string([]byte{hex[b>>8], hex[b>>4&0xf], hex[b&0xf]})
+}
+
+// auditSubject is the subject of e.
+func auditSubject(e *AuditEvent) string { return "audit." + e.Kind + "." + auditBucket(e.key()) }
+
+// key returns the key e is filed under.
 func (e *AuditEvent) key() string {
 	switch {
 	case e.HoldID != "":
@@ -88,7 +114,7 @@ func (a *Auditor) Record(ctx context.Context, id string, e AuditEvent) error {
 	if err != nil {
 		return fmt.Errorf("encoding audit event: %w", err)
 	}
-	subj := "audit." + e.Kind + "." + e.key()
+	subj := auditSubject(&e)
 	_, err = a.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: data},
 		jetstream.WithMsgID("aud-"+id), jetstream.WithExpectStream(StreamAudit))
 	if err != nil {
@@ -156,8 +182,9 @@ type AuditQuery struct {
 const maxAuditRead = 10000
 
 // Query reads the audit events matching q, oldest first. It reads with an
-// ordered consumer filtered on the hold's subjects, so asking about one hold
-// does not read the whole trail.
+// ordered consumer filtered on the hold's bucket (and on audit.*.<hold ID>,
+// where builds before the buckets filed a hold's events), so asking about one
+// hold does not read the whole trail.
 func (a *Auditor) Query(ctx context.Context, q AuditQuery) ([]AuditEvent, error) {
 	limit := q.Limit
 	if limit <= 0 || limit > maxAuditRead {
@@ -168,7 +195,10 @@ func (a *Auditor) Query(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
 		if !validToken(q.HoldID) {
 			return nil, fmt.Errorf("hold id: %w", ErrBadRequest)
 		}
-		cfg.FilterSubjects = []string{"audit.*." + q.HoldID}
+		cfg.FilterSubjects = []string{"audit.*." + auditBucket(q.HoldID)}
+		if len(q.HoldID) != 3 { // a bucket token is three characters: the filters must not overlap
+			cfg.FilterSubjects = append(cfg.FilterSubjects, "audit.*."+q.HoldID)
+		}
 	}
 	if !q.Since.IsZero() {
 		t := q.Since
@@ -180,10 +210,16 @@ func (a *Auditor) Query(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
 		if err := json.Unmarshal(m.Data(), &e); err != nil {
 			return e, fmt.Errorf("decoding audit seq %d: %w", seq, err)
 		}
+		if q.HoldID != "" && e.HoldID != q.HoldID {
+			return e, errSkip // another hold in the same bucket
+		}
 		e.Seq = seq
 		return e, nil
 	})
 }
+
+// errSkip, returned by readAll's decode, leaves the message out of the result.
+var errSkip = errors.New("skip")
 
 // readAll reads a stream through an ordered consumer until nothing is pending
 // or limit items were read. The ephemeral consumer is deleted when done (and
@@ -254,12 +290,18 @@ func readAllOnce[T any](ctx context.Context, js jetstream.JetStream, stream stri
 			if err != nil {
 				return out, fmt.Errorf("reading %s: %w", stream, err)
 			}
+			last = meta.NumPending
 			v, err := decode(m, meta.Sequence.Stream)
+			if errors.Is(err, errSkip) {
+				if last == 0 {
+					break
+				}
+				continue
+			}
 			if err != nil {
 				return out, err
 			}
 			out = append(out, v)
-			last = meta.NumPending
 			if last == 0 || len(out) >= limit {
 				break
 			}
