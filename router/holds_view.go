@@ -361,6 +361,10 @@ func (v *HoldView) slimLocked(e *viewHold) {
 	e.Notify = internAs(in, e.Notify)
 	e.Inbound.Stream = in.str(e.Inbound.Stream)
 	e.Inbound.Partition = in.str(e.Inbound.Partition)
+	// The classify step's control ID is a slice of the inbound message (parsed
+	// in place, hl7.NoCopy): a copy, so that the view does not keep every
+	// held message's bytes alive.
+	e.Inbound.ControlID = strings.Clone(e.Inbound.ControlID)
 	e.ProviderID = in.str(e.ProviderID)
 	e.ProviderKey = in.str(e.ProviderKey)
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -325,4 +326,25 @@ func TestHoldViewMemoryPerHold(t *testing.T) {
 		t.Errorf("view keeps %d bytes per hold, want ≤ %d", per, bound)
 	}
 	runtime.KeepAlive(v)
+}
+
+// TestHoldViewDoesNotKeepMessageBytes: the classify step's hold carries a
+// control ID that is a slice of the inbound message (parsed in place); the
+// view must keep a copy, not the message's memory.
+func TestHoldViewDoesNotKeepMessageBytes(t *testing.T) {
+	raw := make([]byte, 1<<20)
+	copy(raw[4096:], "MSG00000042")
+	h := viewTestHold(42, time.Now().UTC())
+	h.Inbound.ControlID = unsafe.String(&raw[4096], len("MSG00000042"))
+	v := NewHoldView(zerolog.Nop())
+	v.Observe(h)
+	got, ok := v.Get(h.ID)
+	if !ok || got.Inbound.ControlID != "MSG00000042" {
+		t.Fatalf("Get: %+v, %v", got, ok)
+	}
+	p := uintptr(unsafe.Pointer(unsafe.StringData(got.Inbound.ControlID)))
+	lo := uintptr(unsafe.Pointer(&raw[0]))
+	if p >= lo && p < lo+uintptr(len(raw)) {
+		t.Error("the view's control ID points into the inbound message's bytes")
+	}
 }
