@@ -20,7 +20,10 @@ type Policy struct {
 	loc *time.Location
 }
 
-var _ router.Policy = (*Policy)(nil)
+var (
+	_ router.Policy       = (*Policy)(nil)
+	_ router.PooledPolicy = (*Policy)(nil)
+)
 
 // PolicyParts decodes cfg's `policy:` section and builds the rule set from the
 // embedded default extended by the `rules:` section.
@@ -69,6 +72,23 @@ func (p *Policy) Report(m *hl7.Message) (*policy.Report, error) {
 	}
 	r.Jurisdiction = p.eng.JurisdictionFor(r, m.MSH().SendingFacility.NamespaceID)
 	return r, nil
+}
+
+// ReportPooled is Report in pooled memory (router.PooledReporter): release
+// hands it back once the classify step is done with the message.
+func (p *Policy) ReportPooled(m *hl7.Message) (*policy.Report, func(), error) {
+	r, release, err := policy.FromHL7Pooled(m, p.loc)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.Jurisdiction = p.eng.JurisdictionFor(r, m.MSH().SendingFacility.NamespaceID)
+	return r, release, nil
+}
+
+// ClassifyPooled is Classify with the result in pooled memory
+// (router.PooledPolicy).
+func (p *Policy) ClassifyPooled(r *policy.Report, h policy.History) (policy.Classification, func()) {
+	return p.cls.ClassifyPooled(r, h)
 }
 
 // Classify tags r; h answers whether the patient has a malignancy on record.

@@ -403,6 +403,29 @@ func (s *classifyState) suppress(tag string, e Evidence) { addEv(&s.suppressed, 
 // suspected-malignancy, new-cancer, then others by name), evidence in message
 // order. h may be nil.
 func (c *Classifier) Classify(r *Report, h History) Classification {
+	return c.classify(r, h, nil)
+}
+
+// resultBuf is the memory of a pooled Classification: its Tag and Evidence
+// arrays.
+type resultBuf struct {
+	tags []Tag
+	evs  []Evidence
+}
+
+var resultBufs = sync.Pool{New: func() any { return new(resultBuf) }}
+
+// ClassifyPooled is Classify with the result's Tag and Evidence arrays taken
+// from a pool, for a caller that is done with the Classification before its
+// next message: release hands the arrays back; call it once, when neither
+// the Classification's slices nor anything sharing them (a Decision's basis
+// evidence) are used any more. Its strings stay valid after release.
+func (c *Classifier) ClassifyPooled(r *Report, h History) (Classification, func()) {
+	buf := resultBufs.Get().(*resultBuf)
+	return c.classify(r, h, buf), func() { resultBufs.Put(buf) }
+}
+
+func (c *Classifier) classify(r *Report, h History, buf *resultBuf) Classification {
 	out := Classification{RulesetVersion: c.rs.Version(), Tags: []Tag{}}
 	if r == nil {
 		return out
@@ -447,7 +470,7 @@ func (c *Classifier) Classify(r *Report, h History) Classification {
 		d := &r.Diagnoses[di]
 		c.codedValue(s, d, locOr(d.Loc, Location{Segment: "DG1"}, "DG1-3"))
 	}
-	c.finish(s, r, h, &out)
+	c.finish(s, r, h, &out, buf)
 	return out
 }
 
@@ -1022,7 +1045,7 @@ func morphologyBehaviour(code string) (byte, bool) {
 }
 
 // finish derives new-cancer, applies switches and builds the output.
-func (c *Classifier) finish(s *classifyState, r *Report, h History, out *Classification) {
+func (c *Classifier) finish(s *classifyState, r *Report, h History, out *Classification, buf *resultBuf) {
 	if a := accFor(&s.tags, TagNewCancer); len(a.ev) > 0 {
 		prior := s.prior
 		var priorEv []Evidence
@@ -1044,13 +1067,25 @@ func (c *Classifier) finish(s *classifyState, r *Report, h History, out *Classif
 	// Tags and suppressed tags share one Tag array and one Evidence array.
 	nt, et := countTags(s.tags, c.disabled)
 	ns, es := countTags(s.suppressed, c.disabled)
-	b := tagBuilder{tags: make([]Tag, 0, nt+ns)}
-	if et+es > 0 {
+	var b tagBuilder
+	if buf != nil && buf.tags != nil && cap(buf.tags) >= nt+ns { // never nil: "tags": [] in JSON
+		b.tags = buf.tags[:0]
+	} else {
+		b.tags = make([]Tag, 0, nt+ns)
+	}
+	if buf != nil && cap(buf.evs) >= et+es {
+		b.evs = buf.evs[:0]
+	} else if et+es > 0 {
 		b.evs = make([]Evidence, 0, et+es)
 	}
 	out.Tags = b.build(s.tags, c.disabled)
 	if ns > 0 {
 		out.Suppressed = b.build(s.suppressed, c.disabled)
+	}
+	if buf != nil {
+		// Keep the (possibly grown) arrays for the next message; the pool's
+		// user releases them only when done with this result.
+		buf.tags, buf.evs = b.tags[:0], b.evs[:0]
 	}
 }
 

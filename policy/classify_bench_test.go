@@ -266,6 +266,34 @@ func BenchmarkPolicyClassifyReuse(b *testing.B) {
 	reportCPU(b, start)
 }
 
+// BenchmarkPolicyClassifyPooled is the classify step's path in the router:
+// FromHL7Pooled (a pooled ReportBuilder) and ClassifyPooled (pooled result
+// arrays) on the parsed message, both released after each message.
+func BenchmarkPolicyClassifyPooled(b *testing.B) {
+	data := benchMessage(b)
+	c := benchClassifier(b)
+	m, err := hl7.Parse(data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	start := cpuTime()
+	for b.Loop() {
+		r, release, err := FromHL7Pooled(m, time.UTC)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cl, releaseResult := c.ClassifyPooled(r, nil)
+		if !cl.Has(TagMalignancy) {
+			b.Fatal("no malignancy")
+		}
+		releaseResult()
+		release()
+	}
+	reportCPU(b, start)
+}
+
 // BenchmarkFromHL7ClassifyReuse is BenchmarkFromHL7Classify with the report
 // built by one ReportBuilder.
 func BenchmarkFromHL7ClassifyReuse(b *testing.B) {

@@ -171,3 +171,52 @@ func isDir(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && st.IsDir()
 }
+
+// TestClassifyPooledMatchesClassify runs the classify step's pooled path
+// (FromHL7Pooled + ClassifyPooled, both released after each message, as the
+// router does) over every message, twice over so that every result is built
+// in arrays an earlier message used, and compares each with FromHL7 + Classify.
+func TestClassifyPooledMatchesClassify(t *testing.T) {
+	c, err := NewClassifier(DefaultRuleSet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for round := range 2 {
+		for _, ff := range messageFiles(t) {
+			data, err := os.ReadFile(ff.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msgs, err := hl7.SplitMessages(data)
+			if err != nil {
+				continue
+			}
+			for i, raw := range msgs {
+				m, err := hl7.Parse(raw)
+				if err != nil {
+					continue
+				}
+				for _, h := range []History{nil, priorHistory(true)} {
+					want, _ := FromHL7(m, time.UTC)
+					wj, _ := json.Marshal(c.Classify(want, h))
+					r, releaseReport, err := FromHL7Pooled(m, time.UTC)
+					if err != nil {
+						t.Fatal(err)
+					}
+					cl, releaseResult := c.ClassifyPooled(r, h)
+					gj, _ := json.Marshal(cl)
+					releaseResult()
+					releaseReport()
+					if string(gj) != string(wj) {
+						t.Errorf("round %d, %s #%d (history %T): pooled classification differs:\n%s\n%s", round, ff.name, i, h, gj, wj)
+					}
+					n++
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no messages")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -62,6 +63,23 @@ func (rb *ReportBuilder) FromHL7(m *hl7.Message, loc *time.Location) (*Report, e
 	rb.r = Report{}
 	fromHL7(&rb.r, m, loc, rb)
 	return &rb.r, nil
+}
+
+var reportBuilders = sync.Pool{New: func() any { return new(ReportBuilder) }}
+
+// FromHL7Pooled is FromHL7 in the memory of a pooled ReportBuilder, for
+// callers that handle messages on several goroutines. release hands that
+// memory back for another message; call it once, when neither the Report
+// nor its slices are used any more (its strings stay valid, as with
+// ReportBuilder). On error there is nothing to release (release is nil).
+func FromHL7Pooled(m *hl7.Message, loc *time.Location) (r *Report, release func(), err error) {
+	rb := reportBuilders.Get().(*ReportBuilder)
+	r, err = rb.FromHL7(m, loc)
+	if err != nil {
+		reportBuilders.Put(rb)
+		return nil, nil, err
+	}
+	return r, func() { reportBuilders.Put(rb) }, nil
 }
 
 // reuse returns s[:n] zeroed when s can hold n elements, else a new slice.

@@ -31,6 +31,16 @@ type Policy interface {
 	ParseConsent(data []byte) (*policy.Preference, error)
 }
 
+// PooledPolicy is implemented by a Policy that can build the report and the
+// classification in reusable memory (policy.FromHL7Pooled and
+// Classifier.ClassifyPooled): the classify step, which is done with both when
+// its message is, then calls release. Nothing it writes keeps their slices:
+// hold records, audit events and the hold view keep strings and copies.
+type PooledPolicy interface {
+	ReportPooled(m *hl7.Message) (r *policy.Report, release func(), err error)
+	ClassifyPooled(r *policy.Report, h policy.History) (c policy.Classification, release func())
+}
+
 // permanentError marks a failure that retrying cannot fix: the message goes to
 // the DEAD stream at once with reason.
 type permanentError struct {
@@ -168,7 +178,17 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 	}
 	in.msg = m
 	in.ref.ControlID = m.ControlID()
-	r, err := s.policy.Report(m)
+	var r *policy.Report
+	pooled, _ := s.policy.(PooledPolicy)
+	if pooled != nil {
+		var release func()
+		r, release, err = pooled.ReportPooled(m)
+		if release != nil {
+			defer release()
+		}
+	} else {
+		r, err = s.policy.Report(m)
+	}
 	if err != nil {
 		return permanent(DeadPolicy, err)
 	}
@@ -229,7 +249,14 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 		}
 	}
 	hist := &lazyHistory{ctx: ctx, store: s.history, key: in.patientKey}
-	c := s.policy.Classify(r, hist)
+	var c policy.Classification
+	if pooled != nil {
+		var release func()
+		c, release = pooled.ClassifyPooled(r, hist)
+		defer release()
+	} else {
+		c = s.policy.Classify(r, hist)
+	}
 	if hist.err != nil {
 		return hist.err
 	}

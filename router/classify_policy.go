@@ -41,6 +41,14 @@ func (p *policyAdapter) Report(m *hl7.Message) (*policy.Report, error) {
 	return policy.FromHL7(m, p.loc)
 }
 
+func (p *policyAdapter) ReportPooled(m *hl7.Message) (*policy.Report, func(), error) {
+	return policy.FromHL7Pooled(m, p.loc)
+}
+
+func (p *policyAdapter) ClassifyPooled(r *policy.Report, h policy.History) (policy.Classification, func()) {
+	return p.cls.ClassifyPooled(r, h)
+}
+
 func (p *policyAdapter) Classify(r *policy.Report, h policy.History) policy.Classification {
 	return p.cls.Classify(r, h)
 }
