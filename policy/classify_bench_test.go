@@ -318,3 +318,32 @@ func BenchmarkFromHL7ClassifyReuse(b *testing.B) {
 	}
 	reportCPU(b, start)
 }
+
+// BenchmarkFromHL7ClassifyPooled is the classify step's whole per-message
+// policy path from the stored bytes, as the router runs it: hl7.Parse in
+// place (NoCopy: the router parses the NATS message's own buffer),
+// FromHL7Pooled and ClassifyPooled, both released after each message.
+func BenchmarkFromHL7ClassifyPooled(b *testing.B) {
+	data := benchMessage(b)
+	c := benchClassifier(b)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	start := cpuTime()
+	for b.Loop() {
+		m, err := hl7.ParseWithOptions(data, hl7.ParseOptions{NoCopy: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		r, release, err := FromHL7Pooled(m, time.UTC)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cl, releaseResult := c.ClassifyPooled(r, nil)
+		if !cl.Has(TagMalignancy) {
+			b.Fatal("no malignancy")
+		}
+		releaseResult()
+		release()
+	}
+	reportCPU(b, start)
+}
