@@ -348,3 +348,21 @@ func TestHoldViewDoesNotKeepMessageBytes(t *testing.T) {
 		t.Error("the view's control ID points into the inbound message's bytes")
 	}
 }
+
+// TestHoldViewDueInRecordOrder: entries due together come in the order of
+// their holds' KV revisions (the bucket's record order), whatever their times.
+func TestHoldViewDueInRecordOrder(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	v := NewHoldView(zerolog.Nop())
+	// Later records have earlier times.
+	for i, rev := range []uint64{30, 10, 20} {
+		v.Observe(&Hold{ID: fmt.Sprintf("h%d", i), State: StateHeld, Deadline: now.Add(time.Duration(10-i) * time.Minute), Revision: rev})
+	}
+	var got []string
+	for _, e := range v.Due(now.Add(time.Hour)) {
+		got = append(got, e.id)
+	}
+	if !slices.Equal(got, []string{"h1", "h2", "h0"}) {
+		t.Fatalf("due order %v, want record order h1 h2 h0", got)
+	}
+}
