@@ -54,34 +54,17 @@ func reportCPU(b *testing.B, start time.Duration) {
 	b.ReportMetric(1e9/per, "ops/s/core")
 }
 
-// BenchmarkFromHL7Classify measures parse + FromHL7 + Classify for a 2 KB
-// pathology ORU: the classify step's whole cost per message.
-func BenchmarkFromHL7Classify(b *testing.B) {
-	data := benchMessage(b)
-	c := benchClassifier(b)
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	start := cpuTime()
-	for b.Loop() {
-		m, err := hl7.Parse(data)
-		if err != nil {
-			b.Fatal(err)
-		}
-		r, err := FromHL7(m, time.UTC)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if cl := c.Classify(r, nil); !cl.Has(TagMalignancy) {
-			b.Fatal("no malignancy")
-		}
-	}
-	reportCPU(b, start)
+// policyPath is one way of turning the benchmark message into a
+// classification: parse (nil: the message is parsed once, outside the loop)
+// and classify, which returns the classification and a release to call once
+// it has been checked (nil when nothing is pooled).
+type policyPath struct {
+	parse    func([]byte) (*hl7.Message, error)
+	classify func(c *Classifier, m *hl7.Message) (Classification, func(), error)
 }
 
-// BenchmarkPolicyClassify measures the policy's own work per message: given
-// the parsed ORU (the router parses each stored message once for every use),
-// FromHL7 builds the report and Classify tags it.
-func BenchmarkPolicyClassify(b *testing.B) {
+// benchPolicyPath runs p over the benchmark message and reports CPU per op.
+func benchPolicyPath(b *testing.B, p policyPath) {
 	data := benchMessage(b)
 	c := benchClassifier(b)
 	m, err := hl7.Parse(data)
@@ -92,15 +75,96 @@ func BenchmarkPolicyClassify(b *testing.B) {
 	b.ReportAllocs()
 	start := cpuTime()
 	for b.Loop() {
-		r, err := FromHL7(m, time.UTC)
+		if p.parse != nil {
+			if m, err = p.parse(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+		cl, release, err := p.classify(c, m)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if cl := c.Classify(r, nil); !cl.Has(TagMalignancy) {
+		if !cl.Has(TagMalignancy) {
 			b.Fatal("no malignancy")
+		}
+		if release != nil {
+			release()
 		}
 	}
 	reportCPU(b, start)
+}
+
+// fresh builds the report with FromHL7 and classifies it with Classify: new
+// memory for every message.
+func fresh(c *Classifier, m *hl7.Message) (Classification, func(), error) {
+	r, err := FromHL7(m, time.UTC)
+	if err != nil {
+		return Classification{}, nil, err
+	}
+	return c.Classify(r, nil), nil, nil
+}
+
+// pooled is the router's classify step: FromHL7Pooled and ClassifyPooled,
+// both released after the message.
+func pooled(c *Classifier, m *hl7.Message) (Classification, func(), error) {
+	r, release, err := FromHL7Pooled(m, time.UTC)
+	if err != nil {
+		return Classification{}, nil, err
+	}
+	cl, releaseResult := c.ClassifyPooled(r, nil)
+	return cl, func() { releaseResult(); release() }, nil
+}
+
+// reusing returns a path that builds the report with one ReportBuilder
+// (reused arrays) and classifies it into new memory.
+func reusing() func(c *Classifier, m *hl7.Message) (Classification, func(), error) {
+	var rb ReportBuilder
+	return func(c *Classifier, m *hl7.Message) (Classification, func(), error) {
+		r, err := rb.FromHL7(m, time.UTC)
+		if err != nil {
+			return Classification{}, nil, err
+		}
+		return c.Classify(r, nil), nil, nil
+	}
+}
+
+// parseInPlace parses without copying, as the router parses the NATS
+// message's own buffer.
+func parseInPlace(data []byte) (*hl7.Message, error) {
+	return hl7.ParseWithOptions(data, hl7.ParseOptions{NoCopy: true})
+}
+
+// BenchmarkFromHL7Classify measures parse + FromHL7 + Classify for a 2 KB
+// pathology ORU from its bytes, in new memory for every message.
+func BenchmarkFromHL7Classify(b *testing.B) {
+	benchPolicyPath(b, policyPath{parse: hl7.Parse, classify: fresh})
+}
+
+// BenchmarkPolicyClassify measures the policy's own work per message on the
+// parsed ORU: FromHL7 builds the report and Classify tags it.
+func BenchmarkPolicyClassify(b *testing.B) { benchPolicyPath(b, policyPath{classify: fresh}) }
+
+// BenchmarkPolicyClassifyReuse is BenchmarkPolicyClassify with the report
+// built by one ReportBuilder; the Classification is still new for each message.
+func BenchmarkPolicyClassifyReuse(b *testing.B) {
+	benchPolicyPath(b, policyPath{classify: reusing()})
+}
+
+// BenchmarkPolicyClassifyPooled is the classify step's path in the router:
+// FromHL7Pooled and ClassifyPooled on the parsed message, both released
+// after each message.
+func BenchmarkPolicyClassifyPooled(b *testing.B) { benchPolicyPath(b, policyPath{classify: pooled}) }
+
+// BenchmarkFromHL7ClassifyReuse is BenchmarkFromHL7Classify with the report
+// built by one ReportBuilder.
+func BenchmarkFromHL7ClassifyReuse(b *testing.B) {
+	benchPolicyPath(b, policyPath{parse: hl7.Parse, classify: reusing()})
+}
+
+// BenchmarkFromHL7ClassifyPooled is the router's whole per-message policy
+// path from the stored bytes: hl7.Parse in place, then the pooled path.
+func BenchmarkFromHL7ClassifyPooled(b *testing.B) {
+	benchPolicyPath(b, policyPath{parse: parseInPlace, classify: pooled})
 }
 
 // BenchmarkClassify measures Classify alone on the same report.
@@ -235,115 +299,6 @@ func BenchmarkFromHL7(b *testing.B) {
 		if _, err := FromHL7(m, time.UTC); err != nil {
 			b.Fatal(err)
 		}
-	}
-	reportCPU(b, start)
-}
-
-// BenchmarkPolicyClassifyReuse is BenchmarkPolicyClassify with the report
-// built by one ReportBuilder (FromHL7 into reused arrays), as a caller that
-// handles one message at a time can do; the Classification is still new
-// for each message.
-func BenchmarkPolicyClassifyReuse(b *testing.B) {
-	data := benchMessage(b)
-	c := benchClassifier(b)
-	m, err := hl7.Parse(data)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var rb ReportBuilder
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	start := cpuTime()
-	for b.Loop() {
-		r, err := rb.FromHL7(m, time.UTC)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if cl := c.Classify(r, nil); !cl.Has(TagMalignancy) {
-			b.Fatal("no malignancy")
-		}
-	}
-	reportCPU(b, start)
-}
-
-// BenchmarkPolicyClassifyPooled is the classify step's path in the router:
-// FromHL7Pooled (a pooled ReportBuilder) and ClassifyPooled (pooled result
-// arrays) on the parsed message, both released after each message.
-func BenchmarkPolicyClassifyPooled(b *testing.B) {
-	data := benchMessage(b)
-	c := benchClassifier(b)
-	m, err := hl7.Parse(data)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	start := cpuTime()
-	for b.Loop() {
-		r, release, err := FromHL7Pooled(m, time.UTC)
-		if err != nil {
-			b.Fatal(err)
-		}
-		cl, releaseResult := c.ClassifyPooled(r, nil)
-		if !cl.Has(TagMalignancy) {
-			b.Fatal("no malignancy")
-		}
-		releaseResult()
-		release()
-	}
-	reportCPU(b, start)
-}
-
-// BenchmarkFromHL7ClassifyReuse is BenchmarkFromHL7Classify with the report
-// built by one ReportBuilder.
-func BenchmarkFromHL7ClassifyReuse(b *testing.B) {
-	data := benchMessage(b)
-	c := benchClassifier(b)
-	var rb ReportBuilder
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	start := cpuTime()
-	for b.Loop() {
-		m, err := hl7.Parse(data)
-		if err != nil {
-			b.Fatal(err)
-		}
-		r, err := rb.FromHL7(m, time.UTC)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if cl := c.Classify(r, nil); !cl.Has(TagMalignancy) {
-			b.Fatal("no malignancy")
-		}
-	}
-	reportCPU(b, start)
-}
-
-// BenchmarkFromHL7ClassifyPooled is the classify step's whole per-message
-// policy path from the stored bytes, as the router runs it: hl7.Parse in
-// place (NoCopy: the router parses the NATS message's own buffer),
-// FromHL7Pooled and ClassifyPooled, both released after each message.
-func BenchmarkFromHL7ClassifyPooled(b *testing.B) {
-	data := benchMessage(b)
-	c := benchClassifier(b)
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	start := cpuTime()
-	for b.Loop() {
-		m, err := hl7.ParseWithOptions(data, hl7.ParseOptions{NoCopy: true})
-		if err != nil {
-			b.Fatal(err)
-		}
-		r, release, err := FromHL7Pooled(m, time.UTC)
-		if err != nil {
-			b.Fatal(err)
-		}
-		cl, releaseResult := c.ClassifyPooled(r, nil)
-		if !cl.Has(TagMalignancy) {
-			b.Fatal("no malignancy")
-		}
-		releaseResult()
-		release()
 	}
 	reportCPU(b, start)
 }
