@@ -121,42 +121,27 @@ func TestReportBuilderMatchesFromHL7(t *testing.T) {
 		json []byte
 	}
 	var all []kept
-	for _, ff := range messageFiles(t) {
-		data, err := os.ReadFile(ff.path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		msgs, err := hl7.SplitMessages(data)
-		if err != nil {
-			continue
-		}
-		for i, raw := range msgs {
-			m, err := hl7.Parse(raw)
+	forEachMessage(t, func(name string, m *hl7.Message) {
+		for _, loc := range []*time.Location{time.UTC, time.FixedZone("UTC-5", -5*3600)} {
+			want, _ := FromHL7(m, loc)
+			got, err := rb.FromHL7(m, loc)
 			if err != nil {
-				continue
+				t.Fatal(err)
 			}
-			name := fmt.Sprintf("%s #%d", ff.name, i)
-			for _, loc := range []*time.Location{time.UTC, time.FixedZone("UTC-5", -5*3600)} {
-				want, _ := FromHL7(m, loc)
-				got, err := rb.FromHL7(m, loc)
-				if err != nil {
-					t.Fatal(err)
-				}
-				wj, _ := json.Marshal(want)
-				gj, _ := json.Marshal(got)
-				if string(wj) != string(gj) || want.PatientID != got.PatientID {
-					t.Errorf("%s: ReportBuilder report differs:\n%s\n%s", name, gj, wj)
-				}
-				wc, _ := json.Marshal(c.Classify(want, nil))
-				cl := c.Classify(got, nil)
-				gc, _ := json.Marshal(cl)
-				if string(wc) != string(gc) {
-					t.Errorf("%s: classification of the ReportBuilder report differs:\n%s\n%s", name, gc, wc)
-				}
-				all = append(all, kept{name, cl, gc})
+			wj, _ := json.Marshal(want)
+			gj, _ := json.Marshal(got)
+			if string(wj) != string(gj) || want.PatientID != got.PatientID {
+				t.Errorf("%s: ReportBuilder report differs:\n%s\n%s", name, gj, wj)
 			}
+			wc, _ := json.Marshal(c.Classify(want, nil))
+			cl := c.Classify(got, nil)
+			gc, _ := json.Marshal(cl)
+			if string(wc) != string(gc) {
+				t.Errorf("%s: classification of the ReportBuilder report differs:\n%s\n%s", name, gc, wc)
+			}
+			all = append(all, kept{name, cl, gc})
 		}
-	}
+	})
 	for _, k := range all {
 		if j, _ := json.Marshal(k.cl); string(j) != string(k.json) {
 			t.Errorf("%s: classification changed after later messages:\n%s\n%s", k.name, j, k.json)
@@ -183,40 +168,47 @@ func TestClassifyPooledMatchesClassify(t *testing.T) {
 	}
 	n := 0
 	for round := range 2 {
-		for _, ff := range messageFiles(t) {
-			data, err := os.ReadFile(ff.path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			msgs, err := hl7.SplitMessages(data)
-			if err != nil {
-				continue
-			}
-			for i, raw := range msgs {
-				m, err := hl7.Parse(raw)
+		forEachMessage(t, func(name string, m *hl7.Message) {
+			for _, h := range []History{nil, priorHistory(true)} {
+				want, _ := FromHL7(m, time.UTC)
+				wj, _ := json.Marshal(c.Classify(want, h))
+				r, releaseReport, err := FromHL7Pooled(m, time.UTC)
 				if err != nil {
-					continue
+					t.Fatal(err)
 				}
-				for _, h := range []History{nil, priorHistory(true)} {
-					want, _ := FromHL7(m, time.UTC)
-					wj, _ := json.Marshal(c.Classify(want, h))
-					r, releaseReport, err := FromHL7Pooled(m, time.UTC)
-					if err != nil {
-						t.Fatal(err)
-					}
-					cl, releaseResult := c.ClassifyPooled(r, h)
-					gj, _ := json.Marshal(cl)
-					releaseResult()
-					releaseReport()
-					if string(gj) != string(wj) {
-						t.Errorf("round %d, %s #%d (history %T): pooled classification differs:\n%s\n%s", round, ff.name, i, h, gj, wj)
-					}
-					n++
+				cl, releaseResult := c.ClassifyPooled(r, h)
+				gj, _ := json.Marshal(cl)
+				releaseResult()
+				releaseReport()
+				if string(gj) != string(wj) {
+					t.Errorf("round %d, %s (history %T): pooled classification differs:\n%s\n%s", round, name, h, gj, wj)
 				}
+				n++
 			}
-		}
+		})
 	}
 	if n == 0 {
 		t.Fatal("no messages")
+	}
+}
+
+// forEachMessage calls fn for every message of messageFiles that splits and
+// parses, named "file #index".
+func forEachMessage(t *testing.T, fn func(name string, m *hl7.Message)) {
+	t.Helper()
+	for _, ff := range messageFiles(t) {
+		data, err := os.ReadFile(ff.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs, err := hl7.SplitMessages(data)
+		if err != nil {
+			continue
+		}
+		for i, raw := range msgs {
+			if m, err := hl7.Parse(raw); err == nil {
+				fn(fmt.Sprintf("%s #%d", ff.name, i), m)
+			}
+		}
 	}
 }
