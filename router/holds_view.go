@@ -3,6 +3,7 @@ package router
 import (
 	"container/heap"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
@@ -334,9 +335,15 @@ type slimHold struct {
 // and allocates for every skipped value — at 100,000 holds that was half of
 // the restart's CPU. The records are written by encoding/json (valid UTF-8,
 // exact member names, no duplicates), which both decoders read alike;
-// TestSlimDecodeMatchesV1 checks that they do.
+// TestSlimDecodeMatchesV1 checks that they do. What v2 refuses and v1 reads
+// (invalid UTF-8 or a repeated member name, e.g. in a record written by
+// another tool) is decoded by v1, so the view never drops a record v1 reads.
 func decodeSlim(data []byte, sh *slimHold) error {
-	return jsonv2.Unmarshal(data, sh)
+	if err := jsonv2.Unmarshal(data, sh); err != nil {
+		*sh = slimHold{}
+		return json.Unmarshal(data, sh)
+	}
+	return nil
 }
 
 // skipJSON accepts and discards any JSON value.

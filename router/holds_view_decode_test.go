@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+
 	"github.com/resultgate/resultgate/policy"
 )
 
@@ -70,6 +72,23 @@ func TestSlimDecodeMatchesV1(t *testing.T) {
 		}
 		if (h.Release == nil) != (v2.Release == nil) || h.Release != nil && (!h.Release.At.Equal(v2.Release.At) || h.Release.Actor != v2.Release.Actor || h.Release.Note != v2.Release.Note || h.Release.Path != v2.Release.Path) {
 			t.Errorf("hold %d: release %+v, want %+v", i, v2.Release, h.Release)
+		}
+	}
+	// What v2 alone refuses is read as v1 reads it.
+	for _, odd := range []string{
+		"{\"id\":\"h1\",\"state\":\"held\",\"note\":\"caf\xe9\"}", // invalid UTF-8
+		`{"id":"h1","state":"held","id":"h2"}`,                    // repeated member
+	} {
+		var v1, v2 slimHold
+		if err := json.Unmarshal([]byte(odd), &v1); err != nil {
+			t.Fatalf("%q: v1: %v", odd, err)
+		}
+		if err := jsonv2.Unmarshal([]byte(odd), &v2); err == nil {
+			t.Fatalf("%q: JSON v2 reads it; the case does not test the fallback", odd)
+		}
+		v2 = slimHold{}
+		if err := decodeSlim([]byte(odd), &v2); err != nil || !reflect.DeepEqual(v1, v2) {
+			t.Errorf("%q: decodeSlim %+v, %v; v1 %+v", odd, v2.Hold, err, v1.Hold)
 		}
 	}
 	// Both refuse what is not a record.
