@@ -342,11 +342,18 @@ var ErrUnpublishable = errors.New("released result cannot be published")
 // log. The sender has to correct the message; a correction supersedes it.
 func (g *Gate) unpublishable(ctx context.Context, h *Hold, pe *permanentError) (*Hold, error) {
 	why := pe.reason + ": " + safeDetail(pe.err, pe.reason+" failed")
+	// The release and the reconciler can both find the hold unpublishable at
+	// once: only the one whose compare-and-set records it counts and logs it.
+	// Both write the audit event (the same Msg-Id, stored once), so one lost
+	// in a crash after the record is written again by the reconciler.
+	recorded := false
 	out, err := g.holds.Mutate(ctx, h.ID, func(c *Hold) error {
+		recorded = false
 		if c.PublishError != "" || c.Published {
 			return errNoChange
 		}
 		c.PublishError = why
+		recorded = true
 		return nil
 	})
 	if err != nil {
@@ -358,6 +365,9 @@ func (g *Gate) unpublishable(ctx context.Context, h *Hold, pe *permanentError) (
 		InboundSeq: h.Inbound.Seq, Reason: why, Actor: "resultgate", Role: RoleSystem,
 	}); err != nil {
 		return out, err
+	}
+	if !recorded {
+		return out, ErrUnpublishable
 	}
 	// Counted with the dead letters (resultgate_dead_letters_total{reason="unpublishable"}),
 	// not as a classify outcome: the message was classified; its release cannot be published.
