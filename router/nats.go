@@ -25,6 +25,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -120,16 +121,24 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS: %w", err)
 	}
-	srv.SetLoggerV2(natsLogger{cfg.Logger.With().Str("component", "nats").Logger()}, opts.Debug, opts.Trace, false)
+	fatal := &fatalNote{}
+	srv.SetLoggerV2(natsLogger{l: cfg.Logger.With().Str("component", "nats").Logger(), fatal: fatal}, opts.Debug, opts.Trace, false)
 	srv.Start()
 	timeout := cfg.ReadyTimeout
 	if timeout <= 0 {
 		timeout = DefaultReadyTimeout
 	}
-	if !srv.ReadyForConnections(timeout) {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-		return nil, fmt.Errorf("embedded NATS after %s: %w", timeout, ErrServerNotReady)
+	for deadline := time.Now().Add(timeout); !srv.ReadyForConnections(100 * time.Millisecond); {
+		if msg := fatal.get(); msg != "" {
+			srv.Shutdown()
+			srv.WaitForShutdown()
+			return nil, fmt.Errorf("embedded NATS: %s: %w", msg, ErrServerNotReady)
+		}
+		if time.Now().After(deadline) {
+			srv.Shutdown()
+			srv.WaitForShutdown()
+			return nil, fmt.Errorf("embedded NATS after %s: %w", timeout, ErrServerNotReady)
+		}
 	}
 	if !srv.JetStreamEnabled() {
 		srv.Shutdown()
@@ -160,13 +169,43 @@ func splitListen(addr string) (string, int, error) {
 }
 
 // natsLogger adapts zerolog to the nats-server Logger interface. Fatalf logs at
-// error level and does not exit: nothing below cmd/ ends the process.
-type natsLogger struct{ l zerolog.Logger }
+// error level and does not exit: nothing below cmd/ ends the process. It
+// keeps the first fatal message (when fatal is set), so that StartEmbedded can
+// fail at once with the server's own reason (e.g. its port is in use) instead
+// of waiting out the readiness timeout.
+type natsLogger struct {
+	l     zerolog.Logger
+	fatal *fatalNote
+}
+
+// fatalNote holds the first fatal message of an embedded server.
+type fatalNote struct {
+	mu  sync.Mutex
+	msg string
+}
+
+func (f *fatalNote) set(msg string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.msg == "" {
+		f.msg = msg
+	}
+}
+
+func (f *fatalNote) get() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.msg
+}
 
 func (n natsLogger) Noticef(format string, v ...any) { n.l.Info().Msgf(format, v...) }
 func (n natsLogger) Warnf(format string, v ...any)   { n.l.Warn().Msgf(format, v...) }
 func (n natsLogger) Fatalf(format string, v ...any) {
-	n.l.Error().Bool("fatal", true).Msgf(format, v...)
+	msg := fmt.Sprintf(format, v...)
+	n.l.Error().Bool("fatal", true).Msg(msg)
+	if n.fatal != nil {
+		n.fatal.set(msg)
+	}
 }
 func (n natsLogger) Errorf(format string, v ...any) { n.l.Error().Msgf(format, v...) }
 func (n natsLogger) Debugf(format string, v ...any) { n.l.Debug().Msgf(format, v...) }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,4 +143,29 @@ func (s *safeBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestStartEmbeddedPortInUse: a client port already taken fails the start at
+// once with the server's own reason, not after the readiness timeout.
+func TestStartEmbeddedPortInUse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	start := time.Now()
+	srv, err := StartEmbedded(EmbeddedConfig{
+		DataDir: t.TempDir(), Listen: l.Addr().String(), Durability: config.DurabilityOS,
+		ReadyTimeout: 20 * time.Second, Logger: zerolog.Nop(),
+	})
+	if err == nil {
+		srv.Shutdown()
+		t.Fatal("StartEmbedded on a taken port succeeded")
+	}
+	if !errors.Is(err, ErrServerNotReady) || !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("error %q, want ErrServerNotReady naming the taken address", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("failed after %s, want well before the 20 s readiness timeout", d)
+	}
 }
