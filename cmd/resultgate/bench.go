@@ -30,7 +30,7 @@ detection hides no work. It reports msg/s and p50/p90/p99/max ACK latency. With
 				return &exitError{code: 2, err: err}
 			}
 			cfg.TLS = tc
-			msgs, err := readMessages(cmd.InOrStdin(), args)
+			msgs, err := readMessages(cmd.InOrStdin(), cmd.ErrOrStderr(), args)
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}

@@ -32,7 +32,7 @@ values) as JSON, one object per message per line.`,
 					return &exitError{code: 2, err: err}
 				}
 			}
-			raw, err := readMessages(cmd.InOrStdin(), args)
+			raw, err := readMessages(cmd.InOrStdin(), cmd.ErrOrStderr(), args)
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}

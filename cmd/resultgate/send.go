@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -67,9 +68,12 @@ func (f *tlsFlags) config() (*tls.Config, error) {
 
 // readMessages reads every HL7 message from the files named (a directory's
 // regular files in name order; "-" is standard input), splitting batches, files
-// and back-to-back messages.
-func readMessages(stdin io.Reader, args []string) ([][]byte, error) {
+// and back-to-back messages. A file named on the command line that holds no
+// HL7 message is an error; a file found in a directory that holds none (a
+// README, a checksum list) is skipped with a line on warn.
+func readMessages(stdin io.Reader, warn io.Writer, args []string) ([][]byte, error) {
 	var files []string
+	inDir := map[string]bool{}
 	for _, a := range args {
 		if a == "-" {
 			files = append(files, a)
@@ -94,6 +98,9 @@ func readMessages(stdin io.Reader, args []string) ([][]byte, error) {
 			}
 		}
 		sort.Strings(names)
+		for _, n := range names {
+			inDir[n] = true
+		}
 		files = append(files, names...)
 	}
 	var msgs [][]byte
@@ -109,11 +116,15 @@ func readMessages(stdin io.Reader, args []string) ([][]byte, error) {
 			return nil, err
 		}
 		split, err := hl7.SplitMessages(data)
+		if err == nil && len(split) == 0 {
+			err = errors.New("no HL7 message found")
+		}
+		if err != nil && inDir[f] && !looksLikeHL7(data) {
+			fmt.Fprintf(warn, "skipping %s: not an HL7 file (%v)\n", f, err)
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", f, err)
-		}
-		if len(split) == 0 {
-			return nil, fmt.Errorf("%s: no HL7 message found", f)
 		}
 		msgs = append(msgs, split...)
 	}
@@ -140,7 +151,7 @@ message was not positively acknowledged (AA or CA).`,
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			msgs, err := readMessages(cmd.InOrStdin(), args)
+			msgs, err := readMessages(cmd.InOrStdin(), cmd.ErrOrStderr(), args)
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
@@ -275,4 +286,19 @@ func ackReason(ack []byte) string {
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && isatty.IsTerminal(f.Fd())
+}
+
+// looksLikeHL7 reports whether data starts (after a UTF-8 BOM, white space
+// or an MLLP start byte) with a message, batch or file header segment. A file
+// in a directory that does is sent even when it is malformed, so that its
+// errors are reported rather than skipped.
+func looksLikeHL7(data []byte) bool {
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	data = bytes.TrimLeft(data, " \t\r\n\x0b")
+	for _, h := range []string{"MSH", "FHS", "BHS"} {
+		if bytes.HasPrefix(data, []byte(h)) {
+			return true
+		}
+	}
+	return false
 }
