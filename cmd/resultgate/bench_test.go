@@ -128,16 +128,17 @@ func BenchmarkServeInProcess(b *testing.B) {
 	}
 }
 
-func benchServeInProcess(b *testing.B, d config.Durability) {
-	cfg := config.Default()
+// startBenchApp starts the daemon in this process as `serve` starts it with
+// cfg, on a fresh benchmark data directory with durability d and loopback
+// listeners on free ports; it is stopped when the benchmark ends.
+func startBenchApp(ctx context.Context, b *testing.B, cfg config.Config, d config.Durability) *app.App {
+	b.Helper()
 	cfg.DataDir = filepath.Join(benchDataDir(b), "data")
 	cfg.Durability = d
 	cfg.MLLP.Addr = "127.0.0.1:0"
 	cfg.HTTP.Addr = "127.0.0.1:0"
 	cfg.NATS.Listen = "127.0.0.1:-1"
 	a := app.New(cfg, zerolog.Nop())
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
 	if err := a.Start(ctx); err != nil {
 		b.Fatal(err)
 	}
@@ -146,6 +147,13 @@ func benchServeInProcess(b *testing.B, d config.Durability) {
 		defer scancel()
 		_ = a.Stop(sctx)
 	})
+	return a
+}
+
+func benchServeInProcess(b *testing.B, d config.Durability) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	a := startBenchApp(ctx, b, config.Default(), d)
 	tmpl := readFixture(b, "oru_r01_v251.hl7")
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -16,9 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/resultgate/resultgate/app"
 	"github.com/resultgate/resultgate/config"
 	"github.com/resultgate/resultgate/hl7/mllp"
 	"github.com/resultgate/resultgate/internal/loadgen"
@@ -73,23 +69,10 @@ func BenchmarkServeMemory(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	cfg.DataDir = filepath.Join(benchDataDir(b), "data")
-	cfg.Durability = config.DurabilityOS
-	cfg.MLLP.Addr = "127.0.0.1:0"
-	cfg.HTTP.Addr = "127.0.0.1:0"
-	cfg.NATS.Listen = "127.0.0.1:-1"
 	cfg.Intake.DuplicateWindow = window
-	a := app.New(cfg, zerolog.Nop())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
-	if err := a.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer scancel()
-		_ = a.Stop(sctx)
-	})
+	a := startBenchApp(ctx, b, cfg, config.DurabilityOS)
 	tmpl := readFixture(b, "oru_r01_v251.hl7")
 	run := strconv.FormatInt(time.Now().UnixNano()%1e12, 36)
 
