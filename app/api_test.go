@@ -29,19 +29,7 @@ type apiEnv struct {
 
 func newAPIEnv(t *testing.T) *apiEnv {
 	t.Helper()
-	cfg, err := config.Parse([]byte(`
-policy:
-  time_zone: America/New_York
-  jurisdiction: US-KY
-  jurisdictions:
-    US-KY:
-      statute: US-KY-KRS-333.152
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := testConfig(t, t.TempDir())
-	cfg.DataDir, cfg.Durability, cfg.MLLP, cfg.HTTP, cfg.NATS = base.DataDir, base.Durability, base.MLLP, base.HTTP, base.NATS
+	cfg := kentuckyConfig(t, t.TempDir())
 	tokFile := filepath.Join(cfg.DataDir, "tokens.yaml")
 	toks := map[string]string{}
 	for _, u := range []struct {
@@ -61,6 +49,12 @@ policy:
 		}
 		toks[u.key] = tok
 	}
+	return startAPIEnv(t, cfg, toks)
+}
+
+// startAPIEnv starts resultgate with cfg; toks are the bearer tokens by user key.
+func startAPIEnv(t *testing.T, cfg config.Config, toks map[string]string) *apiEnv {
+	t.Helper()
 	a := New(cfg, zerolog.Nop())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

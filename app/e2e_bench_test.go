@@ -62,6 +62,12 @@ func envInt(name string, def int) int {
 // malignancy are held 72 h) on a fresh data directory, durability os, loopback.
 func kentuckyConfig(t *testing.T, dataDir string) config.Config {
 	t.Helper()
+	return kentuckyConfigWith(t, dataDir, "")
+}
+
+// kentuckyConfigWith is kentuckyConfig with more top-level YAML sections.
+func kentuckyConfigWith(t *testing.T, dataDir, extra string) config.Config {
+	t.Helper()
 	cfg, err := config.Parse([]byte(`
 policy:
   time_zone: America/New_York
@@ -69,7 +75,7 @@ policy:
   jurisdictions:
     US-KY:
       statute: US-KY-KRS-333.152
-`))
+` + extra))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,9 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
-	"github.com/rs/zerolog"
 
-	"github.com/resultgate/resultgate/config"
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/router"
 )
@@ -183,42 +181,20 @@ func (iss *oidcIssuer) token(w http.ResponseWriter, r *http.Request) {
 // at iss, and no tokens.
 func newOIDCEnv(t *testing.T, iss *oidcIssuer) *apiEnv {
 	t.Helper()
-	cfg, err := config.Parse([]byte(`
-policy:
-  time_zone: America/New_York
-  jurisdiction: US-KY
-  jurisdictions:
-    US-KY:
-      statute: US-KY-KRS-333.152
+	cfg := kentuckyConfigWith(t, t.TempDir(), `
 auth:
   oidc:
-    issuer: ` + iss.srv.URL + `
-    audience: ` + oidcClientID + `
+    issuer: `+iss.srv.URL+`
+    audience: `+oidcClientID+`
     roles_claim: roles
     provider_claim: npi
     name_claim: name
     scopes: [openid, profile]
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := testConfig(t, t.TempDir())
-	cfg.DataDir, cfg.Durability, cfg.MLLP, cfg.HTTP, cfg.NATS = base.DataDir, base.Durability, base.MLLP, base.HTTP, base.NATS
+`)
 	if _, err := AuthConfig(cfg); err != nil {
 		t.Fatal(err)
 	}
-	a := New(cfg, zerolog.Nop())
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := a.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		a.Stop(ctx)
-	})
-	e := &apiEnv{app: a, base: "http://" + a.HTTPAddr().String(), tokens: map[string]string{}}
+	e := startAPIEnv(t, cfg, map[string]string{})
 	iss.setPage(e.base)
 	return e
 }
