@@ -171,14 +171,7 @@ func BenchmarkFromHL7ClassifyPooled(b *testing.B) {
 func BenchmarkClassify(b *testing.B) {
 	data := benchMessage(b)
 	c := benchClassifier(b)
-	m, err := hl7.Parse(data)
-	if err != nil {
-		b.Fatal(err)
-	}
-	r, err := FromHL7(m, time.UTC)
-	if err != nil {
-		b.Fatal(err)
-	}
+	r := mustReport(b, data)
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	start := cpuTime()
@@ -194,9 +187,8 @@ func BenchmarkClassify(b *testing.B) {
 // shared, its scratch space pooled).
 func BenchmarkClassifyParallel(b *testing.B) {
 	data := benchMessage(b)
-	c, _ := NewClassifier(DefaultRuleSet())
-	m, _ := hl7.Parse(data)
-	r, _ := FromHL7(m, time.UTC)
+	c := benchClassifier(b)
+	r := mustReport(b, data)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -252,14 +244,7 @@ func BenchmarkParseFromHL7(b *testing.B) {
 func BenchmarkScan(b *testing.B) {
 	data := benchMessage(b)
 	c := benchClassifier(b)
-	m, err := hl7.Parse(data)
-	if err != nil {
-		b.Fatal(err)
-	}
-	r, err := FromHL7(m, time.UTC)
-	if err != nil {
-		b.Fatal(err)
-	}
+	r := mustReport(b, data)
 	var texts []string
 	n := 0
 	for _, o := range r.Orders {

@@ -23,14 +23,7 @@ func TestFromHL7PatientIDPrefersMR(t *testing.T) {
 		raw := "MSH|^~\\&|LAB|HOSP|PORTAL|HOSP|20261101120000||ORU^R01|C1|P|2.5.1\r" +
 			"PID|1||" + c.pid3 + "||DOE^JANE\r" +
 			"OBR|1||F1|24331-1^Lipid panel^LN\r"
-		m, err := hl7.Parse([]byte(raw))
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := FromHL7(m, time.UTC)
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := mustReport(t, []byte(raw))
 		if r.PatientID != c.want {
 			t.Errorf("PID-3 %q: PatientID %q, want %q", c.pid3, r.PatientID, c.want)
 		}
@@ -90,14 +83,7 @@ func TestFromHL7JoinedTexts(t *testing.T) {
 		"NTE|2||single note\r" +
 		"OBX|2|FT|22637-3^Diagnosis^LN||DIAGNOSIS:\\.br\\carcinoma~second line\r" +
 		"OBX|3|TX|22638-1^Comments^LN||~~\r"
-	m, err := hl7.Parse([]byte(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := FromHL7(m, time.UTC)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustReport(t, []byte(raw))
 	o := r.Orders[0]
 	got := []string{o.Notes[0].Value, o.Observations[0].Texts[0].Value, o.Observations[0].Notes[0].Value,
 		o.Observations[0].Notes[1].Value, o.Observations[1].Texts[0].Value}
@@ -114,4 +100,18 @@ func TestFromHL7JoinedTexts(t *testing.T) {
 	if n := len(o.Observations[0].Notes); n != 2 {
 		t.Errorf("OBX 1: %d notes, want 2", n)
 	}
+}
+
+// mustReport parses raw and builds its report (times without an offset in UTC).
+func mustReport(tb testing.TB, raw []byte) *Report {
+	tb.Helper()
+	m, err := hl7.Parse(raw)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r, err := FromHL7(m, time.UTC)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return r
 }
