@@ -93,10 +93,44 @@ func (p PID) Identifier(typ string) (CX, bool) {
 // The intake (partition) and the policy (history, Consents, holds) both use it,
 // so one patient is one key everywhere.
 func (p PID) PrimaryIdentifier() (CX, bool) {
+	if p.Seg != nil {
+		f, ok := PrimaryIdentifierField(p.Seg)
+		if !ok {
+			return CX{}, false
+		}
+		return cxFrom(f), true
+	}
 	if cx, ok := p.Identifier("MR"); ok {
 		return cx, true
 	}
 	return p.Identifier("")
+}
+
+// PrimaryIdentifierField returns the repetition PID.PrimaryIdentifier reads
+// from a PID segment: of PID-3 (PID-2 when PID-3 is empty or null, as in
+// v2.1/2.2), the first with identifier type code (CX-5) "MR", else the first
+// with an ID, and false when none has one. It reads only those components,
+// not the whole segment as ReadPID does, for callers on a hot path.
+func PrimaryIdentifierField(s *Segment) (Field, bool) {
+	f := s.Field(3)
+	if f.Reps() == 0 || f.IsNull() {
+		f = s.Field(2)
+	}
+	var first Field
+	found := false
+	for i := 1; i <= f.Reps(); i++ {
+		rep := f.Rep(i)
+		if rep.Component(1) == "" {
+			continue
+		}
+		if rep.Component(5) == "MR" {
+			return rep, true
+		}
+		if !found {
+			first, found = rep, true
+		}
+	}
+	return first, found
 }
 
 // PID returns the first PID segment's typed view, and false when there is none.

@@ -235,31 +235,11 @@ func fromHL7(r *Report, m *hl7.Message, loc *time.Location, rb *ReportBuilder) {
 }
 
 // patientID reads the patient identifier from a PID segment as
-// hl7.PID.PrimaryIdentifier chooses it (the first PID-3 identifier of type MR,
-// else the first; PID-2 when PID-3 is empty or null, as in v2.1/2.2), written
-// "id" or "id^^^authority". It reads only those components rather than the
-// whole typed view (hl7.ReadPID), which reads every field.
+// hl7.PID.PrimaryIdentifier chooses it (hl7.PrimaryIdentifierField), written
+// "id" or "id^^^authority", without reading the whole typed view.
 func patientID(s *hl7.Segment) string {
-	f := s.Field(3)
-	if f.Reps() == 0 || f.IsNull() {
-		f = s.Field(2)
-	}
-	var pick hl7.Field
-	found := false
-	for i := 1; i <= f.Reps(); i++ {
-		rep := f.Rep(i)
-		if rep.Component(1) == "" {
-			continue
-		}
-		if !found {
-			pick, found = rep, true
-		}
-		if rep.Component(5) == "MR" {
-			pick = rep
-			break
-		}
-	}
-	if !found {
+	pick, ok := hl7.PrimaryIdentifierField(s)
+	if !ok {
 		return ""
 	}
 	id := pick.Component(1)

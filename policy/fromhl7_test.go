@@ -31,7 +31,7 @@ func TestFromHL7PatientIDPrefersMR(t *testing.T) {
 }
 
 // TestFromHL7PatientIDMatchesPID checks that FromHL7's direct read of PID-3
-// agrees with the typed view's PrimaryIdentifier (which the intake uses) on
+// agrees with the typed view's PrimaryIdentifier (the intake's rule too) on
 // identifiers with escapes, nulls, empty IDs, PID-2 fallback and authorities
 // given only as a universal ID.
 func TestFromHL7PatientIDMatchesPID(t *testing.T) {

@@ -507,7 +507,7 @@ func afterMSH(b []byte) []byte {
 
 func (in *Intake) storeWithID(ctx context.Context, m *hl7.Message, msh hl7.MSH, peer mllp.Peer, receivedAt time.Time, frame []byte, msgID string, reused bool) (Receipt, error) {
 	pkey := ""
-	if pid, ok := m.PID(); ok {
+	if pid := m.First("PID"); pid != nil {
 		if id, ok := pidIdentity(pid); ok {
 			pkey = in.patientKey(id)
 		}
@@ -815,9 +815,9 @@ func secondPatient(m *hl7.Message) int {
 			continue
 		}
 		if n == 2 {
-			firstID, _ = pidIdentity(hl7.ReadPID(first))
+			firstID, _ = pidIdentity(first)
 		}
-		if id, _ := pidIdentity(hl7.ReadPID(s)); id != firstID {
+		if id, _ := pidIdentity(s); id != firstID {
 			return n
 		}
 	}
@@ -825,12 +825,13 @@ func secondPatient(m *hl7.Message) int {
 }
 
 // pidIdentity is the PatientIdentity of a PID segment's primary identifier
-// (with its assigning authority), and false when PID-3 names none.
-func pidIdentity(pid hl7.PID) (string, bool) {
-	cx, ok := pid.PrimaryIdentifier()
+// (hl7.PID.PrimaryIdentifier, with its assigning authority), and false when
+// PID-3 names none. It reads only that identifier's components: the intake
+// calls it for every message.
+func pidIdentity(pid *hl7.Segment) (string, bool) {
+	f, ok := hl7.PrimaryIdentifierField(pid)
 	if !ok {
 		return "", false
 	}
-	aa := cx.AssigningAuthority
-	return PatientIdentity(cx.ID, aa.NamespaceID, aa.UniversalID, aa.UniversalIDType), true
+	return PatientIdentity(f.Component(1), f.Sub(4, 1), f.Sub(4, 2), f.Sub(4, 3)), true
 }
