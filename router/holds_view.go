@@ -155,32 +155,29 @@ func (in *interner) names(n int, name func(int) string) []byte {
 
 // tagList returns the shared slim list (names only) of ts's tag names.
 func (in *interner) tagList(ts []policy.Tag) []policy.Tag {
-	k := in.names(len(ts), func(i int) string { return ts[i].Tag })
-	if c, ok := in.tags[string(k)]; ok {
-		return c
-	}
-	c := make([]policy.Tag, len(ts))
-	for i, t := range ts {
-		c[i].Tag = in.str(t.Tag)
-	}
-	if len(in.tags) < internMax {
-		in.tags[string(k)] = c
-	}
-	return c
+	return internList(in, in.tags, len(ts), func(i int) string { return ts[i].Tag },
+		func(name string) policy.Tag { return policy.Tag{Tag: name} })
 }
 
 // basisList returns the shared slim list (kinds only) of bs's basis kinds.
 func (in *interner) basisList(bs []Basis) []Basis {
-	k := in.names(len(bs), func(i int) string { return bs[i].Kind })
-	if c, ok := in.bases[string(k)]; ok {
+	return internList(in, in.bases, len(bs), func(i int) string { return bs[i].Kind },
+		func(kind string) Basis { return Basis{Kind: kind} })
+}
+
+// internList returns table's shared list for the n names, making it (one
+// slim element per interned name) the first time.
+func internList[T any](in *interner, table map[string][]T, n int, name func(int) string, slim func(string) T) []T {
+	k := in.names(n, name)
+	if c, ok := table[string(k)]; ok {
 		return c
 	}
-	c := make([]Basis, len(bs))
-	for i, b := range bs {
-		c[i].Kind = in.str(b.Kind)
+	c := make([]T, n)
+	for i := range c {
+		c[i] = slim(in.str(name(i)))
 	}
-	if len(in.bases) < internMax {
-		in.bases[string(k)] = c
+	if len(table) < internMax {
+		table[string(k)] = c
 	}
 	return c
 }
