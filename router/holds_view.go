@@ -1,6 +1,7 @@
 package router
 
 import (
+	"cmp"
 	"container/heap"
 	"context"
 	"encoding/json"
@@ -538,28 +539,23 @@ func (v *HoldView) Unpublished() []*Hold {
 func (v *HoldView) Due(now time.Time) []timerEntry {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	var out []timerEntry
-	var revs []uint64
+	type dueEntry struct {
+		e   timerEntry
+		rev uint64
+	}
+	var due []dueEntry
 	for n := stampOf(now); len(v.timers) > 0 && v.timers[0].at <= n; {
 		e := heap.Pop(&v.timers).(timerEntry)
 		h := v.holds[e.id]
 		if h == nil || !h.Open() || h.due[e.kind] != e.at {
 			continue
 		}
-		out = append(out, e)
-		revs = append(revs, h.Revision)
+		due = append(due, dueEntry{e, h.Revision})
 	}
-	if len(out) > 1 {
-		idx := make([]int, len(out))
-		for i := range idx {
-			idx[i] = i
-		}
-		sort.SliceStable(idx, func(a, b int) bool { return revs[idx[a]] < revs[idx[b]] })
-		sorted := make([]timerEntry, len(out))
-		for i, j := range idx {
-			sorted[i] = out[j]
-		}
-		out = sorted
+	slices.SortStableFunc(due, func(a, b dueEntry) int { return cmp.Compare(a.rev, b.rev) })
+	var out []timerEntry
+	for _, d := range due {
+		out = append(out, d.e)
 	}
 	return out
 }
