@@ -342,10 +342,17 @@ var ErrUnpublishable = errors.New("released result cannot be published")
 // log. The sender has to correct the message; a correction supersedes it.
 func (g *Gate) unpublishable(ctx context.Context, h *Hold, pe *permanentError) (*Hold, error) {
 	why := pe.reason + ": " + safeDetail(pe.err, pe.reason+" failed")
-	// The release and the reconciler can both find the hold unpublishable at
-	// once: only the one whose compare-and-set records it counts and logs it.
-	// Both write the audit event (the same Msg-Id, stored once), so one lost
-	// in a crash after the record is written again by the reconciler.
+	// The audit event first, then the mark that stops the reconciler: a crash
+	// in between leaves the hold unmarked, so the reconciler comes back here
+	// and the event (the same Msg-Id) is stored once. The release and the
+	// reconciler can also get here at once: only the one whose
+	// compare-and-set marks the hold counts and logs it.
+	if err := g.audit.Record(ctx, "unpub-"+h.ID, AuditEvent{
+		Kind: AuditDead, At: time.Now().UTC(), HoldID: h.ID, OrderKey: h.OrderKey, MsgID: h.Inbound.MsgID,
+		InboundSeq: h.Inbound.Seq, Reason: why, Actor: "resultgate", Role: RoleSystem,
+	}); err != nil {
+		return h, err
+	}
 	recorded := false
 	out, err := g.holds.Mutate(ctx, h.ID, func(c *Hold) error {
 		recorded = false
@@ -360,12 +367,6 @@ func (g *Gate) unpublishable(ctx context.Context, h *Hold, pe *permanentError) (
 		return h, fmt.Errorf("recording that hold %s cannot be published: %w", h.ID, err)
 	}
 	g.view.Observe(out)
-	if err := g.audit.Record(ctx, "unpub-"+h.ID, AuditEvent{
-		Kind: AuditDead, At: time.Now().UTC(), HoldID: h.ID, OrderKey: h.OrderKey, MsgID: h.Inbound.MsgID,
-		InboundSeq: h.Inbound.Seq, Reason: why, Actor: "resultgate", Role: RoleSystem,
-	}); err != nil {
-		return out, err
-	}
 	if !recorded {
 		return out, ErrUnpublishable
 	}
