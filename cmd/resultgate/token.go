@@ -48,9 +48,6 @@ resultgate picks new tokens up within a second.`,
 		},
 	}
 	f := newCmd.Flags()
-	f.StringVar(&cfgFile, "config", "", "configuration file (for auth.tokens_file and data_dir)")
-	f.StringVar(&dataDir, "data", "./data", "data directory (the tokens file defaults to DATA/tokens.yaml)")
-	f.StringVar(&tokensFile, "tokens-file", "", "tokens file to write (overrides the configuration)")
 	f.StringVar(&role, "role", "", "clinician, oncall, compliance or admin")
 	f.StringVar(&name, "name", "", "who the token is for (shown in the audit trail)")
 	f.StringVar(&provider, "provider", "", "clinician's provider ID (ORC-12/OBR-16)")
@@ -102,7 +99,7 @@ resultgate picks new tokens up within a second.`,
 			return nil
 		},
 	}
-	for _, c := range []*cobra.Command{listCmd, revokeCmd} {
+	for _, c := range []*cobra.Command{newCmd, listCmd, revokeCmd} {
 		f := c.Flags()
 		f.StringVar(&cfgFile, "config", "", "configuration file (for auth.tokens_file and data_dir)")
 		f.StringVar(&dataDir, "data", "./data", "data directory (the tokens file defaults to DATA/tokens.yaml)")
