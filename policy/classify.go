@@ -322,9 +322,12 @@ type classifyState struct {
 	lower [64]byte
 }
 
-// strArena writes composed strings into one shared buffer, so that a call
-// that composes several costs one allocation. Bytes once handed out are never
-// written again: a string that does not fit goes to a new buffer.
+// strArena is an append-only buffer that strings are written into, so that
+// many strings (a report's joined texts, a classification's composed
+// evidence) cost one allocation. Bytes once handed out are never written
+// again: appending only writes past the end, and a string that does not fit
+// goes to a new array, leaving the old one (and the strings into it)
+// untouched.
 type strArena struct {
 	buf []byte
 }

@@ -102,7 +102,7 @@ func fromHL7(r *Report, m *hl7.Message, loc *time.Location, rb *ReportBuilder) {
 	// orders share in turn (each order's slice is clipped when the next one
 	// starts, so appending to it later cannot overwrite a neighbour). Texts
 	// and notes take their first element from one shared array the same way,
-	// and joined repetitions are written into one buffer (see textArena).
+	// and joined repetitions are written into one buffer (see strArena).
 	nSeg := m.NumSegments()
 	esc := m.Delimiters().Escape
 	nOrders, nOBX, nNTE, textBytes := 0, 0, 0, 0
@@ -262,8 +262,8 @@ func patientID(s *hl7.Segment) string {
 type builder struct {
 	loc   *time.Location
 	d     hl7.Delimiters
-	arena textArena
-	texts []Text // backing for the first text or note of each observation and order
+	arena strArena // the joined texts of the report: one allocation for all
+	texts []Text   // backing for the first text or note of each observation and order
 	// coded, when not nil, lends room for coded values (OBX-5 values and
 	// alternate triplets); codedMiss counts those that did not fit.
 	coded     []Coded
@@ -296,15 +296,6 @@ func (b *builder) addText(dst *[]Text, t Text) {
 		return
 	}
 	*dst = append(*dst, t)
-}
-
-// textArena is an append-only buffer that the joined texts of one report are
-// written into, so a report's texts cost one allocation. Each string refers to
-// bytes that are never written again: appending only writes past the end, and
-// an append beyond the capacity moves on to a new array, leaving the old one
-// (and the strings into it) untouched.
-type textArena struct {
-	buf []byte
 }
 
 // arenaBytes returns the room a text field needs in the text arena: its raw
