@@ -21,6 +21,7 @@ import (
 	"github.com/resultgate/resultgate/internal/loadgen"
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // appCluster is a three-node JetStream cluster started in-process on loopback,
@@ -216,7 +217,7 @@ func portalByControlID(js jetstream.JetStream) (hl7 map[string][]nats.Header, fh
 }
 
 // holdsByControlID reads every hold record from the holds bucket.
-func holdsByControlID(js jetstream.JetStream) (map[string]*router.Hold, error) {
+func holdsByControlID(js jetstream.JetStream) (map[string]*hold.Hold, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	kv, err := js.KeyValue(ctx, router.KVHolds)
@@ -228,7 +229,7 @@ func holdsByControlID(js jetstream.JetStream) (map[string]*router.Hold, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]*router.Hold{}
+	out := map[string]*hold.Hold{}
 	for k := range keys.Keys() {
 		h, err := store.Get(ctx, k)
 		if err != nil {
@@ -240,10 +241,10 @@ func holdsByControlID(js jetstream.JetStream) (map[string]*router.Hold, error) {
 }
 
 // releases counts the transitions of h into released.
-func releases(h *router.Hold) int {
+func releases(h *hold.Hold) int {
 	n := 0
 	for _, tr := range h.Transitions {
-		if tr.To == router.StateReleased {
+		if tr.To == hold.StateReleased {
 			n++
 		}
 	}
@@ -334,7 +335,7 @@ func TestClusterInstancesSurviveLeaderAndInstanceLoss(t *testing.T) {
 
 	// The deadline holds must still be open now that A is gone, or the test
 	// would not show the survivor firing them.
-	var holds map[string]*router.Hold
+	var holds map[string]*hold.Hold
 	testutil.Eventually(t, 10*time.Second, "deadline holds created", func() bool {
 		var err error
 		if holds, err = holdsByControlID(js); err != nil {
@@ -350,7 +351,7 @@ func TestClusterInstancesSurviveLeaderAndInstanceLoss(t *testing.T) {
 	for _, m := range msgs {
 		if m.kind == "deadline" {
 			h := holds[m.id]
-			if h == nil || h.State != router.StateHeld {
+			if h == nil || h.State != hold.StateHeld {
 				t.Fatalf("%s: want an open hold when A died, got %+v (raise the deadline offset)", m.id, h)
 			}
 			if !h.Deadline.Equal(deadline) {
@@ -377,7 +378,7 @@ func TestClusterInstancesSurviveLeaderAndInstanceLoss(t *testing.T) {
 		for _, m := range msgs {
 			switch m.kind {
 			case "held":
-				if h := holds[m.id]; h == nil || h.State != router.StateHeld {
+				if h := holds[m.id]; h == nil || h.State != hold.StateHeld {
 					return false
 				}
 			default:
@@ -400,7 +401,7 @@ func TestClusterInstancesSurviveLeaderAndInstanceLoss(t *testing.T) {
 				bad = append(bad, fmt.Sprintf("%s: hold bases %+v, want state-law", m.id, h.Bases))
 			}
 		case "deadline":
-			if releases(h) != 1 || h.State != router.StateReleased || h.Release.Path != router.PathDeadline {
+			if releases(h) != 1 || h.State != hold.StateReleased || h.Release.Path != hold.PathDeadline {
 				bad = append(bad, fmt.Sprintf("%s: state %s, %d releases, release %+v; want released once at the deadline", m.id, h.State, releases(h), h.Release))
 			}
 			if at := h.Release.At; at.Before(deadline) {
@@ -413,9 +414,9 @@ func TestClusterInstancesSurviveLeaderAndInstanceLoss(t *testing.T) {
 				continue
 			}
 			path := feed[m.id][0].Get(router.HeaderReleasePath)
-			want := string(router.PathImmediate)
+			want := string(hold.PathImmediate)
 			if m.kind == "deadline" {
-				want = string(router.PathDeadline)
+				want = string(hold.PathDeadline)
 			}
 			if path != want {
 				bad = append(bad, fmt.Sprintf("%s (%s): feed release path %q, want %q", m.id, m.kind, path, want))

@@ -42,6 +42,7 @@ import (
 	"github.com/resultgate/resultgate/internal/loadgen"
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 func e2eBenchEnabled(t *testing.T) {
@@ -375,7 +376,7 @@ func TestE2ELatency(t *testing.T) {
 			}
 			readStream(t, js, "KV_"+router.KVHolds, func(m jetstream.Msg) {
 				md, _ := m.Metadata()
-				var h router.Hold
+				var h hold.Hold
 				if err := json.Unmarshal(m.Data(), &h); err != nil {
 					t.Fatal(err)
 				}
@@ -409,7 +410,7 @@ const benchProviders = 500
 // holds in the holds bucket, directly as KV puts (the bucket's subject), spread
 // over benchProviders ordering providers and distinct patients, with deadlines
 // between 1 and 72 h ahead. IDs continue from `from`.
-func writeHolds(t *testing.T, js jetstream.JetStream, proto *router.Hold, from, count int) {
+func writeHolds(t *testing.T, js jetstream.JetStream, proto *hold.Hold, from, count int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
@@ -528,7 +529,7 @@ func TestE2EHolds(t *testing.T) {
 	if res, err := loadgen.Run(ctx, loadgen.Config{Addr: a.MLLPAddr().String(), Conns: 1, Count: 1}, msgs[4:5]); err != nil || res.Accepted != 1 {
 		t.Fatalf("prototype: %v %+v", err, res)
 	}
-	var proto *router.Hold
+	var proto *hold.Hold
 	testutil.Eventually(t, 30*time.Second, "prototype hold", func() bool {
 		hs, _ := a.Service().ListHolds(ctx, router.HoldFilter{})
 		if len(hs) == 1 {
@@ -661,7 +662,7 @@ func TestE2EHoldsChild(t *testing.T) {
 	cpu := cpuTime(t)
 	pprof.StopCPUProfile()
 	svc := a.Service()
-	if all, _ := svc.ListHolds(ctx, router.HoldFilter{State: router.StateHeld}); len(all) != want {
+	if all, _ := svc.ListHolds(ctx, router.HoldFilter{State: hold.StateHeld}); len(all) != want {
 		t.Fatalf("view has %d open holds, want %d", len(all), want)
 	}
 	var lat []time.Duration
@@ -669,7 +670,7 @@ func TestE2EHoldsChild(t *testing.T) {
 	for i := range 1000 {
 		p := fmt.Sprintf("DR%04d", i%benchProviders)
 		s := time.Now()
-		l, _ := svc.ListHolds(ctx, router.HoldFilter{Provider: p, State: router.StateHeld})
+		l, _ := svc.ListHolds(ctx, router.HoldFilter{Provider: p, State: hold.StateHeld})
 		lat = append(lat, time.Since(s))
 		per = max(per, len(l))
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/resultgate/resultgate/forwarder"
 	"github.com/resultgate/resultgate/hl7/mllp"
 	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // storeLatency registers the histogram of intake store (PubAck) latency and
@@ -91,7 +92,7 @@ func (a *App) registerPipelineMetrics() {
 	counterFunc(reg, "classify_retries_total", "Transient classify failures that were retried.",
 		func() float64 { return float64(svc.Metrics().Retries) })
 	gaugeFunc(reg, "holds_open", "Holds currently holding a result (this instance's view).", func() float64 {
-		hs, _ := svc.ListHolds(context.Background(), router.HoldFilter{State: router.StateHeld})
+		hs, _ := svc.ListHolds(context.Background(), router.HoldFilter{State: hold.StateHeld})
 		return float64(len(hs))
 	})
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/resultgate/resultgate/internal/loadgen"
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // The example passwords of testdata/nats/permissions.conf.
@@ -291,7 +292,7 @@ func TestPermissionsClusterMode(t *testing.T) {
 		t.Fatalf("ADT answered %q, want AR", code)
 	}
 
-	var holds map[string]*router.Hold
+	var holds map[string]*hold.Hold
 	testutil.Eventually(t, 30*time.Second, "five holds", func() bool {
 		holds, err = holdsByControlID(ajs)
 		return err == nil && len(holds) == 5
@@ -307,10 +308,10 @@ func TestPermissionsClusterMode(t *testing.T) {
 	ops.api(t, "holds.release", router.ReleaseAPIRequest{ID: holds["PATH2"].ID, AckRequest: router.AckRequest{By: "D001"}}, nil)
 
 	// API reads as ops: the open holds, the dead letter, an audit trail.
-	var open []router.Hold
+	var open []hold.Hold
 	testutil.Eventually(t, 15*time.Second, "PATH3 and CON1 the only open holds of D001", func() bool {
 		open = nil
-		ops.api(t, "holds.list", router.HoldFilter{Provider: "D001", State: router.StateHeld}, &open)
+		ops.api(t, "holds.list", router.HoldFilter{Provider: "D001", State: hold.StateHeld}, &open)
 		ids := map[string]bool{}
 		for _, h := range open {
 			ids[h.Inbound.ControlID] = true
@@ -331,7 +332,7 @@ func TestPermissionsClusterMode(t *testing.T) {
 	// The deadline scheduler releases DL1; everything released is in the feed.
 	testutil.Eventually(t, 30*time.Second, "DL1 released at its deadline, all released results in the feed", func() bool {
 		hs, err := holdsByControlID(ajs)
-		if err != nil || hs["DL1"].State != router.StateReleased {
+		if err != nil || hs["DL1"].State != hold.StateReleased {
 			return false
 		}
 		_, fhir, err := portalByControlID(ajs)
@@ -341,8 +342,8 @@ func TestPermissionsClusterMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h := holds["DL1"]; h.Release.Path != router.PathDeadline {
-		t.Errorf("DL1 release path %q, want %q", h.Release.Path, router.PathDeadline)
+	if h := holds["DL1"]; h.Release.Path != hold.PathDeadline {
+		t.Errorf("DL1 release path %q, want %q", h.Release.Path, hold.PathDeadline)
 	}
 
 	// Everything resultgate did was allowed.

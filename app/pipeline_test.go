@@ -16,6 +16,7 @@ import (
 	"github.com/resultgate/resultgate/internal/loadgen"
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // Synthetic messages: a routine chemistry panel and a surgical pathology report
@@ -154,7 +155,7 @@ policy:
 	if n != 1 || !strings.Contains(string(data), "OBX|1|NM|2951-2") {
 		t.Fatalf("HL7 feed has %d copies of LAB1: %q", n, data)
 	}
-	if hdr[router.HeaderReleasePath] != string(router.PathImmediate) || hdr[router.HeaderNotify] != "push" {
+	if hdr[router.HeaderReleasePath] != string(hold.PathImmediate) || hdr[router.HeaderNotify] != "push" {
 		t.Errorf("lab feed headers: %v", hdr)
 	}
 	_, _, fhir := feed(t, js, "portal.fhir.", "LAB1")
@@ -211,7 +212,7 @@ policy:
 		return n == 1
 	})
 	_, hdr, _ = feed(t, js, "portal.hl7.", "PATH1")
-	if hdr[router.HeaderHoldID] != holdID || hdr[router.HeaderReleasePath] != string(router.PathAcknowledged) ||
+	if hdr[router.HeaderHoldID] != holdID || hdr[router.HeaderReleasePath] != string(hold.PathAcknowledged) ||
 		unescape(hdr[router.HeaderNote]) != "Dr Delta will call you today." || hdr[router.HeaderNotify] != "quiet" {
 		t.Errorf("release headers: %v", hdr)
 	}

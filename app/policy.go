@@ -9,6 +9,7 @@ import (
 	"github.com/resultgate/resultgate/hl7"
 	"github.com/resultgate/resultgate/policy"
 	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // Policy is the production router.Policy: the rule-set classifier and the
@@ -106,7 +107,7 @@ func (p *Policy) ParseConsent(data []byte) (*policy.Preference, error) {
 
 // fhirEncoder returns the portal feed's FHIR encoder (fhirmap.Bundle).
 func fhirEncoder(loc *time.Location) router.FHIREncoder {
-	return func(m *hl7.Message, holdID string, rel router.ReleaseInfo, bases []router.Basis, patientKey string) ([]byte, error) {
+	return func(m *hl7.Message, holdID string, rel hold.ReleaseInfo, bases []hold.Basis, patientKey string) ([]byte, error) {
 		kinds := make([]string, 0, len(bases))
 		for _, b := range bases {
 			kinds = append(kinds, b.Kind)
@@ -119,17 +120,17 @@ func fhirEncoder(loc *time.Location) router.FHIREncoder {
 }
 
 // fhirReason maps a release path to the Provenance reason of the feed.
-func fhirReason(p router.ReleasePath) string {
+func fhirReason(p hold.ReleasePath) string {
 	switch p {
-	case router.PathAcknowledged:
+	case hold.PathAcknowledged:
 		return fhirmap.ReasonClinicianRelease
-	case router.PathOverride:
+	case hold.PathOverride:
 		return fhirmap.ReasonOnCallOverride
-	case router.PathDeadline:
+	case hold.PathDeadline:
 		return fhirmap.ReasonDeadline
-	case router.PathPatientRevoked, router.PathReevaluated:
+	case hold.PathPatientRevoked, hold.PathReevaluated:
 		return fhirmap.ReasonPatientRevoked
-	case router.PathCorrection:
+	case hold.PathCorrection:
 		return fhirmap.ReasonCorrection
 	default:
 		return fhirmap.ReasonImmediate

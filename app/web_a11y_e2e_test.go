@@ -21,6 +21,7 @@ import (
 
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // focusProblem describes why the focused element's focus is not visible, or
@@ -93,7 +94,7 @@ func heldPathologyNow(t *testing.T, e *apiEnv, id string) string {
 	testutil.Eventually(t, 15*time.Second, "hold for "+id, func() bool {
 		hs, _ := e.app.Service().ListHolds(context.Background(), router.HoldFilter{Provider: "D001"})
 		for _, h := range hs {
-			if h.Inbound.ControlID == id && h.State == router.StateHeld {
+			if h.Inbound.ControlID == id && h.State == hold.StateHeld {
 				holdID = h.ID
 				return true
 			}
@@ -514,7 +515,7 @@ func TestWebCrossOriginCannotRelease(t *testing.T) {
 	t.Logf("fetches: %s; fetch POST statuses %v; form POST %d %s", res, st, code, strings.TrimSpace(body))
 
 	h, err := e.app.Service().GetHold(context.Background(), holdID)
-	if err != nil || h.State != router.StateHeld || h.Release != nil || strings.Contains(h.Note, "pwned") {
+	if err != nil || h.State != hold.StateHeld || h.Release != nil || strings.Contains(h.Note, "pwned") {
 		t.Errorf("hold after the attack: state %v release %+v note %q %v", h.State, h.Release, h.Note, err)
 	}
 	if n, _, _ := feed(t, e.app.JetStream(), "portal.hl7.", "CSRF1"); n != 0 {

@@ -15,6 +15,7 @@ import (
 	"github.com/resultgate/resultgate/auth"
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // chromiumPath finds Debian's Chromium (installed by .ci/run).
@@ -153,7 +154,7 @@ func TestWebClinicianCannotReleaseAnothersHold(t *testing.T) {
 		t.Errorf("release of another provider's hold answered %d, want 403", code)
 	}
 	h, err := e.app.Service().GetHold(context.Background(), holdID)
-	if err != nil || h.State != router.StateHeld {
+	if err != nil || h.State != hold.StateHeld {
 		t.Errorf("hold state after the attempt: %v %v", h, err)
 	}
 	if n, _, _ := feed(t, e.app.JetStream(), "portal.hl7.", "WEB2"); n != 0 {

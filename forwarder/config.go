@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/resultgate/resultgate/config"
-	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // Defaults applied to zero fields of Config.
@@ -128,7 +128,7 @@ func DefaultConfig() Config {
 		Connections:            DefaultConnections,
 		Start:                  StartAll,
 		ConsumerPrefix:         DefaultConsumerPrefix,
-		PartitionCount:         router.DefaultPartitions,
+		PartitionCount:         hold.DefaultPartitions,
 	}
 }
 
@@ -260,7 +260,7 @@ func (c Config) partitions() []string {
 // partitionTokens returns the n tokens router.Partition produces.
 func partitionTokens(n int) []string {
 	if n <= 0 {
-		n = router.DefaultPartitions
+		n = hold.DefaultPartitions
 	}
 	width := 2
 	for m := n - 1; m >= 100; m /= 10 {

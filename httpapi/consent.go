@@ -8,6 +8,7 @@ import (
 
 	"github.com/resultgate/resultgate/auth"
 	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // operationOutcome writes a FHIR R4 OperationOutcome with one issue.
@@ -55,7 +56,7 @@ func (a *API) putConsent(w http.ResponseWriter, r *http.Request, p auth.Principa
 	// (ID^^^AUTHORITY) when the Consent's patient.identifier does not.
 	res, err := a.svc.PutConsent(r.Context(), router.ConsentPut{Consent: body, By: p.Name, Patient: r.URL.Query().Get("patient")})
 	if err != nil {
-		if errors.Is(err, router.ErrBadRequest) || !isKnown(err) {
+		if errors.Is(err, hold.ErrBadRequest) || !isKnown(err) {
 			// The Consent reader's messages name the element; they carry no PHI
 			// beyond what the caller just sent.
 			operationOutcome(w, http.StatusBadRequest, "invalid", err.Error())
@@ -73,7 +74,7 @@ func (a *API) putConsent(w http.ResponseWriter, r *http.Request, p auth.Principa
 // isKnown reports whether err is one of the pipeline's sentinels (anything else
 // from PutConsent is the Consent reader rejecting the resource).
 func isKnown(err error) bool {
-	for _, e := range []error{router.ErrHoldNotFound, router.ErrConsentNotFound, router.ErrAlreadyReleased, router.ErrForbidden, router.ErrConflict, router.ErrReasonRequired} {
+	for _, e := range []error{hold.ErrHoldNotFound, router.ErrConsentNotFound, hold.ErrAlreadyReleased, hold.ErrForbidden, hold.ErrConflict, hold.ErrReasonRequired} {
 		if errors.Is(err, e) {
 			return true
 		}

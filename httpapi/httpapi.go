@@ -22,6 +22,7 @@ import (
 	"github.com/resultgate/resultgate/auth"
 	"github.com/resultgate/resultgate/hl7"
 	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // MaxBodyBytes bounds request bodies. A FHIR Consent is a few KB; 1 MiB leaves
@@ -30,16 +31,16 @@ const MaxBodyBytes = 1 << 20
 
 // Service is what the API needs from the routing pipeline.
 type Service interface {
-	ListHolds(ctx context.Context, f router.HoldFilter) ([]*router.Hold, error)
-	GetHold(ctx context.Context, id string) (*router.Hold, error)
-	Acknowledge(ctx context.Context, id string, req router.AckRequest) (*router.Hold, error)
-	Override(ctx context.Context, id string, req router.OverrideRequest) (*router.Hold, error)
+	ListHolds(ctx context.Context, f router.HoldFilter) ([]*hold.Hold, error)
+	GetHold(ctx context.Context, id string) (*hold.Hold, error)
+	Acknowledge(ctx context.Context, id string, req router.AckRequest) (*hold.Hold, error)
+	Override(ctx context.Context, id string, req router.OverrideRequest) (*hold.Hold, error)
 	PlaceDetermination(ctx context.Context, req router.PlaceRequest) (router.PlaceResult, error)
 	PutConsent(ctx context.Context, req router.ConsentPut) (router.ConsentResult, error)
 	GetConsent(ctx context.Context, patient string) (router.ConsentRecord, error)
 	Audit(ctx context.Context, q router.AuditQuery) ([]router.AuditEvent, error)
 	RecordAccess(ctx context.Context, e router.AccessEvent) error
-	InboundMessage(ctx context.Context, h *router.Hold) ([]byte, error)
+	InboundMessage(ctx context.Context, h *hold.Hold) ([]byte, error)
 }
 
 // Authenticator checks a request's credentials.
@@ -101,17 +102,17 @@ func fromService(err error) *apiError {
 	switch {
 	case errors.As(err, &ae):
 		return ae
-	case errors.Is(err, router.ErrHoldNotFound), errors.Is(err, router.ErrConsentNotFound):
+	case errors.Is(err, hold.ErrHoldNotFound), errors.Is(err, router.ErrConsentNotFound):
 		return newErr(http.StatusNotFound, "not_found", "%s", err)
-	case errors.Is(err, router.ErrAlreadyReleased):
+	case errors.Is(err, hold.ErrAlreadyReleased):
 		return newErr(http.StatusConflict, "already_released", "%s", err)
-	case errors.Is(err, router.ErrHoldClosed), errors.Is(err, router.ErrBasisActive), errors.Is(err, router.ErrConflict):
+	case errors.Is(err, hold.ErrHoldClosed), errors.Is(err, router.ErrBasisActive), errors.Is(err, hold.ErrConflict):
 		return newErr(http.StatusConflict, "conflict", "%s", err)
-	case errors.Is(err, router.ErrReasonRequired):
+	case errors.Is(err, hold.ErrReasonRequired):
 		return newErr(http.StatusUnprocessableEntity, "reason_required", "%s", err)
-	case errors.Is(err, router.ErrForbidden):
+	case errors.Is(err, hold.ErrForbidden):
 		return newErr(http.StatusForbidden, "forbidden", "%s", err)
-	case errors.Is(err, router.ErrBadRequest):
+	case errors.Is(err, hold.ErrBadRequest):
 		return newErr(http.StatusBadRequest, "bad_request", "%s", err)
 	default:
 		return newErr(http.StatusInternalServerError, "internal", "the request could not be completed; see the server log")
@@ -231,22 +232,22 @@ func (a *API) me(w http.ResponseWriter, r *http.Request, p auth.Principal) error
 
 // holdSummary is one row of the worklist: no result content.
 type holdSummary struct {
-	ID         string           `json:"id"`
-	State      router.HoldState `json:"state"`
-	ControlID  string           `json:"control_id,omitempty"`
-	ProviderID string           `json:"provider_id,omitempty"`
-	Tags       []string         `json:"tags"`
-	Bases      []string         `json:"bases"`
-	Deadline   time.Time        `json:"deadline"`
-	Remaining  string           `json:"remaining"`
-	CreatedAt  time.Time        `json:"created_at"`
-	Notify     string           `json:"notify,omitempty"`
-	Supersedes string           `json:"supersedes,omitempty"`
+	ID         string         `json:"id"`
+	State      hold.HoldState `json:"state"`
+	ControlID  string         `json:"control_id,omitempty"`
+	ProviderID string         `json:"provider_id,omitempty"`
+	Tags       []string       `json:"tags"`
+	Bases      []string       `json:"bases"`
+	Deadline   time.Time      `json:"deadline"`
+	Remaining  string         `json:"remaining"`
+	CreatedAt  time.Time      `json:"created_at"`
+	Notify     string         `json:"notify,omitempty"`
+	Supersedes string         `json:"supersedes,omitempty"`
 	// PublishError says why a released result could not be put on the feed.
 	PublishError string `json:"publish_error,omitempty"`
 }
 
-func summarise(h *router.Hold, now time.Time) holdSummary {
+func summarise(h *hold.Hold, now time.Time) holdSummary {
 	s := holdSummary{ID: h.ID, State: h.State, ControlID: h.Inbound.ControlID, ProviderID: h.ProviderID,
 		Deadline: h.Deadline, CreatedAt: h.CreatedAt, Notify: string(h.Notify), Supersedes: h.Supersedes, PublishError: h.PublishError,
 		Tags: []string{}, Bases: []string{}}
@@ -266,9 +267,9 @@ func summarise(h *router.Hold, now time.Time) holdSummary {
 
 func (a *API) listHolds(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	q := r.URL.Query()
-	f := router.HoldFilter{Provider: q.Get("provider"), State: router.HoldState(q.Get("status")), Tag: q.Get("tag")}
+	f := router.HoldFilter{Provider: q.Get("provider"), State: hold.HoldState(q.Get("status")), Tag: q.Get("tag")}
 	if f.State == "" {
-		f.State = router.StateHeld
+		f.State = hold.StateHeld
 	}
 	if p.Role == auth.RoleClinician {
 		// A clinician's worklist is the holds they may release.
@@ -329,7 +330,7 @@ func (a *API) listHolds(w http.ResponseWriter, r *http.Request, p auth.Principal
 	return nil
 }
 
-func hasBasis(h *router.Hold, kind string) bool {
+func hasBasis(h *hold.Hold, kind string) bool {
 	for _, b := range h.Bases {
 		if b.Kind == kind {
 			return true
@@ -339,7 +340,7 @@ func hasBasis(h *router.Hold, kind string) bool {
 }
 
 // mayRead reports whether p may see hold h's content.
-func mayRead(p auth.Principal, h *router.Hold) bool {
+func mayRead(p auth.Principal, h *hold.Hold) bool {
 	switch p.Role {
 	case auth.RoleOnCall, auth.RoleCompliance:
 		return true
@@ -351,7 +352,7 @@ func mayRead(p auth.Principal, h *router.Hold) bool {
 
 // holdDetail is a hold with its evidence, bases, transitions and the result.
 type holdDetail struct {
-	*router.Hold
+	*hold.Hold
 	Remaining string     `json:"remaining"`
 	Result    *resultDoc `json:"result,omitempty"`
 }
@@ -363,7 +364,7 @@ func (a *API) getHold(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 		return err
 	}
 	if !mayRead(p, h) {
-		return fmt.Errorf("hold %s: %w", id, router.ErrForbidden)
+		return fmt.Errorf("hold %s: %w", id, hold.ErrForbidden)
 	}
 	raw, err := a.svc.InboundMessage(r.Context(), h)
 	if err != nil {
@@ -392,7 +393,7 @@ func (a *API) release(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 		return err
 	}
 	if p.ProviderID == "" {
-		return fmt.Errorf("this clinician has no provider ID: %w", router.ErrForbidden)
+		return fmt.Errorf("this clinician has no provider ID: %w", hold.ErrForbidden)
 	}
 	h, err := a.svc.Acknowledge(r.Context(), r.PathValue("id"), router.AckRequest{By: p.ProviderID, Reason: b.Reason, Note: b.NoteToPatient})
 	if err != nil {
@@ -416,7 +417,7 @@ func (a *API) override(w http.ResponseWriter, r *http.Request, p auth.Principal)
 	if strings.TrimSpace(b.Reason) == "" {
 		return newErr(http.StatusUnprocessableEntity, "reason_required", "an on-call override needs a reason")
 	}
-	h, err := a.svc.Override(r.Context(), r.PathValue("id"), router.OverrideRequest{By: p.Name, Role: router.RoleOnCall, Reason: b.Reason, Note: b.NoteToPatient})
+	h, err := a.svc.Override(r.Context(), r.PathValue("id"), router.OverrideRequest{By: p.Name, Role: hold.RoleOnCall, Reason: b.Reason, Note: b.NoteToPatient})
 	if err != nil {
 		return err
 	}

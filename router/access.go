@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/nats-io/nuid"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // Audit kinds written for the HTTP API's access log.
@@ -36,7 +37,7 @@ func (s *Service) RecordAccess(ctx context.Context, e AccessEvent) error {
 }
 
 // InboundMessage returns the raw inbound HL7 message a hold refers to.
-func (s *Service) InboundMessage(ctx context.Context, h *Hold) ([]byte, error) {
+func (s *Service) InboundMessage(ctx context.Context, h *hold.Hold) ([]byte, error) {
 	stream := h.Inbound.Stream
 	if stream == "" {
 		stream = StreamHL7In

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // API subjects: resultgate.api.<operation>.
@@ -51,21 +52,21 @@ type APIResponse struct {
 // apiCode maps a service error to an API error code.
 func apiCode(err error) string {
 	switch {
-	case errors.Is(err, ErrHoldNotFound), errors.Is(err, ErrConsentNotFound), errors.Is(err, ErrDeadNotFound):
+	case errors.Is(err, hold.ErrHoldNotFound), errors.Is(err, ErrConsentNotFound), errors.Is(err, ErrDeadNotFound):
 		return CodeNotFound
-	case errors.Is(err, ErrAlreadyReleased):
+	case errors.Is(err, hold.ErrAlreadyReleased):
 		return CodeAlreadyReleased
-	case errors.Is(err, ErrReasonRequired):
+	case errors.Is(err, hold.ErrReasonRequired):
 		return CodeReasonRequired
-	case errors.Is(err, ErrForbidden):
+	case errors.Is(err, hold.ErrForbidden):
 		return CodeForbidden
-	case errors.Is(err, ErrBadRequest):
+	case errors.Is(err, hold.ErrBadRequest):
 		return CodeBadRequest
 	case errors.Is(err, ErrBasisActive):
 		return CodeBasisActive
-	case errors.Is(err, ErrHoldClosed):
+	case errors.Is(err, hold.ErrHoldClosed):
 		return CodeClosed
-	case errors.Is(err, ErrConflict):
+	case errors.Is(err, hold.ErrConflict):
 		return CodeConflict
 	default:
 		return CodeInternal
@@ -150,7 +151,7 @@ func serveAPI(nc *nats.Conn, queue string, s *Service, ctx context.Context) (*na
 
 func decodeReq(data []byte, v any) error {
 	if len(data) > maxAPIBody {
-		return fmt.Errorf("request body over %d bytes: %w", maxAPIBody, ErrBadRequest)
+		return fmt.Errorf("request body over %d bytes: %w", maxAPIBody, hold.ErrBadRequest)
 	}
 	if len(data) == 0 {
 		data = []byte("{}")
@@ -158,7 +159,7 @@ func decodeReq(data []byte, v any) error {
 	dec := json.NewDecoder(strings.NewReader(string(data)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("decoding request: %w: %w", ErrBadRequest, err)
+		return fmt.Errorf("decoding request: %w: %w", hold.ErrBadRequest, err)
 	}
 	return nil
 }
@@ -176,7 +177,7 @@ func (s *Service) handleAPI(ctx context.Context, op string, body []byte) (json.R
 	case "holds.get":
 		var r HoldIDRequest
 		if err = decodeReq(body, &r); err == nil {
-			var h *Hold
+			var h *hold.Hold
 			if h, err = s.GetHold(ctx, r.ID); err == nil && r.By != "" {
 				err = s.RecordAccess(ctx, AccessEvent{Kind: AuditAccess, Action: "hold.read", HoldID: h.ID, Actor: r.By, Role: r.Role})
 			}
@@ -223,7 +224,7 @@ func (s *Service) handleAPI(ctx context.Context, op string, body []byte) (json.R
 			out, err = s.Audit(ctx, q)
 		}
 	default:
-		return nil, fmt.Errorf("unknown operation %q: %w", op, ErrBadRequest)
+		return nil, fmt.Errorf("unknown operation %q: %w", op, hold.ErrBadRequest)
 	}
 	if err != nil {
 		return nil, err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/resultgate/resultgate/hl7"
 	"github.com/resultgate/resultgate/policy"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // ErrBasisActive means a clinician acknowledgement cannot end the hold yet: a
@@ -45,14 +46,14 @@ type Service struct {
 
 // ListHolds returns the holds matching f from this instance's view, earliest
 // deadline first.
-func (s *Service) ListHolds(_ context.Context, f HoldFilter) ([]*Hold, error) {
+func (s *Service) ListHolds(_ context.Context, f HoldFilter) ([]*hold.Hold, error) {
 	return s.view.List(f), nil
 }
 
 // GetHold returns the current record of hold id (read from the bucket).
-func (s *Service) GetHold(ctx context.Context, id string) (*Hold, error) {
+func (s *Service) GetHold(ctx context.Context, id string) (*hold.Hold, error) {
 	if !validToken(id) {
-		return nil, fmt.Errorf("hold id: %w", ErrHoldNotFound)
+		return nil, fmt.Errorf("hold id: %w", hold.ErrHoldNotFound)
 	}
 	return s.holds.Get(ctx, id)
 }
@@ -70,21 +71,21 @@ type AckRequest struct {
 // Acknowledge releases hold id on a clinician's acknowledgement. Only the
 // ordering provider or a covering clinician (Holds.Covering) may acknowledge,
 // and only when every basis of the hold is one a review ends.
-func (s *Service) Acknowledge(ctx context.Context, id string, req AckRequest) (*Hold, error) {
+func (s *Service) Acknowledge(ctx context.Context, id string, req AckRequest) (*hold.Hold, error) {
 	if strings.TrimSpace(req.By) == "" {
-		return nil, fmt.Errorf("by: %w", ErrBadRequest)
+		return nil, fmt.Errorf("by: %w", hold.ErrBadRequest)
 	}
 	now := s.clock.Now().UTC()
 	reason := req.Reason
 	if reason == "" {
 		reason = "clinician acknowledged"
 	}
-	rel := ReleaseInfo{Path: PathAcknowledged, Actor: req.By, Role: RoleClinician, Reason: reason, Note: req.Note, At: now}
-	return s.gate.Release(ctx, id, rel, func(h *Hold) error {
+	rel := hold.ReleaseInfo{Path: hold.PathAcknowledged, Actor: req.By, Role: hold.RoleClinician, Reason: reason, Note: req.Note, At: now}
+	return s.gate.Release(ctx, id, rel, func(h *hold.Hold) error {
 		if !s.mayAcknowledge(req.By, h) {
-			return fmt.Errorf("%s is not the ordering provider or a covering clinician: %w", req.By, ErrForbidden)
+			return fmt.Errorf("%s is not the ordering provider or a covering clinician: %w", req.By, hold.ErrForbidden)
 		}
-		for _, b := range policyBases(h.Bases) {
+		for _, b := range hold.PolicyBases(h.Bases) {
 			if now.Before(h.Deadline) && !b.Ended(now, now) {
 				until := b.NotBefore
 				if until.IsZero() {
@@ -97,7 +98,7 @@ func (s *Service) Acknowledge(ctx context.Context, id string, req AckRequest) (*
 	})
 }
 
-func (s *Service) mayAcknowledge(by string, h *Hold) bool {
+func (s *Service) mayAcknowledge(by string, h *hold.Hold) bool {
 	if h.ProviderID != "" && by == h.ProviderID {
 		return true
 	}
@@ -117,17 +118,17 @@ type OverrideRequest struct {
 // Override releases hold id on an on-call clinician's override: role oncall
 // (and, when Holds.OnCall lists clinicians, one of them) and a reason are
 // required. It ends the hold whatever its bases.
-func (s *Service) Override(ctx context.Context, id string, req OverrideRequest) (*Hold, error) {
+func (s *Service) Override(ctx context.Context, id string, req OverrideRequest) (*hold.Hold, error) {
 	if strings.TrimSpace(req.By) == "" {
-		return nil, fmt.Errorf("by: %w", ErrBadRequest)
+		return nil, fmt.Errorf("by: %w", hold.ErrBadRequest)
 	}
-	if req.Role != RoleOnCall || (len(s.cfg.Holds.OnCall) > 0 && !slices.Contains(s.cfg.Holds.OnCall, req.By)) {
-		return nil, fmt.Errorf("override needs role %s: %w", RoleOnCall, ErrForbidden)
+	if req.Role != hold.RoleOnCall || (len(s.cfg.Holds.OnCall) > 0 && !slices.Contains(s.cfg.Holds.OnCall, req.By)) {
+		return nil, fmt.Errorf("override needs role %s: %w", hold.RoleOnCall, hold.ErrForbidden)
 	}
 	if strings.TrimSpace(req.Reason) == "" {
-		return nil, fmt.Errorf("override: %w", ErrReasonRequired)
+		return nil, fmt.Errorf("override: %w", hold.ErrReasonRequired)
 	}
-	rel := ReleaseInfo{Path: PathOverride, Actor: req.By, Role: RoleOnCall, Reason: req.Reason, Note: req.Note, At: s.clock.Now().UTC()}
+	rel := hold.ReleaseInfo{Path: hold.PathOverride, Actor: req.By, Role: hold.RoleOnCall, Reason: req.Reason, Note: req.Note, At: s.clock.Now().UTC()}
 	return s.gate.Release(ctx, id, rel, nil)
 }
 
@@ -148,7 +149,7 @@ type PlaceResult struct {
 	HoldID string `json:"hold_id,omitempty"`
 	// State is the state of the order's latest result after placing ("" when
 	// no result has arrived yet: the next one will be held).
-	State HoldState `json:"state,omitempty"`
+	State hold.HoldState `json:"state,omitempty"`
 }
 
 // PlaceDetermination records a clinician determination on an order: a later
@@ -158,18 +159,18 @@ type PlaceResult struct {
 func (s *Service) PlaceDetermination(ctx context.Context, req PlaceRequest) (PlaceResult, error) {
 	var res PlaceResult
 	if strings.TrimSpace(req.Order) == "" || strings.TrimSpace(req.By) == "" {
-		return res, fmt.Errorf("order and by: %w", ErrBadRequest)
+		return res, fmt.Errorf("order and by: %w", hold.ErrBadRequest)
 	}
 	if strings.TrimSpace(req.Reason) == "" {
-		return res, fmt.Errorf("determination: %w", ErrReasonRequired)
+		return res, fmt.Errorf("determination: %w", hold.ErrReasonRequired)
 	}
-	if req.HarmType != "" && !slices.Contains(HarmTypes, req.HarmType) {
-		return res, fmt.Errorf("harm type %q: want one of %s: %w", req.HarmType, strings.Join(HarmTypes, ", "), ErrBadRequest)
+	if req.HarmType != "" && !slices.Contains(hold.HarmTypes, req.HarmType) {
+		return res, fmt.Errorf("harm type %q: want one of %s: %w", req.HarmType, strings.Join(hold.HarmTypes, ", "), hold.ErrBadRequest)
 	}
 	now := s.clock.Now().UTC()
-	d := Determination{Order: req.Order, OrderKey: OrderKey(s.cfg.Secret, req.Order), Reason: req.Reason, HarmType: req.HarmType, By: req.By, Role: req.Role, At: now}
+	d := hold.Determination{Order: req.Order, OrderKey: hold.OrderKey(s.cfg.Secret, req.Order), Reason: req.Reason, HarmType: req.HarmType, By: req.By, Role: req.Role, At: now}
 	if d.Role == "" {
-		d.Role = RoleClinician
+		d.Role = hold.RoleClinician
 	}
 	if err := s.dets.Add(ctx, d); err != nil {
 		return res, err
@@ -184,7 +185,7 @@ func (s *Service) PlaceDetermination(ctx context.Context, req PlaceRequest) (Pla
 		return res, err
 	}
 	res.State, res.HoldID = e.State, e.HoldID
-	if e.State != StateHeld {
+	if e.State != hold.StateHeld {
 		return res, nil
 	}
 	h, err := s.holds.Get(ctx, e.HoldID)
@@ -195,7 +196,7 @@ func (s *Service) PlaceDetermination(ctx context.Context, req PlaceRequest) (Pla
 	if !h.Open() {
 		return res, nil
 	}
-	h, err = s.reevaluate(ctx, h, PathReevaluated, req.By, d.Role, "clinician determination placed")
+	h, err = s.reevaluate(ctx, h, hold.PathReevaluated, req.By, d.Role, "clinician determination placed")
 	if h != nil {
 		res.State = h.State
 	}
@@ -225,11 +226,11 @@ type ConsentResult struct {
 func (s *Service) PutConsent(ctx context.Context, req ConsentPut) (ConsentResult, error) {
 	var res ConsentResult
 	if len(req.Consent) == 0 || strings.TrimSpace(req.By) == "" {
-		return res, fmt.Errorf("consent and by: %w", ErrBadRequest)
+		return res, fmt.Errorf("consent and by: %w", hold.ErrBadRequest)
 	}
 	pref, err := s.policy.ParseConsent(req.Consent)
 	if err != nil {
-		return res, fmt.Errorf("consent: %w: %w", ErrBadRequest, err)
+		return res, fmt.Errorf("consent: %w: %w", hold.ErrBadRequest, err)
 	}
 	patient := req.Patient
 	if patient == "" {
@@ -237,7 +238,7 @@ func (s *Service) PutConsent(ctx context.Context, req ConsentPut) (ConsentResult
 	}
 	key := s.patientKey(patient)
 	if key == "" {
-		return res, fmt.Errorf("consent names no patient identifier: %w", ErrBadRequest)
+		return res, fmt.Errorf("consent names no patient identifier: %w", hold.ErrBadRequest)
 	}
 	now := s.clock.Now().UTC()
 	rec, err := s.consents.Put(ctx, ConsentRecord{PatientKey: key, Consent: req.Consent, Actor: req.By, At: now})
@@ -246,20 +247,20 @@ func (s *Service) PutConsent(ctx context.Context, req ConsentPut) (ConsentResult
 	}
 	res.Record = rec
 	if err := s.audit.Record(ctx, fmt.Sprintf("consent-%s-%d", key, rec.Revision), AuditEvent{
-		Kind: AuditConsent, At: now, PatientKey: key, Actor: req.By, Role: RolePatient,
+		Kind: AuditConsent, At: now, PatientKey: key, Actor: req.By, Role: hold.RolePatient,
 		Reason: "consent " + pref.Status,
 	}); err != nil {
 		return res, err
 	}
 	var errs []error
-	for _, h := range s.view.List(HoldFilter{PatientKey: key, State: StateHeld}) {
-		after, err := s.reevaluate(ctx, h, PathPatientRevoked, req.By, RolePatient, "patient changed their preference")
-		if err != nil && !errors.Is(err, ErrAlreadyReleased) && !errors.Is(err, ErrHoldClosed) {
+	for _, h := range s.view.List(HoldFilter{PatientKey: key, State: hold.StateHeld}) {
+		after, err := s.reevaluate(ctx, h, hold.PathPatientRevoked, req.By, hold.RolePatient, "patient changed their preference")
+		if err != nil && !errors.Is(err, hold.ErrAlreadyReleased) && !errors.Is(err, hold.ErrHoldClosed) {
 			errs = append(errs, err)
 			continue
 		}
 		res.Reevaluated = append(res.Reevaluated, h.ID)
-		if after != nil && after.State == StateReleased {
+		if after != nil && after.State == hold.StateReleased {
 			res.Released = append(res.Released, h.ID)
 		}
 	}
@@ -274,7 +275,7 @@ func (s *Service) GetConsent(ctx context.Context, patient string) (ConsentRecord
 // reevaluate decides hold h again with the current Consent and determinations
 // (its tags as classified then): no basis left releases it by path; otherwise
 // the bases and deadline are updated. The re-evaluation is audited.
-func (s *Service) reevaluate(ctx context.Context, h *Hold, path ReleasePath, actor, role, why string) (*Hold, error) {
+func (s *Service) reevaluate(ctx context.Context, h *hold.Hold, path hold.ReleasePath, actor, role, why string) (*hold.Hold, error) {
 	// h may be the view's slim record: decide on the full one (tags with evidence).
 	h, err := s.holds.Get(ctx, h.ID)
 	if err != nil {
@@ -319,19 +320,19 @@ func (s *Service) reevaluate(ctx context.Context, h *Hold, path ReleasePath, act
 	if err := s.audit.Record(ctx, fmt.Sprintf("reeval-%s-%d", h.ID, h.Revision), AuditEvent{
 		Kind: AuditReevaluation, At: now, HoldID: h.ID, PatientKey: h.PatientKey, OrderKey: h.OrderKey,
 		Action: string(d.Action), Disposition: d.Disposition, Tags: h.Tags, RulesetVersion: d.RulesetVersion,
-		Bases: toBases(d.Bases), Deadline: d.Deadline, Actor: actor, Role: role, Reason: why,
+		Bases: hold.BasesFromPolicy(d.Bases), Deadline: d.Deadline, Actor: actor, Role: role, Reason: why,
 	}); err != nil {
 		return nil, err
 	}
 	switch d.Action {
 	case policy.ActionRelease:
-		return s.gate.Release(ctx, h.ID, ReleaseInfo{Path: path, Actor: actor, Role: role, Reason: why, Notify: d.Notify, Note: d.Note, At: now}, nil)
+		return s.gate.Release(ctx, h.ID, hold.ReleaseInfo{Path: path, Actor: actor, Role: role, Reason: why, Notify: d.Notify, Note: d.Note, At: now}, nil)
 	case policy.ActionHold:
-		out, err := s.holds.Mutate(ctx, h.ID, func(c *Hold) error {
+		out, err := s.holds.Mutate(ctx, h.ID, func(c *hold.Hold) error {
 			if !c.Open() {
 				return errNoChange
 			}
-			c.Bases = toBases(d.Bases)
+			c.Bases = hold.BasesFromPolicy(d.Bases)
 			if !d.Deadline.IsZero() && c.Supersedes == "" {
 				c.Deadline = d.Deadline.UTC()
 			}
@@ -366,7 +367,7 @@ func (s *Service) DeadReplay(ctx context.Context, seq uint64, by string) (DeadRe
 	}
 	_ = s.audit.Record(ctx, fmt.Sprintf("replay-%d", seq), AuditEvent{
 		Kind: AuditReplay, At: s.clock.Now().UTC(), MsgID: rec.MsgID, InboundSeq: rec.InboundSeq,
-		Actor: by, Role: RoleSystem, Reason: "dead-letter replay",
+		Actor: by, Role: hold.RoleSystem, Reason: "dead-letter replay",
 	})
 	return rec, nil
 }

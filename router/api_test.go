@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/resultgate/resultgate/internal/testutil"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // TestAPIOverNATS drives the request/reply API as the CLI does.
@@ -27,12 +28,12 @@ func TestAPIOverNATS(t *testing.T) {
 	}
 	e.send(msgSpec{ctrl: "C1", filler: "F1", section: "SP"})
 	e.send(msgSpec{ctrl: "C2", filler: "F2", section: "SP"})
-	var list []*Hold
+	var list []*hold.Hold
 	testutil.Eventually(t, 10*time.Second, "two holds listed", func() bool {
 		list = nil
-		return c.Call(ctx, "holds.list", HoldFilter{Provider: "DRSMITH", State: StateHeld, Tag: "pathology"}, &list) == nil && len(list) == 2
+		return c.Call(ctx, "holds.list", HoldFilter{Provider: "DRSMITH", State: hold.StateHeld, Tag: "pathology"}, &list) == nil && len(list) == 2
 	})
-	var got Hold
+	var got hold.Hold
 	if err := c.Call(ctx, "holds.get", HoldIDRequest{ID: list[0].ID}, &got); err != nil || got.ID != list[0].ID {
 		t.Fatalf("holds.get: %+v, %v", got, err)
 	}
@@ -52,7 +53,7 @@ func TestAPIOverNATS(t *testing.T) {
 	}{
 		{"unknown hold", "holds.get", HoldIDRequest{ID: "hnope"}, CodeNotFound},
 		{"invalid hold id", "holds.get", HoldIDRequest{ID: "a.b"}, CodeNotFound},
-		{"override without reason", "holds.override", OverrideAPIRequest{ID: list[0].ID, OverrideRequest: OverrideRequest{By: "DRONCALL", Role: RoleOnCall}}, CodeReasonRequired},
+		{"override without reason", "holds.override", OverrideAPIRequest{ID: list[0].ID, OverrideRequest: OverrideRequest{By: "DRONCALL", Role: hold.RoleOnCall}}, CodeReasonRequired},
 		{"override not on call", "holds.override", OverrideAPIRequest{ID: list[0].ID, OverrideRequest: OverrideRequest{By: "X", Role: "clinician", Reason: "r"}}, CodeForbidden},
 		{"release by stranger", "holds.release", ReleaseAPIRequest{ID: list[0].ID, AckRequest: AckRequest{By: "DRWHO"}}, CodeForbidden},
 		{"unknown field", "holds.list", map[string]any{"bogus": 1}, CodeBadRequest},
@@ -70,15 +71,15 @@ func TestAPIOverNATS(t *testing.T) {
 		})
 	}
 
-	var rel Hold
-	if err := c.Call(ctx, "holds.release", ReleaseAPIRequest{ID: list[0].ID, AckRequest: AckRequest{By: "DRSMITH", Reason: "seen"}}, &rel); err != nil || rel.State != StateReleased {
+	var rel hold.Hold
+	if err := c.Call(ctx, "holds.release", ReleaseAPIRequest{ID: list[0].ID, AckRequest: AckRequest{By: "DRSMITH", Reason: "seen"}}, &rel); err != nil || rel.State != hold.StateReleased {
 		t.Fatalf("holds.release: %+v, %v", rel, err)
 	}
 	if err := c.Call(ctx, "holds.release", ReleaseAPIRequest{ID: list[0].ID, AckRequest: AckRequest{By: "DRSMITH"}}, nil); codeOf(err) != CodeAlreadyReleased {
 		t.Fatalf("second release: %v", err)
 	}
-	var ov Hold
-	if err := c.Call(ctx, "holds.override", OverrideAPIRequest{ID: list[1].ID, OverrideRequest: OverrideRequest{By: "DRONCALL", Role: RoleOnCall, Reason: "emergency"}}, &ov); err != nil || ov.Release.Path != PathOverride {
+	var ov hold.Hold
+	if err := c.Call(ctx, "holds.override", OverrideAPIRequest{ID: list[1].ID, OverrideRequest: OverrideRequest{By: "DRONCALL", Role: hold.RoleOnCall, Reason: "emergency"}}, &ov); err != nil || ov.Release.Path != hold.PathOverride {
 		t.Fatalf("holds.override: %+v, %v", ov, err)
 	}
 	var pr PlaceResult

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/resultgate/resultgate/policy"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // Audit event kinds; the subject is audit.<kind>.<bucket>, where bucket is
@@ -44,16 +45,16 @@ type AuditEvent struct {
 	Disposition    string       `json:"disposition,omitempty"`
 	Tags           []policy.Tag `json:"tags,omitempty"`
 	RulesetVersion string       `json:"ruleset_version,omitempty"`
-	Bases          []Basis      `json:"bases,omitempty"`
+	Bases          []hold.Basis `json:"bases,omitempty"`
 	Deadline       time.Time    `json:"deadline,omitzero"`
 	Notify         string       `json:"notify,omitempty"`
 	// Action fields.
-	From   HoldState   `json:"from,omitempty"`
-	To     HoldState   `json:"to,omitempty"`
-	Path   ReleasePath `json:"path,omitempty"`
-	Actor  string      `json:"actor,omitempty"`
-	Role   string      `json:"role,omitempty"`
-	Reason string      `json:"reason,omitempty"`
+	From   hold.HoldState   `json:"from,omitempty"`
+	To     hold.HoldState   `json:"to,omitempty"`
+	Path   hold.ReleasePath `json:"path,omitempty"`
+	Actor  string           `json:"actor,omitempty"`
+	Role   string           `json:"role,omitempty"`
+	Reason string           `json:"reason,omitempty"`
 	// HarmType is a determination's type of harm (Preventing Harm).
 	HarmType string `json:"harm_type,omitempty"`
 	// Seq is the AUDIT stream sequence (set when read back).
@@ -124,9 +125,9 @@ func (a *Auditor) Record(ctx context.Context, id string, e AuditEvent) error {
 }
 
 // Transition audits one transition of h.
-func (a *Auditor) Transition(ctx context.Context, h *Hold, t Transition) error {
+func (a *Auditor) Transition(ctx context.Context, h *hold.Hold, t hold.Transition) error {
 	kind := AuditTransition
-	if t.Path == PathOverride {
+	if t.Path == hold.PathOverride {
 		kind = AuditOverride
 	}
 	id := h.ID + "-" + string(t.To) + "-" + strconv.Itoa(len(h.Transitions))
@@ -145,18 +146,18 @@ func (a *Auditor) Transition(ctx context.Context, h *Hold, t Transition) error {
 // compact, PHI-free change feed of hold states for dashboards and the web
 // page (the record itself is in the holds bucket).
 type HoldEvent struct {
-	HoldID      string      `json:"hold_id"`
-	From        HoldState   `json:"from,omitempty"`
-	To          HoldState   `json:"to"`
-	Path        ReleasePath `json:"path,omitempty"`
-	Role        string      `json:"role,omitempty"`
-	ProviderKey string      `json:"provider_key,omitempty"`
-	Deadline    time.Time   `json:"deadline"`
-	At          time.Time   `json:"at"`
+	HoldID      string           `json:"hold_id"`
+	From        hold.HoldState   `json:"from,omitempty"`
+	To          hold.HoldState   `json:"to"`
+	Path        hold.ReleasePath `json:"path,omitempty"`
+	Role        string           `json:"role,omitempty"`
+	ProviderKey string           `json:"provider_key,omitempty"`
+	Deadline    time.Time        `json:"deadline"`
+	At          time.Time        `json:"at"`
 }
 
 // HoldEvent publishes transition n of h on hold.<to> with a stable Msg-Id.
-func (a *Auditor) HoldEvent(ctx context.Context, h *Hold, t Transition, n int) error {
+func (a *Auditor) HoldEvent(ctx context.Context, h *hold.Hold, t hold.Transition, n int) error {
 	data, err := json.Marshal(HoldEvent{HoldID: h.ID, From: t.From, To: t.To, Path: t.Path, Role: t.Role, ProviderKey: h.ProviderKey, Deadline: h.Deadline, At: t.At})
 	if err != nil {
 		return fmt.Errorf("encoding hold event: %w", err)
@@ -193,7 +194,7 @@ func (a *Auditor) Query(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
 	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
 	if q.HoldID != "" {
 		if !validToken(q.HoldID) {
-			return nil, fmt.Errorf("hold id: %w", ErrBadRequest)
+			return nil, fmt.Errorf("hold id: %w", hold.ErrBadRequest)
 		}
 		cfg.FilterSubjects = []string{"audit.*." + auditBucket(q.HoldID)}
 		if len(q.HoldID) != 3 { // a bucket token is three characters: the filters must not overlap

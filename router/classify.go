@@ -2,7 +2,6 @@ package router
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/resultgate/resultgate/hl7"
 	"github.com/resultgate/resultgate/policy"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // Policy is what the pipeline needs from the policy package: build the report,
@@ -59,7 +59,7 @@ func consumerName(partition string) string { return "classify-" + partition }
 // partitionTokens returns the n partition tokens Partition produces.
 func partitionTokens(n int) []string {
 	if n <= 0 {
-		n = DefaultPartitions
+		n = hold.DefaultPartitions
 	}
 	width := 2
 	for m := n - 1; m >= 100; m /= 10 {
@@ -134,7 +134,7 @@ func (s *Service) handleInbound(ctx context.Context, msg jetstream.Msg) {
 	}
 	_ = s.audit.Record(ctx, "dead-"+strconv.FormatUint(meta.Sequence.Stream, 10), AuditEvent{
 		Kind: AuditDead, MsgID: msg.Headers().Get(jetstream.MsgIDHeader), InboundSeq: meta.Sequence.Stream,
-		Reason: reason + ": " + detail, Actor: "resultgate", Role: RoleSystem,
+		Reason: reason + ": " + detail, Actor: "resultgate", Role: hold.RoleSystem,
 	})
 	if err := msg.TermWithReason(reason); err != nil {
 		log.Warn().Err(err).Msg("term not confirmed")
@@ -145,7 +145,7 @@ func (s *Service) handleInbound(ctx context.Context, msg jetstream.Msg) {
 
 // inboundContext is what one classify run knows about its message.
 type inboundContext struct {
-	ref        InboundRef
+	ref        hold.InboundRef
 	raw        []byte
 	msg        *hl7.Message
 	report     *policy.Report
@@ -167,10 +167,10 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 		msgID = "seq-" + strconv.FormatUint(meta.Sequence.Stream, 10)
 	}
 	in := &inboundContext{
-		ref: InboundRef{Stream: StreamHL7In, Seq: meta.Sequence.Stream, MsgID: msgID, Partition: partition},
+		ref: hold.InboundRef{Stream: StreamHL7In, Seq: meta.Sequence.Stream, MsgID: msgID, Partition: partition},
 		raw: msg.Data(), now: s.clock.Now().UTC(),
 	}
-	in.holdID = HoldID(s.cfg.Secret, msgID)
+	in.holdID = hold.HoldID(s.cfg.Secret, msgID)
 	// in.raw is the NATS message's own buffer, never written: parse it in place.
 	m, err := hl7.ParseWithOptions(in.raw, hl7.ParseOptions{NoCopy: true})
 	if err != nil {
@@ -198,14 +198,14 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 	in.report = r
 	in.patientKey = s.patientKey(r.PatientID)
 	if len(r.Orders) > 0 {
-		in.orderKey = OrderKey(s.cfg.Secret, r.Orders[0].FillerID)
+		in.orderKey = hold.OrderKey(s.cfg.Secret, r.Orders[0].FillerID)
 		in.provider = r.Orders[0].OrderingProvider
 	}
 
 	// The lookups are independent: run them at once (latency is what limits
 	// a partition, which handles one message at a time).
 	var (
-		existing   *Hold
+		existing   *hold.Hold
 		holdErr    error
 		entry      OrderEntry
 		found      bool
@@ -227,7 +227,7 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 	// was handled. Finish the idempotent follow-ups and ack.
 	if holdErr == nil {
 		return s.finishHold(ctx, in, existing, nil)
-	} else if !errors.Is(holdErr, ErrHoldNotFound) {
+	} else if !errors.Is(holdErr, hold.ErrHoldNotFound) {
 		return holdErr
 	}
 	if err := errors.Join(orderErr, prefErr, detsErr); err != nil {
@@ -237,7 +237,7 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 	if found {
 		if entry.HoldID == in.holdID {
 			// The index is written last: this message was fully processed.
-			if entry.State != StateHeld {
+			if entry.State != hold.StateHeld {
 				return nil
 			}
 			prior = entry.Prior
@@ -273,8 +273,8 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 			Kind: AuditDecision, At: in.now, HoldID: in.holdID, PatientKey: in.patientKey, OrderKey: in.orderKey,
 			MsgID: msgID, ControlID: in.ref.ControlID, InboundSeq: in.ref.Seq,
 			Action: string(d.Action), Disposition: d.Disposition, Tags: c.Tags, RulesetVersion: d.RulesetVersion,
-			Bases: toBases(d.Bases), Deadline: d.Deadline, Notify: string(d.Notify),
-			Actor: "resultgate", Role: RoleSystem,
+			Bases: hold.BasesFromPolicy(d.Bases), Deadline: d.Deadline, Notify: string(d.Notify),
+			Actor: "resultgate", Role: hold.RoleSystem,
 		})
 	}()
 	err = s.applyDecision(ctx, in, c, d, prior, consentRev, len(dets))
@@ -304,45 +304,45 @@ func (s *Service) applyDecision(ctx context.Context, in *inboundContext, c polic
 			return err
 		}
 		if changed {
-			if _, err := s.reevaluate(ctx, stored, PathPatientRevoked, "resultgate", RoleSystem, "consent or determination changed while the hold was created"); err != nil &&
-				!errors.Is(err, ErrAlreadyReleased) && !errors.Is(err, ErrHoldClosed) {
+			if _, err := s.reevaluate(ctx, stored, hold.PathPatientRevoked, "resultgate", hold.RoleSystem, "consent or determination changed while the hold was created"); err != nil &&
+				!errors.Is(err, hold.ErrAlreadyReleased) && !errors.Is(err, hold.ErrHoldClosed) {
 				return err
 			}
 		}
 		return nil
 	case policy.ActionWithdraw:
 		if prior != nil && prior.State == policy.PriorHeld && prior.HoldID != "" {
-			if err := s.closePrior(ctx, prior.HoldID, in.holdID, StateWithdrawn, "withdrawn by the sender", in.now); err != nil {
+			if err := s.closePrior(ctx, prior.HoldID, in.holdID, hold.StateWithdrawn, "withdrawn by the sender", in.now); err != nil {
 				return err
 			}
 		}
-		return s.orders.Put(ctx, in.orderKey, OrderEntry{HoldID: in.holdID, State: StateWithdrawn, MsgID: msgID, At: in.now, Prior: prior})
+		return s.orders.Put(ctx, in.orderKey, OrderEntry{HoldID: in.holdID, State: hold.StateWithdrawn, MsgID: msgID, At: in.now, Prior: prior})
 	default: // release
 		if prior != nil && prior.State == policy.PriorHeld && prior.HoldID != "" {
-			if err := s.closePrior(ctx, prior.HoldID, in.holdID, StateSuperseded, "replaced by a correction released at once", in.now); err != nil {
+			if err := s.closePrior(ctx, prior.HoldID, in.holdID, hold.StateSuperseded, "replaced by a correction released at once", in.now); err != nil {
 				return err
 			}
 		}
-		path := PathImmediate
+		path := hold.PathImmediate
 		reason := "no lawful basis to hold"
 		if d.Disposition == policy.DispositionReleaseCorrection {
-			path, reason = PathCorrection, "correction of a result already released"
+			path, reason = hold.PathCorrection, "correction of a result already released"
 		}
 		if err := s.gate.emit(ctx, emitRequest{
 			holdID: in.holdID, inbound: in.ref, patientKey: in.patientKey, raw: in.raw, msg: m,
-			rel: ReleaseInfo{Path: path, Actor: "resultgate", Role: RoleSystem, Reason: reason, Note: d.Note, Notify: d.Notify, At: in.now},
+			rel: hold.ReleaseInfo{Path: path, Actor: "resultgate", Role: hold.RoleSystem, Reason: reason, Note: d.Note, Notify: d.Notify, At: in.now},
 		}); err != nil {
 			return err
 		}
-		return s.orders.Put(ctx, in.orderKey, OrderEntry{HoldID: in.holdID, State: StateReleased, MsgID: msgID, At: in.now, Prior: prior})
+		return s.orders.Put(ctx, in.orderKey, OrderEntry{HoldID: in.holdID, State: hold.StateReleased, MsgID: msgID, At: in.now, Prior: prior})
 	}
 }
 
 // finishHold does the idempotent follow-ups of a created hold: close the
 // version it replaces, index the order, notify the clinician.
-func (s *Service) finishHold(ctx context.Context, in *inboundContext, h *Hold, prior *policy.Prior) error {
+func (s *Service) finishHold(ctx context.Context, in *inboundContext, h *hold.Hold, prior *policy.Prior) error {
 	if h.Supersedes != "" {
-		if err := s.closePrior(ctx, h.Supersedes, h.ID, StateSuperseded, "replaced by a correction", h.CreatedAt); err != nil {
+		if err := s.closePrior(ctx, h.Supersedes, h.ID, hold.StateSuperseded, "replaced by a correction", h.CreatedAt); err != nil {
 			return err
 		}
 	}
@@ -353,10 +353,10 @@ func (s *Service) finishHold(ctx context.Context, in *inboundContext, h *Hold, p
 			prior = e.Prior
 		}
 	}
-	if err := s.orders.Put(ctx, h.OrderKey, OrderEntry{HoldID: h.ID, State: StateHeld, MsgID: h.Inbound.MsgID, At: h.CreatedAt, Prior: prior}); err != nil {
+	if err := s.orders.Put(ctx, h.OrderKey, OrderEntry{HoldID: h.ID, State: hold.StateHeld, MsgID: h.Inbound.MsgID, At: h.CreatedAt, Prior: prior}); err != nil {
 		return err
 	}
-	if h.State == StateHeld {
+	if h.State == hold.StateHeld {
 		if err := s.notifier.Send(ctx, NotifyHoldCreated, h, in.now); err != nil {
 			return err
 		}
@@ -372,12 +372,12 @@ func (s *Service) finishHold(ctx context.Context, in *inboundContext, h *Hold, p
 
 // newHold builds the hold record for a hold decision. A replacement of a held
 // version keeps the original deadline: a correction never restarts the clock.
-func (s *Service) newHold(in *inboundContext, c policy.Classification, d policy.Decision, prior *policy.Prior) *Hold {
+func (s *Service) newHold(in *inboundContext, c policy.Classification, d policy.Decision, prior *policy.Prior) *hold.Hold {
 	deadline := d.Deadline
-	h := &Hold{
-		ID: in.holdID, State: StateHeld, Inbound: in.ref,
-		PatientKey: in.patientKey, ProviderID: in.provider, ProviderKey: ProviderKey(s.cfg.Secret, in.provider),
-		OrderKey: in.orderKey, Tags: c.Tags, RulesetVersion: d.RulesetVersion, Bases: toBases(d.Bases),
+	h := &hold.Hold{
+		ID: in.holdID, State: hold.StateHeld, Inbound: in.ref,
+		PatientKey: in.patientKey, ProviderID: in.provider, ProviderKey: hold.ProviderKey(s.cfg.Secret, in.provider),
+		OrderKey: in.orderKey, Tags: c.Tags, RulesetVersion: d.RulesetVersion, Bases: hold.BasesFromPolicy(d.Bases),
 		Notify: d.Notify, Note: d.Note, CreatedAt: in.now,
 	}
 	if prior != nil && prior.State == policy.PriorHeld && prior.HoldID != "" {
@@ -392,12 +392,12 @@ func (s *Service) newHold(in *inboundContext, c policy.Classification, d policy.
 	}
 	h.Deadline = deadline.UTC()
 	s.schedule(h, in.now)
-	h.Transitions = []Transition{{From: "", To: StateHeld, Actor: "resultgate", Role: RoleSystem, Reason: "policy decision (" + d.Disposition + ")", At: in.now}}
+	h.Transitions = []hold.Transition{{From: "", To: hold.StateHeld, Actor: "resultgate", Role: hold.RoleSystem, Reason: "policy decision (" + d.Disposition + ")", At: in.now}}
 	return h
 }
 
 // schedule sets the reminder and escalation times of h from the configuration.
-func (s *Service) schedule(h *Hold, now time.Time) {
+func (s *Service) schedule(h *hold.Hold, now time.Time) {
 	h.RemindAt, h.EscalateAt = time.Time{}, time.Time{}
 	if rb := s.cfg.Holds.ReminderBefore; rb > 0 {
 		if t := h.Deadline.Add(-rb); t.After(now) {
@@ -413,19 +413,19 @@ func (s *Service) schedule(h *Hold, now time.Time) {
 
 // closePrior moves a held earlier version to state (superseded or withdrawn).
 // Already closed or released versions are left as they are.
-func (s *Service) closePrior(ctx context.Context, priorID, byID string, state HoldState, reason string, at time.Time) error {
-	h, err := s.holds.Mutate(ctx, priorID, func(h *Hold) error {
-		if h.State != StateHeld {
+func (s *Service) closePrior(ctx context.Context, priorID, byID string, state hold.HoldState, reason string, at time.Time) error {
+	h, err := s.holds.Mutate(ctx, priorID, func(h *hold.Hold) error {
+		if h.State != hold.StateHeld {
 			return errNoChange
 		}
-		h.Transitions = append(h.Transitions, Transition{From: h.State, To: state, Actor: "sender", Role: RoleSystem, Reason: reason, At: at})
+		h.Transitions = append(h.Transitions, hold.Transition{From: h.State, To: state, Actor: "sender", Role: hold.RoleSystem, Reason: reason, At: at})
 		h.State = state
-		if state == StateSuperseded {
+		if state == hold.StateSuperseded {
 			h.SupersededBy = byID
 		}
 		return nil
 	})
-	if errors.Is(err, ErrHoldNotFound) {
+	if errors.Is(err, hold.ErrHoldNotFound) {
 		return nil
 	}
 	if err != nil {
@@ -446,29 +446,29 @@ func (s *Service) closePrior(ctx context.Context, priorID, byID string, state Ho
 func (s *Service) priorOf(ctx context.Context, e OrderEntry) (*policy.Prior, error) {
 	p := &policy.Prior{State: string(e.State), HoldID: e.HoldID}
 	switch e.State {
-	case StateReleased:
+	case hold.StateReleased:
 		p.State = policy.PriorReleased
-	case StateWithdrawn:
+	case hold.StateWithdrawn:
 		p.State = policy.PriorWithdrawn
 	}
-	if e.State != StateHeld {
+	if e.State != hold.StateHeld {
 		return p, nil
 	}
 	h, err := s.holds.Get(ctx, e.HoldID)
-	if errors.Is(err, ErrHoldNotFound) {
+	if errors.Is(err, hold.ErrHoldNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
 	switch h.State {
-	case StateHeld:
+	case hold.StateHeld:
 		p.State, p.Deadline = policy.PriorHeld, h.Deadline
-	case StateReleased:
+	case hold.StateReleased:
 		p.State = policy.PriorReleased
-	case StateWithdrawn:
+	case hold.StateWithdrawn:
 		p.State = policy.PriorWithdrawn
-	case StateSuperseded:
+	case hold.StateSuperseded:
 		// The index lags a newer version; treat as released-or-held by that.
 		if h.SupersededBy != "" {
 			if n, err := s.holds.Get(ctx, h.SupersededBy); err == nil {
@@ -510,7 +510,7 @@ func (s *Service) preferenceRev(ctx context.Context, patientKey string) (*policy
 // nDets determinations). A Consent put or a determination placed while the
 // hold was being created may have missed it (the view did not show it yet);
 // the classify step then re-evaluates the new hold itself.
-func (s *Service) inputsChanged(ctx context.Context, h *Hold, consentRev uint64, nDets int) (bool, error) {
+func (s *Service) inputsChanged(ctx context.Context, h *hold.Hold, consentRev uint64, nDets int) (bool, error) {
 	rec, err := s.consents.Get(ctx, h.PatientKey)
 	switch {
 	case errors.Is(err, ErrConsentNotFound):
@@ -540,7 +540,7 @@ func (s *Service) determinations(ctx context.Context, orderKey, patientID string
 	for _, d := range ds {
 		role := d.Role
 		if role == "" {
-			role = RoleClinician
+			role = hold.RoleClinician
 		}
 		out = append(out, policy.Determination{PatientID: patientID, OrderFiller: d.Order, By: d.By, Role: role, Reason: d.Reason, HarmType: d.HarmType, At: d.At})
 	}
@@ -559,31 +559,7 @@ func (s *Service) patientKey(pid string) string {
 	if pid == "" {
 		return ""
 	}
-	return PatientKey(s.cfg.Secret, PatientIdentity(pid))
-}
-
-// toBases converts the policy's bases to the stored form.
-func toBases(bs []policy.Basis) []Basis {
-	out := make([]Basis, 0, len(bs))
-	for _, b := range bs {
-		detail, _ := json.Marshal(b)
-		out = append(out, Basis{Kind: string(b.Kind), Detail: detail})
-	}
-	return out
-}
-
-// policyBases decodes stored bases back into the policy's form.
-func policyBases(bs []Basis) []policy.Basis {
-	out := make([]policy.Basis, 0, len(bs))
-	for _, b := range bs {
-		var pb policy.Basis
-		if len(b.Detail) > 0 && json.Unmarshal(b.Detail, &pb) == nil {
-			out = append(out, pb)
-			continue
-		}
-		out = append(out, policy.Basis{Kind: policy.BasisKind(b.Kind)})
-	}
-	return out
+	return hold.PatientKey(s.cfg.Secret, hold.PatientIdentity(pid))
 }
 
 func receivedAt(h string, fallback time.Time) time.Time {

@@ -7,6 +7,7 @@ import (
 	"github.com/resultgate/resultgate/fhirmap"
 	"github.com/resultgate/resultgate/hl7"
 	"github.com/resultgate/resultgate/policy"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // policyAdapter is the production Policy: the policy package's FromHL7,
@@ -60,17 +61,17 @@ func (p *policyAdapter) ParseConsent(data []byte) (*policy.Preference, error) {
 }
 
 // fhirReason maps a release path to the Provenance reason of the Bundle.
-func fhirReason(p ReleasePath) string {
+func fhirReason(p hold.ReleasePath) string {
 	switch p {
-	case PathImmediate:
+	case hold.PathImmediate:
 		return fhirmap.ReasonImmediate
-	case PathOverride:
+	case hold.PathOverride:
 		return fhirmap.ReasonOnCallOverride
-	case PathDeadline:
+	case hold.PathDeadline:
 		return fhirmap.ReasonDeadline
-	case PathPatientRevoked:
+	case hold.PathPatientRevoked:
 		return fhirmap.ReasonPatientRevoked
-	case PathCorrection:
+	case hold.PathCorrection:
 		return fhirmap.ReasonCorrection
 	default: // acknowledged, reevaluated after a clinician's action
 		return fhirmap.ReasonClinicianRelease
@@ -81,7 +82,7 @@ func fhirReason(p ReleasePath) string {
 // reference is "Patient/<patient key>": no MRN or name in the Bundle's
 // references. loc is the zone of HL7 timestamps without an offset.
 func NewFHIREncoder(loc *time.Location, idPrefix string) FHIREncoder {
-	return func(m *hl7.Message, holdID string, rel ReleaseInfo, bases []Basis, patientKey string) ([]byte, error) {
+	return func(m *hl7.Message, holdID string, rel hold.ReleaseInfo, bases []hold.Basis, patientKey string) ([]byte, error) {
 		kinds := make([]string, 0, len(bases))
 		for _, b := range bases {
 			kinds = append(kinds, b.Kind)

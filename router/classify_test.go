@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/resultgate/resultgate/internal/testutil"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // fetchInbound returns the inbound message at seq through a consumer of its
@@ -57,7 +58,7 @@ func TestRerunCreatesNoDuplicates(t *testing.T) {
 			// A crash after the first writes: the order index (written last)
 			// is lost, so the re-run redoes every step.
 			for _, f := range []string{"F1", "F2"} {
-				if err := s.orders.kv.Delete(testCtx(t), OrderKey(pipeSecret, f)); err != nil {
+				if err := s.orders.kv.Delete(testCtx(t), hold.OrderKey(pipeSecret, f)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -70,7 +71,7 @@ func TestRerunCreatesNoDuplicates(t *testing.T) {
 		t.Fatalf("feed has %d FHIR messages, want 1", n)
 	}
 	h, err := s.GetHold(testCtx(t), holdOf("C1"))
-	if err != nil || h.State != StateHeld || len(h.Transitions) != 1 {
+	if err != nil || h.State != hold.StateHeld || len(h.Transitions) != 1 {
 		t.Fatalf("hold = %+v, %v", h, err)
 	}
 	if n := len(e.notifications("notify.>")); n != 1 {
@@ -93,14 +94,14 @@ func TestReleaseCrashBeforePublishIsReconciled(t *testing.T) {
 	s := p.Service()
 	e.consent(s, "MRN1", "active", true, false)
 	e.send(msgSpec{ctrl: "C1", filler: "F1", section: "SP"})
-	h := e.waitState(s, holdOf("C1"), StateHeld)
+	h := e.waitState(s, holdOf("C1"), hold.StateHeld)
 	if err := p.Stop(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
 	now := e.clock.Now()
-	if _, err := s.holds.Mutate(testCtx(t), h.ID, func(c *Hold) error {
-		c.Transitions = append(c.Transitions, Transition{From: StateHeld, To: StateReleased, Path: PathAcknowledged, Actor: "DRSMITH", Role: RoleClinician, At: now})
-		c.State, c.Release, c.Published = StateReleased, &ReleaseInfo{Path: PathAcknowledged, Actor: "DRSMITH", Role: RoleClinician, At: now}, false
+	if _, err := s.holds.Mutate(testCtx(t), h.ID, func(c *hold.Hold) error {
+		c.Transitions = append(c.Transitions, hold.Transition{From: hold.StateHeld, To: hold.StateReleased, Path: hold.PathAcknowledged, Actor: "DRSMITH", Role: hold.RoleClinician, At: now})
+		c.State, c.Release, c.Published = hold.StateReleased, &hold.ReleaseInfo{Path: hold.PathAcknowledged, Actor: "DRSMITH", Role: hold.RoleClinician, At: now}, false
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -147,7 +148,7 @@ func TestPerPatientOrderAcrossInstances(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if orig.State != StateSuperseded || corr.State != StateHeld || corr.Supersedes != orig.ID || !corr.Deadline.Equal(orig.Deadline) {
+		if orig.State != hold.StateSuperseded || corr.State != hold.StateHeld || corr.Supersedes != orig.ID || !corr.Deadline.Equal(orig.Deadline) {
 			t.Fatalf("patient %d: original %s, correction %s supersedes %q", i, orig.State, corr.State, corr.Supersedes)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/resultgate/resultgate/internal/testutil"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // clusterConn connects to every node of srvs (reconnecting for ever, quickly)
@@ -88,10 +89,10 @@ func readFeed(t *testing.T, js jetstream.JetStream) map[string][]feedMsg {
 }
 
 // releaseCount counts the transitions of h into released.
-func releaseCount(h *Hold) int {
+func releaseCount(h *hold.Hold) int {
 	n := 0
 	for _, tr := range h.Transitions {
-		if tr.To == StateReleased {
+		if tr.To == hold.StateReleased {
 			n++
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/resultgate/resultgate/internal/testutil"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // TestClusterDeadlineFiresAfterCreatorDies checks on an in-process three-node
@@ -59,7 +60,7 @@ func TestClusterDeadlineFiresAfterCreatorDies(t *testing.T) {
 		}
 		nHeld++
 		testutil.Eventually(t, 10*time.Second, "B's view has "+id, func() bool {
-			hs, err := b.Service().ListHolds(context.Background(), HoldFilter{State: StateHeld})
+			hs, err := b.Service().ListHolds(context.Background(), HoldFilter{State: hold.StateHeld})
 			if err != nil {
 				return false
 			}
@@ -86,7 +87,7 @@ func TestClusterDeadlineFiresAfterCreatorDies(t *testing.T) {
 
 	for id, h := range held {
 		if h {
-			if got, err := c.Service().GetHold(context.Background(), id); err != nil || got.State != StateHeld {
+			if got, err := c.Service().GetHold(context.Background(), id); err != nil || got.State != hold.StateHeld {
 				t.Fatalf("before the deadline hold %s: %+v, %v", id, got, err)
 			}
 		}
@@ -108,21 +109,21 @@ func TestClusterDeadlineFiresAfterCreatorDies(t *testing.T) {
 			continue
 		}
 		if !wasHeld {
-			if msgs[0].path != string(PathImmediate) {
+			if msgs[0].path != string(hold.PathImmediate) {
 				t.Errorf("result %s released on path %q, want immediate", id, msgs[0].path)
 			}
 			continue
 		}
-		if msgs[0].path != string(PathDeadline) {
+		if msgs[0].path != string(hold.PathDeadline) {
 			t.Errorf("hold %s released on path %q, want deadline", id, msgs[0].path)
 		}
-		var h *Hold
+		var h *hold.Hold
 		testutil.Eventually(t, 10*time.Second, "hold "+id+" readable", func() bool {
 			var err error
 			h, err = c.Service().GetHold(context.Background(), id)
 			return err == nil
 		})
-		if h.State != StateReleased || releaseCount(h) != 1 || h.Release == nil || h.Release.Path != PathDeadline {
+		if h.State != hold.StateReleased || releaseCount(h) != 1 || h.Release == nil || h.Release.Path != hold.PathDeadline {
 			t.Errorf("hold %s: state %s, %d releases, release %+v; want released once at the deadline", id, h.State, releaseCount(h), h.Release)
 		}
 	}

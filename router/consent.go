@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/resultgate/resultgate/policy"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // Buckets owned by the pipeline (created by EnsurePipelineBuckets).
@@ -99,38 +100,9 @@ func (s *ConsentStore) History(ctx context.Context, patientKey string) ([]Consen
 	return out, nil
 }
 
-// Determination is a clinician's individual decision to hold the result of
-// one order (Preventing Harm, 45 CFR 171.201).
-type Determination struct {
-	// Order is the filler order number (OBR-3) as given by the clinician.
-	Order    string `json:"order"`
-	OrderKey string `json:"order_key"`
-	Reason   string `json:"reason"`
-	// HarmType is the type of harm the determination prevents (HarmTypes).
-	HarmType string    `json:"harm_type,omitempty"`
-	By       string    `json:"by"`
-	Role     string    `json:"role,omitempty"`
-	At       time.Time `json:"at"`
-}
-
-// Types of harm under the Preventing Harm exception, 45 CFR 171.201(d).
-const (
-	// HarmLifeOrSafety: access is reasonably likely to endanger the life or
-	// physical safety of the patient or another person (171.201(d)(3), the
-	// standard when the patient themselves receives the result).
-	HarmLifeOrSafety = "life-or-physical-safety"
-	// HarmSubstantialOther: the result references another person and access
-	// is reasonably likely to cause that person substantial harm
-	// (171.201(d)(2)).
-	HarmSubstantialOther = "substantial-harm-to-other"
-)
-
-// HarmTypes lists the accepted harm types.
-var HarmTypes = []string{HarmLifeOrSafety, HarmSubstantialOther}
-
 // determinationSet is the value stored per order key.
 type determinationSet struct {
-	Items []Determination `json:"items"`
+	Items []hold.Determination `json:"items"`
 }
 
 // DeterminationStore reads and writes the determinations bucket.
@@ -139,7 +111,7 @@ type DeterminationStore struct {
 }
 
 // Add appends d to its order's determinations (compare-and-set).
-func (s *DeterminationStore) Add(ctx context.Context, d Determination) error {
+func (s *DeterminationStore) Add(ctx context.Context, d hold.Determination) error {
 	for range maxCASAttempts {
 		var set determinationSet
 		var rev uint64
@@ -172,11 +144,11 @@ func (s *DeterminationStore) Add(ctx context.Context, d Determination) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("determinations: %w", ErrConflict)
+	return fmt.Errorf("determinations: %w", hold.ErrConflict)
 }
 
 // Get returns the determinations on order key (none is not an error).
-func (s *DeterminationStore) Get(ctx context.Context, orderKey string) ([]Determination, error) {
+func (s *DeterminationStore) Get(ctx context.Context, orderKey string) ([]hold.Determination, error) {
 	if orderKey == "" {
 		return nil, nil
 	}
@@ -201,9 +173,9 @@ type OrderEntry struct {
 	HoldID string `json:"hold_id"`
 	// State is the state when written; for held versions the hold record is
 	// authoritative.
-	State HoldState `json:"state"`
-	MsgID string    `json:"msg_id"`
-	At    time.Time `json:"at"`
+	State hold.HoldState `json:"state"`
+	MsgID string         `json:"msg_id"`
+	At    time.Time      `json:"at"`
 	// Prior is the version this one followed, kept so a re-run of the same
 	// message sees the prior it saw the first time.
 	Prior *policy.Prior `json:"prior,omitempty"`

@@ -13,6 +13,7 @@ import (
 
 	"github.com/resultgate/resultgate/fhirmap"
 	"github.com/resultgate/resultgate/hl7"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // Dead-letter reason codes (the last token of hl7.dead.<reason>).
@@ -167,7 +168,7 @@ func (d *DeadLetters) Replay(ctx context.Context, seq uint64) (DeadRecord, error
 	}
 	rec := deadRecord(raw.Header, seq, len(raw.Data))
 	if !strings.HasPrefix(rec.Subject, SubjectInPrefix) {
-		return rec, fmt.Errorf("dead seq %d has no inbound subject: %w", seq, ErrBadRequest)
+		return rec, fmt.Errorf("dead seq %d has no inbound subject: %w", seq, hold.ErrBadRequest)
 	}
 	hdr := nats.Header{}
 	for k, v := range raw.Header {

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/resultgate/resultgate/hl7"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // Portal feed subjects.
@@ -43,7 +44,7 @@ const (
 
 // FHIREncoder turns a released message into the FHIR R4 Bundle of the portal
 // feed. The production encoder wraps fhirmap.Bundle.
-type FHIREncoder func(m *hl7.Message, holdID string, rel ReleaseInfo, bases []Basis, patientKey string) ([]byte, error)
+type FHIREncoder func(m *hl7.Message, holdID string, rel hold.ReleaseInfo, bases []hold.Basis, patientKey string) ([]byte, error)
 
 // Gate is the one place that writes to the portal feed. Every release, held or
 // immediate, goes through emit; held releases first move the record to
@@ -66,12 +67,12 @@ type Gate struct {
 // emitRequest is one result to put on the portal feed.
 type emitRequest struct {
 	holdID     string
-	inbound    InboundRef
+	inbound    hold.InboundRef
 	patientKey string
 	raw        []byte       // nil: fetched from HL7_IN by inbound.Seq
 	msg        *hl7.Message // nil: parsed from raw
-	rel        ReleaseInfo
-	bases      []Basis
+	rel        hold.ReleaseInfo
+	bases      []hold.Basis
 }
 
 // inStream returns (and caches) the HL7_IN stream handle.
@@ -183,7 +184,7 @@ func (g *Gate) publish(ctx context.Context, subj, id string, hdr nats.Header, da
 
 // releaseCheck vets a hold before release (authorisation); it runs inside the
 // compare-and-set, on the current record.
-type releaseCheck func(h *Hold) error
+type releaseCheck func(h *hold.Hold) error
 
 // Release ends hold id with rel: it moves the record from held to released
 // (compare-and-set, so it happens once), appends the transition, audits it,
@@ -192,13 +193,13 @@ type releaseCheck func(h *Hold) error
 // one ErrHoldClosed. Once the compare-and-set succeeded the release stands: a
 // failed publish is logged and finished by the reconciler, and Release returns
 // the released record without error.
-func (g *Gate) Release(ctx context.Context, id string, rel ReleaseInfo, check releaseCheck) (*Hold, error) {
-	h, err := g.holds.Mutate(ctx, id, func(h *Hold) error {
+func (g *Gate) Release(ctx context.Context, id string, rel hold.ReleaseInfo, check releaseCheck) (*hold.Hold, error) {
+	h, err := g.holds.Mutate(ctx, id, func(h *hold.Hold) error {
 		switch h.State {
-		case StateReleased:
-			return ErrAlreadyReleased
-		case StateSuperseded, StateWithdrawn:
-			return ErrHoldClosed
+		case hold.StateReleased:
+			return hold.ErrAlreadyReleased
+		case hold.StateSuperseded, hold.StateWithdrawn:
+			return hold.ErrHoldClosed
 		}
 		if check != nil {
 			if err := check(h); err != nil {
@@ -211,11 +212,11 @@ func (g *Gate) Release(ctx context.Context, id string, rel ReleaseInfo, check re
 		if rel.Notify == "" {
 			rel.Notify = h.Notify
 		}
-		h.Transitions = append(h.Transitions, Transition{
-			From: h.State, To: StateReleased, Path: rel.Path,
+		h.Transitions = append(h.Transitions, hold.Transition{
+			From: h.State, To: hold.StateReleased, Path: rel.Path,
 			Actor: rel.Actor, Role: rel.Role, Reason: rel.Reason, At: rel.At,
 		})
-		h.State = StateReleased
+		h.State = hold.StateReleased
 		r := rel
 		h.Release = &r
 		h.Published = false
@@ -240,12 +241,12 @@ func (g *Gate) Release(ctx context.Context, id string, rel ReleaseInfo, check re
 // finish audits the release transition, publishes a released record and
 // marks it published. Each step is idempotent (stable Msg-Ids, CAS), so the
 // reconciler can run it again after any failure.
-func (g *Gate) finish(ctx context.Context, h *Hold) (*Hold, error) {
+func (g *Gate) finish(ctx context.Context, h *hold.Hold) (*hold.Hold, error) {
 	if h.Release == nil {
 		return h, fmt.Errorf("hold %s released without release info", h.ID)
 	}
 	for i := len(h.Transitions) - 1; i >= 0; i-- {
-		if t := h.Transitions[i]; t.To == StateReleased {
+		if t := h.Transitions[i]; t.To == hold.StateReleased {
 			// The audit Msg-Id counts transitions up to and including this one.
 			upTo := *h
 			upTo.Transitions = h.Transitions[:i+1]
@@ -266,7 +267,7 @@ func (g *Gate) finish(ctx context.Context, h *Hold) (*Hold, error) {
 	if err != nil {
 		return h, err
 	}
-	done, err := g.holds.Mutate(ctx, h.ID, func(c *Hold) error {
+	done, err := g.holds.Mutate(ctx, h.ID, func(c *hold.Hold) error {
 		if c.Published {
 			return errNoChange
 		}
@@ -300,7 +301,7 @@ func (g *Gate) Reconcile(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		if cur.State != StateReleased || cur.Published || cur.PublishError != "" {
+		if cur.State != hold.StateReleased || cur.Published || cur.PublishError != "" {
 			g.view.Observe(cur)
 			continue
 		}
@@ -340,7 +341,7 @@ var ErrUnpublishable = errors.New("released result cannot be published")
 // unpublishable records, once, that released hold h cannot be published: the
 // reason on the hold (so the reconciler stops), an audit event and an error
 // log. The sender has to correct the message; a correction supersedes it.
-func (g *Gate) unpublishable(ctx context.Context, h *Hold, pe *permanentError) (*Hold, error) {
+func (g *Gate) unpublishable(ctx context.Context, h *hold.Hold, pe *permanentError) (*hold.Hold, error) {
 	why := pe.reason + ": " + safeDetail(pe.err, pe.reason+" failed")
 	// The audit event first, then the mark that stops the reconciler: a crash
 	// in between leaves the hold unmarked, so the reconciler comes back here
@@ -349,12 +350,12 @@ func (g *Gate) unpublishable(ctx context.Context, h *Hold, pe *permanentError) (
 	// compare-and-set marks the hold counts and logs it.
 	if err := g.audit.Record(ctx, "unpub-"+h.ID, AuditEvent{
 		Kind: AuditDead, At: time.Now().UTC(), HoldID: h.ID, OrderKey: h.OrderKey, MsgID: h.Inbound.MsgID,
-		InboundSeq: h.Inbound.Seq, Reason: why, Actor: "resultgate", Role: RoleSystem,
+		InboundSeq: h.Inbound.Seq, Reason: why, Actor: "resultgate", Role: hold.RoleSystem,
 	}); err != nil {
 		return h, err
 	}
 	recorded := false
-	out, err := g.holds.Mutate(ctx, h.ID, func(c *Hold) error {
+	out, err := g.holds.Mutate(ctx, h.ID, func(c *hold.Hold) error {
 		recorded = false
 		if c.PublishError != "" || c.Published {
 			return errNoChange

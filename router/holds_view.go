@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/resultgate/resultgate/policy"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // timerKind is what a scheduled entry does when it falls due.
@@ -78,7 +79,7 @@ func (h *timerHeap) Pop() any {
 // timer heap while the hold is open, and the entry's positions in the provider
 // and patient indexes.
 type viewHold struct {
-	Hold
+	hold.Hold
 	// due holds the deadline, reminder and escalation pushed for an open hold,
 	// by timerKind (0: none); a heap entry whose time differs is stale.
 	due [3]stamp
@@ -128,7 +129,7 @@ const internMax = 1 << 14
 type interner struct {
 	strs  map[string]string
 	tags  map[string][]policy.Tag
-	bases map[string][]Basis
+	bases map[string][]hold.Basis
 	key   []byte
 }
 
@@ -161,9 +162,9 @@ func (in *interner) tagList(ts []policy.Tag) []policy.Tag {
 }
 
 // basisList returns the shared slim list (kinds only) of bs's basis kinds.
-func (in *interner) basisList(bs []Basis) []Basis {
+func (in *interner) basisList(bs []hold.Basis) []hold.Basis {
 	return internList(in, in.bases, len(bs), func(i int) string { return bs[i].Kind },
-		func(kind string) Basis { return Basis{Kind: kind} })
+		func(kind string) hold.Basis { return hold.Basis{Kind: kind} })
 }
 
 // internList returns table's shared list for the n names, making it (one
@@ -218,7 +219,7 @@ func NewHoldView(log zerolog.Logger) *HoldView {
 		holds:      map[string]*viewHold{},
 		byProvider: holdIndex{keys: map[string][]*viewHold{}, slot: 0},
 		byPatient:  holdIndex{keys: map[string][]*viewHold{}, slot: 1},
-		intern:     interner{strs: map[string]string{}, tags: map[string][]policy.Tag{}, bases: map[string][]Basis{}},
+		intern:     interner{strs: map[string]string{}, tags: map[string][]policy.Tag{}, bases: map[string][]hold.Basis{}},
 		ready:      make(chan struct{}),
 		changed:    make(chan struct{}),
 	}
@@ -303,7 +304,7 @@ func (v *HoldView) apply(e jetstream.KeyValueEntry) {
 	for i, t := range sh.Tags {
 		vh.Tags[i].Tag = t.Tag
 	}
-	vh.Bases = make([]Basis, len(sh.Bases))
+	vh.Bases = make([]hold.Basis, len(sh.Bases))
 	for i, b := range sh.Bases {
 		vh.Bases[i].Kind = b.Kind
 	}
@@ -316,7 +317,7 @@ func (v *HoldView) apply(e jetstream.KeyValueEntry) {
 // its fields shadow Hold's (encoding/json prefers the shallower field), so the
 // evidence, basis details and transitions are skipped without allocating.
 type slimHold struct {
-	Hold
+	hold.Hold
 	Tags []struct {
 		Tag string `json:"tag"`
 	} `json:"tags"`
@@ -352,7 +353,7 @@ func (*skipJSON) UnmarshalJSON([]byte) error { return nil }
 // Observe records (a slim copy of) h in the view if it is newer than what the
 // view has. The watcher calls it; writers call it too so their own change is
 // visible at once. h is not changed.
-func (v *HoldView) Observe(h *Hold) { v.observe(&viewHold{Hold: *h}) }
+func (v *HoldView) Observe(h *hold.Hold) { v.observe(&viewHold{Hold: *h}) }
 
 // slimLocked drops from e what the view does not keep and shares its tag and
 // basis lists and short repeated strings with other holds.
@@ -440,7 +441,7 @@ func (v *HoldView) removeLocked(id string) {
 // transitions). Records in the view are never changed in place (an update
 // replaces the entry), so callers get a shallow copy and must treat its
 // slices as read-only (they are shared with other holds).
-func (v *HoldView) Get(id string) (*Hold, bool) {
+func (v *HoldView) Get(id string) (*hold.Hold, bool) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	e, ok := v.holds[id]
@@ -453,21 +454,21 @@ func (v *HoldView) Get(id string) (*Hold, bool) {
 
 // HoldFilter selects holds for listing. Empty fields match everything.
 type HoldFilter struct {
-	Provider   string    `json:"provider,omitempty"`
-	PatientKey string    `json:"patient_key,omitempty"`
-	State      HoldState `json:"status,omitempty"`
-	Tag        string    `json:"tag,omitempty"`
-	Limit      int       `json:"limit,omitempty"`
+	Provider   string         `json:"provider,omitempty"`
+	PatientKey string         `json:"patient_key,omitempty"`
+	State      hold.HoldState `json:"status,omitempty"`
+	Tag        string         `json:"tag,omitempty"`
+	Limit      int            `json:"limit,omitempty"`
 }
 
 // List returns the holds matching f, oldest deadline first, as slim records
 // (tag names, basis kinds; no evidence, basis details or transitions). With a
 // provider or patient it only looks at that provider's or patient's holds. The
 // records are shallow copies: treat their slices as read-only.
-func (v *HoldView) List(f HoldFilter) []*Hold {
+func (v *HoldView) List(f HoldFilter) []*hold.Hold {
 	v.mu.RLock()
-	var out []*Hold
-	match := func(h *Hold) bool {
+	var out []*hold.Hold
+	match := func(h *hold.Hold) bool {
 		if f.State != "" && h.State != f.State {
 			return false
 		}
@@ -517,13 +518,13 @@ func (v *HoldView) List(f HoldFilter) []*Hold {
 
 // Unpublished returns the released holds whose portal messages are not yet
 // confirmed (the reconciler's work list).
-func (v *HoldView) Unpublished() []*Hold {
+func (v *HoldView) Unpublished() []*hold.Hold {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	var out []*Hold
+	var out []*hold.Hold
 	for _, e := range v.holds {
-		if e.State == StateReleased && !e.Published && e.PublishError == "" {
-			out = append(out, e.clone())
+		if e.State == hold.StateReleased && !e.Published && e.PublishError == "" {
+			out = append(out, e.Clone())
 		}
 	}
 	return out

@@ -14,6 +14,7 @@ import (
 
 	"github.com/resultgate/resultgate/config"
 	"github.com/resultgate/resultgate/policy"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // BenchmarkHoldView100k stores 100,000 open holds (500 providers), then
@@ -31,13 +32,13 @@ func BenchmarkHoldView100k(b *testing.B) {
 	}
 	now := time.Now().UTC()
 	for i := range holds {
-		h := &Hold{
-			ID: fmt.Sprintf("h%023d", i), State: StateHeld, Inbound: InboundRef{Stream: StreamHL7In, Seq: uint64(i + 1), MsgID: fmt.Sprintf("LIS|HOSP|%d", i), Partition: "p01"},
+		h := &hold.Hold{
+			ID: fmt.Sprintf("h%023d", i), State: hold.StateHeld, Inbound: hold.InboundRef{Stream: StreamHL7In, Seq: uint64(i + 1), MsgID: fmt.Sprintf("LIS|HOSP|%d", i), Partition: "p01"},
 			PatientKey: fmt.Sprintf("%032x", i), ProviderID: fmt.Sprintf("DR%04d", i%providers), ProviderKey: "cprov",
 			Tags:     []policy.Tag{{Tag: policy.TagPathology, Evidence: []policy.Evidence{{Segment: "OBR", Field: "OBR-24", Rule: "svc.sp", Match: "SP"}}}},
-			Bases:    []Basis{{Kind: string(policy.BasisPatientRequest), Detail: json.RawMessage(`{"kind":"patient-request","until":"clinician-review","deadline":"2030-01-01T00:00:00Z","review_ends":true}`)}},
+			Bases:    []hold.Basis{{Kind: string(policy.BasisPatientRequest), Detail: json.RawMessage(`{"kind":"patient-request","until":"clinician-review","deadline":"2030-01-01T00:00:00Z","review_ends":true}`)}},
 			Deadline: now.Add(time.Duration(i%1000+1) * time.Hour), CreatedAt: now,
-			Transitions: []Transition{{To: StateHeld, Actor: "resultgate", Role: RoleSystem, At: now}},
+			Transitions: []hold.Transition{{To: hold.StateHeld, Actor: "resultgate", Role: hold.RoleSystem, At: now}},
 		}
 		data, _ := json.Marshal(h)
 		if _, err := tj.js.PublishMsgAsync(&nats.Msg{Subject: "$KV." + KVHolds + "." + h.ID, Data: data}); err != nil {
@@ -64,7 +65,7 @@ func BenchmarkHoldView100k(b *testing.B) {
 		var lat []time.Duration
 		for p := range 1000 {
 			t0 := time.Now()
-			l := v.List(HoldFilter{Provider: fmt.Sprintf("DR%04d", p%providers), State: StateHeld})
+			l := v.List(HoldFilter{Provider: fmt.Sprintf("DR%04d", p%providers), State: hold.StateHeld})
 			lat = append(lat, time.Since(t0))
 			if len(l) != holds/providers {
 				b.Fatalf("listed %d holds, want %d", len(l), holds/providers)

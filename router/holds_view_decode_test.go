@@ -10,22 +10,23 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/resultgate/resultgate/policy"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // decodeTestHolds are hold records in every shape the view decodes: open and
 // released, with and without the optional fields, with long evidence lists
 // and several transitions, and text that needs escaping.
-func decodeTestHolds() []*Hold {
+func decodeTestHolds() []*hold.Hold {
 	now := time.Date(2026, 11, 23, 12, 0, 0, 123456789, time.FixedZone("EST", -5*3600))
-	var out []*Hold
+	var out []*hold.Hold
 	for i := range 6 {
 		h := viewTestHold(i, now)
 		switch i {
 		case 1:
-			h.State = StateReleased
-			h.Release = &ReleaseInfo{Path: PathAcknowledged, Actor: "Dr \"Quote\" <Synth>", Role: RoleClinician, Reason: "discussed\nby phone", Note: "Résumé ünïcode ✓", Notify: policy.NotifyQuiet, At: now.Add(time.Hour)}
+			h.State = hold.StateReleased
+			h.Release = &hold.ReleaseInfo{Path: hold.PathAcknowledged, Actor: "Dr \"Quote\" <Synth>", Role: hold.RoleClinician, Reason: "discussed\nby phone", Note: "Résumé ünïcode ✓", Notify: policy.NotifyQuiet, At: now.Add(time.Hour)}
 			h.Published = true
-			h.Transitions = append(h.Transitions, Transition{From: StateHeld, To: StateReleased, Path: PathAcknowledged, Actor: "DR0001", Role: RoleClinician, Reason: "ok", At: now.Add(time.Hour)})
+			h.Transitions = append(h.Transitions, hold.Transition{From: hold.StateHeld, To: hold.StateReleased, Path: hold.PathAcknowledged, Actor: "DR0001", Role: hold.RoleClinician, Reason: "ok", At: now.Add(time.Hour)})
 		case 2:
 			h.Reminded, h.Escalated = true, true
 			h.Supersedes, h.SupersededBy = "aaaa", "bbbb"
@@ -34,13 +35,13 @@ func decodeTestHolds() []*Hold {
 			for j := range 30 {
 				h.Tags[0].Evidence = append(h.Tags[0].Evidence, policy.Evidence{Segment: "OBX", Occurrence: j + 1, Field: "OBX-5", Rule: fmt.Sprintf("lex.%d", j), Match: "carcinoma \\ \"x\" \u2028"})
 			}
-			h.Bases = append(h.Bases, Basis{Kind: string(policy.BasisStateLaw), Detail: json.RawMessage(`{"kind":"state-law","nested":{"a":[1,2,{"b":null}]}}`)})
+			h.Bases = append(h.Bases, hold.Basis{Kind: string(policy.BasisStateLaw), Detail: json.RawMessage(`{"kind":"state-law","nested":{"a":[1,2,{"b":null}]}}`)})
 		case 4:
 			h.Tags, h.Bases, h.Transitions = nil, nil, nil
 			h.RemindAt, h.EscalateAt = time.Time{}, time.Time{}
 			h.ProviderKey, h.ProviderID, h.OrderKey, h.Notify, h.Note = "", "", "", "", ""
 		case 5:
-			h.State = StateWithdrawn
+			h.State = hold.StateWithdrawn
 			h.Inbound.ControlID = ""
 		}
 		out = append(out, h)

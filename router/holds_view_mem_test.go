@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/resultgate/resultgate/policy"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // fakeEntry is a holds-bucket watcher entry, for feeding HoldView.apply.
@@ -34,10 +35,10 @@ func (e fakeEntry) Operation() jetstream.KeyValueOp { return e.op }
 
 // viewTestHold is a full record as the pipeline stores it (evidence, basis
 // detail, transitions, note), i the hold number.
-func viewTestHold(i int, now time.Time) *Hold {
-	return &Hold{
-		ID: fmt.Sprintf("%024x", 0xab0000+i), State: StateHeld,
-		Inbound:    InboundRef{Stream: StreamHL7In, Seq: uint64(i + 1), MsgID: fmt.Sprintf("LIS^1.2.3.4^ISO|HOSP^1.2.3.5^ISO|MSG%08d", i), Partition: "p01", ControlID: fmt.Sprintf("MSG%08d", i)},
+func viewTestHold(i int, now time.Time) *hold.Hold {
+	return &hold.Hold{
+		ID: fmt.Sprintf("%024x", 0xab0000+i), State: hold.StateHeld,
+		Inbound:    hold.InboundRef{Stream: StreamHL7In, Seq: uint64(i + 1), MsgID: fmt.Sprintf("LIS^1.2.3.4^ISO|HOSP^1.2.3.5^ISO|MSG%08d", i), Partition: "p01", ControlID: fmt.Sprintf("MSG%08d", i)},
 		PatientKey: fmt.Sprintf("%024x", 0xcd0000+i), ProviderKey: fmt.Sprintf("%024x", 0xef0000+i%50), ProviderID: fmt.Sprintf("DR%04d", i%50),
 		OrderKey: fmt.Sprintf("%024x", 0x120000+i),
 		Tags: []policy.Tag{
@@ -45,14 +46,14 @@ func viewTestHold(i int, now time.Time) *Hold {
 			{Tag: policy.TagMalignancy, Evidence: []policy.Evidence{{Segment: "OBX", Field: "OBX-5", Rule: "txt.malig", Match: "carcinoma"}}},
 		}[:1+i%2],
 		RulesetVersion: "2026.11.1",
-		Bases:          []Basis{{Kind: string(policy.BasisPatientRequest), Detail: json.RawMessage(`{"kind":"patient-request","until":"clinician-review"}`)}},
+		Bases:          []hold.Basis{{Kind: string(policy.BasisPatientRequest), Detail: json.RawMessage(`{"kind":"patient-request","until":"clinician-review"}`)}},
 		Deadline:       now.Add(time.Duration(i%1000+1) * time.Hour), RemindAt: now.Add(time.Duration(i%1000) * time.Hour), EscalateAt: now.Add(time.Duration(i%1000)*time.Hour + 30*time.Minute),
 		Notify: policy.NotifyPush, Note: "Your results are ready; your clinician will contact you.", CreatedAt: now,
-		Transitions: []Transition{{To: StateHeld, Actor: "resultgate", Role: RoleSystem, At: now}},
+		Transitions: []hold.Transition{{To: hold.StateHeld, Actor: "resultgate", Role: hold.RoleSystem, At: now}},
 	}
 }
 
-func putEntry(t testing.TB, h *Hold, rev uint64) fakeEntry {
+func putEntry(t testing.TB, h *hold.Hold, rev uint64) fakeEntry {
 	t.Helper()
 	b, err := json.Marshal(h)
 	if err != nil {
@@ -61,7 +62,7 @@ func putEntry(t testing.TB, h *Hold, rev uint64) fakeEntry {
 	return fakeEntry{key: h.ID, value: b, rev: rev, op: jetstream.KeyValuePut}
 }
 
-func listIDs(hs []*Hold) []string {
+func listIDs(hs []*hold.Hold) []string {
 	out := make([]string, len(hs))
 	for i, h := range hs {
 		out[i] = h.ID
@@ -75,28 +76,28 @@ func listIDs(hs []*Hold) []string {
 func TestHoldViewOperations(t *testing.T) {
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	v := NewHoldView(zerolog.Nop())
-	mk := func(id, prov, pat string, state HoldState, deadline time.Duration, tags ...string) *Hold {
-		h := &Hold{ID: id, State: state, ProviderID: prov, PatientKey: pat, Deadline: now.Add(deadline), CreatedAt: now,
-			Inbound: InboundRef{Stream: StreamHL7In, Partition: "p01", MsgID: "m-" + id}, Notify: policy.NotifyPush,
-			Note: "note", RulesetVersion: "rs1", Transitions: []Transition{{To: state, At: now}},
-			Bases: []Basis{{Kind: string(policy.BasisPatientRequest), Detail: json.RawMessage(`{"x":1}`)}}}
+	mk := func(id, prov, pat string, state hold.HoldState, deadline time.Duration, tags ...string) *hold.Hold {
+		h := &hold.Hold{ID: id, State: state, ProviderID: prov, PatientKey: pat, Deadline: now.Add(deadline), CreatedAt: now,
+			Inbound: hold.InboundRef{Stream: StreamHL7In, Partition: "p01", MsgID: "m-" + id}, Notify: policy.NotifyPush,
+			Note: "note", RulesetVersion: "rs1", Transitions: []hold.Transition{{To: state, At: now}},
+			Bases: []hold.Basis{{Kind: string(policy.BasisPatientRequest), Detail: json.RawMessage(`{"x":1}`)}}}
 		for _, tg := range tags {
 			h.Tags = append(h.Tags, policy.Tag{Tag: tg, Evidence: []policy.Evidence{{Segment: "OBR"}}})
 		}
 		return h
 	}
 	rev := uint64(0)
-	put := func(h *Hold) {
+	put := func(h *hold.Hold) {
 		rev++
 		v.apply(putEntry(t, h, rev))
 	}
-	put(mk("a", "DR1", "P1", StateHeld, 3*time.Hour, policy.TagPathology))
-	put(mk("b", "DR1", "P2", StateHeld, 1*time.Hour, policy.TagPathology, policy.TagMalignancy))
-	put(mk("c", "DR2", "P1", StateHeld, 2*time.Hour, policy.TagGenetic))
-	put(mk("d", "DR2", "P3", StateReleased, 1*time.Hour, policy.TagPathology))
-	put(mk("e", "", "", StateHeld, 1*time.Hour)) // no provider, no patient
+	put(mk("a", "DR1", "P1", hold.StateHeld, 3*time.Hour, policy.TagPathology))
+	put(mk("b", "DR1", "P2", hold.StateHeld, 1*time.Hour, policy.TagPathology, policy.TagMalignancy))
+	put(mk("c", "DR2", "P1", hold.StateHeld, 2*time.Hour, policy.TagGenetic))
+	put(mk("d", "DR2", "P3", hold.StateReleased, 1*time.Hour, policy.TagPathology))
+	put(mk("e", "", "", hold.StateHeld, 1*time.Hour)) // no provider, no patient
 	// Same deadline as b and d: ordered by ID.
-	put(mk("f", "DR1", "P2", StateWithdrawn, 1*time.Hour))
+	put(mk("f", "DR1", "P2", hold.StateWithdrawn, 1*time.Hour))
 
 	check := func(name string, f HoldFilter, want ...string) {
 		t.Helper()
@@ -108,13 +109,13 @@ func TestHoldViewOperations(t *testing.T) {
 	check("all", HoldFilter{}, "b", "d", "e", "f", "c", "a")
 	check("limit", HoldFilter{Limit: 2}, "b", "d")
 	check("provider", HoldFilter{Provider: "DR1"}, "b", "f", "a")
-	check("provider+state", HoldFilter{Provider: "DR1", State: StateHeld}, "b", "a")
+	check("provider+state", HoldFilter{Provider: "DR1", State: hold.StateHeld}, "b", "a")
 	check("provider+patient", HoldFilter{Provider: "DR1", PatientKey: "P2"}, "b", "f")
 	check("patient", HoldFilter{PatientKey: "P1"}, "c", "a")
 	check("patient+tag", HoldFilter{PatientKey: "P1", Tag: policy.TagGenetic}, "c")
 	check("tag", HoldFilter{Tag: policy.TagPathology}, "b", "d", "a")
 	check("tag second", HoldFilter{Tag: policy.TagMalignancy}, "b")
-	check("state", HoldFilter{State: StateReleased}, "d")
+	check("state", HoldFilter{State: hold.StateReleased}, "d")
 	check("unknown provider", HoldFilter{Provider: "DR9"})
 	if r, o := v.Counts(); r != 6 || o != 4 {
 		t.Errorf("Counts = %d, %d, want 6, 4", r, o)
@@ -131,18 +132,18 @@ func TestHoldViewOperations(t *testing.T) {
 	if b.Tags[0].Evidence != nil || b.Bases[0].Detail != nil || b.Transitions != nil || b.Note != "" || b.RulesetVersion != "" {
 		t.Errorf("Get(b) kept more than the slim record: %+v", b)
 	}
-	if b.ProviderID != "DR1" || b.PatientKey != "P2" || b.State != StateHeld || b.Inbound.Stream != StreamHL7In || b.Inbound.Partition != "p01" || b.Inbound.MsgID != "m-b" || b.Notify != policy.NotifyPush || !b.Deadline.Equal(now.Add(time.Hour)) || b.Revision != 2 {
+	if b.ProviderID != "DR1" || b.PatientKey != "P2" || b.State != hold.StateHeld || b.Inbound.Stream != StreamHL7In || b.Inbound.Partition != "p01" || b.Inbound.MsgID != "m-b" || b.Notify != policy.NotifyPush || !b.Deadline.Equal(now.Add(time.Hour)) || b.Revision != 2 {
 		t.Errorf("Get(b) = %+v", b)
 	}
-	b.State = StateWithdrawn // a copy: the view is unchanged
-	if b2, _ := v.Get("b"); b2.State != StateHeld {
+	b.State = hold.StateWithdrawn // a copy: the view is unchanged
+	if b2, _ := v.Get("b"); b2.State != hold.StateHeld {
 		t.Error("changing a returned record changed the view")
 	}
 	if _, ok := v.Get("zz"); ok {
 		t.Error("Get(zz) found")
 	}
 	// A record from Observe is slimmed too, and the caller's record is not changed.
-	full := mk("g", "DR3", "P4", StateHeld, 5*time.Hour, policy.TagImaging)
+	full := mk("g", "DR3", "P4", hold.StateHeld, 5*time.Hour, policy.TagImaging)
 	full.Revision = 100
 	v.Observe(full)
 	if g, _ := v.Get("g"); g.Tags[0].Evidence != nil || g.Transitions != nil || g.Note != "" {
@@ -152,14 +153,14 @@ func TestHoldViewOperations(t *testing.T) {
 		t.Error("Observe changed the caller's record")
 	}
 	// An older revision is ignored.
-	old := mk("g", "DR1", "P4", StateHeld, 5*time.Hour)
+	old := mk("g", "DR1", "P4", hold.StateHeld, 5*time.Hour)
 	old.Revision = 99
 	v.Observe(old)
 	check("stale ignored", HoldFilter{Provider: "DR3"}, "g")
 
 	// Moving a hold to another provider and patient, and closing it.
 	rev = 200
-	moved := mk("a", "DR2", "P3", StateHeld, 3*time.Hour, policy.TagPathology)
+	moved := mk("a", "DR2", "P3", hold.StateHeld, 3*time.Hour, policy.TagPathology)
 	put(moved)
 	check("moved from", HoldFilter{Provider: "DR1"}, "b", "f")
 	check("moved to", HoldFilter{Provider: "DR2"}, "d", "c", "a")
@@ -179,17 +180,17 @@ func TestHoldViewOperations(t *testing.T) {
 	}
 
 	// Unpublished: released, not published, no publish error.
-	rel := mk("d", "DR2", "P3", StateReleased, time.Hour)
-	rel.Release = &ReleaseInfo{Path: PathDeadline, Actor: "resultgate", At: now}
+	rel := mk("d", "DR2", "P3", hold.StateReleased, time.Hour)
+	rel.Release = &hold.ReleaseInfo{Path: hold.PathDeadline, Actor: "resultgate", At: now}
 	put(rel)
-	pubErr := mk("h", "DR2", "P5", StateReleased, time.Hour)
+	pubErr := mk("h", "DR2", "P5", hold.StateReleased, time.Hour)
 	pubErr.PublishError = "fhir mapping refused"
 	put(pubErr)
-	pub := mk("i", "DR2", "P6", StateReleased, time.Hour)
+	pub := mk("i", "DR2", "P6", hold.StateReleased, time.Hour)
 	pub.Published = true
 	put(pub)
 	up := v.Unpublished()
-	if len(up) != 1 || up[0].ID != "d" || up[0].Release == nil || up[0].Release.Path != PathDeadline {
+	if len(up) != 1 || up[0].ID != "d" || up[0].Release == nil || up[0].Release.Path != hold.PathDeadline {
 		t.Errorf("Unpublished = %v", listIDs(up))
 	}
 	rel.Published = true
@@ -206,9 +207,9 @@ func TestHoldViewOperations(t *testing.T) {
 func TestHoldViewTimers(t *testing.T) {
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	v := NewHoldView(zerolog.Nop())
-	h := &Hold{ID: "x", State: StateHeld, ProviderID: "DR1", Deadline: now.Add(3 * time.Hour), RemindAt: now.Add(time.Hour), EscalateAt: now.Add(2 * time.Hour), Revision: 1}
+	h := &hold.Hold{ID: "x", State: hold.StateHeld, ProviderID: "DR1", Deadline: now.Add(3 * time.Hour), RemindAt: now.Add(time.Hour), EscalateAt: now.Add(2 * time.Hour), Revision: 1}
 	v.Observe(h)
-	y := &Hold{ID: "y", State: StateHeld, Deadline: now.Add(4 * time.Hour), Revision: 1}
+	y := &hold.Hold{ID: "y", State: hold.StateHeld, Deadline: now.Add(4 * time.Hour), Revision: 1}
 	v.Observe(y)
 	type ev struct {
 		id   string
@@ -253,7 +254,7 @@ func TestHoldViewTimers(t *testing.T) {
 		t.Fatalf("moved escalation: %v", got)
 	}
 	// Closing x drops its deadline; y's still fires.
-	h.Revision, h.State = 4, StateReleased
+	h.Revision, h.State = 4, hold.StateReleased
 	v.Observe(h)
 	if r, o := v.Counts(); r != 2 || o != 1 {
 		t.Errorf("Counts = %d, %d, want 2, 1", r, o)
@@ -278,8 +279,8 @@ func TestHoldViewWaitFor(t *testing.T) {
 		done <- v.WaitFor(ctx, func(v *HoldView) bool { _, ok := v.Get("w"); return ok })
 	}()
 	time.Sleep(10 * time.Millisecond)
-	v.Observe(&Hold{ID: "other", State: StateHeld, Revision: 1})
-	v.Observe(&Hold{ID: "w", State: StateHeld, Revision: 1})
+	v.Observe(&hold.Hold{ID: "other", State: hold.StateHeld, Revision: 1})
+	v.Observe(&hold.Hold{ID: "w", State: hold.StateHeld, Revision: 1})
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +357,7 @@ func TestHoldViewDueInRecordOrder(t *testing.T) {
 	v := NewHoldView(zerolog.Nop())
 	// Later records have earlier times.
 	for i, rev := range []uint64{30, 10, 20} {
-		v.Observe(&Hold{ID: fmt.Sprintf("h%d", i), State: StateHeld, Deadline: now.Add(time.Duration(10-i) * time.Minute), Revision: rev})
+		v.Observe(&hold.Hold{ID: fmt.Sprintf("h%d", i), State: hold.StateHeld, Deadline: now.Add(time.Duration(10-i) * time.Minute), Revision: rev})
 	}
 	var got []string
 	for _, e := range v.Due(now.Add(time.Hour)) {

@@ -24,6 +24,7 @@ import (
 	"github.com/resultgate/resultgate/config"
 	"github.com/resultgate/resultgate/hl7"
 	"github.com/resultgate/resultgate/hl7/mllp"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // Headers of the messages the intake stores in HL7_IN (and DEAD). Values carry no
@@ -238,7 +239,7 @@ func NewIntake(js jetstream.JetStream, cfg IntakeConfig, log zerolog.Logger) *In
 		cfg.AcceptTypes = config.DefaultAcceptTypes
 	}
 	if cfg.Partitions <= 0 {
-		cfg.Partitions = DefaultPartitions
+		cfg.Partitions = hold.DefaultPartitions
 	}
 	if cfg.StoreTimeout <= 0 {
 		cfg.StoreTimeout = DefaultStoreTimeout
@@ -479,7 +480,7 @@ func (in *Intake) patientKey(pid string) string {
 	mac.Reset()
 	mac.Write([]byte(pid))
 	var sum [sha256.Size]byte
-	key := hex.EncodeToString(mac.Sum(sum[:0])[:PatientKeyLen/2])
+	key := hex.EncodeToString(mac.Sum(sum[:0])[:hold.PatientKeyLen/2])
 	in.macs.Put(mac)
 	return key
 }
@@ -512,7 +513,7 @@ func (in *Intake) storeWithID(ctx context.Context, m *hl7.Message, msh hl7.MSH, 
 			pkey = in.patientKey(id)
 		}
 	}
-	part := Partition(pkey, in.cfg.Partitions)
+	part := hold.Partition(pkey, in.cfg.Partitions)
 	// One backing array for every header value: a slice each would cost an
 	// allocation per header per message.
 	vals := [...]string{
@@ -833,5 +834,5 @@ func pidIdentity(pid *hl7.Segment) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	return PatientIdentity(f.Component(1), f.Sub(4, 1), f.Sub(4, 2), f.Sub(4, 3)), true
+	return hold.PatientIdentity(f.Component(1), f.Sub(4, 1), f.Sub(4, 2), f.Sub(4, 3)), true
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/resultgate/resultgate/hl7"
 	"github.com/resultgate/resultgate/hl7/mllp"
 	"github.com/resultgate/resultgate/internal/testutil"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 var testSecret = []byte("intake-test-secret")
@@ -112,8 +113,8 @@ func TestIntakeStoresThenAcks(t *testing.T) {
 		t.Fatalf("ACK = %+v, want AA for CTRL-1 without ERR", ack)
 	}
 	// The message is in HL7_IN the moment the AA exists.
-	pkey := PatientKey(testSecret, PatientIdentity("123456", "HOSP"))
-	part := Partition(pkey, DefaultPartitions)
+	pkey := hold.PatientKey(testSecret, hold.PatientIdentity("123456", "HOSP"))
+	part := hold.Partition(pkey, hold.DefaultPartitions)
 	got := lastMsg(t, tj.js, StreamHL7In, InSubject(part))
 	if !bytes.Equal(got.Data, frame) {
 		t.Fatalf("stored bytes differ from the frame:\n got %q\nwant %q", got.Data, frame)
@@ -156,7 +157,7 @@ func TestIntakeNoPIDGoesToFixedPartition(t *testing.T) {
 	if ack := parseACK(t, in.HandleMessage(context.Background(), testPeer, frame)); ack.code != "AA" {
 		t.Fatalf("ACK = %+v, want AA", ack)
 	}
-	got := lastMsg(t, tj.js, StreamHL7In, InSubject(NoPatientPartition))
+	got := lastMsg(t, tj.js, StreamHL7In, InSubject(hold.NoPatientPartition))
 	if got.Header.Get(HeaderPatientKey) != "" || !bytes.Equal(got.Data, frame) {
 		t.Fatalf("no-PID message stored wrongly: headers %v", got.Header)
 	}

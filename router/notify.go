@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // Notification subjects.
@@ -46,7 +47,7 @@ type Notifier struct {
 
 // Send publishes a notification of kind about h with Nats-Msg-Id
 // ntf-<hold>-<kind>, so a re-run or a second scheduler sends it once.
-func (n *Notifier) Send(ctx context.Context, kind string, h *Hold, now time.Time) error {
+func (n *Notifier) Send(ctx context.Context, kind string, h *hold.Hold, now time.Time) error {
 	subj := SubjectNotifyClinicianPrefix + h.ProviderKey
 	if h.ProviderKey == "" {
 		subj = SubjectNotifyClinicianPrefix + "unknown"

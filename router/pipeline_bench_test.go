@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/resultgate/resultgate/internal/testutil"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // BenchmarkClassify measures the classify step end to end (inbound stored →
@@ -26,7 +27,7 @@ func BenchmarkClassify(b *testing.B) {
 	for i := range patients {
 		pid := fmt.Sprintf("MRN%d", i)
 		raws[i] = msgSpec{ctrl: "B", pid: pid, filler: "F", section: "SP"}.build()
-		subjects[i] = InSubject(Partition(PatientKey(pipeSecret, PatientIdentity(pid, "HOSP")), 16))
+		subjects[i] = InSubject(hold.Partition(hold.PatientKey(pipeSecret, hold.PatientIdentity(pid, "HOSP")), 16))
 	}
 	b.ReportAllocs()
 	b.ResetTimer()

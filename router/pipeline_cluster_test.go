@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/resultgate/resultgate/internal/testutil"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // TestClusterLeaderAndInstanceLoss runs two resultgate instances on a
@@ -36,7 +37,7 @@ func TestClusterLeaderAndInstanceLoss(t *testing.T) {
 	// Msg-Id, so a retry after a lost PubAck stores once.
 	publish := func(m msgSpec) {
 		raw := m.build()
-		part := Partition(PatientKey(pipeSecret, PatientIdentity(m.pid, "HOSP")), testPartitions)
+		part := hold.Partition(hold.PatientKey(pipeSecret, hold.PatientIdentity(m.pid, "HOSP")), testPartitions)
 		testutil.Eventually(t, 30*time.Second, "inbound stored", func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()

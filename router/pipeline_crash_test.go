@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/resultgate/resultgate/internal/testutil"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // TestInstanceCrashLosesAndDuplicatesNothing runs two instances on their own
@@ -85,7 +86,7 @@ func TestInstanceCrashLosesAndDuplicatesNothing(t *testing.T) {
 	for id, sensitive := range sent {
 		h, herr := s.GetHold(testCtx(t), id)
 		switch {
-		case sensitive && (herr != nil || h.State != StateHeld):
+		case sensitive && (herr != nil || h.State != hold.StateHeld):
 			t.Errorf("sensitive %s: hold %v, %v", id, h, herr)
 		case sensitive && feed[id] != 0:
 			t.Errorf("held result %s is in the feed", id)

@@ -20,6 +20,7 @@ import (
 	"github.com/resultgate/resultgate/hl7"
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/policy"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // fakeClock is a settable clock for deadline tests.
@@ -179,7 +180,7 @@ func (p *testPolicy) Decide(in policy.Input) policy.Decision {
 }
 
 // testFHIR stands in for fhirmap.Bundle: a minimal Bundle naming the hold.
-func testFHIR(m *hl7.Message, holdID string, rel ReleaseInfo, _ []Basis, _ string) ([]byte, error) {
+func testFHIR(m *hl7.Message, holdID string, rel hold.ReleaseInfo, _ []hold.Basis, _ string) ([]byte, error) {
 	return json.Marshal(map[string]any{"resourceType": "Bundle", "type": "collection", "id": holdID, "meta": map[string]any{"tag": []any{map[string]string{"code": string(rel.Path)}}}})
 }
 
@@ -301,7 +302,7 @@ func (e *pipeEnv) send(m msgSpec) uint64 {
 	if pid == "" {
 		pid = "MRN1"
 	}
-	part := Partition(PatientKey(pipeSecret, PatientIdentity(pid, "HOSP")), testPartitions)
+	part := hold.Partition(hold.PatientKey(pipeSecret, hold.PatientIdentity(pid, "HOSP")), testPartitions)
 	msg := &nats.Msg{Subject: InSubject(part), Header: nats.Header{}, Data: raw}
 	msg.Header.Set(HeaderReceivedAt, e.clock.Now().UTC().Format(time.RFC3339Nano))
 	ack, err := e.js.js.PublishMsg(testCtx(e.t), msg, jetstream.WithMsgID("LIS|HOSP|"+m.ctrl))
@@ -392,12 +393,12 @@ func (e *pipeEnv) consent(s *Service, pid, status string, hold, fixed bool) Cons
 }
 
 // holdOf returns the hold ID of the inbound message with control ID ctrl.
-func holdOf(ctrl string) string { return HoldID(pipeSecret, "LIS|HOSP|"+ctrl) }
+func holdOf(ctrl string) string { return hold.HoldID(pipeSecret, "LIS|HOSP|"+ctrl) }
 
 // waitState waits until hold id is in state st (read from the bucket).
-func (e *pipeEnv) waitState(s *Service, id string, st HoldState) *Hold {
+func (e *pipeEnv) waitState(s *Service, id string, st hold.HoldState) *hold.Hold {
 	e.t.Helper()
-	var h *Hold
+	var h *hold.Hold
 	testutil.Eventually(e.t, 10*time.Second, fmt.Sprintf("hold %s %s", id, st), func() bool {
 		var err error
 		h, err = s.GetHold(testCtx(e.t), id)

@@ -2,6 +2,8 @@ package router
 
 import (
 	"sync"
+
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // Metrics counts what the pipeline does, for the Prometheus exporter (issue
@@ -73,7 +75,7 @@ func (m *Metrics) decision(a string) {
 	}
 }
 
-func (m *Metrics) releases(p ReleasePath) {
+func (m *Metrics) releases(p hold.ReleasePath) {
 	if m != nil {
 		m.inc(m.released, string(p))
 	}

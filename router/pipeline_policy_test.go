@@ -12,6 +12,7 @@ import (
 
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/policy"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // realPolicyEnv is a pipeline with the production policy (bundled rule set,
@@ -73,8 +74,8 @@ func TestRealPolicyEndToEnd(t *testing.T) {
 	}
 	publishRaw(t, e, "LABSYS|SYNTH LAB|CTRL-0001", readTestdata(t, "hl7/oru_r01_v251.hl7"))
 	e.waitSettled()
-	id := HoldID(pipeSecret, "LABSYS|SYNTH LAB|CTRL-0001")
-	h := e.waitState(s, id, StateHeld)
+	id := hold.HoldID(pipeSecret, "LABSYS|SYNTH LAB|CTRL-0001")
+	h := e.waitState(s, id, hold.StateHeld)
 	if !h.HasBasis(string(policy.BasisPatientRequest)) {
 		t.Fatalf("bases = %+v", h.Bases)
 	}

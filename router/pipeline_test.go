@@ -10,6 +10,7 @@ import (
 
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/policy"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 func TestNonSensitiveReleasedOnce(t *testing.T) {
@@ -24,8 +25,8 @@ func TestNonSensitiveReleasedOnce(t *testing.T) {
 		t.Fatalf("feed: %d HL7, %d FHIR messages; want 1 and 1", len(hl7Feed), len(fhirFeed))
 	}
 	m := hl7Feed[0]
-	if got := m.Header.Get(HeaderReleasePath); got != string(PathImmediate) {
-		t.Errorf("release path %q, want %q", got, PathImmediate)
+	if got := m.Header.Get(HeaderReleasePath); got != string(hold.PathImmediate) {
+		t.Errorf("release path %q, want %q", got, hold.PathImmediate)
 	}
 	if got := m.Header.Get(HeaderHoldID); got != holdOf("C1") {
 		t.Errorf("hold id header %q, want %q", got, holdOf("C1"))
@@ -33,7 +34,7 @@ func TestNonSensitiveReleasedOnce(t *testing.T) {
 	if string(m.Data) != string(msgSpec{ctrl: "C1", filler: "F1", section: "CH"}.build()) {
 		t.Errorf("HL7 feed does not carry the original bytes")
 	}
-	if _, err := p.Service().GetHold(testCtx(t), holdOf("C1")); !errors.Is(err, ErrHoldNotFound) {
+	if _, err := p.Service().GetHold(testCtx(t), holdOf("C1")); !errors.Is(err, hold.ErrHoldNotFound) {
 		t.Errorf("immediate release created a hold record: %v", err)
 	}
 	evs, err := p.Service().Audit(testCtx(t), AuditQuery{HoldID: holdOf("C1")})
@@ -49,7 +50,7 @@ func TestSensitiveWithBasisHeldThenClinicianRelease(t *testing.T) {
 	e.consent(s, "MRN1", "active", true, false)
 	e.send(msgSpec{ctrl: "C1", filler: "F1", section: "SP"})
 	e.waitSettled()
-	h := e.waitState(s, holdOf("C1"), StateHeld)
+	h := e.waitState(s, holdOf("C1"), hold.StateHeld)
 	if n := len(e.portal("portal.>")); n != 0 {
 		t.Fatalf("held result reached the feed: %d messages", n)
 	}
@@ -66,18 +67,18 @@ func TestSensitiveWithBasisHeldThenClinicianRelease(t *testing.T) {
 		return len(e.notifications(SubjectNotifyClinicianPrefix+h.ProviderKey)) == 1
 	})
 	testutil.Eventually(t, 5*time.Second, "provider listing", func() bool {
-		l, _ := s.ListHolds(testCtx(t), HoldFilter{Provider: "DRSMITH", State: StateHeld})
+		l, _ := s.ListHolds(testCtx(t), HoldFilter{Provider: "DRSMITH", State: hold.StateHeld})
 		return len(l) == 1 && l[0].ID == h.ID
 	})
 
-	if _, err := s.Acknowledge(testCtx(t), h.ID, AckRequest{By: "DRWHO"}); !errors.Is(err, ErrForbidden) {
+	if _, err := s.Acknowledge(testCtx(t), h.ID, AckRequest{By: "DRWHO"}); !errors.Is(err, hold.ErrForbidden) {
 		t.Fatalf("stranger's acknowledgement: err = %v, want ErrForbidden", err)
 	}
 	got, err := s.Acknowledge(testCtx(t), h.ID, AckRequest{By: "DRJONES", Reason: "discussed by phone", Note: "Dr Jones called you about this result."})
 	if err != nil {
 		t.Fatalf("covering clinician's acknowledgement: %v", err)
 	}
-	if got.State != StateReleased || !got.Published || got.Release.Actor != "DRJONES" {
+	if got.State != hold.StateReleased || !got.Published || got.Release.Actor != "DRJONES" {
 		t.Fatalf("released record = %+v", got)
 	}
 	feed := e.portal("portal.hl7.>")
@@ -87,11 +88,11 @@ func TestSensitiveWithBasisHeldThenClinicianRelease(t *testing.T) {
 	hd := feed[0].Header
 	note, _ := url.PathUnescape(hd.Get(HeaderNote))
 	reason, _ := url.PathUnescape(hd.Get(HeaderReleaseReason))
-	if hd.Get(HeaderReleasePath) != string(PathAcknowledged) || hd.Get(HeaderReleaseActor) != "DRJONES" ||
+	if hd.Get(HeaderReleasePath) != string(hold.PathAcknowledged) || hd.Get(HeaderReleaseActor) != "DRJONES" ||
 		reason != "discussed by phone" || note != "Dr Jones called you about this result." || hd.Get(HeaderNotify) != string(policy.NotifyQuiet) {
 		t.Fatalf("feed headers = %v", hd)
 	}
-	if _, err := s.Acknowledge(testCtx(t), h.ID, AckRequest{By: "DRSMITH"}); !errors.Is(err, ErrAlreadyReleased) {
+	if _, err := s.Acknowledge(testCtx(t), h.ID, AckRequest{By: "DRSMITH"}); !errors.Is(err, hold.ErrAlreadyReleased) {
 		t.Fatalf("second release: err = %v, want ErrAlreadyReleased", err)
 	}
 	if n := len(e.portal("portal.hl7.>")); n != 1 {
@@ -115,11 +116,11 @@ func TestFixedDelayBasisRefusesEarlyAcknowledgement(t *testing.T) {
 	s := e.start().Service()
 	e.consent(s, "MRN1", "active", true, true)
 	e.send(msgSpec{ctrl: "C1", filler: "F1", section: "SP"})
-	h := e.waitState(s, holdOf("C1"), StateHeld)
+	h := e.waitState(s, holdOf("C1"), hold.StateHeld)
 	if _, err := s.Acknowledge(testCtx(t), h.ID, AckRequest{By: "DRSMITH"}); !errors.Is(err, ErrBasisActive) {
 		t.Fatalf("acknowledging an elapse-only basis: err = %v, want ErrBasisActive", err)
 	}
-	if _, err := s.Override(testCtx(t), h.ID, OverrideRequest{By: "DRONCALL", Role: RoleOnCall, Reason: "patient in clinic asking"}); err != nil {
+	if _, err := s.Override(testCtx(t), h.ID, OverrideRequest{By: "DRONCALL", Role: hold.RoleOnCall, Reason: "patient in clinic asking"}); err != nil {
 		t.Fatalf("override: %v", err)
 	}
 }
@@ -129,7 +130,7 @@ func TestConcurrentReleasesPublishOnce(t *testing.T) {
 	s := e.start().Service()
 	e.consent(s, "MRN1", "active", true, false)
 	e.send(msgSpec{ctrl: "C1", filler: "F1", section: "SP"})
-	h := e.waitState(s, holdOf("C1"), StateHeld)
+	h := e.waitState(s, holdOf("C1"), hold.StateHeld)
 
 	const n = 8
 	var wg sync.WaitGroup
@@ -141,7 +142,7 @@ func TestConcurrentReleasesPublishOnce(t *testing.T) {
 			if i%2 == 0 {
 				_, errs[i] = s.Acknowledge(context.Background(), h.ID, AckRequest{By: "DRSMITH"})
 			} else {
-				_, errs[i] = s.Override(context.Background(), h.ID, OverrideRequest{By: "DRONCALL", Role: RoleOnCall, Reason: "urgent"})
+				_, errs[i] = s.Override(context.Background(), h.ID, OverrideRequest{By: "DRONCALL", Role: hold.RoleOnCall, Reason: "urgent"})
 			}
 		}()
 	}
@@ -151,7 +152,7 @@ func TestConcurrentReleasesPublishOnce(t *testing.T) {
 		switch {
 		case err == nil:
 			ok++
-		case errors.Is(err, ErrAlreadyReleased):
+		case errors.Is(err, hold.ErrAlreadyReleased):
 			already++
 		default:
 			t.Errorf("unexpected error: %v", err)
@@ -174,16 +175,16 @@ func TestOverrideRules(t *testing.T) {
 	s := e.start().Service()
 	e.consent(s, "MRN1", "active", true, false)
 	e.send(msgSpec{ctrl: "C1", filler: "F1", section: "SP"})
-	h := e.waitState(s, holdOf("C1"), StateHeld)
+	h := e.waitState(s, holdOf("C1"), hold.StateHeld)
 	cases := []struct {
 		name string
 		req  OverrideRequest
 		want error
 	}{
-		{"no reason", OverrideRequest{By: "DRONCALL", Role: RoleOnCall}, ErrReasonRequired},
-		{"blank reason", OverrideRequest{By: "DRONCALL", Role: RoleOnCall, Reason: "  "}, ErrReasonRequired},
-		{"not on call", OverrideRequest{By: "DRX", Role: RoleClinician, Reason: "x"}, ErrForbidden},
-		{"no actor", OverrideRequest{Role: RoleOnCall, Reason: "x"}, ErrBadRequest},
+		{"no reason", OverrideRequest{By: "DRONCALL", Role: hold.RoleOnCall}, hold.ErrReasonRequired},
+		{"blank reason", OverrideRequest{By: "DRONCALL", Role: hold.RoleOnCall, Reason: "  "}, hold.ErrReasonRequired},
+		{"not on call", OverrideRequest{By: "DRX", Role: hold.RoleClinician, Reason: "x"}, hold.ErrForbidden},
+		{"no actor", OverrideRequest{Role: hold.RoleOnCall, Reason: "x"}, hold.ErrBadRequest},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -195,12 +196,12 @@ func TestOverrideRules(t *testing.T) {
 	if n := len(e.portal("portal.>")); n != 0 {
 		t.Fatalf("rejected overrides published %d messages", n)
 	}
-	got, err := s.Override(testCtx(t), h.ID, OverrideRequest{By: "DRONCALL", Role: RoleOnCall, Reason: "patient requested in person"})
-	if err != nil || got.Release.Path != PathOverride {
+	got, err := s.Override(testCtx(t), h.ID, OverrideRequest{By: "DRONCALL", Role: hold.RoleOnCall, Reason: "patient requested in person"})
+	if err != nil || got.Release.Path != hold.PathOverride {
 		t.Fatalf("override: %+v, %v", got, err)
 	}
 	evs, _ := s.Audit(testCtx(t), AuditQuery{HoldID: h.ID})
-	if last := evs[len(evs)-1]; last.Kind != AuditOverride || last.Role != RoleOnCall || last.Reason != "patient requested in person" {
+	if last := evs[len(evs)-1]; last.Kind != AuditOverride || last.Role != hold.RoleOnCall || last.Reason != "patient requested in person" {
 		t.Fatalf("last audit event = %+v", last)
 	}
 }
@@ -213,7 +214,7 @@ func TestDeadlineReleaseRemindEscalate(t *testing.T) {
 	s := e.start().Service()
 	e.consent(s, "MRN1", "active", true, false)
 	e.send(msgSpec{ctrl: "C1", filler: "F1", section: "SP"})
-	h := e.waitState(s, holdOf("C1"), StateHeld)
+	h := e.waitState(s, holdOf("C1"), hold.StateHeld)
 	if !h.RemindAt.Equal(h.Deadline.Add(-24*time.Hour)) || !h.EscalateAt.Equal(h.Deadline.Add(-2*time.Hour)) {
 		t.Fatalf("remind %s escalate %s deadline %s", h.RemindAt, h.EscalateAt, h.Deadline)
 	}
@@ -235,8 +236,8 @@ func TestDeadlineReleaseRemindEscalate(t *testing.T) {
 		t.Fatalf("released before the deadline: %d", n)
 	}
 	e.clock.Advance(2 * time.Hour) // 72h: the deadline
-	got := e.waitState(s, h.ID, StateReleased)
-	if got.Release.Path != PathDeadline {
+	got := e.waitState(s, h.ID, hold.StateReleased)
+	if got.Release.Path != hold.PathDeadline {
 		t.Fatalf("release = %+v", got.Release)
 	}
 	testutil.Eventually(t, 5*time.Second, "feed", func() bool { return len(e.portal("portal.hl7.>")) == 1 })
@@ -251,7 +252,7 @@ func TestDeadlinePassedWhileDown(t *testing.T) {
 	s := p.Service()
 	e.consent(s, "MRN1", "active", true, false)
 	e.send(msgSpec{ctrl: "C1", filler: "F1", section: "SP"})
-	h := e.waitState(s, holdOf("C1"), StateHeld)
+	h := e.waitState(s, holdOf("C1"), hold.StateHeld)
 	if err := p.Stop(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -263,8 +264,8 @@ func TestDeadlinePassedWhileDown(t *testing.T) {
 		t.Fatalf("released while stopped: %d", n)
 	}
 	p2 := e.start()
-	got := e.waitState(p2.Service(), h.ID, StateReleased)
-	if got.Release.Path != PathDeadline {
+	got := e.waitState(p2.Service(), h.ID, hold.StateReleased)
+	if got.Release.Path != hold.PathDeadline {
 		t.Fatalf("release = %+v", got.Release)
 	}
 	testutil.Eventually(t, 5*time.Second, "feed after restart", func() bool { return len(e.portal("portal.hl7.>")) == 1 })
@@ -281,18 +282,18 @@ func TestCorrectionSupersedesHeldKeepingDeadline(t *testing.T) {
 	s := e.start().Service()
 	e.consent(s, "MRN1", "active", true, false)
 	e.send(msgSpec{ctrl: "C1", filler: "F1", section: "SP"})
-	orig := e.waitState(s, holdOf("C1"), StateHeld)
+	orig := e.waitState(s, holdOf("C1"), hold.StateHeld)
 	e.clock.Advance(10 * time.Hour)
 	e.send(msgSpec{ctrl: "C2", filler: "F1", section: "SP", status: "C", text: "amended"})
-	corr := e.waitState(s, holdOf("C2"), StateHeld)
-	old := e.waitState(s, orig.ID, StateSuperseded)
+	corr := e.waitState(s, holdOf("C2"), hold.StateHeld)
+	old := e.waitState(s, orig.ID, hold.StateSuperseded)
 	if !corr.Deadline.Equal(orig.Deadline) {
 		t.Fatalf("correction deadline %s, want the original %s", corr.Deadline, orig.Deadline)
 	}
 	if corr.Supersedes != orig.ID || old.SupersededBy != corr.ID {
 		t.Fatalf("links: %q / %q", corr.Supersedes, old.SupersededBy)
 	}
-	if _, err := s.Acknowledge(testCtx(t), orig.ID, AckRequest{By: "DRSMITH"}); !errors.Is(err, ErrHoldClosed) {
+	if _, err := s.Acknowledge(testCtx(t), orig.ID, AckRequest{By: "DRSMITH"}); !errors.Is(err, hold.ErrHoldClosed) {
 		t.Fatalf("releasing the superseded hold: %v, want ErrHoldClosed", err)
 	}
 	if n := len(e.portal("portal.>")); n != 0 {
@@ -308,7 +309,7 @@ func TestCorrectionOfReleasedIsReleasedAtOnce(t *testing.T) {
 	e.waitSettled()
 	testutil.Eventually(t, 5*time.Second, "two feed messages", func() bool { return len(e.portal("portal.hl7.>")) == 2 })
 	feed := e.portal("portal.hl7.>")
-	if feed[1].Header.Get(HeaderReleasePath) != string(PathCorrection) || feed[1].Header.Get(HeaderHoldID) != holdOf("C2") {
+	if feed[1].Header.Get(HeaderReleasePath) != string(hold.PathCorrection) || feed[1].Header.Get(HeaderHoldID) != holdOf("C2") {
 		t.Fatalf("second feed message headers = %v", feed[1].Header)
 	}
 	_ = s
@@ -319,16 +320,16 @@ func TestWithdrawHeld(t *testing.T) {
 	s := e.start().Service()
 	e.consent(s, "MRN1", "active", true, false)
 	e.send(msgSpec{ctrl: "C1", filler: "F1", section: "SP"})
-	orig := e.waitState(s, holdOf("C1"), StateHeld)
+	orig := e.waitState(s, holdOf("C1"), hold.StateHeld)
 	e.send(msgSpec{ctrl: "C2", filler: "F1", section: "SP", obxStat: "W"})
 	e.waitSettled()
-	got := e.waitState(s, orig.ID, StateWithdrawn)
-	if last := got.Transitions[len(got.Transitions)-1]; last.To != StateWithdrawn || last.Reason == "" {
+	got := e.waitState(s, orig.ID, hold.StateWithdrawn)
+	if last := got.Transitions[len(got.Transitions)-1]; last.To != hold.StateWithdrawn || last.Reason == "" {
 		t.Fatalf("transition = %+v", last)
 	}
 	e.clock.Advance(200 * time.Hour) // the old deadline passes: nothing is released
 	testutil.Eventually(t, 5*time.Second, "view sees withdrawal", func() bool {
-		l, _ := s.ListHolds(testCtx(t), HoldFilter{State: StateHeld})
+		l, _ := s.ListHolds(testCtx(t), HoldFilter{State: hold.StateHeld})
 		return len(l) == 0
 	})
 	if n := len(e.portal("portal.>")); n != 0 {
@@ -342,7 +343,7 @@ func TestConsentRevokeReleases(t *testing.T) {
 	e.consent(s, "MRN1", "active", true, false)
 	e.send(msgSpec{ctrl: "C1", filler: "F1", section: "SP"})
 	e.send(msgSpec{ctrl: "C2", filler: "F2", section: "SP", pid: "MRN2"}) // another patient without a Consent
-	h := e.waitState(s, holdOf("C1"), StateHeld)
+	h := e.waitState(s, holdOf("C1"), hold.StateHeld)
 	e.waitSettled()
 	testutil.Eventually(t, 5*time.Second, "view has the hold", func() bool {
 		l, _ := s.ListHolds(testCtx(t), HoldFilter{PatientKey: h.PatientKey})
@@ -352,8 +353,8 @@ func TestConsentRevokeReleases(t *testing.T) {
 	if len(res.Released) != 1 || res.Released[0] != h.ID {
 		t.Fatalf("consent result = %+v", res)
 	}
-	got := e.waitState(s, h.ID, StateReleased)
-	if got.Release.Path != PathPatientRevoked {
+	got := e.waitState(s, h.ID, hold.StateReleased)
+	if got.Release.Path != hold.PathPatientRevoked {
 		t.Fatalf("release = %+v", got.Release)
 	}
 	recs, err := s.consents.History(testCtx(t), h.PatientKey)
@@ -369,7 +370,7 @@ func TestDeterminationBeforeAndAfterResult(t *testing.T) {
 	e := newPipeEnv(t)
 	s := e.start().Service()
 	// Before the result: the next result on the order is held.
-	if _, err := s.PlaceDetermination(testCtx(t), PlaceRequest{Order: "F1", By: "DRSMITH"}); !errors.Is(err, ErrReasonRequired) {
+	if _, err := s.PlaceDetermination(testCtx(t), PlaceRequest{Order: "F1", By: "DRSMITH"}); !errors.Is(err, hold.ErrReasonRequired) {
 		t.Fatalf("determination without reason: %v", err)
 	}
 	res, err := s.PlaceDetermination(testCtx(t), PlaceRequest{Order: "F1", Reason: "risk of self-harm", By: "DRSMITH"})
@@ -377,19 +378,19 @@ func TestDeterminationBeforeAndAfterResult(t *testing.T) {
 		t.Fatalf("place before result: %+v, %v", res, err)
 	}
 	e.send(msgSpec{ctrl: "C1", filler: "F1", section: "CH"})
-	h := e.waitState(s, holdOf("C1"), StateHeld)
+	h := e.waitState(s, holdOf("C1"), hold.StateHeld)
 	if !h.HasBasis(string(policy.BasisClinicianDetermination)) {
 		t.Fatalf("bases = %+v", h.Bases)
 	}
 	// After the result: a held result gets the basis added.
 	e.consent(s, "MRN1", "active", true, false)
 	e.send(msgSpec{ctrl: "C2", filler: "F2", section: "SP"})
-	h2 := e.waitState(s, holdOf("C2"), StateHeld)
+	h2 := e.waitState(s, holdOf("C2"), hold.StateHeld)
 	if h2.HasBasis(string(policy.BasisClinicianDetermination)) {
 		t.Fatalf("basis present before placing")
 	}
 	res, err = s.PlaceDetermination(testCtx(t), PlaceRequest{Order: "F2", Reason: "discuss first", By: "DRSMITH"})
-	if err != nil || res.HoldID != h2.ID || res.State != StateHeld {
+	if err != nil || res.HoldID != h2.ID || res.State != hold.StateHeld {
 		t.Fatalf("place after result: %+v, %v", res, err)
 	}
 	got, _ := s.GetHold(testCtx(t), h2.ID)

@@ -13,6 +13,7 @@ import (
 	"github.com/resultgate/resultgate/hl7"
 	"github.com/resultgate/resultgate/policy"
 	"github.com/resultgate/resultgate/report"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // maxReportDecisions bounds the decision events one report reads from the
@@ -27,7 +28,7 @@ const maxReportDecisions = 2_000_000
 // records to package report. Nothing it returns identifies a patient.
 func (s *Service) Report(ctx context.Context, since, until time.Time) (*report.Report, error) {
 	if !since.IsZero() && !until.IsZero() && !since.Before(until) {
-		return nil, fmt.Errorf("report period: since must be before until: %w", ErrBadRequest)
+		return nil, fmt.Errorf("report period: since must be before until: %w", hold.ErrBadRequest)
 	}
 	in := report.Input{Since: since, Until: until, GeneratedAt: s.clock.Now().UTC()}
 	holds, err := s.allHolds(ctx)
@@ -35,7 +36,7 @@ func (s *Service) Report(ctx context.Context, since, until time.Time) (*report.R
 		return nil, err
 	}
 	seen := map[string]bool{}
-	var refs []InboundRef
+	var refs []hold.InboundRef
 	for _, h := range holds {
 		if (!since.IsZero() && h.CreatedAt.Before(since)) || (!until.IsZero() && !h.CreatedAt.Before(until)) {
 			continue
@@ -69,7 +70,7 @@ func (s *Service) Report(ctx context.Context, since, until time.Time) (*report.R
 			}
 			seen[d.HoldID] = true
 			in.Unheld = append(in.Unheld, report.Result{At: d.At})
-			refs = append(refs, InboundRef{Stream: StreamHL7In, Seq: d.InboundSeq})
+			refs = append(refs, hold.InboundRef{Stream: StreamHL7In, Seq: d.InboundSeq})
 		}
 	}
 
@@ -87,13 +88,13 @@ func (s *Service) Report(ctx context.Context, since, until time.Time) (*report.R
 }
 
 // allHolds reads the latest value of every key of the holds bucket.
-func (s *Service) allHolds(ctx context.Context) ([]*Hold, error) {
+func (s *Service) allHolds(ctx context.Context) ([]*hold.Hold, error) {
 	w, err := s.holds.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, fmt.Errorf("reading the holds bucket: %w", err)
 	}
 	defer func() { _ = w.Stop() }()
-	latest := map[string]*Hold{}
+	latest := map[string]*hold.Hold{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -103,7 +104,7 @@ func (s *Service) allHolds(ctx context.Context) ([]*Hold, error) {
 				return nil, errors.New("reading the holds bucket: watcher closed")
 			}
 			if e == nil { // initial values delivered
-				out := make([]*Hold, 0, len(latest))
+				out := make([]*hold.Hold, 0, len(latest))
 				for _, h := range latest {
 					out = append(out, h)
 				}
@@ -170,7 +171,7 @@ type reportFact struct {
 
 // reportFactsAll reads the facts of every ref, reportReaders at a time, in
 // the order of refs.
-func (s *Service) reportFactsAll(ctx context.Context, refs []InboundRef) []reportFact {
+func (s *Service) reportFactsAll(ctx context.Context, refs []hold.InboundRef) []reportFact {
 	out := make([]reportFact, len(refs))
 	// One stream handle per stream (a lookup is a round trip of its own).
 	streams := map[string]jetstream.Stream{}

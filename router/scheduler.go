@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // Clock tells the time. The pipeline reads it for decisions and deadlines;
@@ -62,9 +64,9 @@ func (s *Service) fireDue(ctx context.Context) {
 func (s *Service) fire(ctx context.Context, e timerEntry, now time.Time) error {
 	switch e.kind {
 	case timerDeadline:
-		_, err := s.gate.Release(ctx, e.id, ReleaseInfo{
-			Path: PathDeadline, Actor: "resultgate", Role: RoleSystem, Reason: "hard deadline reached", At: now,
-		}, func(h *Hold) error {
+		_, err := s.gate.Release(ctx, e.id, hold.ReleaseInfo{
+			Path: hold.PathDeadline, Actor: "resultgate", Role: hold.RoleSystem, Reason: "hard deadline reached", At: now,
+		}, func(h *hold.Hold) error {
 			// The view may lag a re-evaluation that moved the deadline: the
 			// record read inside the compare-and-set decides.
 			if now.Before(h.Deadline) {
@@ -72,7 +74,7 @@ func (s *Service) fire(ctx context.Context, e timerEntry, now time.Time) error {
 			}
 			return nil
 		})
-		if errors.Is(err, ErrAlreadyReleased) || errors.Is(err, ErrHoldClosed) || errors.Is(err, ErrHoldNotFound) || errors.Is(err, errNotDue) {
+		if errors.Is(err, hold.ErrAlreadyReleased) || errors.Is(err, hold.ErrHoldClosed) || errors.Is(err, hold.ErrHoldNotFound) || errors.Is(err, errNotDue) {
 			return nil
 		}
 		if err == nil {
@@ -105,7 +107,7 @@ func (s *Service) fire(ctx context.Context, e timerEntry, now time.Time) error {
 		if err := s.notifier.Send(ctx, kind, h, now); err != nil {
 			return err
 		}
-		out, err := s.holds.Mutate(ctx, e.id, func(c *Hold) error {
+		out, err := s.holds.Mutate(ctx, e.id, func(c *hold.Hold) error {
 			if e.kind == timerEscalate {
 				if c.Escalated {
 					return errNoChange
@@ -119,7 +121,7 @@ func (s *Service) fire(ctx context.Context, e timerEntry, now time.Time) error {
 			}
 			return nil
 		})
-		if errors.Is(err, ErrHoldNotFound) {
+		if errors.Is(err, hold.ErrHoldNotFound) {
 			return nil
 		}
 		if err != nil {

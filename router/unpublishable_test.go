@@ -9,6 +9,7 @@ import (
 	"github.com/resultgate/resultgate/fhirmap"
 	"github.com/resultgate/resultgate/hl7"
 	"github.com/resultgate/resultgate/internal/testutil"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // A held result whose FHIR mapping is refused at release: the release stands,
@@ -16,7 +17,7 @@ import (
 // the audit trail says so once, and the reconciler stops retrying it.
 func TestReleaseOfUnmappableResult(t *testing.T) {
 	e := newPipeEnv(t, func(c *PipelineConfig) {
-		c.FHIR = func(m *hl7.Message, holdID string, rel ReleaseInfo, b []Basis, pk string) ([]byte, error) {
+		c.FHIR = func(m *hl7.Message, holdID string, rel hold.ReleaseInfo, b []hold.Basis, pk string) ([]byte, error) {
 			if m.ControlID() == "BAD1" {
 				return nil, fmt.Errorf("%w: OBR-25 %q", fhirmap.ErrResultStatus, "TESTPATIENT-TEXT")
 			}
@@ -28,13 +29,13 @@ func TestReleaseOfUnmappableResult(t *testing.T) {
 	e.consent(s, "MRN1", "active", true, false)
 	e.send(msgSpec{ctrl: "BAD1", filler: "F1", section: "SP"})
 	e.waitSettled()
-	h := e.waitState(s, holdOf("BAD1"), StateHeld)
+	h := e.waitState(s, holdOf("BAD1"), hold.StateHeld)
 
 	got, err := s.Acknowledge(testCtx(t), h.ID, AckRequest{By: "DRSMITH"})
-	if err != nil || got.State != StateReleased {
+	if err != nil || got.State != hold.StateReleased {
 		t.Fatalf("release: %v %+v", err, got)
 	}
-	var cur *Hold
+	var cur *hold.Hold
 	testutil.Eventually(t, 5*time.Second, "publish error recorded", func() bool {
 		cur, err = s.GetHold(testCtx(t), h.ID)
 		return err == nil && cur.PublishError != ""

@@ -24,6 +24,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // natsFlags are the connection flags shared by the operator commands.
@@ -111,8 +112,8 @@ func newHoldsListCmd(nf *natsFlags) *cobra.Command {
 		Short: "List holds, earliest deadline first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f.State = router.HoldState(status)
-			var hs []*router.Hold
+			f.State = hold.HoldState(status)
+			var hs []*hold.Hold
 			if err := nf.call(cmd.Context(), "holds.list", f, &hs); err != nil {
 				return err
 			}
@@ -132,7 +133,7 @@ func newHoldsListCmd(nf *natsFlags) *cobra.Command {
 }
 
 // writeHoldTable prints one line per hold.
-func writeHoldTable(w io.Writer, hs []*router.Hold, now time.Time) {
+func writeHoldTable(w io.Writer, hs []*hold.Hold, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "HOLD\tSTATE\tDEADLINE\tLEFT\tPROVIDER\tTAGS\tBASES")
 	for _, h := range hs {
@@ -165,7 +166,7 @@ func dash(s string) string {
 	return s
 }
 
-func tagNames(h *router.Hold) []string {
+func tagNames(h *hold.Hold) []string {
 	out := make([]string, 0, len(h.Tags))
 	for _, t := range h.Tags {
 		out = append(out, t.Tag)
@@ -173,7 +174,7 @@ func tagNames(h *router.Hold) []string {
 	return out
 }
 
-func basisKinds(h *router.Hold) []string {
+func basisKinds(h *hold.Hold) []string {
 	out := make([]string, 0, len(h.Bases))
 	for _, b := range h.Bases {
 		out = append(out, b.Kind)
@@ -191,7 +192,7 @@ func newHoldsShowCmd(nf *natsFlags) *cobra.Command {
 			if err := required("by", by); err != nil {
 				return err
 			}
-			var h router.Hold
+			var h hold.Hold
 			if err := nf.call(cmd.Context(), "holds.get", router.HoldIDRequest{ID: args[0], By: by, Role: role}, &h); err != nil {
 				return err
 			}
@@ -208,7 +209,7 @@ func newHoldsShowCmd(nf *natsFlags) *cobra.Command {
 }
 
 // writeHold prints a hold for a person.
-func writeHold(w io.Writer, h *router.Hold, now time.Time) {
+func writeHold(w io.Writer, h *hold.Hold, now time.Time) {
 	fmt.Fprintf(w, "hold %s: %s\n", h.ID, h.State)
 	fmt.Fprintf(w, "  inbound:   %s seq %d, control ID %s\n", h.Inbound.Stream, h.Inbound.Seq, h.Inbound.ControlID)
 	fmt.Fprintf(w, "  provider:  %s\n", dash(h.ProviderID))
@@ -271,7 +272,7 @@ func newHoldsReleaseCmd(nf *natsFlags) *cobra.Command {
 				return err
 			}
 			req.ID = args[0]
-			var h router.Hold
+			var h hold.Hold
 			if err := nf.call(cmd.Context(), "holds.release", req, &h); err != nil {
 				return err
 			}
@@ -297,8 +298,8 @@ func newHoldsOverrideCmd(nf *natsFlags) *cobra.Command {
 			if err := required("reason", req.Reason); err != nil {
 				return err
 			}
-			req.ID, req.Role = args[0], router.RoleOnCall
-			var h router.Hold
+			req.ID, req.Role = args[0], hold.RoleOnCall
+			var h hold.Hold
 			if err := nf.call(cmd.Context(), "holds.override", req, &h); err != nil {
 				return err
 			}
@@ -311,7 +312,7 @@ func newHoldsOverrideCmd(nf *natsFlags) *cobra.Command {
 	return cmd
 }
 
-func printOutcome(w io.Writer, asJSON bool, h *router.Hold) error {
+func printOutcome(w io.Writer, asJSON bool, h *hold.Hold) error {
 	if asJSON {
 		return printJSON(w, h)
 	}
@@ -346,7 +347,7 @@ func newHoldsPlaceCmd(nf *natsFlags) *cobra.Command {
 			switch {
 			case res.State == "":
 				fmt.Fprintln(w, "determination recorded: no result on this order yet; the next one will be held")
-			case res.State == router.StateHeld:
+			case res.State == hold.StateHeld:
 				fmt.Fprintf(w, "determination recorded: hold %s is held on it\n", res.HoldID)
 			default:
 				fmt.Fprintf(w, "determination recorded; the order's latest result is already %s (hold %s)\n", res.State, dash(res.HoldID))
@@ -356,7 +357,7 @@ func newHoldsPlaceCmd(nf *natsFlags) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&req.Order, "order", "", "filler order number (OBR-3) (required)")
 	cmd.Flags().StringVar(&req.Reason, "reason", "", "the harm the hold prevents (required, audited)")
-	cmd.Flags().StringVar(&req.HarmType, "harm-type", "", "type of harm, 45 CFR 171.201(d): "+strings.Join(router.HarmTypes, " or "))
+	cmd.Flags().StringVar(&req.HarmType, "harm-type", "", "type of harm, 45 CFR 171.201(d): "+strings.Join(hold.HarmTypes, " or "))
 	cmd.Flags().StringVar(&req.By, "by", "", "the clinician making the determination (required)")
 	cmd.Flags().StringVar(&req.Role, "role", "", "their role (default clinician)")
 	return cmd

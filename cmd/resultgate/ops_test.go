@@ -17,6 +17,7 @@ import (
 	"github.com/resultgate/resultgate/config"
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // startKentucky starts an in-process resultgate with the Kentucky preset
@@ -78,7 +79,7 @@ func TestOperatorCommands(t *testing.T) {
 	}
 
 	// holds list --json shows the held pathology result once the pipeline wrote it.
-	var holds []router.Hold
+	var holds []hold.Hold
 	testutil.Eventually(t, 30*time.Second, "the hold is listed", func() bool {
 		out, _, err := cli("holds", "list", "--status", "held", "--json")
 		if err != nil {
@@ -91,7 +92,7 @@ func TestOperatorCommands(t *testing.T) {
 		return len(holds) == 1
 	})
 	h := holds[0]
-	if h.ProviderID != "DR0001" || h.State != router.StateHeld {
+	if h.ProviderID != "DR0001" || h.State != hold.StateHeld {
 		t.Fatalf("hold: provider %q state %q", h.ProviderID, h.State)
 	}
 	out, _, err = cli("holds", "list", "--provider", "DR0001")
@@ -142,7 +143,7 @@ func TestOperatorCommands(t *testing.T) {
 	if _, _, err := cli("holds", "place", "--order", "FL-OPS-2", "--reason", "x", "--by", "DR0001", "--harm-type", "embarrassment"); exitCode(err) != 1 || !strings.Contains(err.Error(), "bad_request: harm type \"embarrassment\": want one of life-or-physical-safety, substantial-harm-to-other") {
 		t.Errorf("place with an unknown harm type: exit %d, %v", exitCode(err), err)
 	}
-	out, _, err = cli("holds", "place", "--order", "FL-OPS-2", "--reason", "diagnosis to be disclosed in person", "--by", "DR0001", "--harm-type", router.HarmLifeOrSafety)
+	out, _, err = cli("holds", "place", "--order", "FL-OPS-2", "--reason", "diagnosis to be disclosed in person", "--by", "DR0001", "--harm-type", hold.HarmLifeOrSafety)
 	if err != nil || !strings.Contains(out, "no result on this order yet") {
 		t.Errorf("holds place: %v\n%s", err, out)
 	}
@@ -156,7 +157,7 @@ func TestOperatorCommands(t *testing.T) {
 	var detHold string
 	testutil.Eventually(t, 30*time.Second, "the determined order is held", func() bool {
 		out, _, _ := cli("holds", "list", "--status", "held", "--json")
-		var hs []router.Hold
+		var hs []hold.Hold
 		json.Unmarshal([]byte(out), &hs)
 		for _, h := range hs {
 			for _, b := range h.Bases {
@@ -253,7 +254,7 @@ func TestOperatorCommands(t *testing.T) {
 		if e.Kind == router.AuditAccess && (e.Actor != "ops-anna" || e.Action != "hold.read") {
 			t.Errorf("access event: %+v", e)
 		}
-		if e.Kind == router.AuditTransition && e.To == router.StateReleased && (e.Actor != "DR0001" || e.Reason != "discussed in clinic") {
+		if e.Kind == router.AuditTransition && e.To == hold.StateReleased && (e.Actor != "DR0001" || e.Reason != "discussed in clinic") {
 			t.Errorf("release transition: %+v", e)
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/resultgate/resultgate/internal/loadgen"
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // pcConfig is the configuration of the pipeline crash tests: the Kentucky
@@ -168,7 +169,7 @@ func pcReadFeed(js jetstream.JetStream) (pcFeed, error) {
 }
 
 // pcReadHolds reads every hold record, by control ID.
-func pcReadHolds(js jetstream.JetStream) (map[string]*router.Hold, error) {
+func pcReadHolds(js jetstream.JetStream) (map[string]*hold.Hold, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	kv, err := js.KeyValue(ctx, router.KVHolds)
@@ -180,7 +181,7 @@ func pcReadHolds(js jetstream.JetStream) (map[string]*router.Hold, error) {
 		return nil, err
 	}
 	store := router.NewHoldStore(kv)
-	out := map[string]*router.Hold{}
+	out := map[string]*hold.Hold{}
 	for k := range keys.Keys() {
 		h, err := store.Get(ctx, k)
 		if err != nil {
@@ -212,10 +213,10 @@ func pcUnclassified(js jetstream.JetStream) int64 {
 }
 
 // pcReleases counts the transitions of h into released.
-func pcReleases(h *router.Hold) int {
+func pcReleases(h *hold.Hold) int {
 	n := 0
 	for _, tr := range h.Transitions {
-		if tr.To == router.StateReleased {
+		if tr.To == hold.StateReleased {
 			n++
 		}
 	}
@@ -225,7 +226,7 @@ func pcReleases(h *router.Hold) int {
 // pcSettled reports whether every acknowledged message is decided (in the
 // feed, or an open hold with nothing in the feed) and no release is waiting
 // to be published.
-func pcSettled(js jetstream.JetStream, acked map[string]string) (pcFeed, map[string]*router.Hold, bool) {
+func pcSettled(js jetstream.JetStream, acked map[string]string) (pcFeed, map[string]*hold.Hold, bool) {
 	feed, err := pcReadFeed(js)
 	if err != nil {
 		return feed, nil, false
@@ -235,12 +236,12 @@ func pcSettled(js jetstream.JetStream, acked map[string]string) (pcFeed, map[str
 		return feed, holds, false
 	}
 	for _, h := range holds {
-		if h.State == router.StateReleased && !h.Published {
+		if h.State == hold.StateReleased && !h.Published {
 			return feed, holds, false
 		}
 	}
 	for id := range acked {
-		if h := holds[id]; h != nil && h.State == router.StateHeld {
+		if h := holds[id]; h != nil && h.State == hold.StateHeld {
 			continue
 		}
 		if len(feed.hl7[id]) == 0 || feed.fhir[id] == 0 {
@@ -255,7 +256,7 @@ func pcSettled(js jetstream.JetStream, acked map[string]string) (pcFeed, map[str
 // control ID twice in the feed; no hold released twice; no held result in the
 // feed unless its hold is released (and then on the hold's release path);
 // results released at once carry no hold record.
-func pcCheck(t *testing.T, feed pcFeed, holds map[string]*router.Hold, acked map[string]string) {
+func pcCheck(t *testing.T, feed pcFeed, holds map[string]*hold.Hold, acked map[string]string) {
 	t.Helper()
 	var bad []string
 	for id, hs := range feed.hl7 {
@@ -273,11 +274,11 @@ func pcCheck(t *testing.T, feed pcFeed, holds map[string]*router.Hold, acked map
 			bad = append(bad, fmt.Sprintf("hold %s (%s) released %d times", h.ID, id, n))
 		}
 		switch h.State {
-		case router.StateHeld:
+		case hold.StateHeld:
 			if n := len(feed.hl7[id]); n != 0 {
 				bad = append(bad, fmt.Sprintf("%s: open hold %s but %d feed messages (held result in the feed)", id, h.ID, n))
 			}
-		case router.StateReleased:
+		case hold.StateReleased:
 			if len(feed.hl7[id]) == 0 {
 				bad = append(bad, fmt.Sprintf("%s: hold %s released but not in the feed", id, h.ID))
 				continue
@@ -307,7 +308,7 @@ func pcCheck(t *testing.T, feed pcFeed, holds map[string]*router.Hold, acked map
 			}
 			if n := len(feed.hl7[id]); n != 1 {
 				bad = append(bad, fmt.Sprintf("%s (%s): acknowledged, %d feed messages, want 1", id, kind, n))
-			} else if p := feed.hl7[id][0].Get(router.HeaderReleasePath); p != string(router.PathImmediate) {
+			} else if p := feed.hl7[id][0].Get(router.HeaderReleasePath); p != string(hold.PathImmediate) {
 				bad = append(bad, fmt.Sprintf("%s (%s): feed release path %q, want immediate", id, kind, p))
 			}
 		}
@@ -371,8 +372,8 @@ func TestServeSIGKILLDuringClassifyAndRelease(t *testing.T) {
 	}
 	pcSend(t, p.started.MLLP, acked, first, time.Time{})
 	testutil.Eventually(t, 15*time.Second, "first holds open", func() bool {
-		var hs []router.Hold
-		err := api.Call(context.Background(), "holds.list", router.HoldFilter{State: router.StateHeld}, &hs)
+		var hs []hold.Hold
+		err := api.Call(context.Background(), "holds.list", router.HoldFilter{State: hold.StateHeld}, &hs)
 		return err == nil && len(hs) >= 8
 	})
 
@@ -405,8 +406,8 @@ func TestServeSIGKILLDuringClassifyAndRelease(t *testing.T) {
 				return
 			default:
 			}
-			var hs []router.Hold
-			if err := api.Call(ctx, "holds.list", router.HoldFilter{State: router.StateHeld, Limit: 20}, &hs); err != nil {
+			var hs []hold.Hold
+			if err := api.Call(ctx, "holds.list", router.HoldFilter{State: hold.StateHeld, Limit: 20}, &hs); err != nil {
 				return
 			}
 			for _, h := range hs {
@@ -504,7 +505,7 @@ func TestServeSIGKILLDuringClassifyAndRelease(t *testing.T) {
 	api2 := router.APIClient{NC: nc2, Timeout: 10 * time.Second}
 	var (
 		feed  pcFeed
-		holds map[string]*router.Hold
+		holds map[string]*hold.Hold
 	)
 	testutil.Eventually(t, 30*time.Second, "reconciled after restart", func() bool {
 		var ok bool
@@ -513,12 +514,12 @@ func TestServeSIGKILLDuringClassifyAndRelease(t *testing.T) {
 	})
 	t.Logf("reconciled %.1fs after the restart began (%d feed results, %d holds)", time.Since(start).Seconds(), len(feed.hl7), len(holds))
 	pcCheck(t, feed, holds, acked)
-	byID := map[string]*router.Hold{}
+	byID := map[string]*hold.Hold{}
 	for _, h := range holds {
 		byID[h.ID] = h
 	}
 	for id := range confirmed {
-		if h := byID[id]; h == nil || h.State != router.StateReleased || h.Release.Path != router.PathAcknowledged {
+		if h := byID[id]; h == nil || h.State != hold.StateReleased || h.Release.Path != hold.PathAcknowledged {
 			t.Errorf("confirmed release of %s lost after the crash: %+v", id, h)
 		}
 	}
@@ -552,7 +553,7 @@ func TestServeSIGKILLDuringClassifyAndRelease(t *testing.T) {
 	})
 	pcCheck(t, feed, holds, acked)
 	for _, h := range holds {
-		if requested[h.ID] && (h.State != router.StateReleased || len(feed.hl7[h.Inbound.ControlID]) != 1) {
+		if requested[h.ID] && (h.State != hold.StateReleased || len(feed.hl7[h.Inbound.ControlID]) != 1) {
 			t.Errorf("hold %s: release requested, state %s, %d feed messages", h.ID, h.State, len(feed.hl7[h.Inbound.ControlID]))
 		}
 	}
@@ -602,7 +603,7 @@ func TestServeDeadlinePassedWhileDownReleasesOnce(t *testing.T) {
 	_, js2 := pcConnect(t, p2)
 	var (
 		feed  pcFeed
-		holds map[string]*router.Hold
+		holds map[string]*hold.Hold
 	)
 	testutil.Eventually(t, 20*time.Second, "passed deadlines released after the restart", func() bool {
 		var ok bool
@@ -610,31 +611,31 @@ func TestServeDeadlinePassedWhileDownReleasesOnce(t *testing.T) {
 			return false
 		}
 		for id, kind := range acked {
-			if kind == pcDeadline && holds[id].State != router.StateReleased {
+			if kind == pcDeadline && holds[id].State != hold.StateReleased {
 				return false
 			}
 		}
 		return true
 	})
 	pcCheck(t, feed, holds, acked)
-	check := func(feed pcFeed, holds map[string]*router.Hold) {
+	check := func(feed pcFeed, holds map[string]*hold.Hold) {
 		t.Helper()
 		for id, kind := range acked {
 			h := holds[id]
 			switch kind {
 			case pcDeadline:
-				if h.State != router.StateReleased || pcReleases(h) != 1 || h.Release.Path != router.PathDeadline {
+				if h.State != hold.StateReleased || pcReleases(h) != 1 || h.Release.Path != hold.PathDeadline {
 					t.Errorf("%s: state %s, %d releases, release %+v; want released once at the deadline", id, h.State, pcReleases(h), h.Release)
 					continue
 				}
 				if h.Release.At.Before(restarted) || h.Release.At.Before(deadline) {
 					t.Errorf("%s: released at %s, want after the restart (%s) and the deadline (%s)", id, h.Release.At, restarted, deadline)
 				}
-				if n := len(feed.hl7[id]); n != 1 || feed.hl7[id][0].Get(router.HeaderReleasePath) != string(router.PathDeadline) {
+				if n := len(feed.hl7[id]); n != 1 || feed.hl7[id][0].Get(router.HeaderReleasePath) != string(hold.PathDeadline) {
 					t.Errorf("%s: %d feed messages %v, want one on the deadline path", id, n, feed.hl7[id])
 				}
 			case pcHeld:
-				if h.State != router.StateHeld || len(feed.hl7[id]) != 0 {
+				if h.State != hold.StateHeld || len(feed.hl7[id]) != 0 {
 					t.Errorf("%s: state %s, %d feed messages; want held, not in the feed", id, h.State, len(feed.hl7[id]))
 				}
 			}

@@ -1,11 +1,9 @@
-package router
+package hold
 
 import (
 	"regexp"
 	"strings"
 	"testing"
-
-	"github.com/rs/zerolog"
 )
 
 func TestPatientKey(t *testing.T) {
@@ -76,14 +74,5 @@ func TestPatientIdentityTrailingEmpty(t *testing.T) {
 	}
 	if PatientIdentity("1", "", "2.16.840") == PatientIdentity("1", "2.16.840") {
 		t.Error("namespace and universal ID confused")
-	}
-}
-
-func TestIntakePatientKeyMatchesPatientKey(t *testing.T) {
-	in := NewIntake(nil, IntakeConfig{PartitionSecret: []byte("k")}, zerolog.Nop())
-	for _, pid := range []string{"", "1", PatientIdentity("123", "HOSP"), "1"} {
-		if got, want := in.patientKey(pid), PatientKey([]byte("k"), pid); got != want {
-			t.Errorf("patientKey(%q) = %q, want %q", pid, got, want)
-		}
 	}
 }
