@@ -18,6 +18,7 @@ import (
 	"github.com/resultgate/resultgate/config"
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
 
@@ -297,7 +298,7 @@ func TestConsentHoldsAndRevokeReleases(t *testing.T) {
 		return n == 1
 	})
 	_, hdr, _ := feed(t, a.JetStream(), "portal.hl7.", "CON1")
-	if hdr[router.HeaderReleasePath] != string(hold.PathPatientRevoked) {
-		t.Errorf("release path %q, want patient-revoked", hdr[router.HeaderReleasePath])
+	if hdr[bus.HeaderReleasePath] != string(hold.PathPatientRevoked) {
+		t.Errorf("release path %q, want patient-revoked", hdr[bus.HeaderReleasePath])
 	}
 }

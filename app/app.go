@@ -32,6 +32,8 @@ import (
 	"github.com/resultgate/resultgate/hl7/mllp"
 	"github.com/resultgate/resultgate/httpapi"
 	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/bus"
+	"github.com/resultgate/resultgate/router/intake"
 	"github.com/resultgate/resultgate/web"
 )
 
@@ -51,7 +53,7 @@ type App struct {
 	nc *nats.Conn
 	js jetstream.JetStream
 
-	intake   *router.Intake
+	intake   *intake.Intake
 	pipeline *router.Pipeline
 	fwd      *forwarder.Forwarder
 	mllpSrv  *mllp.Server
@@ -92,13 +94,13 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	a.intake = router.NewIntake(a.js, router.IntakeConfig{
+	a.intake = intake.New(a.js, intake.Config{
 		AcceptTypes:       a.cfg.Intake.AcceptTypes,
 		AllowedFacilities: a.cfg.Intake.AllowedFacilities,
 		PartitionSecret:   secret,
 		Partitions:        a.cfg.Intake.Partitions,
 		StoreTimeout:      a.cfg.Intake.StoreTimeout,
-		AckMode:           router.AckMode(a.cfg.Intake.AckMode),
+		AckMode:           intake.AckMode(a.cfg.Intake.AckMode),
 		ObserveStore:      a.storeLatency(),
 	}, a.log)
 	if err := a.startPipeline(ctx, secret); err != nil {
@@ -184,7 +186,7 @@ func (a *App) Service() *router.Service {
 }
 
 func (a *App) startNATS(ctx context.Context) error {
-	cc := router.ConnConfig{
+	cc := bus.ConnConfig{
 		URL: a.cfg.NATS.URL, CredsFile: a.cfg.NATS.CredsFile, CAFile: a.cfg.NATS.CAFile,
 		CertFile: a.cfg.NATS.CertFile, KeyFile: a.cfg.NATS.KeyFile, Logger: a.log,
 	}
@@ -192,7 +194,7 @@ func (a *App) startNATS(ctx context.Context) error {
 		if err := os.MkdirAll(a.cfg.DataDir, 0o750); err != nil {
 			return fmt.Errorf("creating data directory: %w", err)
 		}
-		ns, err := router.StartEmbedded(router.EmbeddedConfig{
+		ns, err := bus.StartEmbedded(bus.EmbeddedConfig{
 			DataDir: a.cfg.DataDir, Listen: a.cfg.NATS.Listen, Durability: a.cfg.Durability, Logger: a.log,
 		})
 		if err != nil {
@@ -203,7 +205,7 @@ func (a *App) startNATS(ctx context.Context) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	nc, err := router.Connect(cctx, cc)
+	nc, err := bus.Connect(cctx, cc)
 	if err != nil {
 		return err
 	}
@@ -213,7 +215,7 @@ func (a *App) startNATS(ctx context.Context) error {
 		return fmt.Errorf("JetStream: %w", err)
 	}
 	a.js = js
-	if err := router.EnsureStreams(cctx, js, router.StreamsConfig{
+	if err := bus.EnsureStreams(cctx, js, bus.StreamsConfig{
 		Replicas: a.cfg.NATS.Replicas, DuplicateWindow: a.cfg.Intake.DuplicateWindow,
 	}); err != nil {
 		return err

@@ -19,7 +19,7 @@ import (
 	"github.com/resultgate/resultgate/hl7/mllp"
 	"github.com/resultgate/resultgate/internal/loadgen"
 	"github.com/resultgate/resultgate/internal/testutil"
-	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/bus"
 )
 
 func testConfig(t *testing.T, dataDir string) config.Config {
@@ -65,9 +65,9 @@ func storedControlIDs(t *testing.T, js jetstream.JetStream) map[string]int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := js.Stream(ctx, router.StreamHL7In)
+	s, err := js.Stream(ctx, bus.StreamHL7In)
 	if err != nil {
-		t.Fatalf("stream %s: %v", router.StreamHL7In, err)
+		t.Fatalf("stream %s: %v", bus.StreamHL7In, err)
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
@@ -79,7 +79,7 @@ func storedControlIDs(t *testing.T, js jetstream.JetStream) map[string]int {
 		if err != nil {
 			t.Fatalf("GetMsg(%d): %v", seq, err)
 		}
-		got[m.Header.Get(router.HeaderHL7ControlID)]++
+		got[m.Header.Get(bus.HeaderHL7ControlID)]++
 	}
 	return got
 }

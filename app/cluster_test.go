@@ -21,6 +21,7 @@ import (
 	"github.com/resultgate/resultgate/internal/loadgen"
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
 
@@ -170,7 +171,7 @@ const storedAtHeader = "Test-Stored-At"
 func portalByControlID(js jetstream.JetStream) (hl7 map[string][]nats.Header, fhir map[string]int, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := js.Stream(ctx, router.StreamPortal)
+	s, err := js.Stream(ctx, bus.StreamPortal)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -194,8 +195,8 @@ func portalByControlID(js jetstream.JetStream) (hl7 map[string][]nats.Header, fh
 		n := 0
 		for m := range batch.Messages() {
 			n++
-			id := m.Headers().Get(router.HeaderControlID)
-			if strings.HasPrefix(m.Subject(), router.SubjectPortalHL7Prefix) {
+			id := m.Headers().Get(bus.HeaderControlID)
+			if strings.HasPrefix(m.Subject(), bus.SubjectPortalHL7Prefix) {
 				h := m.Headers()
 				if md, err := m.Metadata(); err == nil {
 					h.Set(storedAtHeader, md.Timestamp.UTC().Format(time.RFC3339Nano))
@@ -220,7 +221,7 @@ func portalByControlID(js jetstream.JetStream) (hl7 map[string][]nats.Header, fh
 func holdsByControlID(js jetstream.JetStream) (map[string]*hold.Hold, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	kv, err := js.KeyValue(ctx, router.KVHolds)
+	kv, err := js.KeyValue(ctx, bus.KVHolds)
 	if err != nil {
 		return nil, err
 	}
@@ -315,7 +316,7 @@ func TestClusterInstancesSurviveLeaderAndInstanceLoss(t *testing.T) {
 	for i, m := range msgs {
 		switch i {
 		case len(msgs) / 3:
-			leader = cl.killStreamLeader(js, router.StreamHL7In)
+			leader = cl.killStreamLeader(js, bus.StreamHL7In)
 			t.Logf("shut down the HL7_IN leader %s after %d messages (%.1fs)", leader, i, time.Since(start).Seconds())
 		case len(msgs) / 2:
 			testutil.Eventually(t, 10*time.Second, "instance A classifying", func() bool {
@@ -413,7 +414,7 @@ func TestClusterInstancesSurviveLeaderAndInstanceLoss(t *testing.T) {
 				bad = append(bad, fmt.Sprintf("%s (%s): %d HL7 and %d FHIR feed messages, want 1 each", m.id, m.kind, n, fhir[m.id]))
 				continue
 			}
-			path := feed[m.id][0].Get(router.HeaderReleasePath)
+			path := feed[m.id][0].Get(bus.HeaderReleasePath)
 			want := string(hold.PathImmediate)
 			if m.kind == "deadline" {
 				want = string(hold.PathDeadline)

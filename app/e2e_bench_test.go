@@ -42,6 +42,7 @@ import (
 	"github.com/resultgate/resultgate/internal/loadgen"
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
 
@@ -148,7 +149,7 @@ func loadAvg() string {
 // progress returns how many inbound messages have their outcome written: the
 // PORTAL messages (two per released result: HL7 and FHIR) and the hold records.
 func progress(ctx context.Context, js jetstream.JetStream) (portal, holds uint64, err error) {
-	s, err := js.Stream(ctx, router.StreamPortal)
+	s, err := js.Stream(ctx, bus.StreamPortal)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -156,7 +157,7 @@ func progress(ctx context.Context, js jetstream.JetStream) (portal, holds uint64
 	if err != nil {
 		return 0, 0, err
 	}
-	kv, err := js.KeyValue(ctx, router.KVHolds)
+	kv, err := js.KeyValue(ctx, bus.KVHolds)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -345,19 +346,19 @@ func TestE2ELatency(t *testing.T) {
 			la1 := loadAvg()
 
 			received := make(map[uint64]time.Time, n)
-			readStream(t, js, router.StreamHL7In, func(m jetstream.Msg) {
+			readStream(t, js, bus.StreamHL7In, func(m jetstream.Msg) {
 				md, _ := m.Metadata()
-				ts, err := time.Parse(time.RFC3339Nano, m.Headers().Get(router.HeaderReceivedAt))
+				ts, err := time.Parse(time.RFC3339Nano, m.Headers().Get(bus.HeaderReceivedAt))
 				if err != nil {
-					t.Fatalf("received-at %q: %v", m.Headers().Get(router.HeaderReceivedAt), err)
+					t.Fatalf("received-at %q: %v", m.Headers().Get(bus.HeaderReceivedAt), err)
 				}
 				received[md.Sequence.Stream] = ts
 			})
 			fed := make(map[uint64]time.Time, n)
 			var feedLat, holdLat, holdCreated, fhirLat, hl7Lat []time.Duration
-			readStream(t, js, router.StreamPortal, func(m jetstream.Msg) {
+			readStream(t, js, bus.StreamPortal, func(m jetstream.Msg) {
 				md, _ := m.Metadata()
-				seq, err := strconv.ParseUint(m.Headers().Get(router.HeaderInboundSeq), 10, 64)
+				seq, err := strconv.ParseUint(m.Headers().Get(bus.HeaderInboundSeq), 10, 64)
 				if err != nil {
 					t.Fatalf("inbound seq: %v", err)
 				}
@@ -374,7 +375,7 @@ func TestE2ELatency(t *testing.T) {
 			for seq, ts := range fed {
 				feedLat = append(feedLat, ts.Sub(received[seq]))
 			}
-			readStream(t, js, "KV_"+router.KVHolds, func(m jetstream.Msg) {
+			readStream(t, js, "KV_"+bus.KVHolds, func(m jetstream.Msg) {
 				md, _ := m.Metadata()
 				var h hold.Hold
 				if err := json.Unmarshal(m.Data(), &h); err != nil {
@@ -439,7 +440,7 @@ func writeHolds(t *testing.T, js jetstream.JetStream, proto *hold.Hold, from, co
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := js.PublishMsgAsync(&nats.Msg{Subject: "$KV." + router.KVHolds + "." + h.ID, Data: data}); err != nil {
+		if _, err := js.PublishMsgAsync(&nats.Msg{Subject: "$KV." + bus.KVHolds + "." + h.ID, Data: data}); err != nil {
 			t.Fatal(err)
 		}
 		if i%2000 == 1999 {

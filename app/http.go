@@ -9,8 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/bus"
 )
 
 // HTTP timeouts: the API answers from memory or one JetStream round trip, so
@@ -29,7 +28,7 @@ const (
 func (a *App) newMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if err := router.Live(a.nc); err != nil {
+		if err := bus.Live(a.nc); err != nil {
 			writeStatus(w, http.StatusServiceUnavailable, err.Error())
 			return
 		}
@@ -42,7 +41,7 @@ func (a *App) newMux() *http.ServeMux {
 			writeStatus(w, http.StatusServiceUnavailable, "shutting down")
 			return
 		}
-		if err := router.Ready(ctx, a.js); err != nil {
+		if err := bus.Ready(ctx, a.js); err != nil {
 			writeStatus(w, http.StatusServiceUnavailable, err.Error())
 			return
 		}

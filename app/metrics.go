@@ -10,6 +10,7 @@ import (
 	"github.com/resultgate/resultgate/hl7/mllp"
 	"github.com/resultgate/resultgate/router"
 	"github.com/resultgate/resultgate/router/hold"
+	"github.com/resultgate/resultgate/router/intake"
 )
 
 // storeLatency registers the histogram of intake store (PubAck) latency and
@@ -43,13 +44,13 @@ func (a *App) registerMetrics() {
 	counterFunc(reg, "mllp_write_errors_total", "ACKs that could not be written.", ms(func(s mllp.Stats) uint64 { return s.WriteErrors }))
 	gaugeFunc(reg, "mllp_active_connections", "MLLP connections being served.", func() float64 { return float64(a.mllpSrv.ActiveConns()) })
 
-	is := func(f func(s router.IntakeStats) uint64) func() float64 {
+	is := func(f func(s intake.Stats) uint64) func() float64 {
 		return func() float64 { return float64(f(a.intake.Stats())) }
 	}
-	counterFunc(reg, "intake_received_total", "Messages handed to the intake.", is(func(s router.IntakeStats) uint64 { return s.Received }))
-	counterFunc(reg, "intake_acked_total", "Messages stored and positively acknowledged.", is(func(s router.IntakeStats) uint64 { return s.Acked }))
-	counterFunc(reg, "intake_duplicates_total", "Resent messages recognised as already stored.", is(func(s router.IntakeStats) uint64 { return s.Duplicates }))
-	counterFunc(reg, "intake_dead_lettered_total", "Rejected messages recorded in the DEAD stream.", is(func(s router.IntakeStats) uint64 { return s.DeadLettered }))
+	counterFunc(reg, "intake_received_total", "Messages handed to the intake.", is(func(s intake.Stats) uint64 { return s.Received }))
+	counterFunc(reg, "intake_acked_total", "Messages stored and positively acknowledged.", is(func(s intake.Stats) uint64 { return s.Acked }))
+	counterFunc(reg, "intake_duplicates_total", "Resent messages recognised as already stored.", is(func(s intake.Stats) uint64 { return s.Duplicates }))
+	counterFunc(reg, "intake_dead_lettered_total", "Rejected messages recorded in the DEAD stream.", is(func(s intake.Stats) uint64 { return s.DeadLettered }))
 	nacked := prometheus.NewDesc("resultgate_intake_nacked_total", "Negative acknowledgements by reason.", []string{"reason"}, nil)
 	reg.MustRegister(collectorFunc{desc: nacked, collect: func(ch chan<- prometheus.Metric) {
 		for r, n := range a.intake.Stats().Nacked {

@@ -23,7 +23,9 @@ import (
 	"github.com/resultgate/resultgate/internal/loadgen"
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
+	"github.com/resultgate/resultgate/router/intake"
 )
 
 // The example passwords of testdata/nats/permissions.conf.
@@ -187,7 +189,7 @@ func (c *permClient) api(t *testing.T, op string, req, out any) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := c.nc.Request(router.SubjectAPIPrefix+op, body, 15*time.Second)
+	m, err := c.nc.Request(bus.SubjectAPIPrefix+op, body, 15*time.Second)
 	if err != nil {
 		t.Fatalf("API %s: %v", op, err)
 	}
@@ -261,7 +263,7 @@ func TestPermissionsClusterMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ajs.CreateOrUpdateConsumer(ctx, router.StreamPortal, jetstream.ConsumerConfig{
+	if _, err := ajs.CreateOrUpdateConsumer(ctx, bus.StreamPortal, jetstream.ConsumerConfig{
 		Durable: "portal-feed", FilterSubject: "portal.fhir.>",
 		AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy,
 	}); err != nil {
@@ -320,8 +322,8 @@ func TestPermissionsClusterMode(t *testing.T) {
 	})
 	var dead []router.DeadRecord
 	ops.api(t, "dead.list", router.DeadListRequest{}, &dead)
-	if len(dead) != 1 || dead[0].Reason != string(router.ReasonType) {
-		t.Errorf("dead letters %+v, want one of reason %q", dead, router.ReasonType)
+	if len(dead) != 1 || dead[0].Reason != string(intake.ReasonType) {
+		t.Errorf("dead letters %+v, want one of reason %q", dead, intake.ReasonType)
 	}
 	var trail []json.RawMessage
 	ops.api(t, "audit.query", router.AuditQuery{HoldID: holds["PATH2"].ID}, &trail)
@@ -362,7 +364,7 @@ func TestPermissionsClusterMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cons, err := pjs.Consumer(ctx, router.StreamPortal, "portal-feed")
+	cons, err := pjs.Consumer(ctx, bus.StreamPortal, "portal-feed")
 	if err != nil {
 		t.Fatalf("portal looking up portal-feed: %v", err)
 	}
@@ -375,8 +377,8 @@ func TestPermissionsClusterMode(t *testing.T) {
 		k := 0
 		for m := range batch.Messages() {
 			k++
-			got[m.Headers().Get(router.HeaderControlID)]++
-			if !strings.HasPrefix(m.Subject(), router.SubjectPortalFHIRPrefix) {
+			got[m.Headers().Get(bus.HeaderControlID)]++
+			if !strings.HasPrefix(m.Subject(), bus.SubjectPortalFHIRPrefix) {
 				t.Errorf("portal-feed delivered %s", m.Subject())
 			}
 			if err := m.DoubleAck(ctx); err != nil {
@@ -394,7 +396,7 @@ func TestPermissionsClusterMode(t *testing.T) {
 	if len(got) != 4 || got["LAB1"] != 1 || got["PATH1"] != 1 || got["PATH2"] != 1 || got["DL1"] != 1 {
 		t.Fatalf("portal received %v, want LAB1, PATH1, PATH2, DL1 once each (PATH3 and CON1 are held)", got)
 	}
-	ci, err := ajs.Consumer(ctx, router.StreamPortal, "portal-feed")
+	ci, err := ajs.Consumer(ctx, bus.StreamPortal, "portal-feed")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,7 +411,7 @@ func TestPermissionsClusterMode(t *testing.T) {
 	portal.noErrors(t, "portal fetch and ack")
 
 	portalMsgs := func() uint64 {
-		s, err := ajs.Stream(ctx, router.StreamPortal)
+		s, err := ajs.Stream(ctx, bus.StreamPortal)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -461,7 +463,7 @@ func TestPermissionsClusterMode(t *testing.T) {
 
 	// The high-level client gets no answer where the server refused the request.
 	sctx, scancel := context.WithTimeout(ctx, time.Second)
-	_, err = pjs.Stream(sctx, router.StreamHL7In)
+	_, err = pjs.Stream(sctx, bus.StreamHL7In)
 	scancel()
 	if err == nil {
 		t.Error("portal got HL7_IN's stream info")

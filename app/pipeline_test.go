@@ -16,6 +16,7 @@ import (
 	"github.com/resultgate/resultgate/internal/loadgen"
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
 
@@ -64,7 +65,7 @@ func feed(t *testing.T, js jetstream.JetStream, prefix, id string) (int, map[str
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := js.Stream(ctx, router.StreamPortal)
+	s, err := js.Stream(ctx, bus.StreamPortal)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +81,7 @@ func feed(t *testing.T, js jetstream.JetStream, prefix, id string) (int, map[str
 		if err != nil {
 			continue
 		}
-		if strings.HasPrefix(m.Subject, prefix) && m.Header.Get(router.HeaderControlID) == id {
+		if strings.HasPrefix(m.Subject, prefix) && m.Header.Get(bus.HeaderControlID) == id {
 			n++
 			data = m.Data
 			for k := range m.Header {
@@ -155,7 +156,7 @@ policy:
 	if n != 1 || !strings.Contains(string(data), "OBX|1|NM|2951-2") {
 		t.Fatalf("HL7 feed has %d copies of LAB1: %q", n, data)
 	}
-	if hdr[router.HeaderReleasePath] != string(hold.PathImmediate) || hdr[router.HeaderNotify] != "push" {
+	if hdr[bus.HeaderReleasePath] != string(hold.PathImmediate) || hdr[bus.HeaderNotify] != "push" {
 		t.Errorf("lab feed headers: %v", hdr)
 	}
 	_, _, fhir := feed(t, js, "portal.fhir.", "LAB1")
@@ -212,8 +213,8 @@ policy:
 		return n == 1
 	})
 	_, hdr, _ = feed(t, js, "portal.hl7.", "PATH1")
-	if hdr[router.HeaderHoldID] != holdID || hdr[router.HeaderReleasePath] != string(hold.PathAcknowledged) ||
-		unescape(hdr[router.HeaderNote]) != "Dr Delta will call you today." || hdr[router.HeaderNotify] != "quiet" {
+	if hdr[bus.HeaderHoldID] != holdID || hdr[bus.HeaderReleasePath] != string(hold.PathAcknowledged) ||
+		unescape(hdr[bus.HeaderNote]) != "Dr Delta will call you today." || hdr[bus.HeaderNotify] != "quiet" {
 		t.Errorf("release headers: %v", hdr)
 	}
 }

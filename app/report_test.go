@@ -17,6 +17,7 @@ import (
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/report"
 	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/bus"
 )
 
 // TestReportEndToEnd runs the daemon, holds three pathology results and
@@ -169,7 +170,7 @@ func TestReportEndToEnd(t *testing.T) {
 		if ev.Action == "report.read" && ev.Role == "compliance" {
 			reads++
 		}
-		if ev.Kind == router.AuditDenied && strings.HasSuffix(ev.Action, "/api/report") && ev.Role == "clinician" {
+		if ev.Kind == bus.AuditDenied && strings.HasSuffix(ev.Action, "/api/report") && ev.Role == "clinician" {
 			denied++
 		}
 	}

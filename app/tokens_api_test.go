@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/bus"
 )
 
 // The admin role issues and revokes tokens over the API; nobody else can, the
@@ -88,7 +89,7 @@ func TestAPITokens(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for _, ev := range evs {
-		if ev.Kind == router.AuditAccess && strings.HasPrefix(ev.Action, "token.") {
+		if ev.Kind == bus.AuditAccess && strings.HasPrefix(ev.Action, "token.") {
 			if ev.Actor != "Integration Team" || ev.Role != "admin" {
 				t.Errorf("token audit event: %+v", ev)
 			}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
 
@@ -157,8 +158,8 @@ func TestWebKeyboardOnlyRelease(t *testing.T) {
 		return n == 1
 	})
 	_, hdr, _ := feed(t, e.app.JetStream(), "portal.hl7.", "KBD1")
-	if hdr[router.HeaderHoldID] != holdID || unescape(hdr[router.HeaderNote]) != note {
-		t.Errorf("feed headers: hold %q note %q", hdr[router.HeaderHoldID], unescape(hdr[router.HeaderNote]))
+	if hdr[bus.HeaderHoldID] != holdID || unescape(hdr[bus.HeaderNote]) != note {
+		t.Errorf("feed headers: hold %q note %q", hdr[bus.HeaderHoldID], unescape(hdr[bus.HeaderNote]))
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/bus"
 )
 
 // The OIDC client resultgate's page signs in as, and the synthetic user.
@@ -295,10 +296,10 @@ func TestWebOIDCSignInAndRelease(t *testing.T) {
 	var seen []string
 	for _, ev := range evs {
 		seen = append(seen, ev.Kind+"/"+ev.Action+" by "+ev.Actor)
-		if ev.Kind == router.AuditAccess && ev.Action == "hold.release" && ev.Actor == oidcUserName && ev.Role == "clinician" {
+		if ev.Kind == bus.AuditAccess && ev.Action == "hold.release" && ev.Actor == oidcUserName && ev.Role == "clinician" {
 			released = true
 		}
-		if ev.Kind == router.AuditAccess && ev.Action == "hold.read" && ev.Actor == oidcUserName {
+		if ev.Kind == bus.AuditAccess && ev.Action == "hold.read" && ev.Actor == oidcUserName {
 			read = true
 		}
 	}

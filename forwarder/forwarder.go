@@ -36,7 +36,7 @@ import (
 
 	"github.com/resultgate/resultgate/hl7"
 	"github.com/resultgate/resultgate/hl7/mllp"
-	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/bus"
 )
 
 // DeadReason is the dead-letter reason of messages the forwarder gives up on:
@@ -231,7 +231,7 @@ func (f *Forwarder) ensureConsumer(ctx context.Context, p string) (jetstream.Con
 	cc := jetstream.ConsumerConfig{
 		Durable:       name,
 		Description:   "MLLP forwarder of portal partition " + p,
-		FilterSubject: router.SubjectPortalHL7Prefix + p,
+		FilterSubject: bus.SubjectPortalHL7Prefix + p,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		// One message in flight per partition across every instance: the
@@ -246,7 +246,7 @@ func (f *Forwarder) ensureConsumer(ctx context.Context, p string) (jetstream.Con
 	if f.cfg.Start == StartNew {
 		cc.DeliverPolicy = jetstream.DeliverNewPolicy
 	}
-	existing, err := f.js.Consumer(ctx, router.StreamPortal, name)
+	existing, err := f.js.Consumer(ctx, bus.StreamPortal, name)
 	switch {
 	case err == nil:
 		old := existing.CachedInfo().Config
@@ -254,7 +254,7 @@ func (f *Forwarder) ensureConsumer(ctx context.Context, p string) (jetstream.Con
 	case !errors.Is(err, jetstream.ErrConsumerNotFound):
 		return nil, fmt.Errorf("forwarder: looking up consumer %s: %w", name, err)
 	}
-	cons, err := f.js.CreateOrUpdateConsumer(ctx, router.StreamPortal, cc)
+	cons, err := f.js.CreateOrUpdateConsumer(ctx, bus.StreamPortal, cc)
 	if err != nil {
 		return nil, fmt.Errorf("forwarder: ensuring consumer %s: %w", name, err)
 	}
@@ -317,14 +317,14 @@ func (f *Forwarder) handle(p string, l *link, msg jetstream.Msg) {
 	}
 	attempt := int(meta.NumDelivered)
 	h := msg.Headers()
-	controlID := h.Get(router.HeaderControlID)
+	controlID := h.Get(bus.HeaderControlID)
 	if controlID == "" {
 		if m, err := hl7.Parse(msg.Data()); err == nil {
 			controlID = m.ControlID()
 		}
 	}
 	log := f.log.With().Str("partition", p).Uint64("seq", meta.Sequence.Stream).
-		Str("control_id", controlID).Str("hold_id", h.Get(router.HeaderHoldID)).Int("attempt", attempt).Logger()
+		Str("control_id", controlID).Str("hold_id", h.Get(bus.HeaderHoldID)).Int("attempt", attempt).Logger()
 
 	stopProgress := keepInProgress(msg)
 	defer stopProgress()
@@ -491,22 +491,22 @@ func (f *Forwarder) deadLetter(msg jetstream.Msg, meta *jetstream.MsgMetadata, w
 		hdr[k] = v
 	}
 	msgID := msg.Headers().Get(jetstream.MsgIDHeader)
-	hdr.Set(router.HeaderDeadReason, DeadReason)
-	hdr.Set(router.HeaderDeadDetail, why)
-	hdr.Set(router.HeaderDeadSubject, msg.Subject())
-	hdr.Set(router.HeaderDeadSeq, seq)
-	hdr.Set(router.HeaderDeadMsgID, msgID)
-	hdr.Set(router.HeaderDeadDelivered, strconv.FormatUint(meta.NumDelivered, 10))
-	hdr.Set(router.HeaderDeadAt, time.Now().UTC().Format(time.RFC3339Nano))
+	hdr.Set(bus.HeaderDeadReason, DeadReason)
+	hdr.Set(bus.HeaderDeadDetail, why)
+	hdr.Set(bus.HeaderDeadSubject, msg.Subject())
+	hdr.Set(bus.HeaderDeadSeq, seq)
+	hdr.Set(bus.HeaderDeadMsgID, msgID)
+	hdr.Set(bus.HeaderDeadDelivered, strconv.FormatUint(meta.NumDelivered, 10))
+	hdr.Set(bus.HeaderDeadAt, time.Now().UTC().Format(time.RFC3339Nano))
 	hdr.Set(HeaderForwardAck, ack)
 	hdr.Set(HeaderForwardAddr, f.cfg.Addr)
 	id := "forward-dead-" + msgID
 	if msgID == "" {
 		id = "forward-dead-seq-" + seq
 	}
-	subj := router.DeadSubject(DeadReason)
+	subj := bus.DeadSubject(DeadReason)
 	if _, err := f.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Header: hdr, Data: msg.Data()},
-		jetstream.WithMsgID(id), jetstream.WithExpectStream(router.StreamDead)); err != nil {
+		jetstream.WithMsgID(id), jetstream.WithExpectStream(bus.StreamDead)); err != nil {
 		return fmt.Errorf("publishing %s: %w", subj, err)
 	}
 	if err := msg.TermWithReason("forward-" + DeadReason); err != nil {

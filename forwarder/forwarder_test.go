@@ -13,6 +13,7 @@ import (
 
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/bus"
 )
 
 func TestDeliversInOrderPerPartition(t *testing.T) {
@@ -103,31 +104,31 @@ func TestRejectedGoesToDeadAfterMaxAttempts(t *testing.T) {
 
 	// The DEAD record carries the original bytes, headers and the reason.
 	ctx := testCtx(t)
-	st, err := js.Stream(ctx, router.StreamDead)
+	st, err := js.Stream(ctx, bus.StreamDead)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := st.GetLastMsgForSubject(ctx, router.DeadSubject(DeadReason))
+	m, err := st.GetLastMsgForSubject(ctx, bus.DeadSubject(DeadReason))
 	if err != nil {
-		t.Fatalf("no record on %s: %v", router.DeadSubject(DeadReason), err)
+		t.Fatalf("no record on %s: %v", bus.DeadSubject(DeadReason), err)
 	}
 	h := m.Header
 	for k, v := range map[string]string{
-		router.HeaderDeadReason:    DeadReason,
-		router.HeaderDeadSubject:   "portal.hl7.p02",
-		router.HeaderDeadMsgID:     "rel-hold-p02-001-hl7",
-		router.HeaderDeadDelivered: "3",
-		router.HeaderControlID:     "p02-001",
-		router.HeaderHoldID:        "hold-p02-001",
-		HeaderForwardAck:           "AR",
-		HeaderForwardAddr:          d.addr,
+		bus.HeaderDeadReason:    DeadReason,
+		bus.HeaderDeadSubject:   "portal.hl7.p02",
+		bus.HeaderDeadMsgID:     "rel-hold-p02-001-hl7",
+		bus.HeaderDeadDelivered: "3",
+		bus.HeaderControlID:     "p02-001",
+		bus.HeaderHoldID:        "hold-p02-001",
+		HeaderForwardAck:        "AR",
+		HeaderForwardAddr:       d.addr,
 	} {
 		if got := h.Get(k); got != v {
 			t.Errorf("dead header %s = %q, want %q", k, got, v)
 		}
 	}
-	if !strings.Contains(h.Get(router.HeaderDeadDetail), "rejected it (AR) on attempt 3 of 3") {
-		t.Errorf("dead detail = %q", h.Get(router.HeaderDeadDetail))
+	if !strings.Contains(h.Get(bus.HeaderDeadDetail), "rejected it (AR) on attempt 3 of 3") {
+		t.Errorf("dead detail = %q", h.Get(bus.HeaderDeadDetail))
 	}
 	if string(m.Data) != string(oru("p02-001")) {
 		t.Errorf("dead record data differs from the feed message")
@@ -348,7 +349,7 @@ func TestStartNewSkipsEarlierFeed(t *testing.T) {
 	if got := d.received(); !slices.Equal(got, []string{"p00-003", "p00-004", "p00-005"}) {
 		t.Errorf("downstream received %v", got)
 	}
-	info, err := js.Consumer(ctx, router.StreamPortal, cfg.ConsumerName("p00"))
+	info, err := js.Consumer(ctx, bus.StreamPortal, cfg.ConsumerName("p00"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,11 +391,11 @@ func TestReplayDeliversARejectedResultAgain(t *testing.T) {
 	testutil.Eventually(t, waitFor, "dead letter", func() bool { return f.Stats().Dead == 1 })
 
 	ctx := testCtx(t)
-	st, err := js.Stream(ctx, router.StreamDead)
+	st, err := js.Stream(ctx, bus.StreamDead)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := st.GetLastMsgForSubject(ctx, router.DeadSubject(DeadReason))
+	rec, err := st.GetLastMsgForSubject(ctx, bus.DeadSubject(DeadReason))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -407,7 +408,7 @@ func TestReplayDeliversARejectedResultAgain(t *testing.T) {
 		}
 	}
 	waitDelivered(t, f, 2)
-	portal, err := js.Stream(ctx, router.StreamPortal)
+	portal, err := js.Stream(ctx, bus.StreamPortal)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/resultgate/resultgate/hl7"
 	"github.com/resultgate/resultgate/hl7/mllp"
 	"github.com/resultgate/resultgate/internal/testutil"
-	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/bus"
 )
 
 // waitFor bounds every asynchronous wait in these tests.
@@ -28,7 +28,7 @@ const waitFor = 15 * time.Second
 // t.TempDir() on 127.0.0.1 (random port), connects and ensures the streams.
 func startJS(t *testing.T) jetstream.JetStream {
 	t.Helper()
-	srv, err := router.StartEmbedded(router.EmbeddedConfig{
+	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{
 		DataDir: t.TempDir(), Listen: "127.0.0.1:-1", Durability: config.DurabilityOS,
 		ReadyTimeout: 10 * time.Second, Logger: zerolog.Nop(),
 	})
@@ -37,7 +37,7 @@ func startJS(t *testing.T) jetstream.JetStream {
 	}
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
 	ctx := testCtx(t)
-	nc, err := router.Connect(ctx, router.ConnConfig{URL: srv.ClientURL(), Logger: zerolog.Nop()})
+	nc, err := bus.Connect(ctx, bus.ConnConfig{URL: srv.ClientURL(), Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
@@ -46,7 +46,7 @@ func startJS(t *testing.T) jetstream.JetStream {
 	if err != nil {
 		t.Fatalf("jetstream.New: %v", err)
 	}
-	if err := router.EnsureStreams(ctx, js, router.StreamsConfig{}); err != nil {
+	if err := bus.EnsureStreams(ctx, js, bus.StreamsConfig{}); err != nil {
 		t.Fatalf("EnsureStreams: %v", err)
 	}
 	return js
@@ -71,12 +71,12 @@ func oru(ctl string) []byte {
 func publish(t *testing.T, js jetstream.JetStream, partition, ctl string) {
 	t.Helper()
 	hdr := nats.Header{}
-	hdr.Set(router.HeaderControlID, ctl)
-	hdr.Set(router.HeaderHoldID, "hold-"+ctl)
-	hdr.Set(router.HeaderReleasePath, "immediate")
-	hdr.Set(router.HeaderNotify, "push")
-	_, err := js.PublishMsg(testCtx(t), &nats.Msg{Subject: router.SubjectPortalHL7Prefix + partition, Header: hdr, Data: oru(ctl)},
-		jetstream.WithMsgID("rel-hold-"+ctl+"-hl7"), jetstream.WithExpectStream(router.StreamPortal))
+	hdr.Set(bus.HeaderControlID, ctl)
+	hdr.Set(bus.HeaderHoldID, "hold-"+ctl)
+	hdr.Set(bus.HeaderReleasePath, "immediate")
+	hdr.Set(bus.HeaderNotify, "push")
+	_, err := js.PublishMsg(testCtx(t), &nats.Msg{Subject: bus.SubjectPortalHL7Prefix + partition, Header: hdr, Data: oru(ctl)},
+		jetstream.WithMsgID("rel-hold-"+ctl+"-hl7"), jetstream.WithExpectStream(bus.StreamPortal))
 	if err != nil {
 		t.Fatalf("publishing %s: %v", ctl, err)
 	}

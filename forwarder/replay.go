@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/bus"
 )
 
 // ErrNotForwardRecord means a DEAD record was not written by the forwarder
@@ -25,9 +26,9 @@ var ErrNotForwardRecord = errors.New("not a forwarder dead-letter record")
 // in the PORTAL duplicate window, and stable, so replaying the same record
 // twice queues it once. It returns the subject published to.
 func Replay(ctx context.Context, js jetstream.JetStream, deadSeq uint64) (string, error) {
-	s, err := js.Stream(ctx, router.StreamDead)
+	s, err := js.Stream(ctx, bus.StreamDead)
 	if err != nil {
-		return "", fmt.Errorf("opening %s: %w", router.StreamDead, err)
+		return "", fmt.Errorf("opening %s: %w", bus.StreamDead, err)
 	}
 	raw, err := s.GetMsg(ctx, deadSeq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -36,8 +37,8 @@ func Replay(ctx context.Context, js jetstream.JetStream, deadSeq uint64) (string
 	if err != nil {
 		return "", fmt.Errorf("reading dead seq %d: %w", deadSeq, err)
 	}
-	subj := raw.Header.Get(router.HeaderDeadSubject)
-	if raw.Header.Get(router.HeaderDeadReason) != DeadReason || !strings.HasPrefix(subj, router.SubjectPortalHL7Prefix) {
+	subj := raw.Header.Get(bus.HeaderDeadSubject)
+	if raw.Header.Get(bus.HeaderDeadReason) != DeadReason || !strings.HasPrefix(subj, bus.SubjectPortalHL7Prefix) {
 		return "", fmt.Errorf("dead seq %d: %w", deadSeq, ErrNotForwardRecord)
 	}
 	hdr := nats.Header{}
@@ -47,13 +48,13 @@ func Replay(ctx context.Context, js jetstream.JetStream, deadSeq uint64) (string
 		}
 		hdr[k] = v
 	}
-	id := raw.Header.Get(router.HeaderDeadMsgID)
+	id := raw.Header.Get(bus.HeaderDeadMsgID)
 	if id == "" {
-		id = "portal-seq-" + raw.Header.Get(router.HeaderDeadSeq)
+		id = "portal-seq-" + raw.Header.Get(bus.HeaderDeadSeq)
 	}
 	id += "#replay-" + strconv.FormatUint(deadSeq, 10)
 	if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: subj, Header: hdr, Data: raw.Data},
-		jetstream.WithMsgID(id), jetstream.WithExpectStream(router.StreamPortal)); err != nil {
+		jetstream.WithMsgID(id), jetstream.WithExpectStream(bus.StreamPortal)); err != nil {
 		return "", fmt.Errorf("replaying dead seq %d to %s: %w", deadSeq, subj, err)
 	}
 	return subj, nil

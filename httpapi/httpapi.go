@@ -22,6 +22,7 @@ import (
 	"github.com/resultgate/resultgate/auth"
 	"github.com/resultgate/resultgate/hl7"
 	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
 
@@ -188,13 +189,13 @@ func hasRole(roles []auth.Role, r auth.Role) bool {
 // access records in the audit trail that p did action (on holdID, if any):
 // the HIPAA access log of reads and of administrative actions.
 func (a *API) access(ctx context.Context, p auth.Principal, action, holdID, what string) error {
-	return a.svc.RecordAccess(ctx, router.AccessEvent{Kind: router.AuditAccess, Action: action, HoldID: holdID, Actor: p.Name, Role: string(p.Role), Reason: what})
+	return a.svc.RecordAccess(ctx, router.AccessEvent{Kind: bus.AuditAccess, Action: action, HoldID: holdID, Actor: p.Name, Role: string(p.Role), Reason: what})
 }
 
 // deny logs (without PHI) and audits a refused request.
 func (a *API) deny(ctx context.Context, p auth.Principal, action, holdID, why string) {
 	a.log.Warn().Str("actor", p.Name).Str("role", string(p.Role)).Str("action", action).Str("hold", holdID).Msg("request denied")
-	if err := a.svc.RecordAccess(ctx, router.AccessEvent{Kind: router.AuditDenied, Action: action, HoldID: holdID, Actor: p.Name, Role: string(p.Role), Reason: why}); err != nil {
+	if err := a.svc.RecordAccess(ctx, router.AccessEvent{Kind: bus.AuditDenied, Action: action, HoldID: holdID, Actor: p.Name, Role: string(p.Role), Reason: why}); err != nil {
 		a.log.Error().Err(err).Msg("auditing a denied request")
 	}
 }

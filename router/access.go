@@ -5,15 +5,8 @@ import (
 	"fmt"
 
 	"github.com/nats-io/nuid"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
-)
-
-// Audit kinds written for the HTTP API's access log.
-const (
-	// AuditAccess records a read of a hold's content (HIPAA access logging).
-	AuditAccess = "access"
-	// AuditDenied records a request refused for lack of authorisation.
-	AuditDenied = "denied"
 )
 
 // AccessEvent is one entry of the access log: who did or tried what, on which
@@ -40,7 +33,7 @@ func (s *Service) RecordAccess(ctx context.Context, e AccessEvent) error {
 func (s *Service) InboundMessage(ctx context.Context, h *hold.Hold) ([]byte, error) {
 	stream := h.Inbound.Stream
 	if stream == "" {
-		stream = StreamHL7In
+		stream = bus.StreamHL7In
 	}
 	st, err := s.js.Stream(ctx, stream)
 	if err != nil {

@@ -9,15 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
-)
-
-// API subjects: resultgate.api.<operation>.
-const (
-	// SubjectAPIPrefix prefixes every API subject.
-	SubjectAPIPrefix = "resultgate.api."
-	// SubjectAPIAll matches every API subject.
-	SubjectAPIAll = "resultgate.api.>"
 )
 
 // API error codes.
@@ -122,7 +115,7 @@ const apiConcurrency = 64
 // apiConcurrency at once) under ctx and apiTimeout.
 func serveAPI(nc *nats.Conn, queue string, s *Service, ctx context.Context) (*nats.Subscription, error) {
 	sem := make(chan struct{}, apiConcurrency)
-	sub, err := nc.QueueSubscribe(SubjectAPIAll, queue, func(m *nats.Msg) {
+	sub, err := nc.QueueSubscribe(bus.SubjectAPIAll, queue, func(m *nats.Msg) {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -132,7 +125,7 @@ func serveAPI(nc *nats.Conn, queue string, s *Service, ctx context.Context) (*na
 			defer func() { <-sem }()
 			rctx, cancel := context.WithTimeout(ctx, apiTimeout)
 			defer cancel()
-			data, err := s.handleAPI(rctx, strings.TrimPrefix(m.Subject, SubjectAPIPrefix), m.Data)
+			data, err := s.handleAPI(rctx, strings.TrimPrefix(m.Subject, bus.SubjectAPIPrefix), m.Data)
 			resp := APIResponse{Data: data}
 			if err != nil {
 				resp = APIResponse{Error: &APIError{Code: apiCode(err), Message: err.Error()}}
@@ -144,7 +137,7 @@ func serveAPI(nc *nats.Conn, queue string, s *Service, ctx context.Context) (*na
 		}()
 	})
 	if err != nil {
-		return nil, fmt.Errorf("subscribing %s: %w", SubjectAPIAll, err)
+		return nil, fmt.Errorf("subscribing %s: %w", bus.SubjectAPIAll, err)
 	}
 	return sub, nil
 }
@@ -169,56 +162,56 @@ func (s *Service) handleAPI(ctx context.Context, op string, body []byte) (json.R
 	var out any
 	var err error
 	switch op {
-	case "holds.list":
+	case bus.OpHoldsList:
 		var f HoldFilter
 		if err = decodeReq(body, &f); err == nil {
 			out, err = s.ListHolds(ctx, f)
 		}
-	case "holds.get":
+	case bus.OpHoldsGet:
 		var r HoldIDRequest
 		if err = decodeReq(body, &r); err == nil {
 			var h *hold.Hold
 			if h, err = s.GetHold(ctx, r.ID); err == nil && r.By != "" {
-				err = s.RecordAccess(ctx, AccessEvent{Kind: AuditAccess, Action: "hold.read", HoldID: h.ID, Actor: r.By, Role: r.Role})
+				err = s.RecordAccess(ctx, AccessEvent{Kind: bus.AuditAccess, Action: "hold.read", HoldID: h.ID, Actor: r.By, Role: r.Role})
 			}
 			out = h
 		}
-	case "holds.release":
+	case bus.OpHoldsRelease:
 		var r ReleaseAPIRequest
 		if err = decodeReq(body, &r); err == nil {
 			out, err = s.Acknowledge(ctx, r.ID, r.AckRequest)
 		}
-	case "holds.override":
+	case bus.OpHoldsOverride:
 		var r OverrideAPIRequest
 		if err = decodeReq(body, &r); err == nil {
 			out, err = s.Override(ctx, r.ID, r.OverrideRequest)
 		}
-	case "holds.place":
+	case bus.OpHoldsPlace:
 		var r PlaceRequest
 		if err = decodeReq(body, &r); err == nil {
 			out, err = s.PlaceDetermination(ctx, r)
 		}
-	case "consent.put":
+	case bus.OpConsentPut:
 		var r ConsentPut
 		if err = decodeReq(body, &r); err == nil {
 			out, err = s.PutConsent(ctx, r)
 		}
-	case "consent.get":
+	case bus.OpConsentGet:
 		var r ConsentGetRequest
 		if err = decodeReq(body, &r); err == nil {
 			out, err = s.GetConsent(ctx, r.Patient)
 		}
-	case "dead.list":
+	case bus.OpDeadList:
 		var r DeadListRequest
 		if err = decodeReq(body, &r); err == nil {
 			out, err = s.DeadList(ctx, r.Limit)
 		}
-	case "dead.replay":
+	case bus.OpDeadReplay:
 		var r DeadReplayRequest
 		if err = decodeReq(body, &r); err == nil {
 			out, err = s.DeadReplay(ctx, r.Seq, r.By)
 		}
-	case "audit.query":
+	case bus.OpAuditQuery:
 		var q AuditQuery
 		if err = decodeReq(body, &q); err == nil {
 			out, err = s.Audit(ctx, q)
@@ -255,7 +248,7 @@ func (c APIClient) Call(ctx context.Context, op string, req, out any) error {
 	}
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	m, err := c.NC.RequestWithContext(rctx, SubjectAPIPrefix+op, body)
+	m, err := c.NC.RequestWithContext(rctx, bus.SubjectAPIPrefix+op, body)
 	if err != nil {
 		return fmt.Errorf("calling %s: %w", op, err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/resultgate/resultgate/hl7"
 	"github.com/resultgate/resultgate/policy"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
 
@@ -176,7 +177,7 @@ func (s *Service) PlaceDetermination(ctx context.Context, req PlaceRequest) (Pla
 		return res, err
 	}
 	if err := s.audit.Record(ctx, "det-"+d.OrderKey+"-"+now.Format(time.RFC3339Nano), AuditEvent{
-		Kind: AuditDetermination, At: now, OrderKey: d.OrderKey, Actor: req.By, Role: d.Role, Reason: req.Reason, HarmType: req.HarmType,
+		Kind: bus.AuditDetermination, At: now, OrderKey: d.OrderKey, Actor: req.By, Role: d.Role, Reason: req.Reason, HarmType: req.HarmType,
 	}); err != nil {
 		return res, err
 	}
@@ -247,7 +248,7 @@ func (s *Service) PutConsent(ctx context.Context, req ConsentPut) (ConsentResult
 	}
 	res.Record = rec
 	if err := s.audit.Record(ctx, fmt.Sprintf("consent-%s-%d", key, rec.Revision), AuditEvent{
-		Kind: AuditConsent, At: now, PatientKey: key, Actor: req.By, Role: hold.RolePatient,
+		Kind: bus.AuditConsent, At: now, PatientKey: key, Actor: req.By, Role: hold.RolePatient,
 		Reason: "consent " + pref.Status,
 	}); err != nil {
 		return res, err
@@ -299,7 +300,7 @@ func (s *Service) reevaluate(ctx context.Context, h *hold.Hold, path hold.Releas
 		return nil, fmt.Errorf("re-reading inbound seq %d: %s", h.Inbound.Seq, safeDetail(err, "report failed"))
 	}
 	if r.ReceivedAt.IsZero() {
-		r.ReceivedAt = receivedAt(raw.Header.Get(HeaderReceivedAt), raw.Time)
+		r.ReceivedAt = receivedAt(raw.Header.Get(bus.HeaderReceivedAt), raw.Time)
 	}
 	pref, err := s.preference(ctx, h.PatientKey)
 	if err != nil {
@@ -318,7 +319,7 @@ func (s *Service) reevaluate(ctx context.Context, h *hold.Hold, path hold.Releas
 		Preference: pref, Determinations: dets, Prior: prior, Facility: m.MSH().SendingFacility.NamespaceID, Now: now,
 	})
 	if err := s.audit.Record(ctx, fmt.Sprintf("reeval-%s-%d", h.ID, h.Revision), AuditEvent{
-		Kind: AuditReevaluation, At: now, HoldID: h.ID, PatientKey: h.PatientKey, OrderKey: h.OrderKey,
+		Kind: bus.AuditReevaluation, At: now, HoldID: h.ID, PatientKey: h.PatientKey, OrderKey: h.OrderKey,
 		Action: string(d.Action), Disposition: d.Disposition, Tags: h.Tags, RulesetVersion: d.RulesetVersion,
 		Bases: hold.BasesFromPolicy(d.Bases), Deadline: d.Deadline, Actor: actor, Role: role, Reason: why,
 	}); err != nil {
@@ -366,7 +367,7 @@ func (s *Service) DeadReplay(ctx context.Context, seq uint64, by string) (DeadRe
 		return rec, err
 	}
 	_ = s.audit.Record(ctx, fmt.Sprintf("replay-%d", seq), AuditEvent{
-		Kind: AuditReplay, At: s.clock.Now().UTC(), MsgID: rec.MsgID, InboundSeq: rec.InboundSeq,
+		Kind: bus.AuditReplay, At: s.clock.Now().UTC(), MsgID: rec.MsgID, InboundSeq: rec.InboundSeq,
 		Actor: by, Role: hold.RoleSystem, Reason: "dead-letter replay",
 	})
 	return rec, nil

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/resultgate/resultgate/internal/testutil"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
 
@@ -14,8 +15,8 @@ import (
 func TestAPIOverNATS(t *testing.T) {
 	e := newPipeEnv(t)
 	e.start()
-	c := APIClient{NC: e.js.nc, Timeout: 5 * time.Second}
-	ctx := testCtx(t)
+	c := APIClient{NC: e.js.NC, Timeout: 5 * time.Second}
+	ctx := testutil.Ctx(t)
 
 	consent, _ := json.Marshal(testConsent{Patient: "MRN1", Status: "active", Hold: true})
 	var cres ConsentResult
@@ -87,7 +88,7 @@ func TestAPIOverNATS(t *testing.T) {
 		t.Fatalf("holds.place: %v", err)
 	}
 	var evs []AuditEvent
-	if err := c.Call(ctx, "audit.query", AuditQuery{HoldID: list[1].ID}, &evs); err != nil || len(evs) != 2 || evs[1].Kind != AuditOverride {
+	if err := c.Call(ctx, "audit.query", AuditQuery{HoldID: list[1].ID}, &evs); err != nil || len(evs) != 2 || evs[1].Kind != bus.AuditOverride {
 		t.Fatalf("audit.query: %+v, %v", evs, err)
 	}
 	since := e.clock.Now().Add(-time.Hour)

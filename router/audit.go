@@ -13,21 +13,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/resultgate/resultgate/policy"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
-)
-
-// Audit event kinds; the subject is audit.<kind>.<bucket>, where bucket is
-// auditBucket of the event's key (the hold ID, else the patient key, else the
-// order key; all opaque, no PHI).
-const (
-	AuditDecision      = "decision"
-	AuditTransition    = "transition"
-	AuditOverride      = "override"
-	AuditConsent       = "consent"
-	AuditDetermination = "determination"
-	AuditReevaluation  = "reevaluation"
-	AuditDead          = "dead"
-	AuditReplay        = "replay"
 )
 
 // AuditEvent is one entry of the append-only audit trail.
@@ -89,7 +76,7 @@ func auditBucket(key string) string {
 }
 
 // auditSubject is the subject of e.
-func auditSubject(e *AuditEvent) string { return "audit." + e.Kind + "." + auditBucket(e.key()) }
+func auditSubject(e *AuditEvent) string { return bus.AuditSubject(e.Kind, auditBucket(e.key())) }
 
 // key returns the key e is filed under.
 func (e *AuditEvent) key() string {
@@ -117,7 +104,7 @@ func (a *Auditor) Record(ctx context.Context, id string, e AuditEvent) error {
 	}
 	subj := auditSubject(&e)
 	_, err = a.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: data},
-		jetstream.WithMsgID("aud-"+id), jetstream.WithExpectStream(StreamAudit))
+		jetstream.WithMsgID("aud-"+id), jetstream.WithExpectStream(bus.StreamAudit))
 	if err != nil {
 		return fmt.Errorf("publishing %s: %w", subj, err)
 	}
@@ -126,9 +113,9 @@ func (a *Auditor) Record(ctx context.Context, id string, e AuditEvent) error {
 
 // Transition audits one transition of h.
 func (a *Auditor) Transition(ctx context.Context, h *hold.Hold, t hold.Transition) error {
-	kind := AuditTransition
+	kind := bus.AuditTransition
 	if t.Path == hold.PathOverride {
-		kind = AuditOverride
+		kind = bus.AuditOverride
 	}
 	id := h.ID + "-" + string(t.To) + "-" + strconv.Itoa(len(h.Transitions))
 	if err := a.Record(ctx, id, AuditEvent{
@@ -162,9 +149,9 @@ func (a *Auditor) HoldEvent(ctx context.Context, h *hold.Hold, t hold.Transition
 	if err != nil {
 		return fmt.Errorf("encoding hold event: %w", err)
 	}
-	subj := "hold." + string(t.To)
+	subj := bus.HoldEventSubject(string(t.To))
 	_, err = a.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: data},
-		jetstream.WithMsgID("hev-"+h.ID+"-"+string(t.To)+"-"+strconv.Itoa(n)), jetstream.WithExpectStream(StreamHolds))
+		jetstream.WithMsgID("hev-"+h.ID+"-"+string(t.To)+"-"+strconv.Itoa(n)), jetstream.WithExpectStream(bus.StreamHolds))
 	if err != nil {
 		return fmt.Errorf("publishing %s: %w", subj, err)
 	}
@@ -196,9 +183,9 @@ func (a *Auditor) Query(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
 		if !validToken(q.HoldID) {
 			return nil, fmt.Errorf("hold id: %w", hold.ErrBadRequest)
 		}
-		cfg.FilterSubjects = []string{"audit.*." + auditBucket(q.HoldID)}
+		cfg.FilterSubjects = []string{bus.AuditBucketFilter(auditBucket(q.HoldID))}
 		if len(q.HoldID) != 3 { // a bucket token is three characters: the filters must not overlap
-			cfg.FilterSubjects = append(cfg.FilterSubjects, "audit.*."+q.HoldID)
+			cfg.FilterSubjects = append(cfg.FilterSubjects, bus.AuditBucketFilter(q.HoldID))
 		}
 	}
 	if !q.Since.IsZero() {
@@ -206,7 +193,7 @@ func (a *Auditor) Query(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
 		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
 		cfg.OptStartTime = &t
 	}
-	return readAll(ctx, a.js, StreamAudit, cfg, limit, func(m jetstream.Msg, seq uint64) (AuditEvent, error) {
+	return readAll(ctx, a.js, bus.StreamAudit, cfg, limit, func(m jetstream.Msg, seq uint64) (AuditEvent, error) {
 		var e AuditEvent
 		if err := json.Unmarshal(m.Data(), &e); err != nil {
 			return e, fmt.Errorf("decoding audit seq %d: %w", seq, err)

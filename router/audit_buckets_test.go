@@ -11,6 +11,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/resultgate/resultgate/config"
+	"github.com/resultgate/resultgate/internal/testutil"
+	"github.com/resultgate/resultgate/router/bus"
 )
 
 func TestAuditBucket(t *testing.T) {
@@ -39,10 +41,10 @@ func TestAuditBucket(t *testing.T) {
 // order, and that events filed under a hold's own ID by earlier builds are
 // still found.
 func TestAuditSubjectsBounded(t *testing.T) {
-	tj := startTestJS(t, config.DurabilityOS)
+	tj := testutil.StartJS(t, config.DurabilityOS)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	a := &Auditor{js: tj.js}
+	a := &Auditor{js: tj.JS}
 	const holds = 6000
 	// Two holds forced into one bucket, with interleaved events.
 	target := "htarget0001"
@@ -53,25 +55,25 @@ func TestAuditSubjectsBounded(t *testing.T) {
 		}
 	}
 	// An event as an earlier build filed it: audit.<kind>.<hold ID>.
-	legacy, _ := json.Marshal(AuditEvent{Kind: AuditDecision, HoldID: target, Action: "hold", At: time.Now().UTC()})
-	if _, err := tj.js.PublishMsg(ctx, &nats.Msg{Subject: "audit.decision." + target, Data: legacy}); err != nil {
+	legacy, _ := json.Marshal(AuditEvent{Kind: bus.AuditDecision, HoldID: target, Action: "hold", At: time.Now().UTC()})
+	if _, err := tj.JS.PublishMsg(ctx, &nats.Msg{Subject: "audit.decision." + target, Data: legacy}); err != nil {
 		t.Fatal(err)
 	}
 	for i, id := range []string{target, twin, target, twin} {
-		if err := a.Record(ctx, fmt.Sprintf("pair-%d", i), AuditEvent{Kind: AuditTransition, HoldID: id, Reason: fmt.Sprint(i)}); err != nil {
+		if err := a.Record(ctx, fmt.Sprintf("pair-%d", i), AuditEvent{Kind: bus.AuditTransition, HoldID: id, Reason: fmt.Sprint(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for i := range holds {
 		id := fmt.Sprintf("h%023x", i)
-		if err := a.Record(ctx, "many-"+id, AuditEvent{Kind: AuditDecision, HoldID: id, Action: "release"}); err != nil {
+		if err := a.Record(ctx, "many-"+id, AuditEvent{Kind: bus.AuditDecision, HoldID: id, Action: "release"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := a.Record(ctx, "consent-1", AuditEvent{Kind: AuditConsent, PatientKey: "pk0001"}); err != nil {
+	if err := a.Record(ctx, "consent-1", AuditEvent{Kind: bus.AuditConsent, PatientKey: "pk0001"}); err != nil {
 		t.Fatal(err)
 	}
-	s, err := tj.js.Stream(ctx, StreamAudit)
+	s, err := tj.JS.Stream(ctx, bus.StreamAudit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +89,7 @@ func TestAuditSubjectsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(evs) != 3 || evs[0].Kind != AuditDecision || evs[1].Reason != "0" || evs[2].Reason != "2" {
+	if len(evs) != 3 || evs[0].Kind != bus.AuditDecision || evs[1].Reason != "0" || evs[2].Reason != "2" {
 		t.Fatalf("query for %s: %+v, want the legacy decision and transitions 0 and 2", target, evs)
 	}
 	for _, e := range evs {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/resultgate/resultgate/hl7"
 	"github.com/resultgate/resultgate/policy"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
 
@@ -82,7 +83,7 @@ func classifyConsumerConfig(partition string, ackWait time.Duration) jetstream.C
 	return jetstream.ConsumerConfig{
 		Durable:       consumerName(partition),
 		Description:   "classify step of partition " + partition,
-		FilterSubject: InSubject(partition),
+		FilterSubject: bus.InSubject(partition),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		MaxAckPending: 1,
@@ -112,7 +113,7 @@ func (s *Service) handleInbound(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	var pe *permanentError
-	reason, detail := DeadRetries, safeDetail(perr, "processing failed repeatedly")
+	reason, detail := bus.DeadRetries, safeDetail(perr, "processing failed repeatedly")
 	dead := false
 	switch {
 	case errors.As(perr, &pe):
@@ -133,7 +134,7 @@ func (s *Service) handleInbound(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	_ = s.audit.Record(ctx, "dead-"+strconv.FormatUint(meta.Sequence.Stream, 10), AuditEvent{
-		Kind: AuditDead, MsgID: msg.Headers().Get(jetstream.MsgIDHeader), InboundSeq: meta.Sequence.Stream,
+		Kind: bus.AuditDead, MsgID: msg.Headers().Get(jetstream.MsgIDHeader), InboundSeq: meta.Sequence.Stream,
 		Reason: reason + ": " + detail, Actor: "resultgate", Role: hold.RoleSystem,
 	})
 	if err := msg.TermWithReason(reason); err != nil {
@@ -167,14 +168,14 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 		msgID = "seq-" + strconv.FormatUint(meta.Sequence.Stream, 10)
 	}
 	in := &inboundContext{
-		ref: hold.InboundRef{Stream: StreamHL7In, Seq: meta.Sequence.Stream, MsgID: msgID, Partition: partition},
+		ref: hold.InboundRef{Stream: bus.StreamHL7In, Seq: meta.Sequence.Stream, MsgID: msgID, Partition: partition},
 		raw: msg.Data(), now: s.clock.Now().UTC(),
 	}
 	in.holdID = hold.HoldID(s.cfg.Secret, msgID)
 	// in.raw is the NATS message's own buffer, never written: parse it in place.
 	m, err := hl7.ParseWithOptions(in.raw, hl7.ParseOptions{NoCopy: true})
 	if err != nil {
-		return permanent(DeadParse, err)
+		return permanent(bus.DeadParse, err)
 	}
 	in.msg = m
 	in.ref.ControlID = m.ControlID()
@@ -190,10 +191,10 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 		r, err = s.policy.Report(m)
 	}
 	if err != nil {
-		return permanent(DeadPolicy, err)
+		return permanent(bus.DeadPolicy, err)
 	}
 	if r.ReceivedAt.IsZero() {
-		r.ReceivedAt = receivedAt(msg.Headers().Get(HeaderReceivedAt), meta.Timestamp)
+		r.ReceivedAt = receivedAt(msg.Headers().Get(bus.HeaderReceivedAt), meta.Timestamp)
 	}
 	in.report = r
 	in.patientKey = s.patientKey(r.PatientID)
@@ -270,7 +271,7 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 	auditDone := make(chan error, 1)
 	go func() {
 		auditDone <- s.audit.Record(ctx, "dec-"+in.holdID, AuditEvent{
-			Kind: AuditDecision, At: in.now, HoldID: in.holdID, PatientKey: in.patientKey, OrderKey: in.orderKey,
+			Kind: bus.AuditDecision, At: in.now, HoldID: in.holdID, PatientKey: in.patientKey, OrderKey: in.orderKey,
 			MsgID: msgID, ControlID: in.ref.ControlID, InboundSeq: in.ref.Seq,
 			Action: string(d.Action), Disposition: d.Disposition, Tags: c.Tags, RulesetVersion: d.RulesetVersion,
 			Bases: hold.BasesFromPolicy(d.Bases), Deadline: d.Deadline, Notify: string(d.Notify),
@@ -357,7 +358,7 @@ func (s *Service) finishHold(ctx context.Context, in *inboundContext, h *hold.Ho
 		return err
 	}
 	if h.State == hold.StateHeld {
-		if err := s.notifier.Send(ctx, NotifyHoldCreated, h, in.now); err != nil {
+		if err := s.notifier.Send(ctx, bus.NotifyHoldCreated, h, in.now); err != nil {
 			return err
 		}
 	}

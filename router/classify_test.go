@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/resultgate/resultgate/internal/testutil"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
 
@@ -17,8 +18,8 @@ import (
 // own, as the classify consumer would deliver it (with metadata).
 func fetchInbound(t *testing.T, e *pipeEnv, seq uint64) jetstream.Msg {
 	t.Helper()
-	ctx := testCtx(t)
-	c, err := e.js.js.OrderedConsumer(ctx, StreamHL7In, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: seq})
+	ctx := testutil.Ctx(t)
+	c, err := e.js.JS.OrderedConsumer(ctx, bus.StreamHL7In, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: seq})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +36,7 @@ func runInbound(t *testing.T, s *Service, m jetstream.Msg) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.processInbound(testCtx(t), m, meta); err != nil {
+	if err := s.processInbound(testutil.Ctx(t), m, meta); err != nil {
 		t.Fatalf("processInbound: %v", err)
 	}
 }
@@ -58,7 +59,7 @@ func TestRerunCreatesNoDuplicates(t *testing.T) {
 			// A crash after the first writes: the order index (written last)
 			// is lost, so the re-run redoes every step.
 			for _, f := range []string{"F1", "F2"} {
-				if err := s.orders.kv.Delete(testCtx(t), hold.OrderKey(pipeSecret, f)); err != nil {
+				if err := s.orders.kv.Delete(testutil.Ctx(t), hold.OrderKey(pipeSecret, f)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -70,7 +71,7 @@ func TestRerunCreatesNoDuplicates(t *testing.T) {
 	if n := len(e.portal("portal.fhir.>")); n != 1 {
 		t.Fatalf("feed has %d FHIR messages, want 1", n)
 	}
-	h, err := s.GetHold(testCtx(t), holdOf("C1"))
+	h, err := s.GetHold(testutil.Ctx(t), holdOf("C1"))
 	if err != nil || h.State != hold.StateHeld || len(h.Transitions) != 1 {
 		t.Fatalf("hold = %+v, %v", h, err)
 	}
@@ -78,7 +79,7 @@ func TestRerunCreatesNoDuplicates(t *testing.T) {
 		t.Fatalf("%d notifications, want 1", n)
 	}
 	for _, id := range []string{holdOf("C1"), holdOf("C2")} {
-		evs, err := s.Audit(testCtx(t), AuditQuery{HoldID: id})
+		evs, err := s.Audit(testutil.Ctx(t), AuditQuery{HoldID: id})
 		if err != nil || len(evs) != 1 {
 			t.Fatalf("audit of %s: %d events, %v; want 1 decision", id, len(evs), err)
 		}
@@ -95,11 +96,11 @@ func TestReleaseCrashBeforePublishIsReconciled(t *testing.T) {
 	e.consent(s, "MRN1", "active", true, false)
 	e.send(msgSpec{ctrl: "C1", filler: "F1", section: "SP"})
 	h := e.waitState(s, holdOf("C1"), hold.StateHeld)
-	if err := p.Stop(testCtx(t)); err != nil {
+	if err := p.Stop(testutil.Ctx(t)); err != nil {
 		t.Fatal(err)
 	}
 	now := e.clock.Now()
-	if _, err := s.holds.Mutate(testCtx(t), h.ID, func(c *hold.Hold) error {
+	if _, err := s.holds.Mutate(testutil.Ctx(t), h.ID, func(c *hold.Hold) error {
 		c.Transitions = append(c.Transitions, hold.Transition{From: hold.StateHeld, To: hold.StateReleased, Path: hold.PathAcknowledged, Actor: "DRSMITH", Role: hold.RoleClinician, At: now})
 		c.State, c.Release, c.Published = hold.StateReleased, &hold.ReleaseInfo{Path: hold.PathAcknowledged, Actor: "DRSMITH", Role: hold.RoleClinician, At: now}, false
 		return nil
@@ -109,10 +110,10 @@ func TestReleaseCrashBeforePublishIsReconciled(t *testing.T) {
 	s2 := e.start().Service()
 	e.start() // a second instance reconciles too
 	testutil.Eventually(t, 5*time.Second, "published", func() bool {
-		got, err := s2.GetHold(testCtx(t), h.ID)
+		got, err := s2.GetHold(testutil.Ctx(t), h.ID)
 		return err == nil && got.Published
 	})
-	if err := s2.gate.Reconcile(testCtx(t)); err != nil {
+	if err := s2.gate.Reconcile(testutil.Ctx(t)); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(e.portal("portal.hl7.>")); n != 1 {
@@ -139,12 +140,12 @@ func TestPerPatientOrderAcrossInstances(t *testing.T) {
 	e.waitSettled()
 	for i := range patients {
 		pid := fmt.Sprintf("MRN%d", i)
-		orig, err := s.GetHold(testCtx(t), holdOf("O"+pid))
+		orig, err := s.GetHold(testutil.Ctx(t), holdOf("O"+pid))
 		if err != nil {
-			dead, _ := s.DeadList(testCtx(t), 0)
+			dead, _ := s.DeadList(testutil.Ctx(t), 0)
 			t.Fatalf("patient %d: %v (dead letters %+v, metrics %+v)", i, err, dead, s.Metrics())
 		}
-		corr, err := s.GetHold(testCtx(t), holdOf("X"+pid))
+		corr, err := s.GetHold(testutil.Ctx(t), holdOf("X"+pid))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -164,7 +165,7 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	e.policy.failReport.Store(true)
 	e.send(msgSpec{ctrl: "C1", filler: "F1", section: "CH"})
 	e.waitSettled()
-	recs, err := s.DeadList(testCtx(t), 0)
+	recs, err := s.DeadList(testutil.Ctx(t), 0)
 	if err != nil || len(recs) != 2 {
 		t.Fatalf("dead list = %+v, %v", recs, err)
 	}
@@ -172,7 +173,7 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	for _, r := range recs {
 		byReason[r.Reason] = r
 	}
-	if _, ok := byReason[DeadParse]; !ok || byReason[DeadPolicy].Seq == 0 {
+	if _, ok := byReason[bus.DeadParse]; !ok || byReason[bus.DeadPolicy].Seq == 0 {
 		t.Fatalf("reasons %q, %q; want parse and policy", recs[0].Reason, recs[1].Reason)
 	}
 	for _, r := range recs {
@@ -180,19 +181,19 @@ func TestDeadLetterAndReplay(t *testing.T) {
 			t.Fatalf("dead detail carries content: %q", r.Detail)
 		}
 	}
-	if got := s.Metrics().Dead; got[DeadParse] != 1 || got[DeadPolicy] != 1 {
+	if got := s.Metrics().Dead; got[bus.DeadParse] != 1 || got[bus.DeadPolicy] != 1 {
 		t.Fatalf("dead metrics = %v", got)
 	}
 	e.policy.failReport.Store(false)
-	if _, err := s.DeadReplay(testCtx(t), byReason[DeadPolicy].Seq, "ops"); err != nil {
+	if _, err := s.DeadReplay(testutil.Ctx(t), byReason[bus.DeadPolicy].Seq, "ops"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.DeadReplay(testCtx(t), byReason[DeadPolicy].Seq, "ops"); err != nil { // replaying twice queues once
+	if _, err := s.DeadReplay(testutil.Ctx(t), byReason[bus.DeadPolicy].Seq, "ops"); err != nil { // replaying twice queues once
 		t.Fatal(err)
 	}
 	e.waitSettled()
 	testutil.Eventually(t, 5*time.Second, "replayed result released", func() bool { return len(e.portal("portal.hl7.>")) == 1 })
-	if _, err := s.DeadReplay(testCtx(t), 999, "ops"); !errors.Is(err, ErrDeadNotFound) {
+	if _, err := s.DeadReplay(testutil.Ctx(t), 999, "ops"); !errors.Is(err, ErrDeadNotFound) {
 		t.Fatalf("replaying a missing record: %v", err)
 	}
 }
@@ -203,22 +204,22 @@ func TestDeadLetterAndReplay(t *testing.T) {
 func TestTransientFailuresDeadLetterAfterMaxDeliver(t *testing.T) {
 	e := newPipeEnv(t)
 	s := e.start().Service()
-	if err := e.js.js.DeleteKeyValue(testCtx(t), KVOrders); err != nil {
+	if err := e.js.JS.DeleteKeyValue(testutil.Ctx(t), bus.KVOrders); err != nil {
 		t.Fatal(err)
 	}
 	e.send(msgSpec{ctrl: "C1", filler: "F1", section: "CH"})
 	testutil.Eventually(t, 10*time.Second, "dead letter after retries", func() bool {
-		recs, err := s.DeadList(testCtx(t), 0)
+		recs, err := s.DeadList(testutil.Ctx(t), 0)
 		return err == nil && len(recs) == 1
 	})
-	recs, _ := s.DeadList(testCtx(t), 0)
-	if recs[0].Reason != DeadRetries || recs[0].Deliveries != e.cfg.Holds.MaxDeliver {
+	recs, _ := s.DeadList(testutil.Ctx(t), 0)
+	if recs[0].Reason != bus.DeadRetries || recs[0].Deliveries != e.cfg.Holds.MaxDeliver {
 		t.Fatalf("dead record = %+v", recs[0])
 	}
-	if err := EnsurePipelineBuckets(testCtx(t), e.js.js, 1); err != nil {
+	if err := EnsurePipelineBuckets(testutil.Ctx(t), e.js.JS, 1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.DeadReplay(testCtx(t), recs[0].Seq, "ops"); err != nil {
+	if _, err := s.DeadReplay(testutil.Ctx(t), recs[0].Seq, "ops"); err != nil {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, 10*time.Second, "replayed result released", func() bool { return len(e.portal("portal.hl7.>")) == 1 })

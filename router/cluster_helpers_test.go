@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/resultgate/resultgate/internal/testutil"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
 
@@ -71,10 +72,10 @@ func readFeed(t *testing.T, js jetstream.JetStream) map[string][]feedMsg {
 	testutil.Eventually(t, 30*time.Second, "PORTAL readable", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		msgs, err := readAll(ctx, js, StreamPortal, jetstream.OrderedConsumerConfig{FilterSubjects: []string{SubjectPortalHL7Prefix + ">"}}, 100000,
+		msgs, err := readAll(ctx, js, bus.StreamPortal, jetstream.OrderedConsumerConfig{FilterSubjects: []string{bus.SubjectPortalHL7Prefix + ">"}}, 100000,
 			func(m jetstream.Msg, _ uint64) (feedMsg, error) {
-				seq, _ := strconv.ParseUint(m.Headers().Get(HeaderInboundSeq), 10, 64)
-				return feedMsg{holdID: m.Headers().Get(HeaderHoldID), path: m.Headers().Get(HeaderReleasePath), inboundSeq: seq}, nil
+				seq, _ := strconv.ParseUint(m.Headers().Get(bus.HeaderInboundSeq), 10, 64)
+				return feedMsg{holdID: m.Headers().Get(bus.HeaderHoldID), path: m.Headers().Get(bus.HeaderReleasePath), inboundSeq: seq}, nil
 			})
 		if err != nil {
 			return false
@@ -112,9 +113,9 @@ func newClusterPipeEnv(t *testing.T, nc *nats.Conn) *pipeEnv {
 	testutil.Eventually(t, 30*time.Second, "R3 streams and buckets", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		return EnsureStreams(ctx, js, StreamsConfig{Replicas: 3}) == nil && EnsurePipelineBuckets(ctx, js, 3) == nil
+		return bus.EnsureStreams(ctx, js, bus.StreamsConfig{Replicas: 3}) == nil && EnsurePipelineBuckets(ctx, js, 3) == nil
 	})
-	e := &pipeEnv{t: t, js: &testJS{nc: nc, js: js}, clock: newFakeClock(), policy: &testPolicy{}}
+	e := &pipeEnv{t: t, js: &testutil.JS{NC: nc, JS: js}, clock: newFakeClock(), policy: &testPolicy{}}
 	hc := DefaultHoldsConfig()
 	hc.SchedulerTick, hc.ReconcileEvery = 10*time.Millisecond, 200*time.Millisecond
 	hc.AckWait, hc.MaxDeliver, hc.RetryBackoff = 2*time.Second, 100, []time.Duration{100 * time.Millisecond}

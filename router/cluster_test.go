@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/resultgate/resultgate/internal/testutil"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
 
@@ -29,7 +30,7 @@ func TestClusterDeadlineFiresAfterCreatorDies(t *testing.T) {
 	start := time.Now()
 	srvs := testutil.StartJSCluster(t, 3, "S", nil, nil)
 	env := newClusterPipeEnv(t, clusterConn(t, srvs))
-	js, clock, base := env.js.js, env.clock, env.cfg
+	js, clock, base := env.js.JS, env.clock, env.cfg
 	startOn := func(nc *nats.Conn, classify bool) *Pipeline {
 		cfg := base
 		cfg.NoClassify = !classify
@@ -77,7 +78,7 @@ func TestClusterDeadlineFiresAfterCreatorDies(t *testing.T) {
 	}
 	t.Logf("A created %d holds (%.1fs)", nHeld, time.Since(start).Seconds())
 
-	leader := shutdownStreamLeader(t, srvs, js, "KV_"+KVHolds)
+	leader := shutdownStreamLeader(t, srvs, js, "KV_"+bus.KVHolds)
 	ncA.Close() // instance A, the creator of every hold, dies
 	stopCtx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	_ = a.Stop(stopCtx)

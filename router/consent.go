@@ -13,16 +13,6 @@ import (
 	"github.com/resultgate/resultgate/router/hold"
 )
 
-// Buckets owned by the pipeline (created by EnsurePipelineBuckets).
-const (
-	// KVDeterminations holds clinician determinations (Preventing Harm holds)
-	// keyed by order key.
-	KVDeterminations = "determinations"
-	// KVOrders maps an order key to the latest hold (or immediate release) of
-	// that order, so a correction finds the version it corrects.
-	KVOrders = "orders"
-)
-
 // ErrConsentNotFound means no Consent is on file for the patient.
 var ErrConsentNotFound = errors.New("no consent on file")
 

@@ -13,27 +13,8 @@ import (
 
 	"github.com/resultgate/resultgate/fhirmap"
 	"github.com/resultgate/resultgate/hl7"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
-)
-
-// Dead-letter reason codes (the last token of hl7.dead.<reason>).
-const (
-	DeadParse    = "parse"    // the message does not parse as HL7
-	DeadPolicy   = "policy"   // the policy could not read the report
-	DeadFHIR     = "fhir"     // the released result could not be mapped to FHIR
-	DeadRetries  = "retries"  // transient failures exhausted the delivery bound
-	DeadInternal = "internal" // anything else
-)
-
-// Headers on dead-letter records. Detail never carries message content.
-const (
-	HeaderDeadReason    = "Resultgate-Dead-Reason"
-	HeaderDeadDetail    = "Resultgate-Dead-Detail"
-	HeaderDeadSubject   = "Resultgate-Dead-Subject"
-	HeaderDeadSeq       = "Resultgate-Dead-Seq"
-	HeaderDeadMsgID     = "Resultgate-Dead-Msg-Id"
-	HeaderDeadDelivered = "Resultgate-Dead-Deliveries"
-	HeaderDeadAt        = "Resultgate-Dead-At"
 )
 
 // ErrDeadNotFound means no dead-letter record has the given sequence.
@@ -98,16 +79,16 @@ func (d *DeadLetters) Put(ctx context.Context, m jetstream.Msg, reason, detail s
 		hdr[k] = v
 	}
 	msgID := m.Headers().Get(jetstream.MsgIDHeader)
-	hdr.Set(HeaderDeadReason, reason)
-	hdr.Set(HeaderDeadDetail, detail)
-	hdr.Set(HeaderDeadSubject, m.Subject())
-	hdr.Set(HeaderDeadSeq, strconv.FormatUint(meta.Sequence.Stream, 10))
-	hdr.Set(HeaderDeadMsgID, msgID)
-	hdr.Set(HeaderDeadDelivered, strconv.FormatUint(meta.NumDelivered, 10))
-	hdr.Set(HeaderDeadAt, time.Now().UTC().Format(time.RFC3339Nano))
-	subj := DeadSubject(reason)
+	hdr.Set(bus.HeaderDeadReason, reason)
+	hdr.Set(bus.HeaderDeadDetail, detail)
+	hdr.Set(bus.HeaderDeadSubject, m.Subject())
+	hdr.Set(bus.HeaderDeadSeq, strconv.FormatUint(meta.Sequence.Stream, 10))
+	hdr.Set(bus.HeaderDeadMsgID, msgID)
+	hdr.Set(bus.HeaderDeadDelivered, strconv.FormatUint(meta.NumDelivered, 10))
+	hdr.Set(bus.HeaderDeadAt, time.Now().UTC().Format(time.RFC3339Nano))
+	subj := bus.DeadSubject(reason)
 	_, err = d.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Header: hdr, Data: m.Data()},
-		jetstream.WithMsgID("dead-"+strconv.FormatUint(meta.Sequence.Stream, 10)), jetstream.WithExpectStream(StreamDead))
+		jetstream.WithMsgID("dead-"+strconv.FormatUint(meta.Sequence.Stream, 10)), jetstream.WithExpectStream(bus.StreamDead))
 	if err != nil {
 		return fmt.Errorf("publishing %s: %w", subj, err)
 	}
@@ -130,12 +111,12 @@ type DeadRecord struct {
 
 func deadRecord(h nats.Header, seq uint64, size int) DeadRecord {
 	r := DeadRecord{
-		Seq: seq, Reason: h.Get(HeaderDeadReason), Detail: h.Get(HeaderDeadDetail),
-		Subject: h.Get(HeaderDeadSubject), MsgID: h.Get(HeaderDeadMsgID), Size: size,
+		Seq: seq, Reason: h.Get(bus.HeaderDeadReason), Detail: h.Get(bus.HeaderDeadDetail),
+		Subject: h.Get(bus.HeaderDeadSubject), MsgID: h.Get(bus.HeaderDeadMsgID), Size: size,
 	}
-	r.InboundSeq, _ = strconv.ParseUint(h.Get(HeaderDeadSeq), 10, 64)
-	r.Deliveries, _ = strconv.Atoi(h.Get(HeaderDeadDelivered))
-	r.At, _ = time.Parse(time.RFC3339Nano, h.Get(HeaderDeadAt))
+	r.InboundSeq, _ = strconv.ParseUint(h.Get(bus.HeaderDeadSeq), 10, 64)
+	r.Deliveries, _ = strconv.Atoi(h.Get(bus.HeaderDeadDelivered))
+	r.At, _ = time.Parse(time.RFC3339Nano, h.Get(bus.HeaderDeadAt))
 	return r
 }
 
@@ -144,7 +125,7 @@ func (d *DeadLetters) List(ctx context.Context, limit int) ([]DeadRecord, error)
 	if limit <= 0 || limit > maxAuditRead {
 		limit = maxAuditRead
 	}
-	return readAll(ctx, d.js, StreamDead, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}, limit,
+	return readAll(ctx, d.js, bus.StreamDead, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}, limit,
 		func(m jetstream.Msg, seq uint64) (DeadRecord, error) {
 			return deadRecord(m.Headers(), seq, len(m.Data())), nil
 		})
@@ -155,9 +136,9 @@ func (d *DeadLetters) List(ctx context.Context, limit int) ([]DeadRecord, error)
 // in HL7_IN's duplicate window, and a stable one, so replaying the same record
 // twice queues it once.
 func (d *DeadLetters) Replay(ctx context.Context, seq uint64) (DeadRecord, error) {
-	s, err := d.js.Stream(ctx, StreamDead)
+	s, err := d.js.Stream(ctx, bus.StreamDead)
 	if err != nil {
-		return DeadRecord{}, fmt.Errorf("opening %s: %w", StreamDead, err)
+		return DeadRecord{}, fmt.Errorf("opening %s: %w", bus.StreamDead, err)
 	}
 	raw, err := s.GetMsg(ctx, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -167,7 +148,7 @@ func (d *DeadLetters) Replay(ctx context.Context, seq uint64) (DeadRecord, error
 		return DeadRecord{}, fmt.Errorf("reading dead seq %d: %w", seq, err)
 	}
 	rec := deadRecord(raw.Header, seq, len(raw.Data))
-	if !strings.HasPrefix(rec.Subject, SubjectInPrefix) {
+	if !strings.HasPrefix(rec.Subject, bus.SubjectInPrefix) {
 		return rec, fmt.Errorf("dead seq %d has no inbound subject: %w", seq, hold.ErrBadRequest)
 	}
 	hdr := nats.Header{}
@@ -183,7 +164,7 @@ func (d *DeadLetters) Replay(ctx context.Context, seq uint64) (DeadRecord, error
 	}
 	id += "#replay-" + strconv.FormatUint(seq, 10)
 	if _, err := d.js.PublishMsg(ctx, &nats.Msg{Subject: rec.Subject, Header: hdr, Data: raw.Data},
-		jetstream.WithMsgID(id), jetstream.WithExpectStream(StreamHL7In)); err != nil {
+		jetstream.WithMsgID(id), jetstream.WithExpectStream(bus.StreamHL7In)); err != nil {
 		return rec, fmt.Errorf("replaying dead seq %d: %w", seq, err)
 	}
 	return rec, nil

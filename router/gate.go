@@ -14,32 +14,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/resultgate/resultgate/hl7"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
-)
-
-// Portal feed subjects.
-const (
-	// SubjectPortalFHIRPrefix prefixes the FHIR feed; the last token is the partition.
-	SubjectPortalFHIRPrefix = "portal.fhir."
-	// SubjectPortalHL7Prefix prefixes the HL7 feed; the last token is the partition.
-	SubjectPortalHL7Prefix = "portal.hl7."
-)
-
-// Headers on portal feed messages. The note is percent-encoded UTF-8 (header
-// values cannot carry line breaks). The feed is PHI-bearing by design; none of
-// these values is ever logged.
-const (
-	HeaderHoldID        = "Resultgate-Hold-Id"
-	HeaderReleasePath   = "Resultgate-Release-Path"
-	HeaderReleaseReason = "Resultgate-Release-Reason"
-	HeaderReleaseActor  = "Resultgate-Release-Actor"
-	HeaderReleaseRole   = "Resultgate-Release-Role"
-	HeaderReleasedAt    = "Resultgate-Released-At"
-	HeaderNotify        = "Resultgate-Notify"
-	HeaderNote          = "Resultgate-Note"
-	HeaderPatientKeyOut = "Resultgate-Patient-Key"
-	HeaderControlID     = "Resultgate-Control-Id"
-	HeaderInboundSeq    = "Resultgate-Inbound-Seq"
 )
 
 // FHIREncoder turns a released message into the FHIR R4 Bundle of the portal
@@ -82,9 +58,9 @@ func (g *Gate) inStream(ctx context.Context) (jetstream.Stream, error) {
 	if g.inbuf != nil {
 		return g.inbuf, nil
 	}
-	s, err := g.js.Stream(ctx, StreamHL7In)
+	s, err := g.js.Stream(ctx, bus.StreamHL7In)
 	if err != nil {
-		return nil, fmt.Errorf("opening stream %s: %w", StreamHL7In, err)
+		return nil, fmt.Errorf("opening stream %s: %w", bus.StreamHL7In, err)
 	}
 	g.inbuf = s
 	return s, nil
@@ -122,33 +98,33 @@ func (g *Gate) emit(ctx context.Context, r emitRequest) error {
 		r.msg = m
 	}
 	hdr := nats.Header{}
-	hdr.Set(HeaderHoldID, r.holdID)
-	hdr.Set(HeaderReleasePath, string(r.rel.Path))
+	hdr.Set(bus.HeaderHoldID, r.holdID)
+	hdr.Set(bus.HeaderReleasePath, string(r.rel.Path))
 	if r.rel.Reason != "" {
-		hdr.Set(HeaderReleaseReason, url.PathEscape(r.rel.Reason))
+		hdr.Set(bus.HeaderReleaseReason, url.PathEscape(r.rel.Reason))
 	}
-	hdr.Set(HeaderReleaseActor, r.rel.Actor)
-	hdr.Set(HeaderReleaseRole, r.rel.Role)
-	hdr.Set(HeaderReleasedAt, r.rel.At.UTC().Format(time.RFC3339Nano))
+	hdr.Set(bus.HeaderReleaseActor, r.rel.Actor)
+	hdr.Set(bus.HeaderReleaseRole, r.rel.Role)
+	hdr.Set(bus.HeaderReleasedAt, r.rel.At.UTC().Format(time.RFC3339Nano))
 	if r.rel.Notify != "" {
-		hdr.Set(HeaderNotify, string(r.rel.Notify))
+		hdr.Set(bus.HeaderNotify, string(r.rel.Notify))
 	}
 	if r.rel.Note != "" {
-		hdr.Set(HeaderNote, url.PathEscape(r.rel.Note))
+		hdr.Set(bus.HeaderNote, url.PathEscape(r.rel.Note))
 	}
 	if r.patientKey != "" {
-		hdr.Set(HeaderPatientKeyOut, r.patientKey)
+		hdr.Set(bus.HeaderPatientKey, r.patientKey)
 	}
 	if r.inbound.ControlID != "" {
-		hdr.Set(HeaderControlID, r.inbound.ControlID)
+		hdr.Set(bus.HeaderControlID, r.inbound.ControlID)
 	}
-	hdr.Set(HeaderInboundSeq, strconv.FormatUint(r.inbound.Seq, 10))
+	hdr.Set(bus.HeaderInboundSeq, strconv.FormatUint(r.inbound.Seq, 10))
 	var bundle []byte
 	if g.fhir != nil {
 		b, err := g.fhir(r.msg, r.holdID, r.rel, r.bases, r.patientKey)
 		if err != nil {
 			// The mapping is deterministic: retrying cannot fix it.
-			return permanent(DeadFHIR, fmt.Errorf("mapping hold %s to FHIR: %w", r.holdID, err))
+			return permanent(bus.DeadFHIR, fmt.Errorf("mapping hold %s to FHIR: %w", r.holdID, err))
 		}
 		bundle = b
 	}
@@ -159,9 +135,9 @@ func (g *Gate) emit(ctx context.Context, r emitRequest) error {
 			fhirErr <- nil
 			return
 		}
-		fhirErr <- g.publish(ctx, SubjectPortalFHIRPrefix+r.inbound.Partition, "rel-"+r.holdID+"-fhir", hdr, bundle)
+		fhirErr <- g.publish(ctx, bus.SubjectPortalFHIRPrefix+r.inbound.Partition, "rel-"+r.holdID+"-fhir", hdr, bundle)
 	}()
-	hl7Err := g.publish(ctx, SubjectPortalHL7Prefix+r.inbound.Partition, "rel-"+r.holdID+"-hl7", hdr, r.raw)
+	hl7Err := g.publish(ctx, bus.SubjectPortalHL7Prefix+r.inbound.Partition, "rel-"+r.holdID+"-hl7", hdr, r.raw)
 	if err := errors.Join(<-fhirErr, hl7Err); err != nil {
 		return err
 	}
@@ -175,7 +151,7 @@ func (g *Gate) publish(ctx context.Context, subj, id string, hdr nats.Header, da
 		h[k] = v
 	}
 	_, err := g.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Header: h, Data: data},
-		jetstream.WithMsgID(id), jetstream.WithExpectStream(StreamPortal))
+		jetstream.WithMsgID(id), jetstream.WithExpectStream(bus.StreamPortal))
 	if err != nil {
 		return fmt.Errorf("publishing %s: %w", subj, err)
 	}
@@ -349,7 +325,7 @@ func (g *Gate) unpublishable(ctx context.Context, h *hold.Hold, pe *permanentErr
 	// reconciler can also get here at once: only the one whose
 	// compare-and-set marks the hold counts and logs it.
 	if err := g.audit.Record(ctx, "unpub-"+h.ID, AuditEvent{
-		Kind: AuditDead, At: time.Now().UTC(), HoldID: h.ID, OrderKey: h.OrderKey, MsgID: h.Inbound.MsgID,
+		Kind: bus.AuditDead, At: time.Now().UTC(), HoldID: h.ID, OrderKey: h.OrderKey, MsgID: h.Inbound.MsgID,
 		InboundSeq: h.Inbound.Seq, Reason: why, Actor: "resultgate", Role: hold.RoleSystem,
 	}); err != nil {
 		return h, err

@@ -9,10 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resultgate/resultgate/router/bus"
+
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
 	"github.com/resultgate/resultgate/config"
+	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/policy"
 	"github.com/resultgate/resultgate/router/hold"
 )
@@ -23,32 +26,32 @@ import (
 // -bench HoldView100k -benchtime 1x.
 func BenchmarkHoldView100k(b *testing.B) {
 	const holds, providers = 100000, 500
-	tj := startTestJS(b, config.DurabilityOS)
+	tj := testutil.StartJS(b, config.DurabilityOS)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	kv, err := tj.js.KeyValue(ctx, KVHolds)
+	kv, err := tj.JS.KeyValue(ctx, bus.KVHolds)
 	if err != nil {
 		b.Fatal(err)
 	}
 	now := time.Now().UTC()
 	for i := range holds {
 		h := &hold.Hold{
-			ID: fmt.Sprintf("h%023d", i), State: hold.StateHeld, Inbound: hold.InboundRef{Stream: StreamHL7In, Seq: uint64(i + 1), MsgID: fmt.Sprintf("LIS|HOSP|%d", i), Partition: "p01"},
+			ID: fmt.Sprintf("h%023d", i), State: hold.StateHeld, Inbound: hold.InboundRef{Stream: bus.StreamHL7In, Seq: uint64(i + 1), MsgID: fmt.Sprintf("LIS|HOSP|%d", i), Partition: "p01"},
 			PatientKey: fmt.Sprintf("%032x", i), ProviderID: fmt.Sprintf("DR%04d", i%providers), ProviderKey: "cprov",
-			Tags:     []policy.Tag{{Tag: policy.TagPathology, Evidence: []policy.Evidence{{Segment: "OBR", Field: "OBR-24", Rule: "svc.sp", Match: "SP"}}}},
-			Bases:    []hold.Basis{{Kind: string(policy.BasisPatientRequest), Detail: json.RawMessage(`{"kind":"patient-request","until":"clinician-review","deadline":"2030-01-01T00:00:00Z","review_ends":true}`)}},
+			Tags:         []policy.Tag{{Tag: policy.TagPathology, Evidence: []policy.Evidence{{Segment: "OBR", Field: "OBR-24", Rule: "svc.sp", Match: "SP"}}}},
+			Bases:        []hold.Basis{{Kind: string(policy.BasisPatientRequest), Detail: json.RawMessage(`{"kind":"patient-request","until":"clinician-review","deadline":"2030-01-01T00:00:00Z","review_ends":true}`)}},
 			Deadline: now.Add(time.Duration(i%1000+1) * time.Hour), CreatedAt: now,
 			Transitions: []hold.Transition{{To: hold.StateHeld, Actor: "resultgate", Role: hold.RoleSystem, At: now}},
 		}
 		data, _ := json.Marshal(h)
-		if _, err := tj.js.PublishMsgAsync(&nats.Msg{Subject: "$KV." + KVHolds + "." + h.ID, Data: data}); err != nil {
+		if _, err := tj.JS.PublishMsgAsync(&nats.Msg{Subject: "$KV." + bus.KVHolds + "." + h.ID, Data: data}); err != nil {
 			b.Fatal(err)
 		}
 		if i%2000 == 1999 {
-			<-tj.js.PublishAsyncComplete()
+			<-tj.JS.PublishAsyncComplete()
 		}
 	}
-	<-tj.js.PublishAsyncComplete()
+	<-tj.JS.PublishAsyncComplete()
 	b.ResetTimer()
 	for range b.N {
 		runtime.GC()

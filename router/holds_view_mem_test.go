@@ -10,6 +10,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/resultgate/resultgate/router/bus"
+
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -25,7 +27,7 @@ type fakeEntry struct {
 	op    jetstream.KeyValueOp
 }
 
-func (e fakeEntry) Bucket() string                  { return KVHolds }
+func (e fakeEntry) Bucket() string                  { return bus.KVHolds }
 func (e fakeEntry) Key() string                     { return e.key }
 func (e fakeEntry) Value() []byte                   { return e.value }
 func (e fakeEntry) Revision() uint64                { return e.rev }
@@ -38,7 +40,7 @@ func (e fakeEntry) Operation() jetstream.KeyValueOp { return e.op }
 func viewTestHold(i int, now time.Time) *hold.Hold {
 	return &hold.Hold{
 		ID: fmt.Sprintf("%024x", 0xab0000+i), State: hold.StateHeld,
-		Inbound:    hold.InboundRef{Stream: StreamHL7In, Seq: uint64(i + 1), MsgID: fmt.Sprintf("LIS^1.2.3.4^ISO|HOSP^1.2.3.5^ISO|MSG%08d", i), Partition: "p01", ControlID: fmt.Sprintf("MSG%08d", i)},
+		Inbound:    hold.InboundRef{Stream: bus.StreamHL7In, Seq: uint64(i + 1), MsgID: fmt.Sprintf("LIS^1.2.3.4^ISO|HOSP^1.2.3.5^ISO|MSG%08d", i), Partition: "p01", ControlID: fmt.Sprintf("MSG%08d", i)},
 		PatientKey: fmt.Sprintf("%024x", 0xcd0000+i), ProviderKey: fmt.Sprintf("%024x", 0xef0000+i%50), ProviderID: fmt.Sprintf("DR%04d", i%50),
 		OrderKey: fmt.Sprintf("%024x", 0x120000+i),
 		Tags: []policy.Tag{
@@ -47,7 +49,7 @@ func viewTestHold(i int, now time.Time) *hold.Hold {
 		}[:1+i%2],
 		RulesetVersion: "2026.11.1",
 		Bases:          []hold.Basis{{Kind: string(policy.BasisPatientRequest), Detail: json.RawMessage(`{"kind":"patient-request","until":"clinician-review"}`)}},
-		Deadline:       now.Add(time.Duration(i%1000+1) * time.Hour), RemindAt: now.Add(time.Duration(i%1000) * time.Hour), EscalateAt: now.Add(time.Duration(i%1000)*time.Hour + 30*time.Minute),
+		Deadline:   now.Add(time.Duration(i%1000+1) * time.Hour), RemindAt: now.Add(time.Duration(i%1000) * time.Hour), EscalateAt: now.Add(time.Duration(i%1000)*time.Hour + 30*time.Minute),
 		Notify: policy.NotifyPush, Note: "Your results are ready; your clinician will contact you.", CreatedAt: now,
 		Transitions: []hold.Transition{{To: hold.StateHeld, Actor: "resultgate", Role: hold.RoleSystem, At: now}},
 	}
@@ -78,7 +80,7 @@ func TestHoldViewOperations(t *testing.T) {
 	v := NewHoldView(zerolog.Nop())
 	mk := func(id, prov, pat string, state hold.HoldState, deadline time.Duration, tags ...string) *hold.Hold {
 		h := &hold.Hold{ID: id, State: state, ProviderID: prov, PatientKey: pat, Deadline: now.Add(deadline), CreatedAt: now,
-			Inbound: hold.InboundRef{Stream: StreamHL7In, Partition: "p01", MsgID: "m-" + id}, Notify: policy.NotifyPush,
+			Inbound: hold.InboundRef{Stream: bus.StreamHL7In, Partition: "p01", MsgID: "m-" + id}, Notify: policy.NotifyPush,
 			Note: "note", RulesetVersion: "rs1", Transitions: []hold.Transition{{To: state, At: now}},
 			Bases: []hold.Basis{{Kind: string(policy.BasisPatientRequest), Detail: json.RawMessage(`{"x":1}`)}}}
 		for _, tg := range tags {
@@ -132,7 +134,7 @@ func TestHoldViewOperations(t *testing.T) {
 	if b.Tags[0].Evidence != nil || b.Bases[0].Detail != nil || b.Transitions != nil || b.Note != "" || b.RulesetVersion != "" {
 		t.Errorf("Get(b) kept more than the slim record: %+v", b)
 	}
-	if b.ProviderID != "DR1" || b.PatientKey != "P2" || b.State != hold.StateHeld || b.Inbound.Stream != StreamHL7In || b.Inbound.Partition != "p01" || b.Inbound.MsgID != "m-b" || b.Notify != policy.NotifyPush || !b.Deadline.Equal(now.Add(time.Hour)) || b.Revision != 2 {
+	if b.ProviderID != "DR1" || b.PatientKey != "P2" || b.State != hold.StateHeld || b.Inbound.Stream != bus.StreamHL7In || b.Inbound.Partition != "p01" || b.Inbound.MsgID != "m-b" || b.Notify != policy.NotifyPush || !b.Deadline.Equal(now.Add(time.Hour)) || b.Revision != 2 {
 		t.Errorf("Get(b) = %+v", b)
 	}
 	b.State = hold.StateWithdrawn // a copy: the view is unchanged

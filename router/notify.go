@@ -8,23 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
-)
-
-// Notification subjects.
-const (
-	// SubjectNotifyClinicianPrefix prefixes notify.clinician.<provider key>.
-	SubjectNotifyClinicianPrefix = "notify.clinician."
-	// SubjectNotifyOnCall receives escalations when a deadline nears and nobody
-	// acted.
-	SubjectNotifyOnCall = "notify.oncall"
-)
-
-// Notification kinds.
-const (
-	NotifyHoldCreated = "hold-created"
-	NotifyReminder    = "reminder"
-	NotifyEscalation  = "escalation"
 )
 
 // Notification is the body of a clinician or on-call notification. It carries
@@ -48,12 +33,12 @@ type Notifier struct {
 // Send publishes a notification of kind about h with Nats-Msg-Id
 // ntf-<hold>-<kind>, so a re-run or a second scheduler sends it once.
 func (n *Notifier) Send(ctx context.Context, kind string, h *hold.Hold, now time.Time) error {
-	subj := SubjectNotifyClinicianPrefix + h.ProviderKey
+	subj := bus.SubjectNotifyClinicianPrefix + h.ProviderKey
 	if h.ProviderKey == "" {
-		subj = SubjectNotifyClinicianPrefix + "unknown"
+		subj = bus.SubjectNotifyClinicianPrefix + "unknown"
 	}
-	if kind == NotifyEscalation {
-		subj = SubjectNotifyOnCall
+	if kind == bus.NotifyEscalation {
+		subj = bus.SubjectNotifyOnCall
 	}
 	body := Notification{Kind: kind, HoldID: h.ID, ProviderID: h.ProviderID, Tags: h.TagNames(), Deadline: h.Deadline, At: now.UTC()}
 	for _, b := range h.Bases {
@@ -64,7 +49,7 @@ func (n *Notifier) Send(ctx context.Context, kind string, h *hold.Hold, now time
 		return fmt.Errorf("encoding notification: %w", err)
 	}
 	_, err = n.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: data},
-		jetstream.WithMsgID("ntf-"+h.ID+"-"+kind), jetstream.WithExpectStream(StreamNotify))
+		jetstream.WithMsgID("ntf-"+h.ID+"-"+kind), jetstream.WithExpectStream(bus.StreamNotify))
 	if err != nil {
 		return fmt.Errorf("publishing %s notification: %w", kind, err)
 	}

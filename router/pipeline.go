@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/resultgate/resultgate/config"
+	"github.com/resultgate/resultgate/router/bus"
 )
 
 // HoldsConfig is the "holds" section of the configuration.
@@ -158,8 +159,8 @@ func EnsurePipelineBuckets(ctx context.Context, js jetstream.JetStream, replicas
 	}
 	var errs []error
 	for _, cfg := range []jetstream.KeyValueConfig{
-		{Bucket: KVDeterminations, Description: "Clinician determinations keyed by order key", History: 16, Storage: jetstream.FileStorage, Replicas: replicas},
-		{Bucket: KVOrders, Description: "Latest version of each order (for corrections)", History: 8, Storage: jetstream.FileStorage, Replicas: replicas},
+		{Bucket: bus.KVDeterminations, Description: "Clinician determinations keyed by order key", History: 16, Storage: jetstream.FileStorage, Replicas: replicas},
+		{Bucket: bus.KVOrders, Description: "Latest version of each order (for corrections)", History: 8, Storage: jetstream.FileStorage, Replicas: replicas},
 	} {
 		if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
 			errs = append(errs, fmt.Errorf("ensuring bucket %s: %w", cfg.Bucket, err))
@@ -234,7 +235,7 @@ func (p *Pipeline) Start(ctx context.Context) error {
 		return fmt.Errorf("starting pipeline: %w", err)
 	}
 	kvs := map[string]jetstream.KeyValue{}
-	for _, b := range []string{KVHolds, KVConsents, KVPatients, KVDeterminations, KVOrders} {
+	for _, b := range []string{bus.KVHolds, bus.KVConsents, bus.KVPatients, bus.KVDeterminations, bus.KVOrders} {
 		kv, err := p.js.KeyValue(ctx, b)
 		if err != nil {
 			return fmt.Errorf("starting pipeline: bucket %s (run EnsureStreams first): %w", b, err)
@@ -244,10 +245,10 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	metrics := NewMetrics()
 	s := &Service{
 		cfg: p.cfg, log: p.log, clock: p.cfg.Clock, policy: p.cfg.Policy, js: p.js,
-		holds: NewHoldStore(kvs[KVHolds]), view: NewHoldView(p.log),
+		holds: NewHoldStore(kvs[bus.KVHolds]), view: NewHoldView(p.log),
 		audit: &Auditor{js: p.js}, notifier: &Notifier{js: p.js}, dead: &DeadLetters{js: p.js, m: metrics},
-		history: &HistoryStore{kv: kvs[KVPatients]}, consents: &ConsentStore{kv: kvs[KVConsents]},
-		dets: &DeterminationStore{kv: kvs[KVDeterminations]}, orders: &OrderIndex{kv: kvs[KVOrders]},
+		history: &HistoryStore{kv: kvs[bus.KVPatients]}, consents: &ConsentStore{kv: kvs[bus.KVConsents]},
+		dets: &DeterminationStore{kv: kvs[bus.KVDeterminations]}, orders: &OrderIndex{kv: kvs[bus.KVOrders]},
 		metrics: metrics,
 	}
 	s.gate = &Gate{js: p.js, holds: s.holds, view: s.view, audit: s.audit, fhir: p.cfg.FHIR, log: p.log, m: metrics, kick: make(chan struct{}, 1)}
@@ -259,7 +260,7 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		if err := s.view.Run(runCtx, kvs[KVHolds]); err != nil {
+		if err := s.view.Run(runCtx, kvs[bus.KVHolds]); err != nil {
 			p.log.Error().Err(err).Msg("hold view stopped")
 			p.viewErr <- err
 		}
@@ -292,7 +293,7 @@ func (p *Pipeline) Start(ctx context.Context) error {
 		if p.cfg.NoClassify {
 			break
 		}
-		cons, err := p.js.CreateOrUpdateConsumer(ctx, StreamHL7In, classifyConsumerConfig(part, p.cfg.Holds.AckWait))
+		cons, err := p.js.CreateOrUpdateConsumer(ctx, bus.StreamHL7In, classifyConsumerConfig(part, p.cfg.Holds.AckWait))
 		if err != nil {
 			p.abort()
 			return fmt.Errorf("starting pipeline: consumer %s: %w", consumerName(part), err)

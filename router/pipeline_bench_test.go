@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/resultgate/resultgate/internal/testutil"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
 
@@ -27,7 +28,7 @@ func BenchmarkClassify(b *testing.B) {
 	for i := range patients {
 		pid := fmt.Sprintf("MRN%d", i)
 		raws[i] = msgSpec{ctrl: "B", pid: pid, filler: "F", section: "SP"}.build()
-		subjects[i] = InSubject(hold.Partition(hold.PatientKey(pipeSecret, hold.PatientIdentity(pid, "HOSP")), 16))
+		subjects[i] = bus.InSubject(hold.Partition(hold.PatientKey(pipeSecret, hold.PatientIdentity(pid, "HOSP")), 16))
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -35,14 +36,14 @@ func BenchmarkClassify(b *testing.B) {
 	for n := range b.N {
 		i := n % patients
 		m := &nats.Msg{Subject: subjects[i], Data: raws[i]}
-		if _, err := e.js.js.PublishMsgAsync(m, jetstream.WithMsgID(fmt.Sprintf("bench-%d", n))); err != nil {
+		if _, err := e.js.JS.PublishMsgAsync(m, jetstream.WithMsgID(fmt.Sprintf("bench-%d", n))); err != nil {
 			b.Fatal(err)
 		}
 		if n%1000 == 999 {
-			<-e.js.js.PublishAsyncComplete()
+			<-e.js.JS.PublishAsyncComplete()
 		}
 	}
-	<-e.js.js.PublishAsyncComplete()
+	<-e.js.JS.PublishAsyncComplete()
 	done := func() bool {
 		snap := s.Metrics()
 		return snap.Processed["acked"] >= uint64(b.N)

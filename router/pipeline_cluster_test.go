@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/resultgate/resultgate/internal/testutil"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
 
@@ -24,7 +25,7 @@ func TestClusterLeaderAndInstanceLoss(t *testing.T) {
 	}
 	srvs := testutil.StartJSCluster(t, 3, "S", nil, nil)
 	env := newClusterPipeEnv(t, clusterConn(t, srvs))
-	js, clock := env.js.js, env.clock
+	js, clock := env.js.JS, env.clock
 	ncA, ncB := clusterConn(t, srvs), clusterConn(t, srvs)
 	a := startClusterPipeline(t, ncA, env.cfg)
 	b := startClusterPipeline(t, ncB, env.cfg)
@@ -41,7 +42,7 @@ func TestClusterLeaderAndInstanceLoss(t *testing.T) {
 		testutil.Eventually(t, 30*time.Second, "inbound stored", func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
-			ack, err := js.PublishMsg(ctx, &nats.Msg{Subject: InSubject(part), Data: raw}, jetstream.WithMsgID("LIS|HOSP|"+m.ctrl))
+			ack, err := js.PublishMsg(ctx, &nats.Msg{Subject: bus.InSubject(part), Data: raw}, jetstream.WithMsgID("LIS|HOSP|"+m.ctrl))
 			if err == nil {
 				env.noteSeq(part, ack.Sequence)
 			}
@@ -61,7 +62,7 @@ func TestClusterLeaderAndInstanceLoss(t *testing.T) {
 		sent[holdOf(ctrl)] = i%2 == 0 && section == "SP"
 		switch n {
 		case total / 3:
-			st, err := js.Stream(context.Background(), StreamHL7In)
+			st, err := js.Stream(context.Background(), bus.StreamHL7In)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -83,7 +84,7 @@ func TestClusterLeaderAndInstanceLoss(t *testing.T) {
 		var lastErr error
 		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			msgs, err := readAll(ctx, js, StreamPortal, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"portal.hl7.>"}}, 10000,
+			msgs, err := readAll(ctx, js, bus.StreamPortal, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"portal.hl7.>"}}, 10000,
 				func(m jetstream.Msg, _ uint64) (*nats.Msg, error) {
 					return &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}, nil
 				})
@@ -102,7 +103,7 @@ func TestClusterLeaderAndInstanceLoss(t *testing.T) {
 		feed := map[string]int{}
 		msgs := portal()
 		for _, m := range msgs {
-			feed[m.Header.Get(HeaderHoldID)]++
+			feed[m.Header.Get(bus.HeaderHoldID)]++
 		}
 		for id, sensitive := range sent {
 			switch {

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/resultgate/resultgate/internal/testutil"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
 
@@ -19,7 +20,7 @@ import (
 func TestInstanceCrashLosesAndDuplicatesNothing(t *testing.T) {
 	e := newPipeEnv(t, func(c *PipelineConfig) { c.Holds.AckWait = time.Second })
 	connect := func() *nats.Conn {
-		nc, err := nats.Connect(e.js.srv.ClientURL())
+		nc, err := nats.Connect(e.js.Srv.ClientURL())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -31,7 +32,7 @@ func TestInstanceCrashLosesAndDuplicatesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Start(testCtx(t)); err != nil {
+	if err := a.Start(testutil.Ctx(t)); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -81,10 +82,10 @@ func TestInstanceCrashLosesAndDuplicatesNothing(t *testing.T) {
 	})
 	feed := map[string]int{}
 	for _, m := range e.portal("portal.hl7.>") {
-		feed[m.Header.Get(HeaderHoldID)]++
+		feed[m.Header.Get(bus.HeaderHoldID)]++
 	}
 	for id, sensitive := range sent {
-		h, herr := s.GetHold(testCtx(t), id)
+		h, herr := s.GetHold(testutil.Ctx(t), id)
 		switch {
 		case sensitive && (herr != nil || h.State != hold.StateHeld):
 			t.Errorf("sensitive %s: hold %v, %v", id, h, herr)

@@ -20,6 +20,7 @@ import (
 	"github.com/resultgate/resultgate/hl7"
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/policy"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
 
@@ -191,7 +192,7 @@ var pipeSecret = []byte("test-secret-0123456789")
 // pipeEnv is one NATS server with the streams and a pipeline (or several).
 type pipeEnv struct {
 	t      testing.TB
-	js     *testJS
+	js     *testutil.JS
 	clock  *fakeClock
 	policy *testPolicy
 	cfg    PipelineConfig
@@ -212,7 +213,7 @@ func (e *pipeEnv) noteSeq(part string, seq uint64) {
 
 func newPipeEnv(t testing.TB, mod ...func(*PipelineConfig)) *pipeEnv {
 	t.Helper()
-	e := &pipeEnv{t: t, js: startTestJS(t, config.DurabilityOS), clock: newFakeClock(), policy: &testPolicy{}}
+	e := &pipeEnv{t: t, js: testutil.StartJS(t, config.DurabilityOS), clock: newFakeClock(), policy: &testPolicy{}}
 	hc := DefaultHoldsConfig()
 	hc.SchedulerTick = 5 * time.Millisecond
 	hc.ReconcileEvery = 50 * time.Millisecond
@@ -232,11 +233,11 @@ func newPipeEnv(t testing.TB, mod ...func(*PipelineConfig)) *pipeEnv {
 // start starts a new pipeline instance and stops it when the test ends.
 func (e *pipeEnv) start() *Pipeline {
 	e.t.Helper()
-	p, err := NewPipeline(e.js.nc, e.cfg)
+	p, err := NewPipeline(e.js.NC, e.cfg)
 	if err != nil {
 		e.t.Fatalf("NewPipeline: %v", err)
 	}
-	if err := p.Start(testCtx(e.t)); err != nil {
+	if err := p.Start(testutil.Ctx(e.t)); err != nil {
 		e.t.Fatalf("Start: %v", err)
 	}
 	e.t.Cleanup(func() {
@@ -303,9 +304,9 @@ func (e *pipeEnv) send(m msgSpec) uint64 {
 		pid = "MRN1"
 	}
 	part := hold.Partition(hold.PatientKey(pipeSecret, hold.PatientIdentity(pid, "HOSP")), testPartitions)
-	msg := &nats.Msg{Subject: InSubject(part), Header: nats.Header{}, Data: raw}
-	msg.Header.Set(HeaderReceivedAt, e.clock.Now().UTC().Format(time.RFC3339Nano))
-	ack, err := e.js.js.PublishMsg(testCtx(e.t), msg, jetstream.WithMsgID("LIS|HOSP|"+m.ctrl))
+	msg := &nats.Msg{Subject: bus.InSubject(part), Header: nats.Header{}, Data: raw}
+	msg.Header.Set(bus.HeaderReceivedAt, e.clock.Now().UTC().Format(time.RFC3339Nano))
+	ack, err := e.js.JS.PublishMsg(testutil.Ctx(e.t), msg, jetstream.WithMsgID("LIS|HOSP|"+m.ctrl))
 	if err != nil {
 		e.t.Fatalf("publishing inbound: %v", err)
 	}
@@ -316,7 +317,7 @@ func (e *pipeEnv) send(m msgSpec) uint64 {
 // sendRaw publishes arbitrary bytes to partition p00.
 func (e *pipeEnv) sendRaw(id string, raw []byte) uint64 {
 	e.t.Helper()
-	ack, err := e.js.js.PublishMsg(testCtx(e.t), &nats.Msg{Subject: InSubject("p00"), Data: raw}, jetstream.WithMsgID(id))
+	ack, err := e.js.JS.PublishMsg(testutil.Ctx(e.t), &nats.Msg{Subject: bus.InSubject("p00"), Data: raw}, jetstream.WithMsgID(id))
 	if err != nil {
 		e.t.Fatalf("publishing inbound: %v", err)
 	}
@@ -335,7 +336,7 @@ func (e *pipeEnv) settled() bool {
 	last := maps.Clone(e.lastSeq)
 	e.seqMu.Unlock()
 	for _, part := range partitionTokens(testPartitions) {
-		c, err := e.js.js.Consumer(ctx, StreamHL7In, consumerName(part))
+		c, err := e.js.JS.Consumer(ctx, bus.StreamHL7In, consumerName(part))
 		if err != nil {
 			return false
 		}
@@ -357,7 +358,7 @@ func (e *pipeEnv) waitSettled() {
 // ("portal.hl7.>" or "portal.fhir.>").
 func (e *pipeEnv) portal(filter string) []*nats.Msg {
 	e.t.Helper()
-	msgs, err := readAll(testCtx(e.t), e.js.js, StreamPortal, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}}, 10000,
+	msgs, err := readAll(testutil.Ctx(e.t), e.js.JS, bus.StreamPortal, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}}, 10000,
 		func(m jetstream.Msg, _ uint64) (*nats.Msg, error) {
 			return &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}, nil
 		})
@@ -370,7 +371,7 @@ func (e *pipeEnv) portal(filter string) []*nats.Msg {
 // notifications returns NOTIFY messages on filter.
 func (e *pipeEnv) notifications(filter string) []Notification {
 	e.t.Helper()
-	out, err := readAll(testCtx(e.t), e.js.js, StreamNotify, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}}, 10000,
+	out, err := readAll(testutil.Ctx(e.t), e.js.JS, bus.StreamNotify, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}}, 10000,
 		func(m jetstream.Msg, _ uint64) (Notification, error) {
 			var n Notification
 			return n, json.Unmarshal(m.Data(), &n)
@@ -385,7 +386,7 @@ func (e *pipeEnv) notifications(filter string) []Notification {
 func (e *pipeEnv) consent(s *Service, pid, status string, hold, fixed bool) ConsentResult {
 	e.t.Helper()
 	body, _ := json.Marshal(testConsent{Patient: pid, Status: status, Hold: hold, Fixed: fixed})
-	res, err := s.PutConsent(testCtx(e.t), ConsentPut{Consent: body, By: "patient-portal"})
+	res, err := s.PutConsent(testutil.Ctx(e.t), ConsentPut{Consent: body, By: "patient-portal"})
 	if err != nil {
 		e.t.Fatalf("PutConsent: %v", err)
 	}
@@ -401,7 +402,7 @@ func (e *pipeEnv) waitState(s *Service, id string, st hold.HoldState) *hold.Hold
 	var h *hold.Hold
 	testutil.Eventually(e.t, 10*time.Second, fmt.Sprintf("hold %s %s", id, st), func() bool {
 		var err error
-		h, err = s.GetHold(testCtx(e.t), id)
+		h, err = s.GetHold(testutil.Ctx(e.t), id)
 		return err == nil && h.State == st
 	})
 	return h

@@ -12,6 +12,7 @@ import (
 
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/policy"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
 
@@ -44,9 +45,9 @@ func readTestdata(t *testing.T, rel string) []byte {
 
 func publishRaw(t *testing.T, e *pipeEnv, id string, raw []byte) {
 	t.Helper()
-	m := &nats.Msg{Subject: InSubject("p01"), Header: nats.Header{}, Data: raw}
-	m.Header.Set(HeaderReceivedAt, e.clock.Now().UTC().Format(time.RFC3339Nano))
-	if _, err := e.js.js.PublishMsg(testCtx(t), m, jetstream.WithMsgID(id)); err != nil {
+	m := &nats.Msg{Subject: bus.InSubject("p01"), Header: nats.Header{}, Data: raw}
+	m.Header.Set(bus.HeaderReceivedAt, e.clock.Now().UTC().Format(time.RFC3339Nano))
+	if _, err := e.js.JS.PublishMsg(testutil.Ctx(t), m, jetstream.WithMsgID(id)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -69,7 +70,7 @@ func TestRealPolicyEndToEnd(t *testing.T) {
 	}
 
 	put := ConsentPut{Consent: readTestdata(t, "consent/until-clinician-review.json"), Patient: "MRN0001", By: "patient"}
-	if _, err := s.PutConsent(testCtx(t), put); err != nil {
+	if _, err := s.PutConsent(testutil.Ctx(t), put); err != nil {
 		t.Fatalf("PutConsent: %v", err)
 	}
 	publishRaw(t, e, "LABSYS|SYNTH LAB|CTRL-0001", readTestdata(t, "hl7/oru_r01_v251.hl7"))
@@ -86,7 +87,7 @@ func TestRealPolicyEndToEnd(t *testing.T) {
 	if n := len(e.portal("portal.>")); n != 2 {
 		t.Fatalf("feed has %d messages; the held result must not be there", n)
 	}
-	if _, err := s.Acknowledge(testCtx(t), id, AckRequest{By: h.ProviderID, Note: "We will call you to discuss."}); err != nil {
+	if _, err := s.Acknowledge(testutil.Ctx(t), id, AckRequest{By: h.ProviderID, Note: "We will call you to discuss."}); err != nil {
 		t.Fatalf("acknowledge by %s: %v", h.ProviderID, err)
 	}
 	testutil.Eventually(t, 5*time.Second, "released result in the feed", func() bool { return len(e.portal("portal.fhir.>")) == 2 })

@@ -10,6 +10,7 @@ import (
 
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/policy"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
 
@@ -25,20 +26,20 @@ func TestNonSensitiveReleasedOnce(t *testing.T) {
 		t.Fatalf("feed: %d HL7, %d FHIR messages; want 1 and 1", len(hl7Feed), len(fhirFeed))
 	}
 	m := hl7Feed[0]
-	if got := m.Header.Get(HeaderReleasePath); got != string(hold.PathImmediate) {
+	if got := m.Header.Get(bus.HeaderReleasePath); got != string(hold.PathImmediate) {
 		t.Errorf("release path %q, want %q", got, hold.PathImmediate)
 	}
-	if got := m.Header.Get(HeaderHoldID); got != holdOf("C1") {
+	if got := m.Header.Get(bus.HeaderHoldID); got != holdOf("C1") {
 		t.Errorf("hold id header %q, want %q", got, holdOf("C1"))
 	}
 	if string(m.Data) != string(msgSpec{ctrl: "C1", filler: "F1", section: "CH"}.build()) {
 		t.Errorf("HL7 feed does not carry the original bytes")
 	}
-	if _, err := p.Service().GetHold(testCtx(t), holdOf("C1")); !errors.Is(err, hold.ErrHoldNotFound) {
+	if _, err := p.Service().GetHold(testutil.Ctx(t), holdOf("C1")); !errors.Is(err, hold.ErrHoldNotFound) {
 		t.Errorf("immediate release created a hold record: %v", err)
 	}
-	evs, err := p.Service().Audit(testCtx(t), AuditQuery{HoldID: holdOf("C1")})
-	if err != nil || len(evs) != 1 || evs[0].Kind != AuditDecision || evs[0].Action != string(policy.ActionRelease) {
+	evs, err := p.Service().Audit(testutil.Ctx(t), AuditQuery{HoldID: holdOf("C1")})
+	if err != nil || len(evs) != 1 || evs[0].Kind != bus.AuditDecision || evs[0].Action != string(policy.ActionRelease) {
 		t.Fatalf("audit = %+v, %v; want one release decision", evs, err)
 	}
 }
@@ -64,17 +65,17 @@ func TestSensitiveWithBasisHeldThenClinicianRelease(t *testing.T) {
 		t.Errorf("inbound ref = %+v", h.Inbound)
 	}
 	testutil.Eventually(t, 5*time.Second, "hold-created notification", func() bool {
-		return len(e.notifications(SubjectNotifyClinicianPrefix+h.ProviderKey)) == 1
+		return len(e.notifications(bus.SubjectNotifyClinicianPrefix+h.ProviderKey)) == 1
 	})
 	testutil.Eventually(t, 5*time.Second, "provider listing", func() bool {
-		l, _ := s.ListHolds(testCtx(t), HoldFilter{Provider: "DRSMITH", State: hold.StateHeld})
+		l, _ := s.ListHolds(testutil.Ctx(t), HoldFilter{Provider: "DRSMITH", State: hold.StateHeld})
 		return len(l) == 1 && l[0].ID == h.ID
 	})
 
-	if _, err := s.Acknowledge(testCtx(t), h.ID, AckRequest{By: "DRWHO"}); !errors.Is(err, hold.ErrForbidden) {
+	if _, err := s.Acknowledge(testutil.Ctx(t), h.ID, AckRequest{By: "DRWHO"}); !errors.Is(err, hold.ErrForbidden) {
 		t.Fatalf("stranger's acknowledgement: err = %v, want ErrForbidden", err)
 	}
-	got, err := s.Acknowledge(testCtx(t), h.ID, AckRequest{By: "DRJONES", Reason: "discussed by phone", Note: "Dr Jones called you about this result."})
+	got, err := s.Acknowledge(testutil.Ctx(t), h.ID, AckRequest{By: "DRJONES", Reason: "discussed by phone", Note: "Dr Jones called you about this result."})
 	if err != nil {
 		t.Fatalf("covering clinician's acknowledgement: %v", err)
 	}
@@ -86,19 +87,19 @@ func TestSensitiveWithBasisHeldThenClinicianRelease(t *testing.T) {
 		t.Fatalf("feed has %d messages, want 1", len(feed))
 	}
 	hd := feed[0].Header
-	note, _ := url.PathUnescape(hd.Get(HeaderNote))
-	reason, _ := url.PathUnescape(hd.Get(HeaderReleaseReason))
-	if hd.Get(HeaderReleasePath) != string(hold.PathAcknowledged) || hd.Get(HeaderReleaseActor) != "DRJONES" ||
-		reason != "discussed by phone" || note != "Dr Jones called you about this result." || hd.Get(HeaderNotify) != string(policy.NotifyQuiet) {
+	note, _ := url.PathUnescape(hd.Get(bus.HeaderNote))
+	reason, _ := url.PathUnescape(hd.Get(bus.HeaderReleaseReason))
+	if hd.Get(bus.HeaderReleasePath) != string(hold.PathAcknowledged) || hd.Get(bus.HeaderReleaseActor) != "DRJONES" ||
+		reason != "discussed by phone" || note != "Dr Jones called you about this result." || hd.Get(bus.HeaderNotify) != string(policy.NotifyQuiet) {
 		t.Fatalf("feed headers = %v", hd)
 	}
-	if _, err := s.Acknowledge(testCtx(t), h.ID, AckRequest{By: "DRSMITH"}); !errors.Is(err, hold.ErrAlreadyReleased) {
+	if _, err := s.Acknowledge(testutil.Ctx(t), h.ID, AckRequest{By: "DRSMITH"}); !errors.Is(err, hold.ErrAlreadyReleased) {
 		t.Fatalf("second release: err = %v, want ErrAlreadyReleased", err)
 	}
 	if n := len(e.portal("portal.hl7.>")); n != 1 {
 		t.Fatalf("feed has %d messages after a second release, want 1", n)
 	}
-	evs, err := s.Audit(testCtx(t), AuditQuery{HoldID: h.ID})
+	evs, err := s.Audit(testutil.Ctx(t), AuditQuery{HoldID: h.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +107,7 @@ func TestSensitiveWithBasisHeldThenClinicianRelease(t *testing.T) {
 	for _, ev := range evs {
 		kinds = append(kinds, ev.Kind+":"+string(ev.To))
 	}
-	if len(evs) != 2 || evs[0].Kind != AuditDecision || evs[1].Kind != AuditTransition || evs[1].Actor != "DRJONES" || evs[1].Reason != "discussed by phone" {
+	if len(evs) != 2 || evs[0].Kind != bus.AuditDecision || evs[1].Kind != bus.AuditTransition || evs[1].Actor != "DRJONES" || evs[1].Reason != "discussed by phone" {
 		t.Fatalf("audit trail = %v", kinds)
 	}
 }
@@ -117,10 +118,10 @@ func TestFixedDelayBasisRefusesEarlyAcknowledgement(t *testing.T) {
 	e.consent(s, "MRN1", "active", true, true)
 	e.send(msgSpec{ctrl: "C1", filler: "F1", section: "SP"})
 	h := e.waitState(s, holdOf("C1"), hold.StateHeld)
-	if _, err := s.Acknowledge(testCtx(t), h.ID, AckRequest{By: "DRSMITH"}); !errors.Is(err, ErrBasisActive) {
+	if _, err := s.Acknowledge(testutil.Ctx(t), h.ID, AckRequest{By: "DRSMITH"}); !errors.Is(err, ErrBasisActive) {
 		t.Fatalf("acknowledging an elapse-only basis: err = %v, want ErrBasisActive", err)
 	}
-	if _, err := s.Override(testCtx(t), h.ID, OverrideRequest{By: "DRONCALL", Role: hold.RoleOnCall, Reason: "patient in clinic asking"}); err != nil {
+	if _, err := s.Override(testutil.Ctx(t), h.ID, OverrideRequest{By: "DRONCALL", Role: hold.RoleOnCall, Reason: "patient in clinic asking"}); err != nil {
 		t.Fatalf("override: %v", err)
 	}
 }
@@ -164,7 +165,7 @@ func TestConcurrentReleasesPublishOnce(t *testing.T) {
 	if hl7n, fhirn := len(e.portal("portal.hl7.>")), len(e.portal("portal.fhir.>")); hl7n != 1 || fhirn != 1 {
 		t.Fatalf("feed: %d HL7, %d FHIR; want exactly one each", hl7n, fhirn)
 	}
-	got, _ := s.GetHold(testCtx(t), h.ID)
+	got, _ := s.GetHold(testutil.Ctx(t), h.ID)
 	if len(got.Transitions) != 2 {
 		t.Fatalf("transitions = %+v; want created and one release", got.Transitions)
 	}
@@ -188,7 +189,7 @@ func TestOverrideRules(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if _, err := s.Override(testCtx(t), h.ID, c.req); !errors.Is(err, c.want) {
+			if _, err := s.Override(testutil.Ctx(t), h.ID, c.req); !errors.Is(err, c.want) {
 				t.Fatalf("err = %v, want %v", err, c.want)
 			}
 		})
@@ -196,12 +197,12 @@ func TestOverrideRules(t *testing.T) {
 	if n := len(e.portal("portal.>")); n != 0 {
 		t.Fatalf("rejected overrides published %d messages", n)
 	}
-	got, err := s.Override(testCtx(t), h.ID, OverrideRequest{By: "DRONCALL", Role: hold.RoleOnCall, Reason: "patient requested in person"})
+	got, err := s.Override(testutil.Ctx(t), h.ID, OverrideRequest{By: "DRONCALL", Role: hold.RoleOnCall, Reason: "patient requested in person"})
 	if err != nil || got.Release.Path != hold.PathOverride {
 		t.Fatalf("override: %+v, %v", got, err)
 	}
-	evs, _ := s.Audit(testCtx(t), AuditQuery{HoldID: h.ID})
-	if last := evs[len(evs)-1]; last.Kind != AuditOverride || last.Role != hold.RoleOnCall || last.Reason != "patient requested in person" {
+	evs, _ := s.Audit(testutil.Ctx(t), AuditQuery{HoldID: h.ID})
+	if last := evs[len(evs)-1]; last.Kind != bus.AuditOverride || last.Role != hold.RoleOnCall || last.Reason != "patient requested in person" {
 		t.Fatalf("last audit event = %+v", last)
 	}
 }
@@ -220,18 +221,18 @@ func TestDeadlineReleaseRemindEscalate(t *testing.T) {
 	}
 	e.clock.Advance(49 * time.Hour) // past the reminder
 	testutil.Eventually(t, 5*time.Second, "reminder", func() bool {
-		for _, n := range e.notifications(SubjectNotifyClinicianPrefix + h.ProviderKey) {
-			if n.Kind == NotifyReminder {
+		for _, n := range e.notifications(bus.SubjectNotifyClinicianPrefix + h.ProviderKey) {
+			if n.Kind == bus.NotifyReminder {
 				return true
 			}
 		}
 		return false
 	})
-	if n := len(e.notifications(SubjectNotifyOnCall)); n != 0 {
+	if n := len(e.notifications(bus.SubjectNotifyOnCall)); n != 0 {
 		t.Fatalf("escalated early: %d", n)
 	}
 	e.clock.Advance(21 * time.Hour) // 70h: past the escalation
-	testutil.Eventually(t, 5*time.Second, "escalation", func() bool { return len(e.notifications(SubjectNotifyOnCall)) == 1 })
+	testutil.Eventually(t, 5*time.Second, "escalation", func() bool { return len(e.notifications(bus.SubjectNotifyOnCall)) == 1 })
 	if n := len(e.portal("portal.>")); n != 0 {
 		t.Fatalf("released before the deadline: %d", n)
 	}
@@ -241,7 +242,7 @@ func TestDeadlineReleaseRemindEscalate(t *testing.T) {
 		t.Fatalf("release = %+v", got.Release)
 	}
 	testutil.Eventually(t, 5*time.Second, "feed", func() bool { return len(e.portal("portal.hl7.>")) == 1 })
-	if n := len(e.notifications(SubjectNotifyClinicianPrefix + h.ProviderKey)); n != 2 {
+	if n := len(e.notifications(bus.SubjectNotifyClinicianPrefix + h.ProviderKey)); n != 2 {
 		t.Fatalf("%d clinician notifications, want created + reminder", n)
 	}
 }
@@ -253,10 +254,10 @@ func TestDeadlinePassedWhileDown(t *testing.T) {
 	e.consent(s, "MRN1", "active", true, false)
 	e.send(msgSpec{ctrl: "C1", filler: "F1", section: "SP"})
 	h := e.waitState(s, holdOf("C1"), hold.StateHeld)
-	if err := p.Stop(testCtx(t)); err != nil {
+	if err := p.Stop(testutil.Ctx(t)); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Stop(testCtx(t)); err != nil { // idempotent
+	if err := p.Stop(testutil.Ctx(t)); err != nil { // idempotent
 		t.Fatal(err)
 	}
 	e.clock.Advance(100 * time.Hour)
@@ -293,7 +294,7 @@ func TestCorrectionSupersedesHeldKeepingDeadline(t *testing.T) {
 	if corr.Supersedes != orig.ID || old.SupersededBy != corr.ID {
 		t.Fatalf("links: %q / %q", corr.Supersedes, old.SupersededBy)
 	}
-	if _, err := s.Acknowledge(testCtx(t), orig.ID, AckRequest{By: "DRSMITH"}); !errors.Is(err, hold.ErrHoldClosed) {
+	if _, err := s.Acknowledge(testutil.Ctx(t), orig.ID, AckRequest{By: "DRSMITH"}); !errors.Is(err, hold.ErrHoldClosed) {
 		t.Fatalf("releasing the superseded hold: %v, want ErrHoldClosed", err)
 	}
 	if n := len(e.portal("portal.>")); n != 0 {
@@ -309,7 +310,7 @@ func TestCorrectionOfReleasedIsReleasedAtOnce(t *testing.T) {
 	e.waitSettled()
 	testutil.Eventually(t, 5*time.Second, "two feed messages", func() bool { return len(e.portal("portal.hl7.>")) == 2 })
 	feed := e.portal("portal.hl7.>")
-	if feed[1].Header.Get(HeaderReleasePath) != string(hold.PathCorrection) || feed[1].Header.Get(HeaderHoldID) != holdOf("C2") {
+	if feed[1].Header.Get(bus.HeaderReleasePath) != string(hold.PathCorrection) || feed[1].Header.Get(bus.HeaderHoldID) != holdOf("C2") {
 		t.Fatalf("second feed message headers = %v", feed[1].Header)
 	}
 	_ = s
@@ -329,7 +330,7 @@ func TestWithdrawHeld(t *testing.T) {
 	}
 	e.clock.Advance(200 * time.Hour) // the old deadline passes: nothing is released
 	testutil.Eventually(t, 5*time.Second, "view sees withdrawal", func() bool {
-		l, _ := s.ListHolds(testCtx(t), HoldFilter{State: hold.StateHeld})
+		l, _ := s.ListHolds(testutil.Ctx(t), HoldFilter{State: hold.StateHeld})
 		return len(l) == 0
 	})
 	if n := len(e.portal("portal.>")); n != 0 {
@@ -346,7 +347,7 @@ func TestConsentRevokeReleases(t *testing.T) {
 	h := e.waitState(s, holdOf("C1"), hold.StateHeld)
 	e.waitSettled()
 	testutil.Eventually(t, 5*time.Second, "view has the hold", func() bool {
-		l, _ := s.ListHolds(testCtx(t), HoldFilter{PatientKey: h.PatientKey})
+		l, _ := s.ListHolds(testutil.Ctx(t), HoldFilter{PatientKey: h.PatientKey})
 		return len(l) == 1
 	})
 	res := e.consent(s, "MRN1", "inactive", true, false)
@@ -357,7 +358,7 @@ func TestConsentRevokeReleases(t *testing.T) {
 	if got.Release.Path != hold.PathPatientRevoked {
 		t.Fatalf("release = %+v", got.Release)
 	}
-	recs, err := s.consents.History(testCtx(t), h.PatientKey)
+	recs, err := s.consents.History(testutil.Ctx(t), h.PatientKey)
 	if err != nil || len(recs) != 2 {
 		t.Fatalf("consent history: %d, %v", len(recs), err)
 	}
@@ -370,10 +371,10 @@ func TestDeterminationBeforeAndAfterResult(t *testing.T) {
 	e := newPipeEnv(t)
 	s := e.start().Service()
 	// Before the result: the next result on the order is held.
-	if _, err := s.PlaceDetermination(testCtx(t), PlaceRequest{Order: "F1", By: "DRSMITH"}); !errors.Is(err, hold.ErrReasonRequired) {
+	if _, err := s.PlaceDetermination(testutil.Ctx(t), PlaceRequest{Order: "F1", By: "DRSMITH"}); !errors.Is(err, hold.ErrReasonRequired) {
 		t.Fatalf("determination without reason: %v", err)
 	}
-	res, err := s.PlaceDetermination(testCtx(t), PlaceRequest{Order: "F1", Reason: "risk of self-harm", By: "DRSMITH"})
+	res, err := s.PlaceDetermination(testutil.Ctx(t), PlaceRequest{Order: "F1", Reason: "risk of self-harm", By: "DRSMITH"})
 	if err != nil || res.State != "" {
 		t.Fatalf("place before result: %+v, %v", res, err)
 	}
@@ -389,11 +390,11 @@ func TestDeterminationBeforeAndAfterResult(t *testing.T) {
 	if h2.HasBasis(string(policy.BasisClinicianDetermination)) {
 		t.Fatalf("basis present before placing")
 	}
-	res, err = s.PlaceDetermination(testCtx(t), PlaceRequest{Order: "F2", Reason: "discuss first", By: "DRSMITH"})
+	res, err = s.PlaceDetermination(testutil.Ctx(t), PlaceRequest{Order: "F2", Reason: "discuss first", By: "DRSMITH"})
 	if err != nil || res.HoldID != h2.ID || res.State != hold.StateHeld {
 		t.Fatalf("place after result: %+v, %v", res, err)
 	}
-	got, _ := s.GetHold(testCtx(t), h2.ID)
+	got, _ := s.GetHold(testutil.Ctx(t), h2.ID)
 	if !got.HasBasis(string(policy.BasisClinicianDetermination)) || !got.HasBasis(string(policy.BasisPatientRequest)) {
 		t.Fatalf("bases after placing = %+v", got.Bases)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/resultgate/resultgate/hl7"
 	"github.com/resultgate/resultgate/policy"
 	"github.com/resultgate/resultgate/report"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
 
@@ -70,7 +71,7 @@ func (s *Service) Report(ctx context.Context, since, until time.Time) (*report.R
 			}
 			seen[d.HoldID] = true
 			in.Unheld = append(in.Unheld, report.Result{At: d.At})
-			refs = append(refs, hold.InboundRef{Stream: StreamHL7In, Seq: d.InboundSeq})
+			refs = append(refs, hold.InboundRef{Stream: bus.StreamHL7In, Seq: d.InboundSeq})
 		}
 	}
 
@@ -135,12 +136,12 @@ type decisionRef struct {
 // reportDecisions reads the decision events of [since, until) from the
 // audit trail.
 func (s *Service) reportDecisions(ctx context.Context, since, until time.Time) ([]decisionRef, error) {
-	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy, FilterSubjects: []string{"audit." + AuditDecision + ".>"}}
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy, FilterSubjects: []string{bus.AuditKindFilter(bus.AuditDecision)}}
 	if !since.IsZero() {
 		t := since
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &t
 	}
-	refs, err := readAll(ctx, s.js, StreamAudit, cfg, maxReportDecisions, func(m jetstream.Msg, seq uint64) (decisionRef, error) {
+	refs, err := readAll(ctx, s.js, bus.StreamAudit, cfg, maxReportDecisions, func(m jetstream.Msg, seq uint64) (decisionRef, error) {
 		var e AuditEvent
 		if err := json.Unmarshal(m.Data(), &e); err != nil {
 			return decisionRef{}, fmt.Errorf("decoding audit seq %d: %w", seq, err)
@@ -177,7 +178,7 @@ func (s *Service) reportFactsAll(ctx context.Context, refs []hold.InboundRef) []
 	streams := map[string]jetstream.Stream{}
 	for i := range refs {
 		if refs[i].Stream == "" {
-			refs[i].Stream = StreamHL7In
+			refs[i].Stream = bus.StreamHL7In
 		}
 		if _, ok := streams[refs[i].Stream]; !ok {
 			st, err := s.js.Stream(ctx, refs[i].Stream)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
 
@@ -93,9 +94,9 @@ func (s *Service) fire(ctx context.Context, e timerEntry, now time.Time) error {
 		if !h.Open() || !now.Before(h.Deadline) {
 			return nil
 		}
-		kind := NotifyReminder
+		kind := bus.NotifyReminder
 		if e.kind == timerEscalate {
-			kind = NotifyEscalation
+			kind = bus.NotifyEscalation
 			if h.Escalated {
 				return nil
 			}

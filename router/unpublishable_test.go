@@ -9,6 +9,7 @@ import (
 	"github.com/resultgate/resultgate/fhirmap"
 	"github.com/resultgate/resultgate/hl7"
 	"github.com/resultgate/resultgate/internal/testutil"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
 
@@ -31,13 +32,13 @@ func TestReleaseOfUnmappableResult(t *testing.T) {
 	e.waitSettled()
 	h := e.waitState(s, holdOf("BAD1"), hold.StateHeld)
 
-	got, err := s.Acknowledge(testCtx(t), h.ID, AckRequest{By: "DRSMITH"})
+	got, err := s.Acknowledge(testutil.Ctx(t), h.ID, AckRequest{By: "DRSMITH"})
 	if err != nil || got.State != hold.StateReleased {
 		t.Fatalf("release: %v %+v", err, got)
 	}
 	var cur *hold.Hold
 	testutil.Eventually(t, 5*time.Second, "publish error recorded", func() bool {
-		cur, err = s.GetHold(testCtx(t), h.ID)
+		cur, err = s.GetHold(testutil.Ctx(t), h.ID)
 		return err == nil && cur.PublishError != ""
 	})
 	if cur.Published || cur.PublishError != "fhir: fhirmap: result status cannot be mapped" || strings.Contains(cur.PublishError, "TESTPATIENT") {
@@ -48,13 +49,13 @@ func TestReleaseOfUnmappableResult(t *testing.T) {
 	if n := len(e.portal("portal.>")); n != 0 {
 		t.Errorf("%d feed messages for an unmappable result", n)
 	}
-	evs, err := s.Audit(testCtx(t), AuditQuery{HoldID: h.ID})
+	evs, err := s.Audit(testutil.Ctx(t), AuditQuery{HoldID: h.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
 	dead := 0
 	for _, ev := range evs {
-		if ev.Kind == AuditDead {
+		if ev.Kind == bus.AuditDead {
 			dead++
 			if !strings.HasPrefix(ev.Reason, "fhir: ") {
 				t.Errorf("audit reason %q", ev.Reason)

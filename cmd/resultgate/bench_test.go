@@ -22,7 +22,7 @@ import (
 	"github.com/resultgate/resultgate/hl7/mllp"
 	"github.com/resultgate/resultgate/internal/loadgen"
 	"github.com/resultgate/resultgate/internal/testutil"
-	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/bus"
 )
 
 // benchConns is the 8 connections (or 8 concurrent publishers).
@@ -59,7 +59,7 @@ func BenchmarkRawJetStreamPublish(b *testing.B) {
 
 func benchRawPublish(b *testing.B, d config.Durability) {
 	payload := readFixture(b, "oru_r01_v251.hl7")
-	srv, err := router.StartEmbedded(router.EmbeddedConfig{
+	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{
 		DataDir: benchDataDir(b), Listen: "127.0.0.1:-1", Durability: d, Logger: zerolog.Nop(),
 	})
 	if err != nil {
@@ -78,7 +78,7 @@ func benchRawPublish(b *testing.B, d config.Durability) {
 		b.Fatal(err)
 	}
 	cfg := config.Default()
-	if err := router.EnsureStreams(ctx, js, router.StreamsConfig{
+	if err := bus.EnsureStreams(ctx, js, bus.StreamsConfig{
 		DuplicateWindow: cfg.Intake.DuplicateWindow, Replicas: 1,
 	}); err != nil {
 		b.Fatal(err)
@@ -222,7 +222,7 @@ func BenchmarkServeBigMessage(b *testing.B) {
 		"OBR|1|ORD1|FIL1|11529-5^Surgical path^LN|||20260101\r" +
 		"OBX|1|ED|11529-5^Report^LN||^application^pdf^Base64^"
 	msg := []byte(prefix + strings.Repeat("A", cfg.MLLP.MaxFrameBytes-4096-len(prefix)) + "||||||F")
-	s, err := a.JetStream().Stream(ctx, router.StreamHL7In)
+	s, err := a.JetStream().Stream(ctx, bus.StreamHL7In)
 	if err != nil {
 		b.Fatal(err)
 	}

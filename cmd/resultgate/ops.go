@@ -24,6 +24,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
 
@@ -50,7 +51,7 @@ func (f *natsFlags) register(cmd *cobra.Command) {
 func (f *natsFlags) call(ctx context.Context, op string, req, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	nc, err := router.Connect(ctx, router.ConnConfig{
+	nc, err := bus.Connect(ctx, bus.ConnConfig{
 		URL: f.url, CredsFile: f.creds, CAFile: f.ca, CertFile: f.cert, KeyFile: f.key,
 		Name: "resultgate-cli", Logger: zerolog.Nop(),
 	})
@@ -60,7 +61,7 @@ func (f *natsFlags) call(ctx context.Context, op string, req, out any) error {
 	defer nc.Close()
 	err = router.APIClient{NC: nc, Timeout: f.timeout}.Call(ctx, op, req, out)
 	if errors.Is(err, nats.ErrNoResponders) {
-		return fmt.Errorf("no resultgate instance answers on %s (is serve running with its pipeline?)", router.SubjectAPIPrefix+op)
+		return fmt.Errorf("no resultgate instance answers on %s (is serve running with its pipeline?)", bus.SubjectAPIPrefix+op)
 	}
 	return err
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/resultgate/resultgate/config"
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
 
@@ -193,7 +194,7 @@ func TestOperatorCommands(t *testing.T) {
 	// A stored message that does not parse is dead-lettered; list and replay it.
 	bad := nats.NewMsg("hl7.in.p00")
 	bad.Data = []byte("this is not HL7")
-	bad.Header.Set(router.HeaderMsgID, "ops-test-bad-1")
+	bad.Header.Set(bus.HeaderMsgID, "ops-test-bad-1")
 	pctx, pcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer pcancel()
 	if _, err := a.JetStream().PublishMsg(pctx, bad); err != nil {
@@ -209,7 +210,7 @@ func TestOperatorCommands(t *testing.T) {
 		json.Unmarshal([]byte(out), &dead)
 		return len(dead) == 1
 	})
-	if dead[0].Reason != router.DeadParse {
+	if dead[0].Reason != bus.DeadParse {
 		t.Errorf("dead reason %q", dead[0].Reason)
 	}
 	out, _, err = cli("dead", "list")
@@ -251,14 +252,14 @@ func TestOperatorCommands(t *testing.T) {
 			t.Errorf("audit --hold returned an event of hold %q", e.HoldID)
 		}
 		kinds[e.Kind]++
-		if e.Kind == router.AuditAccess && (e.Actor != "ops-anna" || e.Action != "hold.read") {
+		if e.Kind == bus.AuditAccess && (e.Actor != "ops-anna" || e.Action != "hold.read") {
 			t.Errorf("access event: %+v", e)
 		}
-		if e.Kind == router.AuditTransition && e.To == hold.StateReleased && (e.Actor != "DR0001" || e.Reason != "discussed in clinic") {
+		if e.Kind == bus.AuditTransition && e.To == hold.StateReleased && (e.Actor != "DR0001" || e.Reason != "discussed in clinic") {
 			t.Errorf("release transition: %+v", e)
 		}
 	}
-	if kinds[router.AuditDecision] != 1 || kinds[router.AuditAccess] != 1 || kinds[router.AuditTransition] < 1 {
+	if kinds[bus.AuditDecision] != 1 || kinds[bus.AuditAccess] != 1 || kinds[bus.AuditTransition] < 1 {
 		t.Errorf("audit kinds for the hold: %v", kinds)
 	}
 	out, _, err = cli("audit", "--since", "1h")

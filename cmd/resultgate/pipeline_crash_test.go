@@ -20,6 +20,7 @@ import (
 	"github.com/resultgate/resultgate/internal/loadgen"
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
 
@@ -126,7 +127,7 @@ func pcReadFeed(js jetstream.JetStream) (pcFeed, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	f := pcFeed{hl7: map[string][]nats.Header{}, fhir: map[string]int{}}
-	s, err := js.Stream(ctx, router.StreamPortal)
+	s, err := js.Stream(ctx, bus.StreamPortal)
 	if err != nil {
 		return f, err
 	}
@@ -146,8 +147,8 @@ func pcReadFeed(js jetstream.JetStream) (pcFeed, error) {
 		n := 0
 		for m := range batch.Messages() {
 			n++
-			id := m.Headers().Get(router.HeaderControlID)
-			if strings.HasPrefix(m.Subject(), router.SubjectPortalHL7Prefix) {
+			id := m.Headers().Get(bus.HeaderControlID)
+			if strings.HasPrefix(m.Subject(), bus.SubjectPortalHL7Prefix) {
 				h := m.Headers()
 				if md, err := m.Metadata(); err == nil {
 					h.Set(pcStoredAt, md.Timestamp.UTC().Format(time.RFC3339Nano))
@@ -172,7 +173,7 @@ func pcReadFeed(js jetstream.JetStream) (pcFeed, error) {
 func pcReadHolds(js jetstream.JetStream) (map[string]*hold.Hold, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	kv, err := js.KeyValue(ctx, router.KVHolds)
+	kv, err := js.KeyValue(ctx, bus.KVHolds)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +198,7 @@ func pcReadHolds(js jetstream.JetStream) (map[string]*hold.Hold, error) {
 func pcUnclassified(js jetstream.JetStream) int64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	s, err := js.Stream(ctx, router.StreamHL7In)
+	s, err := js.Stream(ctx, bus.StreamHL7In)
 	if err != nil {
 		return -1
 	}
@@ -287,9 +288,9 @@ func pcCheck(t *testing.T, feed pcFeed, holds map[string]*hold.Hold, acked map[s
 			if stored, err := time.Parse(time.RFC3339Nano, hdr.Get(pcStoredAt)); err != nil || stored.Before(h.Release.At) {
 				bad = append(bad, fmt.Sprintf("%s: in the feed at %s (%v), before its release at %s", id, stored, err, h.Release.At))
 			}
-			if hdr.Get(router.HeaderHoldID) != h.ID || hdr.Get(router.HeaderReleasePath) != string(h.Release.Path) {
+			if hdr.Get(bus.HeaderHoldID) != h.ID || hdr.Get(bus.HeaderReleasePath) != string(h.Release.Path) {
 				bad = append(bad, fmt.Sprintf("%s: feed hold %q path %q, hold record %s path %q", id,
-					hdr.Get(router.HeaderHoldID), hdr.Get(router.HeaderReleasePath), h.ID, h.Release.Path))
+					hdr.Get(bus.HeaderHoldID), hdr.Get(bus.HeaderReleasePath), h.ID, h.Release.Path))
 			}
 		default:
 			bad = append(bad, fmt.Sprintf("%s: hold %s in state %s", id, h.ID, h.State))
@@ -308,7 +309,7 @@ func pcCheck(t *testing.T, feed pcFeed, holds map[string]*hold.Hold, acked map[s
 			}
 			if n := len(feed.hl7[id]); n != 1 {
 				bad = append(bad, fmt.Sprintf("%s (%s): acknowledged, %d feed messages, want 1", id, kind, n))
-			} else if p := feed.hl7[id][0].Get(router.HeaderReleasePath); p != string(hold.PathImmediate) {
+			} else if p := feed.hl7[id][0].Get(bus.HeaderReleasePath); p != string(hold.PathImmediate) {
 				bad = append(bad, fmt.Sprintf("%s (%s): feed release path %q, want immediate", id, kind, p))
 			}
 		}
@@ -631,7 +632,7 @@ func TestServeDeadlinePassedWhileDownReleasesOnce(t *testing.T) {
 				if h.Release.At.Before(restarted) || h.Release.At.Before(deadline) {
 					t.Errorf("%s: released at %s, want after the restart (%s) and the deadline (%s)", id, h.Release.At, restarted, deadline)
 				}
-				if n := len(feed.hl7[id]); n != 1 || feed.hl7[id][0].Get(router.HeaderReleasePath) != string(hold.PathDeadline) {
+				if n := len(feed.hl7[id]); n != 1 || feed.hl7[id][0].Get(bus.HeaderReleasePath) != string(hold.PathDeadline) {
 					t.Errorf("%s: %d feed messages %v, want one on the deadline path", id, n, feed.hl7[id])
 				}
 			case pcHeld:

@@ -21,7 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/resultgate/resultgate/internal/testutil"
-	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/bus"
 )
 
 // The subprocess tests run the real binary, as an operator would, so that
@@ -225,9 +225,9 @@ func storedControlIDs(t testing.TB, url string) map[string]int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := js.Stream(ctx, router.StreamHL7In)
+	s, err := js.Stream(ctx, bus.StreamHL7In)
 	if err != nil {
-		t.Fatalf("stream %s: %v", router.StreamHL7In, err)
+		t.Fatalf("stream %s: %v", bus.StreamHL7In, err)
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
@@ -245,7 +245,7 @@ func storedControlIDs(t testing.TB, url string) map[string]int {
 		if err != nil {
 			t.Fatalf("GetMsg(%d): %v", seq, err)
 		}
-		got[m.Header.Get(router.HeaderHL7ControlID)]++
+		got[m.Header.Get(bus.HeaderHL7ControlID)]++
 	}
 	if n := totalCount(got); n != int(info.State.Msgs) {
 		t.Fatalf("read %d messages by sequence, stream state says %d", n, info.State.Msgs)

@@ -1,22 +1,4 @@
-// Package router holds everything resultgate does on NATS JetStream: the embedded
-// server and the client connection, the streams and key-value buckets, the
-// partitioning of inbound messages by a keyed patient hash, the MLLP intake that
-// stores every message before it acknowledges it (HL7 v2.x chapter 2, original and
-// enhanced acknowledgement modes), and the health checks.
-//
-// Durability, as promised by an AA/CA from the intake:
-//
-//   - durability "fsync" (the default for the embedded server): the server runs
-//     with JetStream sync_interval "always"; every stored message is written and
-//     fsynced to the data directory before the PubAck, so an AA means the message
-//     is on disk and survives a crash of the process, the OS or the power.
-//   - durability "os": JetStream's default flushing (data written to the OS page
-//     cache at once, fsynced every two minutes); an AA survives a crash of the
-//     process but a power loss or kernel crash of the single node may lose the
-//     last unsynced writes.
-//   - cluster mode (--nats-url with Replicas 3): an AA means the message is stored
-//     on a quorum (2 of 3) of replicas; losing one node loses nothing.
-package router
+package bus
 
 import (
 	"context"

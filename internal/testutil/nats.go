@@ -1,4 +1,4 @@
-package router
+package testutil
 
 import (
 	"context"
@@ -11,24 +11,25 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/resultgate/resultgate/config"
+	"github.com/resultgate/resultgate/router/bus"
 )
 
-// testJS is a real in-process NATS server with JetStream under t.TempDir(),
-// a client connection and the resultgate streams.
-type testJS struct {
-	srv *server.Server
-	nc  *nats.Conn
-	js  jetstream.JetStream
-	dir string
+// JS is a real in-process NATS server with JetStream under t.TempDir(), a
+// client connection to it and resultgate's streams.
+type JS struct {
+	Srv *server.Server
+	NC  *nats.Conn
+	JS  jetstream.JetStream
+	Dir string
 }
 
-// startTestJS starts an embedded server listening on 127.0.0.1 (random port)
-// with the given durability, connects over TCP and ensures the streams. Everything
-// is stopped when the test ends.
-func startTestJS(t testing.TB, d config.Durability) *testJS {
+// StartJS starts an embedded server listening on 127.0.0.1 (random port) with
+// durability d, connects over TCP and ensures the streams. Everything is
+// stopped when the test ends.
+func StartJS(t testing.TB, d config.Durability) *JS {
 	t.Helper()
 	dir := t.TempDir()
-	srv, err := StartEmbedded(EmbeddedConfig{
+	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{
 		DataDir:      dir,
 		Listen:       "127.0.0.1:-1",
 		Durability:   d,
@@ -44,7 +45,7 @@ func startTestJS(t testing.TB, d config.Durability) *testJS {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	nc, err := Connect(ctx, ConnConfig{URL: srv.ClientURL(), Logger: zerolog.Nop()})
+	nc, err := bus.Connect(ctx, bus.ConnConfig{URL: srv.ClientURL(), Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
@@ -53,14 +54,15 @@ func startTestJS(t testing.TB, d config.Durability) *testJS {
 	if err != nil {
 		t.Fatalf("jetstream.New: %v", err)
 	}
-	if err := EnsureStreams(ctx, js, StreamsConfig{}); err != nil {
+	if err := bus.EnsureStreams(ctx, js, bus.StreamsConfig{}); err != nil {
 		t.Fatalf("EnsureStreams: %v", err)
 	}
-	return &testJS{srv: srv, nc: nc, js: js, dir: dir}
+	return &JS{Srv: srv, NC: nc, JS: js, Dir: dir}
 }
 
-// testCtx returns a context bounded for one test step.
-func testCtx(t testing.TB) context.Context {
+// Ctx returns a context bounded for one test step (10 s), cancelled when the
+// test ends.
+func Ctx(t testing.TB) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)

@@ -1,4 +1,4 @@
-package router
+package intake
 
 import (
 	"bytes"
@@ -20,6 +20,7 @@ import (
 	"github.com/resultgate/resultgate/hl7"
 	"github.com/resultgate/resultgate/hl7/mllp"
 	"github.com/resultgate/resultgate/internal/testutil"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
 
@@ -68,20 +69,20 @@ func parseACK(t testing.TB, ack []byte) ackResult {
 	return r
 }
 
-func newTestIntake(t testing.TB, tj *testJS, cfg IntakeConfig) *Intake {
+func newTestIntake(t testing.TB, tj *testutil.JS, cfg Config) *Intake {
 	t.Helper()
 	if cfg.PartitionSecret == nil {
 		cfg.PartitionSecret = testSecret
 	}
 	if err := cfg.Validate(); err != nil {
-		t.Fatalf("IntakeConfig.Validate: %v", err)
+		t.Fatalf("Config.Validate: %v", err)
 	}
-	return NewIntake(tj.js, cfg, zerolog.Nop())
+	return New(tj.JS, cfg, zerolog.Nop())
 }
 
 func streamMsgs(t testing.TB, js jetstream.JetStream, stream string) uint64 {
 	t.Helper()
-	s, err := js.Stream(testCtx(t), stream)
+	s, err := js.Stream(testutil.Ctx(t), stream)
 	if err != nil {
 		t.Fatalf("stream %s: %v", stream, err)
 	}
@@ -90,7 +91,7 @@ func streamMsgs(t testing.TB, js jetstream.JetStream, stream string) uint64 {
 
 func lastMsg(t testing.TB, js jetstream.JetStream, stream, subject string) *jetstream.RawStreamMsg {
 	t.Helper()
-	ctx := testCtx(t)
+	ctx := testutil.Ctx(t)
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
 		t.Fatalf("stream %s: %v", stream, err)
@@ -103,9 +104,9 @@ func lastMsg(t testing.TB, js jetstream.JetStream, stream, subject string) *jets
 }
 
 func TestIntakeStoresThenAcks(t *testing.T) {
-	tj := startTestJS(t, config.DurabilityFsync)
+	tj := testutil.StartJS(t, config.DurabilityFsync)
 	now := time.Date(2026, 11, 23, 10, 0, 0, 123, time.UTC)
-	in := newTestIntake(t, tj, IntakeConfig{Now: func() time.Time { return now }})
+	in := newTestIntake(t, tj, Config{Now: func() time.Time { return now }})
 	frame := oru("HOSP", "ORU^R01^ORU_R01", "CTRL-1", "")
 
 	ack := parseACK(t, in.HandleMessage(context.Background(), testPeer, frame))
@@ -115,22 +116,22 @@ func TestIntakeStoresThenAcks(t *testing.T) {
 	// The message is in HL7_IN the moment the AA exists.
 	pkey := hold.PatientKey(testSecret, hold.PatientIdentity("123456", "HOSP"))
 	part := hold.Partition(pkey, hold.DefaultPartitions)
-	got := lastMsg(t, tj.js, StreamHL7In, InSubject(part))
+	got := lastMsg(t, tj.JS, bus.StreamHL7In, bus.InSubject(part))
 	if !bytes.Equal(got.Data, frame) {
 		t.Fatalf("stored bytes differ from the frame:\n got %q\nwant %q", got.Data, frame)
 	}
 	wantHdr := map[string]string{
-		HeaderMsgID:                 MsgID(hl7.HD{NamespaceID: "LAB"}, hl7.HD{NamespaceID: "HOSP"}, "CTRL-1"),
-		HeaderHL7ControlID:          "CTRL-1",
-		HeaderHL7MessageType:        "ORU^R01^ORU_R01",
-		HeaderHL7SendingApplication: "LAB",
-		HeaderHL7SendingFacility:    "HOSP",
-		HeaderHL7Version:            "2.5.1",
-		HeaderPeer:                  "192.0.2.7:40123",
-		HeaderConnID:                "42",
-		HeaderReceivedAt:            "2026-11-23T10:00:00.000000123Z",
-		HeaderPartition:             part,
-		HeaderPatientKey:            pkey,
+		bus.HeaderMsgID:                 MsgID(hl7.HD{NamespaceID: "LAB"}, hl7.HD{NamespaceID: "HOSP"}, "CTRL-1"),
+		bus.HeaderHL7ControlID:          "CTRL-1",
+		bus.HeaderHL7MessageType:        "ORU^R01^ORU_R01",
+		bus.HeaderHL7SendingApplication: "LAB",
+		bus.HeaderHL7SendingFacility:    "HOSP",
+		bus.HeaderHL7Version:            "2.5.1",
+		bus.HeaderPeer:                  "192.0.2.7:40123",
+		bus.HeaderConnID:                "42",
+		bus.HeaderReceivedAt:            "2026-11-23T10:00:00.000000123Z",
+		bus.HeaderPartition:             part,
+		bus.HeaderPatientKey:            pkey,
 	}
 	for k, v := range wantHdr {
 		if g := got.Header.Get(k); g != v {
@@ -151,14 +152,14 @@ func TestIntakeStoresThenAcks(t *testing.T) {
 }
 
 func TestIntakeNoPIDGoesToFixedPartition(t *testing.T) {
-	tj := startTestJS(t, config.DurabilityOS)
-	in := newTestIntake(t, tj, IntakeConfig{})
+	tj := testutil.StartJS(t, config.DurabilityOS)
+	in := newTestIntake(t, tj, Config{})
 	frame := []byte("MSH|^~\\&|LAB|HOSP|RG|HOSP|20260101120000||MDM^T02|DOC-1|P|2.5.1\rTXA|1|CN\r")
 	if ack := parseACK(t, in.HandleMessage(context.Background(), testPeer, frame)); ack.code != "AA" {
 		t.Fatalf("ACK = %+v, want AA", ack)
 	}
-	got := lastMsg(t, tj.js, StreamHL7In, InSubject(hold.NoPatientPartition))
-	if got.Header.Get(HeaderPatientKey) != "" || !bytes.Equal(got.Data, frame) {
+	got := lastMsg(t, tj.JS, bus.StreamHL7In, bus.InSubject(hold.NoPatientPartition))
+	if got.Header.Get(bus.HeaderPatientKey) != "" || !bytes.Equal(got.Data, frame) {
 		t.Fatalf("no-PID message stored wrongly: headers %v", got.Header)
 	}
 }
@@ -168,27 +169,27 @@ func TestIntakeNoPIDGoesToFixedPartition(t *testing.T) {
 func TestIntakeNeverAAWithoutStore(t *testing.T) {
 	tests := []struct {
 		name   string
-		break_ func(t *testing.T, tj *testJS)
+		break_ func(t *testing.T, tj *testutil.JS)
 	}{
-		{"stream deleted", func(t *testing.T, tj *testJS) {
-			if err := tj.js.DeleteStream(testCtx(t), StreamHL7In); err != nil {
+		{"stream deleted", func(t *testing.T, tj *testutil.JS) {
+			if err := tj.JS.DeleteStream(testutil.Ctx(t), bus.StreamHL7In); err != nil {
 				t.Fatal(err)
 			}
 		}},
-		{"JetStream shut down", func(t *testing.T, tj *testJS) {
-			if err := tj.srv.ShutdownJetStream(); err != nil {
+		{"JetStream shut down", func(t *testing.T, tj *testutil.JS) {
+			if err := tj.Srv.ShutdownJetStream(); err != nil {
 				t.Fatal(err)
 			}
 		}},
-		{"server shut down", func(t *testing.T, tj *testJS) {
-			tj.srv.Shutdown()
-			tj.srv.WaitForShutdown()
+		{"server shut down", func(t *testing.T, tj *testutil.JS) {
+			tj.Srv.Shutdown()
+			tj.Srv.WaitForShutdown()
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tj := startTestJS(t, config.DurabilityFsync)
-			in := newTestIntake(t, tj, IntakeConfig{StoreTimeout: 300 * time.Millisecond})
+			tj := testutil.StartJS(t, config.DurabilityFsync)
+			in := newTestIntake(t, tj, Config{StoreTimeout: 300 * time.Millisecond})
 			if ack := parseACK(t, in.HandleMessage(context.Background(), testPeer, oru("HOSP", "ORU^R01", "OK-1", ""))); ack.code != "AA" {
 				t.Fatalf("before the failure: %+v, want AA", ack)
 			}
@@ -215,12 +216,12 @@ func TestIntakeNeverAAWithoutStore(t *testing.T) {
 // TestIntakeStoreFailureEnhanced: in enhanced mode a failed store is CE, and
 // MSH-15 ER (acknowledge only errors) still gets it.
 func TestIntakeStoreFailureEnhanced(t *testing.T) {
-	tj := startTestJS(t, config.DurabilityOS)
-	in := newTestIntake(t, tj, IntakeConfig{StoreTimeout: 300 * time.Millisecond})
+	tj := testutil.StartJS(t, config.DurabilityOS)
+	in := newTestIntake(t, tj, Config{StoreTimeout: 300 * time.Millisecond})
 	if raw := in.HandleMessage(context.Background(), testPeer, oru("HOSP", "ORU^R01", "ER-OK", "ER")); raw != nil {
 		t.Fatalf("MSH-15 ER answered a success: %q", raw)
 	}
-	if err := tj.js.DeleteStream(testCtx(t), StreamHL7In); err != nil {
+	if err := tj.JS.DeleteStream(testutil.Ctx(t), bus.StreamHL7In); err != nil {
 		t.Fatal(err)
 	}
 	for _, mode := range []string{"AL", "ER"} {
@@ -235,8 +236,8 @@ func TestIntakeStoreFailureEnhanced(t *testing.T) {
 }
 
 func TestIntakeDuplicate(t *testing.T) {
-	tj := startTestJS(t, config.DurabilityFsync)
-	in := newTestIntake(t, tj, IntakeConfig{})
+	tj := testutil.StartJS(t, config.DurabilityFsync)
+	in := newTestIntake(t, tj, Config{})
 	frame := oru("HOSP", "ORU^R01", "DUP-1", "")
 	// A resend by an interface engine often differs in MSH-7 only.
 	resend := bytes.Replace(frame, []byte("20260101120000"), []byte("20260102080000"), 1)
@@ -249,7 +250,7 @@ func TestIntakeDuplicate(t *testing.T) {
 			t.Errorf("ACK %d = %+v, want AA for DUP-1", i, a)
 		}
 	}
-	if n := streamMsgs(t, tj.js, StreamHL7In); n != 1 {
+	if n := streamMsgs(t, tj.JS, bus.StreamHL7In); n != 1 {
 		t.Errorf("HL7_IN holds %d messages, want 1", n)
 	}
 	st := in.Stats()
@@ -260,7 +261,7 @@ func TestIntakeDuplicate(t *testing.T) {
 	if a := parseACK(t, in.HandleMessage(context.Background(), testPeer, oru("CLINIC", "ORU^R01", "DUP-1", ""))); a.code != "AA" {
 		t.Fatalf("other facility: %+v", a)
 	}
-	if n := streamMsgs(t, tj.js, StreamHL7In); n != 2 {
+	if n := streamMsgs(t, tj.JS, bus.StreamHL7In); n != 2 {
 		t.Errorf("HL7_IN holds %d messages, want 2", n)
 	}
 }
@@ -286,10 +287,10 @@ func TestIntakeEnhancedMode(t *testing.T) {
 		{"forced enhanced", AckModeEnhanced, "", "ORU^R01", "CA"},
 		{"forced enhanced reject", AckModeEnhanced, "", "ADT^A01", "CR"},
 	}
-	tj := startTestJS(t, config.DurabilityOS)
+	tj := testutil.StartJS(t, config.DurabilityOS)
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := newTestIntake(t, tj, IntakeConfig{AckMode: tt.mode})
+			in := newTestIntake(t, tj, Config{AckMode: tt.mode})
 			ctrl := fmt.Sprintf("ENH-%d", i)
 			raw := in.HandleMessage(context.Background(), testPeer, oru("HOSP", tt.msgType, ctrl, tt.msh15))
 			if tt.wantCode == "" {
@@ -311,53 +312,53 @@ func TestIntakeEnhancedMode(t *testing.T) {
 func TestIntakeRejects(t *testing.T) {
 	tests := []struct {
 		name     string
-		cfg      IntakeConfig
+		cfg      Config
 		frame    []byte
 		wantCode string
 		wantErr  string
 		wantText string // prefix of ERR-8
 		reason   Reason
 	}{
-		{"unaccepted type", IntakeConfig{}, oru("HOSP", "ADT^A01", "T-1", ""), "AR", "200", "message type not accepted: ADT^A01", ReasonType},
-		{"unaccepted event", IntakeConfig{}, oru("HOSP", "ORU^R99", "T-2", ""), "AR", "200", "message type not accepted: ORU^R99", ReasonType},
-		{"type enhanced", IntakeConfig{}, oru("HOSP", "ADT^A01", "T-3", "AL"), "CR", "200", "message type not accepted", ReasonType},
-		{"custom accept list", IntakeConfig{AcceptTypes: []string{"ORU^R30"}}, oru("HOSP", "ORU^R01", "T-4", ""), "AR", "200", "message type not accepted", ReasonType},
-		{"facility not allowed", IntakeConfig{AllowedFacilities: []string{"HOSP"}}, oru("OTHER", "ORU^R01", "F-1", ""), "AR", "207", TextFacilityDenied, ReasonFacility},
-		{"facility enhanced", IntakeConfig{AllowedFacilities: []string{"HOSP"}}, oru("OTHER", "ORU^R01", "F-2", "AL"), "CR", "207", TextFacilityDenied, ReasonFacility},
-		{"missing control id", IntakeConfig{}, oru("HOSP", "ORU^R01", "", ""), "AR", "101", "MSH-10", ReasonRequired},
-		{"missing type", IntakeConfig{}, oru("HOSP", "", "R-1", ""), "AR", "101", "MSH-9", ReasonRequired},
-		{"not HL7", IntakeConfig{}, []byte("hello, this is not HL7\r"), "AR", "100", "", ReasonParse},
-		{"bad delimiters", IntakeConfig{}, []byte("MSH|^^^^|LAB|HOSP|RG|HOSP|2026||ORU^R01|P-1|P|2.5.1\rPID|1\r"), "AR", "102", "", ReasonParse},
-		{"empty", IntakeConfig{}, []byte(""), "AR", "100", "", ReasonParse},
-		{"two patients", IntakeConfig{}, append(oru("HOSP", "ORU^R01", "P2-1", ""),
+		{"unaccepted type", Config{}, oru("HOSP", "ADT^A01", "T-1", ""), "AR", "200", "message type not accepted: ADT^A01", ReasonType},
+		{"unaccepted event", Config{}, oru("HOSP", "ORU^R99", "T-2", ""), "AR", "200", "message type not accepted: ORU^R99", ReasonType},
+		{"type enhanced", Config{}, oru("HOSP", "ADT^A01", "T-3", "AL"), "CR", "200", "message type not accepted", ReasonType},
+		{"custom accept list", Config{AcceptTypes: []string{"ORU^R30"}}, oru("HOSP", "ORU^R01", "T-4", ""), "AR", "200", "message type not accepted", ReasonType},
+		{"facility not allowed", Config{AllowedFacilities: []string{"HOSP"}}, oru("OTHER", "ORU^R01", "F-1", ""), "AR", "207", TextFacilityDenied, ReasonFacility},
+		{"facility enhanced", Config{AllowedFacilities: []string{"HOSP"}}, oru("OTHER", "ORU^R01", "F-2", "AL"), "CR", "207", TextFacilityDenied, ReasonFacility},
+		{"missing control id", Config{}, oru("HOSP", "ORU^R01", "", ""), "AR", "101", "MSH-10", ReasonRequired},
+		{"missing type", Config{}, oru("HOSP", "", "R-1", ""), "AR", "101", "MSH-9", ReasonRequired},
+		{"not HL7", Config{}, []byte("hello, this is not HL7\r"), "AR", "100", "", ReasonParse},
+		{"bad delimiters", Config{}, []byte("MSH|^^^^|LAB|HOSP|RG|HOSP|2026||ORU^R01|P-1|P|2.5.1\rPID|1\r"), "AR", "102", "", ReasonParse},
+		{"empty", Config{}, []byte(""), "AR", "100", "", ReasonParse},
+		{"two patients", Config{}, append(oru("HOSP", "ORU^R01", "P2-1", ""),
 			"PID|2||654321^^^HOSP^MR||ROE^RICHARD||19800202|M\rOBR|1|ORD2|FIL2|88305^Surgical pathology^LN\rOBX|1|TX|22637-3^Path report^LN||Benign||||||F\r"...),
 			"AR", "207", TextOnePatient, ReasonPatients},
-		{"same MRN, other authority", IntakeConfig{}, append(oru("HOSP", "ORU^R01", "P2-2", "AL"),
+		{"same MRN, other authority", Config{}, append(oru("HOSP", "ORU^R01", "P2-2", "AL"),
 			"PID|2||123456^^^OTHERHOSP^MR||DOE^JANE||19700101|F\r"...),
 			"CR", "207", TextOnePatient, ReasonPatients},
 	}
-	tj := startTestJS(t, config.DurabilityOS)
+	tj := testutil.StartJS(t, config.DurabilityOS)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			in := newTestIntake(t, tj, tt.cfg)
-			deadBefore := streamMsgs(t, tj.js, StreamDead)
-			inBefore := streamMsgs(t, tj.js, StreamHL7In)
+			deadBefore := streamMsgs(t, tj.JS, bus.StreamDead)
+			inBefore := streamMsgs(t, tj.JS, bus.StreamHL7In)
 			a := parseACK(t, in.HandleMessage(context.Background(), testPeer, tt.frame))
 			if a.code != tt.wantCode || a.errCode != tt.wantErr || !strings.HasPrefix(a.errText, tt.wantText) {
 				t.Fatalf("ACK = %+v, want %s ERR %s %q", a, tt.wantCode, tt.wantErr, tt.wantText)
 			}
-			if n := streamMsgs(t, tj.js, StreamHL7In); n != inBefore {
+			if n := streamMsgs(t, tj.JS, bus.StreamHL7In); n != inBefore {
 				t.Errorf("rejected message stored in HL7_IN")
 			}
-			if n := streamMsgs(t, tj.js, StreamDead); n != deadBefore+1 {
+			if n := streamMsgs(t, tj.JS, bus.StreamDead); n != deadBefore+1 {
 				t.Fatalf("DEAD grew by %d, want 1", n-deadBefore)
 			}
-			d := lastMsg(t, tj.js, StreamDead, DeadSubject(string(tt.reason)))
+			d := lastMsg(t, tj.JS, bus.StreamDead, bus.DeadSubject(string(tt.reason)))
 			if !bytes.Equal(d.Data, tt.frame) {
 				t.Errorf("DEAD record bytes differ:\n got %q\nwant %q", d.Data, tt.frame)
 			}
-			if d.Header.Get(HeaderRejectReason) != string(tt.reason) || d.Header.Get(HeaderRejectDetail) == "" ||
-				d.Header.Get(HeaderPeer) != testPeer.Addr.String() || d.Header.Get(HeaderStage) != "intake" {
+			if d.Header.Get(bus.HeaderDeadReason) != string(tt.reason) || d.Header.Get(bus.HeaderDeadDetail) == "" ||
+				d.Header.Get(bus.HeaderPeer) != testPeer.Addr.String() || d.Header.Get(bus.HeaderDeadStage) != "intake" {
 				t.Errorf("DEAD headers = %v", d.Header)
 			}
 			st := in.Stats()
@@ -370,8 +371,8 @@ func TestIntakeRejects(t *testing.T) {
 
 // A PID repeated for the same patient is one patient: stored and accepted.
 func TestIntakeSamePatientTwice(t *testing.T) {
-	tj := startTestJS(t, config.DurabilityOS)
-	in := newTestIntake(t, tj, IntakeConfig{})
+	tj := testutil.StartJS(t, config.DurabilityOS)
+	in := newTestIntake(t, tj, Config{})
 	frame := append(oru("HOSP", "ORU^R01", "P1-1", ""), "PID|2||123456^^^HOSP^MR||DOE^JANE||19700101|F\r"...)
 	if a := parseACK(t, in.HandleMessage(context.Background(), testPeer, frame)); a.code != "AA" {
 		t.Fatalf("ACK = %+v, want AA", a)
@@ -391,8 +392,8 @@ func mustParse(t *testing.T, b []byte) *hl7.Message {
 }
 
 func TestIntakeFacilityAllowed(t *testing.T) {
-	tj := startTestJS(t, config.DurabilityOS)
-	in := newTestIntake(t, tj, IntakeConfig{AllowedFacilities: []string{"HOSP", "1.2.3.4"}})
+	tj := testutil.StartJS(t, config.DurabilityOS)
+	in := newTestIntake(t, tj, Config{AllowedFacilities: []string{"HOSP", "1.2.3.4"}})
 	for _, fac := range []string{"HOSP", "CLINIC&1.2.3.4&ISO", "X^1.2.3.4^ISO"} {
 		frame := oru(strings.ReplaceAll(fac, "&", "^"), "ORU^R01", "FA-"+fac, "")
 		if a := parseACK(t, in.HandleMessage(context.Background(), testPeer, frame)); a.code != "AA" {
@@ -402,8 +403,8 @@ func TestIntakeFacilityAllowed(t *testing.T) {
 }
 
 func TestIntakeTooLarge(t *testing.T) {
-	tj := startTestJS(t, config.DurabilityOS)
-	in := newTestIntake(t, tj, IntakeConfig{})
+	tj := testutil.StartJS(t, config.DurabilityOS)
+	in := newTestIntake(t, tj, Config{})
 	for _, tt := range []struct {
 		name, msh15, want string
 	}{{"original", "", "AR"}, {"enhanced", "AL", "CR"}} {
@@ -413,9 +414,9 @@ func TestIntakeTooLarge(t *testing.T) {
 			if a.code != tt.want || a.errCode != "207" || a.errText != TextTooLarge || a.controlID != "BIG-"+tt.name {
 				t.Fatalf("ACK = %+v, want %s ERR 207 %q", a, tt.want, TextTooLarge)
 			}
-			d := lastMsg(t, tj.js, StreamDead, DeadSubject(string(ReasonTooLarge)))
-			if !bytes.Equal(d.Data, prefix) || d.Header.Get(HeaderSize) != "20971520" {
-				t.Errorf("DEAD record: size header %q, %d bytes", d.Header.Get(HeaderSize), len(d.Data))
+			d := lastMsg(t, tj.JS, bus.StreamDead, bus.DeadSubject(string(ReasonTooLarge)))
+			if !bytes.Equal(d.Data, prefix) || d.Header.Get(bus.HeaderSize) != "20971520" {
+				t.Errorf("DEAD record: size header %q, %d bytes", d.Header.Get(bus.HeaderSize), len(d.Data))
 			}
 		})
 	}
@@ -428,21 +429,21 @@ func TestIntakeTooLarge(t *testing.T) {
 // cannot carry is rejected (AR, "message too large"), not AE: resending cannot help.
 func TestIntakeOverNATSMaxPayload(t *testing.T) {
 	dir := t.TempDir()
-	srv, err := StartEmbedded(EmbeddedConfig{DataDir: dir, MaxPayload: 64 << 10, Durability: config.DurabilityOS, Logger: zerolog.Nop()})
+	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{DataDir: dir, MaxPayload: 64 << 10, Durability: config.DurabilityOS, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	nc, err := Connect(testCtx(t), ConnConfig{Server: srv})
+	nc, err := bus.Connect(testutil.Ctx(t), bus.ConnConfig{Server: srv})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
-	if err := EnsureStreams(testCtx(t), js, StreamsConfig{}); err != nil {
+	if err := bus.EnsureStreams(testutil.Ctx(t), js, bus.StreamsConfig{}); err != nil {
 		t.Fatal(err)
 	}
-	in := NewIntake(js, IntakeConfig{PartitionSecret: testSecret}, zerolog.Nop())
+	in := New(js, Config{PartitionSecret: testSecret}, zerolog.Nop())
 	frame := append(oru("HOSP", "ORU^R01", "HUGE-1", ""), []byte("OBX|2|ED|PDF^Report||^AP^PDF^Base64^"+strings.Repeat("QUFB", 30000)+"||||||F\r")...)
 	a := parseACK(t, in.HandleMessage(context.Background(), testPeer, frame))
 	if a.code != "AR" || a.errCode != "207" || a.errText != TextTooLarge {
@@ -453,13 +454,13 @@ func TestIntakeOverNATSMaxPayload(t *testing.T) {
 func TestIntakeConfigValidate(t *testing.T) {
 	tests := []struct {
 		name string
-		cfg  IntakeConfig
+		cfg  Config
 		want string
 	}{
-		{"ok", IntakeConfig{PartitionSecret: []byte("k")}, ""},
-		{"no secret", IntakeConfig{}, "intake: partition secret is empty"},
-		{"bad mode", IntakeConfig{PartitionSecret: []byte("k"), AckMode: "sometimes"}, `intake: unknown ack mode "sometimes" (want auto, original or enhanced)`},
-		{"bad type", IntakeConfig{PartitionSecret: []byte("k"), AcceptTypes: []string{"ORU^R01^X^Y"}}, `intake: accept type "ORU^R01^X^Y": want CODE^EVENT or CODE`},
+		{"ok", Config{PartitionSecret: []byte("k")}, ""},
+		{"no secret", Config{}, "intake: partition secret is empty"},
+		{"bad mode", Config{PartitionSecret: []byte("k"), AckMode: "sometimes"}, `intake: unknown ack mode "sometimes" (want auto, original or enhanced)`},
+		{"bad type", Config{PartitionSecret: []byte("k"), AcceptTypes: []string{"ORU^R01^X^Y"}}, `intake: accept type "ORU^R01^X^Y": want CODE^EVENT or CODE`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -473,7 +474,7 @@ func TestIntakeConfigValidate(t *testing.T) {
 			}
 		})
 	}
-	if !errors.Is(IntakeConfig{}.Validate(), ErrNoPartitionSecret) {
+	if !errors.Is(Config{}.Validate(), ErrNoPartitionSecret) {
 		t.Error("no secret is not ErrNoPartitionSecret")
 	}
 }
@@ -550,25 +551,25 @@ func TestMsgIDUnambiguous(t *testing.T) {
 // MSH-4 and MSH-10 as parsed (components and escapes included), whatever their
 // length.
 func TestIntakeMsgIDHeader(t *testing.T) {
-	tj := startTestJS(t, config.DurabilityOS)
-	in := newTestIntake(t, tj, IntakeConfig{})
+	tj := testutil.StartJS(t, config.DurabilityOS)
+	in := newTestIntake(t, tj, Config{})
 	long := strings.Repeat("9", 180)
 	frame := []byte("MSH|^~\\&|LAB^2.16.840.1.113883.19.4.6^ISO|HOSP^1.2.3^ISO|RG|HOSP|20260101120000||ORU^R01|" + long + "|P|2.5.1\r" +
 		"PID|1||123456^^^HOSP^MR||DOE^JANE\rOBR|1|O1|F1|X^Y^LN\rOBX|1|ST|X^Y^LN||v||||||F\r")
 	if a := parseACK(t, in.HandleMessage(context.Background(), testPeer, frame)); a.code != "AA" {
 		t.Fatalf("ACK %+v", a)
 	}
-	s, err := tj.js.Stream(testCtx(t), StreamHL7In)
+	s, err := tj.JS.Stream(testutil.Ctx(t), bus.StreamHL7In)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := s.GetMsg(testCtx(t), 1)
+	m, err := s.GetMsg(testutil.Ctx(t), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := MsgID(hl7.HD{NamespaceID: "LAB", UniversalID: "2.16.840.1.113883.19.4.6", UniversalIDType: "ISO"},
 		hl7.HD{NamespaceID: "HOSP", UniversalID: "1.2.3", UniversalIDType: "ISO"}, long)
-	if got := m.Header.Get(HeaderMsgID); got != want {
+	if got := m.Header.Get(bus.HeaderMsgID); got != want {
 		t.Errorf("stored Msg-Id %q, want %q", got, want)
 	}
 	if !bytes.Equal(m.Data, frame) {
@@ -579,8 +580,8 @@ func TestIntakeMsgIDHeader(t *testing.T) {
 // TestIntakeOverMLLP runs the intake behind a real MLLP server on loopback and
 // sends with the MLLP client: stored, acknowledged, deduplicated, rejected.
 func TestIntakeOverMLLP(t *testing.T) {
-	tj := startTestJS(t, config.DurabilityFsync)
-	in := newTestIntake(t, tj, IntakeConfig{})
+	tj := testutil.StartJS(t, config.DurabilityFsync)
+	in := newTestIntake(t, tj, Config{})
 	srv := mllp.NewServer(mllp.ServerConfig{MaxFrameSize: 64 << 10, Logger: zerolog.Nop()}, in)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -596,7 +597,7 @@ func TestIntakeOverMLLP(t *testing.T) {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	ctx := testCtx(t)
+	ctx := testutil.Ctx(t)
 	c, err := mllp.Dial(ctx, mllp.ClientConfig{Addr: ln.Addr().String(), AckTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -630,7 +631,7 @@ func TestIntakeOverMLLP(t *testing.T) {
 		t.Fatalf("after oversize: %+v", a)
 	}
 	testutil.Eventually(t, 5*time.Second, "21 messages in HL7_IN", func() bool {
-		return streamMsgs(t, tj.js, StreamHL7In) == 21
+		return streamMsgs(t, tj.JS, bus.StreamHL7In) == 21
 	})
 	st := in.Stats()
 	if st.Acked != 22 || st.Duplicates != 1 || st.Nacked[ReasonType] != 1 || st.Nacked[ReasonTooLarge] != 1 {
@@ -642,8 +643,8 @@ func TestIntakeOverMLLP(t *testing.T) {
 // different message under an earlier control ID; it must be stored, not
 // swallowed as a duplicate, and its own resend must still be absorbed.
 func TestIntakeControlIDReused(t *testing.T) {
-	tj := startTestJS(t, config.DurabilityOS)
-	in := newTestIntake(t, tj, IntakeConfig{})
+	tj := testutil.StartJS(t, config.DurabilityOS)
+	in := newTestIntake(t, tj, Config{})
 	first := oru("HOSP", "ORU^R01", "REUSE-1", "")
 	other := bytes.Replace(first, []byte("Benign"), []byte("Malignant"), 1)
 	for i, f := range [][]byte{first, other, other, first} {
@@ -651,19 +652,19 @@ func TestIntakeControlIDReused(t *testing.T) {
 			t.Fatalf("message %d: %+v, want AA", i, a)
 		}
 	}
-	if n := streamMsgs(t, tj.js, StreamHL7In); n != 2 {
+	if n := streamMsgs(t, tj.JS, bus.StreamHL7In); n != 2 {
 		t.Fatalf("HL7_IN holds %d messages, want 2", n)
 	}
-	s, err := tj.js.Stream(testCtx(t), StreamHL7In)
+	s, err := tj.JS.Stream(testutil.Ctx(t), bus.StreamHL7In)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := s.GetMsg(testCtx(t), 2)
+	m, err := s.GetMsg(testutil.Ctx(t), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(m.Data, other) || m.Header.Get(HeaderControlIDReused) != "true" ||
-		!strings.HasPrefix(m.Header.Get(HeaderMsgID), MsgID(hl7.HD{NamespaceID: "LAB"}, hl7.HD{NamespaceID: "HOSP"}, "REUSE-1")+"|") {
+	if !bytes.Equal(m.Data, other) || m.Header.Get(bus.HeaderControlIDReused) != "true" ||
+		!strings.HasPrefix(m.Header.Get(bus.HeaderMsgID), MsgID(hl7.HD{NamespaceID: "LAB"}, hl7.HD{NamespaceID: "HOSP"}, "REUSE-1")+"|") {
 		t.Errorf("second message stored as %q with headers %v", m.Data, m.Header)
 	}
 	st := in.Stats()
@@ -675,10 +676,10 @@ func TestIntakeControlIDReused(t *testing.T) {
 // TestIntakeLogsNoPHI logs every decision at trace level and checks that no
 // name, identifier or content from the messages appears.
 func TestIntakeLogsNoPHI(t *testing.T) {
-	tj := startTestJS(t, config.DurabilityOS)
+	tj := testutil.StartJS(t, config.DurabilityOS)
 	var buf bytes.Buffer
 	log := zerolog.New(&buf).Level(zerolog.TraceLevel)
-	in := NewIntake(tj.js, IntakeConfig{PartitionSecret: testSecret, AllowedFacilities: []string{"HOSP"}, StoreTimeout: 300 * time.Millisecond}, log)
+	in := New(tj.JS, Config{PartitionSecret: testSecret, AllowedFacilities: []string{"HOSP"}, StoreTimeout: 300 * time.Millisecond}, log)
 	frames := [][]byte{
 		oru("HOSP", "ORU^R01", "LOG-1", ""),
 		oru("HOSP", "ORU^R01", "LOG-1", ""),
@@ -691,7 +692,7 @@ func TestIntakeLogsNoPHI(t *testing.T) {
 		in.HandleMessage(context.Background(), testPeer, f)
 	}
 	in.HandleTooLarge(context.Background(), testPeer, oru("HOSP", "ORU^R01", "LOG-5", "")[:100], 1<<30)
-	if err := tj.js.DeleteStream(testCtx(t), StreamHL7In); err != nil {
+	if err := tj.JS.DeleteStream(testutil.Ctx(t), bus.StreamHL7In); err != nil {
 		t.Fatal(err)
 	}
 	in.HandleMessage(context.Background(), testPeer, oru("HOSP", "ORU^R01", "LOG-6", ""))
@@ -714,22 +715,22 @@ func TestIntakeLogsNoPHI(t *testing.T) {
 func TestIntakeSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	start := func() (func(), jetstream.JetStream) {
-		srv, err := StartEmbedded(EmbeddedConfig{DataDir: dir, Durability: config.DurabilityFsync, Logger: zerolog.Nop()})
+		srv, err := bus.StartEmbedded(bus.EmbeddedConfig{DataDir: dir, Durability: config.DurabilityFsync, Logger: zerolog.Nop()})
 		if err != nil {
 			t.Fatalf("StartEmbedded: %v", err)
 		}
-		nc, err := Connect(testCtx(t), ConnConfig{Server: srv})
+		nc, err := bus.Connect(testutil.Ctx(t), bus.ConnConfig{Server: srv})
 		if err != nil {
 			t.Fatal(err)
 		}
 		js, _ := jetstream.New(nc)
-		if err := EnsureStreams(testCtx(t), js, StreamsConfig{}); err != nil {
+		if err := bus.EnsureStreams(testutil.Ctx(t), js, bus.StreamsConfig{}); err != nil {
 			t.Fatal(err)
 		}
 		return func() { nc.Close(); srv.Shutdown(); srv.WaitForShutdown() }, js
 	}
 	stop, js := start()
-	in := NewIntake(js, IntakeConfig{PartitionSecret: testSecret}, zerolog.Nop())
+	in := New(js, Config{PartitionSecret: testSecret}, zerolog.Nop())
 	for i := range 10 {
 		if a := parseACK(t, in.HandleMessage(context.Background(), testPeer, oru("HOSP", "ORU^R01", fmt.Sprintf("RS-%d", i), ""))); a.code != "AA" {
 			t.Fatalf("message %d: %+v", i, a)
@@ -739,14 +740,14 @@ func TestIntakeSurvivesRestart(t *testing.T) {
 
 	stop, js = start()
 	defer stop()
-	if n := streamMsgs(t, js, StreamHL7In); n != 10 {
+	if n := streamMsgs(t, js, bus.StreamHL7In); n != 10 {
 		t.Fatalf("after restart HL7_IN holds %d messages, want 10", n)
 	}
-	in = NewIntake(js, IntakeConfig{PartitionSecret: testSecret}, zerolog.Nop())
+	in = New(js, Config{PartitionSecret: testSecret}, zerolog.Nop())
 	if a := parseACK(t, in.HandleMessage(context.Background(), testPeer, oru("HOSP", "ORU^R01", "RS-3", ""))); a.code != "AA" {
 		t.Fatalf("resend after restart: %+v", a)
 	}
-	if n := streamMsgs(t, js, StreamHL7In); n != 10 || in.Stats().Duplicates != 1 {
+	if n := streamMsgs(t, js, bus.StreamHL7In); n != 10 || in.Stats().Duplicates != 1 {
 		t.Fatalf("resend after restart: HL7_IN holds %d, duplicates %d; want 10 and 1", n, in.Stats().Duplicates)
 	}
 }
@@ -754,8 +755,8 @@ func TestIntakeSurvivesRestart(t *testing.T) {
 // TestIntakeConcurrentResends: 8 senders, every message sent by two of them at
 // about the same time; each gets AA and HL7_IN holds each message once.
 func TestIntakeConcurrentResends(t *testing.T) {
-	tj := startTestJS(t, config.DurabilityOS)
-	in := newTestIntake(t, tj, IntakeConfig{})
+	tj := testutil.StartJS(t, config.DurabilityOS)
+	in := newTestIntake(t, tj, Config{})
 	const senders, perSender = 8, 40
 	errs := make(chan string, senders*perSender)
 	var wg sync.WaitGroup
@@ -778,7 +779,7 @@ func TestIntakeConcurrentResends(t *testing.T) {
 	for e := range errs {
 		t.Error(e)
 	}
-	if n := streamMsgs(t, tj.js, StreamHL7In); n != senders/2*perSender {
+	if n := streamMsgs(t, tj.JS, bus.StreamHL7In); n != senders/2*perSender {
 		t.Errorf("HL7_IN holds %d messages, want %d", n, senders/2*perSender)
 	}
 	if st := in.Stats(); st.Acked != senders*perSender || st.Duplicates != senders/2*perSender {
@@ -796,8 +797,8 @@ func TestIntakeBigMessageAllocations(t *testing.T) {
 	if testing.Short() {
 		t.Skip("16 MiB message")
 	}
-	tj := startTestJS(t, config.DurabilityOS)
-	in := newTestIntake(t, tj, IntakeConfig{})
+	tj := testutil.StartJS(t, config.DurabilityOS)
+	in := newTestIntake(t, tj, Config{})
 	if a := parseACK(t, in.HandleMessage(context.Background(), testPeer, oru("HOSP", "ORU^R01", "WARM-1", ""))); a.code != "AA" {
 		t.Fatalf("warm-up: %+v", a)
 	}
@@ -826,15 +827,23 @@ func TestIntakeBigMessageAllocations(t *testing.T) {
 	if limit := uint64(len(frame)) * 9 / 2; alloc > limit {
 		t.Errorf("storing a %d-byte message allocated %d bytes (%.2fx), want at most 4.5x", len(frame), alloc, float64(alloc)/float64(len(frame)))
 	}
-	s, err := tj.js.Stream(testCtx(t), StreamHL7In)
+	s, err := tj.JS.Stream(testutil.Ctx(t), bus.StreamHL7In)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := s.GetMsg(testCtx(t), 2)
+	m, err := s.GetMsg(testutil.Ctx(t), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(m.Data, frame) {
 		t.Error("the stored message differs from the frame")
+	}
+}
+func TestIntakePatientKeyMatchesPatientKey(t *testing.T) {
+	in := New(nil, Config{PartitionSecret: []byte("k")}, zerolog.Nop())
+	for _, pid := range []string{"", "1", hold.PatientIdentity("123", "HOSP"), "1"} {
+		if got, want := in.patientKey(pid), hold.PatientKey([]byte("k"), pid); got != want {
+			t.Errorf("patientKey(%q) = %q, want %q", pid, got, want)
+		}
 	}
 }

@@ -1,4 +1,4 @@
-package router
+package bus
 
 import (
 	"context"
@@ -7,52 +7,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-)
-
-// Stream names. They are part of the stored data: keep them stable.
-const (
-	// StreamHL7In holds every inbound message, raw, as received (hl7.in.<partition>).
-	StreamHL7In = "HL7_IN"
-	// StreamPortal holds released results for the portal (portal.fhir.*, portal.hl7.*).
-	StreamPortal = "PORTAL"
-	// StreamHolds holds hold events (hold.<event>); the records live in KVHolds.
-	StreamHolds = "HOLDS"
-	// StreamNotify holds clinician notifications (notify.clinician.<provider>).
-	StreamNotify = "NOTIFY"
-	// StreamAudit is the append-only audit trail (audit.<kind>); it denies delete and purge.
-	StreamAudit = "AUDIT"
-	// StreamDead holds messages that could not be processed, with the reason.
-	StreamDead = "DEAD"
-)
-
-// Key-value bucket names. Keep them stable.
-const (
-	// KVHolds holds the hold records, keyed by hold ID, updated by compare-and-set.
-	KVHolds = "holds"
-	// KVConsents holds the patients' Consents, keyed by patient key.
-	KVConsents = "consents"
-	// KVPatients holds per-patient history (e.g. malignancy seen), keyed by patient key.
-	KVPatients = "patients"
-)
-
-// Subjects. Tokens never carry PHI: partitions and patient keys are keyed hashes.
-const (
-	// SubjectInPrefix prefixes the inbound subject; the last token is the partition.
-	SubjectInPrefix = "hl7.in."
-	// SubjectInAll matches every inbound message.
-	SubjectInAll = "hl7.in.>"
-	// SubjectPortalAll matches the portal feed (portal.fhir.<partition>, portal.hl7.<partition>).
-	SubjectPortalAll = "portal.>"
-	// SubjectHoldAll matches hold events (hold.<event>).
-	SubjectHoldAll = "hold.>"
-	// SubjectNotifyAll matches notifications (notify.clinician.<provider key>).
-	SubjectNotifyAll = "notify.>"
-	// SubjectAuditAll matches audit events (audit.<kind>).
-	SubjectAuditAll = "audit.>"
-	// SubjectDead is the dead-letter subject; DeadSubject adds a reason token.
-	SubjectDead = "hl7.dead"
-	// SubjectDeadAll matches the per-reason dead-letter subjects.
-	SubjectDeadAll = "hl7.dead.>"
 )
 
 // History kept per key in the buckets. JetStream allows at most 64.
@@ -64,13 +18,6 @@ const (
 	// PatientsHistory keeps earlier per-patient history entries.
 	PatientsHistory = 16
 )
-
-// InSubject returns the inbound subject for partition, "hl7.in.<partition>".
-func InSubject(partition string) string { return SubjectInPrefix + partition }
-
-// DeadSubject returns the dead-letter subject for reason, "hl7.dead.<reason>".
-// reason must be a single subject token (e.g. "parse", "too-large").
-func DeadSubject(reason string) string { return SubjectDead + "." + reason }
 
 // DefaultDuplicateWindow is HL7_IN's duplicate window: interface engines resend
 // long after two minutes (queued messages after an outage), hence a day.

@@ -1,4 +1,4 @@
-package router
+package bus_test
 
 import (
 	"bytes"
@@ -16,11 +16,13 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/resultgate/resultgate/config"
+	"github.com/resultgate/resultgate/internal/testutil"
+	"github.com/resultgate/resultgate/router/bus"
 )
 
 func TestStartEmbeddedInProcess(t *testing.T) {
 	dir := t.TempDir()
-	srv, err := StartEmbedded(EmbeddedConfig{DataDir: dir, Durability: config.DurabilityFsync, Logger: zerolog.Nop()})
+	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{DataDir: dir, Durability: config.DurabilityFsync, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatalf("StartEmbedded: %v", err)
 	}
@@ -33,7 +35,7 @@ func TestStartEmbeddedInProcess(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	nc, err := Connect(ctx, ConnConfig{Server: srv, Logger: zerolog.Nop()})
+	nc, err := bus.Connect(ctx, bus.ConnConfig{Server: srv, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatalf("Connect in-process: %v", err)
 	}
@@ -42,10 +44,10 @@ func TestStartEmbeddedInProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := EnsureStreams(ctx, js, StreamsConfig{}); err != nil {
+	if err := bus.EnsureStreams(ctx, js, bus.StreamsConfig{}); err != nil {
 		t.Fatalf("EnsureStreams: %v", err)
 	}
-	if _, err := js.Publish(ctx, InSubject("p00"), []byte("x")); err != nil {
+	if _, err := js.Publish(ctx, bus.InSubject("p00"), []byte("x")); err != nil {
 		t.Fatalf("publish: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "nats", "jetstream")); err != nil {
@@ -54,14 +56,14 @@ func TestStartEmbeddedInProcess(t *testing.T) {
 	if nc.Opts.Name != "resultgate" || nc.Opts.MaxReconnect != -1 {
 		t.Errorf("connection name %q max reconnects %d", nc.Opts.Name, nc.Opts.MaxReconnect)
 	}
-	if got := nc.MaxPayload(); got != DefaultMaxPayload {
-		t.Errorf("max payload = %d, want %d", got, DefaultMaxPayload)
+	if got := nc.MaxPayload(); got != bus.DefaultMaxPayload {
+		t.Errorf("max payload = %d, want %d", got, bus.DefaultMaxPayload)
 	}
 }
 
 func TestStartEmbeddedDurabilityOS(t *testing.T) {
-	tj := startTestJS(t, config.DurabilityOS)
-	if tj.srv.JetStreamConfig().SyncAlways {
+	tj := testutil.StartJS(t, config.DurabilityOS)
+	if tj.Srv.JetStreamConfig().SyncAlways {
 		t.Error("durability os enabled sync always")
 	}
 }
@@ -69,17 +71,17 @@ func TestStartEmbeddedDurabilityOS(t *testing.T) {
 func TestStartEmbeddedErrors(t *testing.T) {
 	tests := []struct {
 		name string
-		cfg  EmbeddedConfig
+		cfg  bus.EmbeddedConfig
 		want string
 	}{
-		{"no data dir", EmbeddedConfig{}, "embedded NATS: data directory is empty"},
-		{"bad durability", EmbeddedConfig{DataDir: "x", Durability: "sometimes"}, `embedded NATS: unknown durability "sometimes" (want fsync or os)`},
-		{"bad listen", EmbeddedConfig{DataDir: "x", Listen: "nocolon"}, `embedded NATS: listen address "nocolon": parsing host:port: address nocolon: missing port in address`},
-		{"bad port", EmbeddedConfig{DataDir: "x", Listen: "127.0.0.1:99999"}, `embedded NATS: listen address "127.0.0.1:99999": invalid port "99999"`},
+		{"no data dir", bus.EmbeddedConfig{}, "embedded NATS: data directory is empty"},
+		{"bad durability", bus.EmbeddedConfig{DataDir: "x", Durability: "sometimes"}, `embedded NATS: unknown durability "sometimes" (want fsync or os)`},
+		{"bad listen", bus.EmbeddedConfig{DataDir: "x", Listen: "nocolon"}, `embedded NATS: listen address "nocolon": parsing host:port: address nocolon: missing port in address`},
+		{"bad port", bus.EmbeddedConfig{DataDir: "x", Listen: "127.0.0.1:99999"}, `embedded NATS: listen address "127.0.0.1:99999": invalid port "99999"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := StartEmbedded(tt.cfg)
+			_, err := bus.StartEmbedded(tt.cfg)
 			if err == nil || err.Error() != tt.want {
 				t.Fatalf("err = %v, want %q", err, tt.want)
 			}
@@ -88,8 +90,8 @@ func TestStartEmbeddedErrors(t *testing.T) {
 }
 
 func TestConnectNoServer(t *testing.T) {
-	_, err := Connect(context.Background(), ConnConfig{})
-	if !errors.Is(err, ErrNoServer) {
+	_, err := bus.Connect(context.Background(), bus.ConnConfig{})
+	if !errors.Is(err, bus.ErrNoServer) {
 		t.Fatalf("err = %v, want ErrNoServer", err)
 	}
 }
@@ -98,7 +100,7 @@ func TestConnectNoServer(t *testing.T) {
 // message payloads (PHI); it stays off, and no payload reaches the log.
 func TestEmbeddedNeverTraces(t *testing.T) {
 	var buf safeBuffer
-	srv, err := StartEmbedded(EmbeddedConfig{DataDir: t.TempDir(), Durability: config.DurabilityOS,
+	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{DataDir: t.TempDir(), Durability: config.DurabilityOS,
 		Logger: zerolog.New(&buf).Level(zerolog.TraceLevel)})
 	if err != nil {
 		t.Fatal(err)
@@ -107,16 +109,16 @@ func TestEmbeddedNeverTraces(t *testing.T) {
 	if srv.JetStreamConfig() == nil {
 		t.Fatal("no JetStream")
 	}
-	nc, err := Connect(testCtx(t), ConnConfig{Server: srv})
+	nc, err := bus.Connect(testutil.Ctx(t), bus.ConnConfig{Server: srv})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	if err := EnsureStreams(testCtx(t), js, StreamsConfig{}); err != nil {
+	if err := bus.EnsureStreams(testutil.Ctx(t), js, bus.StreamsConfig{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.Publish(testCtx(t), InSubject("p00"), []byte("PID|1||SECRET-MRN-4711")); err != nil {
+	if _, err := js.Publish(testutil.Ctx(t), bus.InSubject("p00"), []byte("PID|1||SECRET-MRN-4711")); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(buf.String(), "SECRET-MRN-4711") {
@@ -154,7 +156,7 @@ func TestStartEmbeddedPortInUse(t *testing.T) {
 	}
 	defer l.Close()
 	start := time.Now()
-	srv, err := StartEmbedded(EmbeddedConfig{
+	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{
 		DataDir: t.TempDir(), Listen: l.Addr().String(), Durability: config.DurabilityOS,
 		ReadyTimeout: 20 * time.Second, Logger: zerolog.Nop(),
 	})
@@ -162,7 +164,7 @@ func TestStartEmbeddedPortInUse(t *testing.T) {
 		srv.Shutdown()
 		t.Fatal("StartEmbedded on a taken port succeeded")
 	}
-	if !errors.Is(err, ErrServerNotReady) || !strings.Contains(err.Error(), "address already in use") {
+	if !errors.Is(err, bus.ErrServerNotReady) || !strings.Contains(err.Error(), "address already in use") {
 		t.Errorf("error %q, want ErrServerNotReady naming the taken address", err)
 	}
 	if d := time.Since(start); d > 10*time.Second {

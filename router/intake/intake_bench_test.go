@@ -1,4 +1,4 @@
-package router
+package intake
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/resultgate/resultgate/config"
+	"github.com/resultgate/resultgate/router/bus"
 )
 
 // benchConcurrency is the number of concurrent senders, as the 8 MLLP
@@ -42,14 +43,14 @@ func benchORU() ([]byte, int) {
 // with the given durability and returns a JetStream client with the streams.
 func benchJS(b *testing.B, d config.Durability) jetstream.JetStream {
 	b.Helper()
-	srv, err := StartEmbedded(EmbeddedConfig{DataDir: b.TempDir(), Durability: d, Logger: zerolog.Nop()})
+	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{DataDir: b.TempDir(), Durability: d, Logger: zerolog.Nop()})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	nc, err := Connect(ctx, ConnConfig{Server: srv})
+	nc, err := bus.Connect(ctx, bus.ConnConfig{Server: srv})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -58,7 +59,7 @@ func benchJS(b *testing.B, d config.Durability) jetstream.JetStream {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := EnsureStreams(ctx, js, StreamsConfig{}); err != nil {
+	if err := bus.EnsureStreams(ctx, js, bus.StreamsConfig{}); err != nil {
 		b.Fatal(err)
 	}
 	return js
@@ -87,8 +88,8 @@ func BenchmarkIntakeStore(b *testing.B) {
 			js := benchJS(b, d)
 			runParallel(b, len(tmpl), func() bool {
 				f := uniqueFrame(tmpl, off)
-				m := &nats.Msg{Subject: InSubject("p01"), Data: f, Header: nats.Header{
-					HeaderMsgID: {string(f[off-6 : off+12])},
+				m := &nats.Msg{Subject: bus.InSubject("p01"), Data: f, Header: nats.Header{
+					bus.HeaderMsgID: {string(f[off-6 : off+12])},
 				}}
 				_, err := js.PublishMsg(context.Background(), m)
 				return err == nil
@@ -96,7 +97,7 @@ func BenchmarkIntakeStore(b *testing.B) {
 		})
 		b.Run("durability="+string(d)+"/intake", func(b *testing.B) {
 			js := benchJS(b, d)
-			in := NewIntake(js, IntakeConfig{PartitionSecret: testSecret}, zerolog.Nop())
+			in := New(js, Config{PartitionSecret: testSecret}, zerolog.Nop())
 			runParallel(b, len(tmpl), func() bool {
 				ack := in.HandleMessage(context.Background(), testPeer, uniqueFrame(tmpl, off))
 				return bytes.Contains(ack, []byte("|AA|"))
@@ -138,11 +139,11 @@ func BenchmarkIntakeVsRaw(b *testing.B) {
 	for _, d := range []config.Durability{config.DurabilityFsync, config.DurabilityOS} {
 		b.Run("durability="+string(d), func(b *testing.B) {
 			rawJS := benchJS(b, d)
-			in := NewIntake(benchJS(b, d), IntakeConfig{PartitionSecret: testSecret}, zerolog.Nop())
+			in := New(benchJS(b, d), Config{PartitionSecret: testSecret}, zerolog.Nop())
 			raw := func() bool {
 				f := uniqueFrame(tmpl, off)
-				m := &nats.Msg{Subject: InSubject("p01"), Data: f, Header: nats.Header{
-					HeaderMsgID: {string(f[off-6 : off+12])},
+				m := &nats.Msg{Subject: bus.InSubject("p01"), Data: f, Header: nats.Header{
+					bus.HeaderMsgID: {string(f[off-6 : off+12])},
 				}}
 				_, err := rawJS.PublishMsg(context.Background(), m)
 				return err == nil

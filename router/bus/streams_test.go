@@ -1,4 +1,4 @@
-package router
+package bus_test
 
 import (
 	"errors"
@@ -9,22 +9,24 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/resultgate/resultgate/config"
+	"github.com/resultgate/resultgate/internal/testutil"
+	"github.com/resultgate/resultgate/router/bus"
 )
 
 func TestEnsureStreamsIdempotent(t *testing.T) {
-	tj := startTestJS(t, config.DurabilityOS)
-	ctx := testCtx(t)
+	tj := testutil.StartJS(t, config.DurabilityOS)
+	ctx := testutil.Ctx(t)
 	// startTestJS ran EnsureStreams once; run it twice more, also after data.
-	if _, err := tj.js.Publish(ctx, InSubject("p01"), []byte("x")); err != nil {
+	if _, err := tj.JS.Publish(ctx, bus.InSubject("p01"), []byte("x")); err != nil {
 		t.Fatalf("publish: %v", err)
 	}
 	for i := range 2 {
-		if err := EnsureStreams(ctx, tj.js, StreamsConfig{}); err != nil {
+		if err := bus.EnsureStreams(ctx, tj.JS, bus.StreamsConfig{}); err != nil {
 			t.Fatalf("EnsureStreams run %d: %v", i+2, err)
 		}
 	}
-	for _, want := range StreamConfigs(StreamsConfig{}) {
-		s, err := tj.js.Stream(ctx, want.Name)
+	for _, want := range bus.StreamConfigs(bus.StreamsConfig{}) {
+		s, err := tj.JS.Stream(ctx, want.Name)
 		if err != nil {
 			t.Fatalf("stream %s: %v", want.Name, err)
 		}
@@ -36,7 +38,7 @@ func TestEnsureStreamsIdempotent(t *testing.T) {
 			t.Errorf("%s storage = %v, want file", want.Name, got.Storage)
 		}
 	}
-	in, err := tj.js.Stream(ctx, StreamHL7In)
+	in, err := tj.JS.Stream(ctx, bus.StreamHL7In)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,8 +48,8 @@ func TestEnsureStreamsIdempotent(t *testing.T) {
 	if got := in.CachedInfo().State.Msgs; got != 1 {
 		t.Errorf("HL7_IN messages after re-ensure = %d, want 1", got)
 	}
-	for _, b := range BucketConfigs(StreamsConfig{}) {
-		kv, err := tj.js.KeyValue(ctx, b.Bucket)
+	for _, b := range bus.BucketConfigs(bus.StreamsConfig{}) {
+		kv, err := tj.JS.KeyValue(ctx, b.Bucket)
 		if err != nil {
 			t.Fatalf("bucket %s: %v", b.Bucket, err)
 		}
@@ -59,27 +61,27 @@ func TestEnsureStreamsIdempotent(t *testing.T) {
 			t.Errorf("bucket %s history = %d, want %d", b.Bucket, st.History(), b.History)
 		}
 	}
-	if HoldsHistory < 16 {
-		t.Errorf("holds history %d < 16", HoldsHistory)
+	if bus.HoldsHistory < 16 {
+		t.Errorf("holds history %d < 16", bus.HoldsHistory)
 	}
 	// A changed, mutable setting is applied by a later run.
-	if err := EnsureStreams(ctx, tj.js, StreamsConfig{DuplicateWindow: time.Hour}); err != nil {
+	if err := bus.EnsureStreams(ctx, tj.JS, bus.StreamsConfig{DuplicateWindow: time.Hour}); err != nil {
 		t.Fatalf("EnsureStreams with new window: %v", err)
 	}
-	in, _ = tj.js.Stream(ctx, StreamHL7In)
+	in, _ = tj.JS.Stream(ctx, bus.StreamHL7In)
 	if got := in.CachedInfo().Config.Duplicates; got != time.Hour {
 		t.Errorf("HL7_IN duplicate window after update = %s, want 1h", got)
 	}
 }
 
 func TestAuditDeniesDeleteAndPurge(t *testing.T) {
-	tj := startTestJS(t, config.DurabilityOS)
-	ctx := testCtx(t)
-	ack, err := tj.js.Publish(ctx, "audit.decision", []byte(`{"decision":"release"}`))
+	tj := testutil.StartJS(t, config.DurabilityOS)
+	ctx := testutil.Ctx(t)
+	ack, err := tj.JS.Publish(ctx, "audit.decision", []byte(`{"decision":"release"}`))
 	if err != nil {
 		t.Fatalf("publish audit: %v", err)
 	}
-	s, err := tj.js.Stream(ctx, StreamAudit)
+	s, err := tj.JS.Stream(ctx, bus.StreamAudit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +99,7 @@ func TestAuditDeniesDeleteAndPurge(t *testing.T) {
 	}
 	// Updating the stream to allow deletes must not be possible silently either:
 	// EnsureStreams keeps DenyDelete/DenyPurge on.
-	if err := EnsureStreams(ctx, tj.js, StreamsConfig{}); err != nil {
+	if err := bus.EnsureStreams(ctx, tj.JS, bus.StreamsConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	info, err := s.Info(ctx)
@@ -115,13 +117,13 @@ func TestAuditDeniesDeleteAndPurge(t *testing.T) {
 func TestStreamsConfigValidate(t *testing.T) {
 	tests := []struct {
 		name string
-		sc   StreamsConfig
+		sc   bus.StreamsConfig
 		want string
 	}{
-		{"defaults", StreamsConfig{}, ""},
-		{"replicas 3", StreamsConfig{Replicas: 3}, ""},
-		{"too many replicas", StreamsConfig{Replicas: 7}, "replicas 7: JetStream allows at most 5"},
-		{"window over max age", StreamsConfig{InMaxAge: time.Hour}, "duplicate window 24h0m0s exceeds HL7_IN max age 1h0m0s"},
+		{"defaults", bus.StreamsConfig{}, ""},
+		{"replicas 3", bus.StreamsConfig{Replicas: 3}, ""},
+		{"too many replicas", bus.StreamsConfig{Replicas: 7}, "replicas 7: JetStream allows at most 5"},
+		{"window over max age", bus.StreamsConfig{InMaxAge: time.Hour}, "duplicate window 24h0m0s exceeds HL7_IN max age 1h0m0s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -138,25 +140,25 @@ func TestStreamsConfigValidate(t *testing.T) {
 }
 
 func TestReady(t *testing.T) {
-	tj := startTestJS(t, config.DurabilityOS)
-	ctx := testCtx(t)
-	if err := Ready(ctx, tj.js); err != nil {
+	tj := testutil.StartJS(t, config.DurabilityOS)
+	ctx := testutil.Ctx(t)
+	if err := bus.Ready(ctx, tj.JS); err != nil {
 		t.Fatalf("Ready: %v", err)
 	}
-	if err := Live(tj.nc); err != nil {
+	if err := bus.Live(tj.NC); err != nil {
 		t.Fatalf("Live: %v", err)
 	}
-	if err := tj.js.DeleteStream(ctx, StreamDead); err != nil {
+	if err := tj.JS.DeleteStream(ctx, bus.StreamDead); err != nil {
 		t.Fatal(err)
 	}
-	if err := Ready(ctx, tj.js); !errors.Is(err, ErrStreamMissing) {
+	if err := bus.Ready(ctx, tj.JS); !errors.Is(err, bus.ErrStreamMissing) {
 		t.Fatalf("Ready without DEAD = %v, want ErrStreamMissing", err)
 	}
-	tj.nc.Close()
-	if err := Live(tj.nc); !errors.Is(err, ErrNotConnected) {
+	tj.NC.Close()
+	if err := bus.Live(tj.NC); !errors.Is(err, bus.ErrNotConnected) {
 		t.Fatalf("Live after close = %v, want ErrNotConnected", err)
 	}
-	if err := Ready(ctx, tj.js); !errors.Is(err, ErrNotConnected) {
+	if err := bus.Ready(ctx, tj.JS); !errors.Is(err, bus.ErrNotConnected) {
 		t.Fatalf("Ready after close = %v, want ErrNotConnected", err)
 	}
 }

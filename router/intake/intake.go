@@ -1,4 +1,4 @@
-package router
+package intake
 
 import (
 	"bytes"
@@ -24,53 +24,8 @@ import (
 	"github.com/resultgate/resultgate/config"
 	"github.com/resultgate/resultgate/hl7"
 	"github.com/resultgate/resultgate/hl7/mllp"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
-)
-
-// Headers of the messages the intake stores in HL7_IN (and DEAD). Values carry no
-// PHI: the patient appears only as its keyed hash. Keep the names stable.
-const (
-	// HeaderMsgID is JetStream's deduplication header, set to MsgID(MSH-3, MSH-4, MSH-10).
-	HeaderMsgID = jetstream.MsgIDHeader
-	// HeaderHL7ControlID is MSH-10.
-	HeaderHL7ControlID = "Hl7-Control-Id"
-	// HeaderHL7MessageType is MSH-9 as CODE^EVENT^STRUCTURE.
-	HeaderHL7MessageType = "Hl7-Message-Type"
-	// HeaderHL7SendingApplication is MSH-3 (HD components joined with ^).
-	HeaderHL7SendingApplication = "Hl7-Sending-Application"
-	// HeaderHL7SendingFacility is MSH-4 (HD components joined with ^).
-	HeaderHL7SendingFacility = "Hl7-Sending-Facility"
-	// HeaderHL7Version is MSH-12.
-	HeaderHL7Version = "Hl7-Version"
-	// HeaderPeer is the sender's IP address and port.
-	HeaderPeer = "Resultgate-Peer"
-	// HeaderPeerCert is the CN of the sender's verified client certificate (mutual TLS).
-	HeaderPeerCert = "Resultgate-Peer-Cert"
-	// HeaderConnID is the MLLP connection number (matches the listener's logs).
-	HeaderConnID = "Resultgate-Conn-Id"
-	// HeaderReceivedAt is when the frame was received, RFC 3339 with nanoseconds, UTC.
-	HeaderReceivedAt = "Resultgate-Received-At"
-	// HeaderPartition is the partition token (the last subject token).
-	HeaderPartition = "Resultgate-Partition"
-	// HeaderPatientKey is PatientKey of the PID-3 identifier; absent without PID.
-	HeaderPatientKey = "Resultgate-Patient-Key"
-	// HeaderControlIDReused is "true" on a message whose MSH-3/4/10 matched an
-	// earlier, different message within the duplicate window (its Msg-Id then
-	// carries a content hash).
-	HeaderControlIDReused = "Resultgate-Control-Id-Reused"
-	// HeaderRejectReason is, on DEAD records, why the message was not accepted (a
-	// Reason). The header names match the classify step's dead letters.
-	HeaderRejectReason = "Resultgate-Dead-Reason"
-	// HeaderRejectDetail is, on DEAD records, the problem in words, without
-	// message content.
-	HeaderRejectDetail = "Resultgate-Dead-Detail"
-	// HeaderStage is, on DEAD records, the step that gave up ("intake").
-	HeaderStage = "Resultgate-Dead-Stage"
-	// HeaderSize is, on DEAD records of oversize frames, the full frame size in bytes.
-	HeaderSize = "Resultgate-Size"
-
-	// headerDeadAt is when the DEAD record was written (as the classify step's).
-	headerDeadAt = "Resultgate-Dead-At"
 )
 
 // Reason says why the intake did not accept a message. It is a DEAD subject
@@ -141,8 +96,8 @@ const DefaultStoreTimeout = 5 * time.Second
 // MaxDeadPrefix bounds how much of an oversize frame is kept in its DEAD record.
 const MaxDeadPrefix = 64 << 10
 
-// IntakeConfig configures the intake.
-type IntakeConfig struct {
+// Config configures the intake.
+type Config struct {
 	// AcceptTypes lists accepted MSH-9 types as CODE^EVENT, or CODE for every
 	// event; default config.DefaultAcceptTypes.
 	AcceptTypes []string
@@ -168,8 +123,8 @@ type IntakeConfig struct {
 	ObserveStore func(time.Duration)
 }
 
-// IntakeStats are the intake's counters since start.
-type IntakeStats struct {
+// Stats are the intake's counters since start.
+type Stats struct {
 	// Received counts frames handed to the intake, oversize ones included.
 	Received uint64
 	// Acked counts positive acknowledgements (AA/CA, or suppressed by MSH-15 NE/ER).
@@ -195,7 +150,7 @@ type IntakeStats struct {
 type Intake struct {
 	js         jetstream.JetStream
 	log        zerolog.Logger
-	cfg        IntakeConfig
+	cfg        Config
 	types      map[string]bool
 	facilities map[string]bool
 	now        func() time.Time
@@ -210,11 +165,11 @@ type Intake struct {
 
 var _ mllp.Handler = (*Intake)(nil)
 
-// ErrNoPartitionSecret is returned by IntakeConfig.Validate when the secret is empty.
+// ErrNoPartitionSecret is returned by Config.Validate when the secret is empty.
 var ErrNoPartitionSecret = errors.New("intake: partition secret is empty")
 
 // Validate reports an unusable configuration.
-func (c IntakeConfig) Validate() error {
+func (c Config) Validate() error {
 	if len(c.PartitionSecret) == 0 {
 		return ErrNoPartitionSecret
 	}
@@ -231,10 +186,10 @@ func (c IntakeConfig) Validate() error {
 	return nil
 }
 
-// NewIntake returns an intake publishing to js. Call cfg.Validate first: an
+// New returns an intake publishing to js. Call cfg.Validate first: an
 // invalid AckMode is treated as auto and an empty secret still hashes (keyed by
 // nothing), which the caller must not allow in production.
-func NewIntake(js jetstream.JetStream, cfg IntakeConfig, log zerolog.Logger) *Intake {
+func New(js jetstream.JetStream, cfg Config, log zerolog.Logger) *Intake {
 	if len(cfg.AcceptTypes) == 0 {
 		cfg.AcceptTypes = config.DefaultAcceptTypes
 	}
@@ -270,8 +225,8 @@ func NewIntake(js jetstream.JetStream, cfg IntakeConfig, log zerolog.Logger) *In
 }
 
 // Stats returns a snapshot of the counters.
-func (in *Intake) Stats() IntakeStats {
-	s := IntakeStats{
+func (in *Intake) Stats() Stats {
+	s := Stats{
 		Received:        in.received.Load(),
 		Acked:           in.acked.Load(),
 		Duplicates:      in.duplicates.Load(),
@@ -415,7 +370,7 @@ func (in *Intake) HandleMessage(ctx context.Context, peer mllp.Peer, frame []byt
 	if rcpt.Duplicate {
 		in.duplicates.Add(1)
 	}
-	log.Debug().Str("decision", "accept").Str("partition", rcpt.Subject[len(SubjectInPrefix):]).
+	log.Debug().Str("decision", "accept").Str("partition", rcpt.Subject[len(bus.SubjectInPrefix):]).
 		Uint64("seq", rcpt.Sequence).Bool("duplicate", rcpt.Duplicate).Msg("stored")
 	code := hl7.AckCodeFor(enhanced, hl7.Accepted)
 	if enhanced && !hl7.AcceptAckWanted(msh.AcceptAckType, true) {
@@ -490,9 +445,9 @@ func (in *Intake) inStream(ctx context.Context) (jetstream.Stream, error) {
 	if s := in.stream.Load(); s != nil {
 		return *s, nil
 	}
-	s, err := in.js.Stream(ctx, StreamHL7In)
+	s, err := in.js.Stream(ctx, bus.StreamHL7In)
 	if err != nil {
-		return nil, fmt.Errorf("looking up stream %s: %w", StreamHL7In, err)
+		return nil, fmt.Errorf("looking up stream %s: %w", bus.StreamHL7In, err)
 	}
 	in.stream.Store(&s)
 	return s, nil
@@ -532,24 +487,24 @@ func (in *Intake) storeWithID(ctx context.Context, m *hl7.Message, msh hl7.MSH, 
 		headerSafe(peer.ClientCertSubject),
 	}
 	keys := [...]string{
-		HeaderMsgID, HeaderHL7ControlID, HeaderHL7MessageType, HeaderHL7SendingApplication,
-		HeaderHL7SendingFacility, HeaderHL7Version, HeaderPeer, HeaderConnID, HeaderReceivedAt,
-		HeaderPartition, HeaderPatientKey, HeaderControlIDReused, HeaderPeerCert,
+		bus.HeaderMsgID, bus.HeaderHL7ControlID, bus.HeaderHL7MessageType, bus.HeaderHL7SendingApplication,
+		bus.HeaderHL7SendingFacility, bus.HeaderHL7Version, bus.HeaderPeer, bus.HeaderConnID, bus.HeaderReceivedAt,
+		bus.HeaderPartition, bus.HeaderPatientKey, bus.HeaderControlIDReused, bus.HeaderPeerCert,
 	}
 	all := vals[:]
 	h := make(nats.Header, len(keys))
 	for i, k := range keys {
-		if all[i] == "" || (k == HeaderControlIDReused && !reused) {
+		if all[i] == "" || (k == bus.HeaderControlIDReused && !reused) {
 			continue
 		}
 		h[k] = all[i : i+1 : i+1]
 	}
-	subj := InSubject(part)
+	subj := bus.InSubject(part)
 	sctx, cancel := context.WithTimeout(ctx, in.cfg.StoreTimeout)
 	defer cancel()
 	start := time.Now()
 	ack, err := in.js.PublishMsg(sctx, &nats.Msg{Subject: subj, Header: h, Data: frame},
-		jetstream.WithExpectStream(StreamHL7In))
+		jetstream.WithExpectStream(bus.StreamHL7In))
 	if err != nil {
 		return Receipt{}, fmt.Errorf("publishing to %s: %w", subj, err)
 	}
@@ -613,28 +568,28 @@ func (in *Intake) reject(ctx context.Context, log msgLog, peer mllp.Peer, receiv
 func (in *Intake) deadLetter(ctx context.Context, peer mllp.Peer, receivedAt time.Time, data []byte, r Reason, why string, size int64) error {
 	sum := sha256.Sum256(data)
 	h := nats.Header{
-		HeaderMsgID:        {"intake-" + string(r) + "-" + hex.EncodeToString(sum[:16])},
-		HeaderRejectReason: {string(r)},
-		HeaderRejectDetail: {headerSafe(why)},
-		HeaderStage:        {"intake"},
-		HeaderPeer:         {peer.Addr.String()},
-		HeaderConnID:       {strconv.FormatUint(peer.ConnID, 10)},
-		HeaderReceivedAt:   {receivedAt.UTC().Format(time.RFC3339Nano)},
-		headerDeadAt:       {in.now().UTC().Format(time.RFC3339Nano)},
+		bus.HeaderMsgID:      {"intake-" + string(r) + "-" + hex.EncodeToString(sum[:16])},
+		bus.HeaderDeadReason: {string(r)},
+		bus.HeaderDeadDetail: {headerSafe(why)},
+		bus.HeaderDeadStage:  {"intake"},
+		bus.HeaderPeer:       {peer.Addr.String()},
+		bus.HeaderConnID:     {strconv.FormatUint(peer.ConnID, 10)},
+		bus.HeaderReceivedAt: {receivedAt.UTC().Format(time.RFC3339Nano)},
+		bus.HeaderDeadAt:     {in.now().UTC().Format(time.RFC3339Nano)},
 	}
 	if size > 0 {
-		h[HeaderSize] = []string{strconv.FormatInt(size, 10)}
+		h[bus.HeaderSize] = []string{strconv.FormatInt(size, 10)}
 	}
 	if nc := in.js.Conn(); nc != nil && int64(len(data))+8192 > nc.MaxPayload() {
 		data = data[:max(0, min(len(data), int(nc.MaxPayload())-8192))]
 		if size == 0 {
-			h[HeaderSize] = []string{strconv.Itoa(len(data))}
+			h[bus.HeaderSize] = []string{strconv.Itoa(len(data))}
 		}
 	}
 	sctx, cancel := context.WithTimeout(ctx, in.cfg.StoreTimeout)
 	defer cancel()
-	subj := DeadSubject(string(r))
-	if _, err := in.js.PublishMsg(sctx, &nats.Msg{Subject: subj, Header: h, Data: data}, jetstream.WithExpectStream(StreamDead)); err != nil {
+	subj := bus.DeadSubject(string(r))
+	if _, err := in.js.PublishMsg(sctx, &nats.Msg{Subject: subj, Header: h, Data: data}, jetstream.WithExpectStream(bus.StreamDead)); err != nil {
 		return fmt.Errorf("publishing to %s: %w", subj, err)
 	}
 	in.dead.Add(1)

@@ -1,4 +1,4 @@
-package router
+package bus_test
 
 import (
 	"crypto/ecdsa"
@@ -18,6 +18,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/resultgate/resultgate/internal/testutil"
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/rs/zerolog"
 )
 
@@ -110,7 +112,7 @@ func TestConnectTLS(t *testing.T) {
 	}
 	url := "tls://" + srv.Addr().String()
 
-	nc, err := Connect(testCtx(t), ConnConfig{URL: url, CAFile: pki.caFile, CertFile: pki.clientCert, KeyFile: pki.clientKey, Logger: zerolog.Nop()})
+	nc, err := bus.Connect(testutil.Ctx(t), bus.ConnConfig{URL: url, CAFile: pki.caFile, CertFile: pki.clientCert, KeyFile: pki.clientKey, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatalf("Connect with mutual TLS: %v", err)
 	}
@@ -122,20 +124,20 @@ func TestConnectTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := EnsureStreams(testCtx(t), js, StreamsConfig{}); err != nil {
+	if err := bus.EnsureStreams(testutil.Ctx(t), js, bus.StreamsConfig{}); err != nil {
 		t.Fatalf("EnsureStreams over TLS: %v", err)
 	}
-	if err := Ready(testCtx(t), js); err != nil {
+	if err := bus.Ready(testutil.Ctx(t), js); err != nil {
 		t.Fatalf("Ready over TLS: %v", err)
 	}
 
 	// Without the client certificate the server refuses the connection.
-	if nc2, err := Connect(testCtx(t), ConnConfig{URL: url, CAFile: pki.caFile}); err == nil {
+	if nc2, err := bus.Connect(testutil.Ctx(t), bus.ConnConfig{URL: url, CAFile: pki.caFile}); err == nil {
 		nc2.Close()
 		t.Fatal("Connect without a client certificate succeeded")
 	}
 	// Without the CA the server's certificate is not trusted.
-	if nc3, err := Connect(testCtx(t), ConnConfig{URL: url, CertFile: pki.clientCert, KeyFile: pki.clientKey}); err == nil {
+	if nc3, err := bus.Connect(testutil.Ctx(t), bus.ConnConfig{URL: url, CertFile: pki.clientCert, KeyFile: pki.clientKey}); err == nil {
 		nc3.Close()
 		t.Fatal("Connect without the CA succeeded")
 	} else if !strings.Contains(err.Error(), "connecting to NATS") {
@@ -146,8 +148,8 @@ func TestConnectTLS(t *testing.T) {
 // TestEnsureStreamsReplicasOnSingleNode: R3 asked of a single server fails,
 // naming the stream, rather than silently storing one copy.
 func TestEnsureStreamsReplicasOnSingleNode(t *testing.T) {
-	tj := startTestJS(t, "os")
-	err := EnsureStreams(testCtx(t), tj.js, StreamsConfig{Replicas: 3})
+	tj := testutil.StartJS(t, "os")
+	err := bus.EnsureStreams(testutil.Ctx(t), tj.JS, bus.StreamsConfig{Replicas: 3})
 	if err == nil {
 		t.Fatal("EnsureStreams with 3 replicas on one server succeeded")
 	}
