@@ -38,8 +38,8 @@ func BenchmarkHoldView100k(b *testing.B) {
 		h := &hold.Hold{
 			ID: fmt.Sprintf("h%023d", i), State: hold.StateHeld, Inbound: hold.InboundRef{Stream: bus.StreamHL7In, Seq: uint64(i + 1), MsgID: fmt.Sprintf("LIS|HOSP|%d", i), Partition: "p01"},
 			PatientKey: fmt.Sprintf("%032x", i), ProviderID: fmt.Sprintf("DR%04d", i%providers), ProviderKey: "cprov",
-			Tags:         []policy.Tag{{Tag: policy.TagPathology, Evidence: []policy.Evidence{{Segment: "OBR", Field: "OBR-24", Rule: "svc.sp", Match: "SP"}}}},
-			Bases:        []hold.Basis{{Kind: string(policy.BasisPatientRequest), Detail: json.RawMessage(`{"kind":"patient-request","until":"clinician-review","deadline":"2030-01-01T00:00:00Z","review_ends":true}`)}},
+			Tags:     []policy.Tag{{Tag: policy.TagPathology, Evidence: []policy.Evidence{{Segment: "OBR", Field: "OBR-24", Rule: "svc.sp", Match: "SP"}}}},
+			Bases:    []hold.Basis{{Kind: string(policy.BasisPatientRequest), Detail: json.RawMessage(`{"kind":"patient-request","until":"clinician-review","deadline":"2030-01-01T00:00:00Z","review_ends":true}`)}},
 			Deadline: now.Add(time.Duration(i%1000+1) * time.Hour), CreatedAt: now,
 			Transitions: []hold.Transition{{To: hold.StateHeld, Actor: "resultgate", Role: hold.RoleSystem, At: now}},
 		}

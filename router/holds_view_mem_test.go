@@ -49,7 +49,7 @@ func viewTestHold(i int, now time.Time) *hold.Hold {
 		}[:1+i%2],
 		RulesetVersion: "2026.11.1",
 		Bases:          []hold.Basis{{Kind: string(policy.BasisPatientRequest), Detail: json.RawMessage(`{"kind":"patient-request","until":"clinician-review"}`)}},
-		Deadline:   now.Add(time.Duration(i%1000+1) * time.Hour), RemindAt: now.Add(time.Duration(i%1000) * time.Hour), EscalateAt: now.Add(time.Duration(i%1000)*time.Hour + 30*time.Minute),
+		Deadline:       now.Add(time.Duration(i%1000+1) * time.Hour), RemindAt: now.Add(time.Duration(i%1000) * time.Hour), EscalateAt: now.Add(time.Duration(i%1000)*time.Hour + 30*time.Minute),
 		Notify: policy.NotifyPush, Note: "Your results are ready; your clinician will contact you.", CreatedAt: now,
 		Transitions: []hold.Transition{{To: hold.StateHeld, Actor: "resultgate", Role: hold.RoleSystem, At: now}},
 	}
