@@ -12,12 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resultgate/resultgate/router/holdview"
+
 	"github.com/rs/zerolog"
 
 	"github.com/resultgate/resultgate/auth"
 	"github.com/resultgate/resultgate/config"
 	"github.com/resultgate/resultgate/internal/testutil"
-	"github.com/resultgate/resultgate/router"
 	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
@@ -110,7 +111,7 @@ func (e *apiEnv) heldPathology(t *testing.T, id string) string {
 	sendAll(t, e.app.MLLPAddr().String(), msg(pathORU, id))
 	var holdID string
 	testutil.Eventually(t, 15*time.Second, "hold for "+id, func() bool {
-		hs, _ := e.app.Service().ListHolds(context.Background(), router.HoldFilter{Provider: "D001"})
+		hs, _ := e.app.Service().ListHolds(context.Background(), holdview.Filter{Provider: "D001"})
 		for _, h := range hs {
 			if h.Inbound.ControlID == id {
 				holdID = h.ID

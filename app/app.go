@@ -20,6 +20,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/resultgate/resultgate/router/api"
+	"github.com/resultgate/resultgate/router/pipeline"
+
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -31,7 +34,6 @@ import (
 	"github.com/resultgate/resultgate/forwarder"
 	"github.com/resultgate/resultgate/hl7/mllp"
 	"github.com/resultgate/resultgate/httpapi"
-	"github.com/resultgate/resultgate/router"
 	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/intake"
 	"github.com/resultgate/resultgate/web"
@@ -54,7 +56,9 @@ type App struct {
 	js jetstream.JetStream
 
 	intake   *intake.Intake
-	pipeline *router.Pipeline
+	pipeline *pipeline.Pipeline
+	// natsAPI is the request/reply API (resultgate.api.>) over the pipeline.
+	natsAPI  *api.Server
 	fwd      *forwarder.Forwarder
 	mllpSrv  *mllp.Server
 	httpSrv  *http.Server
@@ -135,14 +139,14 @@ func (a *App) startPipeline(ctx context.Context, secret []byte) error {
 	if err != nil {
 		return err
 	}
-	hc, err := router.LoadHoldsConfig(a.cfg)
+	hc, err := pipeline.LoadHoldsConfig(a.cfg)
 	if err != nil {
 		return err
 	}
-	if err := router.EnsurePipelineBuckets(ctx, a.js, a.cfg.NATS.Replicas); err != nil {
+	if err := pipeline.EnsureBuckets(ctx, a.js, a.cfg.NATS.Replicas); err != nil {
 		return err
 	}
-	p, err := router.NewPipeline(a.nc, router.PipelineConfig{
+	p, err := pipeline.New(a.nc, pipeline.Config{
 		Holds: hc, Partitions: a.cfg.Intake.Partitions, Secret: secret, Policy: pol,
 		FHIR: fhirEncoder(pol.loc), Replicas: a.cfg.NATS.Replicas, Logger: a.log,
 	})
@@ -153,6 +157,11 @@ func (a *App) startPipeline(ctx context.Context, secret []byte) error {
 		return err
 	}
 	a.pipeline = p
+	srv, err := api.Start(a.nc, api.DefaultQueue, p.Service())
+	if err != nil {
+		return errors.Join(err, p.Stop(ctx))
+	}
+	a.natsAPI = srv
 	return nil
 }
 
@@ -178,7 +187,7 @@ func (a *App) startForwarder(ctx context.Context) error {
 
 // Service returns the routing pipeline's Go API (holds, releases, Consents,
 // audit); nil before Start.
-func (a *App) Service() *router.Service {
+func (a *App) Service() *pipeline.Service {
 	if a.pipeline == nil {
 		return nil
 	}
@@ -419,7 +428,7 @@ func (a *App) Run(ctx context.Context) error {
 }
 
 // Stop shuts down in order: stop accepting MLLP and let in-flight stores finish
-// and ACK; stop the pipeline (classify consumers finish the message in hand);
+// and ACK; stop the NATS request/reply API; stop the pipeline (classify consumers finish the message in hand);
 // shut the HTTP server; drain NATS; stop the embedded server. It is idempotent and bounded by ctx.
 func (a *App) Stop(ctx context.Context) error {
 	a.stopOnce.Do(func() {
@@ -435,6 +444,11 @@ func (a *App) Stop(ctx context.Context) error {
 		if a.fwd != nil {
 			if err := a.fwd.Stop(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("forwarder stop: %w", err))
+			}
+		}
+		if a.natsAPI != nil {
+			if err := a.natsAPI.Stop(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("NATS API stop: %w", err))
 			}
 		}
 		if a.pipeline != nil {

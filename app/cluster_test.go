@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resultgate/resultgate/router/store"
+
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -20,7 +22,6 @@ import (
 	"github.com/resultgate/resultgate/hl7/mllp"
 	"github.com/resultgate/resultgate/internal/loadgen"
 	"github.com/resultgate/resultgate/internal/testutil"
-	"github.com/resultgate/resultgate/router"
 	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
@@ -225,7 +226,7 @@ func holdsByControlID(js jetstream.JetStream) (map[string]*hold.Hold, error) {
 	if err != nil {
 		return nil, err
 	}
-	store := router.NewHoldStore(kv)
+	store := store.NewHolds(kv)
 	keys, err := kv.ListKeys(ctx)
 	if err != nil {
 		return nil, err

@@ -33,6 +33,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resultgate/resultgate/router/holdview"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -41,7 +43,6 @@ import (
 	"github.com/resultgate/resultgate/config"
 	"github.com/resultgate/resultgate/internal/loadgen"
 	"github.com/resultgate/resultgate/internal/testutil"
-	"github.com/resultgate/resultgate/router"
 	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
@@ -532,7 +533,7 @@ func TestE2EHolds(t *testing.T) {
 	}
 	var proto *hold.Hold
 	testutil.Eventually(t, 30*time.Second, "prototype hold", func() bool {
-		hs, _ := a.Service().ListHolds(ctx, router.HoldFilter{})
+		hs, _ := a.Service().ListHolds(ctx, holdview.Filter{})
 		if len(hs) == 1 {
 			proto, _ = a.Service().GetHold(ctx, hs[0].ID)
 		}
@@ -663,7 +664,7 @@ func TestE2EHoldsChild(t *testing.T) {
 	cpu := cpuTime(t)
 	pprof.StopCPUProfile()
 	svc := a.Service()
-	if all, _ := svc.ListHolds(ctx, router.HoldFilter{State: hold.StateHeld}); len(all) != want {
+	if all, _ := svc.ListHolds(ctx, holdview.Filter{State: hold.StateHeld}); len(all) != want {
 		t.Fatalf("view has %d open holds, want %d", len(all), want)
 	}
 	var lat []time.Duration
@@ -671,7 +672,7 @@ func TestE2EHoldsChild(t *testing.T) {
 	for i := range 1000 {
 		p := fmt.Sprintf("DR%04d", i%benchProviders)
 		s := time.Now()
-		l, _ := svc.ListHolds(ctx, router.HoldFilter{Provider: p, State: hold.StateHeld})
+		l, _ := svc.ListHolds(ctx, holdview.Filter{Provider: p, State: hold.StateHeld})
 		lat = append(lat, time.Since(s))
 		per = max(per, len(l))
 	}

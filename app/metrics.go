@@ -4,11 +4,14 @@ import (
 	"context"
 	"time"
 
+	"github.com/resultgate/resultgate/router/pipeline"
+
+	"github.com/resultgate/resultgate/router/holdview"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/resultgate/resultgate/forwarder"
 	"github.com/resultgate/resultgate/hl7/mllp"
-	"github.com/resultgate/resultgate/router"
 	"github.com/resultgate/resultgate/router/hold"
 	"github.com/resultgate/resultgate/router/intake"
 )
@@ -74,7 +77,7 @@ func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }
 func (a *App) registerPipelineMetrics() {
 	reg := a.registry
 	svc := a.pipeline.Service()
-	labelled := func(name, help, label string, pick func(router.MetricsSnapshot) map[string]uint64) {
+	labelled := func(name, help, label string, pick func(pipeline.MetricsSnapshot) map[string]uint64) {
 		desc := prometheus.NewDesc("resultgate_"+name, help, []string{label}, nil)
 		reg.MustRegister(collectorFunc{desc: desc, collect: func(ch chan<- prometheus.Metric) {
 			for k, v := range pick(svc.Metrics()) {
@@ -83,17 +86,17 @@ func (a *App) registerPipelineMetrics() {
 		}})
 	}
 	labelled("classify_processed_total", "Inbound messages processed by the classify step, by outcome.", "outcome",
-		func(s router.MetricsSnapshot) map[string]uint64 { return s.Processed })
+		func(s pipeline.MetricsSnapshot) map[string]uint64 { return s.Processed })
 	labelled("decisions_total", "Policy decisions by action.", "action",
-		func(s router.MetricsSnapshot) map[string]uint64 { return s.Decisions })
+		func(s pipeline.MetricsSnapshot) map[string]uint64 { return s.Decisions })
 	labelled("releases_total", "Results published to the portal feed, by release path.", "path",
-		func(s router.MetricsSnapshot) map[string]uint64 { return s.Releases })
+		func(s pipeline.MetricsSnapshot) map[string]uint64 { return s.Releases })
 	labelled("dead_letters_total", "Messages moved to the DEAD stream by the pipeline, and released results that cannot be published (reason unpublishable), by reason.", "reason",
-		func(s router.MetricsSnapshot) map[string]uint64 { return s.Dead })
+		func(s pipeline.MetricsSnapshot) map[string]uint64 { return s.Dead })
 	counterFunc(reg, "classify_retries_total", "Transient classify failures that were retried.",
 		func() float64 { return float64(svc.Metrics().Retries) })
 	gaugeFunc(reg, "holds_open", "Holds currently holding a result (this instance's view).", func() float64 {
-		hs, _ := svc.ListHolds(context.Background(), router.HoldFilter{State: hold.StateHeld})
+		hs, _ := svc.ListHolds(context.Background(), holdview.Filter{State: hold.StateHeld})
 		return float64(len(hs))
 	})
 }

@@ -14,6 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resultgate/resultgate/router/api"
+	"github.com/resultgate/resultgate/router/pipeline"
+
+	"github.com/resultgate/resultgate/router/holdview"
+
+	"github.com/resultgate/resultgate/router/audit"
+
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -22,7 +29,6 @@ import (
 	"github.com/resultgate/resultgate/hl7/mllp"
 	"github.com/resultgate/resultgate/internal/loadgen"
 	"github.com/resultgate/resultgate/internal/testutil"
-	"github.com/resultgate/resultgate/router"
 	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 	"github.com/resultgate/resultgate/router/intake"
@@ -193,7 +199,7 @@ func (c *permClient) api(t *testing.T, op string, req, out any) {
 	if err != nil {
 		t.Fatalf("API %s: %v", op, err)
 	}
-	var resp router.APIResponse
+	var resp api.Response
 	if err := json.Unmarshal(m.Data, &resp); err != nil {
 		t.Fatalf("API %s: %v in %q", op, err, m.Data)
 	}
@@ -276,7 +282,7 @@ func TestPermissionsClusterMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ops.api(t, "consent.put", router.ConsentPut{Consent: consent, Patient: "MRN-E2E-CON1^^^GENHOSP", By: "patient"}, nil)
+	ops.api(t, "consent.put", pipeline.ConsentPut{Consent: consent, Patient: "MRN-E2E-CON1^^^GENHOSP", By: "patient"}, nil)
 
 	// Intake over MLLP: a routine panel (released at once), pathology held by
 	// the Kentucky preset, pathology the Consent also holds, pathology whose
@@ -304,29 +310,29 @@ func TestPermissionsClusterMode(t *testing.T) {
 	}
 
 	// Releases: PATH1 through the Go API, PATH2 through the request/reply API.
-	if _, err := a.Service().Acknowledge(ctx, holds["PATH1"].ID, router.AckRequest{By: "D001", Note: "Dr Delta will call you."}); err != nil {
+	if _, err := a.Service().Acknowledge(ctx, holds["PATH1"].ID, pipeline.AckRequest{By: "D001", Note: "Dr Delta will call you."}); err != nil {
 		t.Fatalf("releasing PATH1: %v", err)
 	}
-	ops.api(t, "holds.release", router.ReleaseAPIRequest{ID: holds["PATH2"].ID, AckRequest: router.AckRequest{By: "D001"}}, nil)
+	ops.api(t, "holds.release", api.ReleaseAPIRequest{ID: holds["PATH2"].ID, AckRequest: pipeline.AckRequest{By: "D001"}}, nil)
 
 	// API reads as ops: the open holds, the dead letter, an audit trail.
 	var open []hold.Hold
 	testutil.Eventually(t, 15*time.Second, "PATH3 and CON1 the only open holds of D001", func() bool {
 		open = nil
-		ops.api(t, "holds.list", router.HoldFilter{Provider: "D001", State: hold.StateHeld}, &open)
+		ops.api(t, "holds.list", holdview.Filter{Provider: "D001", State: hold.StateHeld}, &open)
 		ids := map[string]bool{}
 		for _, h := range open {
 			ids[h.Inbound.ControlID] = true
 		}
 		return ids["PATH3"] && ids["CON1"] && !ids["PATH1"] && !ids["PATH2"] && !ids["LAB1"]
 	})
-	var dead []router.DeadRecord
-	ops.api(t, "dead.list", router.DeadListRequest{}, &dead)
+	var dead []pipeline.DeadRecord
+	ops.api(t, "dead.list", api.DeadListRequest{}, &dead)
 	if len(dead) != 1 || dead[0].Reason != string(intake.ReasonType) {
 		t.Errorf("dead letters %+v, want one of reason %q", dead, intake.ReasonType)
 	}
 	var trail []json.RawMessage
-	ops.api(t, "audit.query", router.AuditQuery{HoldID: holds["PATH2"].ID}, &trail)
+	ops.api(t, "audit.query", audit.Query{HoldID: holds["PATH2"].ID}, &trail)
 	if len(trail) < 2 {
 		t.Errorf("audit trail of PATH2 has %d events, want its hold and its release", len(trail))
 	}

@@ -8,6 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resultgate/resultgate/router/pipeline"
+
+	"github.com/resultgate/resultgate/router/holdview"
+
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -15,7 +19,6 @@ import (
 	"github.com/resultgate/resultgate/hl7/mllp"
 	"github.com/resultgate/resultgate/internal/loadgen"
 	"github.com/resultgate/resultgate/internal/testutil"
-	"github.com/resultgate/resultgate/router"
 	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
@@ -168,7 +171,7 @@ policy:
 	svc := a.Service()
 	var holdID string
 	testutil.Eventually(t, 15*time.Second, "pathology hold", func() bool {
-		hs, _ := svc.ListHolds(ctx, router.HoldFilter{Provider: "D001"})
+		hs, _ := svc.ListHolds(ctx, holdview.Filter{Provider: "D001"})
 		if len(hs) == 1 {
 			holdID = hs[0].ID
 			return true
@@ -199,13 +202,13 @@ policy:
 	}
 
 	// Another clinician may not release it; the ordering provider may, once.
-	if _, err := svc.Acknowledge(ctx, holdID, router.AckRequest{By: "D999"}); err == nil {
+	if _, err := svc.Acknowledge(ctx, holdID, pipeline.AckRequest{By: "D999"}); err == nil {
 		t.Fatal("a clinician who is not the ordering provider released the hold")
 	}
-	if _, err := svc.Acknowledge(ctx, holdID, router.AckRequest{By: "D001", Note: "Dr Delta will call you today."}); err != nil {
+	if _, err := svc.Acknowledge(ctx, holdID, pipeline.AckRequest{By: "D001", Note: "Dr Delta will call you today."}); err != nil {
 		t.Fatalf("ordering provider release: %v", err)
 	}
-	if _, err := svc.Acknowledge(ctx, holdID, router.AckRequest{By: "D001"}); err == nil {
+	if _, err := svc.Acknowledge(ctx, holdID, pipeline.AckRequest{By: "D001"}); err == nil {
 		t.Fatal("second release succeeded")
 	}
 	testutil.Eventually(t, 15*time.Second, "released pathology result in the feed", func() bool {

@@ -4,15 +4,16 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/resultgate/resultgate/router/pipeline"
+
 	"github.com/resultgate/resultgate/config"
 	"github.com/resultgate/resultgate/fhirmap"
 	"github.com/resultgate/resultgate/hl7"
 	"github.com/resultgate/resultgate/policy"
-	"github.com/resultgate/resultgate/router"
 	"github.com/resultgate/resultgate/router/hold"
 )
 
-// Policy is the production router.Policy: the rule-set classifier and the
+// Policy is the production pipeline.Policy: the rule-set classifier and the
 // decision engine of package policy, configured from the `policy:` and `rules:`
 // sections.
 type Policy struct {
@@ -22,8 +23,8 @@ type Policy struct {
 }
 
 var (
-	_ router.Policy       = (*Policy)(nil)
-	_ router.PooledPolicy = (*Policy)(nil)
+	_ pipeline.Policy       = (*Policy)(nil)
+	_ pipeline.PooledPolicy = (*Policy)(nil)
 )
 
 // PolicyParts decodes cfg's `policy:` section and builds the rule set from the
@@ -75,7 +76,7 @@ func (p *Policy) Report(m *hl7.Message) (*policy.Report, error) {
 	return r, nil
 }
 
-// ReportPooled is Report in pooled memory (router.PooledReporter): release
+// ReportPooled is Report in pooled memory (pipeline.PooledReporter): release
 // hands it back once the classify step is done with the message.
 func (p *Policy) ReportPooled(m *hl7.Message) (*policy.Report, func(), error) {
 	r, release, err := policy.FromHL7Pooled(m, p.loc)
@@ -87,7 +88,7 @@ func (p *Policy) ReportPooled(m *hl7.Message) (*policy.Report, func(), error) {
 }
 
 // ClassifyPooled is Classify with the result in pooled memory
-// (router.PooledPolicy).
+// (pipeline.PooledPolicy).
 func (p *Policy) ClassifyPooled(r *policy.Report, h policy.History) (policy.Classification, func()) {
 	return p.cls.ClassifyPooled(r, h)
 }
@@ -106,7 +107,7 @@ func (p *Policy) ParseConsent(data []byte) (*policy.Preference, error) {
 }
 
 // fhirEncoder returns the portal feed's FHIR encoder (fhirmap.Bundle).
-func fhirEncoder(loc *time.Location) router.FHIREncoder {
+func fhirEncoder(loc *time.Location) pipeline.FHIREncoder {
 	return func(m *hl7.Message, holdID string, rel hold.ReleaseInfo, bases []hold.Basis, patientKey string) ([]byte, error) {
 		kinds := make([]string, 0, len(bases))
 		for _, b := range bases {

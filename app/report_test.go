@@ -10,13 +10,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resultgate/resultgate/router/holdview"
+
+	"github.com/resultgate/resultgate/router/audit"
+
 	"github.com/chromedp/chromedp"
 
 	"github.com/resultgate/resultgate/auth"
 	"github.com/resultgate/resultgate/config"
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/report"
-	"github.com/resultgate/resultgate/router"
 	"github.com/resultgate/resultgate/router/bus"
 )
 
@@ -161,7 +164,7 @@ func TestReportEndToEnd(t *testing.T) {
 	}
 
 	// Reads are audited; the denied clinician too.
-	evs, err := e.app.Service().Audit(context.Background(), router.AuditQuery{})
+	evs, err := e.app.Service().Audit(context.Background(), audit.Query{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +283,7 @@ policy:
 	sendAll(t, e.app.MLLPAddr().String(), msgs...)
 	ids := map[string]string{}
 	testutil.Eventually(t, 15*time.Second, "five holds", func() bool {
-		hs, _ := e.app.Service().ListHolds(context.Background(), router.HoldFilter{})
+		hs, _ := e.app.Service().ListHolds(context.Background(), holdview.Filter{})
 		for _, h := range hs {
 			ids[h.Inbound.ControlID] = h.ID
 		}

@@ -5,7 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/resultgate/resultgate/router"
+	"github.com/resultgate/resultgate/router/audit"
+
 	"github.com/resultgate/resultgate/router/bus"
 )
 
@@ -83,7 +84,7 @@ func TestAPITokens(t *testing.T) {
 	}
 
 	// Both actions are in the audit trail with the admin's name.
-	evs, err := e.app.Service().Audit(context.Background(), router.AuditQuery{})
+	evs, err := e.app.Service().Audit(context.Background(), audit.Query{})
 	if err != nil {
 		t.Fatal(err)
 	}

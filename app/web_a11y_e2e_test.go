@@ -15,12 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resultgate/resultgate/router/holdview"
+
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/resultgate/resultgate/internal/testutil"
-	"github.com/resultgate/resultgate/router"
 	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
@@ -93,7 +94,7 @@ func heldPathologyNow(t *testing.T, e *apiEnv, id string) string {
 	sendAll(t, e.app.MLLPAddr().String(), []byte(m))
 	var holdID string
 	testutil.Eventually(t, 15*time.Second, "hold for "+id, func() bool {
-		hs, _ := e.app.Service().ListHolds(context.Background(), router.HoldFilter{Provider: "D001"})
+		hs, _ := e.app.Service().ListHolds(context.Background(), holdview.Filter{Provider: "D001"})
 		for _, h := range hs {
 			if h.Inbound.ControlID == id && h.State == hold.StateHeld {
 				holdID = h.ID

@@ -15,12 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resultgate/resultgate/router/audit"
+
 	"github.com/chromedp/chromedp"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/resultgate/resultgate/internal/testutil"
-	"github.com/resultgate/resultgate/router"
 	"github.com/resultgate/resultgate/router/bus"
 )
 
@@ -288,7 +289,7 @@ func TestWebOIDCSignInAndRelease(t *testing.T) {
 	})
 
 	// The audit trail names the person who signed in with the identity provider.
-	evs, err := e.app.Service().Audit(context.Background(), router.AuditQuery{HoldID: holdID})
+	evs, err := e.app.Service().Audit(context.Background(), audit.Query{HoldID: holdID})
 	if err != nil {
 		t.Fatal(err)
 	}

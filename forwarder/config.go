@@ -113,7 +113,7 @@ type Config struct {
 	ConsumerPrefix string `yaml:"consumer_prefix"`
 
 	// PartitionCount is the number of intake partitions (intake.partitions);
-	// LoadConfig copies it. Zero means router.DefaultPartitions.
+	// LoadConfig copies it. Zero means hold.DefaultPartitions.
 	PartitionCount int `yaml:"-"`
 }
 
@@ -257,7 +257,7 @@ func (c Config) partitions() []string {
 	return partitionTokens(c.PartitionCount)
 }
 
-// partitionTokens returns the n tokens router.Partition produces.
+// partitionTokens returns the n tokens hold.Partition produces.
 func partitionTokens(n int) []string {
 	if n <= 0 {
 		n = hold.DefaultPartitions

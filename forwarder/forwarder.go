@@ -40,7 +40,7 @@ import (
 )
 
 // DeadReason is the dead-letter reason of messages the forwarder gives up on:
-// they are published on router.DeadSubject(DeadReason), "hl7.dead.forward".
+// they are published on bus.DeadSubject(DeadReason), "hl7.dead.forward".
 const DeadReason = "forward"
 
 // Headers the forwarder adds to its dead-letter records, beside router's

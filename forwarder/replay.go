@@ -7,10 +7,11 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/resultgate/resultgate/router/pipeline"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/resultgate/resultgate/router"
 	"github.com/resultgate/resultgate/router/bus"
 )
 
@@ -32,7 +33,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, deadSeq uint64) (string
 	}
 	raw, err := s.GetMsg(ctx, deadSeq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return "", fmt.Errorf("dead seq %d: %w", deadSeq, router.ErrDeadNotFound)
+		return "", fmt.Errorf("dead seq %d: %w", deadSeq, pipeline.ErrDeadNotFound)
 	}
 	if err != nil {
 		return "", fmt.Errorf("reading dead seq %d: %w", deadSeq, err)

@@ -6,8 +6,11 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/resultgate/resultgate/router/pipeline"
+
+	"github.com/resultgate/resultgate/router/store"
+
 	"github.com/resultgate/resultgate/auth"
-	"github.com/resultgate/resultgate/router"
 	"github.com/resultgate/resultgate/router/hold"
 )
 
@@ -54,7 +57,7 @@ func (a *API) putConsent(w http.ResponseWriter, r *http.Request, p auth.Principa
 	}
 	// ?patient= names the patient as senders identify them in PID-3
 	// (ID^^^AUTHORITY) when the Consent's patient.identifier does not.
-	res, err := a.svc.PutConsent(r.Context(), router.ConsentPut{Consent: body, By: p.Name, Patient: r.URL.Query().Get("patient")})
+	res, err := a.svc.PutConsent(r.Context(), pipeline.ConsentPut{Consent: body, By: p.Name, Patient: r.URL.Query().Get("patient")})
 	if err != nil {
 		if errors.Is(err, hold.ErrBadRequest) || !isKnown(err) {
 			// The Consent reader's messages name the element; they carry no PHI
@@ -74,7 +77,7 @@ func (a *API) putConsent(w http.ResponseWriter, r *http.Request, p auth.Principa
 // isKnown reports whether err is one of the pipeline's sentinels (anything else
 // from PutConsent is the Consent reader rejecting the resource).
 func isKnown(err error) bool {
-	for _, e := range []error{hold.ErrHoldNotFound, router.ErrConsentNotFound, hold.ErrAlreadyReleased, hold.ErrForbidden, hold.ErrConflict, hold.ErrReasonRequired} {
+	for _, e := range []error{hold.ErrHoldNotFound, store.ErrConsentNotFound, hold.ErrAlreadyReleased, hold.ErrForbidden, hold.ErrConflict, hold.ErrReasonRequired} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -91,7 +94,7 @@ func (a *API) getConsent(w http.ResponseWriter, r *http.Request, p auth.Principa
 	rec, err := a.svc.GetConsent(r.Context(), patient)
 	entries := []map[string]json.RawMessage{}
 	switch {
-	case errors.Is(err, router.ErrConsentNotFound):
+	case errors.Is(err, store.ErrConsentNotFound):
 	case err != nil:
 		fhirError(w, err)
 		return nil

@@ -17,11 +17,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/resultgate/resultgate/router/pipeline"
+
+	"github.com/resultgate/resultgate/router/holdview"
+
+	"github.com/resultgate/resultgate/router/audit"
+
+	"github.com/resultgate/resultgate/router/store"
+
 	"github.com/rs/zerolog"
 
 	"github.com/resultgate/resultgate/auth"
 	"github.com/resultgate/resultgate/hl7"
-	"github.com/resultgate/resultgate/router"
 	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
@@ -32,15 +39,15 @@ const MaxBodyBytes = 1 << 20
 
 // Service is what the API needs from the routing pipeline.
 type Service interface {
-	ListHolds(ctx context.Context, f router.HoldFilter) ([]*hold.Hold, error)
+	ListHolds(ctx context.Context, f holdview.Filter) ([]*hold.Hold, error)
 	GetHold(ctx context.Context, id string) (*hold.Hold, error)
-	Acknowledge(ctx context.Context, id string, req router.AckRequest) (*hold.Hold, error)
-	Override(ctx context.Context, id string, req router.OverrideRequest) (*hold.Hold, error)
-	PlaceDetermination(ctx context.Context, req router.PlaceRequest) (router.PlaceResult, error)
-	PutConsent(ctx context.Context, req router.ConsentPut) (router.ConsentResult, error)
-	GetConsent(ctx context.Context, patient string) (router.ConsentRecord, error)
-	Audit(ctx context.Context, q router.AuditQuery) ([]router.AuditEvent, error)
-	RecordAccess(ctx context.Context, e router.AccessEvent) error
+	Acknowledge(ctx context.Context, id string, req pipeline.AckRequest) (*hold.Hold, error)
+	Override(ctx context.Context, id string, req pipeline.OverrideRequest) (*hold.Hold, error)
+	PlaceDetermination(ctx context.Context, req pipeline.PlaceRequest) (pipeline.PlaceResult, error)
+	PutConsent(ctx context.Context, req pipeline.ConsentPut) (pipeline.ConsentResult, error)
+	GetConsent(ctx context.Context, patient string) (store.ConsentRecord, error)
+	Audit(ctx context.Context, q audit.Query) ([]audit.Event, error)
+	RecordAccess(ctx context.Context, e pipeline.AccessEvent) error
 	InboundMessage(ctx context.Context, h *hold.Hold) ([]byte, error)
 }
 
@@ -103,11 +110,11 @@ func fromService(err error) *apiError {
 	switch {
 	case errors.As(err, &ae):
 		return ae
-	case errors.Is(err, hold.ErrHoldNotFound), errors.Is(err, router.ErrConsentNotFound):
+	case errors.Is(err, hold.ErrHoldNotFound), errors.Is(err, store.ErrConsentNotFound):
 		return newErr(http.StatusNotFound, "not_found", "%s", err)
 	case errors.Is(err, hold.ErrAlreadyReleased):
 		return newErr(http.StatusConflict, "already_released", "%s", err)
-	case errors.Is(err, hold.ErrHoldClosed), errors.Is(err, router.ErrBasisActive), errors.Is(err, hold.ErrConflict):
+	case errors.Is(err, hold.ErrHoldClosed), errors.Is(err, pipeline.ErrBasisActive), errors.Is(err, hold.ErrConflict):
 		return newErr(http.StatusConflict, "conflict", "%s", err)
 	case errors.Is(err, hold.ErrReasonRequired):
 		return newErr(http.StatusUnprocessableEntity, "reason_required", "%s", err)
@@ -189,13 +196,13 @@ func hasRole(roles []auth.Role, r auth.Role) bool {
 // access records in the audit trail that p did action (on holdID, if any):
 // the HIPAA access log of reads and of administrative actions.
 func (a *API) access(ctx context.Context, p auth.Principal, action, holdID, what string) error {
-	return a.svc.RecordAccess(ctx, router.AccessEvent{Kind: bus.AuditAccess, Action: action, HoldID: holdID, Actor: p.Name, Role: string(p.Role), Reason: what})
+	return a.svc.RecordAccess(ctx, pipeline.AccessEvent{Kind: bus.AuditAccess, Action: action, HoldID: holdID, Actor: p.Name, Role: string(p.Role), Reason: what})
 }
 
 // deny logs (without PHI) and audits a refused request.
 func (a *API) deny(ctx context.Context, p auth.Principal, action, holdID, why string) {
 	a.log.Warn().Str("actor", p.Name).Str("role", string(p.Role)).Str("action", action).Str("hold", holdID).Msg("request denied")
-	if err := a.svc.RecordAccess(ctx, router.AccessEvent{Kind: bus.AuditDenied, Action: action, HoldID: holdID, Actor: p.Name, Role: string(p.Role), Reason: why}); err != nil {
+	if err := a.svc.RecordAccess(ctx, pipeline.AccessEvent{Kind: bus.AuditDenied, Action: action, HoldID: holdID, Actor: p.Name, Role: string(p.Role), Reason: why}); err != nil {
 		a.log.Error().Err(err).Msg("auditing a denied request")
 	}
 }
@@ -268,7 +275,7 @@ func summarise(h *hold.Hold, now time.Time) holdSummary {
 
 func (a *API) listHolds(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	q := r.URL.Query()
-	f := router.HoldFilter{Provider: q.Get("provider"), State: hold.HoldState(q.Get("status")), Tag: q.Get("tag")}
+	f := holdview.Filter{Provider: q.Get("provider"), State: hold.HoldState(q.Get("status")), Tag: q.Get("tag")}
 	if f.State == "" {
 		f.State = hold.StateHeld
 	}
@@ -396,7 +403,7 @@ func (a *API) release(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 	if p.ProviderID == "" {
 		return fmt.Errorf("this clinician has no provider ID: %w", hold.ErrForbidden)
 	}
-	h, err := a.svc.Acknowledge(r.Context(), r.PathValue("id"), router.AckRequest{By: p.ProviderID, Reason: b.Reason, Note: b.NoteToPatient})
+	h, err := a.svc.Acknowledge(r.Context(), r.PathValue("id"), pipeline.AckRequest{By: p.ProviderID, Reason: b.Reason, Note: b.NoteToPatient})
 	if err != nil {
 		return err
 	}
@@ -418,7 +425,7 @@ func (a *API) override(w http.ResponseWriter, r *http.Request, p auth.Principal)
 	if strings.TrimSpace(b.Reason) == "" {
 		return newErr(http.StatusUnprocessableEntity, "reason_required", "an on-call override needs a reason")
 	}
-	h, err := a.svc.Override(r.Context(), r.PathValue("id"), router.OverrideRequest{By: p.Name, Role: hold.RoleOnCall, Reason: b.Reason, Note: b.NoteToPatient})
+	h, err := a.svc.Override(r.Context(), r.PathValue("id"), pipeline.OverrideRequest{By: p.Name, Role: hold.RoleOnCall, Reason: b.Reason, Note: b.NoteToPatient})
 	if err != nil {
 		return err
 	}
@@ -443,7 +450,7 @@ func (a *API) placeHold(w http.ResponseWriter, r *http.Request, p auth.Principal
 	if by == "" {
 		by = p.Name
 	}
-	res, err := a.svc.PlaceDetermination(r.Context(), router.PlaceRequest{Order: r.PathValue("filler"), Reason: b.Reason, HarmType: b.HarmType, By: by, Role: string(p.Role)})
+	res, err := a.svc.PlaceDetermination(r.Context(), pipeline.PlaceRequest{Order: r.PathValue("filler"), Reason: b.Reason, HarmType: b.HarmType, By: by, Role: string(p.Role)})
 	if err != nil {
 		return err
 	}
@@ -452,7 +459,7 @@ func (a *API) placeHold(w http.ResponseWriter, r *http.Request, p auth.Principal
 }
 
 func (a *API) audit(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	q := router.AuditQuery{HoldID: r.URL.Query().Get("hold")}
+	q := audit.Query{HoldID: r.URL.Query().Get("hold")}
 	if s := r.URL.Query().Get("since"); s != "" {
 		t, err := time.Parse(time.RFC3339, s)
 		if err != nil {
@@ -465,7 +472,7 @@ func (a *API) audit(w http.ResponseWriter, r *http.Request, p auth.Principal) er
 		return err
 	}
 	if evs == nil {
-		evs = []router.AuditEvent{}
+		evs = []audit.Event{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"events": evs})
 	return nil

@@ -12,7 +12,7 @@ import (
 )
 
 // Reporter is what GET /api/report needs from the pipeline
-// (router.Service.Report). It is kept apart from Service so that a Service
+// (pipeline.Service.Report). It is kept apart from Service so that a Service
 // without reports still serves the rest of the API.
 type Reporter interface {
 	Report(ctx context.Context, since, until time.Time) (*report.Report, error)

@@ -5,7 +5,7 @@
 // hold rate and time to release by patient age band, sex and preferred
 // language with small-cell suppression.
 //
-// The package is pure computation: the caller (router.Service.Report) reads
+// The package is pure computation: the caller (pipeline.Service.Report) reads
 // the records and the demographics of their inbound messages; Compute turns
 // them into aggregates. A Report carries no patient identifiers: hold IDs are
 // opaque keyed hashes, and demographic groups under MinCell are suppressed.
@@ -34,7 +34,7 @@ const (
 	BasisOrganisationalPolicy = "organisational-policy"
 )
 
-// Hold states (router.HoldState values).
+// Hold states (hold.HoldState values).
 const (
 	StateHeld       = "held"
 	StateReleased   = "released"
@@ -42,7 +42,7 @@ const (
 	StateWithdrawn  = "withdrawn"
 )
 
-// Release paths (router.ReleasePath values).
+// Release paths (hold.ReleasePath values).
 const (
 	PathAcknowledged   = "acknowledged"
 	PathOverride       = "override"

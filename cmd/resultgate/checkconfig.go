@@ -3,12 +3,13 @@ package main
 import (
 	"fmt"
 
+	"github.com/resultgate/resultgate/router/pipeline"
+
 	"github.com/spf13/cobra"
 
 	"github.com/resultgate/resultgate/app"
 	"github.com/resultgate/resultgate/config"
 	"github.com/resultgate/resultgate/forwarder"
-	"github.com/resultgate/resultgate/router"
 )
 
 func newCheckConfigCmd() *cobra.Command {
@@ -46,7 +47,7 @@ func loadAll(path string) (config.Config, error) {
 	if _, err := app.LoadPolicy(cfg); err != nil {
 		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	if _, err := router.LoadHoldsConfig(cfg); err != nil {
+	if _, err := pipeline.LoadHoldsConfig(cfg); err != nil {
 		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	if _, err := app.AuthConfig(cfg); err != nil {

@@ -1,7 +1,7 @@
 package main
 
 // The operator commands: holds, consent, dead and audit. They call the NATS
-// request/reply API (router.APIClient, subjects resultgate.api.*) of a running
+// request/reply API (api.Client, subjects resultgate.api.*) of a running
 // `resultgate serve`, so they work against one instance or a cluster alike.
 // The API trusts the --by and role it is given (docs/OPERATIONS.md, "NATS
 // subject permissions"): these commands are for operators with NATS rights on
@@ -19,11 +19,19 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/resultgate/resultgate/router/api"
+	"github.com/resultgate/resultgate/router/pipeline"
+
+	"github.com/resultgate/resultgate/router/holdview"
+
+	"github.com/resultgate/resultgate/router/audit"
+
+	"github.com/resultgate/resultgate/router/store"
+
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
-	"github.com/resultgate/resultgate/router"
 	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
@@ -47,7 +55,7 @@ func (f *natsFlags) register(cmd *cobra.Command) {
 }
 
 // call connects, calls op and decodes the answer into out. An API error is
-// returned as *router.APIError (exit status 1); a connection failure says so.
+// returned as *api.Error (exit status 1); a connection failure says so.
 func (f *natsFlags) call(ctx context.Context, op string, req, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
@@ -59,7 +67,7 @@ func (f *natsFlags) call(ctx context.Context, op string, req, out any) error {
 		return fmt.Errorf("is resultgate serve running? %w", err)
 	}
 	defer nc.Close()
-	err = router.APIClient{NC: nc, Timeout: f.timeout}.Call(ctx, op, req, out)
+	err = api.Client{NC: nc, Timeout: f.timeout}.Call(ctx, op, req, out)
 	if errors.Is(err, nats.ErrNoResponders) {
 		return fmt.Errorf("no resultgate instance answers on %s (is serve running with its pipeline?)", bus.SubjectAPIPrefix+op)
 	}
@@ -106,7 +114,7 @@ order, before or after its result arrives.`,
 }
 
 func newHoldsListCmd(nf *natsFlags) *cobra.Command {
-	var f router.HoldFilter
+	var f holdview.Filter
 	var status string
 	cmd := &cobra.Command{
 		Use:   "list",
@@ -194,7 +202,7 @@ func newHoldsShowCmd(nf *natsFlags) *cobra.Command {
 				return err
 			}
 			var h hold.Hold
-			if err := nf.call(cmd.Context(), "holds.get", router.HoldIDRequest{ID: args[0], By: by, Role: role}, &h); err != nil {
+			if err := nf.call(cmd.Context(), "holds.get", api.HoldIDRequest{ID: args[0], By: by, Role: role}, &h); err != nil {
 				return err
 			}
 			if nf.json {
@@ -263,7 +271,7 @@ func writeHold(w io.Writer, h *hold.Hold, now time.Time) {
 }
 
 func newHoldsReleaseCmd(nf *natsFlags) *cobra.Command {
-	var req router.ReleaseAPIRequest
+	var req api.ReleaseAPIRequest
 	cmd := &cobra.Command{
 		Use:   "release HOLD-ID",
 		Short: "Release a held result as the ordering or a covering clinician",
@@ -287,7 +295,7 @@ func newHoldsReleaseCmd(nf *natsFlags) *cobra.Command {
 }
 
 func newHoldsOverrideCmd(nf *natsFlags) *cobra.Command {
-	var req router.OverrideAPIRequest
+	var req api.OverrideAPIRequest
 	cmd := &cobra.Command{
 		Use:   "override HOLD-ID",
 		Short: "Release a held result as the on-call clinician (reason required)",
@@ -326,7 +334,7 @@ func printOutcome(w io.Writer, asJSON bool, h *hold.Hold) error {
 }
 
 func newHoldsPlaceCmd(nf *natsFlags) *cobra.Command {
-	var req router.PlaceRequest
+	var req pipeline.PlaceRequest
 	cmd := &cobra.Command{
 		Use:   "place",
 		Short: "Place a clinician determination (Preventing Harm hold) on an order",
@@ -337,7 +345,7 @@ func newHoldsPlaceCmd(nf *natsFlags) *cobra.Command {
 					return err
 				}
 			}
-			var res router.PlaceResult
+			var res pipeline.PlaceResult
 			if err := nf.call(cmd.Context(), "holds.place", req, &res); err != nil {
 				return err
 			}
@@ -378,7 +386,7 @@ through the NATS API of a running resultgate serve, or shows the one on file.
 A new or revoked Consent re-evaluates that patient's open holds at once.`,
 	}
 	nf.register(cmd)
-	var put router.ConsentPut
+	var put pipeline.ConsentPut
 	putCmd := &cobra.Command{
 		Use:   "put FILE",
 		Short: "Store the Consent in FILE (- for standard input)",
@@ -395,7 +403,7 @@ A new or revoked Consent re-evaluates that patient's open holds at once.`,
 				return &exitError{code: 2, err: fmt.Errorf("%s: not JSON", args[0])}
 			}
 			put.Consent = data
-			var res router.ConsentResult
+			var res pipeline.ConsentResult
 			if err := nf.call(cmd.Context(), "consent.put", put, &res); err != nil {
 				return err
 			}
@@ -418,8 +426,8 @@ A new or revoked Consent re-evaluates that patient's open holds at once.`,
 		Short: "Show the Consent on file for a patient identifier (PID-3)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var rec router.ConsentRecord
-			if err := nf.call(cmd.Context(), "consent.get", router.ConsentGetRequest{Patient: args[0]}, &rec); err != nil {
+			var rec store.ConsentRecord
+			if err := nf.call(cmd.Context(), "consent.get", api.ConsentGetRequest{Patient: args[0]}, &rec); err != nil {
 				return err
 			}
 			if nf.json {
@@ -466,8 +474,8 @@ stream (the original bytes, the same message ID) once the cause is fixed.
 		Short: "List dead-lettered messages, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var recs []router.DeadRecord
-			if err := nf.call(cmd.Context(), "dead.list", router.DeadListRequest{Limit: limit}, &recs); err != nil {
+			var recs []pipeline.DeadRecord
+			if err := nf.call(cmd.Context(), "dead.list", api.DeadListRequest{Limit: limit}, &recs); err != nil {
 				return err
 			}
 			if nf.json {
@@ -498,8 +506,8 @@ stream (the original bytes, the same message ID) once the cause is fixed.
 			if err != nil || seq == 0 {
 				return &exitError{code: 2, err: fmt.Errorf("SEQ: want the DEAD stream sequence from `resultgate dead list`, got %q", args[0])}
 			}
-			var rec router.DeadRecord
-			if err := nf.call(cmd.Context(), "dead.replay", router.DeadReplayRequest{Seq: seq, By: by}, &rec); err != nil {
+			var rec pipeline.DeadRecord
+			if err := nf.call(cmd.Context(), "dead.replay", api.DeadReplayRequest{Seq: seq, By: by}, &rec); err != nil {
 				return err
 			}
 			if nf.json {
@@ -516,7 +524,7 @@ stream (the original bytes, the same message ID) once the cause is fixed.
 
 func newAuditCmd() *cobra.Command {
 	var nf natsFlags
-	var q router.AuditQuery
+	var q audit.Query
 	var since string
 	cmd := &cobra.Command{
 		Use:   "audit [--hold ID] [--since TIME]",
@@ -540,7 +548,7 @@ reason; every read and every refused request.
 			if q.HoldID == "" && q.Since.IsZero() {
 				return &exitError{code: 2, err: errors.New("give --hold or --since")}
 			}
-			var evs []router.AuditEvent
+			var evs []audit.Event
 			if err := nf.call(cmd.Context(), "audit.query", q, &evs); err != nil {
 				return err
 			}
@@ -573,7 +581,7 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 }
 
 // writeAudit prints one line per event, then its tags and bases for decisions.
-func writeAudit(w io.Writer, evs []router.AuditEvent) {
+func writeAudit(w io.Writer, evs []audit.Event) {
 	for _, e := range evs {
 		var b strings.Builder
 		fmt.Fprintf(&b, "%s  #%d  %s", e.At.UTC().Format(time.RFC3339), e.Seq, e.Kind)

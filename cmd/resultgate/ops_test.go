@@ -10,13 +10,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resultgate/resultgate/router/pipeline"
+
+	"github.com/resultgate/resultgate/router/audit"
+
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
 	"github.com/resultgate/resultgate/app"
 	"github.com/resultgate/resultgate/config"
 	"github.com/resultgate/resultgate/internal/testutil"
-	"github.com/resultgate/resultgate/router"
 	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
@@ -200,7 +203,7 @@ func TestOperatorCommands(t *testing.T) {
 	if _, err := a.JetStream().PublishMsg(pctx, bad); err != nil {
 		t.Fatalf("publishing the bad message: %v", err)
 	}
-	var dead []router.DeadRecord
+	var dead []pipeline.DeadRecord
 	testutil.Eventually(t, 60*time.Second, "the bad message is dead-lettered", func() bool {
 		out, _, err := cli("dead", "list", "--json")
 		if err != nil {
@@ -242,7 +245,7 @@ func TestOperatorCommands(t *testing.T) {
 	if err != nil {
 		t.Fatalf("audit --hold: %v", err)
 	}
-	var evs []router.AuditEvent
+	var evs []audit.Event
 	if err := json.Unmarshal([]byte(out), &evs); err != nil {
 		t.Fatal(err)
 	}

@@ -14,12 +14,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resultgate/resultgate/router/api"
+	"github.com/resultgate/resultgate/router/pipeline"
+
+	"github.com/resultgate/resultgate/router/holdview"
+
+	"github.com/resultgate/resultgate/router/store"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/resultgate/resultgate/internal/loadgen"
 	"github.com/resultgate/resultgate/internal/testutil"
-	"github.com/resultgate/resultgate/router"
 	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
@@ -181,7 +187,7 @@ func pcReadHolds(js jetstream.JetStream) (map[string]*hold.Hold, error) {
 	if err != nil {
 		return nil, err
 	}
-	store := router.NewHoldStore(kv)
+	store := store.NewHolds(kv)
 	out := map[string]*hold.Hold{}
 	for k := range keys.Keys() {
 		h, err := store.Get(ctx, k)
@@ -363,7 +369,7 @@ func TestServeSIGKILLDuringClassifyAndRelease(t *testing.T) {
 	cfgPath := pcWriteConfig(t)
 	p := startServe(t, dir, "fsync", "--config", cfgPath)
 	nc, js := pcConnect(t, p)
-	api := router.APIClient{NC: nc, Timeout: 10 * time.Second}
+	apic := api.Client{NC: nc, Timeout: 10 * time.Second}
 
 	// A first batch, all acknowledged, so there are holds to release.
 	acked := map[string]string{}
@@ -374,7 +380,7 @@ func TestServeSIGKILLDuringClassifyAndRelease(t *testing.T) {
 	pcSend(t, p.started.MLLP, acked, first, time.Time{})
 	testutil.Eventually(t, 15*time.Second, "first holds open", func() bool {
 		var hs []hold.Hold
-		err := api.Call(context.Background(), "holds.list", router.HoldFilter{State: hold.StateHeld}, &hs)
+		err := apic.Call(context.Background(), "holds.list", holdview.Filter{State: hold.StateHeld}, &hs)
 		return err == nil && len(hs) >= 8
 	})
 
@@ -408,7 +414,7 @@ func TestServeSIGKILLDuringClassifyAndRelease(t *testing.T) {
 			default:
 			}
 			var hs []hold.Hold
-			if err := api.Call(ctx, "holds.list", router.HoldFilter{State: hold.StateHeld, Limit: 20}, &hs); err != nil {
+			if err := apic.Call(ctx, "holds.list", holdview.Filter{State: hold.StateHeld, Limit: 20}, &hs); err != nil {
 				return
 			}
 			for _, h := range hs {
@@ -419,9 +425,9 @@ func TestServeSIGKILLDuringClassifyAndRelease(t *testing.T) {
 				if done {
 					continue
 				}
-				err := api.Call(ctx, "holds.release", router.ReleaseAPIRequest{ID: h.ID, AckRequest: router.AckRequest{By: "D001", Reason: "discussed with the patient"}}, nil)
+				err := apic.Call(ctx, "holds.release", api.ReleaseAPIRequest{ID: h.ID, AckRequest: pipeline.AckRequest{By: "D001", Reason: "discussed with the patient"}}, nil)
 				if err != nil {
-					var ae *router.APIError
+					var ae *api.Error
 					if errors.As(err, &ae) {
 						t.Errorf("release %s: %v", h.ID, err)
 					}
@@ -503,7 +509,7 @@ func TestServeSIGKILLDuringClassifyAndRelease(t *testing.T) {
 
 	p2 := startServe(t, dir, "fsync", "--config", cfgPath)
 	nc2, js2 := pcConnect(t, p2)
-	api2 := router.APIClient{NC: nc2, Timeout: 10 * time.Second}
+	api2 := api.Client{NC: nc2, Timeout: 10 * time.Second}
 	var (
 		feed  pcFeed
 		holds map[string]*hold.Hold
@@ -532,18 +538,18 @@ func TestServeSIGKILLDuringClassifyAndRelease(t *testing.T) {
 			continue
 		}
 		retried++
-		err := api2.Call(context.Background(), "holds.release", router.ReleaseAPIRequest{ID: id, AckRequest: router.AckRequest{By: "D001"}}, nil)
-		var ae *router.APIError
-		if err != nil && !(errors.As(err, &ae) && ae.Code == router.CodeAlreadyReleased) {
+		err := api2.Call(context.Background(), "holds.release", api.ReleaseAPIRequest{ID: id, AckRequest: pipeline.AckRequest{By: "D001"}}, nil)
+		var ae *api.Error
+		if err != nil && !(errors.As(err, &ae) && ae.Code == api.CodeAlreadyReleased) {
 			t.Errorf("retrying release %s: %v", id, err)
 		}
 	}
 	// A second release of a confirmed one is refused.
 	for id := range confirmed {
-		err := api2.Call(context.Background(), "holds.release", router.ReleaseAPIRequest{ID: id, AckRequest: router.AckRequest{By: "D001"}}, nil)
-		var ae *router.APIError
-		if !errors.As(err, &ae) || ae.Code != router.CodeAlreadyReleased {
-			t.Errorf("second release of %s: %v, want %s", id, err, router.CodeAlreadyReleased)
+		err := api2.Call(context.Background(), "holds.release", api.ReleaseAPIRequest{ID: id, AckRequest: pipeline.AckRequest{By: "D001"}}, nil)
+		var ae *api.Error
+		if !errors.As(err, &ae) || ae.Code != api.CodeAlreadyReleased {
+			t.Errorf("second release of %s: %v, want %s", id, err, api.CodeAlreadyReleased)
 		}
 		break
 	}

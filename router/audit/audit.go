@@ -1,0 +1,206 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/resultgate/resultgate/policy"
+	"github.com/resultgate/resultgate/router/bus"
+	"github.com/resultgate/resultgate/router/hold"
+)
+
+// Event is one entry of the append-only audit trail.
+type Event struct {
+	Kind       string    `json:"kind"`
+	At         time.Time `json:"at"`
+	HoldID     string    `json:"hold_id,omitempty"`
+	PatientKey string    `json:"patient_key,omitempty"`
+	OrderKey   string    `json:"order_key,omitempty"`
+	MsgID      string    `json:"msg_id,omitempty"`
+	ControlID  string    `json:"control_id,omitempty"`
+	InboundSeq uint64    `json:"inbound_seq,omitempty"`
+	// Decision fields.
+	Action         string       `json:"action,omitempty"`
+	Disposition    string       `json:"disposition,omitempty"`
+	Tags           []policy.Tag `json:"tags,omitempty"`
+	RulesetVersion string       `json:"ruleset_version,omitempty"`
+	Bases          []hold.Basis `json:"bases,omitempty"`
+	Deadline       time.Time    `json:"deadline,omitzero"`
+	Notify         string       `json:"notify,omitempty"`
+	// Action fields.
+	From   hold.HoldState   `json:"from,omitempty"`
+	To     hold.HoldState   `json:"to,omitempty"`
+	Path   hold.ReleasePath `json:"path,omitempty"`
+	Actor  string           `json:"actor,omitempty"`
+	Role   string           `json:"role,omitempty"`
+	Reason string           `json:"reason,omitempty"`
+	// HarmType is a determination's type of harm (Preventing Harm).
+	HarmType string `json:"harm_type,omitempty"`
+	// Seq is the AUDIT stream sequence (set when read back).
+	Seq uint64 `json:"seq,omitempty"`
+}
+
+// Trail appends events to the AUDIT stream (which denies delete and purge).
+type Trail struct {
+	js jetstream.JetStream
+}
+
+// NewTrail returns the audit trail writer and reader over js.
+func NewTrail(js jetstream.JetStream) *Trail { return &Trail{js: js} }
+
+// auditBuckets is the number of audit subject buckets. The file store keeps
+// an in-memory index entry (~130 B) for every distinct subject of a stream,
+// and AUDIT is never purged: with the key itself in the subject that index
+// grew by one entry per result for as long as the trail is kept (~130 MB per
+// million results, rebuilt at every start). With the key hashed into 4,096
+// buckets it is bounded (kinds × 4,096 subjects), and a query for one hold
+// reads that hold's bucket, 1/4,096 of the trail, and keeps its own events.
+const auditBuckets = 4096
+
+// auditBucket returns the subject token of key: three lowercase hex digits of
+// its FNV-1a hash.
+func auditBucket(key string) string {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	const hex = "0123456789abcdef"
+	b := h.Sum32() % auditBuckets
+	return string([]byte{hex[b>>8], hex[b>>4&0xf], hex[b&0xf]})
+}
+
+// auditSubject is the subject of e.
+func auditSubject(e *Event) string { return bus.AuditSubject(e.Kind, auditBucket(e.key())) }
+
+// key returns the key e is filed under.
+func (e *Event) key() string {
+	switch {
+	case e.HoldID != "":
+		return e.HoldID
+	case e.PatientKey != "":
+		return e.PatientKey
+	case e.OrderKey != "":
+		return e.OrderKey
+	default:
+		return "none"
+	}
+}
+
+// Record appends e with Nats-Msg-Id id (stable per event, so a re-run adds no
+// second copy within the duplicate window).
+func (a *Trail) Record(ctx context.Context, id string, e Event) error {
+	if e.At.IsZero() {
+		e.At = time.Now().UTC()
+	}
+	data, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encoding audit event: %w", err)
+	}
+	subj := auditSubject(&e)
+	_, err = a.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: data},
+		jetstream.WithMsgID("aud-"+id), jetstream.WithExpectStream(bus.StreamAudit))
+	if err != nil {
+		return fmt.Errorf("publishing %s: %w", subj, err)
+	}
+	return nil
+}
+
+// Transition audits one transition of h.
+func (a *Trail) Transition(ctx context.Context, h *hold.Hold, t hold.Transition) error {
+	kind := bus.AuditTransition
+	if t.Path == hold.PathOverride {
+		kind = bus.AuditOverride
+	}
+	id := h.ID + "-" + string(t.To) + "-" + strconv.Itoa(len(h.Transitions))
+	if err := a.Record(ctx, id, Event{
+		Kind: kind, At: t.At, HoldID: h.ID, PatientKey: h.PatientKey, OrderKey: h.OrderKey,
+		MsgID: h.Inbound.MsgID, ControlID: h.Inbound.ControlID, InboundSeq: h.Inbound.Seq,
+		From: t.From, To: t.To, Path: t.Path, Actor: t.Actor, Role: t.Role, Reason: t.Reason,
+		Deadline: h.Deadline, Bases: h.Bases, RulesetVersion: h.RulesetVersion,
+	}); err != nil {
+		return err
+	}
+	return a.HoldEvent(ctx, h, t, len(h.Transitions))
+}
+
+// HoldEvent is the body of a hold.<state> event on the HOLDS stream: a
+// compact, PHI-free change feed of hold states for dashboards and the web
+// page (the record itself is in the holds bucket).
+type HoldEvent struct {
+	HoldID      string           `json:"hold_id"`
+	From        hold.HoldState   `json:"from,omitempty"`
+	To          hold.HoldState   `json:"to"`
+	Path        hold.ReleasePath `json:"path,omitempty"`
+	Role        string           `json:"role,omitempty"`
+	ProviderKey string           `json:"provider_key,omitempty"`
+	Deadline    time.Time        `json:"deadline"`
+	At          time.Time        `json:"at"`
+}
+
+// HoldEvent publishes transition n of h on hold.<to> with a stable Msg-Id.
+func (a *Trail) HoldEvent(ctx context.Context, h *hold.Hold, t hold.Transition, n int) error {
+	data, err := json.Marshal(HoldEvent{HoldID: h.ID, From: t.From, To: t.To, Path: t.Path, Role: t.Role, ProviderKey: h.ProviderKey, Deadline: h.Deadline, At: t.At})
+	if err != nil {
+		return fmt.Errorf("encoding hold event: %w", err)
+	}
+	subj := bus.HoldEventSubject(string(t.To))
+	_, err = a.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: data},
+		jetstream.WithMsgID("hev-"+h.ID+"-"+string(t.To)+"-"+strconv.Itoa(n)), jetstream.WithExpectStream(bus.StreamHolds))
+	if err != nil {
+		return fmt.Errorf("publishing %s: %w", subj, err)
+	}
+	return nil
+}
+
+// Query selects audit events.
+type Query struct {
+	HoldID string    `json:"hold_id,omitempty"`
+	Since  time.Time `json:"since,omitzero"`
+	// Limit caps the events returned; default and maximum 10000.
+	Limit int `json:"limit,omitempty"`
+}
+
+// maxAuditRead bounds one audit query.
+const maxAuditRead = 10000
+
+// Query reads the audit events matching q, oldest first. It reads with an
+// ordered consumer filtered on the hold's bucket (and on audit.*.<hold ID>,
+// where builds before the buckets filed a hold's events), so asking about one
+// hold does not read the whole trail.
+func (a *Trail) Query(ctx context.Context, q Query) ([]Event, error) {
+	limit := q.Limit
+	if limit <= 0 || limit > maxAuditRead {
+		limit = maxAuditRead
+	}
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+	if q.HoldID != "" {
+		if !bus.ValidToken(q.HoldID) {
+			return nil, fmt.Errorf("hold id: %w", hold.ErrBadRequest)
+		}
+		cfg.FilterSubjects = []string{bus.AuditBucketFilter(auditBucket(q.HoldID))}
+		if len(q.HoldID) != 3 { // a bucket token is three characters: the filters must not overlap
+			cfg.FilterSubjects = append(cfg.FilterSubjects, bus.AuditBucketFilter(q.HoldID))
+		}
+	}
+	if !q.Since.IsZero() {
+		t := q.Since
+		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
+		cfg.OptStartTime = &t
+	}
+	return bus.ReadAll(ctx, a.js, bus.StreamAudit, cfg, limit, func(m jetstream.Msg, seq uint64) (Event, error) {
+		var e Event
+		if err := json.Unmarshal(m.Data(), &e); err != nil {
+			return e, fmt.Errorf("decoding audit seq %d: %w", seq, err)
+		}
+		if q.HoldID != "" && e.HoldID != q.HoldID {
+			return e, bus.ErrSkip // another hold in the same bucket
+		}
+		e.Seq = seq
+		return e, nil
+	})
+}

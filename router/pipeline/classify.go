@@ -1,0 +1,575 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/resultgate/resultgate/router/audit"
+
+	"github.com/resultgate/resultgate/router/store"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/resultgate/resultgate/hl7"
+	"github.com/resultgate/resultgate/policy"
+	"github.com/resultgate/resultgate/router/bus"
+	"github.com/resultgate/resultgate/router/hold"
+)
+
+// Policy is what the pipeline needs from the policy package: build the report,
+// classify it, decide, and read a Consent. NewPolicy wraps the policy package;
+// tests may supply their own rules.
+type Policy interface {
+	// Report builds the policy's view of a parsed message (policy.FromHL7).
+	Report(m *hl7.Message) (*policy.Report, error)
+	// Classify tags the report; h answers whether the patient had a
+	// malignancy before (it reads storage only when asked).
+	Classify(r *policy.Report, h policy.History) policy.Classification
+	// Decide returns the release decision.
+	Decide(in policy.Input) policy.Decision
+	// ParseConsent reads a FHIR R4 Consent into the patient's preference.
+	ParseConsent(data []byte) (*policy.Preference, error)
+}
+
+// PooledPolicy is implemented by a Policy that can build the report and the
+// classification in reusable memory (policy.FromHL7Pooled and
+// Classifier.ClassifyPooled): the classify step, which is done with both when
+// its message is, then calls release. Nothing it writes keeps their slices:
+// hold records, audit events and the hold view keep strings and copies.
+type PooledPolicy interface {
+	ReportPooled(m *hl7.Message) (r *policy.Report, release func(), err error)
+	ClassifyPooled(r *policy.Report, h policy.History) (c policy.Classification, release func())
+}
+
+// permanentError marks a failure that retrying cannot fix: the message goes to
+// the DEAD stream at once with reason.
+type permanentError struct {
+	reason string
+	err    error
+}
+
+func (e *permanentError) Error() string { return e.reason + ": " + e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+func permanent(reason string, err error) error { return &permanentError{reason: reason, err: err} }
+
+// consumerName returns the durable classify consumer of a partition.
+func consumerName(partition string) string { return "classify-" + partition }
+
+// partitionTokens returns the n partition tokens Partition produces.
+func partitionTokens(n int) []string {
+	if n <= 0 {
+		n = hold.DefaultPartitions
+	}
+	width := 2
+	for m := n - 1; m >= 100; m /= 10 {
+		width++
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("p%0*d", width, i)
+	}
+	return out
+}
+
+// classifyConsumerConfig is the durable consumer of one partition. MaxAckPending
+// 1 keeps the partition (hence each patient) in order across all instances: a
+// correction is never processed before the result it corrects. MaxDeliver is
+// unlimited on the server: the handler itself dead-letters after
+// Holds.MaxDeliver attempts, so no message is ever dropped by the server
+// without a DEAD record.
+func classifyConsumerConfig(partition string, ackWait time.Duration) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       consumerName(partition),
+		Description:   "classify step of partition " + partition,
+		FilterSubject: bus.InSubject(partition),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		MaxAckPending: 1,
+		AckWait:       ackWait,
+		MaxDeliver:    -1,
+	}
+}
+
+// handleInbound processes one inbound message and settles it: ack on success,
+// DEAD record and term on a permanent failure or after the delivery bound,
+// otherwise a delayed nak.
+func (s *Service) handleInbound(ctx context.Context, msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		s.log.Error().Err(err).Msg("inbound message without metadata; nak")
+		_ = msg.Nak()
+		return
+	}
+	log := s.log.With().Uint64("seq", meta.Sequence.Stream).Str("subject", msg.Subject()).Logger()
+	perr := s.processInbound(ctx, msg, meta)
+	if perr == nil {
+		if err := msg.DoubleAck(ctx); err != nil {
+			// The outputs are written with stable IDs: a redelivery is harmless.
+			log.Warn().Err(err).Msg("ack not confirmed; a redelivery will be absorbed")
+		}
+		s.metrics.outcome("acked")
+		return
+	}
+	var pe *permanentError
+	reason, detail := bus.DeadRetries, safeDetail(perr, "processing failed repeatedly")
+	dead := false
+	switch {
+	case errors.As(perr, &pe):
+		reason, detail, dead = pe.reason, safeDetail(pe.err, pe.reason+" failed"), true
+	case int(meta.NumDelivered) >= s.cfg.Holds.MaxDeliver:
+		dead = true
+	}
+	if !dead {
+		s.metrics.retry()
+		delay := s.cfg.Holds.backoff(int(meta.NumDelivered))
+		log.Warn().Str("error", safeDetail(perr, "transient failure")).Uint64("delivered", meta.NumDelivered).Dur("retry_in", delay).Msg("classify failed; retrying")
+		_ = msg.NakWithDelay(delay)
+		return
+	}
+	if err := s.dead.Put(ctx, msg, reason, detail); err != nil {
+		log.Error().Err(err).Msg("dead-lettering failed; nak")
+		_ = msg.NakWithDelay(s.cfg.Holds.backoff(int(meta.NumDelivered)))
+		return
+	}
+	_ = s.audit.Record(ctx, "dead-"+strconv.FormatUint(meta.Sequence.Stream, 10), audit.Event{
+		Kind: bus.AuditDead, MsgID: msg.Headers().Get(jetstream.MsgIDHeader), InboundSeq: meta.Sequence.Stream,
+		Reason: reason + ": " + detail, Actor: "resultgate", Role: hold.RoleSystem,
+	})
+	if err := msg.TermWithReason(reason); err != nil {
+		log.Warn().Err(err).Msg("term not confirmed")
+	}
+	s.metrics.outcome("dead")
+	log.Error().Str("reason", reason).Str("detail", detail).Msg("inbound message dead-lettered")
+}
+
+// inboundContext is what one classify run knows about its message.
+type inboundContext struct {
+	ref        hold.InboundRef
+	raw        []byte
+	msg        *hl7.Message
+	report     *policy.Report
+	holdID     string
+	patientKey string
+	orderKey   string
+	provider   string
+	now        time.Time
+}
+
+// processInbound runs the classify step for one message. Every write uses an
+// ID derived from the inbound Nats-Msg-Id, so running it twice (a redelivery
+// after a crash between writes) converges on the same outputs.
+func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata) error {
+	subj := msg.Subject()
+	partition := subj[strings.LastIndexByte(subj, '.')+1:]
+	msgID := msg.Headers().Get(jetstream.MsgIDHeader)
+	if msgID == "" {
+		msgID = "seq-" + strconv.FormatUint(meta.Sequence.Stream, 10)
+	}
+	in := &inboundContext{
+		ref: hold.InboundRef{Stream: bus.StreamHL7In, Seq: meta.Sequence.Stream, MsgID: msgID, Partition: partition},
+		raw: msg.Data(), now: s.clock.Now().UTC(),
+	}
+	in.holdID = hold.HoldID(s.cfg.Secret, msgID)
+	// in.raw is the NATS message's own buffer, never written: parse it in place.
+	m, err := hl7.ParseWithOptions(in.raw, hl7.ParseOptions{NoCopy: true})
+	if err != nil {
+		return permanent(bus.DeadParse, err)
+	}
+	in.msg = m
+	in.ref.ControlID = m.ControlID()
+	var r *policy.Report
+	pooled, _ := s.policy.(PooledPolicy)
+	if pooled != nil {
+		var release func()
+		r, release, err = pooled.ReportPooled(m)
+		if release != nil {
+			defer release()
+		}
+	} else {
+		r, err = s.policy.Report(m)
+	}
+	if err != nil {
+		return permanent(bus.DeadPolicy, err)
+	}
+	if r.ReceivedAt.IsZero() {
+		r.ReceivedAt = receivedAt(msg.Headers().Get(bus.HeaderReceivedAt), meta.Timestamp)
+	}
+	in.report = r
+	in.patientKey = s.patientKey(r.PatientID)
+	if len(r.Orders) > 0 {
+		in.orderKey = hold.OrderKey(s.cfg.Secret, r.Orders[0].FillerID)
+		in.provider = r.Orders[0].OrderingProvider
+	}
+
+	// The lookups are independent: run them at once (latency is what limits
+	// a partition, which handles one message at a time).
+	var (
+		existing   *hold.Hold
+		holdErr    error
+		entry      store.OrderEntry
+		found      bool
+		orderErr   error
+		pref       *policy.Preference
+		consentRev uint64
+		prefErr    error
+		dets       []policy.Determination
+		detsErr    error
+		wg         sync.WaitGroup
+	)
+	wg.Add(3)
+	go func() { defer wg.Done(); existing, holdErr = s.holds.Get(ctx, in.holdID) }()
+	go func() { defer wg.Done(); entry, found, orderErr = s.orders.Get(ctx, in.orderKey) }()
+	go func() { defer wg.Done(); pref, consentRev, prefErr = s.preferenceRev(ctx, in.patientKey) }()
+	dets, detsErr = s.determinations(ctx, in.orderKey, r.PatientID)
+	wg.Wait()
+	// A re-run: the hold exists already, or the index says this very message
+	// was handled. Finish the idempotent follow-ups and ack.
+	if holdErr == nil {
+		return s.finishHold(ctx, in, existing, nil)
+	} else if !errors.Is(holdErr, hold.ErrHoldNotFound) {
+		return holdErr
+	}
+	if err := errors.Join(orderErr, prefErr, detsErr); err != nil {
+		return err
+	}
+	var prior *policy.Prior
+	if found {
+		if entry.HoldID == in.holdID {
+			// The index is written last: this message was fully processed.
+			if entry.State != hold.StateHeld {
+				return nil
+			}
+			prior = entry.Prior
+		} else {
+			prior, err = s.priorOf(ctx, entry)
+			if err != nil {
+				return err
+			}
+		}
+	}
+	hist := &lazyHistory{ctx: ctx, store: s.history, key: in.patientKey}
+	var c policy.Classification
+	if pooled != nil {
+		var release func()
+		c, release = pooled.ClassifyPooled(r, hist)
+		defer release()
+	} else {
+		c = s.policy.Classify(r, hist)
+	}
+	if hist.err != nil {
+		return hist.err
+	}
+	d := s.policy.Decide(policy.Input{
+		Report: r, Classification: c, Preference: pref, Determinations: dets, Prior: prior,
+		Facility: m.MSH().SendingFacility.NamespaceID, Now: in.now,
+	})
+	s.metrics.decision(string(d.Action))
+	// The decision's audit event is written alongside the outputs; the ack
+	// waits for both.
+	auditDone := make(chan error, 1)
+	go func() {
+		auditDone <- s.audit.Record(ctx, "dec-"+in.holdID, audit.Event{
+			Kind: bus.AuditDecision, At: in.now, HoldID: in.holdID, PatientKey: in.patientKey, OrderKey: in.orderKey,
+			MsgID: msgID, ControlID: in.ref.ControlID, InboundSeq: in.ref.Seq,
+			Action: string(d.Action), Disposition: d.Disposition, Tags: c.Tags, RulesetVersion: d.RulesetVersion,
+			Bases: hold.BasesFromPolicy(d.Bases), Deadline: d.Deadline, Notify: string(d.Notify),
+			Actor: "resultgate", Role: hold.RoleSystem,
+		})
+	}()
+	err = s.applyDecision(ctx, in, c, d, prior, consentRev, len(dets))
+	return errors.Join(err, <-auditDone)
+}
+
+// applyDecision writes the outputs of decision d for message in.
+func (s *Service) applyDecision(ctx context.Context, in *inboundContext, c policy.Classification, d policy.Decision, prior *policy.Prior, consentRev uint64, nDets int) error {
+	msgID, m := in.ref.MsgID, in.msg
+	if c.Has(policy.TagMalignancy) {
+		if err := s.history.MarkMalignancy(ctx, in.patientKey, msgID, in.now); err != nil {
+			return err
+		}
+	}
+	switch d.Action {
+	case policy.ActionHold:
+		h := s.newHold(in, c, d, prior)
+		stored, _, err := s.holds.Create(ctx, h)
+		if err != nil {
+			return err
+		}
+		if err := s.finishHold(ctx, in, stored, prior); err != nil {
+			return err
+		}
+		changed, err := s.inputsChanged(ctx, stored, consentRev, nDets)
+		if err != nil {
+			return err
+		}
+		if changed {
+			if _, err := s.reevaluate(ctx, stored, hold.PathPatientRevoked, "resultgate", hold.RoleSystem, "consent or determination changed while the hold was created"); err != nil &&
+				!errors.Is(err, hold.ErrAlreadyReleased) && !errors.Is(err, hold.ErrHoldClosed) {
+				return err
+			}
+		}
+		return nil
+	case policy.ActionWithdraw:
+		if prior != nil && prior.State == policy.PriorHeld && prior.HoldID != "" {
+			if err := s.closePrior(ctx, prior.HoldID, in.holdID, hold.StateWithdrawn, "withdrawn by the sender", in.now); err != nil {
+				return err
+			}
+		}
+		return s.orders.Put(ctx, in.orderKey, store.OrderEntry{HoldID: in.holdID, State: hold.StateWithdrawn, MsgID: msgID, At: in.now, Prior: prior})
+	default: // release
+		if prior != nil && prior.State == policy.PriorHeld && prior.HoldID != "" {
+			if err := s.closePrior(ctx, prior.HoldID, in.holdID, hold.StateSuperseded, "replaced by a correction released at once", in.now); err != nil {
+				return err
+			}
+		}
+		path := hold.PathImmediate
+		reason := "no lawful basis to hold"
+		if d.Disposition == policy.DispositionReleaseCorrection {
+			path, reason = hold.PathCorrection, "correction of a result already released"
+		}
+		if err := s.gate.emit(ctx, emitRequest{
+			holdID: in.holdID, inbound: in.ref, patientKey: in.patientKey, raw: in.raw, msg: m,
+			rel: hold.ReleaseInfo{Path: path, Actor: "resultgate", Role: hold.RoleSystem, Reason: reason, Note: d.Note, Notify: d.Notify, At: in.now},
+		}); err != nil {
+			return err
+		}
+		return s.orders.Put(ctx, in.orderKey, store.OrderEntry{HoldID: in.holdID, State: hold.StateReleased, MsgID: msgID, At: in.now, Prior: prior})
+	}
+}
+
+// finishHold does the idempotent follow-ups of a created hold: close the
+// version it replaces, index the order, notify the clinician.
+func (s *Service) finishHold(ctx context.Context, in *inboundContext, h *hold.Hold, prior *policy.Prior) error {
+	if h.Supersedes != "" {
+		if err := s.closePrior(ctx, h.Supersedes, h.ID, hold.StateSuperseded, "replaced by a correction", h.CreatedAt); err != nil {
+			return err
+		}
+	}
+	if prior == nil {
+		if e, ok, err := s.orders.Get(ctx, h.OrderKey); err != nil {
+			return err
+		} else if ok && e.HoldID == h.ID {
+			prior = e.Prior
+		}
+	}
+	if err := s.orders.Put(ctx, h.OrderKey, store.OrderEntry{HoldID: h.ID, State: hold.StateHeld, MsgID: h.Inbound.MsgID, At: h.CreatedAt, Prior: prior}); err != nil {
+		return err
+	}
+	if h.State == hold.StateHeld {
+		if err := s.notifier.Send(ctx, bus.NotifyHoldCreated, h, in.now); err != nil {
+			return err
+		}
+	}
+	if len(h.Transitions) > 0 {
+		if err := s.audit.HoldEvent(ctx, h, h.Transitions[0], 1); err != nil {
+			return err
+		}
+	}
+	s.view.Observe(h)
+	return nil
+}
+
+// newHold builds the hold record for a hold decision. A replacement of a held
+// version keeps the original deadline: a correction never restarts the clock.
+func (s *Service) newHold(in *inboundContext, c policy.Classification, d policy.Decision, prior *policy.Prior) *hold.Hold {
+	deadline := d.Deadline
+	h := &hold.Hold{
+		ID: in.holdID, State: hold.StateHeld, Inbound: in.ref,
+		PatientKey: in.patientKey, ProviderID: in.provider, ProviderKey: hold.ProviderKey(s.cfg.Secret, in.provider),
+		OrderKey: in.orderKey, Tags: c.Tags, RulesetVersion: d.RulesetVersion, Bases: hold.BasesFromPolicy(d.Bases),
+		Notify: d.Notify, Note: d.Note, CreatedAt: in.now,
+	}
+	if prior != nil && prior.State == policy.PriorHeld && prior.HoldID != "" {
+		h.Supersedes = prior.HoldID
+		if d.Disposition == policy.DispositionReplaceHeld && !prior.Deadline.IsZero() {
+			deadline = prior.Deadline
+		}
+	}
+	if deadline.IsZero() {
+		// Policy guarantees a deadline on every hold; never hold without one.
+		deadline = in.now.Add(s.cfg.Holds.FallbackDeadline)
+	}
+	h.Deadline = deadline.UTC()
+	s.schedule(h, in.now)
+	h.Transitions = []hold.Transition{{From: "", To: hold.StateHeld, Actor: "resultgate", Role: hold.RoleSystem, Reason: "policy decision (" + d.Disposition + ")", At: in.now}}
+	return h
+}
+
+// schedule sets the reminder and escalation times of h from the configuration.
+func (s *Service) schedule(h *hold.Hold, now time.Time) {
+	h.RemindAt, h.EscalateAt = time.Time{}, time.Time{}
+	if rb := s.cfg.Holds.ReminderBefore; rb > 0 {
+		if t := h.Deadline.Add(-rb); t.After(now) {
+			h.RemindAt = t
+		}
+	}
+	if eb := s.cfg.Holds.EscalateBefore; eb > 0 {
+		if t := h.Deadline.Add(-eb); t.After(now) {
+			h.EscalateAt = t
+		}
+	}
+}
+
+// closePrior moves a held earlier version to state (superseded or withdrawn).
+// Already closed or released versions are left as they are.
+func (s *Service) closePrior(ctx context.Context, priorID, byID string, state hold.HoldState, reason string, at time.Time) error {
+	h, err := s.holds.Mutate(ctx, priorID, func(h *hold.Hold) error {
+		if h.State != hold.StateHeld {
+			return store.ErrNoChange
+		}
+		h.Transitions = append(h.Transitions, hold.Transition{From: h.State, To: state, Actor: "sender", Role: hold.RoleSystem, Reason: reason, At: at})
+		h.State = state
+		if state == hold.StateSuperseded {
+			h.SupersededBy = byID
+		}
+		return nil
+	})
+	if errors.Is(err, hold.ErrHoldNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.view.Observe(h)
+	if h.State == state && len(h.Transitions) > 0 {
+		last := h.Transitions[len(h.Transitions)-1]
+		if last.To == state {
+			return s.audit.Transition(ctx, h, last)
+		}
+	}
+	return nil
+}
+
+// priorOf turns an order-index entry into the policy's Prior, reading the hold
+// record (authoritative) when there is one.
+func (s *Service) priorOf(ctx context.Context, e store.OrderEntry) (*policy.Prior, error) {
+	p := &policy.Prior{State: string(e.State), HoldID: e.HoldID}
+	switch e.State {
+	case hold.StateReleased:
+		p.State = policy.PriorReleased
+	case hold.StateWithdrawn:
+		p.State = policy.PriorWithdrawn
+	}
+	if e.State != hold.StateHeld {
+		return p, nil
+	}
+	h, err := s.holds.Get(ctx, e.HoldID)
+	if errors.Is(err, hold.ErrHoldNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	switch h.State {
+	case hold.StateHeld:
+		p.State, p.Deadline = policy.PriorHeld, h.Deadline
+	case hold.StateReleased:
+		p.State = policy.PriorReleased
+	case hold.StateWithdrawn:
+		p.State = policy.PriorWithdrawn
+	case hold.StateSuperseded:
+		// The index lags a newer version; treat as released-or-held by that.
+		if h.SupersededBy != "" {
+			if n, err := s.holds.Get(ctx, h.SupersededBy); err == nil {
+				return s.priorOf(ctx, store.OrderEntry{HoldID: n.ID, State: n.State})
+			}
+		}
+		p.State = policy.PriorWithdrawn
+	}
+	return p, nil
+}
+
+// preference returns the patient's parsed Consent, or nil when none is on file.
+func (s *Service) preference(ctx context.Context, patientKey string) (*policy.Preference, error) {
+	p, _, err := s.preferenceRev(ctx, patientKey)
+	return p, err
+}
+
+// preferenceRev is preference with the Consent's bucket revision (0: none).
+func (s *Service) preferenceRev(ctx context.Context, patientKey string) (*policy.Preference, uint64, error) {
+	rec, err := s.consents.Get(ctx, patientKey)
+	if errors.Is(err, store.ErrConsentNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	p, err := s.policy.ParseConsent(rec.Consent)
+	if err != nil {
+		// It was validated when stored; a rule change may reject it now. Decide
+		// without it (release rather than hold on an unreadable basis) and say so.
+		s.log.Warn().Str("patient_key", patientKey).Str("error", safeDetail(err, "consent no longer readable")).Msg("stored consent ignored")
+		return nil, rec.Revision, nil
+	}
+	return p, rec.Revision, nil
+}
+
+// inputsChanged reports whether the patient's Consent or the order's
+// determinations changed since the decision read them (revision consentRev,
+// nDets determinations). A Consent put or a determination placed while the
+// hold was being created may have missed it (the view did not show it yet);
+// the classify step then re-evaluates the new hold itself.
+func (s *Service) inputsChanged(ctx context.Context, h *hold.Hold, consentRev uint64, nDets int) (bool, error) {
+	rec, err := s.consents.Get(ctx, h.PatientKey)
+	switch {
+	case errors.Is(err, store.ErrConsentNotFound):
+		if consentRev != 0 {
+			return true, nil
+		}
+	case err != nil:
+		return false, err
+	case rec.Revision != consentRev:
+		return true, nil
+	}
+	ds, err := s.dets.Get(ctx, h.OrderKey)
+	if err != nil {
+		return false, err
+	}
+	return len(ds) != nDets, nil
+}
+
+// determinations returns the clinician determinations on orderKey in the
+// policy's form, for the patient of the report.
+func (s *Service) determinations(ctx context.Context, orderKey, patientID string) ([]policy.Determination, error) {
+	ds, err := s.dets.Get(ctx, orderKey)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]policy.Determination, 0, len(ds))
+	for _, d := range ds {
+		role := d.Role
+		if role == "" {
+			role = hold.RoleClinician
+		}
+		out = append(out, policy.Determination{PatientID: patientID, OrderFiller: d.Order, By: d.By, Role: role, Reason: d.Reason, HarmType: d.HarmType, At: d.At})
+	}
+	return out, nil
+}
+
+// patientKey returns the keyed hash of the identifier part of a PID-3 value.
+// Consents name their patient by identifier without an HL7 assigning
+// authority, so the pipeline keys history, Consents and holds by the
+// identifier part alone.
+func (s *Service) patientKey(pid string) string {
+	if i := strings.IndexByte(pid, '^'); i >= 0 {
+		pid = pid[:i]
+	}
+	pid = strings.TrimSpace(pid)
+	if pid == "" {
+		return ""
+	}
+	return hold.PatientKey(s.cfg.Secret, hold.PatientIdentity(pid))
+}
+
+func receivedAt(h string, fallback time.Time) time.Time {
+	if t, err := time.Parse(time.RFC3339Nano, h); err == nil {
+		return t.UTC()
+	}
+	return fallback.UTC()
+}

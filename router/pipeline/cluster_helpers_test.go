@@ -1,0 +1,145 @@
+package pipeline
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/resultgate/resultgate/internal/testutil"
+	"github.com/resultgate/resultgate/router/bus"
+	"github.com/resultgate/resultgate/router/hold"
+)
+
+// clusterConn connects to every node of srvs (reconnecting for ever, quickly)
+// and closes the connection when the test ends.
+func clusterConn(t *testing.T, srvs []*server.Server) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(testutil.ClusterURLs(srvs), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// shutdownStreamLeader shuts down the server that leads stream (a stream
+// name, e.g. "KV_holds" for the holds bucket) and returns its name.
+func shutdownStreamLeader(t *testing.T, srvs []*server.Server, js jetstream.JetStream, stream string) string {
+	t.Helper()
+	var leader string
+	testutil.Eventually(t, 15*time.Second, "leader of "+stream, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		s, err := js.Stream(ctx, stream)
+		if err != nil {
+			return false
+		}
+		info, err := s.Info(ctx)
+		if err != nil || info.Cluster == nil || info.Cluster.Leader == "" {
+			return false
+		}
+		leader = info.Cluster.Leader
+		return true
+	})
+	for _, s := range srvs {
+		if s.Name() == leader {
+			s.Shutdown()
+			s.WaitForShutdown()
+			return leader
+		}
+	}
+	t.Fatalf("leader %q of %s is not a cluster node", leader, stream)
+	return ""
+}
+
+// feedMsg is one HL7 portal feed message as the cluster tests check it.
+type feedMsg struct {
+	holdID, path string
+	inboundSeq   uint64
+}
+
+// readFeed reads the HL7 portal feed, retrying while the PORTAL stream elects
+// a leader, and returns its messages by hold ID.
+func readFeed(t *testing.T, js jetstream.JetStream) map[string][]feedMsg {
+	t.Helper()
+	var out map[string][]feedMsg
+	testutil.Eventually(t, 30*time.Second, "PORTAL readable", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		msgs, err := bus.ReadAll(ctx, js, bus.StreamPortal, jetstream.OrderedConsumerConfig{FilterSubjects: []string{bus.SubjectPortalHL7Prefix + ">"}}, 100000,
+			func(m jetstream.Msg, _ uint64) (feedMsg, error) {
+				seq, _ := strconv.ParseUint(m.Headers().Get(bus.HeaderInboundSeq), 10, 64)
+				return feedMsg{holdID: m.Headers().Get(bus.HeaderHoldID), path: m.Headers().Get(bus.HeaderReleasePath), inboundSeq: seq}, nil
+			})
+		if err != nil {
+			return false
+		}
+		out = map[string][]feedMsg{}
+		for _, m := range msgs {
+			out[m.holdID] = append(out[m.holdID], m)
+		}
+		return true
+	})
+	return out
+}
+
+// releaseCount counts the transitions of h into released.
+func releaseCount(h *hold.Hold) int {
+	n := 0
+	for _, tr := range h.Transitions {
+		if tr.To == hold.StateReleased {
+			n++
+		}
+	}
+	return n
+}
+
+// newClusterPipeEnv creates the R3 streams and buckets on a fresh cluster
+// through nc (retrying while the cluster settles) and returns the environment
+// the cluster tests share: a fake clock, the test policy, a fast scheduler and
+// reconciler, redelivery after 2 s, everything R3.
+func newClusterPipeEnv(t *testing.T, nc *nats.Conn) *pipeEnv {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, "R3 streams and buckets", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return bus.EnsureStreams(ctx, js, bus.StreamsConfig{Replicas: 3}) == nil && EnsureBuckets(ctx, js, 3) == nil
+	})
+	e := &pipeEnv{t: t, js: &testutil.JS{NC: nc, JS: js}, clock: newFakeClock(), policy: &testPolicy{}}
+	hc := DefaultHoldsConfig()
+	hc.SchedulerTick, hc.ReconcileEvery = 10*time.Millisecond, 200*time.Millisecond
+	hc.AckWait, hc.MaxDeliver, hc.RetryBackoff = 2*time.Second, 100, []time.Duration{100 * time.Millisecond}
+	e.cfg = Config{Holds: hc, Partitions: testPartitions, Secret: pipeSecret, Policy: e.policy, FHIR: testFHIR, Clock: e.clock, Replicas: 3, Logger: zerolog.Nop()}
+	return e
+}
+
+// startClusterPipeline starts a pipeline with cfg on nc and stops it (within
+// 3 s) when the test ends.
+func startClusterPipeline(t *testing.T, nc *nats.Conn, cfg Config) *Pipeline {
+	t.Helper()
+	p, err := New(nc, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_ = p.Stop(ctx)
+	})
+	return p
+}

@@ -1,0 +1,174 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/resultgate/resultgate/fhirmap"
+	"github.com/resultgate/resultgate/hl7"
+	"github.com/resultgate/resultgate/router/bus"
+	"github.com/resultgate/resultgate/router/hold"
+)
+
+// ErrDeadNotFound means no dead-letter record has the given sequence.
+var ErrDeadNotFound = errors.New("dead-letter record not found")
+
+// phiFreeErrors are errors whose text is known to carry no message content.
+var phiFreeErrors = []error{
+	hl7.ErrEmpty, hl7.ErrNoMSH, hl7.ErrBadDelimiters, hl7.ErrBadSegmentID,
+	hl7.ErrJoinedSegments, hl7.ErrMultipleMessages, hl7.ErrBatch, hl7.ErrBadBatch,
+	hl7.ErrUnsupportedCharset, hl7.ErrCharsetMismatch, hl7.ErrBadPath,
+	hl7.ErrSegmentNotFound, hl7.ErrNotORU, hl7.ErrBadTime,
+	context.DeadlineExceeded, context.Canceled, jetstream.ErrNoStreamResponse,
+	nats.ErrTimeout, nats.ErrConnectionClosed, nats.ErrNoResponders,
+	fhirmap.ErrUnsupportedMessage, fhirmap.ErrNoResults, fhirmap.ErrMultiplePatients,
+	fhirmap.ErrResultStatus, fhirmap.ErrInvalidBundle,
+}
+
+// safeDetail describes err without message content: the text of a known
+// sentinel it wraps (with the segment name and position for parse errors), or
+// only the given fallback.
+func safeDetail(err error, fallback string) string {
+	if err == nil {
+		return ""
+	}
+	var pe *hl7.ParseError
+	if errors.As(err, &pe) && pe.Err != nil {
+		s := pe.Err.Error()
+		if pe.Segment != "" {
+			s += " in " + pe.Segment
+		}
+		if pe.Line > 0 {
+			s += " (segment " + strconv.Itoa(pe.Line) + ")"
+		}
+		return s
+	}
+	for _, s := range phiFreeErrors {
+		if errors.Is(err, s) {
+			return s.Error()
+		}
+	}
+	return fallback
+}
+
+// DeadLetters writes and reads the DEAD stream.
+type DeadLetters struct {
+	js jetstream.JetStream
+	m  *Metrics
+}
+
+// Put stores the inbound message m on hl7.dead.<reason> with the reason and a
+// PHI-free detail, and the reference to where it came from.
+func (d *DeadLetters) Put(ctx context.Context, m jetstream.Msg, reason, detail string) error {
+	meta, err := m.Metadata()
+	if err != nil {
+		return fmt.Errorf("dead-lettering: %w", err)
+	}
+	hdr := nats.Header{}
+	for k, v := range m.Headers() {
+		if k == jetstream.MsgIDHeader || strings.HasPrefix(k, "Nats-") {
+			continue
+		}
+		hdr[k] = v
+	}
+	msgID := m.Headers().Get(jetstream.MsgIDHeader)
+	hdr.Set(bus.HeaderDeadReason, reason)
+	hdr.Set(bus.HeaderDeadDetail, detail)
+	hdr.Set(bus.HeaderDeadSubject, m.Subject())
+	hdr.Set(bus.HeaderDeadSeq, strconv.FormatUint(meta.Sequence.Stream, 10))
+	hdr.Set(bus.HeaderDeadMsgID, msgID)
+	hdr.Set(bus.HeaderDeadDelivered, strconv.FormatUint(meta.NumDelivered, 10))
+	hdr.Set(bus.HeaderDeadAt, time.Now().UTC().Format(time.RFC3339Nano))
+	subj := bus.DeadSubject(reason)
+	_, err = d.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Header: hdr, Data: m.Data()},
+		jetstream.WithMsgID("dead-"+strconv.FormatUint(meta.Sequence.Stream, 10)), jetstream.WithExpectStream(bus.StreamDead))
+	if err != nil {
+		return fmt.Errorf("publishing %s: %w", subj, err)
+	}
+	d.m.dead(reason)
+	return nil
+}
+
+// DeadRecord describes one dead-letter record (without the message content).
+type DeadRecord struct {
+	Seq        uint64    `json:"seq"`
+	Reason     string    `json:"reason"`
+	Detail     string    `json:"detail"`
+	Subject    string    `json:"subject"`
+	InboundSeq uint64    `json:"inbound_seq"`
+	MsgID      string    `json:"msg_id"`
+	Deliveries int       `json:"deliveries"`
+	At         time.Time `json:"at"`
+	Size       int       `json:"size"`
+}
+
+func deadRecord(h nats.Header, seq uint64, size int) DeadRecord {
+	r := DeadRecord{
+		Seq: seq, Reason: h.Get(bus.HeaderDeadReason), Detail: h.Get(bus.HeaderDeadDetail),
+		Subject: h.Get(bus.HeaderDeadSubject), MsgID: h.Get(bus.HeaderDeadMsgID), Size: size,
+	}
+	r.InboundSeq, _ = strconv.ParseUint(h.Get(bus.HeaderDeadSeq), 10, 64)
+	r.Deliveries, _ = strconv.Atoi(h.Get(bus.HeaderDeadDelivered))
+	r.At, _ = time.Parse(time.RFC3339Nano, h.Get(bus.HeaderDeadAt))
+	return r
+}
+
+// List returns up to limit dead-letter records, oldest first.
+func (d *DeadLetters) List(ctx context.Context, limit int) ([]DeadRecord, error) {
+	if limit <= 0 || limit > maxDeadRead {
+		limit = maxDeadRead
+	}
+	return bus.ReadAll(ctx, d.js, bus.StreamDead, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}, limit,
+		func(m jetstream.Msg, seq uint64) (DeadRecord, error) {
+			return deadRecord(m.Headers(), seq, len(m.Data())), nil
+		})
+}
+
+// Replay re-publishes dead-letter record seq to its inbound subject with the
+// Nats-Msg-Id <original>#replay-<seq>: a new ID, because the original is still
+// in HL7_IN's duplicate window, and a stable one, so replaying the same record
+// twice queues it once.
+func (d *DeadLetters) Replay(ctx context.Context, seq uint64) (DeadRecord, error) {
+	s, err := d.js.Stream(ctx, bus.StreamDead)
+	if err != nil {
+		return DeadRecord{}, fmt.Errorf("opening %s: %w", bus.StreamDead, err)
+	}
+	raw, err := s.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return DeadRecord{}, fmt.Errorf("dead seq %d: %w", seq, ErrDeadNotFound)
+	}
+	if err != nil {
+		return DeadRecord{}, fmt.Errorf("reading dead seq %d: %w", seq, err)
+	}
+	rec := deadRecord(raw.Header, seq, len(raw.Data))
+	if !strings.HasPrefix(rec.Subject, bus.SubjectInPrefix) {
+		return rec, fmt.Errorf("dead seq %d has no inbound subject: %w", seq, hold.ErrBadRequest)
+	}
+	hdr := nats.Header{}
+	for k, v := range raw.Header {
+		if strings.HasPrefix(k, "Resultgate-Dead-") || strings.HasPrefix(k, "Nats-") {
+			continue
+		}
+		hdr[k] = v
+	}
+	id := rec.MsgID
+	if id == "" {
+		id = "seq-" + strconv.FormatUint(rec.InboundSeq, 10)
+	}
+	id += "#replay-" + strconv.FormatUint(seq, 10)
+	if _, err := d.js.PublishMsg(ctx, &nats.Msg{Subject: rec.Subject, Header: hdr, Data: raw.Data},
+		jetstream.WithMsgID(id), jetstream.WithExpectStream(bus.StreamHL7In)); err != nil {
+		return rec, fmt.Errorf("replaying dead seq %d: %w", seq, err)
+	}
+	return rec, nil
+}
+
+// maxDeadRead bounds one listing of the dead letters.
+const maxDeadRead = 10000

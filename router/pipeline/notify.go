@@ -1,0 +1,57 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/resultgate/resultgate/router/bus"
+	"github.com/resultgate/resultgate/router/hold"
+)
+
+// Notification is the body of a clinician or on-call notification. It carries
+// the opaque hold ID, tag names and times only: whoever receives it looks the
+// hold up through the API.
+type Notification struct {
+	Kind       string    `json:"kind"`
+	HoldID     string    `json:"hold_id"`
+	ProviderID string    `json:"provider_id,omitempty"`
+	Tags       []string  `json:"tags,omitempty"`
+	Bases      []string  `json:"bases,omitempty"`
+	Deadline   time.Time `json:"deadline"`
+	At         time.Time `json:"at"`
+}
+
+// Notifier publishes notifications to the NOTIFY stream.
+type Notifier struct {
+	js jetstream.JetStream
+}
+
+// Send publishes a notification of kind about h with Nats-Msg-Id
+// ntf-<hold>-<kind>, so a re-run or a second scheduler sends it once.
+func (n *Notifier) Send(ctx context.Context, kind string, h *hold.Hold, now time.Time) error {
+	subj := bus.SubjectNotifyClinicianPrefix + h.ProviderKey
+	if h.ProviderKey == "" {
+		subj = bus.SubjectNotifyClinicianPrefix + "unknown"
+	}
+	if kind == bus.NotifyEscalation {
+		subj = bus.SubjectNotifyOnCall
+	}
+	body := Notification{Kind: kind, HoldID: h.ID, ProviderID: h.ProviderID, Tags: h.TagNames(), Deadline: h.Deadline, At: now.UTC()}
+	for _, b := range h.Bases {
+		body.Bases = append(body.Bases, b.Kind)
+	}
+	data, err := json.Marshal(body)
+	if err != nil {
+		return fmt.Errorf("encoding notification: %w", err)
+	}
+	_, err = n.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: data},
+		jetstream.WithMsgID("ntf-"+h.ID+"-"+kind), jetstream.WithExpectStream(bus.StreamNotify))
+	if err != nil {
+		return fmt.Errorf("publishing %s notification: %w", kind, err)
+	}
+	return nil
+}
