@@ -66,6 +66,12 @@ const (
 	PathReevaluated ReleasePath = "reevaluated"
 )
 
+// ReleasePaths lists every release path, in the order above.
+var ReleasePaths = []ReleasePath{
+	PathImmediate, PathAcknowledged, PathOverride, PathDeadline,
+	PathPatientRevoked, PathCorrection, PathReevaluated,
+}
+
 // Roles of actors.
 const (
 	RoleClinician = "clinician"

@@ -22,8 +22,8 @@ import (
 )
 
 // Policy is what the pipeline needs from the policy package: build the report,
-// classify it, decide, and read a Consent. NewPolicy wraps the policy package;
-// tests may supply their own rules.
+// classify it, decide, and read a Consent. PolicyAdapter (policy.go) is the one
+// production implementation; tests may state explicit rules of their own.
 type Policy interface {
 	// Report builds the policy's view of a parsed message (policy.FromHL7).
 	Report(m *hl7.Message) (*policy.Report, error)
