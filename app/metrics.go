@@ -95,6 +95,8 @@ func (a *App) registerPipelineMetrics() {
 		func(s pipeline.MetricsSnapshot) map[string]uint64 { return s.Dead })
 	counterFunc(reg, "classify_retries_total", "Transient classify failures that were retried.",
 		func() float64 { return float64(svc.Metrics().Retries) })
+	counterFunc(reg, "audit_append_retries_total", "Audit trail appends that failed once and were retried.",
+		func() float64 { return float64(svc.Metrics().AuditRetries) })
 	gaugeFunc(reg, "holds_open", "Holds currently holding a result (this instance's view).", func() float64 {
 		hs, _ := svc.ListHolds(context.Background(), holdview.Filter{State: hold.StateHeld})
 		return float64(len(hs))

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/resultgate/resultgate/policy"
 	"github.com/resultgate/resultgate/router/bus"
@@ -49,11 +51,25 @@ type Event struct {
 
 // Trail appends events to the AUDIT stream (which denies delete and purge).
 type Trail struct {
-	js jetstream.JetStream
+	js      jetstream.JetStream
+	log     zerolog.Logger
+	retries atomic.Uint64
 }
 
-// NewTrail returns the audit trail writer and reader over js.
-func NewTrail(js jetstream.JetStream) *Trail { return &Trail{js: js} }
+// NewTrail returns the audit trail writer and reader over js; log receives a
+// line per retried append (never event content).
+func NewTrail(js jetstream.JetStream, log zerolog.Logger) *Trail { return &Trail{js: js, log: log} }
+
+// recordAttempts bounds the tries of one append: a transient failure (a
+// leader election, a timeout) is retried after recordBackoff; what still
+// fails is the caller's error, and the caller then does not make the change
+// it was auditing (every state change is audited or not made).
+const recordAttempts = 3
+
+var recordBackoff = [...]time.Duration{50 * time.Millisecond, 250 * time.Millisecond}
+
+// Retries returns how many appends were retried since start.
+func (a *Trail) Retries() uint64 { return a.retries.Load() }
 
 // auditBuckets is the number of audit subject buckets. The file store keeps
 // an in-memory index entry (~130 B) for every distinct subject of a stream,
@@ -102,12 +118,23 @@ func (a *Trail) Record(ctx context.Context, id string, e Event) error {
 		return fmt.Errorf("encoding audit event: %w", err)
 	}
 	subj := auditSubject(&e)
-	_, err = a.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: data},
-		jetstream.WithMsgID("aud-"+id), jetstream.WithExpectStream(bus.StreamAudit))
-	if err != nil {
-		return fmt.Errorf("publishing %s: %w", subj, err)
+	for attempt := 1; ; attempt++ {
+		_, err = a.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: data},
+			jetstream.WithMsgID("aud-"+id), jetstream.WithExpectStream(bus.StreamAudit))
+		if err == nil {
+			return nil
+		}
+		if attempt == recordAttempts || ctx.Err() != nil {
+			return fmt.Errorf("publishing %s: %w", subj, err)
+		}
+		a.retries.Add(1)
+		a.log.Warn().Err(err).Str("kind", e.Kind).Int("attempt", attempt).Msg("audit append failed; retrying")
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("publishing %s: %w", subj, err)
+		case <-time.After(recordBackoff[attempt-1]):
+		}
 	}
-	return nil
 }
 
 // Transition audits one transition of h.

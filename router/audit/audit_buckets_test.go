@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/resultgate/resultgate/config"
 	"github.com/resultgate/resultgate/internal/testutil"
@@ -44,7 +45,7 @@ func TestAuditSubjectsBounded(t *testing.T) {
 	tj := testutil.StartJS(t, config.DurabilityOS)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	a := NewTrail(tj.JS)
+	a := NewTrail(tj.JS, zerolog.Nop())
 	const holds = 6000
 	// Two holds forced into one bucket, with interleaved events.
 	target := "htarget0001"

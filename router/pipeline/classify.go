@@ -137,10 +137,17 @@ func (s *Service) handleInbound(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.NakWithDelay(s.cfg.Holds.backoff(int(meta.NumDelivered)))
 		return
 	}
-	_ = s.audit.Record(ctx, "dead-"+strconv.FormatUint(meta.Sequence.Stream, 10), audit.Event{
+	// The message leaves HL7_IN's consumer (term) only once its dead letter
+	// is audited; a failed append naks it, and the redelivery writes the
+	// record and the event once each (stable IDs).
+	if err := s.audit.Record(ctx, "dead-"+strconv.FormatUint(meta.Sequence.Stream, 10), audit.Event{
 		Kind: bus.AuditDead, MsgID: msg.Headers().Get(jetstream.MsgIDHeader), InboundSeq: meta.Sequence.Stream,
 		Reason: reason + ": " + detail, Actor: "resultgate", Role: hold.RoleSystem,
-	})
+	}); err != nil {
+		log.Error().Err(err).Msg("auditing the dead letter failed; nak")
+		_ = msg.NakWithDelay(s.cfg.Holds.backoff(int(meta.NumDelivered)))
+		return
+	}
 	if err := msg.TermWithReason(reason); err != nil {
 		log.Warn().Err(err).Msg("term not confirmed")
 	}
@@ -210,23 +217,19 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 	// The lookups are independent: run them at once (latency is what limits
 	// a partition, which handles one message at a time).
 	var (
-		existing   *hold.Hold
-		holdErr    error
-		entry      store.OrderEntry
-		found      bool
-		orderErr   error
-		pref       *policy.Preference
-		consentRev uint64
-		prefErr    error
-		dets       []policy.Determination
-		detsErr    error
-		wg         sync.WaitGroup
+		existing  *hold.Hold
+		holdErr   error
+		entry     store.OrderEntry
+		found     bool
+		orderErr  error
+		inputs    decisionInputs
+		inputsErr error
+		wg        sync.WaitGroup
 	)
-	wg.Add(3)
+	wg.Add(2)
 	go func() { defer wg.Done(); existing, holdErr = s.holds.Get(ctx, in.holdID) }()
 	go func() { defer wg.Done(); entry, found, orderErr = s.orders.Get(ctx, in.orderKey) }()
-	go func() { defer wg.Done(); pref, consentRev, prefErr = s.preferenceRev(ctx, in.patientKey) }()
-	dets, detsErr = s.determinations(ctx, in.orderKey, r.PatientID)
+	inputs, inputsErr = s.loadDecisionInputs(ctx, in.patientKey, in.orderKey, r.PatientID)
 	wg.Wait()
 	// A re-run: the hold exists already, or the index says this very message
 	// was handled. Finish the idempotent follow-ups and ack.
@@ -235,7 +238,7 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 	} else if !errors.Is(holdErr, hold.ErrHoldNotFound) {
 		return holdErr
 	}
-	if err := errors.Join(orderErr, prefErr, detsErr); err != nil {
+	if err := errors.Join(orderErr, inputsErr); err != nil {
 		return err
 	}
 	var prior *policy.Prior
@@ -265,10 +268,7 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 	if hist.err != nil {
 		return hist.err
 	}
-	d := s.policy.Decide(policy.Input{
-		Report: r, Classification: c, Preference: pref, Determinations: dets, Prior: prior,
-		Facility: m.MSH().SendingFacility.NamespaceID, Now: in.now,
-	})
+	d := s.decide(*in.parsed(), c, inputs, prior, in.now)
 	s.metrics.decision(string(d.Action))
 	// The decision's audit event is written alongside the outputs; the ack
 	// waits for both.
@@ -282,12 +282,12 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 			Actor: "resultgate", Role: hold.RoleSystem,
 		})
 	}()
-	err = s.applyDecision(ctx, in, c, d, prior, consentRev, len(dets))
+	err = s.applyDecision(ctx, in, c, d, prior, inputs)
 	return errors.Join(err, <-auditDone)
 }
 
 // applyDecision writes the outputs of decision d for message in.
-func (s *Service) applyDecision(ctx context.Context, in *inboundContext, c policy.Classification, d policy.Decision, prior *policy.Prior, consentRev uint64, nDets int) error {
+func (s *Service) applyDecision(ctx context.Context, in *inboundContext, c policy.Classification, d policy.Decision, prior *policy.Prior, inputs decisionInputs) error {
 	msgID, m := in.ref.MsgID, in.msg
 	if c.Has(policy.TagMalignancy) {
 		if err := s.history.MarkMalignancy(ctx, in.patientKey, msgID, in.now); err != nil {
@@ -304,12 +304,12 @@ func (s *Service) applyDecision(ctx context.Context, in *inboundContext, c polic
 		if err := s.finishHold(ctx, in, stored, prior); err != nil {
 			return err
 		}
-		changed, err := s.inputsChanged(ctx, stored, consentRev, nDets)
+		changed, err := s.inputsChanged(ctx, stored, inputs)
 		if err != nil {
 			return err
 		}
 		if changed {
-			if _, err := s.reevaluate(ctx, stored, hold.PathPatientRevoked, "resultgate", hold.RoleSystem, "consent or determination changed while the hold was created"); err != nil &&
+			if _, err := s.reevaluate(ctx, stored, in.parsed(), hold.PathPatientRevoked, "resultgate", hold.RoleSystem, "consent or determination changed while the hold was created"); err != nil &&
 				!errors.Is(err, hold.ErrAlreadyReleased) && !errors.Is(err, hold.ErrHoldClosed) {
 				return err
 			}
@@ -483,73 +483,6 @@ func (s *Service) priorOf(ctx context.Context, e store.OrderEntry) (*policy.Prio
 		p.State = policy.PriorWithdrawn
 	}
 	return p, nil
-}
-
-// preference returns the patient's parsed Consent, or nil when none is on file.
-func (s *Service) preference(ctx context.Context, patientKey string) (*policy.Preference, error) {
-	p, _, err := s.preferenceRev(ctx, patientKey)
-	return p, err
-}
-
-// preferenceRev is preference with the Consent's bucket revision (0: none).
-func (s *Service) preferenceRev(ctx context.Context, patientKey string) (*policy.Preference, uint64, error) {
-	rec, err := s.consents.Get(ctx, patientKey)
-	if errors.Is(err, store.ErrConsentNotFound) {
-		return nil, 0, nil
-	}
-	if err != nil {
-		return nil, 0, err
-	}
-	p, err := s.policy.ParseConsent(rec.Consent)
-	if err != nil {
-		// It was validated when stored; a rule change may reject it now. Decide
-		// without it (release rather than hold on an unreadable basis) and say so.
-		s.log.Warn().Str("patient_key", patientKey).Str("error", safeDetail(err, "consent no longer readable")).Msg("stored consent ignored")
-		return nil, rec.Revision, nil
-	}
-	return p, rec.Revision, nil
-}
-
-// inputsChanged reports whether the patient's Consent or the order's
-// determinations changed since the decision read them (revision consentRev,
-// nDets determinations). A Consent put or a determination placed while the
-// hold was being created may have missed it (the view did not show it yet);
-// the classify step then re-evaluates the new hold itself.
-func (s *Service) inputsChanged(ctx context.Context, h *hold.Hold, consentRev uint64, nDets int) (bool, error) {
-	rec, err := s.consents.Get(ctx, h.PatientKey)
-	switch {
-	case errors.Is(err, store.ErrConsentNotFound):
-		if consentRev != 0 {
-			return true, nil
-		}
-	case err != nil:
-		return false, err
-	case rec.Revision != consentRev:
-		return true, nil
-	}
-	ds, err := s.dets.Get(ctx, h.OrderKey)
-	if err != nil {
-		return false, err
-	}
-	return len(ds) != nDets, nil
-}
-
-// determinations returns the clinician determinations on orderKey in the
-// policy's form, for the patient of the report.
-func (s *Service) determinations(ctx context.Context, orderKey, patientID string) ([]policy.Determination, error) {
-	ds, err := s.dets.Get(ctx, orderKey)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]policy.Determination, 0, len(ds))
-	for _, d := range ds {
-		role := d.Role
-		if role == "" {
-			role = hold.RoleClinician
-		}
-		out = append(out, policy.Determination{PatientID: patientID, OrderFiller: d.Order, By: d.By, Role: role, Reason: d.Reason, HarmType: d.HarmType, At: d.At})
-	}
-	return out, nil
 }
 
 // patientKey returns the keyed hash of the identifier part of a PID-3 value.

@@ -148,8 +148,8 @@ func (d *DeadLetters) Replay(ctx context.Context, seq uint64) (DeadRecord, error
 		return DeadRecord{}, fmt.Errorf("reading dead seq %d: %w", seq, err)
 	}
 	rec := deadRecord(raw.Header, seq, len(raw.Data))
-	if !strings.HasPrefix(rec.Subject, bus.SubjectInPrefix) {
-		return rec, fmt.Errorf("dead seq %d has no inbound subject: %w", seq, hold.ErrBadRequest)
+	if err := rec.replayable(); err != nil {
+		return rec, err
 	}
 	hdr := nats.Header{}
 	for k, v := range raw.Header {
@@ -168,6 +168,32 @@ func (d *DeadLetters) Replay(ctx context.Context, seq uint64) (DeadRecord, error
 		return rec, fmt.Errorf("replaying dead seq %d: %w", seq, err)
 	}
 	return rec, nil
+}
+
+// replayable says why the record cannot be re-queued, or nil.
+func (r DeadRecord) replayable() error {
+	if !strings.HasPrefix(r.Subject, bus.SubjectInPrefix) {
+		return fmt.Errorf("dead seq %d has no inbound subject: %w", r.Seq, hold.ErrBadRequest)
+	}
+	return nil
+}
+
+// Get returns dead-letter record seq if it can be replayed, else its record
+// and why not (ErrDeadNotFound when there is none).
+func (d *DeadLetters) Get(ctx context.Context, seq uint64) (DeadRecord, error) {
+	s, err := d.js.Stream(ctx, bus.StreamDead)
+	if err != nil {
+		return DeadRecord{}, fmt.Errorf("opening %s: %w", bus.StreamDead, err)
+	}
+	raw, err := s.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return DeadRecord{}, fmt.Errorf("dead seq %d: %w", seq, ErrDeadNotFound)
+	}
+	if err != nil {
+		return DeadRecord{}, fmt.Errorf("reading dead seq %d: %w", seq, err)
+	}
+	rec := deadRecord(raw.Header, seq, len(raw.Data))
+	return rec, rec.replayable()
 }
 
 // maxDeadRead bounds one listing of the dead letters.

@@ -30,6 +30,8 @@ type MetricsSnapshot struct {
 	Dead map[string]uint64 `json:"dead"`
 	// Retries counts transient classify failures that were retried.
 	Retries uint64 `json:"retries"`
+	// AuditRetries counts audit appends that were retried.
+	AuditRetries uint64 `json:"audit_retries"`
 }
 
 // NewMetrics returns zeroed counters.

@@ -18,8 +18,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/resultgate/resultgate/hl7"
-	"github.com/resultgate/resultgate/policy"
 	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
@@ -203,7 +201,7 @@ func (s *Service) PlaceDetermination(ctx context.Context, req PlaceRequest) (Pla
 	if !h.Open() {
 		return res, nil
 	}
-	h, err = s.reevaluate(ctx, h, hold.PathReevaluated, req.By, d.Role, "clinician determination placed")
+	h, err = s.reevaluate(ctx, h, nil, hold.PathReevaluated, req.By, d.Role, "clinician determination placed")
 	if h != nil {
 		res.State = h.State
 	}
@@ -261,7 +259,7 @@ func (s *Service) PutConsent(ctx context.Context, req ConsentPut) (ConsentResult
 	}
 	var errs []error
 	for _, h := range s.view.List(holdview.Filter{PatientKey: key, State: hold.StateHeld}) {
-		after, err := s.reevaluate(ctx, h, hold.PathPatientRevoked, req.By, hold.RolePatient, "patient changed their preference")
+		after, err := s.reevaluate(ctx, h, nil, hold.PathPatientRevoked, req.By, hold.RolePatient, "patient changed their preference")
 		if err != nil && !errors.Is(err, hold.ErrAlreadyReleased) && !errors.Is(err, hold.ErrHoldClosed) {
 			errs = append(errs, err)
 			continue
@@ -279,88 +277,6 @@ func (s *Service) GetConsent(ctx context.Context, patient string) (store.Consent
 	return s.consents.Get(ctx, s.patientKey(patient))
 }
 
-// reevaluate decides hold h again with the current Consent and determinations
-// (its tags as classified then): no basis left releases it by path; otherwise
-// the bases and deadline are updated. The re-evaluation is audited.
-func (s *Service) reevaluate(ctx context.Context, h *hold.Hold, path hold.ReleasePath, actor, role, why string) (*hold.Hold, error) {
-	// h may be the view's slim record: decide on the full one (tags with evidence).
-	h, err := s.holds.Get(ctx, h.ID)
-	if err != nil {
-		return nil, err
-	}
-	now := s.clock.Now().UTC()
-	in, err := s.gate.inStream(ctx)
-	if err != nil {
-		return nil, err
-	}
-	raw, err := in.GetMsg(ctx, h.Inbound.Seq)
-	if err != nil {
-		return nil, fmt.Errorf("fetching inbound seq %d: %w", h.Inbound.Seq, err)
-	}
-	m, err := hl7.ParseWithOptions(raw.Data, hl7.ParseOptions{NoCopy: true}) // a fetched copy, read-only
-	if err != nil {
-		return nil, fmt.Errorf("re-parsing inbound seq %d: %s", h.Inbound.Seq, safeDetail(err, "parse failed"))
-	}
-	r, err := s.policy.Report(m)
-	if err != nil {
-		return nil, fmt.Errorf("re-reading inbound seq %d: %s", h.Inbound.Seq, safeDetail(err, "report failed"))
-	}
-	if r.ReceivedAt.IsZero() {
-		r.ReceivedAt = receivedAt(raw.Header.Get(bus.HeaderReceivedAt), raw.Time)
-	}
-	pref, err := s.preference(ctx, h.PatientKey)
-	if err != nil {
-		return nil, err
-	}
-	dets, err := s.determinations(ctx, h.OrderKey, r.PatientID)
-	if err != nil {
-		return nil, err
-	}
-	var prior *policy.Prior
-	if h.Supersedes != "" {
-		prior = &policy.Prior{State: policy.PriorHeld, HoldID: h.Supersedes, Deadline: h.Deadline}
-	}
-	d := s.policy.Decide(policy.Input{
-		Report: r, Classification: policy.Classification{Tags: h.Tags, RulesetVersion: h.RulesetVersion},
-		Preference: pref, Determinations: dets, Prior: prior, Facility: m.MSH().SendingFacility.NamespaceID, Now: now,
-	})
-	if err := s.audit.Record(ctx, fmt.Sprintf("reeval-%s-%d", h.ID, h.Revision), audit.Event{
-		Kind: bus.AuditReevaluation, At: now, HoldID: h.ID, PatientKey: h.PatientKey, OrderKey: h.OrderKey,
-		Action: string(d.Action), Disposition: d.Disposition, Tags: h.Tags, RulesetVersion: d.RulesetVersion,
-		Bases: hold.BasesFromPolicy(d.Bases), Deadline: d.Deadline, Actor: actor, Role: role, Reason: why,
-	}); err != nil {
-		return nil, err
-	}
-	switch d.Action {
-	case policy.ActionRelease:
-		return s.gate.Release(ctx, h.ID, hold.ReleaseInfo{Path: path, Actor: actor, Role: role, Reason: why, Notify: d.Notify, Note: d.Note, At: now}, nil)
-	case policy.ActionHold:
-		out, err := s.holds.Mutate(ctx, h.ID, func(c *hold.Hold) error {
-			if !c.Open() {
-				return store.ErrNoChange
-			}
-			c.Bases = hold.BasesFromPolicy(d.Bases)
-			if !d.Deadline.IsZero() && c.Supersedes == "" {
-				c.Deadline = d.Deadline.UTC()
-			}
-			c.Reminded, c.Escalated = false, false
-			s.schedule(c, now)
-			if d.Note != "" {
-				c.Note = d.Note
-			}
-			c.Notify = d.Notify
-			return nil
-		})
-		if err != nil {
-			return out, err
-		}
-		s.view.Observe(out)
-		return out, nil
-	default:
-		return h, nil
-	}
-}
-
 // DeadList lists dead-letter records, oldest first.
 func (s *Service) DeadList(ctx context.Context, limit int) ([]DeadRecord, error) {
 	return s.dead.List(ctx, limit)
@@ -368,15 +284,20 @@ func (s *Service) DeadList(ctx context.Context, limit int) ([]DeadRecord, error)
 
 // DeadReplay re-queues dead-letter record seq to its inbound subject.
 func (s *Service) DeadReplay(ctx context.Context, seq uint64, by string) (DeadRecord, error) {
-	rec, err := s.dead.Replay(ctx, seq)
+	// The replay is audited before it is made: an append that fails leaves
+	// the record where it is, and the operator's retry writes the event once
+	// (stable ID) and replays once (stable Msg-Id).
+	rec, err := s.dead.Get(ctx, seq)
 	if err != nil {
 		return rec, err
 	}
-	_ = s.audit.Record(ctx, fmt.Sprintf("replay-%d", seq), audit.Event{
+	if err := s.audit.Record(ctx, fmt.Sprintf("replay-%d", seq), audit.Event{
 		Kind: bus.AuditReplay, At: s.clock.Now().UTC(), MsgID: rec.MsgID, InboundSeq: rec.InboundSeq,
 		Actor: by, Role: hold.RoleSystem, Reason: "dead-letter replay",
-	})
-	return rec, nil
+	}); err != nil {
+		return rec, fmt.Errorf("auditing the replay of dead seq %d (nothing replayed): %w", seq, err)
+	}
+	return s.dead.Replay(ctx, seq)
 }
 
 // Audit returns audit events matching q, oldest first.
@@ -385,4 +306,8 @@ func (s *Service) Audit(ctx context.Context, q audit.Query) ([]audit.Event, erro
 }
 
 // Metrics returns a snapshot of the pipeline's counters.
-func (s *Service) Metrics() MetricsSnapshot { return s.metrics.Snapshot() }
+func (s *Service) Metrics() MetricsSnapshot {
+	m := s.metrics.Snapshot()
+	m.AuditRetries = s.audit.Retries()
+	return m
+}
