@@ -95,6 +95,8 @@ func (a *App) registerPipelineMetrics() {
 		func(s pipeline.MetricsSnapshot) map[string]uint64 { return s.Dead })
 	counterFunc(reg, "classify_retries_total", "Transient classify failures that were retried.",
 		func() float64 { return float64(svc.Metrics().Retries) })
+	counterFunc(reg, "reconcile_rounds_total", "Rounds of the reconciler (released results not yet on the feed are published).",
+		func() float64 { return float64(svc.Metrics().ReconcileRounds) })
 	counterFunc(reg, "audit_append_retries_total", "Audit trail appends that failed once and were retried.",
 		func() float64 { return float64(svc.Metrics().AuditRetries) })
 	gaugeFunc(reg, "holds_open", "Holds currently holding a result (this instance's view).", func() float64 {

@@ -300,17 +300,18 @@ func (g *Gate) Reconcile(ctx context.Context) error {
 
 // runReconciler reconciles at start, every interval and when kicked, until
 // ctx ends.
-func (g *Gate) runReconciler(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
+func (g *Gate) runReconciler(ctx context.Context, clock Clock, every time.Duration) {
+	ticks, stop := clock.NewTicker(every)
+	defer stop()
 	for {
 		if err := g.Reconcile(ctx); err != nil && ctx.Err() == nil {
 			g.log.Warn().Err(err).Msg("reconcile incomplete; retrying")
 		}
+		g.m.round()
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-ticks:
 		case <-g.kick:
 		}
 	}

@@ -16,6 +16,7 @@ type Metrics struct {
 	released  map[string]uint64
 	deadC     map[string]uint64
 	retries   uint64
+	rounds    uint64
 }
 
 // MetricsSnapshot is a copy of the counters.
@@ -32,6 +33,9 @@ type MetricsSnapshot struct {
 	Retries uint64 `json:"retries"`
 	// AuditRetries counts audit appends that were retried.
 	AuditRetries uint64 `json:"audit_retries"`
+	// ReconcileRounds counts the reconciler's rounds (each looks for released
+	// results not yet on the feed).
+	ReconcileRounds uint64 `json:"reconcile_rounds"`
 }
 
 // NewMetrics returns zeroed counters.
@@ -53,7 +57,7 @@ func (m *Metrics) Snapshot() MetricsSnapshot {
 		}
 		return out
 	}
-	return MetricsSnapshot{Processed: cp(m.processed), Decisions: cp(m.decisions), Releases: cp(m.released), Dead: cp(m.deadC), Retries: m.retries}
+	return MetricsSnapshot{Processed: cp(m.processed), Decisions: cp(m.decisions), Releases: cp(m.released), Dead: cp(m.deadC), Retries: m.retries, ReconcileRounds: m.rounds}
 }
 
 func (m *Metrics) inc(c map[string]uint64, k string) {
@@ -95,5 +99,14 @@ func (m *Metrics) retry() {
 	}
 	m.mu.Lock()
 	m.retries++
+	m.mu.Unlock()
+}
+
+func (m *Metrics) round() {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.rounds++
 	m.mu.Unlock()
 }

@@ -285,7 +285,7 @@ func (p *Pipeline) Start(ctx context.Context) error {
 		go debug.FreeOSMemory()
 	}
 	p.wg.Add(2)
-	go func() { defer p.wg.Done(); s.gate.runReconciler(runCtx, p.cfg.Holds.ReconcileEvery) }()
+	go func() { defer p.wg.Done(); s.gate.runReconciler(runCtx, p.cfg.Clock, p.cfg.Holds.ReconcileEvery) }()
 	go func() { defer p.wg.Done(); s.runScheduler(runCtx, p.cfg.Holds.SchedulerTick) }()
 
 	for _, part := range partitionTokens(p.cfg.Partitions) {

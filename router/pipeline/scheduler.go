@@ -13,10 +13,14 @@ import (
 	"github.com/resultgate/resultgate/router/hold"
 )
 
-// Clock tells the time. The pipeline reads it for decisions and deadlines;
-// tests inject a fake one.
+// Clock tells the time and paces the periodic work (the scheduler's ticks,
+// the reconciler's rounds). The pipeline reads it for decisions and deadlines;
+// tests inject a fake one whose time and ticks move only when the test says.
 type Clock interface {
 	Now() time.Time
+	// NewTicker returns a channel that delivers ticks every d and a function
+	// that stops them.
+	NewTicker(d time.Duration) (<-chan time.Time, func())
 }
 
 // SystemClock is the wall clock.
@@ -24,6 +28,12 @@ type SystemClock struct{}
 
 // Now returns time.Now().
 func (SystemClock) Now() time.Time { return time.Now() }
+
+// NewTicker returns a time.Ticker's channel and Stop.
+func (SystemClock) NewTicker(d time.Duration) (<-chan time.Time, func()) {
+	t := time.NewTicker(d)
+	return t.C, t.Stop
+}
 
 // errNotDue means a deadline entry fired for a hold whose current deadline is
 // later; the view reschedules it when it sees the record.
@@ -40,14 +50,14 @@ const scheduleRetry = 5 * time.Second
 // happen once. Deadlines that passed while no instance ran are due at the
 // first tick after the view is loaded.
 func (s *Service) runScheduler(ctx context.Context, tick time.Duration) {
-	t := time.NewTicker(tick)
-	defer t.Stop()
+	ticks, stop := s.clock.NewTicker(tick)
+	defer stop()
 	for {
 		s.fireDue(ctx)
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-ticks:
 		}
 	}
 }

@@ -47,7 +47,11 @@ func TestReleaseOfUnmappableResult(t *testing.T) {
 		t.Errorf("hold after release: published %t, publish error %q", cur.Published, cur.PublishError)
 	}
 	// Several reconciler rounds later: still nothing on the feed, one audit event.
-	time.Sleep(300 * time.Millisecond)
+	rounds := s.Metrics().ReconcileRounds
+	testutil.Eventually(t, 5*time.Second, "three more reconciler rounds", func() bool {
+		e.clock.Tick()
+		return s.Metrics().ReconcileRounds >= rounds+3
+	})
 	if n := len(e.portal("portal.>")); n != 0 {
 		t.Errorf("%d feed messages for an unmappable result", n)
 	}
