@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resultgate/resultgate/router/dead"
+
 	"github.com/resultgate/resultgate/router/api"
 	"github.com/resultgate/resultgate/router/pipeline"
 
@@ -326,7 +328,7 @@ func TestPermissionsClusterMode(t *testing.T) {
 		}
 		return ids["PATH3"] && ids["CON1"] && !ids["PATH1"] && !ids["PATH2"] && !ids["LAB1"]
 	})
-	var dead []pipeline.DeadRecord
+	var dead []dead.Record
 	ops.api(t, "dead.list", api.DeadListRequest{}, &dead)
 	if len(dead) != 1 || dead[0].Reason != string(intake.ReasonType) {
 		t.Errorf("dead letters %+v, want one of reason %q", dead, intake.ReasonType)

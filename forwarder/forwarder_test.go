@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resultgate/resultgate/router/pipeline"
+	"github.com/resultgate/resultgate/router/dead"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -419,7 +419,7 @@ func TestReplayDeliversARejectedResultAgain(t *testing.T) {
 	if got := d.received(); !slices.Equal(got, []string{"p00-000", "p00-001", "p00-000"}) {
 		t.Errorf("downstream received %v", got)
 	}
-	if _, err := Replay(ctx, js, rec.Sequence+100); !errors.Is(err, pipeline.ErrDeadNotFound) {
+	if _, err := Replay(ctx, js, rec.Sequence+100); !errors.Is(err, dead.ErrNotFound) {
 		t.Errorf("Replay(missing) = %v", err)
 	}
 }

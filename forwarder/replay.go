@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/resultgate/resultgate/router/pipeline"
+	"github.com/resultgate/resultgate/router/dead"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -33,7 +33,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, deadSeq uint64) (string
 	}
 	raw, err := s.GetMsg(ctx, deadSeq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return "", fmt.Errorf("dead seq %d: %w", deadSeq, pipeline.ErrDeadNotFound)
+		return "", fmt.Errorf("dead seq %d: %w", deadSeq, dead.ErrNotFound)
 	}
 	if err != nil {
 		return "", fmt.Errorf("reading dead seq %d: %w", deadSeq, err)

@@ -9,12 +9,15 @@
 //	                 adapter, decision, hold or release), the release gate (the
 //	                 one function that writes the portal feed, and the FHIR
 //	                 encoder), the scheduler (deadlines, reminders,
-//	                 escalations), dead letters, notifications and Service, the
-//	                 Go API that httpapi, router/api and the CLI use.
+//	                 escalations) and Service, the Go API that httpapi,
+//	                 router/api and the CLI use.
 //	router/intake    the MLLP handler: bound, parse MSH/PID, store in HL7_IN,
 //	                 then ACK (HL7 v2.x chapter 2 original and enhanced modes).
 //	router/holdview  the in-memory view of the holds bucket: lists, provider
 //	                 and patient indexes, and the timer heap the scheduler reads.
+//	router/notify    clinician and on-call notifications (NOTIFY).
+//	router/dead      the dead letters (DEAD, hl7.dead.<reason>): store, list,
+//	                 replay; PHI-free reasons.
 //	router/audit     the append-only audit trail (AUDIT, audit.<kind>.<bucket>).
 //	router/store     the KV record stores: holds (compare-and-set), Consents,
 //	                 determinations, the orders index, patient history.

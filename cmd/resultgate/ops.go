@@ -19,6 +19,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/resultgate/resultgate/router/dead"
+
 	"github.com/resultgate/resultgate/router/api"
 	"github.com/resultgate/resultgate/router/pipeline"
 
@@ -474,7 +476,7 @@ stream (the original bytes, the same message ID) once the cause is fixed.
 		Short: "List dead-lettered messages, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var recs []pipeline.DeadRecord
+			var recs []dead.Record
 			if err := nf.call(cmd.Context(), "dead.list", api.DeadListRequest{Limit: limit}, &recs); err != nil {
 				return err
 			}
@@ -506,7 +508,7 @@ stream (the original bytes, the same message ID) once the cause is fixed.
 			if err != nil || seq == 0 {
 				return &exitError{code: 2, err: fmt.Errorf("SEQ: want the DEAD stream sequence from `resultgate dead list`, got %q", args[0])}
 			}
-			var rec pipeline.DeadRecord
+			var rec dead.Record
 			if err := nf.call(cmd.Context(), "dead.replay", api.DeadReplayRequest{Seq: seq, By: by}, &rec); err != nil {
 				return err
 			}

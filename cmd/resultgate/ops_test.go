@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resultgate/resultgate/router/pipeline"
+	"github.com/resultgate/resultgate/router/dead"
 
 	"github.com/resultgate/resultgate/router/audit"
 
@@ -203,7 +203,7 @@ func TestOperatorCommands(t *testing.T) {
 	if _, err := a.JetStream().PublishMsg(pctx, bad); err != nil {
 		t.Fatalf("publishing the bad message: %v", err)
 	}
-	var dead []pipeline.DeadRecord
+	var dead []dead.Record
 	testutil.Eventually(t, 60*time.Second, "the bad message is dead-lettered", func() bool {
 		out, _, err := cli("dead", "list", "--json")
 		if err != nil {

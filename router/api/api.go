@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/resultgate/resultgate/router/dead"
+
 	"github.com/resultgate/resultgate/router/pipeline"
 
 	"github.com/resultgate/resultgate/router/holdview"
@@ -54,7 +56,7 @@ type Response struct {
 // code maps a service error to an API error code.
 func code(err error) string {
 	switch {
-	case errors.Is(err, hold.ErrHoldNotFound), errors.Is(err, store.ErrConsentNotFound), errors.Is(err, pipeline.ErrDeadNotFound):
+	case errors.Is(err, hold.ErrHoldNotFound), errors.Is(err, store.ErrConsentNotFound), errors.Is(err, dead.ErrNotFound):
 		return CodeNotFound
 	case errors.Is(err, hold.ErrAlreadyReleased):
 		return CodeAlreadyReleased

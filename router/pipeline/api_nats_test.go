@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resultgate/resultgate/router/dead"
+
 	"github.com/resultgate/resultgate/router/api"
 	"github.com/resultgate/resultgate/router/pipeline"
 
@@ -112,7 +114,7 @@ func TestAPIOverNATS(t *testing.T) {
 	if err := c.Call(ctx, "audit.query", audit.Query{Since: since}, &evs); err != nil || len(evs) < 5 {
 		t.Fatalf("audit.query --since: %d events, %v", len(evs), err)
 	}
-	var dead []pipeline.DeadRecord
+	var dead []dead.Record
 	if err := c.Call(ctx, "dead.list", api.DeadListRequest{}, &dead); err != nil || len(dead) != 0 {
 		t.Fatalf("dead.list: %+v, %v", dead, err)
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/resultgate/resultgate/router/dead"
+
 	"github.com/resultgate/resultgate/router/audit"
 
 	"github.com/resultgate/resultgate/router/store"
@@ -117,18 +119,18 @@ func (s *Service) handleInbound(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	var pe *permanentError
-	reason, detail := bus.DeadRetries, safeDetail(perr, "processing failed repeatedly")
-	dead := false
+	reason, detail := bus.DeadRetries, dead.SafeDetail(perr, "processing failed repeatedly")
+	toDead := false
 	switch {
 	case errors.As(perr, &pe):
-		reason, detail, dead = pe.reason, safeDetail(pe.err, pe.reason+" failed"), true
+		reason, detail, toDead = pe.reason, dead.SafeDetail(pe.err, pe.reason+" failed"), true
 	case int(meta.NumDelivered) >= s.cfg.Holds.MaxDeliver:
-		dead = true
+		toDead = true
 	}
-	if !dead {
+	if !toDead {
 		s.metrics.retry()
 		delay := s.cfg.Holds.backoff(int(meta.NumDelivered))
-		log.Warn().Str("error", safeDetail(perr, "transient failure")).Uint64("delivered", meta.NumDelivered).Dur("retry_in", delay).Msg("classify failed; retrying")
+		log.Warn().Str("error", dead.SafeDetail(perr, "transient failure")).Uint64("delivered", meta.NumDelivered).Dur("retry_in", delay).Msg("classify failed; retrying")
 		_ = msg.NakWithDelay(delay)
 		return
 	}

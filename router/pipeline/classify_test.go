@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resultgate/resultgate/router/dead"
+
 	"github.com/resultgate/resultgate/router/audit"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -171,7 +173,7 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	if err != nil || len(recs) != 2 {
 		t.Fatalf("dead list = %+v, %v", recs, err)
 	}
-	byReason := map[string]DeadRecord{}
+	byReason := map[string]dead.Record{}
 	for _, r := range recs {
 		byReason[r.Reason] = r
 	}
@@ -195,7 +197,7 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	}
 	e.waitSettled()
 	testutil.Eventually(t, 5*time.Second, "replayed result released", func() bool { return len(e.portal("portal.hl7.>")) == 1 })
-	if _, err := s.DeadReplay(testutil.Ctx(t), 999, "ops"); !errors.Is(err, ErrDeadNotFound) {
+	if _, err := s.DeadReplay(testutil.Ctx(t), 999, "ops"); !errors.Is(err, dead.ErrNotFound) {
 		t.Fatalf("replaying a missing record: %v", err)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/resultgate/resultgate/router/dead"
+
 	"github.com/resultgate/resultgate/hl7"
 	"github.com/resultgate/resultgate/policy"
 	"github.com/resultgate/resultgate/router/audit"
@@ -40,11 +42,11 @@ func (s *Service) parseStored(ctx context.Context, ref hold.InboundRef) (*parsed
 	}
 	m, err := hl7.ParseWithOptions(raw.Data, hl7.ParseOptions{NoCopy: true})
 	if err != nil {
-		return nil, fmt.Errorf("re-parsing inbound seq %d: %s", ref.Seq, safeDetail(err, "parse failed"))
+		return nil, fmt.Errorf("re-parsing inbound seq %d: %s", ref.Seq, dead.SafeDetail(err, "parse failed"))
 	}
 	r, err := s.policy.Report(m)
 	if err != nil {
-		return nil, fmt.Errorf("re-reading inbound seq %d: %s", ref.Seq, safeDetail(err, "report failed"))
+		return nil, fmt.Errorf("re-reading inbound seq %d: %s", ref.Seq, dead.SafeDetail(err, "report failed"))
 	}
 	if r.ReceivedAt.IsZero() {
 		r.ReceivedAt = receivedAt(raw.Header.Get(bus.HeaderReceivedAt), raw.Time)
@@ -167,7 +169,7 @@ func (s *Service) preferenceRev(ctx context.Context, patientKey string) (*policy
 	if err != nil {
 		// It was validated when stored; a rule change may reject it now. Decide
 		// without it (release rather than hold on an unreadable basis) and say so.
-		s.log.Warn().Str("patient_key", patientKey).Str("error", safeDetail(err, "consent no longer readable")).Msg("stored consent ignored")
+		s.log.Warn().Str("patient_key", patientKey).Str("error", dead.SafeDetail(err, "consent no longer readable")).Msg("stored consent ignored")
 		return nil, rec.Revision, nil
 	}
 	return p, rec.Revision, nil

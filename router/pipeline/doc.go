@@ -5,8 +5,8 @@
 // a hard deadline. The Gate (gate.go) is the one function that writes the
 // portal feed (portal.hl7.<p>, portal.fhir.<p> through the one FHIR encoder,
 // fhir.go); the scheduler ends holds at their deadline and sends reminders and
-// escalations; failures go to the dead letters; every state change is audited
-// before it is acknowledged. Service is the Go API over all of it, used by
+// escalations (router/notify); failures go to the dead letters (router/dead);
+// every state change is audited (router/audit) before it is acknowledged. Service is the Go API over all of it, used by
 // httpapi, router/api and the CLI.
 //
 // It may import every other router package except router/api, plus policy,

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/resultgate/resultgate/router/dead"
+
 	"github.com/resultgate/resultgate/router/holdview"
 
 	"github.com/resultgate/resultgate/router/audit"
@@ -99,7 +101,7 @@ func (g *Gate) emit(ctx context.Context, r emitRequest) error {
 	if r.msg == nil {
 		m, err := hl7.ParseWithOptions(r.raw, hl7.ParseOptions{NoCopy: true}) // r.raw is read-only
 		if err != nil {
-			return fmt.Errorf("parsing inbound seq %d for release: %s", r.inbound.Seq, safeDetail(err, "parse failed"))
+			return fmt.Errorf("parsing inbound seq %d for release: %s", r.inbound.Seq, dead.SafeDetail(err, "parse failed"))
 		}
 		r.msg = m
 	}
@@ -325,7 +327,7 @@ var ErrUnpublishable = errors.New("released result cannot be published")
 // reason on the hold (so the reconciler stops), an audit event and an error
 // log. The sender has to correct the message; a correction supersedes it.
 func (g *Gate) unpublishable(ctx context.Context, h *hold.Hold, pe *permanentError) (*hold.Hold, error) {
-	why := pe.reason + ": " + safeDetail(pe.err, pe.reason+" failed")
+	why := pe.reason + ": " + dead.SafeDetail(pe.err, pe.reason+" failed")
 	// The audit event first, then the mark that stops the reconciler: a crash
 	// in between leaves the hold unmarked, so the reconciler comes back here
 	// and the event (the same Msg-Id) is stored once. The release and the

@@ -8,6 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/resultgate/resultgate/router/dead"
+	"github.com/resultgate/resultgate/router/notify"
+
 	"github.com/resultgate/resultgate/router/holdview"
 
 	"github.com/resultgate/resultgate/router/audit"
@@ -245,7 +248,7 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	s := &Service{
 		cfg: p.cfg, log: p.log, clock: p.cfg.Clock, policy: p.cfg.Policy, js: p.js,
 		holds: store.NewHolds(kvs[bus.KVHolds]), view: holdview.New(p.log),
-		audit: audit.NewTrail(p.js, p.log), notifier: &Notifier{js: p.js}, dead: &DeadLetters{js: p.js, m: metrics},
+		audit: audit.NewTrail(p.js, p.log), notifier: notify.New(p.js), dead: dead.New(p.js, metrics.dead),
 		history: store.NewHistory(kvs[bus.KVPatients]), consents: store.NewConsents(kvs[bus.KVConsents]),
 		dets: store.NewDeterminations(kvs[bus.KVDeterminations]), orders: store.NewOrders(kvs[bus.KVOrders]),
 		metrics: metrics,

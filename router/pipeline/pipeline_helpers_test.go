@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resultgate/resultgate/router/notify"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -405,11 +407,11 @@ func (e *pipeEnv) portal(filter string) []*nats.Msg {
 }
 
 // notifications returns NOTIFY messages on filter.
-func (e *pipeEnv) notifications(filter string) []Notification {
+func (e *pipeEnv) notifications(filter string) []notify.Notification {
 	e.t.Helper()
 	out, err := bus.ReadAll(testutil.Ctx(e.t), e.js.JS, bus.StreamNotify, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}}, 10000,
-		func(m jetstream.Msg, _ uint64) (Notification, error) {
-			var n Notification
+		func(m jetstream.Msg, _ uint64) (notify.Notification, error) {
+			var n notify.Notification
 			return n, json.Unmarshal(m.Data(), &n)
 		})
 	if err != nil {

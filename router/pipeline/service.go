@@ -9,6 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/resultgate/resultgate/router/dead"
+	"github.com/resultgate/resultgate/router/notify"
+
 	"github.com/resultgate/resultgate/router/holdview"
 
 	"github.com/resultgate/resultgate/router/audit"
@@ -40,8 +43,8 @@ type Service struct {
 	view     *holdview.View
 	gate     *Gate
 	audit    *audit.Trail
-	notifier *Notifier
-	dead     *DeadLetters
+	notifier *notify.Notifier
+	dead     *dead.Letters
 	history  *store.History
 	consents *store.Consents
 	dets     *store.Determinations
@@ -278,12 +281,12 @@ func (s *Service) GetConsent(ctx context.Context, patient string) (store.Consent
 }
 
 // DeadList lists dead-letter records, oldest first.
-func (s *Service) DeadList(ctx context.Context, limit int) ([]DeadRecord, error) {
+func (s *Service) DeadList(ctx context.Context, limit int) ([]dead.Record, error) {
 	return s.dead.List(ctx, limit)
 }
 
 // DeadReplay re-queues dead-letter record seq to its inbound subject.
-func (s *Service) DeadReplay(ctx context.Context, seq uint64, by string) (DeadRecord, error) {
+func (s *Service) DeadReplay(ctx context.Context, seq uint64, by string) (dead.Record, error) {
 	// The replay is audited before it is made: an append that fails leaves
 	// the record where it is, and the operator's retry writes the event once
 	// (stable ID) and replays once (stable Msg-Id).

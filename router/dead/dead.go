@@ -1,4 +1,4 @@
-package pipeline
+package dead
 
 import (
 	"context"
@@ -17,8 +17,8 @@ import (
 	"github.com/resultgate/resultgate/router/hold"
 )
 
-// ErrDeadNotFound means no dead-letter record has the given sequence.
-var ErrDeadNotFound = errors.New("dead-letter record not found")
+// ErrNotFound means no dead-letter record has the given sequence.
+var ErrNotFound = errors.New("dead-letter record not found")
 
 // phiFreeErrors are errors whose text is known to carry no message content.
 var phiFreeErrors = []error{
@@ -32,10 +32,10 @@ var phiFreeErrors = []error{
 	fhirmap.ErrResultStatus, fhirmap.ErrInvalidBundle,
 }
 
-// safeDetail describes err without message content: the text of a known
+// SafeDetail describes err without message content: the text of a known
 // sentinel it wraps (with the segment name and position for parse errors), or
 // only the given fallback.
-func safeDetail(err error, fallback string) string {
+func SafeDetail(err error, fallback string) string {
 	if err == nil {
 		return ""
 	}
@@ -58,15 +58,21 @@ func safeDetail(err error, fallback string) string {
 	return fallback
 }
 
-// DeadLetters writes and reads the DEAD stream.
-type DeadLetters struct {
-	js jetstream.JetStream
-	m  *Metrics
+// Letters writes and reads the DEAD stream.
+type Letters struct {
+	js     jetstream.JetStream
+	onDead func(reason string)
+}
+
+// New returns the dead letters over js; onDead (may be nil) is called with
+// the reason of every record stored, for the metrics.
+func New(js jetstream.JetStream, onDead func(reason string)) *Letters {
+	return &Letters{js: js, onDead: onDead}
 }
 
 // Put stores the inbound message m on hl7.dead.<reason> with the reason and a
 // PHI-free detail, and the reference to where it came from.
-func (d *DeadLetters) Put(ctx context.Context, m jetstream.Msg, reason, detail string) error {
+func (d *Letters) Put(ctx context.Context, m jetstream.Msg, reason, detail string) error {
 	meta, err := m.Metadata()
 	if err != nil {
 		return fmt.Errorf("dead-lettering: %w", err)
@@ -92,12 +98,14 @@ func (d *DeadLetters) Put(ctx context.Context, m jetstream.Msg, reason, detail s
 	if err != nil {
 		return fmt.Errorf("publishing %s: %w", subj, err)
 	}
-	d.m.dead(reason)
+	if d.onDead != nil {
+		d.onDead(reason)
+	}
 	return nil
 }
 
-// DeadRecord describes one dead-letter record (without the message content).
-type DeadRecord struct {
+// Record describes one dead-letter record (without the message content).
+type Record struct {
 	Seq        uint64    `json:"seq"`
 	Reason     string    `json:"reason"`
 	Detail     string    `json:"detail"`
@@ -109,8 +117,8 @@ type DeadRecord struct {
 	Size       int       `json:"size"`
 }
 
-func deadRecord(h nats.Header, seq uint64, size int) DeadRecord {
-	r := DeadRecord{
+func record(h nats.Header, seq uint64, size int) Record {
+	r := Record{
 		Seq: seq, Reason: h.Get(bus.HeaderDeadReason), Detail: h.Get(bus.HeaderDeadDetail),
 		Subject: h.Get(bus.HeaderDeadSubject), MsgID: h.Get(bus.HeaderDeadMsgID), Size: size,
 	}
@@ -121,13 +129,13 @@ func deadRecord(h nats.Header, seq uint64, size int) DeadRecord {
 }
 
 // List returns up to limit dead-letter records, oldest first.
-func (d *DeadLetters) List(ctx context.Context, limit int) ([]DeadRecord, error) {
+func (d *Letters) List(ctx context.Context, limit int) ([]Record, error) {
 	if limit <= 0 || limit > maxDeadRead {
 		limit = maxDeadRead
 	}
 	return bus.ReadAll(ctx, d.js, bus.StreamDead, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}, limit,
-		func(m jetstream.Msg, seq uint64) (DeadRecord, error) {
-			return deadRecord(m.Headers(), seq, len(m.Data())), nil
+		func(m jetstream.Msg, seq uint64) (Record, error) {
+			return record(m.Headers(), seq, len(m.Data())), nil
 		})
 }
 
@@ -135,19 +143,19 @@ func (d *DeadLetters) List(ctx context.Context, limit int) ([]DeadRecord, error)
 // Nats-Msg-Id <original>#replay-<seq>: a new ID, because the original is still
 // in HL7_IN's duplicate window, and a stable one, so replaying the same record
 // twice queues it once.
-func (d *DeadLetters) Replay(ctx context.Context, seq uint64) (DeadRecord, error) {
+func (d *Letters) Replay(ctx context.Context, seq uint64) (Record, error) {
 	s, err := d.js.Stream(ctx, bus.StreamDead)
 	if err != nil {
-		return DeadRecord{}, fmt.Errorf("opening %s: %w", bus.StreamDead, err)
+		return Record{}, fmt.Errorf("opening %s: %w", bus.StreamDead, err)
 	}
 	raw, err := s.GetMsg(ctx, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return DeadRecord{}, fmt.Errorf("dead seq %d: %w", seq, ErrDeadNotFound)
+		return Record{}, fmt.Errorf("dead seq %d: %w", seq, ErrNotFound)
 	}
 	if err != nil {
-		return DeadRecord{}, fmt.Errorf("reading dead seq %d: %w", seq, err)
+		return Record{}, fmt.Errorf("reading dead seq %d: %w", seq, err)
 	}
-	rec := deadRecord(raw.Header, seq, len(raw.Data))
+	rec := record(raw.Header, seq, len(raw.Data))
 	if err := rec.replayable(); err != nil {
 		return rec, err
 	}
@@ -171,7 +179,7 @@ func (d *DeadLetters) Replay(ctx context.Context, seq uint64) (DeadRecord, error
 }
 
 // replayable says why the record cannot be re-queued, or nil.
-func (r DeadRecord) replayable() error {
+func (r Record) replayable() error {
 	if !strings.HasPrefix(r.Subject, bus.SubjectInPrefix) {
 		return fmt.Errorf("dead seq %d has no inbound subject: %w", r.Seq, hold.ErrBadRequest)
 	}
@@ -179,20 +187,20 @@ func (r DeadRecord) replayable() error {
 }
 
 // Get returns dead-letter record seq if it can be replayed, else its record
-// and why not (ErrDeadNotFound when there is none).
-func (d *DeadLetters) Get(ctx context.Context, seq uint64) (DeadRecord, error) {
+// and why not (ErrNotFound when there is none).
+func (d *Letters) Get(ctx context.Context, seq uint64) (Record, error) {
 	s, err := d.js.Stream(ctx, bus.StreamDead)
 	if err != nil {
-		return DeadRecord{}, fmt.Errorf("opening %s: %w", bus.StreamDead, err)
+		return Record{}, fmt.Errorf("opening %s: %w", bus.StreamDead, err)
 	}
 	raw, err := s.GetMsg(ctx, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return DeadRecord{}, fmt.Errorf("dead seq %d: %w", seq, ErrDeadNotFound)
+		return Record{}, fmt.Errorf("dead seq %d: %w", seq, ErrNotFound)
 	}
 	if err != nil {
-		return DeadRecord{}, fmt.Errorf("reading dead seq %d: %w", seq, err)
+		return Record{}, fmt.Errorf("reading dead seq %d: %w", seq, err)
 	}
-	rec := deadRecord(raw.Header, seq, len(raw.Data))
+	rec := record(raw.Header, seq, len(raw.Data))
 	return rec, rec.replayable()
 }
 

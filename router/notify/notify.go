@@ -1,4 +1,4 @@
-package pipeline
+package notify
 
 import (
 	"context"
@@ -29,6 +29,9 @@ type Notification struct {
 type Notifier struct {
 	js jetstream.JetStream
 }
+
+// New returns the notifier over js.
+func New(js jetstream.JetStream) *Notifier { return &Notifier{js: js} }
 
 // Send publishes a notification of kind about h with Nats-Msg-Id
 // ntf-<hold>-<kind>, so a re-run or a second scheduler sends it once.

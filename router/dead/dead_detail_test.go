@@ -1,4 +1,4 @@
-package pipeline
+package dead
 
 import (
 	"errors"
@@ -21,8 +21,8 @@ func TestSafeDetail(t *testing.T) {
 		{errors.New("value TESTPATIENT^JANE is bad"), "fallback"},
 		{nil, ""},
 	} {
-		if got := safeDetail(c.err, "fallback"); got != c.want {
-			t.Errorf("safeDetail(%v) = %q, want %q", c.err, got, c.want)
+		if got := SafeDetail(c.err, "fallback"); got != c.want {
+			t.Errorf("SafeDetail(%v) = %q, want %q", c.err, got, c.want)
 		}
 	}
 }
