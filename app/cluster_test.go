@@ -42,35 +42,6 @@ func startAppCluster(t *testing.T, n int) *appCluster {
 // urls returns the comma-separated client URLs of every node (nats.url).
 func (c *appCluster) urls() string { return testutil.ClusterURLs(c.srvs) }
 
-// killStreamLeader shuts down the server that leads stream and returns its name.
-func (c *appCluster) killStreamLeader(js jetstream.JetStream, stream string) string {
-	c.t.Helper()
-	var leader string
-	testutil.Eventually(c.t, 15*time.Second, "stream "+stream+" has a leader", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		s, err := js.Stream(ctx, stream)
-		if err != nil {
-			return false
-		}
-		info, err := s.Info(ctx)
-		if err != nil || info.Cluster == nil || info.Cluster.Leader == "" {
-			return false
-		}
-		leader = info.Cluster.Leader
-		return true
-	})
-	for _, s := range c.srvs {
-		if s.Name() == leader {
-			s.Shutdown()
-			s.WaitForShutdown()
-			return leader
-		}
-	}
-	c.t.Fatalf("stream %s leader %q is not one of the cluster's servers", stream, leader)
-	return ""
-}
-
 // clusterAppConfig is one resultgate instance of the cluster test: the
 // Kentucky statute preset (pathology likely to show malignancy is held 72 h
 // after OBR-22), R3 on the shared cluster, the shared partition key, short
@@ -317,7 +288,7 @@ func TestClusterInstancesSurviveLeaderAndInstanceLoss(t *testing.T) {
 	for i, m := range msgs {
 		switch i {
 		case len(msgs) / 3:
-			leader = cl.killStreamLeader(js, bus.StreamHL7In)
+			leader = testutil.ShutdownStreamLeader(t, cl.srvs, js, bus.StreamHL7In)
 			t.Logf("shut down the HL7_IN leader %s after %d messages (%.1fs)", leader, i, time.Since(start).Seconds())
 		case len(msgs) / 2:
 			testutil.Eventually(t, 10*time.Second, "instance A classifying", func() bool {

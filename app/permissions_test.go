@@ -78,24 +78,6 @@ func (l *serverLog) violations() []string {
 	return out
 }
 
-// syncBuffer is a goroutine-safe log sink for the daemon's zerolog output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startPermissionsCluster starts n JetStream servers from
 // testdata/nats/permissions.conf, overriding only the client address, the store
 // directory and the cluster (routes on free loopback ports), and waits until
@@ -252,7 +234,7 @@ func TestPermissionsClusterMode(t *testing.T) {
 	}
 	cfg := clusterAppConfig(t, userURL(srvs, "resultgate", permResultgatePW), keyFile)
 	cfg.Intake.Partitions = 2
-	appLog := &syncBuffer{}
+	appLog := &testutil.SyncBuffer{}
 	a := New(cfg, zerolog.New(appLog).Level(zerolog.WarnLevel))
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()

@@ -231,7 +231,7 @@ func (c Config) Validate() error {
 		bad("partitions", "intake.partitions must be between 1 and 1024, got %d", c.PartitionCount)
 	}
 	valid := map[string]bool{}
-	for _, p := range partitionTokens(c.PartitionCount) {
+	for _, p := range hold.PartitionTokens(c.PartitionCount) {
 		valid[p] = true
 	}
 	seen := map[string]bool{}
@@ -254,23 +254,7 @@ func (c Config) partitions() []string {
 	if len(c.Partitions) > 0 {
 		return append([]string(nil), c.Partitions...)
 	}
-	return partitionTokens(c.PartitionCount)
-}
-
-// partitionTokens returns the n tokens hold.Partition produces.
-func partitionTokens(n int) []string {
-	if n <= 0 {
-		n = hold.DefaultPartitions
-	}
-	width := 2
-	for m := n - 1; m >= 100; m /= 10 {
-		width++
-	}
-	out := make([]string, n)
-	for i := range out {
-		out[i] = fmt.Sprintf("p%0*d", width, i)
-	}
-	return out
+	return hold.PartitionTokens(c.PartitionCount)
 }
 
 // tlsConfig builds the client TLS configuration, or nil without TLS.

@@ -3,14 +3,9 @@ package mllp
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"net"
 	"net/netip"
 	"runtime"
@@ -539,67 +534,15 @@ type testPKI struct {
 // certificate (CN "lis-01"), plus a client certificate from an unrelated CA.
 func newTestPKI(t testing.TB) *testPKI {
 	t.Helper()
-	caCert, caKey, caPool := newCA(t, "resultgate test CA")
-	rogueCert, rogueKey, roguePool := newCA(t, "rogue CA")
+	ca := testutil.NewCA(t, "resultgate test CA")
+	rogue := testutil.NewCA(t, "rogue CA")
 	return &testPKI{
-		caPool:      caPool,
-		otherCA:     roguePool,
-		server:      newLeaf(t, caCert, caKey, "mllp.test", x509.ExtKeyUsageServerAuth),
-		client:      newLeaf(t, caCert, caKey, "lis-01", x509.ExtKeyUsageClientAuth),
-		rogueClient: newLeaf(t, rogueCert, rogueKey, "lis-01", x509.ExtKeyUsageClientAuth),
+		caPool:      ca.Pool,
+		otherCA:     rogue.Pool,
+		server:      ca.Issue(t, "mllp.test", x509.ExtKeyUsageServerAuth, "mllp.test").Pair,
+		client:      ca.Issue(t, "lis-01", x509.ExtKeyUsageClientAuth, "mllp.test").Pair,
+		rogueClient: rogue.Issue(t, "lis-01", x509.ExtKeyUsageClientAuth, "mllp.test").Pair,
 	}
-}
-
-func newCA(t testing.TB, cn string) (*x509.Certificate, *ecdsa.PrivateKey, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: cn},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return cert, key, pool
-}
-
-func newLeaf(t testing.TB, ca *x509.Certificate, caKey *ecdsa.PrivateKey, cn string, usage x509.ExtKeyUsage) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: cn, Organization: []string{"Test Hospital"}},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:     []string{"mllp.test"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
 func TestServerTLS(t *testing.T) {

@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/url"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // StartJSCluster starts n JetStream servers on 127.0.0.1 clustered over free
@@ -81,4 +84,46 @@ func ClusterURLs(srvs []*server.Server) string {
 		u = append(u, s.ClientURL())
 	}
 	return strings.Join(u, ",")
+}
+
+// ClusterConn connects to every node of srvs (reconnecting for ever, quickly)
+// and closes the connection when the test ends.
+func ClusterConn(t testing.TB, srvs []*server.Server) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(ClusterURLs(srvs), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// ShutdownStreamLeader shuts down the server of srvs that leads stream (a
+// stream name, e.g. "KV_holds" for the holds bucket) and returns its name.
+func ShutdownStreamLeader(t testing.TB, srvs []*server.Server, js jetstream.JetStream, stream string) string {
+	t.Helper()
+	var leader string
+	Eventually(t, 15*time.Second, "leader of "+stream, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		s, err := js.Stream(ctx, stream)
+		if err != nil {
+			return false
+		}
+		info, err := s.Info(ctx)
+		if err != nil || info.Cluster == nil || info.Cluster.Leader == "" {
+			return false
+		}
+		leader = info.Cluster.Leader
+		return true
+	})
+	for _, s := range srvs {
+		if s.Name() == leader {
+			s.Shutdown()
+			s.WaitForShutdown()
+			return leader
+		}
+	}
+	t.Fatalf("leader %q of %s is not a cluster node", leader, stream)
+	return ""
 }

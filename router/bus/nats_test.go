@@ -1,14 +1,12 @@
 package bus_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -99,7 +97,7 @@ func TestConnectNoServer(t *testing.T) {
 // TestEmbeddedNeverTraces: at trace level the server's protocol trace would log
 // message payloads (PHI); it stays off, and no payload reaches the log.
 func TestEmbeddedNeverTraces(t *testing.T) {
-	var buf safeBuffer
+	var buf testutil.SyncBuffer
 	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{DataDir: t.TempDir(), Durability: config.DurabilityOS,
 		Logger: zerolog.New(&buf).Level(zerolog.TraceLevel)})
 	if err != nil {
@@ -127,24 +125,6 @@ func TestEmbeddedNeverTraces(t *testing.T) {
 	if !strings.Contains(buf.String(), `"component":"nats"`) {
 		t.Errorf("server logs do not go through the zerolog adapter:\n%.500s", buf.String())
 	}
-}
-
-// safeBuffer is a bytes.Buffer safe for the server's concurrent log writes.
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestStartEmbeddedPortInUse: a client port already taken fails the start at

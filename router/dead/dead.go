@@ -144,18 +144,10 @@ func (d *Letters) List(ctx context.Context, limit int) ([]Record, error) {
 // in HL7_IN's duplicate window, and a stable one, so replaying the same record
 // twice queues it once.
 func (d *Letters) Replay(ctx context.Context, seq uint64) (Record, error) {
-	s, err := d.js.Stream(ctx, bus.StreamDead)
+	rec, raw, err := d.fetch(ctx, seq)
 	if err != nil {
-		return Record{}, fmt.Errorf("opening %s: %w", bus.StreamDead, err)
+		return rec, err
 	}
-	raw, err := s.GetMsg(ctx, seq)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return Record{}, fmt.Errorf("dead seq %d: %w", seq, ErrNotFound)
-	}
-	if err != nil {
-		return Record{}, fmt.Errorf("reading dead seq %d: %w", seq, err)
-	}
-	rec := record(raw.Header, seq, len(raw.Data))
 	if err := rec.replayable(); err != nil {
 		return rec, err
 	}
@@ -189,19 +181,27 @@ func (r Record) replayable() error {
 // Get returns dead-letter record seq if it can be replayed, else its record
 // and why not (ErrNotFound when there is none).
 func (d *Letters) Get(ctx context.Context, seq uint64) (Record, error) {
+	rec, _, err := d.fetch(ctx, seq)
+	if err != nil {
+		return rec, err
+	}
+	return rec, rec.replayable()
+}
+
+// fetch reads dead-letter record seq (ErrNotFound when there is none).
+func (d *Letters) fetch(ctx context.Context, seq uint64) (Record, *jetstream.RawStreamMsg, error) {
 	s, err := d.js.Stream(ctx, bus.StreamDead)
 	if err != nil {
-		return Record{}, fmt.Errorf("opening %s: %w", bus.StreamDead, err)
+		return Record{}, nil, fmt.Errorf("opening %s: %w", bus.StreamDead, err)
 	}
 	raw, err := s.GetMsg(ctx, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return Record{}, fmt.Errorf("dead seq %d: %w", seq, ErrNotFound)
+		return Record{}, nil, fmt.Errorf("dead seq %d: %w", seq, ErrNotFound)
 	}
 	if err != nil {
-		return Record{}, fmt.Errorf("reading dead seq %d: %w", seq, err)
+		return Record{}, nil, fmt.Errorf("reading dead seq %d: %w", seq, err)
 	}
-	rec := record(raw.Header, seq, len(raw.Data))
-	return rec, rec.replayable()
+	return record(raw.Header, seq, len(raw.Data)), raw, nil
 }
 
 // maxDeadRead bounds one listing of the dead letters.

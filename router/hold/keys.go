@@ -93,3 +93,21 @@ func fnv64(s string) uint64 {
 	}
 	return h
 }
+
+// PartitionTokens returns the n partition tokens Partition produces, in
+// order: "p00" … for up to 100 partitions, wider when there are more (n <= 0
+// means DefaultPartitions).
+func PartitionTokens(n int) []string {
+	if n <= 0 {
+		n = DefaultPartitions
+	}
+	width := 2
+	for m := n - 1; m >= 100; m /= 10 {
+		width++
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("p%0*d", width, i)
+	}
+	return out
+}

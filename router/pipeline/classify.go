@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,22 +61,6 @@ func permanent(reason string, err error) error { return &permanentError{reason: 
 
 // consumerName returns the durable classify consumer of a partition.
 func consumerName(partition string) string { return "classify-" + partition }
-
-// partitionTokens returns the n partition tokens Partition produces.
-func partitionTokens(n int) []string {
-	if n <= 0 {
-		n = hold.DefaultPartitions
-	}
-	width := 2
-	for m := n - 1; m >= 100; m /= 10 {
-		width++
-	}
-	out := make([]string, n)
-	for i := range out {
-		out[i] = fmt.Sprintf("p%0*d", width, i)
-	}
-	return out
-}
 
 // classifyConsumerConfig is the durable consumer of one partition. MaxAckPending
 // 1 keeps the partition (hence each patient) in order across all instances: a

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -15,48 +14,6 @@ import (
 	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
-
-// clusterConn connects to every node of srvs (reconnecting for ever, quickly)
-// and closes the connection when the test ends.
-func clusterConn(t *testing.T, srvs []*server.Server) *nats.Conn {
-	t.Helper()
-	nc, err := nats.Connect(testutil.ClusterURLs(srvs), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
-}
-
-// shutdownStreamLeader shuts down the server that leads stream (a stream
-// name, e.g. "KV_holds" for the holds bucket) and returns its name.
-func shutdownStreamLeader(t *testing.T, srvs []*server.Server, js jetstream.JetStream, stream string) string {
-	t.Helper()
-	var leader string
-	testutil.Eventually(t, 15*time.Second, "leader of "+stream, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		s, err := js.Stream(ctx, stream)
-		if err != nil {
-			return false
-		}
-		info, err := s.Info(ctx)
-		if err != nil || info.Cluster == nil || info.Cluster.Leader == "" {
-			return false
-		}
-		leader = info.Cluster.Leader
-		return true
-	})
-	for _, s := range srvs {
-		if s.Name() == leader {
-			s.Shutdown()
-			s.WaitForShutdown()
-			return leader
-		}
-	}
-	t.Fatalf("leader %q of %s is not a cluster node", leader, stream)
-	return ""
-}
 
 // feedMsg is one HL7 portal feed message as the cluster tests check it.
 type feedMsg struct {

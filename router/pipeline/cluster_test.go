@@ -31,16 +31,16 @@ func TestClusterDeadlineFiresAfterCreatorDies(t *testing.T) {
 	}
 	start := time.Now()
 	srvs := testutil.StartJSCluster(t, 3, "S", nil, nil)
-	env := newClusterPipeEnv(t, clusterConn(t, srvs))
+	env := newClusterPipeEnv(t, testutil.ClusterConn(t, srvs))
 	js, clock, base := env.js.JS, env.clock, env.cfg
 	startOn := func(nc *nats.Conn, classify bool) *Pipeline {
 		cfg := base
 		cfg.NoClassify = !classify
 		return startClusterPipeline(t, nc, cfg)
 	}
-	ncA := clusterConn(t, srvs)
+	ncA := testutil.ClusterConn(t, srvs)
 	a := startOn(ncA, true)
-	b := startOn(clusterConn(t, srvs), false)
+	b := startOn(testutil.ClusterConn(t, srvs), false)
 	for i := 0; i < 6; i += 2 {
 		env.consent(a.Service(), fmt.Sprintf("MRN%d", i), "active", true, false)
 	}
@@ -80,12 +80,12 @@ func TestClusterDeadlineFiresAfterCreatorDies(t *testing.T) {
 	}
 	t.Logf("A created %d holds (%.1fs)", nHeld, time.Since(start).Seconds())
 
-	leader := shutdownStreamLeader(t, srvs, js, "KV_"+bus.KVHolds)
+	leader := testutil.ShutdownStreamLeader(t, srvs, js, "KV_"+bus.KVHolds)
 	ncA.Close() // instance A, the creator of every hold, dies
 	stopCtx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	_ = a.Stop(stopCtx)
 	cancel()
-	c := startOn(clusterConn(t, srvs), true)
+	c := startOn(testutil.ClusterConn(t, srvs), true)
 	t.Logf("shut down %s (holds bucket leader), A dead, C started (%.1fs)", leader, time.Since(start).Seconds())
 
 	for id, h := range held {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/resultgate/resultgate/router/dead"
+	"github.com/resultgate/resultgate/router/hold"
 	"github.com/resultgate/resultgate/router/notify"
 
 	"github.com/resultgate/resultgate/router/holdview"
@@ -291,7 +292,7 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	go func() { defer p.wg.Done(); s.gate.runReconciler(runCtx, p.cfg.Clock, p.cfg.Holds.ReconcileEvery) }()
 	go func() { defer p.wg.Done(); s.runScheduler(runCtx, p.cfg.Holds.SchedulerTick) }()
 
-	for _, part := range partitionTokens(p.cfg.Partitions) {
+	for _, part := range hold.PartitionTokens(p.cfg.Partitions) {
 		if p.cfg.NoClassify {
 			break
 		}

@@ -24,9 +24,9 @@ func TestClusterLeaderAndInstanceLoss(t *testing.T) {
 		t.Skip("cluster test")
 	}
 	srvs := testutil.StartJSCluster(t, 3, "S", nil, nil)
-	env := newClusterPipeEnv(t, clusterConn(t, srvs))
+	env := newClusterPipeEnv(t, testutil.ClusterConn(t, srvs))
 	js, clock := env.js.JS, env.clock
-	ncA, ncB := clusterConn(t, srvs), clusterConn(t, srvs)
+	ncA, ncB := testutil.ClusterConn(t, srvs), testutil.ClusterConn(t, srvs)
 	a := startClusterPipeline(t, ncA, env.cfg)
 	b := startClusterPipeline(t, ncB, env.cfg)
 	s := b.Service()

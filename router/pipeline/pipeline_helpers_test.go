@@ -373,7 +373,7 @@ func (e *pipeEnv) settled() bool {
 	e.seqMu.Lock()
 	last := maps.Clone(e.lastSeq)
 	e.seqMu.Unlock()
-	for _, part := range partitionTokens(testPartitions) {
+	for _, part := range hold.PartitionTokens(testPartitions) {
 		c, err := e.js.JS.Consumer(ctx, bus.StreamHL7In, consumerName(part))
 		if err != nil {
 			return false
