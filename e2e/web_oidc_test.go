@@ -1,4 +1,4 @@
-package app
+package e2e
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/resultgate/resultgate/app"
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/router"
 )
@@ -191,7 +192,7 @@ auth:
     name_claim: name
     scopes: [openid, profile]
 `)
-	if _, err := AuthConfig(cfg); err != nil {
+	if _, err := app.AuthConfig(cfg); err != nil {
 		t.Fatal(err)
 	}
 	e := startAPIEnv(t, cfg, map[string]string{})
