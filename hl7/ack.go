@@ -240,9 +240,15 @@ func headerFromBytes(b []byte) ackHeader {
 	if !p.Complete() {
 		last--
 	}
-	// One string for the header; the fields are substrings of it.
-	rest := string(p.Segment()[4:]) // from MSH-2 on
-	for n := 2; n <= min(last, 18); n++ {
+	last = min(last, 18)
+	if last < 3 {
+		return h
+	}
+	// One string for MSH-2 to the last field echoed (not the whole line, which
+	// in a garbled frame may be megabytes); the fields are substrings of it.
+	_, end, _ := p.FieldSpan(last)
+	rest := string(p.b[p.off+4 : end])
+	for n := 2; n <= last; n++ {
 		v := rest
 		if j := strings.IndexByte(rest, h.d.Field); j >= 0 {
 			v, rest = rest[:j], rest[j+1:]
