@@ -195,57 +195,69 @@ func headerFromMessage(m *Message) ackHeader {
 			line = enc
 		}
 	}
-	h.setFields(strings.Split(line, string(m.delims.Field)))
+	parts := strings.Split(line, string(m.delims.Field))
+	for n := 3; n <= 18 && n-1 < len(parts); n++ {
+		h.setField(n, parts[n-1]) // parts[0] is "MSH", parts[n-1] is MSH-n
+	}
+	h.setEvent()
 	return h
 }
 
-// setFields fills the header from MSH split at the field separator (parts[0] is
-// "MSH", parts[n-1] is MSH-n). A line break inside a field (a wrapped header
-// read leniently) is escaped so that it cannot end the ACK's segment.
-func (h *ackHeader) setFields(parts []string) {
-	for n := 3; n <= 18; n++ {
-		if n-1 < len(parts) {
-			v := parts[n-1]
-			if strings.ContainsAny(v, "\r\n") {
-				if h.d.Escape != 0 {
-					e := string(h.d.Escape)
-					v = strings.NewReplacer("\r", e+"X0D"+e, "\n", e+"X0A"+e).Replace(v)
-				} else {
-					v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
-				}
-			}
-			if len(v) == 4 && v[0] == ' ' && validSegID(v[1], v[2], v[3]) {
-				// " OBX" as a whole field reads as segments joined by a space once
-				// another field follows it in the ACK; drop the space.
-				v = v[1:]
-			}
-			h.fields[n] = v
+// setField sets MSH-n. A line break inside a field (a wrapped header read
+// leniently) is escaped so that it cannot end the ACK's segment.
+func (h *ackHeader) setField(n int, v string) {
+	if strings.ContainsAny(v, "\r\n") {
+		if h.d.Escape != 0 {
+			e := string(h.d.Escape)
+			v = strings.NewReplacer("\r", e+"X0D"+e, "\n", e+"X0A"+e).Replace(v)
+		} else {
+			v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
 		}
 	}
+	if len(v) == 4 && v[0] == ' ' && validSegID(v[1], v[2], v[3]) {
+		// " OBX" as a whole field reads as segments joined by a space once
+		// another field follows it in the ACK; drop the space.
+		v = v[1:]
+	}
+	h.fields[n] = v
+}
+
+// setEvent sets the event code echoed in the ACK's MSH-9 from MSH-9.2.
+func (h *ackHeader) setEvent() {
 	h.event = nth(nth(h.fields[9], h.d.Repetition, 1), h.d.Component, 2)
 }
 
+// headerFromBytes reads the header with PeekMSH; without a terminator the
+// last field is left out, since it may be cut short.
 func headerFromBytes(b []byte) ackHeader {
 	h := ackHeader{d: DefaultDelimiters}
-	i := bytes.Index(b, []byte("MSH"))
-	if i < 0 {
+	p, ok := PeekMSH(b)
+	if !ok {
 		return h
 	}
-	b = b[i:]
-	d, err := delimitersFrom(b, false)
-	if err != nil {
+	h.d = p.Delimiters()
+	last := p.NumFields()
+	if !p.Complete() {
+		last--
+	}
+	last = min(last, 18)
+	if last < 3 {
 		return h
 	}
-	h.d = d
-	line, complete := b, false
-	if j := bytes.IndexAny(line, "\r\n"); j >= 0 {
-		line, complete = line[:j], true
+	// One string for MSH-2 to the last field echoed (not the whole line, which
+	// in a garbled frame may be megabytes); the fields are substrings of it.
+	_, end, _ := p.FieldSpan(last)
+	rest := string(p.b[p.off+4 : end])
+	for n := 2; n <= last; n++ {
+		v := rest
+		if j := strings.IndexByte(rest, h.d.Field); j >= 0 {
+			v, rest = rest[:j], rest[j+1:]
+		}
+		if n >= 3 {
+			h.setField(n, v)
+		}
 	}
-	parts := strings.Split(string(line), string(d.Field))
-	if !complete {
-		parts = parts[:len(parts)-1] // the last field may be cut short
-	}
-	h.setFields(parts)
+	h.setEvent()
 	return h
 }
 

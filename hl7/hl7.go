@@ -39,6 +39,13 @@
 // 8859/16, Windows-1252, UNICODE UTF-8 and the CJK sets GB 18030, KS X 1001 and BIG-5 are decoded to UTF-8 before the message is split; values are
 // always returned as UTF-8. See ParseOptions for the fallback used when the bytes
 // do not match the declared set.
+//
+// Acknowledgements (chapter 2, "Acknowledgment messages"): BuildACK writes one
+// for a parsed message and BuildACKFromBytes for whatever header a frame that
+// does not parse offers; ReadACK reads one (MSA and ERR) leniently, as
+// downstream engines write them. PeekMSH reads a header's delimiters and fields
+// from raw bytes without parsing the message, for the paths that cannot or need
+// not parse it, so that no other package needs a scanner of its own.
 package hl7
 
 import (

@@ -258,29 +258,27 @@ func (s sendSummary) String() string {
 	return str
 }
 
-// ackReason returns ": <ERR text>" from a negative ACK, when it has one.
+// ackReason returns ": <text>" from a negative ACK, when it has one: the ERR
+// messages (ERR-8), else MSA-3, else the error codes' texts.
 func ackReason(ack []byte) string {
-	m, err := hl7.Parse(ack)
-	if err != nil {
-		return ""
-	}
-	var parts []string
-	for _, e := range m.All("ERR") {
-		if t := e.Field(8).Value(); t != "" {
-			parts = append(parts, t)
-		} else if c := e.Field(3).Component(2); c != "" {
-			parts = append(parts, c)
+	a, _ := hl7.ReadACK(ack)
+	var msgs, codes []string
+	for _, e := range a.Errors {
+		if e.Message != "" {
+			msgs = append(msgs, e.Message)
+		} else if e.CodeText != "" {
+			codes = append(codes, e.CodeText)
 		}
 	}
-	if t := m.First("MSA"); t != nil && len(parts) == 0 {
-		if x := t.Field(3).Value(); x != "" {
-			parts = append(parts, x)
-		}
+	switch {
+	case len(msgs) > 0:
+		return ": " + strings.Join(msgs, "; ")
+	case a.Text != "":
+		return ": " + a.Text // v2.1-2.4 carry the message in MSA-3
+	case len(codes) > 0:
+		return ": " + strings.Join(codes, "; ")
 	}
-	if len(parts) == 0 {
-		return ""
-	}
-	return ": " + strings.Join(parts, "; ")
+	return ""
 }
 
 func isTerminal(w io.Writer) bool {

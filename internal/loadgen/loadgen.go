@@ -5,7 +5,6 @@
 package loadgen
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -16,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/resultgate/resultgate/hl7"
 	"github.com/resultgate/resultgate/hl7/mllp"
 )
 
@@ -150,29 +150,15 @@ func Run(ctx context.Context, cfg Config, templates [][]byte) (Result, error) {
 
 // controlIDSpan returns the byte span of MSH-10 in msg.
 func controlIDSpan(msg []byte) (start, end int, err error) {
-	i := bytes.Index(msg, []byte("MSH"))
-	if i < 0 || len(msg) < i+4 {
-		return 0, 0, errors.New("no MSH segment")
+	h, ok := hl7.PeekMSH(msg)
+	if !ok {
+		return 0, 0, errors.New("no usable MSH segment")
 	}
-	sep := msg[i+3]
-	// MSH-1 is the separator itself, so MSH-10 follows the 9th separator (the
-	// first is at index 3).
-	pos, n := i+3, 1
-	for pos < len(msg) && n < 9 {
-		pos++
-		j := bytes.IndexByte(msg[pos:], sep)
-		k := bytes.IndexAny(msg[pos:], "\r\n")
-		if j < 0 || (k >= 0 && k < j) {
-			return 0, 0, errors.New("MSH has fewer than 10 fields")
-		}
-		pos += j
-		n++
+	start, end, ok = h.FieldSpan(10)
+	if !ok {
+		return 0, 0, errors.New("MSH has fewer than 10 fields")
 	}
-	end = pos + 1
-	for end < len(msg) && msg[end] != sep && msg[end] != '\r' && msg[end] != '\n' {
-		end++
-	}
-	return pos + 1, end, nil
+	return start, end, nil
 }
 
 // WithControlID appends to dst a copy of msg whose MSH-10 is id.
@@ -186,19 +172,9 @@ func WithControlID(dst, msg []byte, id string) []byte {
 	return append(dst, msg[e:]...)
 }
 
-// AckCode returns MSA-1 of an ACK message, or "" when there is none.
+// AckCode returns MSA-1 of an ACK message as hl7.ReadACK reads it (trimmed,
+// upper-cased), or "" when there is none.
 func AckCode(ack []byte) string {
-	i := bytes.Index(ack, []byte("MSA"))
-	if i < 0 || len(ack) < i+6 {
-		return ""
-	}
-	if i > 0 && ack[i-1] != '\r' && ack[i-1] != '\n' {
-		return ""
-	}
-	sep := ack[i+3]
-	rest := ack[i+4:]
-	if j := bytes.IndexAny(rest, string([]byte{sep, '\r', '\n'})); j >= 0 {
-		rest = rest[:j]
-	}
-	return string(rest)
+	a, _ := hl7.ReadACK(ack)
+	return string(a.Code)
 }

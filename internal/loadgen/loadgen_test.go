@@ -26,6 +26,8 @@ func TestAckCode(t *testing.T) {
 		{"MSH|^~\\&|R|F|S|F|20240101||ACK|1|P|2.5\rMSA|AR\r", "AR"},
 		{"MSH|^~\\&|R|F|S|F|20240101||ACK|1|P|2.5\r", ""},
 		{"MSH|^~\\&|R|F|S|F|20240101|XMSA|ACK|1|P|2.5\r", ""},
+		{"MSA| ca |X1\n", "CA"},
+		{"garbage\nMSA|AE|X1|no\n", "AE"},
 	}
 	for _, tt := range tests {
 		if got := AckCode([]byte(tt.ack)); got != tt.want {

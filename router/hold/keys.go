@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"hash/fnv"
 )
 
 // DefaultPartitions is the number of inbound partitions when none is configured.
@@ -84,14 +85,11 @@ func Partition(patientKey string, n int) string {
 // NoPatientPartition is the partition of messages without a patient identifier.
 const NoPatientPartition = "p00"
 
-// fnv64 is FNV-1a, used only for keys that are not PatientKey output.
+// fnv64 is FNV-1a (hash/fnv), used only for keys that are not PatientKey output.
 func fnv64(s string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= 1099511628211
-	}
-	return h
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return h.Sum64()
 }
 
 // PartitionTokens returns the n partition tokens Partition produces, in

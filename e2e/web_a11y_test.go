@@ -1,4 +1,4 @@
-package app
+package e2e
 
 // Browser tests for issue 5 §3: the worklist works with the keyboard alone,
 // stays usable at 200% zoom and on a phone, keeps PHI out of URLs, and a page

@@ -1,4 +1,4 @@
-package app
+package e2e
 
 import (
 	"context"
@@ -21,6 +21,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/resultgate/resultgate/app"
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/router/bus"
 )
@@ -193,7 +194,7 @@ auth:
     name_claim: name
     scopes: [openid, profile]
 `)
-	if _, err := AuthConfig(cfg); err != nil {
+	if _, err := app.AuthConfig(cfg); err != nil {
 		t.Fatal(err)
 	}
 	e := startAPIEnv(t, cfg, map[string]string{})

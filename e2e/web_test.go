@@ -1,61 +1,17 @@
-package app
+package e2e
 
 import (
 	"context"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/resultgate/resultgate/auth"
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
-
-// chromiumPath finds Debian's Chromium (installed by .ci/run).
-func chromiumPath() string {
-	for _, p := range []string{os.Getenv("RESULTGATE_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
-		if p == "" {
-			continue
-		}
-		if _, err := exec.LookPath(p); err == nil {
-			return p
-		}
-	}
-	return ""
-}
-
-// browser starts headless Chromium with the flags this closed network needs
-// (no background networking, no component updates) and a fresh profile.
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	path := chromiumPath()
-	testutil.Require(t, path != "", "Chromium (apt-get install chromium)")
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(390, 844), // a phone-sized viewport: the layout must hold
-	)
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancel)
-	ctx, cancel2 := chromedp.NewContext(actx)
-	t.Cleanup(cancel2)
-	ctx, cancel3 := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(cancel3)
-	return ctx
-}
 
 func TestWebClinicianReleasesWithNote(t *testing.T) {
 	ctx := browser(t)
@@ -160,35 +116,4 @@ func TestWebClinicianCannotReleaseAnothersHold(t *testing.T) {
 	if n, _, _ := feed(t, e.app.JetStream(), "portal.hl7.", "WEB2"); n != 0 {
 		t.Error("the hold reached the feed")
 	}
-}
-
-// The page must not carry identifiers in its URL, and it must be served with a
-// strict Content-Security-Policy.
-func TestWebHeaders(t *testing.T) {
-	e := newAPIEnv(t)
-	_ = auth.RoleAdmin
-	r := e.do(t, "", "GET", "/", "", nil)
-	if r.status != 200 || !strings.Contains(r.raw, "<title>resultgate") {
-		t.Fatalf("GET /: %d", r.status)
-	}
-	resp, err := httpHead(e.base + "/static/app.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if csp := resp; !strings.Contains(csp, "default-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") {
-		t.Errorf("CSP = %q", csp)
-	}
-	js, _ := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "web", "static", "app.js"))
-	if strings.Contains(string(js), "innerHTML") || strings.Contains(string(js), "location.hash =") || strings.Contains(string(js), "pushState") {
-		t.Error("app.js writes HTML from data or puts state in the URL")
-	}
-}
-
-func httpHead(url string) (string, error) {
-	resp, err := http.Get(url)
-	if err != nil {
-		return "", err
-	}
-	resp.Body.Close()
-	return resp.Header.Get("Content-Security-Policy"), nil
 }
