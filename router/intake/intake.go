@@ -661,39 +661,19 @@ func (in *Intake) enhancedFromBytes(b []byte) bool {
 	case AckModeEnhanced:
 		return true
 	}
-	f := mshFields(b)
-	return field(f, 15) != "" || field(f, 16) != ""
+	h, ok := hl7.PeekMSH(b)
+	return ok && h.Complete() && (len(bytes.TrimSpace(h.Field(15))) > 0 || len(bytes.TrimSpace(h.Field(16))) > 0)
 }
 
-// acceptAckFromBytes reads MSH-15 from the raw header, "" when unreadable.
-func acceptAckFromBytes(b []byte) string { return field(mshFields(b), 15) }
-
-// mshFields splits the first MSH segment found in b into fields, numbered as in
-// the standard (index n is MSH-n; index 1 is the separator). Only a segment that
-// ends within b counts, so a cut header is not misread.
-func mshFields(b []byte) []string {
-	i := bytes.Index(b, []byte("MSH"))
-	if i < 0 || len(b) < i+4 {
-		return nil
+// acceptAckFromBytes reads MSH-15 from the raw header (hl7.PeekMSH: only a
+// header that ends within b counts, so a cut header is not misread), "" when
+// unreadable.
+func acceptAckFromBytes(b []byte) string {
+	h, ok := hl7.PeekMSH(b)
+	if !ok || !h.Complete() {
+		return ""
 	}
-	seg := b[i:]
-	end := bytes.IndexAny(seg, "\r\n")
-	if end < 0 {
-		return nil
-	}
-	seg = seg[:end]
-	sep := seg[3]
-	parts := strings.Split(string(seg[4:]), string(sep))
-	out := make([]string, 0, len(parts)+2)
-	out = append(out, "MSH", string(sep))
-	return append(out, parts...)
-}
-
-func field(f []string, n int) string {
-	if n < len(f) {
-		return strings.TrimSpace(f[n])
-	}
-	return ""
+	return string(bytes.TrimSpace(h.Field(15)))
 }
 
 // MsgIDLen is the length of every Msg-Id MsgID returns.
