@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -26,32 +27,16 @@ var (
 )
 
 // PolicyParts decodes cfg's `policy:` section and builds the rule set from the
-// embedded default extended by the `rules:` section.
+// embedded default extended by the `rules:` section, reporting every problem
+// of both.
 func PolicyParts(cfg config.Config) (policy.Config, *policy.RuleSet, error) {
-	var pc policy.Config
-	if err := cfg.Section("policy", &pc); err != nil {
-		return pc, nil, err
-	}
-	if err := pc.Validate(); err != nil {
-		return pc, nil, err
-	}
-	var ext policy.RuleSetExtension
-	if err := cfg.Section("rules", &ext); err != nil {
-		return pc, nil, err
-	}
-	rs, err := policy.DefaultRuleSet().Extend(ext)
-	if err != nil {
-		return pc, nil, fmt.Errorf("rules: %w", err)
-	}
-	return pc, rs, nil
+	var s Sections
+	err := errors.Join(sectionLoaders[config.SectionPolicy](cfg, &s), sectionLoaders[config.SectionRules](cfg, &s))
+	return s.Policy, s.Rules, err
 }
 
-// LoadPolicy builds the policy from cfg's `policy:` and `rules:` sections.
-func LoadPolicy(cfg config.Config) (*Policy, error) {
-	pc, rs, err := PolicyParts(cfg)
-	if err != nil {
-		return nil, err
-	}
+// newPolicy builds the policy from the decoded `policy:` and `rules:` sections.
+func newPolicy(pc policy.Config, rs *policy.RuleSet) (*Policy, error) {
 	eng, err := policy.NewEngine(pc)
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
@@ -64,24 +49,26 @@ func LoadPolicy(cfg config.Config) (*Policy, error) {
 }
 
 // Report builds the policy's view of m, with the jurisdiction of its sending
-// facility.
+// facility; timestamps without an offset are read in the facility's zone.
 func (p *Policy) Report(m *hl7.Message) (*policy.Report, error) {
-	r, err := policy.FromHL7(m, p.loc)
+	fac := m.MSH().SendingFacility.NamespaceID
+	r, err := policy.FromHL7(m, p.eng.LocationFor(fac))
 	if err != nil {
 		return nil, err
 	}
-	r.Jurisdiction = p.eng.JurisdictionFor(r, m.MSH().SendingFacility.NamespaceID)
+	r.Jurisdiction = p.eng.JurisdictionFor(r, fac)
 	return r, nil
 }
 
 // ReportPooled is Report in pooled memory (router.PooledReporter): release
 // hands it back once the classify step is done with the message.
 func (p *Policy) ReportPooled(m *hl7.Message) (*policy.Report, func(), error) {
-	r, release, err := policy.FromHL7Pooled(m, p.loc)
+	fac := m.MSH().SendingFacility.NamespaceID
+	r, release, err := policy.FromHL7Pooled(m, p.eng.LocationFor(fac))
 	if err != nil {
 		return nil, nil, err
 	}
-	r.Jurisdiction = p.eng.JurisdictionFor(r, m.MSH().SendingFacility.NamespaceID)
+	r.Jurisdiction = p.eng.JurisdictionFor(r, fac)
 	return r, release, nil
 }
 

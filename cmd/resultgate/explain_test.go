@@ -159,8 +159,10 @@ func TestExplainErrors(t *testing.T) {
 		{"bad --at", []string{"--at", "yesterday", repoFile("explain", "routine-cbc.hl7")}, "--at: want RFC 3339 such as 2026-03-02T10:00:00-05:00"},
 		{"missing input", []string{"--at", goldenAt, repoFile("explain", "nope.hl7")}, "no such file or directory"},
 		{"invalid consent", []string{"--consent", repoFile("policy", "kentucky.yaml"), repoFile("explain", "routine-cbc.hl7")}, "consent: invalid JSON"},
-		{"config with unknown key", []string{"--config", writeTemp(t, "policy:\n  time_zon: UTC\n"), repoFile("explain", "routine-cbc.hl7")}, "policy: line 1: field time_zon not found in type policy.Config"},
-		{"config that does not validate", []string{"--config", writeTemp(t, "policy:\n  max_hold: 900d\n"), repoFile("explain", "routine-cbc.hl7")}, "policy.max_hold: must be at most 365d, got 900d"},
+		{"config with unknown key", []string{"--config", writeTemp(t, "policy:\n  time_zon: UTC\n"), repoFile("explain", "routine-cbc.hl7")}, ":2: policy.time_zon: unknown key (did you mean policy.time_zone?)"},
+		{"config that does not validate", []string{"--config", writeTemp(t, "policy:\n  max_hold: 900d\n"), repoFile("explain", "routine-cbc.hl7")}, ":2: policy.max_hold: must be at most 365d, got 900d"},
+		{"jurisdiction without a rule", []string{"--config", writeTemp(t, "policy:\n  jurisdiction: US-KY\n"), repoFile("explain", "routine-cbc.hl7")},
+			`:2: policy.jurisdiction: "US-KY" has no rule in policy.jurisdictions, so no state law would be applied to its results; add policy.jurisdictions: {US-KY: {statute: US-KY-KRS-333.152}} to apply the shipped preset, or declare policy.jurisdictions: {US-KY: {no_state_law: true}} if it has no such law`},
 		{"not HL7", []string{"--at", goldenAt, writeTemp(t, "hello\n")}, ""},
 	}
 	for _, tt := range tests {
