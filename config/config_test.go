@@ -222,6 +222,7 @@ policy:
 		errors.New("mllp.tls.key_file: file x does not exist"),
 		errors.New("policy.jurisdictions.US-KY.clock.hours: must be > 0\npolicy.holidays[1]: must be a date YYYY-MM-DD, got \"2026-13-01\""),
 		errors.New("intake.partition_key_file: must be set when nats.url is set"),
+		errors.New("policy.facility_time_zones.SYNTH PATH: unknown time zone \"x\""),
 		fmt.Errorf("rules: %w", errors.New("invalid rule set")),
 		&Problem{Line: 1, Key: "durability", Msg: "kept as found"},
 	)
@@ -231,6 +232,7 @@ line 4: mllp.tls.key_file: file x does not exist
 line 9: policy.jurisdictions.US-KY.clock.hours: must be > 0
 line 10: policy.holidays[1]: must be a date YYYY-MM-DD, got "2026-13-01"
 intake.partition_key_file: must be set when nats.url is set
+line 6: policy.facility_time_zones.SYNTH PATH: unknown time zone "x"
 rules: invalid rule set
 line 1: durability: kept as found`
 	if got != want {

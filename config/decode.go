@@ -580,7 +580,7 @@ var syntaxLineRe = regexp.MustCompile(`^line (\d+): `)
 
 // keyRe finds the key at the start of an error line written by a Validate
 // method ("holds.max_deliver: must be at least 1, got 0").
-var keyRe = regexp.MustCompile(`^([a-z][a-z_]*(?:\.[^\s:]+|\[\d+\])*): (.+)$`)
+var keyRe = regexp.MustCompile(`^([a-z][a-z_]*(?:\.[^:\[\n]+|\[\d+\])*): (.+)$`)
 
 // Locate turns err, as returned by Parse, Validate, the sections' loaders or
 // CheckFiles, into problems with the line of each key in the file c was parsed

@@ -225,3 +225,45 @@ func TestExplanationJSONNames(t *testing.T) {
 		t.Errorf("got  %s\nwant %s", b, want)
 	}
 }
+
+// TestExplainTextZoneAndStateLaw checks that explain names the zone a
+// statute's days are counted in, and says plainly whether a state-law rule
+// applies and why not.
+func TestExplainTextZoneAndStateLaw(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"Texas preset", []string{"--config", repoFile("policy", "texas.yaml")}, []string{
+			"    Jurisdiction: US-TX\n",
+			"    State law: the US-TX rule applies (Tex. Occ. Code § 159.0062): not before day 3 after finalisation, days counted in America/Chicago (preset US-TX-OCC-159.0062)\n",
+			"      days counted in: America/Chicago (preset US-TX-OCC-159.0062)\n",
+		}},
+		{"Texas facility on an Eastern instance", []string{"--config", writeTemp(t, "policy:\n  time_zone: America/New_York\n  facility_jurisdictions: {SYNTH PATH: US-TX}\n  facility_time_zones: {SYNTH PATH: America/Chicago}\n  jurisdictions: {US-TX: {statute: US-TX-OCC-159.0062}}\n")}, []string{
+			"    State law: the US-TX rule applies (Tex. Occ. Code § 159.0062): not before day 3 after finalisation, days counted in America/Chicago (facility_time_zones.SYNTH PATH)\n",
+			"      days counted in: America/Chicago (facility_time_zones.SYNTH PATH)\n",
+		}},
+		{"no jurisdiction", nil, []string{
+			"    State law: no state-law rule applies: no jurisdiction is configured for this result (sending facility \"SYNTH PATH\" is not in policy.facility_jurisdictions and policy.jurisdiction is not set)\n",
+		}},
+		{"jurisdiction without state law", []string{"--config", writeTemp(t, "policy:\n  jurisdiction: US-NY\n  jurisdictions: {US-NY: {no_state_law: true}}\n")}, []string{
+			"    Jurisdiction: US-NY\n",
+			"    State law: no state-law rule applies: jurisdiction US-NY is configured with no_state_law\n",
+			"  Decision: RELEASE (new)\n",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"--at", goldenAt}, tc.args...)
+			out, err := runExplainCmd(t, append(args, repoFile("explain", "path-malignancy.hl7"))...)
+			if err != nil {
+				t.Fatalf("explain: %v", err)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(out, want) {
+					t.Errorf("text output lacks %q:\n%s", want, out)
+				}
+			}
+		})
+	}
+}
