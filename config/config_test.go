@@ -294,11 +294,19 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("mllp:\n  addr: :2575\n"))
 	f.Add([]byte("durability: os\nintake:\n  accept_types: [ORU^R01]\n"))
 	f.Add([]byte("policy: {a: 1}\n"))
+	f.Add([]byte("holds:\n  reminder_before: 12h\n  rules: {US-KY: {citation: c}}\n  days: 3d\n  covering: {A: [B]}\n"))
+	f.Add([]byte("a: &x [1, 2]\nholds: {covering: {A: *x}}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse(data)
+		_ = cfg.Locate(err)
+		for _, name := range SectionNames {
+			var out sectionCfg
+			_ = cfg.Locate(cfg.Decode(name, &out))
+		}
+		_ = cfg.LineOf("holds.covering.A[0]")
 		if err != nil {
 			return
 		}
-		_ = cfg.Validate()
+		_ = cfg.Locate(cfg.Validate())
 	})
 }
