@@ -299,12 +299,18 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, key string) {
 				d.add(k, key, "names must be plain text")
 				continue
 			}
+			kv := reflect.New(t.Key()).Elem()
+			if t.Key().Kind() == reflect.String {
+				kv.SetString(k.Value)
+			} else {
+				d.scalar(k, kv, join(key, k.Value))
+			}
 			ev := reflect.New(t.Elem()).Elem()
-			if old := v.MapIndex(reflect.ValueOf(k.Value).Convert(t.Key())); old.IsValid() {
+			if old := v.MapIndex(kv); old.IsValid() {
 				ev.Set(old)
 			}
 			d.decode(val, ev, join(key, k.Value))
-			v.SetMapIndex(reflect.ValueOf(k.Value).Convert(t.Key()), ev)
+			v.SetMapIndex(kv, ev)
 		}
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
