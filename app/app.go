@@ -48,8 +48,9 @@ const minPartitionKey = 16
 
 // App is one running resultgate instance.
 type App struct {
-	cfg config.Config
-	log zerolog.Logger
+	cfg  config.Config
+	secs Sections // the sections of cfg owned by other packages, decoded by Start
+	log  zerolog.Logger
 
 	ns *server.Server
 	nc *nats.Conn
@@ -82,8 +83,16 @@ func New(cfg config.Config, log zerolog.Logger) *App {
 // On error it stops what it started.
 func (a *App) Start(ctx context.Context) (err error) {
 	if err := a.cfg.Validate(); err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
+		return fmt.Errorf("invalid configuration:\n%w", a.cfg.Locate(err))
 	}
+	secs, err := LoadSections(a.cfg)
+	if err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", a.cfg.Locate(err))
+	}
+	for _, w := range secs.Warnings {
+		a.log.Warn().Str("key", w.Key).Int("line", w.Line).Msg(w.Msg)
+	}
+	a.secs = secs
 	defer func() {
 		if err != nil {
 			stopCtx, cancel := context.WithTimeout(context.Background(), DefaultStopTimeout)
@@ -135,14 +144,11 @@ func (a *App) Start(ctx context.Context) (err error) {
 }
 
 func (a *App) startPipeline(ctx context.Context, secret []byte) error {
-	pol, err := LoadPolicy(a.cfg)
+	pol, err := newPolicy(a.secs.Policy, a.secs.Rules)
 	if err != nil {
 		return err
 	}
-	hc, err := pipeline.LoadHoldsConfig(a.cfg)
-	if err != nil {
-		return err
-	}
+	hc := a.secs.Holds
 	if err := pipeline.EnsureBuckets(ctx, a.js, a.cfg.NATS.Replicas); err != nil {
 		return err
 	}
@@ -167,10 +173,7 @@ func (a *App) startPipeline(ctx context.Context, secret []byte) error {
 
 // startForwarder starts the optional outbound MLLP forwarder of the portal feed.
 func (a *App) startForwarder(ctx context.Context) error {
-	fc, err := forwarder.LoadConfig(a.cfg)
-	if err != nil {
-		return err
-	}
+	fc := a.secs.Forwarder
 	if !fc.Enabled {
 		return nil
 	}
@@ -327,14 +330,9 @@ func (a *App) startMLLP() error {
 // AuthConfig returns the auth section with its defaults (tokens file under the
 // data directory).
 func AuthConfig(cfg config.Config) (auth.Config, error) {
-	var ac auth.Config
-	if err := cfg.Section("auth", &ac); err != nil {
-		return ac, err
-	}
-	if ac.TokensFile == "" {
-		ac.TokensFile = filepath.Join(cfg.DataDir, "tokens.yaml")
-	}
-	return ac, ac.Validate()
+	var s Sections
+	err := sectionLoaders[config.SectionAuth](cfg, &s)
+	return s.Auth, err
 }
 
 func (a *App) startHTTP(ctx context.Context) error {
@@ -342,11 +340,7 @@ func (a *App) startHTTP(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("http.tls: %w", err)
 	}
-	ac, err := AuthConfig(a.cfg)
-	if err != nil {
-		return err
-	}
-	authn, err := auth.New(ctx, ac)
+	authn, err := auth.New(ctx, a.secs.Auth)
 	if err != nil {
 		return err
 	}

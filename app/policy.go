@@ -1,7 +1,7 @@
 package app
 
 import (
-	"fmt"
+	"errors"
 
 	"github.com/resultgate/resultgate/router/pipeline"
 
@@ -10,32 +10,26 @@ import (
 )
 
 // PolicyParts decodes cfg's `policy:` section and builds the rule set from the
-// embedded default extended by the `rules:` section.
+// embedded default extended by the `rules:` section, reporting every problem
+// of both.
 func PolicyParts(cfg config.Config) (policy.Config, *policy.RuleSet, error) {
-	var pc policy.Config
-	if err := cfg.Section("policy", &pc); err != nil {
-		return pc, nil, err
-	}
-	if err := pc.Validate(); err != nil {
-		return pc, nil, err
-	}
-	var ext policy.RuleSetExtension
-	if err := cfg.Section("rules", &ext); err != nil {
-		return pc, nil, err
-	}
-	rs, err := policy.DefaultRuleSet().Extend(ext)
-	if err != nil {
-		return pc, nil, fmt.Errorf("rules: %w", err)
-	}
-	return pc, rs, nil
+	var s Sections
+	err := errors.Join(sectionLoaders[config.SectionPolicy](cfg, &s), sectionLoaders[config.SectionRules](cfg, &s))
+	return s.Policy, s.Rules, err
 }
 
-// LoadPolicy builds the pipeline's policy (pipeline.PolicyAdapter, the one
-// adapter) from cfg's `policy:` and `rules:` sections.
+// newPolicy builds the pipeline's policy (pipeline.PolicyAdapter, the one
+// adapter) from the decoded `policy:` and `rules:` sections.
+func newPolicy(pc policy.Config, rs *policy.RuleSet) (*pipeline.PolicyAdapter, error) {
+	return pipeline.NewPolicyFromRules(pc, rs)
+}
+
+// LoadPolicy builds the pipeline's policy from cfg's `policy:` and `rules:`
+// sections.
 func LoadPolicy(cfg config.Config) (*pipeline.PolicyAdapter, error) {
 	pc, rs, err := PolicyParts(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return pipeline.NewPolicyFromRules(pc, rs)
+	return newPolicy(pc, rs)
 }

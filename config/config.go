@@ -4,17 +4,16 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Durability says what an AA/CA promises about the stored message.
@@ -119,6 +118,9 @@ type Config struct {
 	// Extra holds sections owned by other packages (policy, holds, forwarder,
 	// auth), decoded strictly by those packages.
 	Extra map[string]yaml.Node `yaml:",inline"`
+
+	// doc is the file's root mapping, for the lines of keys (LineOf).
+	doc *yaml.Node
 }
 
 // DefaultAcceptTypes are the message types accepted when none are configured.
@@ -156,33 +158,61 @@ func Default() Config {
 	}
 }
 
-// ErrUnknownKey is returned (wrapped) for keys the configuration does not define.
+// ErrUnknownKey is wrapped by the problem of each key the configuration does
+// not define.
 var ErrUnknownKey = errors.New("unknown key")
 
-// knownSections are top-level keys owned by other packages and decoded by them.
-var knownSections = map[string]bool{"policy": true, "rules": true, "holds": true, "forwarder": true, "auth": true}
+// The top-level sections owned by other packages. Each is decoded by its
+// owner with Config.Decode; app.LoadSections decodes all of them, for serve
+// and check-config alike.
+const (
+	SectionPolicy    = "policy"
+	SectionRules     = "rules"
+	SectionHolds     = "holds"
+	SectionForwarder = "forwarder"
+	SectionAuth      = "auth"
+)
 
-// Parse decodes YAML strictly over the defaults: an unknown key fails with its
-// name and line.
+// SectionNames lists the sections owned by other packages: the one list of
+// them. Parse keeps these keys for their owners and refuses any other key
+// that Config does not define; Decode refuses a name not in it.
+var SectionNames = []string{SectionPolicy, SectionRules, SectionHolds, SectionForwarder, SectionAuth}
+
+func isSection(name string) bool {
+	for _, s := range SectionNames {
+		if s == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Parse decodes YAML strictly over the defaults. It reports every problem of
+// the core sections in one error of type Problems, each by key and line in the
+// file's terms: unknown keys (all of them, with the key probably meant),
+// values of the wrong kind, durations out of their sane range. Alongside an
+// error it returns what it could decode, so that a checker can go on to
+// validate the rest.
 func Parse(data []byte) (Config, error) {
 	cfg := Default()
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, fmt.Errorf("config: %w", cleanYAMLError(err))
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return cfg, Problems{syntaxProblem(err)}
 	}
-	if len(cfg.Extra) > 0 {
-		// Report the key's own line: the inline map only keeps the value nodes.
-		var doc yaml.Node
-		_ = yaml.Unmarshal(data, &doc)
-		if len(doc.Content) == 1 && doc.Content[0].Kind == yaml.MappingNode {
-			m := doc.Content[0].Content
-			for i := 0; i+1 < len(m); i += 2 {
-				if _, extra := cfg.Extra[m[i].Value]; extra && !knownSections[m[i].Value] {
-					return Config{}, fmt.Errorf("config: line %d: %w %q", m[i].Line, ErrUnknownKey, m[i].Value)
-				}
-			}
-		}
+	if len(doc.Content) == 0 {
+		return cfg, nil
+	}
+	root := doc.Content[0]
+	cfg.doc = root
+	sections := map[string]bool{}
+	for _, s := range SectionNames {
+		sections[s] = true
+	}
+	d := decoder{sections: sections}
+	d.decode(root, reflect.ValueOf(&cfg).Elem(), "")
+	cfg.doc = root
+	if len(d.problems) > 0 {
+		return cfg, d.problems
 	}
 	return cfg, nil
 }
@@ -195,37 +225,33 @@ func Load(path string) (Config, error) {
 	}
 	cfg, err := Parse(data)
 	if err != nil {
-		return Config{}, fmt.Errorf("%s: %w", path, err)
+		return cfg, fmt.Errorf("%s: %w", path, err)
 	}
 	return cfg, nil
 }
 
-// Section decodes the top-level section name strictly into out. A missing
-// section leaves out unchanged.
-func (c Config) Section(name string, out any) error {
+// Decode decodes the top-level section name strictly into out, over the
+// values out already holds (the owner's defaults). It reports every problem
+// of the section as Problems, by key (policy.time_zone) and line in the file.
+// A missing section leaves out unchanged.
+func (c Config) Decode(name string, out any) error {
+	if !isSection(name) {
+		return fmt.Errorf("config: %q is not a section (SectionNames lists them)", name)
+	}
 	n, ok := c.Extra[name]
 	if !ok {
 		return nil
 	}
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	if err := enc.Encode(&n); err != nil {
-		return fmt.Errorf("config: %s: %w", name, err)
+	v := reflect.ValueOf(out)
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		return fmt.Errorf("config: decoding %s: want a non-nil pointer, got %T", name, out)
 	}
-	dec := yaml.NewDecoder(&buf)
-	dec.KnownFields(true)
-	if err := dec.Decode(out); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("config: %s: %w", name, cleanYAMLError(err))
+	var d decoder
+	d.decode(&n, v.Elem(), name)
+	if len(d.problems) > 0 {
+		return d.problems
 	}
 	return nil
-}
-
-func cleanYAMLError(err error) error {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		return errors.New(strings.Join(te.Errors, "; "))
-	}
-	return err
 }
 
 // Validate checks the configuration and names the key of the first problems found.
@@ -301,6 +327,9 @@ func (c Config) Validate() error {
 	}
 	checkTLS("mllp.tls", c.MLLP.TLS)
 	checkTLS("http.tls", c.HTTP.TLS)
+	if (c.NATS.CertFile == "") != (c.NATS.KeyFile == "") {
+		bad("nats", "cert_file and key_file must both be set")
+	}
 	if c.NATS.Replicas < 1 || c.NATS.Replicas > 5 {
 		bad("nats.replicas", "must be between 1 and 5, got %d", c.NATS.Replicas)
 	}

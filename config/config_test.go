@@ -2,9 +2,12 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 func TestParseDefaults(t *testing.T) {
@@ -53,8 +56,8 @@ policy:
 	var pol struct {
 		TimeZone string `yaml:"time_zone"`
 	}
-	if err := cfg.Section("policy", &pol); err != nil || pol.TimeZone != "America/New_York" {
-		t.Errorf("Section(policy) = %+v, %v", pol, err)
+	if err := cfg.Decode(SectionPolicy, &pol); err != nil || pol.TimeZone != "America/New_York" {
+		t.Errorf("Decode(policy) = %+v, %v", pol, err)
 	}
 }
 
@@ -62,23 +65,183 @@ func TestParseErrors(t *testing.T) {
 	tests := []struct {
 		name, yaml, want string
 	}{
-		{"unknown top-level key", "mlp:\n  addr: x\n", `config: line 1: unknown key "mlp"`},
-		{"unknown nested key", "mllp:\n  adr: x\n", "config: line 2: field adr not found in type config.MLLP"},
-		{"bad duration", "mllp:\n  idle_timeout: soon\n", "config: line 2: cannot unmarshal !!str `soon` into time.Duration"},
-		{"bad int", "mllp:\n  max_conns: many\n", "config: line 2: cannot unmarshal !!str `many` into int"},
-		{"not a mapping", "- a\n", "config: line 1: cannot unmarshal !!seq into config.Config"},
+		{"unknown top-level key", "mlp:\n  addr: x\n", "line 1: mlp: unknown key (did you mean mllp?)"},
+		{"unknown nested key, edited too much", "mllp:\n  adress: x\n", "line 2: mllp.adress: unknown key (did you mean mllp.addr?)"},
+		{"unknown key like none", "http:\n  zzz: 1\n", "line 2: http.zzz: unknown key (http takes addr, tls)"},
+		{"every unknown key", "mllp:\n  adr: x\n  max_con: 3\nintake:\n  partitons: 8\nbogus: 1\n",
+			"line 2: mllp.adr: unknown key (did you mean mllp.addr?)\n" +
+				"line 3: mllp.max_con: unknown key (did you mean mllp.max_conns?)\n" +
+				"line 5: intake.partitons: unknown key (did you mean intake.partitions?)\n" +
+				"line 6: bogus: unknown key (the top level takes auth, data_dir, durability, forwarder, holds, http, intake, log, mllp, nats, policy, rules)"},
+		{"bad duration", "mllp:\n  idle_timeout: soon\n", `line 2: mllp.idle_timeout: must be a duration such as 30s, 5m or 24h, got "soon"`},
+		{"duration in days", "intake:\n  duplicate_window: 2d\n", `line 2: intake.duplicate_window: must be a duration such as 30s, 5m or 24h, got "2d" (this key takes no days: write 48h)`},
+		{"duration past its bound", "mllp:\n  write_timeout: 100000h\n", "line 2: mllp.write_timeout: must be at most 1h, got 100000h: a peer that reads an ACK more slowly is stuck"},
+		{"duration past the general bound", "mllp:\n  idle_timeout: 48h\n", "line 2: mllp.idle_timeout: must be at most 24h, got 48h"},
+		{"bad int", "mllp:\n  max_conns: many\n", `line 2: mllp.max_conns: must be a whole number, got "many"`},
+		{"bad bool", "log:\n  log_phi: yes\n", `line 2: log.log_phi: must be true or false, got "yes"`},
+		{"list for a value", "mllp:\n  addr: [a, b]\n", "line 2: mllp.addr: must be a single value, got a list"},
+		{"value for a list", "intake:\n  accept_types: ORU^R01\n", `line 2: intake.accept_types: must be a list such as [a, b], got "ORU^R01"`},
+		{"value for a section", "mllp: 2575\n", `line 1: mllp: mllp must be a section of keys such as addr: ..., got "2575"`},
+		{"not a mapping", "- a\n", "line 1: the file must be a section of keys such as data_dir: ..., got a list"},
+		{"not YAML", "mllp:\n  addr: [\n", "line 2: not valid YAML: did not find expected node content"},
+		{"problems in list items", "intake:\n  accept_types: [ORU^R01, [x]]\n", "line 2: intake.accept_types[1]: must be a single value, got a list"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Parse([]byte(tt.yaml))
 			if err == nil || err.Error() != tt.want {
-				t.Fatalf("Parse error = %v\nwant %s", err, tt.want)
+				t.Fatalf("Parse error =\n%v\nwant\n%s", err, tt.want)
 			}
 		})
+	}
+	// A file that is not a configuration at all gets a bounded report.
+	var many strings.Builder
+	for i := range 300 {
+		fmt.Fprintf(&many, "key%d: 1\n", i)
+	}
+	if _, err := Parse([]byte(many.String())); err == nil || !strings.HasSuffix(err.Error(), "line 201: more than 200 problems: the rest are not listed") || strings.Count(err.Error(), "\n") != 200 {
+		t.Errorf("300 unknown keys: %d lines, ends %q", strings.Count(err.Error(), "\n")+1, err.Error()[max(0, len(err.Error())-80):])
 	}
 	_, err := Parse([]byte("bogus: 1\n"))
 	if !errors.Is(err, ErrUnknownKey) {
 		t.Errorf("unknown key error does not wrap ErrUnknownKey: %v", err)
+	}
+	// Alongside its problems Parse returns what it decoded, so that a
+	// checker can validate the rest in the same run.
+	cfg, err := Parse([]byte("durability: os\nmllp:\n  adr: x\n  max_conns: 7\n"))
+	if err == nil || cfg.Durability != DurabilityOS || cfg.MLLP.MaxConns != 7 {
+		t.Errorf("Parse = %+v, %v; want the valid keys decoded beside the error", cfg.MLLP, err)
+	}
+}
+
+// sectionCfg is a section as a package other than config declares one.
+type sectionCfg struct {
+	Reminder time.Duration             `yaml:"reminder_before"`
+	Max      int                       `yaml:"max_deliver"`
+	Covering map[string][]string       `yaml:"covering"`
+	Nested   struct{ Tick string }     `yaml:"nested"`
+	Rules    map[string]sectionRule    `yaml:"rules"`
+	Ptr      *bool                     `yaml:"ptr"`
+	Days     dayDuration               `yaml:"days"`
+	Opaque   map[string]map[string]any `yaml:"opaque"`
+}
+
+type sectionRule struct {
+	Citation string `yaml:"citation"`
+}
+
+// dayDuration stands for policy.Duration: its own YAML decoding, and D.
+type dayDuration time.Duration
+
+func (d *dayDuration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(strings.Replace(n.Value, "d", "h", 1))
+	if err != nil {
+		return fmt.Errorf("line %d: invalid duration %q", n.Line, n.Value)
+	}
+	*d = dayDuration(v * 24)
+	return nil
+}
+
+func (d dayDuration) D() time.Duration { return time.Duration(d) }
+
+func TestDecode(t *testing.T) {
+	cfg, err := Parse([]byte(`durability: os
+holds:
+  reminder_before: 12h
+  max_deliver: 3
+  covering:
+    DRSMITH: [DRJONES]
+  rules:
+    US-KY: {citation: c}
+  ptr: true
+  days: 3d
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := sectionCfg{Max: 5}
+	if err := cfg.Decode(SectionHolds, &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Reminder != 12*time.Hour || out.Max != 3 || out.Covering["DRSMITH"][0] != "DRJONES" || out.Rules["US-KY"].Citation != "c" || out.Ptr == nil || !*out.Ptr || out.Days.D() != 72*time.Hour {
+		t.Errorf("Decode = %+v", out)
+	}
+	def := sectionCfg{Max: 5}
+	if err := cfg.Decode(SectionForwarder, &def); err != nil || def.Max != 5 {
+		t.Errorf("absent section: %+v, %v; want the defaults kept", def, err)
+	}
+	if err := cfg.Decode("metrics", &def); err == nil || err.Error() != `config: "metrics" is not a section (SectionNames lists them)` {
+		t.Errorf("Decode(metrics) = %v", err)
+	}
+
+	// Every problem of a section, with the lines of the whole file.
+	cfg, err = Parse([]byte(`durability: os
+holds:
+  remind_before: 12h
+  reminder_before: 100000h
+  max_deliver: lots
+  rules:
+    US-KY: {citaton: c}
+  nested: {tick: 1, tock: 2}
+  days: 999d
+  covering: {DRSMITH: DRJONES}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = cfg.Decode(SectionHolds, &out)
+	want := `line 3: holds.remind_before: unknown key (did you mean holds.reminder_before?)
+line 4: holds.reminder_before: must be at most 8760h (365 days), got 100000h
+line 5: holds.max_deliver: must be a whole number, got "lots"
+line 7: holds.rules.US-KY.citaton: unknown key (did you mean holds.rules.US-KY.citation?)
+line 8: holds.nested.tock: unknown key (did you mean holds.nested.tick?)
+line 9: holds.days: must be at most 365d, got 999d
+line 10: holds.covering.DRSMITH: must be a list such as [a, b], got "DRJONES"`
+	if err == nil || err.Error() != want {
+		t.Errorf("Decode errors =\n%v\nwant\n%s", err, want)
+	}
+}
+
+func TestLocate(t *testing.T) {
+	cfg, err := Parse([]byte(`durability: os
+mllp:
+  addr: ":2575"
+  tls:
+    cert_file: a.pem
+policy:
+  jurisdictions:
+    US-KY:
+      clock: {hours: -1}
+  holidays: [2026-01-01, 2026-13-01]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := errors.Join(
+		errors.New("mllp.tls: cert_file and key_file must both be set"),
+		errors.New("mllp.tls.key_file: file x does not exist"),
+		errors.New("policy.jurisdictions.US-KY.clock.hours: must be > 0\npolicy.holidays[1]: must be a date YYYY-MM-DD, got \"2026-13-01\""),
+		errors.New("intake.partition_key_file: must be set when nats.url is set"),
+		errors.New("policy.facility_time_zones.SYNTH PATH: unknown time zone \"x\""),
+		fmt.Errorf("rules: %w", errors.New("invalid rule set")),
+		&Problem{Line: 1, Key: "durability", Msg: "kept as found"},
+	)
+	got := cfg.Locate(errs).Error()
+	want := `line 4: mllp.tls: cert_file and key_file must both be set
+line 4: mllp.tls.key_file: file x does not exist
+line 9: policy.jurisdictions.US-KY.clock.hours: must be > 0
+line 10: policy.holidays[1]: must be a date YYYY-MM-DD, got "2026-13-01"
+intake.partition_key_file: must be set when nats.url is set
+line 6: policy.facility_time_zones.SYNTH PATH: unknown time zone "x"
+rules: invalid rule set
+line 1: durability: kept as found`
+	if got != want {
+		t.Errorf("Locate =\n%s\nwant\n%s", got, want)
+	}
+	ps := cfg.Locate(errs)
+	ps.Sort()
+	if ps[0].Line != 1 || ps[len(ps)-1].Line != 0 {
+		t.Errorf("Sort: %v", ps)
 	}
 }
 
@@ -96,6 +259,7 @@ func TestValidate(t *testing.T) {
 		{"network", func(c *Config) { c.MLLP.AllowedNetworks = []string{"10.0.0.0/33"} }, `mllp.allowed_networks[0]: must be a CIDR prefix such as 10.1.0.0/16, got "10.0.0.0/33"`},
 		{"tls half", func(c *Config) { c.MLLP.TLS.CertFile = "a.pem" }, `mllp.tls: cert_file and key_file must both be set`},
 		{"mtls without ca", func(c *Config) { c.MLLP.TLS = TLS{CertFile: "a", KeyFile: "b", RequireClientCert: true} }, `mllp.tls.client_ca_file: must be set when require_client_cert is true`},
+		{"nats client certificate half", func(c *Config) { c.NATS.CertFile = "a.pem" }, `nats: cert_file and key_file must both be set`},
 		{"replicas embedded", func(c *Config) { c.NATS.Replicas = 3 }, `nats.replicas: must be 1 with the embedded single-node server, got 3`},
 		{"accept types", func(c *Config) { c.Intake.AcceptTypes = []string{"ORUR01"} }, `intake.accept_types[0]: must look like ORU^R01, got "ORUR01"`},
 		{"ack mode", func(c *Config) { c.Intake.AckMode = "sometimes" }, `intake.ack_mode: must be auto, original or enhanced, got "sometimes"`},
@@ -130,11 +294,19 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("mllp:\n  addr: :2575\n"))
 	f.Add([]byte("durability: os\nintake:\n  accept_types: [ORU^R01]\n"))
 	f.Add([]byte("policy: {a: 1}\n"))
+	f.Add([]byte("holds:\n  reminder_before: 12h\n  rules: {US-KY: {citation: c}}\n  days: 3d\n  covering: {A: [B]}\n"))
+	f.Add([]byte("a: &x [1, 2]\nholds: {covering: {A: *x}}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse(data)
+		_ = cfg.Locate(err)
+		for _, name := range SectionNames {
+			var out sectionCfg
+			_ = cfg.Locate(cfg.Decode(name, &out))
+		}
+		_ = cfg.LineOf("holds.covering.A[0]")
 		if err != nil {
 			return
 		}
-		_ = cfg.Validate()
+		_ = cfg.Locate(cfg.Validate())
 	})
 }

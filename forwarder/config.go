@@ -136,7 +136,7 @@ func DefaultConfig() Config {
 // takes the partition count from intake.partitions, and validates it.
 func LoadConfig(c config.Config) (Config, error) {
 	fc := DefaultConfig()
-	if err := c.Section("forwarder", &fc); err != nil {
+	if err := c.Decode(config.SectionForwarder, &fc); err != nil {
 		return fc, err
 	}
 	fc.PartitionCount = c.Intake.Partitions

@@ -60,7 +60,7 @@ func TestLoadConfigUnknownKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = LoadConfig(c)
-	if err == nil || !strings.Contains(err.Error(), `field adress not found`) || !strings.HasPrefix(err.Error(), "config: forwarder: ") {
+	if err == nil || err.Error() != "line 3: forwarder.adress: unknown key (did you mean forwarder.addr?)" {
 		t.Errorf("LoadConfig = %v, want the unknown key named", err)
 	}
 }

@@ -87,25 +87,39 @@ func (d *decision) patientRequest() []Basis {
 }
 
 // stateLaw returns the state-law basis of the jurisdiction's rule, if the
-// rule covers the result.
-func (d *decision) stateLaw(j string) []Basis {
+// rule covers the result, and a sentence saying whether a state-law rule
+// applies and, when none does, why.
+func (d *decision) stateLaw(j string) ([]Basis, string) {
 	if j == "" {
-		return nil
+		return nil, fmt.Sprintf("no state-law rule applies: no jurisdiction is configured for this result (sending facility %q is not in policy.facility_jurisdictions and policy.jurisdiction is not set)", d.in.Facility)
 	}
 	rule, ok := d.e.rules[j]
 	if !ok {
-		return nil
+		d.warn("jurisdiction %s has no rule in policy.jurisdictions: no state law applied", j)
+		return nil, fmt.Sprintf("no state-law rule applies: jurisdiction %s has no rule in policy.jurisdictions", j)
+	}
+	if rule.NoStateLaw {
+		says := fmt.Sprintf("no state-law rule applies: jurisdiction %s is configured with no_state_law", j)
+		if rule.Note != "" {
+			says += " (" + rule.Note + ")"
+		}
+		return nil, says
 	}
 	tags := matchTags(d.in.Classification, rule.AppliesTo)
 	if tags == nil {
-		return nil
+		return nil, fmt.Sprintf("no state-law rule applies: the %s rule (%s) covers results tagged %s, and this result has none of those combinations", j, rule.Citation, tagSets(rule.AppliesTo))
 	}
 	from, fallback := d.finalised()
-	end := d.e.cal.Apply(rule.Clock, from)
+	cal, zoneFrom := d.e.StatuteZone(j, d.in.Facility)
+	end := cal.Apply(rule.Clock, from)
 	b := Basis{
 		Kind: BasisStateLaw, Citation: rule.Citation, Deadline: end, Tags: tags,
 		Source:   "jurisdiction " + j,
 		Evidence: tagEvidence(d.in.Classification, tags),
+	}
+	if rule.Clock.Hours == 0 {
+		// A clock of hours is absolute; days are counted in a zone.
+		b.TimeZone, b.TimeZoneFrom = cal.Location().String(), zoneFrom
 	}
 	if rule.Statute != "" {
 		b.Source += " (preset " + rule.Statute + ")"
@@ -114,7 +128,7 @@ func (d *decision) stateLaw(j string) []Basis {
 	switch {
 	case rule.Clock.NotBeforeDay > 0:
 		b.Until, b.NotBefore = UntilNotBefore, end
-		b.Detail = fmt.Sprintf("%s: not released before day %d after finalisation (%s, %s)", j, rule.Clock.NotBeforeDay, from.In(d.e.cal.Location()).Format("2006-01-02"), d.e.cal.Location())
+		b.Detail = fmt.Sprintf("%s: not released before day %d after finalisation (%s, %s)", j, rule.Clock.NotBeforeDay, from.In(cal.Location()).Format("2006-01-02"), cal.Location())
 	case rule.ProviderMayReleaseEarlier != nil && *rule.ProviderMayReleaseEarlier:
 		b.Until, b.ReviewEnds = UntilEarlierOf, true
 		b.Detail = fmt.Sprintf("%s: held %s after finalisation unless the provider directs earlier release", j, clock)
@@ -129,7 +143,20 @@ func (d *decision) stateLaw(j string) []Basis {
 	if rule.Note != "" {
 		b.Detail = appendSentence(b.Detail, rule.Note)
 	}
-	return []Basis{b}
+	says := fmt.Sprintf("the %s rule applies (%s): %s after finalisation", j, rule.Citation, clock)
+	if b.TimeZone != "" {
+		says += fmt.Sprintf(", days counted in %s (%s)", b.TimeZone, zoneFrom)
+	}
+	return []Basis{b}, says
+}
+
+// tagSets formats tag combinations as [a+b], [c].
+func tagSets(sets [][]string) string {
+	parts := make([]string, len(sets))
+	for i, s := range sets {
+		parts[i] = "[" + strings.Join(s, "+") + "]"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // clinician returns one basis per valid determination covering the result.
@@ -261,6 +288,7 @@ func (d *decision) senderFlags() []Basis {
 		}
 	}
 	from, fallback := d.finalised()
+	cal, zoneFrom := d.e.FacilityZone(d.in.Facility)
 	var out []Basis
 	for _, code := range order {
 		g := groups[code]
@@ -276,7 +304,8 @@ func (d *decision) senderFlags() []Basis {
 		b := Basis{Kind: BasisSenderFlag, Citation: CitationSenderFlag, Source: "OBX-26 " + code, Evidence: g.ev}
 		delayed := func(what string) {
 			b.Until = UntilElapsed
-			b.Deadline = d.e.cal.AddBusinessDays(from, days)
+			b.Deadline = cal.AddBusinessDays(from, days)
+			b.TimeZone, b.TimeZoneFrom = cal.Location().String(), zoneFrom
 			b.Detail = fmt.Sprintf("%s: %s, shared after %s", code, what, pluralUnit(days, "business day"))
 			if fallback != "" {
 				b.Detail = appendSentence(b.Detail, fallback)

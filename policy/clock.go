@@ -150,6 +150,12 @@ func (c *Calendar) Apply(k Clock, t time.Time) time.Time {
 	return t
 }
 
+// countsDays reports whether the clock counts days, which start and end at
+// local midnight and so depend on a time zone (a clock of hours does not).
+func (k Clock) countsDays() bool {
+	return k.CalendarDays > 0 || k.BusinessDays > 0 || k.NotBeforeDay > 0
+}
+
 // String describes the clock, e.g. "72 hours" or "not before day 3".
 func (k Clock) String() string {
 	switch {

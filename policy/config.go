@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Config is the decision half of the policy configuration: time zone and
@@ -38,8 +38,17 @@ type Config struct {
 	// FacilityJurisdictions maps a sending facility (MSH-4 namespace ID) to its
 	// jurisdiction when one resultgate serves facilities in several states.
 	FacilityJurisdictions map[string]string `yaml:"facility_jurisdictions"`
+	// FacilityTimeZones maps a sending facility (MSH-4 namespace ID) to the
+	// IANA zone it works in, e.g. {TXLAB: America/Chicago}. A facility's zone
+	// counts its statute clock (before the rule's own zone: a facility in the
+	// other zone of a state that spans two, e.g. El Paso in Texas), its sender
+	// flags' business days and reads its timestamps that carry no offset.
+	// Facilities not listed use TimeZone.
+	FacilityTimeZones map[string]string `yaml:"facility_time_zones"`
 	// Jurisdictions are the state-law rules by jurisdiction. A state-law basis
-	// applies only where a rule is configured here.
+	// applies only where a rule is configured here; every jurisdiction named
+	// by Jurisdiction or FacilityJurisdictions must have an entry (a rule, or
+	// no_state_law: true).
 	Jurisdictions map[string]JurisdictionRule `yaml:"jurisdictions"`
 
 	// OrganisationalPolicy is an optional hold rule that rests only on the
@@ -85,6 +94,15 @@ type JurisdictionRule struct {
 	ProviderMayReleaseEarlier *bool `yaml:"provider_may_release_earlier"`
 	// Note is free text recorded with the basis (e.g. counsel's sign-off).
 	Note string `yaml:"note"`
+	// TimeZone is the IANA zone the statute's days are counted in, e.g.
+	// America/Chicago. Presets carry their state's zone (the zone of most of
+	// it where a state spans two); a facility's own zone, in
+	// facility_time_zones, comes first.
+	TimeZone string `yaml:"time_zone"`
+	// NoStateLaw declares that the jurisdiction has no state-law delay: its
+	// results get no state-law basis, and explain says so. It takes no other
+	// key but note.
+	NoStateLaw bool `yaml:"no_state_law"`
 }
 
 // Clock is a delay. Exactly one field is set.
@@ -309,7 +327,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("policy.%s: %s", key, fmt.Sprintf(format, args...)))
 	}
 	if c.TimeZone != "" {
-		if _, err := time.LoadLocation(c.TimeZone); err != nil {
+		if !validZone(c.TimeZone) {
 			bad("time_zone", "unknown time zone %q", c.TimeZone)
 		}
 	}
@@ -337,13 +355,29 @@ func (c *Config) Validate() error {
 	if c.Jurisdiction != "" && strings.TrimSpace(c.Jurisdiction) != c.Jurisdiction {
 		bad("jurisdiction", "must not have surrounding spaces")
 	}
+	if c.Jurisdiction != "" {
+		if _, ok := c.Jurisdictions[c.Jurisdiction]; !ok {
+			bad("jurisdiction", "%s", missingRuleMsg(c.Jurisdiction))
+		}
+	}
 	for _, fac := range cfgKeys(c.FacilityJurisdictions) {
-		if c.FacilityJurisdictions[fac] == "" {
+		j := c.FacilityJurisdictions[fac]
+		if j == "" {
 			bad("facility_jurisdictions."+fac, "must name a jurisdiction")
+		} else if _, ok := c.Jurisdictions[j]; !ok {
+			bad("facility_jurisdictions."+fac, "%s", missingRuleMsg(j))
+		}
+	}
+	for _, fac := range cfgKeys(c.FacilityTimeZones) {
+		if z := c.FacilityTimeZones[fac]; z == "" || !validZone(z) {
+			bad("facility_time_zones."+fac, "unknown time zone %q (want an IANA zone such as America/Chicago)", z)
 		}
 	}
 	for _, j := range cfgKeys(c.Jurisdictions) {
 		validateJurisdiction("jurisdictions."+j, c.Jurisdictions[j], bad)
+	}
+	for _, z := range c.zoneProblems(false) {
+		bad(z[0], "%s", z[1])
 	}
 	if op := c.OrganisationalPolicy; op != nil {
 		if strings.TrimSpace(op.WrittenPolicy) == "" {
@@ -419,7 +453,88 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// missingRuleMsg says that jurisdiction j has no rule, and how to fix it.
+func missingRuleMsg(j string) string {
+	fix := fmt.Sprintf("add a rule under policy.jurisdictions.%s (citation, applies_to, clock, time_zone)", j)
+	if p := PresetFor(j); p != "" {
+		fix = fmt.Sprintf("add policy.jurisdictions: {%s: {statute: %s}} to apply the shipped preset", j, p)
+	}
+	return fmt.Sprintf("%q has no rule in policy.jurisdictions, so no state law would be applied to its results; %s, or declare policy.jurisdictions: {%s: {no_state_law: true}} if it has no such law", j, fix, j)
+}
+
+func validZone(z string) bool {
+	_, err := time.LoadLocation(z)
+	return err == nil && z != "Local"
+}
+
+// Warnings returns what an operator should read although resultgate can
+// start: a statute clock counted in policy.time_zone because neither its rule
+// nor the facility names a zone. Each names its key, as Validate's errors do.
+func (c *Config) Warnings() []string {
+	var out []string
+	for _, z := range c.zoneProblems(true) {
+		out = append(out, "policy."+z[0]+": "+z[1])
+	}
+	return out
+}
+
+// zoneProblems finds the state-law rules whose clock has no zone of its own
+// for some facility they cover: an error (as {key, message}) when the clock
+// would be counted in UTC without anyone having said so, a warning when it
+// falls back to policy.time_zone.
+func (c *Config) zoneProblems(warnings bool) [][2]string {
+	var out [][2]string
+	for _, j := range cfgKeys(c.Jurisdictions) {
+		r := c.Jurisdictions[j].resolve()
+		if r.NoStateLaw || r.TimeZone != "" || !r.Clock.countsDays() {
+			continue // hours elapse alike in every zone
+		}
+		// Who is counted in the fallback zone: the facilities mapped to j
+		// without a zone of their own, and every other facility when j is
+		// the default.
+		var without []string
+		for _, fac := range cfgKeys(c.FacilityJurisdictions) {
+			if c.FacilityJurisdictions[fac] == j && c.FacilityTimeZones[fac] == "" {
+				without = append(without, fac)
+			}
+		}
+		who := ""
+		switch {
+		case c.Jurisdiction == j:
+			who = "results of facilities without a facility_time_zones entry"
+		case len(without) > 0:
+			who = "results of " + strings.Join(without, ", ")
+		default:
+			mapped := false
+			for _, x := range c.FacilityJurisdictions {
+				mapped = mapped || x == j
+			}
+			if mapped {
+				continue // every facility it covers has its own zone
+			}
+			who = "its results"
+		}
+		key := "jurisdictions." + j + ".time_zone"
+		switch {
+		case c.TimeZone == "" && !warnings:
+			out = append(out, [2]string{key, fmt.Sprintf("must be set: the statute's days for %s would be counted in UTC, hours off the local day; set the IANA zone the statute is counted in (e.g. America/Chicago), or policy.facility_time_zones for each facility", who)})
+		case c.TimeZone != "" && warnings:
+			out = append(out, [2]string{key, fmt.Sprintf("not set: the statute's days for %s are counted in policy.time_zone (%s); set the zone the statute is counted in if it differs", who, c.TimeZone)})
+		}
+	}
+	return out
+}
+
 func validateJurisdiction(key string, r JurisdictionRule, bad func(string, string, ...any)) {
+	if r.NoStateLaw {
+		if r.Statute != "" || r.Citation != "" || len(r.AppliesTo) > 0 || r.Clock != (Clock{}) || r.ProviderMayReleaseEarlier != nil || r.TimeZone != "" {
+			bad(key+".no_state_law", "takes no other key but note: a jurisdiction without state law has no statute, citation, applies_to, clock or time_zone")
+		}
+		return
+	}
+	if r.TimeZone != "" && !validZone(r.TimeZone) {
+		bad(key+".time_zone", "unknown time zone %q (want an IANA zone such as America/Chicago)", r.TimeZone)
+	}
 	if r.Statute != "" {
 		if _, ok := Statutes[r.Statute]; !ok {
 			bad(key+".statute", "unknown statute preset %q (known: %s)", r.Statute, strings.Join(StatuteNames(), ", "))
@@ -495,6 +610,9 @@ func (r JurisdictionRule) resolve() JurisdictionRule {
 	}
 	if r.ProviderMayReleaseEarlier != nil {
 		out.ProviderMayReleaseEarlier = r.ProviderMayReleaseEarlier
+	}
+	if r.TimeZone != "" {
+		out.TimeZone = r.TimeZone
 	}
 	if r.Note != "" {
 		// Keep the preset's caveat; the site's note (e.g. counsel's

@@ -3,6 +3,7 @@ package policy
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -115,8 +116,8 @@ func TestConfigValidate(t *testing.T) {
 		{"bad tag name", "jurisdictions:\n  X: {citation: c, applies_to: [[Pathology]], clock: {hours: 24}}\n", `policy.jurisdictions.X.applies_to[0][0]: must be a tag name such as pathology, got "Pathology"`},
 		{"negative hours", "jurisdictions:\n  KY: {citation: c, applies_to: [[genetic]], clock: {hours: -1}}\n", "policy.jurisdictions.KY.clock.hours: must be > 0"},
 		{"no clock", "jurisdictions:\n  X: {citation: c, applies_to: [[genetic]]}\n", "policy.jurisdictions.X.clock: exactly one of hours, calendar_days, business_days, not_before_day must be set"},
-		{"two clocks", "jurisdictions:\n  X: {citation: c, applies_to: [[genetic]], clock: {hours: 72, not_before_day: 3}}\n", "policy.jurisdictions.X.clock: exactly one of hours, calendar_days, business_days, not_before_day must be set"},
-		{"clock too long", "jurisdictions:\n  X: {citation: c, applies_to: [[genetic]], clock: {calendar_days: 400}}\n", "policy.jurisdictions.X.clock.calendar_days: must be at most 365, got 400"},
+		{"two clocks", "jurisdictions:\n  X: {citation: c, applies_to: [[genetic]], clock: {hours: 72, not_before_day: 3}, time_zone: America/Chicago}\n", "policy.jurisdictions.X.clock: exactly one of hours, calendar_days, business_days, not_before_day must be set"},
+		{"clock too long", "jurisdictions:\n  X: {citation: c, applies_to: [[genetic]], clock: {calendar_days: 400}, time_zone: America/Chicago}\n", "policy.jurisdictions.X.clock.calendar_days: must be at most 365, got 400"},
 		{"org policy without written policy", "organisational_policy: {applies_to: [[malignancy]], max: 3d}\n", "policy.organisational_policy.written_policy: is required: an organisational hold needs a written-policy reference"},
 		{"org policy without max", "organisational_policy: {written_policy: P1, applies_to: [[malignancy]]}\n", "policy.organisational_policy.max: is required and must be > 0"},
 		{"org policy elapsed without hours", "organisational_policy: {written_policy: P1, applies_to: [[malignancy]], until: elapsed, max: 3d}\n", "policy.organisational_policy.hours: must be > 0 when until is elapsed"},
@@ -130,6 +131,24 @@ func TestConfigValidate(t *testing.T) {
 		{"bad quiet tag", "notify: {quiet_tags: [Malignancy]}\n", `policy.notify.quiet_tags[0]: must be a tag name such as malignancy, got "Malignancy"`},
 		{"bad template language", "templates: {malignancy: {english: hi}}\n", "policy.templates.malignancy.english: language must be an ISO 639 code such as en or es"},
 		{"empty template", "templates: {malignancy: {en: ' '}}\n", "policy.templates.malignancy.en: must not be empty"},
+		{"jurisdiction without a rule, preset shipped", "jurisdiction: US-KY\n",
+			`policy.jurisdiction: "US-KY" has no rule in policy.jurisdictions, so no state law would be applied to its results; add policy.jurisdictions: {US-KY: {statute: US-KY-KRS-333.152}} to apply the shipped preset, or declare policy.jurisdictions: {US-KY: {no_state_law: true}} if it has no such law`},
+		{"facility jurisdiction without a rule, no preset", "facility_jurisdictions: {NYLAB: US-NY}\n",
+			`policy.facility_jurisdictions.NYLAB: "US-NY" has no rule in policy.jurisdictions, so no state law would be applied to its results; add a rule under policy.jurisdictions.US-NY (citation, applies_to, clock, time_zone), or declare policy.jurisdictions: {US-NY: {no_state_law: true}} if it has no such law`},
+		{"jurisdiction declared without state law", "jurisdiction: US-NY\njurisdictions: {US-NY: {no_state_law: true, note: counsel 2026-11}}\n", ""},
+		{"no_state_law with a clock", "jurisdictions: {US-NY: {no_state_law: true, clock: {hours: 1}}}\n",
+			"policy.jurisdictions.US-NY.no_state_law: takes no other key but note: a jurisdiction without state law has no statute, citation, applies_to, clock or time_zone"},
+		{"unknown rule zone", "jurisdictions:\n  X: {citation: c, applies_to: [[genetic]], clock: {hours: 24}, time_zone: Mars/Olympus}\n",
+			`policy.jurisdictions.X.time_zone: unknown time zone "Mars/Olympus" (want an IANA zone such as America/Chicago)`},
+		{"unknown facility zone", "facility_time_zones: {TXLAB: Central}\n",
+			`policy.facility_time_zones.TXLAB: unknown time zone "Central" (want an IANA zone such as America/Chicago)`},
+		{"day clock would count in UTC", "jurisdiction: X\njurisdictions:\n  X: {citation: c, applies_to: [[genetic]], clock: {not_before_day: 3}}\n",
+			"policy.jurisdictions.X.time_zone: must be set: the statute's days for results of facilities without a facility_time_zones entry would be counted in UTC, hours off the local day; set the IANA zone the statute is counted in (e.g. America/Chicago), or policy.facility_time_zones for each facility"},
+		{"day clock of an unzoned facility", "facility_jurisdictions: {ELPASO: X, AUSTIN: X}\nfacility_time_zones: {ELPASO: America/Denver}\njurisdictions:\n  X: {citation: c, applies_to: [[genetic]], clock: {business_days: 2}}\n",
+			"policy.jurisdictions.X.time_zone: must be set: the statute's days for results of AUSTIN would be counted in UTC, hours off the local day; set the IANA zone the statute is counted in (e.g. America/Chicago), or policy.facility_time_zones for each facility"},
+		{"day clock of zoned facilities only", "facility_jurisdictions: {ELPASO: X}\nfacility_time_zones: {ELPASO: America/Denver}\njurisdictions:\n  X: {citation: c, applies_to: [[genetic]], clock: {not_before_day: 3}}\n", ""},
+		{"hour clock needs no zone", "jurisdiction: X\njurisdictions:\n  X: {citation: c, applies_to: [[genetic]], clock: {hours: 72}}\n", ""},
+		{"preset carries its zone on a UTC instance", "jurisdiction: US-TX\njurisdictions: {US-TX: {statute: US-TX-OCC-159.0062}}\n", ""},
 		{"several problems at once", "time_zone: Nowhere\nmax_hold: 400d\n", "policy.time_zone: unknown time zone \"Nowhere\"\npolicy.max_hold: must be at most 365d, got 400d"},
 	}
 	for _, tt := range tests {
@@ -148,6 +167,32 @@ func TestConfigValidate(t *testing.T) {
 			}
 			if _, nerr := NewEngine(cfg); (nerr == nil) != (tt.want == "") {
 				t.Errorf("NewEngine error %v disagrees with Validate", nerr)
+			}
+		})
+	}
+}
+
+func TestConfigWarnings(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"rule zone from the preset", "time_zone: America/New_York\njurisdiction: US-TX\njurisdictions: {US-TX: {statute: US-TX-OCC-159.0062}}\n", nil},
+		{"day clock falls back to policy.time_zone", "time_zone: America/New_York\nfacility_jurisdictions: {LAB1: X}\njurisdictions:\n  X: {citation: c, applies_to: [[genetic]], clock: {calendar_days: 2}}\n",
+			[]string{"policy.jurisdictions.X.time_zone: not set: the statute's days for results of LAB1 are counted in policy.time_zone (America/New_York); set the zone the statute is counted in if it differs"}},
+		{"facility zones cover it", "time_zone: America/New_York\nfacility_jurisdictions: {LAB1: X}\nfacility_time_zones: {LAB1: America/Chicago}\njurisdictions:\n  X: {citation: c, applies_to: [[genetic]], clock: {calendar_days: 2}}\n", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := DecodeConfig([]byte(tt.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cfg.Validate(); err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+			if got := cfg.Warnings(); !slices.Equal(got, tt.want) {
+				t.Errorf("Warnings\n got: %q\nwant: %q", got, tt.want)
 			}
 		})
 	}

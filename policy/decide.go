@@ -134,6 +134,13 @@ type Basis struct {
 	// ComplianceRisk flags a basis that may not be a recognised exception
 	// (organisational policy).
 	ComplianceRisk bool `json:"compliance_risk,omitempty"`
+	// TimeZone is the IANA zone the basis's clock counts days in (state law,
+	// sender flags); empty for clocks of absolute hours.
+	TimeZone string `json:"time_zone,omitempty"`
+	// TimeZoneFrom says where TimeZone comes from, in the configuration's
+	// terms (facility_time_zones.TXLAB, jurisdictions.US-TX.time_zone, preset
+	// US-TX-OCC-159.0062, policy.time_zone, or the UTC default).
+	TimeZoneFrom string `json:"time_zone_from,omitempty"`
 	// Tags are the tags that brought the result under the basis.
 	Tags []string `json:"tags,omitempty"`
 	// Evidence points at what in the message triggered the basis.
@@ -166,7 +173,11 @@ type Decision struct {
 	// Disposition relates the decision to an earlier version (DispositionNew, ...).
 	Disposition string `json:"disposition"`
 	// Jurisdiction is the jurisdiction whose rules were applied.
-	Jurisdiction   string `json:"jurisdiction,omitempty"`
+	Jurisdiction string `json:"jurisdiction,omitempty"`
+	// StateLaw says in a sentence whether a state-law rule applies and, when
+	// none does, why: no jurisdiction, a jurisdiction declared without state
+	// law, or a result the rule does not cover.
+	StateLaw       string `json:"state_law,omitempty"`
 	RulesetVersion string `json:"ruleset_version"`
 	// ComplianceRisk is true when any basis is flagged.
 	ComplianceRisk bool `json:"compliance_risk,omitempty"`
@@ -228,6 +239,7 @@ func (d Decision) EndsAt(reviewedAt time.Time) time.Time {
 type Engine struct {
 	cfg        Config
 	cal        *Calendar
+	cals       map[string]*Calendar // by IANA zone: facility and rule zones
 	maxHold    time.Duration
 	lang       string
 	quiet      map[string]bool
@@ -254,6 +266,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		quiet: map[string]bool{}, templates: map[string]map[string]string{},
 		rules: map[string]JurisdictionRule{}, senderMax: map[string]time.Duration{},
 		senderDays: map[string]int{}, senderOff: map[string]bool{},
+		cals: map[string]*Calendar{},
 	}
 	if e.maxHold == 0 {
 		e.maxHold = DefaultMaxHold
@@ -278,8 +291,23 @@ func NewEngine(cfg Config) (*Engine, error) {
 		}
 		e.templates[tag] = merged
 	}
+	zones := []string{}
 	for j, r := range cfg.Jurisdictions {
 		e.rules[j] = r.resolve()
+		zones = append(zones, e.rules[j].TimeZone)
+	}
+	for _, z := range cfg.FacilityTimeZones {
+		zones = append(zones, z)
+	}
+	for _, z := range zones {
+		if _, ok := e.cals[z]; ok || z == "" {
+			continue
+		}
+		c, err := NewCalendar(z, cfg.Holidays, cfg.BusinessDays)
+		if err != nil {
+			return nil, err
+		}
+		e.cals[z] = c
 	}
 	for _, code := range SenderFlagCodes {
 		r := cfg.SenderFlags[code]
@@ -312,6 +340,46 @@ func (e *Engine) JurisdictionFor(r *Report, facility string) string {
 		return j
 	}
 	return e.cfg.Jurisdiction
+}
+
+// FacilityZone returns the calendar a facility's clocks count days in, and
+// where its zone comes from: facility_time_zones, else policy.time_zone, else
+// UTC. Sender-flag clocks use it, and HL7 timestamps without an offset are
+// read in its zone.
+func (e *Engine) FacilityZone(facility string) (*Calendar, string) {
+	if z, ok := e.cfg.FacilityTimeZones[facility]; ok && facility != "" {
+		return e.cals[z], "facility_time_zones." + facility
+	}
+	if e.cfg.TimeZone != "" {
+		return e.cal, "policy.time_zone"
+	}
+	return e.cal, "UTC default: policy.time_zone not set"
+}
+
+// LocationFor returns the zone a facility's timestamps without an offset are
+// read in (FacilityZone's).
+func (e *Engine) LocationFor(facility string) *time.Location {
+	c, _ := e.FacilityZone(facility)
+	return c.Location()
+}
+
+// StatuteZone returns the calendar the statute clock of jurisdiction j counts
+// days in for a result of facility, and where its zone comes from: the
+// facility's own zone (facility_time_zones, for a facility in the other zone
+// of a state that spans two), else the rule's (time_zone, or its preset's),
+// else policy.time_zone, else UTC.
+func (e *Engine) StatuteZone(j, facility string) (*Calendar, string) {
+	if z, ok := e.cfg.FacilityTimeZones[facility]; ok && facility != "" {
+		return e.cals[z], "facility_time_zones." + facility
+	}
+	if r, ok := e.rules[j]; ok && r.TimeZone != "" {
+		from := "jurisdictions." + j + ".time_zone"
+		if own := e.cfg.Jurisdictions[j]; own.TimeZone == "" && r.Statute != "" {
+			from = "preset " + r.Statute
+		}
+		return e.cals[r.TimeZone], from
+	}
+	return e.FacilityZone("")
 }
 
 // decision carries the state of one Decide call.
@@ -400,7 +468,9 @@ func (e *Engine) Decide(in Input) Decision {
 
 	var bases []Basis
 	bases = append(bases, d.patientRequest()...)
-	bases = append(bases, d.stateLaw(out.Jurisdiction)...)
+	law, lawSays := d.stateLaw(out.Jurisdiction)
+	out.StateLaw = lawSays
+	bases = append(bases, law...)
 	bases = append(bases, d.clinician()...)
 	bases = append(bases, d.dataError()...)
 	bases = append(bases, d.senderFlags()...)

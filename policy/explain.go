@@ -33,6 +33,7 @@ type DecisionJSON struct {
 	NoteLanguage    string      `json:"note_language,omitempty"`
 	Disposition     string      `json:"disposition"`
 	Jurisdiction    string      `json:"jurisdiction,omitempty"`
+	StateLaw        string      `json:"state_law,omitempty"`
 	ComplianceRisk  bool        `json:"compliance_risk,omitempty"`
 	Warnings        []string    `json:"warnings,omitempty"`
 }
@@ -48,6 +49,8 @@ type BasisJSON struct {
 	Source         string     `json:"source,omitempty"`
 	Detail         string     `json:"detail,omitempty"`
 	ComplianceRisk bool       `json:"compliance_risk,omitempty"`
+	TimeZone       string     `json:"time_zone,omitempty"`
+	TimeZoneFrom   string     `json:"time_zone_from,omitempty"`
 	Evidence       []Evidence `json:"evidence,omitempty"`
 }
 
@@ -66,7 +69,7 @@ func Explain(r *Report, c Classification, d Decision) Explanation {
 		Decision: DecisionJSON{
 			Action: d.Action, Bases: []BasisJSON{}, Deadline: jsonTime(d.Deadline),
 			Notify: d.Notify, Note: d.Note, NoteLanguage: d.NoteLanguage, Disposition: d.Disposition,
-			Jurisdiction: d.Jurisdiction, ComplianceRisk: d.ComplianceRisk, Warnings: d.Warnings,
+			Jurisdiction: d.Jurisdiction, StateLaw: d.StateLaw, ComplianceRisk: d.ComplianceRisk, Warnings: d.Warnings,
 		},
 	}
 	if r != nil {
@@ -82,20 +85,22 @@ func Explain(r *Report, c Classification, d Decision) Explanation {
 		x.Decision.Bases = append(x.Decision.Bases, BasisJSON{
 			Kind: b.Kind, Until: b.Until, Deadline: jsonTime(b.Deadline), NotBefore: jsonTime(b.NotBefore),
 			ReviewEnds: b.ReviewEnds, Citation: b.Citation, Source: b.Source, Detail: b.Detail,
-			ComplianceRisk: b.ComplianceRisk, Evidence: b.Evidence,
+			ComplianceRisk: b.ComplianceRisk, TimeZone: b.TimeZone, TimeZoneFrom: b.TimeZoneFrom, Evidence: b.Evidence,
 		})
 	}
 	return x
 }
 
 // WriteText writes the explanation for an integration engineer to read.
-// Times are shown in loc (the policy's time zone) and in UTC.
+// Times are shown in loc (the sending facility's zone) and in UTC; a basis
+// whose clock counts days in another zone shows its times in that zone and
+// names it.
 func (x Explanation) WriteText(w io.Writer, loc *time.Location) error {
 	if loc == nil {
 		loc = time.UTC
 	}
 	var b strings.Builder
-	at := func(s *string) string {
+	atIn := func(s *string, loc *time.Location) string {
 		if s == nil {
 			return "none"
 		}
@@ -105,6 +110,7 @@ func (x Explanation) WriteText(w io.Writer, loc *time.Location) error {
 		}
 		return fmt.Sprintf("%s (%s)", t.In(loc).Format("Mon 2006-01-02 15:04 MST"), *s)
 	}
+	at := func(s *string) string { return atIn(s, loc) }
 	fmt.Fprintf(&b, "Message %s  (rule set %s)\n", orDash(x.ControlID), orDash(x.RulesetVersion))
 	if len(x.Tags) == 0 {
 		b.WriteString("  Tags: none\n")
@@ -121,10 +127,22 @@ func (x Explanation) WriteText(w io.Writer, loc *time.Location) error {
 	if d.Jurisdiction != "" {
 		fmt.Fprintf(&b, "    Jurisdiction: %s\n", d.Jurisdiction)
 	}
+	if d.StateLaw != "" {
+		fmt.Fprintf(&b, "    State law: %s\n", d.StateLaw)
+	}
 	for i, bs := range d.Bases {
-		fmt.Fprintf(&b, "    Basis %d: %s, until %s, deadline %s\n", i+1, bs.Kind, bs.Until, at(bs.Deadline))
+		bloc := loc
+		if bs.TimeZone != "" {
+			if l, err := time.LoadLocation(bs.TimeZone); err == nil {
+				bloc = l
+			}
+		}
+		fmt.Fprintf(&b, "    Basis %d: %s, until %s, deadline %s\n", i+1, bs.Kind, bs.Until, atIn(bs.Deadline, bloc))
 		if bs.NotBefore != nil {
-			fmt.Fprintf(&b, "      not before: %s\n", at(bs.NotBefore))
+			fmt.Fprintf(&b, "      not before: %s\n", atIn(bs.NotBefore, bloc))
+		}
+		if bs.TimeZone != "" {
+			fmt.Fprintf(&b, "      days counted in: %s (%s)\n", bs.TimeZone, bs.TimeZoneFrom)
 		}
 		if bs.ReviewEnds {
 			b.WriteString("      a clinician's review ends it\n")

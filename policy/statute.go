@@ -54,6 +54,9 @@ var Statutes = map[string]Statute{
 			Clock:                     Clock{Hours: 72},
 			ProviderMayReleaseEarlier: boolPtr(true),
 			Note:                      CounselNote,
+			// Most of Kentucky keeps Eastern time; its western counties
+			// keep Central: set facility_time_zones for facilities there.
+			TimeZone: "America/New_York",
 		},
 	},
 	"US-MT-MCA-50-16-806": {
@@ -68,6 +71,7 @@ var Statutes = map[string]Statute{
 			Clock:                     Clock{Hours: 72},
 			ProviderMayReleaseEarlier: boolPtr(true),
 			Note:                      CounselNote + "; the hiv and hepatitis tags need a rule set that emits them",
+			TimeZone:                  "America/Denver",
 		},
 	},
 	"US-TX-OCC-159.0062": {
@@ -81,6 +85,10 @@ var Statutes = map[string]Statute{
 			Clock:                     Clock{NotBeforeDay: 3},
 			ProviderMayReleaseEarlier: boolPtr(false),
 			Note:                      CounselNote,
+			// Most of Texas keeps Central time; El Paso and Hudspeth
+			// counties keep Mountain (America/Denver): set
+			// facility_time_zones for facilities there.
+			TimeZone: "America/Chicago",
 		},
 	},
 }
@@ -93,4 +101,15 @@ func StatuteNames() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// PresetFor returns the name of the shipped preset for jurisdiction j (e.g.
+// "US-TX-OCC-159.0062" for "US-TX"), or "" when none is shipped.
+func PresetFor(j string) string {
+	for _, n := range StatuteNames() {
+		if Statutes[n].Jurisdiction == j {
+			return n
+		}
+	}
+	return ""
 }

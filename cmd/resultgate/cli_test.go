@@ -89,36 +89,40 @@ func TestInspect(t *testing.T) {
 
 func TestCheckConfig(t *testing.T) {
 	dir := t.TempDir()
-	good := filepath.Join(dir, "good.yaml")
-	bad := filepath.Join(dir, "bad.yaml")
-	unknown := filepath.Join(dir, "unknown.yaml")
-	os.WriteFile(good, []byte("durability: os\nmllp:\n  addr: 127.0.0.1:2575\n"), 0o600)
-	os.WriteFile(bad, []byte("durability: sometimes\nmllp:\n  max_conns: 0\n"), 0o600)
-	os.WriteFile(unknown, []byte("mllp:\n  adress: x\n"), 0o600)
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.yaml", "durability: os\nmllp:\n  addr: 127.0.0.1:2575\n")
 	out, _, err := runCLI(t, "", "check-config", good)
-	if err != nil || !strings.Contains(out, "OK") {
+	if err != nil || out != good+": OK\n" {
 		t.Errorf("good config: %q %v", out, err)
 	}
-	_, _, err = runCLI(t, "", "check-config", bad)
-	want := "invalid configuration:\ndurability: must be \"fsync\" or \"os\", got \"sometimes\"\nmllp.max_conns: must be at least 1, got 0"
-	if err == nil || err.Error() != want {
-		t.Errorf("bad config error:\n%v\nwant\n%s", err, want)
-	}
 	for _, tc := range []struct{ name, yaml, want string }{
-		{"policy key", "policy:\n  time_zon: UTC\n", "field time_zon not found"},
-		{"policy value", "policy:\n  time_zone: Mars/Olympus\n", "policy.time_zone"},
-		{"holds value", "holds:\n  max_deliver: 0\n", "holds.max_deliver: must be at least 1, got 0"},
-		{"auth oidc", "auth:\n  oidc:\n    issuer: https://idp.example\n", "auth.oidc.audience: must be set"},
+		{"core values", "durability: sometimes\nmllp:\n  max_conns: 0\n",
+			"2 problems:\n@:1: durability: must be \"fsync\" or \"os\", got \"sometimes\"\n@:3: mllp.max_conns: must be at least 1, got 0"},
+		{"unknown key", "mllp:\n  adress: x\n", "1 problem:\n@:2: mllp.adress: unknown key (did you mean mllp.addr?)"},
+		{"policy key", "policy:\n  time_zon: UTC\n", "1 problem:\n@:2: policy.time_zon: unknown key (did you mean policy.time_zone?)"},
+		{"policy value", "policy:\n  time_zone: Mars/Olympus\n", "1 problem:\n@:2: policy.time_zone: unknown time zone \"Mars/Olympus\""},
+		{"holds value", "holds:\n  max_deliver: 0\n", "1 problem:\n@:2: holds.max_deliver: must be at least 1, got 0"},
+		{"auth oidc", "auth:\n  oidc:\n    issuer: https://idp.example\n", "1 problem:\n@:2: auth.oidc.audience: must be set (the client ID tokens are issued for)"},
+		{"not YAML", "mllp: [\n", "1 problem:\n@:1: not valid YAML: did not find expected node content"},
 	} {
-		f := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml")
-		os.WriteFile(f, []byte(tc.yaml), 0o600)
-		if _, _, err := runCLI(t, "", "check-config", f); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: error %v, want it to contain %q", tc.name, err, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			f := write(strings.ReplaceAll(tc.name, " ", "-")+".yaml", tc.yaml)
+			_, _, err := runCLI(t, "", "check-config", f)
+			want := f + ": " + strings.ReplaceAll(tc.want, "@", f)
+			if exitCode(err) != 1 || err.Error() != want {
+				t.Errorf("check-config error (exit %d):\n%v\nwant\n%s", exitCode(err), err, want)
+			}
+		})
 	}
-	_, _, err = runCLI(t, "", "check-config", unknown)
-	if err == nil || !strings.HasSuffix(err.Error(), "line 2: field adress not found in type config.MLLP") {
-		t.Errorf("unknown key error: %v", err)
+	_, _, err = runCLI(t, "", "check-config", filepath.Join(dir, "none.yaml"))
+	if exitCode(err) != 1 || err.Error() != filepath.Join(dir, "none.yaml")+": no such file" {
+		t.Errorf("missing file: %v", err)
 	}
 }
 

@@ -88,12 +88,16 @@ func runExplain(w io.Writer, path string, o explainOptions) error {
 	var cfg policy.Config
 	rs := policy.DefaultRuleSet()
 	if o.configFile != "" {
-		full, err := config.Load(o.configFile)
+		data, err := readBounded(o.configFile, maxConfigFile)
 		if err != nil {
 			return err
 		}
+		full, err := config.Parse(data)
+		if err != nil {
+			return fmt.Errorf("invalid configuration:\n%w", configError(full, o.configFile, err))
+		}
 		if cfg, rs, err = app.PolicyParts(full); err != nil {
-			return fmt.Errorf("invalid policy configuration:\n%w", err)
+			return fmt.Errorf("invalid policy configuration:\n%w", configError(full, o.configFile, err))
 		}
 	}
 	engine, err := policy.NewEngine(cfg)
@@ -125,12 +129,11 @@ func runExplain(w io.Writer, path string, o explainOptions) error {
 	if len(msgs) == 0 {
 		return fmt.Errorf("%s: no messages", path)
 	}
-	loc := engine.Calendar().Location()
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	failed := 0
 	for i, raw := range msgs {
-		x, err := explainOne(raw, engine, classifier, pref, staticHistory(o.priorMalignancy), loc, now)
+		x, loc, err := explainOne(raw, engine, classifier, pref, staticHistory(o.priorMalignancy), now)
 		if err != nil {
 			failed++
 			e := explainError{Index: i + 1, Error: err.Error()}
@@ -165,23 +168,29 @@ func runExplain(w io.Writer, path string, o explainOptions) error {
 	return nil
 }
 
-func explainOne(raw []byte, e *policy.Engine, c *policy.Classifier, pref *policy.Preference, h policy.History, loc *time.Location, now time.Time) (*policy.Explanation, error) {
+// explainOne explains one message, and returns the zone of its sending
+// facility, in which its timestamps without an offset were read and its
+// times are shown.
+func explainOne(raw []byte, e *policy.Engine, c *policy.Classifier, pref *policy.Preference, h policy.History, now time.Time) (*policy.Explanation, *time.Location, error) {
 	m, err := hl7.Parse(raw)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	fac := m.MSH().SendingFacility.NamespaceID
+	loc := e.LocationFor(fac)
 	r, err := policy.FromHL7(m, loc)
 	if err != nil {
-		return &policy.Explanation{ControlID: m.ControlID()}, err
+		return &policy.Explanation{ControlID: m.ControlID()}, loc, err
 	}
 	r.ReceivedAt = now
+	r.Jurisdiction = e.JurisdictionFor(r, fac)
 	cls := c.Classify(r, h)
 	d := e.Decide(policy.Input{
 		Report: r, Classification: cls, Preference: pref,
-		Facility: m.MSH().SendingFacility.NamespaceID, Now: now,
+		Facility: fac, Now: now,
 	})
 	x := policy.Explain(r, cls, d)
-	return &x, nil
+	return &x, loc, nil
 }
 
 func readBounded(path string, limit int64) ([]byte, error) {

@@ -159,8 +159,10 @@ func TestExplainErrors(t *testing.T) {
 		{"bad --at", []string{"--at", "yesterday", repoFile("explain", "routine-cbc.hl7")}, "--at: want RFC 3339 such as 2026-03-02T10:00:00-05:00"},
 		{"missing input", []string{"--at", goldenAt, repoFile("explain", "nope.hl7")}, "no such file or directory"},
 		{"invalid consent", []string{"--consent", repoFile("policy", "kentucky.yaml"), repoFile("explain", "routine-cbc.hl7")}, "consent: invalid JSON"},
-		{"config with unknown key", []string{"--config", writeTemp(t, "policy:\n  time_zon: UTC\n"), repoFile("explain", "routine-cbc.hl7")}, "policy: line 1: field time_zon not found in type policy.Config"},
-		{"config that does not validate", []string{"--config", writeTemp(t, "policy:\n  max_hold: 900d\n"), repoFile("explain", "routine-cbc.hl7")}, "policy.max_hold: must be at most 365d, got 900d"},
+		{"config with unknown key", []string{"--config", writeTemp(t, "policy:\n  time_zon: UTC\n"), repoFile("explain", "routine-cbc.hl7")}, ":2: policy.time_zon: unknown key (did you mean policy.time_zone?)"},
+		{"config that does not validate", []string{"--config", writeTemp(t, "policy:\n  max_hold: 900d\n"), repoFile("explain", "routine-cbc.hl7")}, ":2: policy.max_hold: must be at most 365d, got 900d"},
+		{"jurisdiction without a rule", []string{"--config", writeTemp(t, "policy:\n  jurisdiction: US-KY\n"), repoFile("explain", "routine-cbc.hl7")},
+			`:2: policy.jurisdiction: "US-KY" has no rule in policy.jurisdictions, so no state law would be applied to its results; add policy.jurisdictions: {US-KY: {statute: US-KY-KRS-333.152}} to apply the shipped preset, or declare policy.jurisdictions: {US-KY: {no_state_law: true}} if it has no such law`},
 		{"not HL7", []string{"--at", goldenAt, writeTemp(t, "hello\n")}, ""},
 	}
 	for _, tt := range tests {
@@ -221,5 +223,47 @@ func TestExplanationJSONNames(t *testing.T) {
 	want := `{"control_id":"C1","tags":[],"decision":{"action":"release","bases":[],"deadline":null,"notify":"push","note":"","disposition":""},"ruleset_version":"v"}`
 	if string(b) != want {
 		t.Errorf("got  %s\nwant %s", b, want)
+	}
+}
+
+// TestExplainTextZoneAndStateLaw checks that explain names the zone a
+// statute's days are counted in, and says plainly whether a state-law rule
+// applies and why not.
+func TestExplainTextZoneAndStateLaw(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"Texas preset", []string{"--config", repoFile("policy", "texas.yaml")}, []string{
+			"    Jurisdiction: US-TX\n",
+			"    State law: the US-TX rule applies (Tex. Occ. Code § 159.0062): not before day 3 after finalisation, days counted in America/Chicago (preset US-TX-OCC-159.0062)\n",
+			"      days counted in: America/Chicago (preset US-TX-OCC-159.0062)\n",
+		}},
+		{"Texas facility on an Eastern instance", []string{"--config", writeTemp(t, "policy:\n  time_zone: America/New_York\n  facility_jurisdictions: {SYNTH PATH: US-TX}\n  facility_time_zones: {SYNTH PATH: America/Chicago}\n  jurisdictions: {US-TX: {statute: US-TX-OCC-159.0062}}\n")}, []string{
+			"    State law: the US-TX rule applies (Tex. Occ. Code § 159.0062): not before day 3 after finalisation, days counted in America/Chicago (facility_time_zones.SYNTH PATH)\n",
+			"      days counted in: America/Chicago (facility_time_zones.SYNTH PATH)\n",
+		}},
+		{"no jurisdiction", nil, []string{
+			"    State law: no state-law rule applies: no jurisdiction is configured for this result (sending facility \"SYNTH PATH\" is not in policy.facility_jurisdictions and policy.jurisdiction is not set)\n",
+		}},
+		{"jurisdiction without state law", []string{"--config", writeTemp(t, "policy:\n  jurisdiction: US-NY\n  jurisdictions: {US-NY: {no_state_law: true}}\n")}, []string{
+			"    Jurisdiction: US-NY\n",
+			"    State law: no state-law rule applies: jurisdiction US-NY is configured with no_state_law\n",
+			"  Decision: RELEASE (new)\n",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"--at", goldenAt}, tc.args...)
+			out, err := runExplainCmd(t, append(args, repoFile("explain", "path-malignancy.hl7"))...)
+			if err != nil {
+				t.Fatalf("explain: %v", err)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(out, want) {
+					t.Errorf("text output lacks %q:\n%s", want, out)
+				}
+			}
+		})
 	}
 }

@@ -79,7 +79,7 @@ func DefaultHoldsConfig() HoldsConfig {
 // and validates it.
 func LoadHoldsConfig(c config.Config) (HoldsConfig, error) {
 	hc := DefaultHoldsConfig()
-	if err := c.Section("holds", &hc); err != nil {
+	if err := c.Decode(config.SectionHolds, &hc); err != nil {
 		return hc, err
 	}
 	return hc, hc.Validate()

@@ -23,7 +23,7 @@ func TestLoadHoldsConfig(t *testing.T) {
 			return h.ReminderBefore == 12*time.Hour && h.EscalateBefore == time.Hour && h.Covering["DRSMITH"][0] == "DRJONES" && h.MaxDeliver == 3
 		}},
 		// config.Section numbers lines within the section, hence only the tail.
-		{name: "unknown key", yaml: "holds:\n  remind_before: 12h\n", err: "field remind_before not found in type pipeline.HoldsConfig"},
+		{name: "unknown key", yaml: "holds:\n  remind_before: 12h\n", err: "line 2: holds.remind_before: unknown key (did you mean holds.reminder_before?)"},
 		{name: "invalid values", yaml: "holds:\n  max_deliver: 0\n  scheduler_tick: 0s\n  reminder_before: -1h\n",
 			err: "holds.reminder_before: must not be negative, got -1h0m0s\nholds.scheduler_tick: must be positive, got 0s\nholds.max_deliver: must be at least 1, got 0"},
 	}

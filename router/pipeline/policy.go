@@ -47,28 +47,31 @@ func NewPolicyFromRules(cfg policy.Config, rs *policy.RuleSet) (*PolicyAdapter, 
 	return NewPolicy(cls, eng), nil
 }
 
-// Location is the zone of HL7 timestamps without an offset.
+// Location is the instance zone (policy.time_zone): HL7 timestamps without
+// an offset from a facility without a zone of its own are read in it.
 func (p *PolicyAdapter) Location() *time.Location { return p.loc }
 
 // Report builds the policy's view of m, with the jurisdiction of its sending
-// facility.
+// facility; timestamps without an offset are read in the facility's zone.
 func (p *PolicyAdapter) Report(m *hl7.Message) (*policy.Report, error) {
-	r, err := policy.FromHL7(m, p.loc)
+	fac := m.MSH().SendingFacility.NamespaceID
+	r, err := policy.FromHL7(m, p.eng.LocationFor(fac))
 	if err != nil {
 		return nil, err
 	}
-	r.Jurisdiction = p.eng.JurisdictionFor(r, m.MSH().SendingFacility.NamespaceID)
+	r.Jurisdiction = p.eng.JurisdictionFor(r, fac)
 	return r, nil
 }
 
 // ReportPooled is Report in pooled memory (PooledPolicy): release hands it
 // back once the classify step is done with the message.
 func (p *PolicyAdapter) ReportPooled(m *hl7.Message) (*policy.Report, func(), error) {
-	r, release, err := policy.FromHL7Pooled(m, p.loc)
+	fac := m.MSH().SendingFacility.NamespaceID
+	r, release, err := policy.FromHL7Pooled(m, p.eng.LocationFor(fac))
 	if err != nil {
 		return nil, nil, err
 	}
-	r.Jurisdiction = p.eng.JurisdictionFor(r, m.MSH().SendingFacility.NamespaceID)
+	r.Jurisdiction = p.eng.JurisdictionFor(r, fac)
 	return r, release, nil
 }
 
