@@ -214,18 +214,22 @@ type View struct {
 	ready      chan struct{}
 	// changed is closed and replaced on every update (for waiters).
 	changed chan struct{}
+	// timersAdded gets a token (never blocking) whenever a timer is pushed,
+	// so the scheduler looks at once at a deadline that is already due.
+	timersAdded chan struct{}
 }
 
 // New returns an empty view; Run fills it.
 func New(log zerolog.Logger) *View {
 	return &View{
-		log:        log,
-		holds:      map[string]*viewHold{},
-		byProvider: holdIndex{keys: map[string][]*viewHold{}, slot: 0},
-		byPatient:  holdIndex{keys: map[string][]*viewHold{}, slot: 1},
-		intern:     interner{strs: map[string]string{}, tags: map[string][]policy.Tag{}, bases: map[string][]hold.Basis{}},
-		ready:      make(chan struct{}),
-		changed:    make(chan struct{}),
+		log:         log,
+		holds:       map[string]*viewHold{},
+		byProvider:  holdIndex{keys: map[string][]*viewHold{}, slot: 0},
+		byPatient:   holdIndex{keys: map[string][]*viewHold{}, slot: 1},
+		intern:      interner{strs: map[string]string{}, tags: map[string][]policy.Tag{}, bases: map[string][]hold.Basis{}},
+		ready:       make(chan struct{}),
+		changed:     make(chan struct{}),
+		timersAdded: make(chan struct{}, 1),
 	}
 }
 
@@ -288,6 +292,12 @@ func (v *View) Run(ctx context.Context, kv jetstream.KeyValue) error {
 
 // Ready is closed once the view holds every record present at start.
 func (v *View) Ready() <-chan struct{} { return v.ready }
+
+// TimersAdded delivers a token after timers were pushed (at most one
+// pending): a hold that arrives with its deadline already passed (a restart
+// after an outage, a hold created late) is then fired without waiting for the
+// scheduler's next tick.
+func (v *View) TimersAdded() <-chan struct{} { return v.timersAdded }
 
 func (v *View) apply(e jetstream.KeyValueEntry) {
 	if e.Operation() != jetstream.KeyValuePut {
@@ -410,9 +420,17 @@ func (v *View) observe(e *viewHold) {
 		if e.Escalated {
 			e.due[TimerEscalate] = 0
 		}
+		pushed := false
 		for k, at := range e.due {
 			if at != 0 && at != prev[k] {
 				heap.Push(&v.timers, Timer{At: at, ID: e.ID, Kind: TimerKind(k)})
+				pushed = true
+			}
+		}
+		if pushed {
+			select {
+			case v.timersAdded <- struct{}{}:
+			default:
 			}
 		}
 	}

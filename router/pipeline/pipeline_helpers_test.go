@@ -218,11 +218,6 @@ func (p *testPolicy) Decide(in policy.Input) policy.Decision {
 	return d
 }
 
-// testFHIR stands in for fhirmap.Bundle: a minimal Bundle naming the hold.
-func testFHIR(m *hl7.Message, holdID string, rel hold.ReleaseInfo, _ []hold.Basis, _ string) ([]byte, error) {
-	return json.Marshal(map[string]any{"resourceType": "Bundle", "type": "collection", "id": holdID, "meta": map[string]any{"tag": []any{map[string]string{"code": string(rel.Path)}}}})
-}
-
 const testPartitions = 4
 
 var pipeSecret = []byte("test-secret-0123456789")
@@ -259,7 +254,7 @@ func newPipeEnv(t testing.TB, mod ...func(*Config)) *pipeEnv {
 	hc.MaxDeliver = 3
 	hc.Covering = map[string][]string{"DRSMITH": {"DRJONES"}}
 	e.cfg = Config{
-		Holds: hc, Partitions: testPartitions, Secret: pipeSecret, Policy: e.policy, FHIR: testFHIR,
+		Holds: hc, Partitions: testPartitions, Secret: pipeSecret, Policy: e.policy, FHIR: NewFHIREncoder(time.UTC, ""),
 		Clock: e.clock, Logger: zerolog.Nop(),
 	}
 	for _, m := range mod {

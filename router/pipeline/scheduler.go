@@ -58,6 +58,7 @@ func (s *Service) runScheduler(ctx context.Context, tick time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-ticks:
+		case <-s.view.TimersAdded():
 		}
 	}
 }
