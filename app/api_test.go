@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -217,6 +218,28 @@ func TestAPIRolesAndErrors(t *testing.T) {
 	}
 	if r := e.do(t, "clinician", "GET", "/api/audit", "", nil); r.status != 403 {
 		t.Errorf("clinician read the audit trail: %d", r.status)
+	}
+	// since takes the CLI's forms too: a date, an RFC 3339 time, a duration ago.
+	now := time.Now().UTC()
+	for _, tc := range []struct {
+		since string
+		some  bool // whether this test's events are at or after it
+	}{
+		{now.AddDate(0, 0, -1).Format("2006-01-02"), true},
+		{now.AddDate(0, 0, 2).Format("2006-01-02"), false},
+		{now.Add(-time.Hour).Format(time.RFC3339), true},
+		{now.Add(time.Hour).Format(time.RFC3339), false},
+		{"1h", true},
+	} {
+		r := e.do(t, "compliance", "GET", "/api/audit?since="+url.QueryEscape(tc.since), "", nil)
+		evs, _ := r.body["events"].([]any)
+		if r.status != 200 || (len(evs) > 0) != tc.some {
+			t.Errorf("audit since=%s: %d, %d events; want 200 and events %t", tc.since, r.status, len(evs), tc.some)
+		}
+	}
+	r = e.do(t, "compliance", "GET", "/api/audit?since=yesterday", "", nil)
+	if want := `since: want an RFC 3339 time (2026-12-07T08:00:00Z), a date (2026-12-07, UTC) or a duration ago (24h), got \"yesterday\"`; r.status != 400 || !strings.Contains(r.raw, want) {
+		t.Errorf("audit since=yesterday: %d %s; want 400 with %s", r.status, r.raw, want)
 	}
 }
 

@@ -452,9 +452,9 @@ func (a *API) placeHold(w http.ResponseWriter, r *http.Request, p auth.Principal
 func (a *API) audit(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	q := router.AuditQuery{HoldID: r.URL.Query().Get("hold")}
 	if s := r.URL.Query().Get("since"); s != "" {
-		t, err := time.Parse(time.RFC3339, s)
+		t, _, err := ParseWhen(s, time.Now())
 		if err != nil {
-			return newErr(http.StatusBadRequest, "bad_request", "since: want RFC 3339, got %q", s)
+			return newErr(http.StatusBadRequest, "bad_request", "since: %s", err)
 		}
 		q.Since = t
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/resultgate/resultgate/httpapi"
 	"github.com/resultgate/resultgate/router"
 )
 
@@ -525,7 +526,9 @@ bases and deadline; every transition, override and Consent change with actor and
 reason; every read and every refused request.
 
   resultgate audit --hold HOLD-ID
-  resultgate audit --since 2026-11-01            (or an RFC 3339 time, or a duration: 24h)`,
+  resultgate audit --since 2026-11-01            (or an RFC 3339 time, or a duration ago: 24h)
+
+--since is read as the HTTP API reads since: ` + httpapi.WhenFormats + `.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if since != "" {
@@ -551,23 +554,18 @@ reason; every read and every refused request.
 	}
 	nf.register(cmd)
 	cmd.Flags().StringVar(&q.HoldID, "hold", "", "only the events of this hold")
-	cmd.Flags().StringVar(&since, "since", "", "only events at or after this time (RFC 3339, YYYY-MM-DD, or a duration ago such as 24h)")
+	cmd.Flags().StringVar(&since, "since", "", "only events at or after this time: "+httpapi.WhenFormats)
 	cmd.Flags().IntVar(&q.Limit, "limit", 0, "at most this many events (default and maximum 10000)")
 	return cmd
 }
 
-// parseSince reads an RFC 3339 time, a date (midnight UTC) or a duration ago.
+// parseSince reads --since by the API's rule (httpapi.ParseWhen).
 func parseSince(s string, now time.Time) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
+	t, _, err := httpapi.ParseWhen(s, now)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--since: %w", err)
 	}
-	if t, err := time.Parse("2006-01-02", s); err == nil {
-		return t, nil
-	}
-	if d, err := time.ParseDuration(s); err == nil && d > 0 {
-		return now.Add(-d), nil
-	}
-	return time.Time{}, fmt.Errorf("--since: want an RFC 3339 time, a date (YYYY-MM-DD) or a duration such as 24h, got %q", s)
+	return t, nil
 }
 
 // writeAudit prints one line per event, then its tags and bases for decisions.
