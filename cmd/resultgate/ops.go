@@ -3,9 +3,13 @@ package main
 // The operator commands: holds, consent, dead and audit. They call the NATS
 // request/reply API (router.APIClient, subjects resultgate.api.*) of a running
 // `resultgate serve`, so they work against one instance or a cluster alike.
-// The API trusts the --by and role it is given (docs/OPERATIONS.md, "NATS
-// subject permissions"): these commands are for operators with NATS rights on
-// resultgate.api.>, not for clinicians, who use the web page or the HTTP API.
+// The API trusts the --by (--provider) and role it is given (docs/OPERATIONS.md,
+// "NATS subject permissions"): these commands are for operators with NATS rights
+// on resultgate.api.>, not for clinicians, who use the web page or the HTTP API.
+//
+// --by is always who acts, as the audit trail records them (a name, or a
+// system's name); a clinician's provider ID (ORC-12/OBR-16), which decides who
+// may release a hold, is --provider.
 
 import (
 	"context"
@@ -89,12 +93,15 @@ func newHoldsCmd() *cobra.Command {
 
   resultgate holds list [--provider ID] [--status held] [--tag pathology]
   resultgate holds show HOLD-ID --by NAME            (the read is audited)
-  resultgate holds release HOLD-ID --by PROVIDER-ID [--reason ...] [--note ...]
+  resultgate holds release HOLD-ID --provider PROVIDER-ID [--reason ...] [--note ...]
   resultgate holds override HOLD-ID --by NAME --reason ...
   resultgate holds place --order FILLER --reason ... --by NAME
 
-release is a clinician's acknowledgement: --by must be the ordering provider's ID
-(ORC-12/OBR-16) or a listed covering clinician. override is the on-call path and
+--by is who acts, as the audit trail records them. release is a clinician's
+acknowledgement: --provider must be the ordering provider's ID (ORC-12/OBR-16) or
+a listed covering clinician's, and is recorded as the releasing actor, as the
+HTTP API records a clinician's release under their token's provider ID (--by on
+release is a deprecated alias of --provider). override is the on-call path and
 needs a reason. place records a clinician determination (Preventing Harm) on an
 order, before or after its result arrives.`,
 	}
@@ -263,12 +270,22 @@ func writeHold(w io.Writer, h *router.Hold, now time.Time) {
 
 func newHoldsReleaseCmd(nf *natsFlags) *cobra.Command {
 	var req router.ReleaseAPIRequest
+	var byAlias string
 	cmd := &cobra.Command{
 		Use:   "release HOLD-ID",
 		Short: "Release a held result as the ordering or a covering clinician",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := required("by", req.By); err != nil {
+			if cmd.Flags().Changed("by") {
+				// pflag's own deprecation notice goes to a buffer cobra
+				// discards, so say it here.
+				fmt.Fprintln(cmd.ErrOrStderr(), "resultgate: --by on holds release is deprecated (it is the provider ID here, a name elsewhere); use --provider")
+				if req.By != "" && req.By != byAlias {
+					return &exitError{code: 2, err: fmt.Errorf("--by %q and --provider %q differ; give --provider only", byAlias, req.By)}
+				}
+				req.By = byAlias
+			}
+			if err := required("provider", req.By); err != nil {
 				return err
 			}
 			req.ID = args[0]
@@ -279,7 +296,12 @@ func newHoldsReleaseCmd(nf *natsFlags) *cobra.Command {
 			return printOutcome(cmd.OutOrStdout(), nf.json, &h)
 		},
 	}
-	cmd.Flags().StringVar(&req.By, "by", "", "the releasing clinician's provider ID (required)")
+	fl := cmd.Flags()
+	fl.StringVar(&req.By, "provider", "", "the releasing clinician's provider ID (ORC-12/OBR-16): the ordering provider or a covering clinician (required)")
+	// --by was the provider ID here but a name everywhere else; it stays as
+	// an alias of --provider for the scripts that use it.
+	fl.StringVar(&byAlias, "by", "", "deprecated alias of --provider")
+	_ = fl.MarkHidden("by")
 	cmd.Flags().StringVar(&req.Reason, "reason", "", "why (optional)")
 	cmd.Flags().StringVar(&req.Note, "note", "", "plain-language note to the patient (replaces the policy's note)")
 	return cmd

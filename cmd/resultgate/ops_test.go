@@ -121,17 +121,28 @@ func TestOperatorCommands(t *testing.T) {
 	}
 
 	// Release: another clinician is refused, the ordering provider releases once.
-	if _, _, err := cli("holds", "release", h.ID, "--by", "DR0002"); exitCode(err) != 1 || !strings.Contains(err.Error(), "forbidden") {
+	if _, _, err := cli("holds", "release", h.ID); exitCode(err) != 2 || err.Error() != "--provider is required" {
+		t.Errorf("release without --provider: exit %d, %v", exitCode(err), err)
+	}
+	if _, _, err := cli("holds", "release", h.ID, "--provider", "DR0002"); exitCode(err) != 1 || !strings.Contains(err.Error(), "forbidden") {
 		t.Errorf("release by another provider: exit %d, %v", exitCode(err), err)
+	}
+	// --by, the deprecated alias, still works and says so.
+	if _, errOut, err := cli("holds", "release", h.ID, "--by", "DR0002"); exitCode(err) != 1 || !strings.Contains(err.Error(), "forbidden") ||
+		!strings.Contains(errOut, "--by on holds release is deprecated (it is the provider ID here, a name elsewhere); use --provider") {
+		t.Errorf("release --by: exit %d, %v, stderr %q", exitCode(err), err, errOut)
+	}
+	if _, _, err := cli("holds", "release", h.ID, "--by", "DR0002", "--provider", "DR0001"); exitCode(err) != 2 || !strings.Contains(err.Error(), "differ") {
+		t.Errorf("release --by and --provider differing: exit %d, %v", exitCode(err), err)
 	}
 	if _, _, err := cli("holds", "override", h.ID, "--by", "oncall-sam"); exitCode(err) != 2 || !strings.Contains(err.Error(), "--reason is required") {
 		t.Errorf("override without reason: exit %d, %v", exitCode(err), err)
 	}
-	out, _, err = cli("holds", "release", h.ID, "--by", "DR0001", "--reason", "discussed in clinic", "--note", "Your doctor has gone through this result with you.")
+	out, _, err = cli("holds", "release", h.ID, "--provider", "DR0001", "--reason", "discussed in clinic", "--note", "Your doctor has gone through this result with you.")
 	if err != nil || !strings.Contains(out, "hold "+h.ID+": released (acknowledged by DR0001") {
 		t.Fatalf("release: %v\n%s", err, out)
 	}
-	if _, _, err := cli("holds", "release", h.ID, "--by", "DR0001"); exitCode(err) != 1 || !strings.Contains(err.Error(), "already_released") {
+	if _, _, err := cli("holds", "release", h.ID, "--provider", "DR0001"); exitCode(err) != 1 || !strings.Contains(err.Error(), "already_released") {
 		t.Errorf("second release: exit %d, %v", exitCode(err), err)
 	}
 	if _, _, err := cli("holds", "override", h.ID, "--by", "oncall-sam", "--reason", "patient called"); exitCode(err) != 1 || !strings.Contains(err.Error(), "already_released") {
