@@ -37,6 +37,7 @@ type Service interface {
 	PlaceDetermination(ctx context.Context, req router.PlaceRequest) (router.PlaceResult, error)
 	PutConsent(ctx context.Context, req router.ConsentPut) (router.ConsentResult, error)
 	GetConsent(ctx context.Context, patient string) (router.ConsentRecord, error)
+	ConsentVersion(ctx context.Context, key string, rev uint64) (router.ConsentRecord, error)
 	Audit(ctx context.Context, q router.AuditQuery) ([]router.AuditEvent, error)
 	RecordAccess(ctx context.Context, e router.AccessEvent) error
 	InboundMessage(ctx context.Context, h *router.Hold) ([]byte, error)
@@ -75,6 +76,8 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("GET /api/report", a.with([]auth.Role{auth.RoleCompliance, auth.RoleAdmin}, a.report))
 	mux.Handle("POST /fhir/Consent", a.with([]auth.Role{auth.RoleAdmin, auth.RoleClinician}, a.putConsent))
 	mux.Handle("GET /fhir/Consent", a.with([]auth.Role{auth.RoleAdmin, auth.RoleClinician, auth.RoleOnCall, auth.RoleCompliance}, a.getConsent))
+	mux.Handle("GET /fhir/Consent/{key}", a.with([]auth.Role{auth.RoleAdmin, auth.RoleClinician, auth.RoleOnCall, auth.RoleCompliance}, a.readConsent))
+	mux.Handle("GET /fhir/Consent/{key}/_history/{vid}", a.with([]auth.Role{auth.RoleAdmin, auth.RoleClinician, auth.RoleOnCall, auth.RoleCompliance}, a.readConsent))
 	admin := []auth.Role{auth.RoleAdmin}
 	mux.Handle("GET /api/tokens", a.with(admin, a.listTokens))
 	mux.Handle("POST /api/tokens", a.with(admin, a.createToken))
@@ -126,6 +129,10 @@ func (a *API) with(roles []auth.Role, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
+		writeErr := writeErr
+		if strings.HasPrefix(r.URL.Path, "/fhir/") {
+			writeErr = writeOutcome // a FHIR client gets FHIR, errors included
+		}
 		p, err := a.auth.Authenticate(r)
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="resultgate"`)

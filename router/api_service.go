@@ -210,6 +210,9 @@ type ConsentPut struct {
 	Patient string `json:"patient,omitempty"`
 	// By is who posted it (the patient, a proxy, staff).
 	By string `json:"by"`
+	// Role is By's role as the audit trail records it (the HTTP API passes
+	// the caller's: clinician, admin); empty means the patient.
+	Role string `json:"role,omitempty"`
 }
 
 // ConsentResult is the stored Consent and the holds it re-evaluated.
@@ -239,21 +242,25 @@ func (s *Service) PutConsent(ctx context.Context, req ConsentPut) (ConsentResult
 	if key == "" {
 		return res, fmt.Errorf("consent names no patient identifier: %w", ErrBadRequest)
 	}
+	role := strings.TrimSpace(req.Role)
+	if role == "" {
+		role = RolePatient
+	}
 	now := s.clock.Now().UTC()
-	rec, err := s.consents.Put(ctx, ConsentRecord{PatientKey: key, Consent: req.Consent, Actor: req.By, At: now})
+	rec, err := s.consents.Put(ctx, ConsentRecord{PatientKey: key, Consent: req.Consent, Actor: req.By, Role: role, At: now})
 	if err != nil {
 		return res, err
 	}
 	res.Record = rec
 	if err := s.audit.Record(ctx, fmt.Sprintf("consent-%s-%d", key, rec.Revision), AuditEvent{
-		Kind: AuditConsent, At: now, PatientKey: key, Actor: req.By, Role: RolePatient,
+		Kind: AuditConsent, At: now, PatientKey: key, Actor: req.By, Role: role,
 		Reason: "consent " + pref.Status,
 	}); err != nil {
 		return res, err
 	}
 	var errs []error
 	for _, h := range s.view.List(HoldFilter{PatientKey: key, State: StateHeld}) {
-		after, err := s.reevaluate(ctx, h, PathPatientRevoked, req.By, RolePatient, "patient changed their preference")
+		after, err := s.reevaluate(ctx, h, PathPatientRevoked, req.By, role, "patient changed their preference")
 		if err != nil && !errors.Is(err, ErrAlreadyReleased) && !errors.Is(err, ErrHoldClosed) {
 			errs = append(errs, err)
 			continue
@@ -269,6 +276,25 @@ func (s *Service) PutConsent(ctx context.Context, req ConsentPut) (ConsentResult
 // GetConsent returns the patient's current Consent.
 func (s *Service) GetConsent(ctx context.Context, patient string) (ConsentRecord, error) {
 	return s.consents.Get(ctx, s.patientKey(patient))
+}
+
+// ConsentVersion returns the Consent of patient key with per-patient revision
+// rev (0: the current one), or ErrConsentNotFound. The FHIR API reads a
+// Consent by its logical id, the patient key (a keyed hash, no PHI).
+func (s *Service) ConsentVersion(ctx context.Context, key string, rev uint64) (ConsentRecord, error) {
+	if rev == 0 {
+		return s.consents.Get(ctx, key)
+	}
+	recs, err := s.consents.History(ctx, key)
+	if err != nil {
+		return ConsentRecord{}, err
+	}
+	for _, r := range recs {
+		if r.Revision == rev {
+			return r, nil
+		}
+	}
+	return ConsentRecord{}, fmt.Errorf("revision %d (not kept, or never written): %w", rev, ErrConsentNotFound)
 }
 
 // reevaluate decides hold h again with the current Consent and determinations

@@ -26,13 +26,16 @@ const (
 var ErrConsentNotFound = errors.New("no consent on file")
 
 // ConsentRecord is one stored Consent: the FHIR R4 Consent JSON as posted, who
-// posted it and when.
+// posted it, in which role, and when.
 type ConsentRecord struct {
 	PatientKey string          `json:"patient_key"`
 	Consent    json.RawMessage `json:"consent"`
 	Actor      string          `json:"actor,omitempty"`
+	Role       string          `json:"role,omitempty"`
 	At         time.Time       `json:"at"`
-	Revision   uint64          `json:"revision,omitempty"`
+	// Revision counts this patient's Consents: 1 for the first, then 2, 3...
+	// (the bucket's own revision runs across all patients).
+	Revision uint64 `json:"revision,omitempty"`
 }
 
 // ConsentStore reads and writes the consents bucket (history kept).
@@ -40,18 +43,53 @@ type ConsentStore struct {
 	kv jetstream.KeyValue
 }
 
-// Put stores rec as the patient's current Consent.
+// Put stores rec as the patient's current Consent, numbered one after the
+// patient's previous one (compare-and-set, so two concurrent puts for one
+// patient get two numbers).
 func (s *ConsentStore) Put(ctx context.Context, rec ConsentRecord) (ConsentRecord, error) {
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return rec, fmt.Errorf("encoding consent: %w", err)
+	for range maxCASAttempts {
+		var last uint64 // the bucket revision of the current Consent; 0: none
+		rec.Revision = 1
+		e, err := s.kv.Get(ctx, rec.PatientKey)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case err != nil:
+			return rec, fmt.Errorf("reading consent: %w", err)
+		default:
+			last = e.Revision()
+			rec.Revision = patientRevision(e) + 1
+		}
+		data, err := json.Marshal(rec)
+		if err != nil {
+			return rec, fmt.Errorf("encoding consent: %w", err)
+		}
+		if last == 0 {
+			_, err = s.kv.Create(ctx, rec.PatientKey, data)
+		} else {
+			_, err = s.kv.Update(ctx, rec.PatientKey, data, last)
+		}
+		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			continue
+		}
+		if err != nil {
+			return rec, fmt.Errorf("writing consent: %w", err)
+		}
+		return rec, nil
 	}
-	rev, err := s.kv.Put(ctx, rec.PatientKey, data)
-	if err != nil {
-		return rec, fmt.Errorf("writing consent: %w", err)
+	return rec, fmt.Errorf("consent: %w", ErrConflict)
+}
+
+// patientRevision returns the per-patient revision stored in e. A record
+// written before Consents were numbered per patient has none: its bucket
+// revision stands in, so that the numbering still only goes up.
+func patientRevision(e jetstream.KeyValueEntry) uint64 {
+	var r struct {
+		Revision uint64 `json:"revision"`
 	}
-	rec.Revision = rev
-	return rec, nil
+	if json.Unmarshal(e.Value(), &r) == nil && r.Revision > 0 {
+		return r.Revision
+	}
+	return e.Revision()
 }
 
 // Get returns the patient's current Consent, or ErrConsentNotFound.
@@ -70,7 +108,7 @@ func (s *ConsentStore) Get(ctx context.Context, patientKey string) (ConsentRecor
 	if err := json.Unmarshal(e.Value(), &rec); err != nil {
 		return rec, fmt.Errorf("decoding consent: %w", err)
 	}
-	rec.Revision = e.Revision()
+	rec.Revision = patientRevision(e)
 	return rec, nil
 }
 
@@ -93,7 +131,7 @@ func (s *ConsentStore) History(ctx context.Context, patientKey string) ([]Consen
 		if err := json.Unmarshal(e.Value(), &rec); err != nil {
 			return nil, fmt.Errorf("decoding consent: %w", err)
 		}
-		rec.Revision = e.Revision()
+		rec.Revision = patientRevision(e)
 		out = append(out, rec)
 	}
 	return out, nil

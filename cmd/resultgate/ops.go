@@ -394,9 +394,12 @@ func newConsentCmd() *cobra.Command {
 through the NATS API of a running resultgate serve, or shows the one on file.
 
   resultgate consent put consent.json --by "portal:patient"
+  resultgate consent put revoked.json --by "Dr Grey" --role clinician
   resultgate consent show PATIENT-ID
 
-A new or revoked Consent re-evaluates that patient's open holds at once.`,
+A new or revoked Consent re-evaluates that patient's open holds at once. Each
+patient's Consents are numbered 1, 2, 3...; --role is recorded with --by in the
+audit trail and on the holds the Consent releases (default patient).`,
 	}
 	nf.register(cmd)
 	var put router.ConsentPut
@@ -434,6 +437,7 @@ A new or revoked Consent re-evaluates that patient's open holds at once.`,
 	}
 	putCmd.Flags().StringVar(&put.By, "by", "", "who is filing it: the patient, a proxy or staff (required, audited)")
 	putCmd.Flags().StringVar(&put.Patient, "patient", "", "patient identifier (PID-3), when the Consent names the patient only by reference")
+	putCmd.Flags().StringVar(&put.Role, "role", "", "the filer's role, recorded with --by: patient (default), proxy, clinician, admin...")
 	showCmd := &cobra.Command{
 		Use:   "show PATIENT-ID",
 		Short: "Show the Consent on file for a patient identifier (PID-3)",
@@ -447,7 +451,11 @@ A new or revoked Consent re-evaluates that patient's open holds at once.`,
 				return printJSON(cmd.OutOrStdout(), rec)
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "revision %d, filed %s by %s\n", rec.Revision, rec.At.UTC().Format(time.RFC3339), rec.Actor)
+			fmt.Fprintf(w, "revision %d, filed %s by %s", rec.Revision, rec.At.UTC().Format(time.RFC3339), rec.Actor)
+			if rec.Role != "" {
+				fmt.Fprintf(w, " (%s)", rec.Role)
+			}
+			fmt.Fprintln(w)
 			var pretty any
 			if json.Unmarshal(rec.Consent, &pretty) == nil {
 				return printJSON(w, pretty)

@@ -189,11 +189,20 @@ func TestOperatorCommands(t *testing.T) {
 		t.Errorf("consent put without --by: exit %d, %v", exitCode(err), err)
 	}
 	out, _, err = cli("consent", "put", consent, "--patient", "OPS000099", "--by", "portal:patient")
-	if err != nil || !strings.Contains(out, "consent stored (revision ") {
+	if err != nil || !strings.Contains(out, "consent stored (revision 1)") {
 		t.Fatalf("consent put: %v\n%s", err, out)
 	}
+	// Another patient's first Consent is its revision 1; the first patient's
+	// second, filed by a clinician, is revision 2 and recorded as theirs.
+	if out, _, err := cli("consent", "put", consent, "--patient", "OPS000097", "--by", "portal:patient"); err != nil || !strings.Contains(out, "consent stored (revision 1)") {
+		t.Fatalf("another patient's consent put: %v\n%s", err, out)
+	}
+	out, _, err = cli("consent", "put", consent, "--patient", "OPS000099", "--by", "Dr Grey", "--role", "clinician")
+	if err != nil || !strings.Contains(out, "consent stored (revision 2)") {
+		t.Fatalf("second consent put: %v\n%s", err, out)
+	}
 	out, _, err = cli("consent", "show", "OPS000099")
-	if err != nil || !strings.Contains(out, "by portal:patient") || !strings.Contains(out, `"resourceType": "Consent"`) {
+	if err != nil || !strings.Contains(out, "revision 2, filed ") || !strings.Contains(out, "by Dr Grey (clinician)") || !strings.Contains(out, `"resourceType": "Consent"`) {
 		t.Errorf("consent show: %v\n%s", err, out)
 	}
 	if _, _, err := cli("consent", "show", "OPS000098"); exitCode(err) != 1 || !strings.Contains(err.Error(), "not_found") {
