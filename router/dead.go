@@ -125,12 +125,16 @@ type DeadRecord struct {
 	Deliveries int       `json:"deliveries"`
 	At         time.Time `json:"at"`
 	Size       int       `json:"size"`
+	// Stage is "intake" for a message the intake refused (never stored in
+	// HL7_IN), empty for one the pipeline gave up on.
+	Stage string `json:"stage,omitempty"`
 }
 
 func deadRecord(h nats.Header, seq uint64, size int) DeadRecord {
 	r := DeadRecord{
 		Seq: seq, Reason: h.Get(HeaderDeadReason), Detail: h.Get(HeaderDeadDetail),
 		Subject: h.Get(HeaderDeadSubject), MsgID: h.Get(HeaderDeadMsgID), Size: size,
+		Stage: h.Get(HeaderStage),
 	}
 	r.InboundSeq, _ = strconv.ParseUint(h.Get(HeaderDeadSeq), 10, 64)
 	r.Deliveries, _ = strconv.Atoi(h.Get(HeaderDeadDelivered))
@@ -149,10 +153,28 @@ func (d *DeadLetters) List(ctx context.Context, limit int) ([]DeadRecord, error)
 		})
 }
 
+// intakeRemedy says what to do about a message the intake refused for r.
+func intakeRemedy(r Reason) string {
+	switch r {
+	case ReasonType:
+		return "if this message type should be accepted, add it to intake.accept_types, restart, and have the sender resend it"
+	case ReasonFacility:
+		return "if this sending facility should be accepted, add it to intake.allowed_facilities, restart, and have the sender resend it"
+	case ReasonTooLarge:
+		return "only its first bytes are kept; if it should fit, raise mllp.max_frame_bytes, restart, and have the sender resend it"
+	case ReasonPatients:
+		return "the sender (or its interface engine) must split it into one message per patient and resend them"
+	default:
+		return "the sender must correct it and resend it"
+	}
+}
+
 // Replay re-publishes dead-letter record seq to its inbound subject with the
 // Nats-Msg-Id <original>#replay-<seq>: a new ID, because the original is still
 // in HL7_IN's duplicate window, and a stable one, so replaying the same record
-// twice queues it once.
+// twice queues it once. A message the intake refused is not replayed (it was
+// never accepted, and the intake's checks are not the pipeline's): the error
+// says why and what to do.
 func (d *DeadLetters) Replay(ctx context.Context, seq uint64) (DeadRecord, error) {
 	s, err := d.js.Stream(ctx, StreamDead)
 	if err != nil {
@@ -166,6 +188,10 @@ func (d *DeadLetters) Replay(ctx context.Context, seq uint64) (DeadRecord, error
 		return DeadRecord{}, fmt.Errorf("reading dead seq %d: %w", seq, err)
 	}
 	rec := deadRecord(raw.Header, seq, len(raw.Data))
+	if rec.Stage == "intake" {
+		return rec, fmt.Errorf("dead seq %d cannot be replayed: the intake refused it (%s: %s) and answered AR/CR, so it was never stored "+
+			"and the sender still holds it; %s: %w", seq, rec.Reason, rec.Detail, intakeRemedy(Reason(rec.Reason)), ErrBadRequest)
+	}
 	if !strings.HasPrefix(rec.Subject, SubjectInPrefix) {
 		return rec, fmt.Errorf("dead seq %d has no inbound subject: %w", seq, ErrBadRequest)
 	}

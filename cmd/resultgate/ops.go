@@ -485,6 +485,11 @@ func newDeadCmd() *cobra.Command {
 DEAD stream with the reason. list shows them; replay re-queues one to the intake
 stream (the original bytes, the same message ID) once the cause is fixed.
 
+A message the intake refused (STAGE intake: not HL7, a type or facility not
+accepted, too large, several patients) is kept there too, for the record, but
+it was answered AR/CR and never stored, so the sender still holds it: replay
+refuses it and says what to fix before the sender resends it.
+
   resultgate dead list [--limit 100]
   resultgate dead replay SEQ --by NAME`,
 	}
@@ -504,9 +509,13 @@ stream (the original bytes, the same message ID) once the cause is fixed.
 			}
 			w := cmd.OutOrStdout()
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "SEQ\tAT\tREASON\tINBOUND\tDELIVERIES\tBYTES\tDETAIL")
+			fmt.Fprintln(tw, "SEQ\tAT\tSTAGE\tREASON\tINBOUND\tDELIVERIES\tBYTES\tDETAIL")
 			for _, r := range recs {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%s\n", r.Seq, r.At.UTC().Format(time.RFC3339), r.Reason, r.InboundSeq, r.Deliveries, r.Size, r.Detail)
+				stage := r.Stage
+				if stage == "" {
+					stage = "pipeline"
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", r.Seq, r.At.UTC().Format(time.RFC3339), stage, r.Reason, r.InboundSeq, r.Deliveries, r.Size, r.Detail)
 			}
 			tw.Flush()
 			fmt.Fprintf(w, "%d dead-lettered message(s)\n", len(recs))

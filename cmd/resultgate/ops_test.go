@@ -297,6 +297,44 @@ func TestOperatorCommands(t *testing.T) {
 	}
 }
 
+// A message the intake refused is listed with its stage, and replaying it is
+// refused with the reason and what to do, instead of "has no inbound subject".
+func TestDeadReplayOfIntakeRejection(t *testing.T) {
+	a := startKentucky(t)
+	cli := func(args ...string) (string, string, error) {
+		t.Helper()
+		return runCLI(t, "", append(args, "--nats-url", a.NATSClientURL())...)
+	}
+	adt := "MSH|^~\\&|ADT|HOSP|RG|HOSP|20261207120000||ADT^A01|ADT-DEAD-1|P|2.5.1\rPID|1||X1^^^HOSP^MR\r"
+	if _, _, err := runCLI(t, adt, "send", "--addr", a.MLLPAddr().String(), "-"); exitCode(err) != 1 {
+		t.Fatalf("send of an ADT: exit %d, %v; want 1 (AR)", exitCode(err), err)
+	}
+	var dead []router.DeadRecord
+	testutil.Eventually(t, 30*time.Second, "the refused message is listed", func() bool {
+		out, _, err := cli("dead", "list", "--json")
+		if err != nil {
+			t.Fatalf("dead list: %v", err)
+		}
+		dead = nil
+		json.Unmarshal([]byte(out), &dead)
+		return len(dead) == 1
+	})
+	if dead[0].Stage != "intake" || dead[0].Reason != string(router.ReasonType) {
+		t.Fatalf("dead record %+v", dead[0])
+	}
+	out, _, err := cli("dead", "list")
+	if err != nil || !strings.Contains(out, "STAGE") || !strings.Contains(out, " intake ") {
+		t.Errorf("dead list table: %v\n%s", err, out)
+	}
+	_, _, err = cli("dead", "replay", fmt.Sprint(dead[0].Seq), "--by", "ops-anna")
+	want := fmt.Sprintf("bad_request: dead seq %d cannot be replayed: the intake refused it (type: %s) and answered AR/CR, so it was never stored "+
+		"and the sender still holds it; if this message type should be accepted, add it to intake.accept_types, restart, and have the sender resend it: bad request",
+		dead[0].Seq, router.TextTypeNotAccepted+": ADT^A01")
+	if exitCode(err) != 1 || err.Error() != want {
+		t.Errorf("replay of an intake rejection: exit %d, %v\nwant %s", exitCode(err), err, want)
+	}
+}
+
 // Without a running instance the commands say so instead of hanging.
 func TestOperatorCommandsNoServer(t *testing.T) {
 	_, _, err := runCLI(t, "", "holds", "list", "--nats-url", "nats://127.0.0.1:1", "--timeout", "2s")
