@@ -6,11 +6,16 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/resultgate/resultgate/hl7"
 	"github.com/resultgate/resultgate/hl7/mllp"
+	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/router"
 )
 
@@ -184,5 +189,67 @@ func TestSendResendsAfterAckTimeout(t *testing.T) {
 	}
 	if got, want := strings.Join(r.got(), ","), "CUT-1,CUT-2,CUT-2,CUT-3"; got != want {
 		t.Errorf("the receiver got %s, want %s", got, want)
+	}
+}
+
+// The case of the issue, with the real daemon: serve is SIGKILLed while send
+// is part-way through a batch. send stops within --timeout, reports what was
+// acknowledged and what was never sent, and exits 1, instead of reconnecting
+// for ever.
+func TestSendStopsWhenServeIsKilled(t *testing.T) {
+	p := startServe(t, t.TempDir(), "os")
+	const n = 4000
+	type result struct {
+		out, errOut string
+		err         error
+		took        time.Duration
+	}
+	done := make(chan result, 1)
+	go func() {
+		begin := time.Now()
+		out, errOut, err := runCLI(t, sendMessages("KILL", n), "send", "--addr", p.started.MLLP, "--timeout", "3s", "--retry-wait", "100ms", "-")
+		done <- result{out, errOut, err, time.Since(begin)}
+	}()
+	// Kill it once part of the batch is stored.
+	nc, err := nats.Connect(p.started.NATS, nats.Timeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 60*time.Second, "send has stored some messages", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s, err := js.Stream(ctx, router.StreamHL7In)
+		if err != nil {
+			return false
+		}
+		info, err := s.Info(ctx)
+		return err == nil && info.State.Msgs >= 100
+	})
+	nc.Close()
+	if code := p.signal(syscall.SIGKILL, 30*time.Second); code != -1 {
+		t.Fatalf("SIGKILL: exit code %d", code)
+	}
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("send did not stop within 60s of the daemon's death (--timeout 3s)")
+	}
+	if exitCode(r.err) != 1 || !strings.Contains(r.err.Error(), "gave up: nothing acknowledged for 3s") {
+		t.Fatalf("send: exit %d, %v\nstdout %s", exitCode(r.err), r.err, r.out)
+	}
+	var sent, total, acked, notSent int
+	if _, err := fmt.Sscanf(r.out, "sent %d of %d, acknowledged %d, not sent %d:", &sent, &total, &acked, &notSent); err != nil {
+		t.Fatalf("summary %q: %v", r.out, err)
+	}
+	if total != n || acked < 100 || notSent == 0 || sent+notSent != n || acked > sent {
+		t.Errorf("summary %q: want %d in all, at least 100 acknowledged, some not sent", r.out, n)
+	}
+	if !strings.Contains(r.errOut, "reconnecting to "+p.started.MLLP) {
+		t.Errorf("stderr does not report the reconnect attempts:\n%s", r.errOut)
 	}
 }
