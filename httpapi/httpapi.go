@@ -129,26 +129,26 @@ func (a *API) with(roles []auth.Role, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
-		writeErr := writeErr
+		fail := writeErr
 		if strings.HasPrefix(r.URL.Path, "/fhir/") {
-			writeErr = writeOutcome // a FHIR client gets FHIR, errors included
+			fail = writeOutcome // a FHIR client gets FHIR, errors included
 		}
 		p, err := a.auth.Authenticate(r)
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="resultgate"`)
-			writeErr(w, newErr(http.StatusUnauthorized, "unauthorized", "%s", err))
+			fail(w, newErr(http.StatusUnauthorized, "unauthorized", "%s", err))
 			return
 		}
 		action := r.Method + " " + r.Pattern
 		if roles != nil && !hasRole(roles, p.Role) {
 			a.deny(r.Context(), p, action, r.PathValue("id"), "role "+string(p.Role)+" may not "+action)
-			writeErr(w, newErr(http.StatusForbidden, "forbidden", "role %s may not %s", p.Role, action))
+			fail(w, newErr(http.StatusForbidden, "forbidden", "role %s may not %s", p.Role, action))
 			return
 		}
 		if r.Method != http.MethodGet {
 			if err := checkStateChange(r); err != nil {
 				a.deny(r.Context(), p, action, r.PathValue("id"), err.Reason)
-				writeErr(w, err)
+				fail(w, err)
 				return
 			}
 		}
@@ -160,7 +160,7 @@ func (a *API) with(roles []auth.Role, h handlerFunc) http.Handler {
 			if ae.Status >= 500 {
 				a.log.Error().Err(err).Str("route", r.Pattern).Msg("API request failed")
 			}
-			writeErr(w, ae)
+			fail(w, ae)
 		}
 	})
 }
