@@ -6,11 +6,16 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/resultgate/resultgate/router/audit"
+	"github.com/resultgate/resultgate/router/pipeline"
 
 	"github.com/resultgate/resultgate/router/holdview"
 
@@ -221,6 +226,28 @@ func TestAPIRolesAndErrors(t *testing.T) {
 	if r := e.do(t, "clinician", "GET", "/api/audit", "", nil); r.status != 403 {
 		t.Errorf("clinician read the audit trail: %d", r.status)
 	}
+	// since takes the CLI's forms too: a date, an RFC 3339 time, a duration ago.
+	now := time.Now().UTC()
+	for _, tc := range []struct {
+		since string
+		some  bool // whether this test's events are at or after it
+	}{
+		{now.AddDate(0, 0, -1).Format("2006-01-02"), true},
+		{now.AddDate(0, 0, 2).Format("2006-01-02"), false},
+		{now.Add(-time.Hour).Format(time.RFC3339), true},
+		{now.Add(time.Hour).Format(time.RFC3339), false},
+		{"1h", true},
+	} {
+		r := e.do(t, "compliance", "GET", "/api/audit?since="+url.QueryEscape(tc.since), "", nil)
+		evs, _ := r.body["events"].([]any)
+		if r.status != 200 || (len(evs) > 0) != tc.some {
+			t.Errorf("audit since=%s: %d, %d events; want 200 and events %t", tc.since, r.status, len(evs), tc.some)
+		}
+	}
+	r = e.do(t, "compliance", "GET", "/api/audit?since=yesterday", "", nil)
+	if want := `since: want an RFC 3339 time (2026-12-07T08:00:00Z), a date (2026-12-07, UTC) or a duration ago (24h), got \"yesterday\"`; r.status != 400 || !strings.Contains(r.raw, want) {
+		t.Errorf("audit since=yesterday: %d %s; want 400 with %s", r.status, r.raw, want)
+	}
 }
 
 func TestAPIConsent(t *testing.T) {
@@ -250,12 +277,160 @@ func TestAPIConsent(t *testing.T) {
 		t.Errorf("compliance posted a Consent: %d", r.status)
 	}
 	r = e.do(t, "clinician", "GET", "/fhir/Consent?patient=MRN-E2E-C1%5E%5E%5EGENHOSP", "", nil)
-	if r.status != 200 || r.body["total"] != float64(1) || !strings.Contains(r.raw, "rg-clinician-review") {
+	// The resource as stored, with the id the server gave it (the patient key,
+	// as FHIR create assigns ids) and its version.
+	if r.status != 200 || r.body["total"] != float64(1) || !strings.Contains(r.raw, "LP7839-6") || !strings.Contains(r.raw, `"versionId":"1"`) || strings.Contains(r.raw, "rg-clinician-review") {
 		t.Errorf("search Consent: %d %s", r.status, r.raw)
 	}
 	r = e.do(t, "admin", "GET", "/fhir/Consent", "", nil)
 	if r.status != 400 || r.body["resourceType"] != "OperationOutcome" {
 		t.Errorf("search without patient: %d %s", r.status, r.raw)
+	}
+	// Every answer of a FHIR route is FHIR: wrong media type, no token and a
+	// refused role are OperationOutcomes too.
+	for _, tc := range []struct {
+		who, ctype string
+		status     int
+		code       string
+	}{
+		{"admin", "text/plain", 415, "not-supported"},
+		{"", "application/fhir+json", 401, "login"},
+		{"compliance", "application/fhir+json", 403, "forbidden"},
+	} {
+		r := e.do(t, tc.who, "POST", "/fhir/Consent", tc.ctype, good)
+		issues, _ := r.body["issue"].([]any)
+		if r.status != tc.status || r.body["resourceType"] != "OperationOutcome" || len(issues) != 1 || issues[0].(map[string]any)["code"] != tc.code {
+			t.Errorf("POST as %q with %s: %d %s; want %d OperationOutcome %s", tc.who, tc.ctype, r.status, r.raw, tc.status, tc.code)
+		}
+	}
+}
+
+// POST /fhir/Consent is answered as a FHIR create: 201 with Location naming
+// the version, the resource as stored (id, meta.versionId), readable at that
+// Location; versions count per patient; the audit trail has the real role.
+func TestAPIConsentCreateAnswer(t *testing.T) {
+	e := newAPIEnv(t)
+	good, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "testdata", "consent", "until-clinician-review.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoked := bytes.Replace(good, []byte(`"status": "active"`), []byte(`"status": "inactive"`), 1)
+	post := func(who, patient string, body []byte, prefer string) (apiResp, string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", e.base+"/fhir/Consent?patient="+url.QueryEscape(patient), bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+e.tokens[who])
+		req.Header.Set("Content-Type", "application/fhir+json")
+		if prefer != "" {
+			req.Header.Set("Prefer", prefer)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		r := apiResp{status: resp.StatusCode, raw: string(raw)}
+		_ = json.Unmarshal(raw, &r.body)
+		if ct := resp.Header.Get("Content-Type"); r.raw != "" && ct != "application/fhir+json" {
+			t.Errorf("POST answer Content-Type %q", ct)
+		}
+		return r, resp.Header.Get("Location")
+	}
+	key := func(patient string) string {
+		rec, err := e.app.Service().GetConsent(context.Background(), patient)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec.PatientKey
+	}
+
+	// Patient A by the admin, then patient B by a clinician: each is version 1.
+	r, loc := post("admin", "MRN-CA^^^GENHOSP", good, "")
+	keyA := key("MRN-CA^^^GENHOSP")
+	if r.status != 201 || loc != "/fhir/Consent/"+keyA+"/_history/1" || r.body["resourceType"] != "Consent" || r.body["id"] != keyA ||
+		r.body["meta"].(map[string]any)["versionId"] != "1" || r.body["status"] != "active" {
+		t.Fatalf("POST A: %d, Location %q, %s", r.status, loc, r.raw)
+	}
+	r, loc = post("clinician", "MRN-CB^^^GENHOSP", good, "")
+	keyB := key("MRN-CB^^^GENHOSP")
+	if r.status != 201 || loc != "/fhir/Consent/"+keyB+"/_history/1" {
+		t.Fatalf("POST B: %d, Location %q, %s (versions are per patient)", r.status, loc, r.raw)
+	}
+	// A's revocation, by a clinician, is A's version 2.
+	r, loc = post("clinician", "MRN-CA^^^GENHOSP", revoked, "return=OperationOutcome")
+	issues, _ := r.body["issue"].([]any)
+	if r.status != 201 || loc != "/fhir/Consent/"+keyA+"/_history/2" || r.body["resourceType"] != "OperationOutcome" || len(issues) == 0 ||
+		!strings.HasPrefix(issues[0].(map[string]any)["diagnostics"].(string), "Consent stored as version 2;") {
+		t.Fatalf("POST A revoked: %d, Location %q, %s", r.status, loc, r.raw)
+	}
+	if r, loc := post("admin", "MRN-CA^^^GENHOSP", revoked, "return=minimal"); r.status != 201 || r.raw != "" || loc != "/fhir/Consent/"+keyA+"/_history/3" {
+		t.Errorf("return=minimal: %d %q %q", r.status, r.raw, loc)
+	}
+
+	// The Locations read back: each version as stored, and the current one.
+	for _, tc := range []struct{ path, version, status string }{
+		{"/fhir/Consent/" + keyA + "/_history/1", "1", "active"},
+		{"/fhir/Consent/" + keyA + "/_history/2", "2", "inactive"},
+		{"/fhir/Consent/" + keyA, "3", "inactive"},
+		{"/fhir/Consent/" + keyB, "1", "active"},
+	} {
+		r := e.do(t, "compliance", "GET", tc.path, "", nil)
+		meta, _ := r.body["meta"].(map[string]any)
+		if r.status != 200 || r.body["id"] == nil || meta["versionId"] != tc.version || r.body["status"] != tc.status {
+			t.Errorf("GET %s: %d %s; want version %s, status %s", tc.path, r.status, r.raw, tc.version, tc.status)
+		}
+	}
+	for _, path := range []string{"/fhir/Consent/" + keyA + "/_history/9", "/fhir/Consent/" + strings.Repeat("0", 32), "/fhir/Consent/not-a-key"} {
+		if r := e.do(t, "admin", "GET", path, "", nil); r.status != 404 || r.body["resourceType"] != "OperationOutcome" {
+			t.Errorf("GET %s: %d %s; want 404 OperationOutcome", path, r.status, r.raw)
+		}
+	}
+	if r := e.do(t, "admin", "GET", "/fhir/Consent/"+keyA+"/_history/x", "", nil); r.status != 400 || r.body["resourceType"] != "OperationOutcome" {
+		t.Errorf("GET version x: %d %s", r.status, r.raw)
+	}
+
+	// The audit trail records each filer's real role.
+	evs, err := e.app.Service().Audit(context.Background(), audit.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var roles []string
+	for _, ev := range evs {
+		if ev.Kind == bus.AuditConsent {
+			roles = append(roles, ev.Actor+"/"+ev.Role)
+		}
+	}
+	if got, want := strings.Join(roles, ","), "Integration Team/admin,Dr Delta/clinician,Dr Delta/clinician,Integration Team/admin"; got != want {
+		t.Errorf("consent audit events %s, want %s", got, want)
+	}
+
+	// Concurrent filings for one patient get distinct, consecutive versions.
+	const n = 6
+	var wg sync.WaitGroup
+	revs := make(chan uint64, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := e.app.Service().PutConsent(context.Background(), pipeline.ConsentPut{Consent: good, Patient: "MRN-CC^^^GENHOSP", By: "portal", Role: "patient"})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			revs <- res.Record.Revision
+		}()
+	}
+	wg.Wait()
+	close(revs)
+	seen := map[uint64]bool{}
+	for r := range revs {
+		seen[r] = true
+	}
+	for v := uint64(1); v <= n; v++ {
+		if !seen[v] {
+			t.Errorf("concurrent Consents got versions %v, want 1..%d each once", seen, n)
+			break
+		}
 	}
 }
 
@@ -301,5 +476,13 @@ func TestConsentHoldsAndRevokeReleases(t *testing.T) {
 	_, hdr, _ := feed(t, a.JetStream(), "portal.hl7.", "CON1")
 	if hdr[bus.HeaderReleasePath] != string(hold.PathPatientRevoked) {
 		t.Errorf("release path %q, want patient-revoked", hdr[bus.HeaderReleasePath])
+	}
+	// The revocation was filed by the admin: the release says so, not "patient".
+	h, err = a.Service().GetHold(context.Background(), holdID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Release == nil || h.Release.Actor != "Portal" || h.Release.Role != "admin" {
+		t.Errorf("release %+v, want actor Portal, role admin", h.Release)
 	}
 }

@@ -52,9 +52,10 @@ type App struct {
 	secs Sections // the sections of cfg owned by other packages, decoded by Start
 	log  zerolog.Logger
 
-	ns *server.Server
-	nc *nats.Conn
-	js jetstream.JetStream
+	lock *dirLock // the data directory's lock, held while the embedded server runs
+	ns   *server.Server
+	nc   *nats.Conn
+	js   jetstream.JetStream
 
 	intake   *intake.Intake
 	pipeline *pipeline.Pipeline
@@ -206,6 +207,13 @@ func (a *App) startNATS(ctx context.Context) error {
 		if err := os.MkdirAll(a.cfg.DataDir, 0o750); err != nil {
 			return fmt.Errorf("creating data directory: %w", err)
 		}
+		// Before the server opens the store: a second server on the same
+		// store would rebuild (and corrupt) the first one's stream state.
+		lock, err := lockDataDir(a.cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		a.lock = lock
 		ns, err := bus.StartEmbedded(bus.EmbeddedConfig{
 			DataDir: a.cfg.DataDir, Listen: a.cfg.NATS.Listen, Durability: a.cfg.Durability, Logger: a.log,
 		})
@@ -422,8 +430,10 @@ func (a *App) Run(ctx context.Context) error {
 }
 
 // Stop shuts down in order: stop accepting MLLP and let in-flight stores finish
-// and ACK; stop the NATS request/reply API; stop the pipeline (classify consumers finish the message in hand);
-// shut the HTTP server; drain NATS; stop the embedded server. It is idempotent and bounded by ctx.
+// and ACK; stop the NATS request/reply API; stop the pipeline (classify
+// consumers finish the message in hand); shut the HTTP server; drain NATS;
+// stop the embedded server and release the data directory's lock. It is
+// idempotent and bounded by ctx.
 func (a *App) Stop(ctx context.Context) error {
 	a.stopOnce.Do(func() {
 		a.stopping.Store(true)
@@ -458,6 +468,7 @@ func (a *App) Stop(ctx context.Context) error {
 		if a.nc != nil {
 			errs = append(errs, drain(ctx, a.nc))
 		}
+		nsDown := true
 		if a.ns != nil {
 			a.ns.Shutdown()
 			done := make(chan struct{})
@@ -465,8 +476,14 @@ func (a *App) Stop(ctx context.Context) error {
 			select {
 			case <-done:
 			case <-ctx.Done():
+				nsDown = false
 				errs = append(errs, fmt.Errorf("embedded NATS shutdown: %w", ctx.Err()))
 			}
+		}
+		if nsDown {
+			// Only once the server has stopped writing the store; otherwise
+			// the lock goes with the process.
+			errs = append(errs, a.lock.release())
 		}
 		wait := make(chan struct{})
 		go func() { a.wg.Wait(); close(wait) }()

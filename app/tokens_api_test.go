@@ -95,6 +95,9 @@ func TestAPITokens(t *testing.T) {
 				t.Errorf("token audit event: %+v", ev)
 			}
 			seen[ev.Action] = true
+			if ev.Action == "token.create" && ev.Reason != "issued a clinician token for Dr Fox" {
+				t.Errorf("token.create reason %q", ev.Reason)
+			}
 		}
 	}
 	if !seen["token.create"] || !seen["token.revoke"] {

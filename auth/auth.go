@@ -52,6 +52,15 @@ func ParseRole(s string) (Role, error) {
 	return "", fmt.Errorf("%w %q (want clinician, oncall, compliance or admin)", ErrUnknownRole, s)
 }
 
+// Article returns the role with its indefinite article, for sentences:
+// "an oncall", "an admin", "a clinician", "a compliance".
+func (r Role) Article() string {
+	if r != "" && strings.ContainsRune("aeiou", rune(r[0])) {
+		return "an " + string(r)
+	}
+	return "a " + string(r)
+}
+
 // Principal is an authenticated caller.
 type Principal struct {
 	// Name identifies the person or system in the audit trail.

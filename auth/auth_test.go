@@ -213,3 +213,13 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestRoleArticle(t *testing.T) {
+	for r, want := range map[Role]string{
+		RoleOnCall: "an oncall", RoleAdmin: "an admin", RoleClinician: "a clinician", RoleCompliance: "a compliance",
+	} {
+		if got := r.Article(); got != want {
+			t.Errorf("%s.Article() = %q, want %q", r, got, want)
+		}
+	}
+}

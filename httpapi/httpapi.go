@@ -46,6 +46,7 @@ type Service interface {
 	PlaceDetermination(ctx context.Context, req pipeline.PlaceRequest) (pipeline.PlaceResult, error)
 	PutConsent(ctx context.Context, req pipeline.ConsentPut) (pipeline.ConsentResult, error)
 	GetConsent(ctx context.Context, patient string) (store.ConsentRecord, error)
+	ConsentVersion(ctx context.Context, key string, rev uint64) (store.ConsentRecord, error)
 	Audit(ctx context.Context, q audit.Query) ([]audit.Event, error)
 	RecordAccess(ctx context.Context, e pipeline.AccessEvent) error
 	InboundMessage(ctx context.Context, h *hold.Hold) ([]byte, error)
@@ -84,6 +85,8 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("GET /api/report", a.with([]auth.Role{auth.RoleCompliance, auth.RoleAdmin}, a.report))
 	mux.Handle("POST /fhir/Consent", a.with([]auth.Role{auth.RoleAdmin, auth.RoleClinician}, a.putConsent))
 	mux.Handle("GET /fhir/Consent", a.with([]auth.Role{auth.RoleAdmin, auth.RoleClinician, auth.RoleOnCall, auth.RoleCompliance}, a.getConsent))
+	mux.Handle("GET /fhir/Consent/{key}", a.with([]auth.Role{auth.RoleAdmin, auth.RoleClinician, auth.RoleOnCall, auth.RoleCompliance}, a.readConsent))
+	mux.Handle("GET /fhir/Consent/{key}/_history/{vid}", a.with([]auth.Role{auth.RoleAdmin, auth.RoleClinician, auth.RoleOnCall, auth.RoleCompliance}, a.readConsent))
 	admin := []auth.Role{auth.RoleAdmin}
 	mux.Handle("GET /api/tokens", a.with(admin, a.listTokens))
 	mux.Handle("POST /api/tokens", a.with(admin, a.createToken))
@@ -135,22 +138,26 @@ func (a *API) with(roles []auth.Role, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
+		fail := writeErr
+		if strings.HasPrefix(r.URL.Path, "/fhir/") {
+			fail = writeOutcome // a FHIR client gets FHIR, errors included
+		}
 		p, err := a.auth.Authenticate(r)
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="resultgate"`)
-			writeErr(w, newErr(http.StatusUnauthorized, "unauthorized", "%s", err))
+			fail(w, newErr(http.StatusUnauthorized, "unauthorized", "%s", err))
 			return
 		}
 		action := r.Method + " " + r.Pattern
 		if roles != nil && !hasRole(roles, p.Role) {
 			a.deny(r.Context(), p, action, r.PathValue("id"), "role "+string(p.Role)+" may not "+action)
-			writeErr(w, newErr(http.StatusForbidden, "forbidden", "role %s may not %s", p.Role, action))
+			fail(w, newErr(http.StatusForbidden, "forbidden", "role %s may not %s", p.Role, action))
 			return
 		}
 		if r.Method != http.MethodGet {
 			if err := checkStateChange(r); err != nil {
 				a.deny(r.Context(), p, action, r.PathValue("id"), err.Reason)
-				writeErr(w, err)
+				fail(w, err)
 				return
 			}
 		}
@@ -162,7 +169,7 @@ func (a *API) with(roles []auth.Role, h handlerFunc) http.Handler {
 			if ae.Status >= 500 {
 				a.log.Error().Err(err).Str("route", r.Pattern).Msg("API request failed")
 			}
-			writeErr(w, ae)
+			fail(w, ae)
 		}
 	})
 }
@@ -461,9 +468,9 @@ func (a *API) placeHold(w http.ResponseWriter, r *http.Request, p auth.Principal
 func (a *API) audit(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	q := audit.Query{HoldID: r.URL.Query().Get("hold")}
 	if s := r.URL.Query().Get("since"); s != "" {
-		t, err := time.Parse(time.RFC3339, s)
+		t, _, err := ParseWhen(s, time.Now())
 		if err != nil {
-			return newErr(http.StatusBadRequest, "bad_request", "since: want RFC 3339, got %q", s)
+			return newErr(http.StatusBadRequest, "bad_request", "since: %s", err)
 		}
 		q.Since = t
 	}

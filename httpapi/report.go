@@ -27,17 +27,17 @@ const reportTimeout = 3 * time.Minute
 // last 30 days, a month of practice.
 const defaultReportDays = 30
 
-// ParsePeriod reads the since and until of a report: RFC 3339 times or
-// dates (YYYY-MM-DD, UTC). A since date is the start of that day; an until
-// date includes that day (the period ends at the start of the next one).
+// ParsePeriod reads the since and until of a report by ParseWhen's rule. A
+// since date is the start of that day; an until date includes that day (the
+// period ends at the start of the next one).
 // Without until the period ends now; without since it starts
 // defaultReportDays before until.
 func ParsePeriod(sinceS, untilS string, now time.Time) (since, until time.Time, err error) {
 	until = now.UTC()
 	if untilS != "" {
-		t, isDate, err := parseWhen(untilS)
+		t, isDate, err := ParseWhen(untilS, now)
 		if err != nil {
-			return since, until, newErr(http.StatusBadRequest, "bad_request", "until: want RFC 3339 or YYYY-MM-DD, got %q", untilS)
+			return since, until, newErr(http.StatusBadRequest, "bad_request", "until: %s", err)
 		}
 		if isDate {
 			t = t.AddDate(0, 0, 1)
@@ -46,9 +46,9 @@ func ParsePeriod(sinceS, untilS string, now time.Time) (since, until time.Time, 
 	}
 	since = until.AddDate(0, 0, -defaultReportDays)
 	if sinceS != "" {
-		t, _, err := parseWhen(sinceS)
+		t, _, err := ParseWhen(sinceS, now)
 		if err != nil {
-			return since, until, newErr(http.StatusBadRequest, "bad_request", "since: want RFC 3339 or YYYY-MM-DD, got %q", sinceS)
+			return since, until, newErr(http.StatusBadRequest, "bad_request", "since: %s", err)
 		}
 		since = t
 	}
@@ -56,14 +56,6 @@ func ParsePeriod(sinceS, untilS string, now time.Time) (since, until time.Time, 
 		return since, until, newErr(http.StatusBadRequest, "bad_request", "since (%s) must be before until (%s)", since.Format(time.RFC3339), until.Format(time.RFC3339))
 	}
 	return since, until, nil
-}
-
-func parseWhen(s string) (t time.Time, isDate bool, err error) {
-	if t, err := time.Parse("2006-01-02", s); err == nil {
-		return t, true, nil
-	}
-	t, err = time.Parse(time.RFC3339, s)
-	return t.UTC(), false, err
 }
 
 // report serves GET /api/report?since=&until=&format=json|csv|text. Reading

@@ -84,7 +84,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request, p auth.Princip
 	if err := a.tokens.Reload(); err != nil {
 		a.log.Error().Err(err).Msg("rereading the tokens file after issuing a token")
 	}
-	a.recordAdmin(r, p, "token.create", "issued a "+string(role)+" token for "+b.Name)
+	a.recordAdmin(r, p, "token.create", "issued "+role.Article()+" token for "+b.Name)
 	// The token is in this answer once; only its hash is stored.
 	writeJSON(w, http.StatusCreated, map[string]any{"token": tok, "name": b.Name, "role": role, "provider_id": b.ProviderID})
 	return nil

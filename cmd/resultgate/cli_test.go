@@ -85,6 +85,24 @@ func TestInspect(t *testing.T) {
 	if err == nil {
 		t.Errorf("inspect of garbage succeeded; stderr %s", errOut)
 	}
+	// A path the message lacks is said so, with exit status 1 (as grep).
+	for _, tc := range []struct{ path, stderr string }{
+		{"OBX(9)-5", "message 1 (control ID CTRL-0001): no OBX(9): the message has 7 OBX segments\n"},
+		{"PID(2)-3", "message 1 (control ID CTRL-0001): no PID(2): the message has 1 PID segment\n"},
+		{"IN1-2", "message 1 (control ID CTRL-0001): no IN1 segment\n"},
+	} {
+		out, errOut, err := runCLI(t, "", "inspect", "--get", tc.path, f)
+		if exitCode(err) != 1 || out != "" || errOut != tc.stderr {
+			t.Errorf("--get %s: exit %d, stdout %q, stderr %q; want exit 1, no output, stderr %q", tc.path, exitCode(err), out, errOut, tc.stderr)
+		}
+		if err != nil && err.Error() != tc.path+": not found in 1 of 1 message(s)" {
+			t.Errorf("--get %s: error %q", tc.path, err)
+		}
+	}
+	// A present but empty value is a value: an empty line, status 0.
+	if out, _, err := runCLI(t, "", "inspect", "--get", "PID-40", f); err != nil || out != "\n" {
+		t.Errorf("--get PID-40: %q, %v; want an empty line and success", out, err)
+	}
 }
 
 func TestCheckConfig(t *testing.T) {

@@ -3,9 +3,13 @@ package main
 // The operator commands: holds, consent, dead and audit. They call the NATS
 // request/reply API (api.Client, subjects resultgate.api.*) of a running
 // `resultgate serve`, so they work against one instance or a cluster alike.
-// The API trusts the --by and role it is given (docs/OPERATIONS.md, "NATS
-// subject permissions"): these commands are for operators with NATS rights on
-// resultgate.api.>, not for clinicians, who use the web page or the HTTP API.
+// The API trusts the --by (--provider) and role it is given (docs/OPERATIONS.md,
+// "NATS subject permissions"): these commands are for operators with NATS rights
+// on resultgate.api.>, not for clinicians, who use the web page or the HTTP API.
+//
+// --by is always who acts, as the audit trail records them (a name, or a
+// system's name); a clinician's provider ID (ORC-12/OBR-16), which decides who
+// may release a hold, is --provider.
 
 import (
 	"context"
@@ -34,6 +38,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/resultgate/resultgate/httpapi"
 	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
@@ -100,12 +105,15 @@ func newHoldsCmd() *cobra.Command {
 
   resultgate holds list [--provider ID] [--status held] [--tag pathology]
   resultgate holds show HOLD-ID --by NAME            (the read is audited)
-  resultgate holds release HOLD-ID --by PROVIDER-ID [--reason ...] [--note ...]
+  resultgate holds release HOLD-ID --provider PROVIDER-ID [--reason ...] [--note ...]
   resultgate holds override HOLD-ID --by NAME --reason ...
   resultgate holds place --order FILLER --reason ... --by NAME
 
-release is a clinician's acknowledgement: --by must be the ordering provider's ID
-(ORC-12/OBR-16) or a listed covering clinician. override is the on-call path and
+--by is who acts, as the audit trail records them. release is a clinician's
+acknowledgement: --provider must be the ordering provider's ID (ORC-12/OBR-16) or
+a listed covering clinician's, and is recorded as the releasing actor, as the
+HTTP API records a clinician's release under their token's provider ID (--by on
+release is a deprecated alias of --provider). override is the on-call path and
 needs a reason. place records a clinician determination (Preventing Harm) on an
 order, before or after its result arrives.`,
 	}
@@ -274,12 +282,22 @@ func writeHold(w io.Writer, h *hold.Hold, now time.Time) {
 
 func newHoldsReleaseCmd(nf *natsFlags) *cobra.Command {
 	var req api.ReleaseAPIRequest
+	var byAlias string
 	cmd := &cobra.Command{
 		Use:   "release HOLD-ID",
 		Short: "Release a held result as the ordering or a covering clinician",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := required("by", req.By); err != nil {
+			if cmd.Flags().Changed("by") {
+				// pflag's own deprecation notice goes to a buffer cobra
+				// discards, so say it here.
+				fmt.Fprintln(cmd.ErrOrStderr(), "resultgate: --by on holds release is deprecated (it is the provider ID here, a name elsewhere); use --provider")
+				if req.By != "" && req.By != byAlias {
+					return &exitError{code: 2, err: fmt.Errorf("--by %q and --provider %q differ; give --provider only", byAlias, req.By)}
+				}
+				req.By = byAlias
+			}
+			if err := required("provider", req.By); err != nil {
 				return err
 			}
 			req.ID = args[0]
@@ -290,7 +308,12 @@ func newHoldsReleaseCmd(nf *natsFlags) *cobra.Command {
 			return printOutcome(cmd.OutOrStdout(), nf.json, &h)
 		},
 	}
-	cmd.Flags().StringVar(&req.By, "by", "", "the releasing clinician's provider ID (required)")
+	fl := cmd.Flags()
+	fl.StringVar(&req.By, "provider", "", "the releasing clinician's provider ID (ORC-12/OBR-16): the ordering provider or a covering clinician (required)")
+	// --by was the provider ID here but a name everywhere else; it stays as
+	// an alias of --provider for the scripts that use it.
+	fl.StringVar(&byAlias, "by", "", "deprecated alias of --provider")
+	_ = fl.MarkHidden("by")
 	cmd.Flags().StringVar(&req.Reason, "reason", "", "why (optional)")
 	cmd.Flags().StringVar(&req.Note, "note", "", "plain-language note to the patient (replaces the policy's note)")
 	return cmd
@@ -383,9 +406,12 @@ func newConsentCmd() *cobra.Command {
 through the NATS API of a running resultgate serve, or shows the one on file.
 
   resultgate consent put consent.json --by "portal:patient"
+  resultgate consent put revoked.json --by "Dr Grey" --role clinician
   resultgate consent show PATIENT-ID
 
-A new or revoked Consent re-evaluates that patient's open holds at once.`,
+A new or revoked Consent re-evaluates that patient's open holds at once. Each
+patient's Consents are numbered 1, 2, 3...; --role is recorded with --by in the
+audit trail and on the holds the Consent releases (default patient).`,
 	}
 	nf.register(cmd)
 	var put pipeline.ConsentPut
@@ -423,6 +449,7 @@ A new or revoked Consent re-evaluates that patient's open holds at once.`,
 	}
 	putCmd.Flags().StringVar(&put.By, "by", "", "who is filing it: the patient, a proxy or staff (required, audited)")
 	putCmd.Flags().StringVar(&put.Patient, "patient", "", "patient identifier (PID-3), when the Consent names the patient only by reference")
+	putCmd.Flags().StringVar(&put.Role, "role", "", "the filer's role, recorded with --by: patient (default), proxy, clinician, admin...")
 	showCmd := &cobra.Command{
 		Use:   "show PATIENT-ID",
 		Short: "Show the Consent on file for a patient identifier (PID-3)",
@@ -436,7 +463,11 @@ A new or revoked Consent re-evaluates that patient's open holds at once.`,
 				return printJSON(cmd.OutOrStdout(), rec)
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "revision %d, filed %s by %s\n", rec.Revision, rec.At.UTC().Format(time.RFC3339), rec.Actor)
+			fmt.Fprintf(w, "revision %d, filed %s by %s", rec.Revision, rec.At.UTC().Format(time.RFC3339), rec.Actor)
+			if rec.Role != "" {
+				fmt.Fprintf(w, " (%s)", rec.Role)
+			}
+			fmt.Fprintln(w)
 			var pretty any
 			if json.Unmarshal(rec.Consent, &pretty) == nil {
 				return printJSON(w, pretty)
@@ -466,6 +497,11 @@ func newDeadCmd() *cobra.Command {
 DEAD stream with the reason. list shows them; replay re-queues one to the intake
 stream (the original bytes, the same message ID) once the cause is fixed.
 
+A message the intake refused (STAGE intake: not HL7, a type or facility not
+accepted, too large, several patients) is kept there too, for the record, but
+it was answered AR/CR and never stored, so the sender still holds it: replay
+refuses it and says what to fix before the sender resends it.
+
   resultgate dead list [--limit 100]
   resultgate dead replay SEQ --by NAME`,
 	}
@@ -485,9 +521,13 @@ stream (the original bytes, the same message ID) once the cause is fixed.
 			}
 			w := cmd.OutOrStdout()
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "SEQ\tAT\tREASON\tINBOUND\tDELIVERIES\tBYTES\tDETAIL")
+			fmt.Fprintln(tw, "SEQ\tAT\tSTAGE\tREASON\tINBOUND\tDELIVERIES\tBYTES\tDETAIL")
 			for _, r := range recs {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%s\n", r.Seq, r.At.UTC().Format(time.RFC3339), r.Reason, r.InboundSeq, r.Deliveries, r.Size, r.Detail)
+				stage := r.Stage
+				if stage == "" {
+					stage = "pipeline"
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", r.Seq, r.At.UTC().Format(time.RFC3339), stage, r.Reason, r.InboundSeq, r.Deliveries, r.Size, r.Detail)
 			}
 			tw.Flush()
 			fmt.Fprintf(w, "%d dead-lettered message(s)\n", len(recs))
@@ -537,7 +577,9 @@ bases and deadline; every transition, override and Consent change with actor and
 reason; every read and every refused request.
 
   resultgate audit --hold HOLD-ID
-  resultgate audit --since 2026-11-01            (or an RFC 3339 time, or a duration: 24h)`,
+  resultgate audit --since 2026-11-01            (or an RFC 3339 time, or a duration ago: 24h)
+
+--since is read as the HTTP API reads since: ` + httpapi.WhenFormats + `.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if since != "" {
@@ -563,23 +605,18 @@ reason; every read and every refused request.
 	}
 	nf.register(cmd)
 	cmd.Flags().StringVar(&q.HoldID, "hold", "", "only the events of this hold")
-	cmd.Flags().StringVar(&since, "since", "", "only events at or after this time (RFC 3339, YYYY-MM-DD, or a duration ago such as 24h)")
+	cmd.Flags().StringVar(&since, "since", "", "only events at or after this time: "+httpapi.WhenFormats)
 	cmd.Flags().IntVar(&q.Limit, "limit", 0, "at most this many events (default and maximum 10000)")
 	return cmd
 }
 
-// parseSince reads an RFC 3339 time, a date (midnight UTC) or a duration ago.
+// parseSince reads --since by the API's rule (httpapi.ParseWhen).
 func parseSince(s string, now time.Time) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
+	t, _, err := httpapi.ParseWhen(s, now)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--since: %w", err)
 	}
-	if t, err := time.Parse("2006-01-02", s); err == nil {
-		return t, nil
-	}
-	if d, err := time.ParseDuration(s); err == nil && d > 0 {
-		return now.Add(-d), nil
-	}
-	return time.Time{}, fmt.Errorf("--since: want an RFC 3339 time, a date (YYYY-MM-DD) or a duration such as 24h, got %q", s)
+	return t, nil
 }
 
 // writeAudit prints one line per event, then its tags and bases for decisions.

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resultgate/resultgate/router/intake"
+
 	"github.com/resultgate/resultgate/router/dead"
 
 	"github.com/resultgate/resultgate/router/audit"
@@ -126,17 +128,28 @@ func TestOperatorCommands(t *testing.T) {
 	}
 
 	// Release: another clinician is refused, the ordering provider releases once.
-	if _, _, err := cli("holds", "release", h.ID, "--by", "DR0002"); exitCode(err) != 1 || !strings.Contains(err.Error(), "forbidden") {
+	if _, _, err := cli("holds", "release", h.ID); exitCode(err) != 2 || err.Error() != "--provider is required" {
+		t.Errorf("release without --provider: exit %d, %v", exitCode(err), err)
+	}
+	if _, _, err := cli("holds", "release", h.ID, "--provider", "DR0002"); exitCode(err) != 1 || !strings.Contains(err.Error(), "forbidden") {
 		t.Errorf("release by another provider: exit %d, %v", exitCode(err), err)
+	}
+	// --by, the deprecated alias, still works and says so.
+	if _, errOut, err := cli("holds", "release", h.ID, "--by", "DR0002"); exitCode(err) != 1 || !strings.Contains(err.Error(), "forbidden") ||
+		!strings.Contains(errOut, "--by on holds release is deprecated (it is the provider ID here, a name elsewhere); use --provider") {
+		t.Errorf("release --by: exit %d, %v, stderr %q", exitCode(err), err, errOut)
+	}
+	if _, _, err := cli("holds", "release", h.ID, "--by", "DR0002", "--provider", "DR0001"); exitCode(err) != 2 || !strings.Contains(err.Error(), "differ") {
+		t.Errorf("release --by and --provider differing: exit %d, %v", exitCode(err), err)
 	}
 	if _, _, err := cli("holds", "override", h.ID, "--by", "oncall-sam"); exitCode(err) != 2 || !strings.Contains(err.Error(), "--reason is required") {
 		t.Errorf("override without reason: exit %d, %v", exitCode(err), err)
 	}
-	out, _, err = cli("holds", "release", h.ID, "--by", "DR0001", "--reason", "discussed in clinic", "--note", "Your doctor has gone through this result with you.")
+	out, _, err = cli("holds", "release", h.ID, "--provider", "DR0001", "--reason", "discussed in clinic", "--note", "Your doctor has gone through this result with you.")
 	if err != nil || !strings.Contains(out, "hold "+h.ID+": released (acknowledged by DR0001") {
 		t.Fatalf("release: %v\n%s", err, out)
 	}
-	if _, _, err := cli("holds", "release", h.ID, "--by", "DR0001"); exitCode(err) != 1 || !strings.Contains(err.Error(), "already_released") {
+	if _, _, err := cli("holds", "release", h.ID, "--provider", "DR0001"); exitCode(err) != 1 || !strings.Contains(err.Error(), "already_released") {
 		t.Errorf("second release: exit %d, %v", exitCode(err), err)
 	}
 	if _, _, err := cli("holds", "override", h.ID, "--by", "oncall-sam", "--reason", "patient called"); exitCode(err) != 1 || !strings.Contains(err.Error(), "already_released") {
@@ -183,11 +196,20 @@ func TestOperatorCommands(t *testing.T) {
 		t.Errorf("consent put without --by: exit %d, %v", exitCode(err), err)
 	}
 	out, _, err = cli("consent", "put", consent, "--patient", "OPS000099", "--by", "portal:patient")
-	if err != nil || !strings.Contains(out, "consent stored (revision ") {
+	if err != nil || !strings.Contains(out, "consent stored (revision 1)") {
 		t.Fatalf("consent put: %v\n%s", err, out)
 	}
+	// Another patient's first Consent is its revision 1; the first patient's
+	// second, filed by a clinician, is revision 2 and recorded as theirs.
+	if out, _, err := cli("consent", "put", consent, "--patient", "OPS000097", "--by", "portal:patient"); err != nil || !strings.Contains(out, "consent stored (revision 1)") {
+		t.Fatalf("another patient's consent put: %v\n%s", err, out)
+	}
+	out, _, err = cli("consent", "put", consent, "--patient", "OPS000099", "--by", "Dr Grey", "--role", "clinician")
+	if err != nil || !strings.Contains(out, "consent stored (revision 2)") {
+		t.Fatalf("second consent put: %v\n%s", err, out)
+	}
 	out, _, err = cli("consent", "show", "OPS000099")
-	if err != nil || !strings.Contains(out, "by portal:patient") || !strings.Contains(out, `"resourceType": "Consent"`) {
+	if err != nil || !strings.Contains(out, "revision 2, filed ") || !strings.Contains(out, "by Dr Grey (clinician)") || !strings.Contains(out, `"resourceType": "Consent"`) {
 		t.Errorf("consent show: %v\n%s", err, out)
 	}
 	if _, _, err := cli("consent", "show", "OPS000098"); exitCode(err) != 1 || !strings.Contains(err.Error(), "not_found") {
@@ -279,6 +301,44 @@ func TestOperatorCommands(t *testing.T) {
 	}
 	if _, _, err := cli("audit", "--since", "last tuesday"); exitCode(err) != 2 || !strings.Contains(err.Error(), "--since: want") {
 		t.Errorf("audit bad --since: %v", err)
+	}
+}
+
+// A message the intake refused is listed with its stage, and replaying it is
+// refused with the reason and what to do, instead of "has no inbound subject".
+func TestDeadReplayOfIntakeRejection(t *testing.T) {
+	a := startKentucky(t)
+	cli := func(args ...string) (string, string, error) {
+		t.Helper()
+		return runCLI(t, "", append(args, "--nats-url", a.NATSClientURL())...)
+	}
+	adt := "MSH|^~\\&|ADT|HOSP|RG|HOSP|20261207120000||ADT^A01|ADT-DEAD-1|P|2.5.1\rPID|1||X1^^^HOSP^MR\r"
+	if _, _, err := runCLI(t, adt, "send", "--addr", a.MLLPAddr().String(), "-"); exitCode(err) != 1 {
+		t.Fatalf("send of an ADT: exit %d, %v; want 1 (AR)", exitCode(err), err)
+	}
+	var dead []dead.Record
+	testutil.Eventually(t, 30*time.Second, "the refused message is listed", func() bool {
+		out, _, err := cli("dead", "list", "--json")
+		if err != nil {
+			t.Fatalf("dead list: %v", err)
+		}
+		dead = nil
+		json.Unmarshal([]byte(out), &dead)
+		return len(dead) == 1
+	})
+	if dead[0].Stage != "intake" || dead[0].Reason != string(intake.ReasonType) {
+		t.Fatalf("dead record %+v", dead[0])
+	}
+	out, _, err := cli("dead", "list")
+	if err != nil || !strings.Contains(out, "STAGE") || !strings.Contains(out, " intake ") {
+		t.Errorf("dead list table: %v\n%s", err, out)
+	}
+	_, _, err = cli("dead", "replay", fmt.Sprint(dead[0].Seq), "--by", "ops-anna")
+	want := fmt.Sprintf("bad_request: dead seq %d cannot be replayed: the intake refused it (type: %s) and answered AR/CR, so it was never stored "+
+		"and the sender still holds it; if this message type should be accepted, add it to intake.accept_types, restart, and have the sender resend it: bad request",
+		dead[0].Seq, intake.TextTypeNotAccepted+": ADT^A01")
+	if exitCode(err) != 1 || err.Error() != want {
+		t.Errorf("replay of an intake rejection: exit %d, %v\nwant %s", exitCode(err), err, want)
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/resultgate/resultgate/httpapi"
 )
 
 // reportTimeout bounds one report request: the server allows itself three
@@ -42,8 +44,8 @@ The report is read over the HTTP API because the running server holds the store.
 The token needs the compliance or admin role; pass it with --token or, so it stays
 out of the process list, in RESULTGATE_TOKEN.
 
---since and --until take RFC 3339 times or dates (YYYY-MM-DD, UTC); an --until date
-includes that day. Defaults: the 30 days up to now.`,
+--since and --until are read as the HTTP API reads since and until: ` + httpapi.WhenFormats + `;
+an --until date includes that day. Defaults: the 30 days up to now.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if asJSON && asCSV {
@@ -72,8 +74,8 @@ includes that day. Defaults: the 30 days up to now.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&since, "since", "", "start of the period (RFC 3339 or YYYY-MM-DD; default 30 days before --until)")
-	f.StringVar(&until, "until", "", "end of the period, excluded (RFC 3339) or a date it includes (YYYY-MM-DD; default now)")
+	f.StringVar(&since, "since", "", "start of the period: an RFC 3339 time, a date (YYYY-MM-DD, UTC) or a duration ago (default 30 days before --until)")
+	f.StringVar(&until, "until", "", "end of the period, excluded: an RFC 3339 time or a duration ago; or a date it includes (YYYY-MM-DD; default now)")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	f.BoolVar(&asCSV, "csv", false, "print the report as CSV (one table per section)")
 	f.StringVar(&api, "api", envOr("RESULTGATE_API", "http://127.0.0.1:8080"), "base URL of the running resultgate's HTTP API (env RESULTGATE_API)")

@@ -99,7 +99,7 @@ func TestReportCLI(t *testing.T) {
 		{"no token", []string{"--api", api}, 2, "no token"},
 		{"json and csv", []string{"--api", api, "--token", comp, "--json", "--csv"}, 2, "exclude each other"},
 		{"bad api", []string{"--api", "ftp://x", "--token", comp}, 2, "--api: want an http(s) URL"},
-		{"bad since", []string{"--api", api, "--token", comp, "--since", "last week"}, 1, `since: want RFC 3339 or YYYY-MM-DD, got "last week"`},
+		{"bad since", []string{"--api", api, "--token", comp, "--since", "last week"}, 1, `since: want an RFC 3339 time (2026-12-07T08:00:00Z), a date (2026-12-07, UTC) or a duration ago (24h), got "last week"`},
 		{"nobody listening", []string{"--api", "http://127.0.0.1:1", "--token", comp}, 1, "asking http://127.0.0.1:1/api/report"},
 	}
 	for _, tt := range tests {

@@ -137,16 +137,32 @@ func newSendCmd() *cobra.Command {
 		ackTimeout time.Duration
 		tf         tlsFlags
 		quiet      bool
+		pol        resendPolicy
 	)
 	cmd := &cobra.Command{
 		Use:   "send --addr HOST:PORT FILE|DIR|- ...",
-		Short: "Send HL7 messages over MLLP, wait for each ACK, and summarise",
+		Short: "Send HL7 messages over MLLP, wait for each ACK, resend when asked, and summarise",
 		Long: `send reads every message from the files given (a directory's files in name order;
 batches, files and back-to-back messages are split), sends each over one MLLP
-connection, waits for its ACK and prints a summary. It exits with status 1 when any
-message was not positively acknowledged (AA or CA).`,
+connection, waits for its ACK and prints a summary, as an interface engine would:
+
+  - a message answered AE/CE ("not stored, please resend", as during a NATS leader
+    election) is resent after --retry-wait, doubling each time up to 30s, at most
+    --retries times;
+  - a message whose connection is lost, or whose ACK does not come within
+    --ack-timeout, is resent on a new connection (the receiver stores a resend
+    once), reconnecting with the same back-off;
+  - when no message has been acknowledged (or definitively rejected, AR/CR) for
+    --timeout, send gives up: it prints how many messages were sent, acknowledged
+    and not sent, and exits with status 1.
+
+The first connection is tried once, so a wrong address fails at once. send exits
+with status 1 when any message was not positively acknowledged (AA or CA).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if pol.timeout <= 0 || pol.wait <= 0 || pol.retries < 0 {
+				return &exitError{code: 2, err: errors.New("--timeout and --retry-wait must be positive and --retries at least 0")}
+			}
 			tc, err := tf.config()
 			if err != nil {
 				return &exitError{code: 2, err: err}
@@ -156,37 +172,29 @@ message was not positively acknowledged (AA or CA).`,
 				return &exitError{code: 2, err: err}
 			}
 			ctx := cmd.Context()
-			cl, err := mllp.Dial(ctx, mllp.ClientConfig{Addr: addr, TLS: tc, AckTimeout: ackTimeout, DialTimeout: 10 * time.Second})
-			if err != nil {
+			s := &sender{
+				cfg: mllp.ClientConfig{Addr: addr, TLS: tc, AckTimeout: ackTimeout, DialTimeout: 10 * time.Second},
+				pol: pol, errw: cmd.ErrOrStderr(), quiet: quiet,
+			}
+			if s.cl, err = mllp.Dial(ctx, s.cfg); err != nil {
 				return &exitError{code: 1, err: fmt.Errorf("connecting to %s: %w", addr, err)}
 			}
-			defer cl.Close()
+			defer s.close()
+			s.progressAt = time.Now()
 			out, errw := cmd.OutOrStdout(), cmd.ErrOrStderr()
 			progress := !quiet && len(msgs) > 20 && isTerminal(errw)
-			var sum sendSummary
+			sum := sendSummary{total: len(msgs)}
+			var stop error
 			for i, m := range msgs {
 				if ctx.Err() != nil {
+					stop = errors.New("interrupted")
 					break
 				}
-				noAck := noAckRequested(m)
-				sctx, scancel := ctx, context.CancelFunc(func() {})
-				if noAck {
-					// MSH-15 NE/ER: a stored message gets no accept ACK; wait
-					// briefly for an error ACK only.
-					sctx, scancel = context.WithTimeout(ctx, noAckWait)
-				}
-				ack, err := cl.Send(sctx, m)
-				scancel()
-				if noAck && err != nil && ctx.Err() == nil {
-					sum.sent++
-					sum.noAck++
-					continue
-				}
-				sum.add(ack, err)
-				if err != nil && !quiet {
-					fmt.Fprintf(errw, "message %d: %v\n", i+1, err)
-				} else if code := loadgen.AckCode(ack); !quiet && code != "AA" && code != "CA" {
-					fmt.Fprintf(errw, "message %d: %s%s\n", i+1, code, ackReason(ack))
+				res, err := s.sendOne(ctx, i+1, m)
+				sum.add(res)
+				if err != nil {
+					stop = err
+					break
 				}
 				if progress && (i+1)%100 == 0 {
 					fmt.Fprintf(errw, "\r%d/%d sent", i+1, len(msgs))
@@ -196,15 +204,22 @@ message was not positively acknowledged (AA or CA).`,
 				fmt.Fprintln(errw)
 			}
 			fmt.Fprintln(out, sum.String())
-			if sum.sent < len(msgs) || sum.positive+sum.noAck != sum.sent {
+			if stop != nil {
+				return &exitError{code: 1, err: fmt.Errorf("%w; %d message(s) not sent", stop, sum.total-sum.sent)}
+			}
+			if sum.acknowledged() != sum.total {
 				return &exitError{code: 1, err: errors.New("not every message was positively acknowledged")}
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:2575", "MLLP address of the receiver")
-	cmd.Flags().DurationVar(&ackTimeout, "ack-timeout", 30*time.Second, "how long to wait for each ACK")
-	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the summary")
+	fl := cmd.Flags()
+	fl.StringVar(&addr, "addr", "127.0.0.1:2575", "MLLP address of the receiver")
+	fl.DurationVar(&ackTimeout, "ack-timeout", 30*time.Second, "how long to wait for each ACK before resending on a new connection")
+	fl.DurationVar(&pol.timeout, "timeout", time.Minute, "give up when no message has been acknowledged (or rejected) for this long")
+	fl.IntVar(&pol.retries, "retries", 5, "how many times to resend a message answered AE/CE before counting it as failed")
+	fl.DurationVar(&pol.wait, "retry-wait", time.Second, "wait before the first resend or reconnect; it doubles with each further one, up to 30s")
+	fl.BoolVarP(&quiet, "quiet", "q", false, "print only the summary")
 	tf.register(cmd)
 	return cmd
 }
@@ -212,6 +227,11 @@ message was not positively acknowledged (AA or CA).`,
 // noAckWait is how long send waits for an error ACK to a message whose MSH-15
 // asks for no accept ACK on success (NE, ER).
 const noAckWait = 2 * time.Second
+
+// maxRetryWait caps the doubling back-off between resends and reconnects: a
+// receiver that restarts or elects a leader is back within seconds, and a
+// longer wait only delays the messages behind.
+const maxRetryWait = 30 * time.Second
 
 // noAckRequested reports whether msg's MSH-15 asks for no accept ACK on success.
 func noAckRequested(msg []byte) bool {
@@ -223,35 +243,251 @@ func noAckRequested(msg []byte) bool {
 	return mode == "NE" || mode == "ER"
 }
 
-// sendSummary counts ACK outcomes.
-type sendSummary struct {
-	sent, positive, errors, rejects, timeouts, failures, noAck int
+// resendPolicy bounds what send does when a message is not acknowledged.
+type resendPolicy struct {
+	// timeout is the longest send goes without progress (a message
+	// acknowledged or definitively rejected) before it gives up.
+	timeout time.Duration
+	// retries is how often a message answered AE/CE is resent.
+	retries int
+	// wait is the first back-off; it doubles up to maxRetryWait.
+	wait time.Duration
 }
 
-func (s *sendSummary) add(ack []byte, err error) {
-	s.sent++
-	switch {
-	case errors.Is(err, mllp.ErrAckTimeout):
-		s.timeouts++
-	case err != nil:
-		s.failures++
-	default:
-		switch loadgen.AckCode(ack) {
-		case "AA", "CA":
-			s.positive++
-		case "AE", "CE":
-			s.errors++
-		case "AR", "CR":
-			s.rejects++
-		default:
-			s.failures++
+// backoff returns the wait before the n-th resend or reconnect (n >= 1).
+func (p resendPolicy) backoff(n int) time.Duration {
+	d := p.wait
+	for i := 1; i < n && d < maxRetryWait; i++ {
+		d *= 2
+	}
+	return min(d, max(maxRetryWait, p.wait))
+}
+
+// outcome is what became of one message.
+type outcome int
+
+const (
+	outNone     outcome = iota // not tried
+	outPositive                // AA/CA
+	outNoAck                   // MSH-15 NE/ER and no error ACK came
+	outError                   // AE/CE, resends exhausted
+	outReject                  // AR/CR
+	outTimeout                 // no ACK within --ack-timeout, then gave up
+	outFailure                 // connection lost or an unreadable ACK, then gave up
+)
+
+// msgResult is one message's outcome, whether it was ever written to the
+// receiver, and how often it was resent.
+type msgResult struct {
+	outcome outcome
+	written bool
+	resends int
+}
+
+// sender sends messages one at a time over one MLLP connection, which it
+// replaces when it is lost.
+type sender struct {
+	cfg   mllp.ClientConfig
+	pol   resendPolicy
+	errw  io.Writer
+	quiet bool
+
+	cl         *mllp.Client // nil after a failure, until the next connect
+	progressAt time.Time    // the last message acknowledged or rejected (or the start)
+}
+
+func (s *sender) close() {
+	if s.cl != nil {
+		_ = s.cl.Close()
+		s.cl = nil
+	}
+}
+
+func (s *sender) logf(format string, args ...any) {
+	if !s.quiet {
+		fmt.Fprintf(s.errw, format+"\n", args...)
+	}
+}
+
+// deadline is when send gives up unless a message makes progress first.
+func (s *sender) deadline() time.Time { return s.progressAt.Add(s.pol.timeout) }
+
+// gaveUp is the error that ends the run when the deadline passes.
+func (s *sender) gaveUp(last error) error {
+	return fmt.Errorf("gave up: nothing acknowledged for %s (last error: %w)", s.pol.timeout, last)
+}
+
+// sleep waits d, or until the deadline if that is sooner; it reports false
+// when the deadline has passed or ctx ended.
+func (s *sender) sleep(ctx context.Context, d time.Duration) bool {
+	d = min(d, time.Until(s.deadline()))
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+	return ctx.Err() == nil && time.Now().Before(s.deadline())
+}
+
+// connect dials until a connection is made, waiting out the back-off between
+// attempts, or until the deadline passes or ctx ends.
+func (s *sender) connect(ctx context.Context) error {
+	for n := 1; ; n++ {
+		dctx, cancel := context.WithDeadline(ctx, s.deadline())
+		cl, err := mllp.Dial(dctx, s.cfg)
+		cancel()
+		if err == nil {
+			s.cl = cl
+			return nil
+		}
+		if ctx.Err() != nil {
+			return errors.New("interrupted")
+		}
+		wait := s.pol.backoff(n)
+		if !time.Now().Add(wait).Before(s.deadline()) {
+			return s.gaveUp(err)
+		}
+		s.logf("reconnecting to %s (attempt %d failed: %v); next attempt in %s", s.cfg.Addr, n, err, wait)
+		if !s.sleep(ctx, wait) {
+			if ctx.Err() != nil {
+				return errors.New("interrupted")
+			}
+			return s.gaveUp(err)
 		}
 	}
 }
 
+// sendOne sends message i until it is acknowledged, rejected, answered AE/CE
+// more than the retries allow, or send gives up. A non-nil error ends the run
+// (the deadline passed or ctx ended); res is the message's outcome so far.
+func (s *sender) sendOne(ctx context.Context, i int, m []byte) (res msgResult, stop error) {
+	noAck := noAckRequested(m)
+	negatives := 0
+	var last error
+	for {
+		if s.cl == nil {
+			if err := s.connect(ctx); err != nil {
+				return res, err
+			}
+		}
+		sctx, cancel := context.WithDeadline(ctx, s.deadline())
+		if noAck {
+			// MSH-15 NE/ER: a stored message gets no accept ACK; wait
+			// briefly for an error ACK only.
+			cancel()
+			sctx, cancel = context.WithDeadline(ctx, earliest(s.deadline(), time.Now().Add(noAckWait)))
+		}
+		ack, err := s.cl.Send(sctx, m)
+		cancel()
+		if errors.Is(err, mllp.ErrFramingByte) {
+			s.logf("message %d: %v", i, err)
+			res.outcome = outFailure
+			return res, nil
+		}
+		res.written = true
+		if err != nil {
+			s.close() // a late ACK must not be taken for the next message's
+			switch {
+			case ctx.Err() != nil:
+				return res, errors.New("interrupted")
+			case noAck && errors.Is(err, context.DeadlineExceeded) && time.Now().Before(s.deadline()):
+				res.outcome = outNoAck
+				s.progressAt = time.Now()
+				return res, nil
+			case errors.Is(err, mllp.ErrAckTimeout):
+				res.outcome = outTimeout
+			default:
+				res.outcome = outFailure
+			}
+			last = err
+			if !time.Now().Before(s.deadline()) {
+				return res, s.gaveUp(last)
+			}
+			s.logf("message %d: %v; resending", i, err)
+			res.resends++
+			continue
+		}
+		switch code := loadgen.AckCode(ack); code {
+		case "AA", "CA":
+			res.outcome = outPositive
+			s.progressAt = time.Now()
+			return res, nil
+		case "AR", "CR":
+			s.logf("message %d: %s%s", i, code, ackReason(ack))
+			res.outcome = outReject
+			s.progressAt = time.Now()
+			return res, nil
+		case "AE", "CE":
+			res.outcome = outError
+			negatives++
+			if negatives > s.pol.retries {
+				s.logf("message %d: %s%s; not resent (--retries %d)", i, code, ackReason(ack), s.pol.retries)
+				return res, nil
+			}
+			wait := s.pol.backoff(negatives)
+			last = fmt.Errorf("%s%s", code, ackReason(ack))
+			s.logf("message %d: %v; resending in %s (resend %d of %d)", i, last, wait, negatives, s.pol.retries)
+			if !s.sleep(ctx, wait) {
+				if ctx.Err() != nil {
+					return res, errors.New("interrupted")
+				}
+				return res, s.gaveUp(last)
+			}
+			res.resends++
+		default:
+			s.logf("message %d: unexpected acknowledgement code %q", i, code)
+			res.outcome = outFailure
+			s.progressAt = time.Now()
+			return res, nil
+		}
+	}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// sendSummary counts what became of the messages.
+type sendSummary struct {
+	total, sent, resends                                 int
+	positive, errors, rejects, timeouts, failures, noAck int
+}
+
+func (s *sendSummary) add(r msgResult) {
+	if r.written {
+		s.sent++
+	}
+	s.resends += r.resends
+	switch r.outcome {
+	case outPositive:
+		s.positive++
+	case outNoAck:
+		s.noAck++
+	case outError:
+		s.errors++
+	case outReject:
+		s.rejects++
+	case outTimeout:
+		s.timeouts++
+	case outFailure:
+		s.failures++
+	}
+}
+
+// acknowledged counts the messages the receiver took: AA/CA, or no error ACK
+// where MSH-15 asked for none on success.
+func (s sendSummary) acknowledged() int { return s.positive + s.noAck }
+
 func (s sendSummary) String() string {
-	str := fmt.Sprintf("sent %d: AA/CA %d, AE/CE %d, AR/CR %d, timeouts %d, other failures %d",
-		s.sent, s.positive, s.errors, s.rejects, s.timeouts, s.failures)
+	str := fmt.Sprintf("sent %d of %d, acknowledged %d, not sent %d: AA/CA %d, AE/CE %d, AR/CR %d, timeouts %d, other failures %d, resends %d",
+		s.sent, s.total, s.acknowledged(), s.total-s.sent, s.positive, s.errors, s.rejects, s.timeouts, s.failures, s.resends)
 	if s.noAck > 0 {
 		str += fmt.Sprintf(", no ACK requested (MSH-15 NE/ER) %d", s.noAck)
 	}

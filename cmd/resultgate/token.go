@@ -43,7 +43,7 @@ resultgate picks new tokens up within a second.`,
 				return &exitError{code: 2, err: err}
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), tok)
-			fmt.Fprintf(cmd.ErrOrStderr(), "issued a %s token for %q (hash stored in %s); it will not be shown again\n", r, name, path)
+			fmt.Fprintf(cmd.ErrOrStderr(), "issued %s token for %q (hash stored in %s); it will not be shown again\n", r.Article(), name, path)
 			return nil
 		},
 	}

@@ -19,8 +19,11 @@ func TestTokenNewListRevoke(t *testing.T) {
 	if _, _, err := runCLI(t, "", "token", "new", "--tokens-file", file, "--role", "clinician", "--name", "Dr Blue"); exitCode(err) != 2 || !strings.Contains(err.Error(), "provider ID") {
 		t.Errorf("clinician without provider: exit %d %v", exitCode(err), err)
 	}
-	if _, _, err := runCLI(t, "", "token", "new", "--data", dir, "--role", "admin", "--name", "Ops"); err != nil {
-		t.Fatalf("token new --data: %v", err)
+	if !strings.HasPrefix(errOut, `issued a clinician token for "Dr Grey"`) {
+		t.Errorf("token new says %q", errOut)
+	}
+	if _, errOut, err := runCLI(t, "", "token", "new", "--data", dir, "--role", "admin", "--name", "Ops"); err != nil || !strings.HasPrefix(errOut, `issued an admin token for "Ops"`) {
+		t.Fatalf("token new --data: %v, %q", err, errOut)
 	}
 	out, _, err := runCLI(t, "", "token", "list", "--data", dir)
 	if err != nil || !strings.Contains(out, "Dr Grey") || !strings.Contains(out, "G001") || !strings.Contains(out, "Ops") || strings.Count(out, "active") != 2 {

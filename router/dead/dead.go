@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/resultgate/resultgate/router/intake"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -115,12 +117,16 @@ type Record struct {
 	Deliveries int       `json:"deliveries"`
 	At         time.Time `json:"at"`
 	Size       int       `json:"size"`
+	// Stage is "intake" for a message the intake refused (never stored in
+	// HL7_IN), empty for one the pipeline gave up on.
+	Stage string `json:"stage,omitempty"`
 }
 
 func record(h nats.Header, seq uint64, size int) Record {
 	r := Record{
 		Seq: seq, Reason: h.Get(bus.HeaderDeadReason), Detail: h.Get(bus.HeaderDeadDetail),
 		Subject: h.Get(bus.HeaderDeadSubject), MsgID: h.Get(bus.HeaderDeadMsgID), Size: size,
+		Stage: h.Get(bus.HeaderDeadStage),
 	}
 	r.InboundSeq, _ = strconv.ParseUint(h.Get(bus.HeaderDeadSeq), 10, 64)
 	r.Deliveries, _ = strconv.Atoi(h.Get(bus.HeaderDeadDelivered))
@@ -170,8 +176,14 @@ func (d *Letters) Replay(ctx context.Context, seq uint64) (Record, error) {
 	return rec, nil
 }
 
-// replayable says why the record cannot be re-queued, or nil.
+// replayable says why the record cannot be re-queued, or nil. A message the
+// intake refused is not replayed (it was never accepted, and the intake's
+// checks are not the pipeline's): the error says why and what to do.
 func (r Record) replayable() error {
+	if r.Stage == "intake" {
+		return fmt.Errorf("dead seq %d cannot be replayed: the intake refused it (%s: %s) and answered AR/CR, so it was never stored "+
+			"and the sender still holds it; %s: %w", r.Seq, r.Reason, r.Detail, intake.Remedy(intake.Reason(r.Reason)), hold.ErrBadRequest)
+	}
 	if !strings.HasPrefix(r.Subject, bus.SubjectInPrefix) {
 		return fmt.Errorf("dead seq %d has no inbound subject: %w", r.Seq, hold.ErrBadRequest)
 	}

@@ -32,6 +32,23 @@ import (
 // token, a metric label value and a log field; it never carries PHI.
 type Reason string
 
+// Remedy says what to do about a message the intake refused for r (it was
+// answered AR/CR and never stored: the sender still holds it).
+func Remedy(r Reason) string {
+	switch r {
+	case ReasonType:
+		return "if this message type should be accepted, add it to intake.accept_types, restart, and have the sender resend it"
+	case ReasonFacility:
+		return "if this sending facility should be accepted, add it to intake.allowed_facilities, restart, and have the sender resend it"
+	case ReasonTooLarge:
+		return "only its first bytes are kept; if it should fit, raise mllp.max_frame_bytes, restart, and have the sender resend it"
+	case ReasonPatients:
+		return "the sender (or its interface engine) must split it into one message per patient and resend them"
+	default:
+		return "the sender must correct it and resend it"
+	}
+}
+
 // Reasons for a negative acknowledgement.
 const (
 	// ReasonParse: the frame is not a parseable HL7 message (AR/CR, ERR 100/102/207).

@@ -219,6 +219,9 @@ type ConsentPut struct {
 	Patient string `json:"patient,omitempty"`
 	// By is who posted it (the patient, a proxy, staff).
 	By string `json:"by"`
+	// Role is By's role as the audit trail records it (the HTTP API passes
+	// the caller's: clinician, admin); empty means the patient.
+	Role string `json:"role,omitempty"`
 }
 
 // ConsentResult is the stored Consent and the holds it re-evaluated.
@@ -248,21 +251,25 @@ func (s *Service) PutConsent(ctx context.Context, req ConsentPut) (ConsentResult
 	if key == "" {
 		return res, fmt.Errorf("consent names no patient identifier: %w", hold.ErrBadRequest)
 	}
+	role := strings.TrimSpace(req.Role)
+	if role == "" {
+		role = hold.RolePatient
+	}
 	now := s.clock.Now().UTC()
-	rec, err := s.consents.Put(ctx, store.ConsentRecord{PatientKey: key, Consent: req.Consent, Actor: req.By, At: now})
+	rec, err := s.consents.Put(ctx, store.ConsentRecord{PatientKey: key, Consent: req.Consent, Actor: req.By, Role: role, At: now})
 	if err != nil {
 		return res, err
 	}
 	res.Record = rec
 	if err := s.audit.Record(ctx, fmt.Sprintf("consent-%s-%d", key, rec.Revision), audit.Event{
-		Kind: bus.AuditConsent, At: now, PatientKey: key, Actor: req.By, Role: hold.RolePatient,
+		Kind: bus.AuditConsent, At: now, PatientKey: key, Actor: req.By, Role: role,
 		Reason: "consent " + pref.Status,
 	}); err != nil {
 		return res, err
 	}
 	var errs []error
 	for _, h := range s.view.List(holdview.Filter{PatientKey: key, State: hold.StateHeld}) {
-		after, err := s.reevaluate(ctx, h, nil, hold.PathPatientRevoked, req.By, hold.RolePatient, "patient changed their preference")
+		after, err := s.reevaluate(ctx, h, nil, hold.PathPatientRevoked, req.By, role, "patient changed their preference")
 		if err != nil && !errors.Is(err, hold.ErrAlreadyReleased) && !errors.Is(err, hold.ErrHoldClosed) {
 			errs = append(errs, err)
 			continue
@@ -278,6 +285,25 @@ func (s *Service) PutConsent(ctx context.Context, req ConsentPut) (ConsentResult
 // GetConsent returns the patient's current Consent.
 func (s *Service) GetConsent(ctx context.Context, patient string) (store.ConsentRecord, error) {
 	return s.consents.Get(ctx, s.patientKey(patient))
+}
+
+// ConsentVersion returns the Consent of patient key with per-patient revision
+// rev (0: the current one), or ErrConsentNotFound. The FHIR API reads a
+// Consent by its logical id, the patient key (a keyed hash, no PHI).
+func (s *Service) ConsentVersion(ctx context.Context, key string, rev uint64) (store.ConsentRecord, error) {
+	if rev == 0 {
+		return s.consents.Get(ctx, key)
+	}
+	recs, err := s.consents.History(ctx, key)
+	if err != nil {
+		return store.ConsentRecord{}, err
+	}
+	for _, r := range recs {
+		if r.Revision == rev {
+			return r, nil
+		}
+	}
+	return store.ConsentRecord{}, fmt.Errorf("revision %d (not kept, or never written): %w", rev, store.ErrConsentNotFound)
 }
 
 // DeadList lists dead-letter records, oldest first.

@@ -13,13 +13,16 @@ import (
 var ErrConsentNotFound = errors.New("no consent on file")
 
 // ConsentRecord is one stored Consent: the FHIR R4 Consent JSON as posted, who
-// posted it and when.
+// posted it, in which role, and when.
 type ConsentRecord struct {
 	PatientKey string          `json:"patient_key"`
 	Consent    json.RawMessage `json:"consent"`
 	Actor      string          `json:"actor,omitempty"`
+	Role       string          `json:"role,omitempty"`
 	At         time.Time       `json:"at"`
-	Revision   uint64          `json:"revision,omitempty"`
+	// Revision counts this patient's Consents: 1 for the first, then 2, 3...
+	// (the bucket's own revision runs across all patients).
+	Revision uint64 `json:"revision,omitempty"`
 }
 
 // Consents reads and writes the consents bucket (history kept).
@@ -32,14 +35,33 @@ func NewConsents(kv jetstream.KeyValue) *Consents {
 	return &Consents{kv: NewKV[ConsentRecord](kv, "consent")}
 }
 
-// Put stores rec as the patient's current Consent.
+// Put stores rec as the patient's current Consent, numbered one after the
+// patient's previous one (compare-and-set, so two concurrent puts for one
+// patient get two numbers).
 func (s *Consents) Put(ctx context.Context, rec ConsentRecord) (ConsentRecord, error) {
-	rev, err := s.kv.Put(ctx, rec.PatientKey, rec)
+	out, _, err := s.kv.Update(ctx, rec.PatientKey, func(cur ConsentRecord, rev uint64) (ConsentRecord, error) {
+		next := rec
+		next.Revision = 1
+		if rev != 0 {
+			next.Revision = patientRevision(cur, rev) + 1
+		}
+		return next, nil
+	})
 	if err != nil {
 		return rec, err
 	}
-	rec.Revision = rev
-	return rec, nil
+	return out, nil
+}
+
+// patientRevision returns the per-patient revision of rec, stored at bucket
+// revision rev. A record written before Consents were numbered per patient
+// has none: its bucket revision stands in, so that the numbering still only
+// goes up.
+func patientRevision(rec ConsentRecord, rev uint64) uint64 {
+	if rec.Revision > 0 {
+		return rec.Revision
+	}
+	return rev
 }
 
 // Get returns the patient's current Consent, or ErrConsentNotFound.
@@ -54,7 +76,7 @@ func (s *Consents) Get(ctx context.Context, patientKey string) (ConsentRecord, e
 	if err != nil {
 		return rec, err
 	}
-	rec.Revision = rev
+	rec.Revision = patientRevision(rec, rev)
 	return rec, nil
 }
 
@@ -69,7 +91,7 @@ func (s *Consents) History(ctx context.Context, patientKey string) ([]ConsentRec
 		return nil, err
 	}
 	for i := range recs {
-		recs[i].Revision = revs[i]
+		recs[i].Revision = patientRevision(recs[i], revs[i])
 	}
 	return recs, nil
 }

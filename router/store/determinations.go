@@ -27,7 +27,7 @@ func NewDeterminations(kv jetstream.KeyValue) *Determinations {
 
 // Add appends d to its order's determinations (compare-and-set).
 func (s *Determinations) Add(ctx context.Context, d hold.Determination) error {
-	_, _, err := s.kv.Update(ctx, d.OrderKey, func(set determinationSet, _ bool) (determinationSet, error) {
+	_, _, err := s.kv.Update(ctx, d.OrderKey, func(set determinationSet, _ uint64) (determinationSet, error) {
 		set.Items = append(set.Items, d)
 		return set, nil
 	})

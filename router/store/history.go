@@ -46,7 +46,7 @@ func (s *History) MarkMalignancy(ctx context.Context, patientKey, msgID string, 
 	if patientKey == "" {
 		return nil
 	}
-	_, _, err := s.kv.Update(ctx, patientKey, func(cur PatientHistory, _ bool) (PatientHistory, error) {
+	_, _, err := s.kv.Update(ctx, patientKey, func(cur PatientHistory, _ uint64) (PatientHistory, error) {
 		if cur.Malignancy {
 			return cur, ErrNoChange
 		}

@@ -54,8 +54,8 @@ func (s *Holds) Get(ctx context.Context, id string) (*hold.Hold, error) {
 // nil) or any other error to abort (Mutate returns the current record and the
 // error).
 func (s *Holds) Mutate(ctx context.Context, id string, fn func(h *hold.Hold) error) (*hold.Hold, error) {
-	v, rev, err := s.kv.Update(ctx, id, func(cur hold.Hold, exists bool) (hold.Hold, error) {
-		if !exists {
+	v, rev, err := s.kv.Update(ctx, id, func(cur hold.Hold, rev uint64) (hold.Hold, error) {
+		if rev == 0 {
 			return cur, fmt.Errorf("hold %s: %w", id, hold.ErrHoldNotFound)
 		}
 		next := cur.Clone()

@@ -85,20 +85,20 @@ func (s KV[T]) Put(ctx context.Context, key string, v T) (uint64, error) {
 	return rev, nil
 }
 
-// Update reads the record of key (exists=false and the zero T when there is
-// none), applies fn and writes the result with compare-and-set, retrying on a
-// concurrent change. fn may return ErrNoChange to leave the record as it is
+// Update reads the record of key and its revision (0 and the zero T when
+// there is none), applies fn and writes the result with compare-and-set,
+// retrying on a concurrent change. fn may return ErrNoChange to leave the record as it is
 // (Update then returns the current record and nil) or any other error to abort
 // (returned with the current record). After maxCASAttempts lost races it
 // answers hold.ErrConflict.
-func (s KV[T]) Update(ctx context.Context, key string, fn func(cur T, exists bool) (T, error)) (T, uint64, error) {
+func (s KV[T]) Update(ctx context.Context, key string, fn func(cur T, rev uint64) (T, error)) (T, uint64, error) {
 	for range maxCASAttempts {
 		cur, rev, err := s.Get(ctx, key)
 		exists := err == nil
 		if err != nil && !errors.Is(err, errNotFound) {
 			return cur, 0, err
 		}
-		next, err := fn(cur, exists)
+		next, err := fn(cur, rev)
 		if errors.Is(err, ErrNoChange) {
 			return cur, rev, nil
 		}

@@ -39,7 +39,7 @@ func TestKVUpdateConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 10 {
-				if _, _, err := s.Update(ctx, "k", func(c counter, _ bool) (counter, error) {
+				if _, _, err := s.Update(ctx, "k", func(c counter, _ uint64) (counter, error) {
 					c.N++
 					return c, nil
 				}); err != nil && !errors.Is(err, hold.ErrConflict) {
@@ -79,8 +79,8 @@ func TestKVUpdateNoChangeAndAbort(t *testing.T) {
 	if _, created, err := s.Create(ctx, "k", counter{N: 9}); err != nil || created {
 		t.Fatalf("second Create = %t, %v", created, err)
 	}
-	cur, rev, err := s.Update(ctx, "k", func(c counter, exists bool) (counter, error) {
-		if !exists {
+	cur, rev, err := s.Update(ctx, "k", func(c counter, rev uint64) (counter, error) {
+		if rev == 0 {
 			t.Error("existing record reported missing")
 		}
 		return c, ErrNoChange
@@ -89,7 +89,7 @@ func TestKVUpdateNoChangeAndAbort(t *testing.T) {
 		t.Fatalf("no-change Update = %+v, %d, %v", cur, rev, err)
 	}
 	boom := errors.New("boom")
-	cur, _, err = s.Update(ctx, "k", func(c counter, _ bool) (counter, error) { c.N = 5; return c, boom })
+	cur, _, err = s.Update(ctx, "k", func(c counter, _ uint64) (counter, error) { c.N = 5; return c, boom })
 	if !errors.Is(err, boom) || cur.N != 1 {
 		t.Fatalf("aborted Update = %+v, %v", cur, err)
 	}
