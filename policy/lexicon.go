@@ -32,6 +32,7 @@ const (
 	kindCategory                       // a structured-category system keyword ("BI-RADS")
 	kindName                           // a name in an identifier text (OBR-4 / OBX-3)
 	kindExclude                        // a name that cancels other names in the same text
+	kindAbbrev                         // an abbreviation form ("SCC", "ca"), checked in context before it is a term
 )
 
 // Trigger roles: one phrase may be a trigger in both directions ("absent",
