@@ -312,8 +312,8 @@ func (c *Classifier) abbrevLocal(buf *[wordWindow]byte, a *abbrevC, norm, text s
 	ctx := &c.abbrCtx
 	pb := prevByte(text, start, "")
 	nb := nextByte(text, end, "")
-	pbh := prevByte(text, start, "-") // "5-MM"
-	nbh := nextByte(text, end, "-:=") // "CA-125", "CA: 9.4"
+	pbh := prevByte(text, start, "-")  // "5-MM"
+	nbh := nextByte(text, end, "-:=.") // "CA-125", "CA: 9.4", "ca. 2 cm" (circa)
 	if a.unit && (isDigit(pbh) || pbh == '/' && start >= 2 && isDigit(text[start-2])) {
 		return false, false // "5 MM", "1.5 MM", "2 x 3 MM", "3-5 MM"
 	}
