@@ -1,8 +1,12 @@
 package policy
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Reports placing text in a named field, for the abbreviation tests.
@@ -180,4 +184,45 @@ func TestAbbreviationRuleErrors(t *testing.T) {
 		{name: "custom abbreviation elsewhere", rs: rs, r: textReport("ZCC"), want: none},
 		{name: "custom abbreviation lower case", rs: rs, r: textReport("Dx: zcc"), want: none},
 	})
+}
+
+// TestExtendAbbreviations checks that a site's rules: section adds its own
+// abbreviations, validated like the default ones, and that an extension
+// without them keeps the version it had before the section existed.
+func TestExtendAbbreviations(t *testing.T) {
+	ext, err := DecodeRuleSetExtension([]byte("abbreviations:\n  - {id: site-abbr-cca, tag: malignancy, expansion: cholangiocarcinoma, forms: [CCA]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := DefaultRuleSet().Extend(ext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(rs.Version(), DefaultRuleSet().Version()+"+local.") {
+		t.Errorf("version = %q", rs.Version())
+	}
+	runClassifyCases(t, []classifyCase{
+		{name: "site abbreviation in a diagnosis", rs: rs, r: pathText(microDesc, "Liver, biopsy: CCA."), want: pathMal, rule: "site-abbr-cca", mod: "abbreviation: cholangiocarcinoma"},
+		{name: "site abbreviation elsewhere", rs: rs, r: pathText(microDesc, "Discussed at the CCA meeting."), want: pathOnly},
+	})
+	if _, err := DefaultRuleSet().Extend(RuleSetExtension{Abbreviations: []Abbreviation{{ID: "abbr-scc", Tag: TagMalignancy, Expansion: "x", Forms: []string{"X"}}}}); err == nil || !strings.Contains(err.Error(), `abbreviations[0].id: duplicate rule id "abbr-scc"`) {
+		t.Errorf("duplicate id: err = %v", err)
+	}
+	// The canonical YAML of an extension without abbreviations has no
+	// abbreviations key, so its +local hash is unchanged by the new field.
+	local, err := DefaultRuleSet().Extend(RuleSetExtension{Tags: map[string]bool{"imaging": false}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	canon, err := yaml.Marshal(RuleSetExtension{Tags: map[string]bool{"imaging": false}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(canon), "abbreviations") {
+		t.Errorf("canonical YAML names abbreviations: %s", canon)
+	}
+	sum := sha256.Sum256(canon)
+	if want := DefaultRuleSet().Version() + "+local." + hex.EncodeToString(sum[:6]); local.Version() != want {
+		t.Errorf("version = %q, want %q", local.Version(), want)
+	}
 }

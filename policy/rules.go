@@ -286,6 +286,11 @@ type RuleSetExtension struct {
 	UncertainNeoplasm string `yaml:"uncertain_neoplasm"`
 	// ContextSections add OBX-3 codes whose text is clinical context.
 	ContextSections []string `yaml:"context_sections"`
+	// Abbreviations add abbreviation entries (the site's own shorthand);
+	// their forms win over default forms that normalise the same. Omitted
+	// from the extension's canonical YAML when empty, so the version of an
+	// extension without them is what it was before they existed.
+	Abbreviations []Abbreviation `yaml:"abbreviations,omitempty"`
 }
 
 // ErrRuleSet is wrapped by every rule-set loading and validation error.
@@ -764,6 +769,9 @@ func (rs *RuleSet) Extend(ext RuleSetExtension) (*RuleSet, error) {
 	for i, g := range ext.Phrases {
 		v.lexGroup(g, keyElem("phrases"), idxElem(i))
 	}
+	for i, a := range ext.Abbreviations {
+		v.abbreviation(a, keyElem("abbreviations"), idxElem(i))
+	}
 	tagKeys := make([]string, 0, len(ext.Tags))
 	for t := range ext.Tags {
 		tagKeys = append(tagKeys, t)
@@ -783,6 +791,7 @@ func (rs *RuleSet) Extend(ext RuleSetExtension) (*RuleSet, error) {
 	out.Codes = append(append([]CodeRule(nil), ext.LocalCodes...), out.Codes...)
 	out.Names = append(append([]PhraseGroup(nil), ext.Names...), out.Names...)
 	out.Lexicon = append(append([]PhraseGroup(nil), ext.Phrases...), out.Lexicon...)
+	out.Abbreviations = append(append([]Abbreviation(nil), ext.Abbreviations...), out.Abbreviations...)
 	out.Settings.ContextSections = append(out.Settings.ContextSections, ext.ContextSections...)
 	if ext.UncertainNeoplasm != "" {
 		out.Settings.UncertainNeoplasm = ext.UncertainNeoplasm
@@ -801,7 +810,7 @@ func (rs *RuleSet) Extend(ext RuleSetExtension) (*RuleSet, error) {
 		}
 	}
 	if len(ext.LocalCodes) == 0 && len(ext.Names) == 0 && len(ext.Phrases) == 0 && len(ext.Tags) == 0 &&
-		ext.UncertainNeoplasm == "" && len(ext.ContextSections) == 0 {
+		ext.UncertainNeoplasm == "" && len(ext.ContextSections) == 0 && len(ext.Abbreviations) == 0 {
 		return out, nil // nothing added: the rules, and so the version, are the base's
 	}
 	canon, err := yaml.Marshal(ext)
