@@ -127,8 +127,8 @@ func compileAbbreviations(rs *RuleSet, addPat func(pattern)) ([]abbrevC, abbrevC
 	return out, ctx
 }
 
-// alnum returns the ASCII letters and digits of s and its other non-ASCII
-// bytes, in order.
+// alnum returns the word bytes of s (ASCII letters and digits, and the bytes
+// of non-ASCII characters), in order.
 func alnum(s string) string {
 	b := make([]byte, 0, len(s))
 	for i := 0; i < len(s); i++ {
@@ -314,12 +314,12 @@ func (c *Classifier) abbrevLocal(buf *[wordWindow]byte, a *abbrevC, norm, text s
 	nb := nextByte(text, end, "")
 	pbh := prevByte(text, start, "-")  // "5-MM"
 	nbh := nextByte(text, end, "-:=.") // "CA-125", "CA: 9.4", "ca. 2 cm" (circa)
-	if a.unit && (isDigit(pbh) || pbh == '/' && start >= 2 && isDigit(text[start-2])) {
-		return false, false // "5 MM", "1.5 MM", "2 x 3 MM", "3-5 MM"
+	if a.unit && isDigit(pbh) {
+		return false, false // "5 MM", "1.5 MM", "2 x 3 MM", "3-5 MM", "5-MM"
 	}
 	after := nextWords(buf, text, end, "", 3)
 	if a.unit && strings.HasPrefix(after, "x ") && len(after) > 2 && isDigit(after[2]) {
-		return false, false // "MM x 4 MM"
+		return false, false // "MM x 4 MM": a dimension
 	}
 	if a.analyte {
 		if isDigit(nbh) || nb == '+' || nb == '/' || nb == '^' || nb == '=' {

@@ -93,6 +93,8 @@ func TestClassifyAbbreviations(t *testing.T) {
 		{name: "ALL, relapsed", r: pathText(microDesc, "ALL, relapsed."), want: pathMal, rule: "abbr-all"},
 		{name: "ALL relapse: relapse is a follower", r: pathText(finalDx, "ALL relapse."), want: pathMal, rule: "abbr-all"},
 		{name: "ALL blasts is read as English", r: pathText(finalDx, "ALL blasts 80%."), want: pathOnly},
+		{name: "SCC before a number is not counted", r: pathText(finalDx, "SCC 2.1 cm."), want: pathOnly},
+		{name: "SCC after its size is", r: pathText(finalDx, "2.1 cm SCC."), want: pathMal, rule: "abbr-scc"},
 		{name: "ca. before a number is circa", r: pathText(finalDx, "Liver, biopsy: ca. 2 cm of tissue."), want: pathOnly},
 		{name: "SCC antigen", r: labText("SCC antigen 1.4 ng/mL"), want: none},
 		{name: "gist in lower case", r: pathText(finalDx, "The gist of the consult: benign."), want: pathOnly},
