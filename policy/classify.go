@@ -24,6 +24,8 @@ type Classifier struct {
 	lex       *automaton
 	lexGroups []lexGroup
 	cats      []category
+	abbrevs   []abbrevC
+	abbrCtx   abbrevContext
 
 	names      *automaton
 	nameGroups []nameGroup
@@ -188,6 +190,7 @@ func NewClassifier(rs *RuleSet) (*Classifier, error) {
 			}
 		}
 	}
+	c.abbrevs, c.abbrCtx = compileAbbreviations(rs, addPat)
 	if len(pats) > 0 {
 		c.lex = compileAutomaton(pats)
 	}
@@ -444,7 +447,7 @@ func (c *Classifier) classify(r *Report, h History, buf *resultBuf) Classificati
 		c.serviceSection(s, o)
 		c.identifier(s, &o.Service, locOr(o.Service.Loc, o.Loc, "OBR-4"), true)
 		for ni := range o.Notes {
-			c.text(s, o.Notes[ni].Value, locOr(o.Notes[ni].Loc, Location{Segment: "NTE"}, "NTE-3"), false)
+			c.text(s, o.Notes[ni].Value, locOr(o.Notes[ni].Loc, Location{Segment: "NTE"}, "NTE-3"), false, field{})
 		}
 		for bi := range o.Observations {
 			c.observation(s, &o.Observations[bi])
@@ -471,7 +474,7 @@ func (c *Classifier) classify(r *Report, h History, buf *resultBuf) Classificati
 	}
 	for di := range r.Diagnoses {
 		d := &r.Diagnoses[di]
-		c.codedValue(s, d, locOr(d.Loc, Location{Segment: "DG1"}, "DG1-3"))
+		c.codedValue(s, d, locOr(d.Loc, Location{Segment: "DG1"}, "DG1-3"), field{diag: true})
 	}
 	c.finish(s, r, h, &out, buf)
 	return out
@@ -705,11 +708,12 @@ func (c *Classifier) observation(s *classifyState, ob *Observation) {
 		}
 	}
 	loc5 := Location{Segment: ob.Loc.Segment, Occurrence: ob.Loc.Occurrence, Field: "OBX-5"}
+	fld := field{id: &ob.ID}
 	for i := range ob.Codes {
-		c.codedValue(s, &ob.Codes[i], locOr(ob.Codes[i].Loc, loc5, "OBX-5"))
+		c.codedValue(s, &ob.Codes[i], locOr(ob.Codes[i].Loc, loc5, "OBX-5"), fld)
 	}
 	for i := range ob.Texts {
-		c.text(s, ob.Texts[i].Value, locOr(ob.Texts[i].Loc, loc5, "OBX-5"), context)
+		c.text(s, ob.Texts[i].Value, locOr(ob.Texts[i].Loc, loc5, "OBX-5"), context, fld)
 	}
 	// Synoptic label and value: "Invasive carcinoma: present", "BI-RADS category: 4".
 	if !context {
@@ -729,7 +733,7 @@ func (c *Classifier) observation(s *classifyState, ob *Observation) {
 		}
 	}
 	for i := range ob.Notes {
-		c.text(s, ob.Notes[i].Value, locOr(ob.Notes[i].Loc, Location{Segment: "NTE"}, "NTE-3"), false)
+		c.text(s, ob.Notes[i].Value, locOr(ob.Notes[i].Loc, Location{Segment: "NTE"}, "NTE-3"), false, field{})
 	}
 }
 
@@ -772,7 +776,7 @@ func firstWordLower(buf *[64]byte, val string) string {
 // whose OBX-5 affirms it, or names a category system and OBX-5 holds its value.
 func (c *Classifier) labelValue(s *classifyState, lbl, val string, loc Location) {
 	if c.affirm[firstWordLower(&s.lower, val)] {
-		c.analyze(&s.ts, lbl, false, func(f finding) {
+		c.analyze(&s.ts, lbl, false, field{}, func(f finding) {
 			if f.cat >= 0 {
 				return
 			}
@@ -796,7 +800,7 @@ func (c *Classifier) labelValue(s *classifyState, lbl, val string, loc Location)
 		if !ok || tag == TagNone {
 			continue
 		}
-		f := finding{group: -1, cat: p.group, tag: tag, prior: cat.prior[cv], layer: LayerStructuredCategory, start: int(m.start), end: int(m.end)}
+		f := finding{group: -1, cat: p.group, abbr: -1, tag: tag, prior: cat.prior[cv], layer: LayerStructuredCategory, start: int(m.start), end: int(m.end)}
 		c.emitFinding(s, f, lbl, loc, strings.TrimSpace(val))
 		break
 	}
@@ -808,8 +812,16 @@ func (c *Classifier) labelValue(s *classifyState, lbl, val string, loc Location)
 // a line or sentence end.
 const textChunk = 32 << 10
 
+// field says where a free-text value stands, for the abbreviation layer: in
+// an OBX whose identifier may name a diagnosis (id), or in a value that is a
+// diagnosis whatever it says (diag: DG1-3).
+type field struct {
+	id   *Coded
+	diag bool
+}
+
 // text applies layers 4 and 5 to one free-text value.
-func (c *Classifier) text(s *classifyState, text string, loc Location, context bool) {
+func (c *Classifier) text(s *classifyState, text string, loc Location, context bool, fld field) {
 	if text == "" || c.lex == nil {
 		return
 	}
@@ -822,7 +834,7 @@ func (c *Classifier) text(s *classifyState, text string, loc Location, context b
 			}
 		}
 		base := off
-		c.analyze(&s.ts, text[off:end], context, func(f finding) {
+		c.analyze(&s.ts, text[off:end], context, fld, func(f finding) {
 			f.start += base
 			f.end += base
 			f.modStart += base
@@ -836,10 +848,13 @@ func (c *Classifier) text(s *classifyState, text string, loc Location, context b
 // emitFinding turns one finding into evidence. A non-empty value (a synoptic
 // OBX's value, already trimmed) is added to the modifier as "value: v".
 func (c *Classifier) emitFinding(s *classifyState, f finding, text string, loc Location, value string) {
-	rule := ""
-	if f.cat >= 0 {
+	rule, abbr := "", ""
+	switch {
+	case f.cat >= 0:
 		rule = c.cats[f.cat].id
-	} else {
+	case f.abbr >= 0:
+		rule, abbr = c.abbrevs[f.abbr].id, c.abbrevs[f.abbr].modifier
+	default:
 		rule = c.lexGroups[f.group].id
 	}
 	e := evAt(loc, rule, f.layer, text[f.start:f.end])
@@ -861,6 +876,14 @@ func (c *Classifier) emitFinding(s *classifyState, f finding, text string, loc L
 		e.Modifier = s.strs.concat(e.Modifier, "; value: ", value, "", "")
 	case value != "":
 		e.Modifier = s.strs.concat("value: ", value, "", "", "")
+	}
+	// An abbreviation's expansion comes first: "abbreviation: squamous
+	// cell carcinoma; hedge: suspicious for".
+	switch {
+	case abbr != "" && e.Modifier != "":
+		e.Modifier = s.strs.concat(abbr, "; ", e.Modifier, "", "")
+	case abbr != "":
+		e.Modifier = abbr
 	}
 	tag := f.tag
 	switch f.st {
@@ -893,7 +916,7 @@ func (c *Classifier) emitFinding(s *classifyState, f finding, text string, loc L
 // codedValue applies layer 3 to one coded value (OBX-5 or DG1-3) and its
 // alternates; a triplet whose code is not recognised has its text read as
 // free text.
-func (c *Classifier) codedValue(s *classifyState, cd *Coded, loc Location) {
+func (c *Classifier) codedValue(s *classifyState, cd *Coded, loc Location, fld field) {
 	for i := -1; i < len(cd.Alt); i++ {
 		t := cd
 		l := loc
@@ -902,7 +925,7 @@ func (c *Classifier) codedValue(s *classifyState, cd *Coded, loc Location) {
 			l = locOr(t.Loc, loc, loc.Field)
 		}
 		if !c.coded1(s, t, l) && t.Text != "" {
-			c.text(s, t.Text, l, false)
+			c.text(s, t.Text, l, false, fld)
 		}
 	}
 }

@@ -22,6 +22,8 @@ func FuzzLoadRuleSet(f *testing.F) {
 	f.Add([]byte("version: x\nlexicon:\n  - {id: a, kind: term, tag: malignancy, phrases: [\"?\", \"-\", \"a b\"]}\n"))
 	f.Add([]byte("version: x\ncategories:\n  - {id: c, system: S, keywords: [k], values: {\"4\": malignancy}}\n"))
 	f.Add([]byte("version: x\ncoded:\n  icd10:\n    ranges:\n      - {id: r, from: C, to: CZZZZZZ, tag: uncertain}\n"))
+	f.Add([]byte("version: x\nsettings:\n  abbreviation_context:\n    leads: [q]\n    followers: [w]\nlexicon:\n  - {id: h, kind: header, context: diagnosis, phrases: [dx]}\n" +
+		"abbreviations:\n  - {id: a, tag: malignancy, expansion: y, forms: [X, ca, \"T-ALL\"], collides: [unit, analyte, word, address], not_before: [p], not_after: [z]}\n"))
 	f.Add([]byte("{{{"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 1<<20 {
@@ -50,6 +52,9 @@ func FuzzClassify(f *testing.F) {
 		"CLINICAL HISTORY: r/o lymphoma\nDIAGNOSIS: lymphoma",
 		"Non-Hodgkin\u2019s lymphoma \u2013 cannot be excluded?",
 		"\xe2\x80", "\xc2", "no", "",
+		"Liver, biopsy: HCC, well differentiated. CA 19-9 37 U/mL; Ca++ 1.1; ALL margins negative; 5 MM nodule; T-ALL; MDS with excess blasts.",
+		"DIAGNÓSTICO: CÁNCER; negativo para neoplasia maligna. San Diego, CA 92101",
+		"ca", "ALL", "MM", "\xc3", "a\xc3\xa1", "\xc3\xa1MM",
 	} {
 		f.Add([]byte(s))
 	}

@@ -31,6 +31,15 @@ var goldenTags = map[string][]string{
 	"coded_values_known_cancer":       {TagPathology, TagMalignancy},
 	"thyroid_fna_bethesda_v":          {TagPathology, TagCytology, TagSuspectedMalignancy},
 	"mdm_prostate_biopsy_repetitions": {TagPathology, TagMalignancy, TagNewCancer},
+	// Shorthand (rule set 2026.12.0): AML counts; CLL is history and negated,
+	// "r/o MDS" a query, "ALL cores" English, "not ... T-ALL" negated.
+	"heme_marrow_shorthand": {TagPathology, TagMalignancy},
+	// False friends: a calcium result labelled CA, ionized and corrected Ca,
+	// MM as millimetres, a California address.
+	"lab_calcium_false_friends": {},
+	// "22 MM mass", "5 MM nodule", CA 19-9 and CA-125 values are not
+	// shorthand; "suspicious for NSCLC" is.
+	"ct_chest_shorthand": {TagImaging, TagSuspectedMalignancy},
 }
 
 // TestClassifyGolden classifies the synthetic messages in testdata/classify

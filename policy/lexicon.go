@@ -1,5 +1,7 @@
 package policy
 
+import "strings"
+
 // This file holds the multi-pattern matcher behind the classifier: an
 // Aho-Corasick automaton (Aho & Corasick, "Efficient string matching", CACM
 // 1975) compiled once per Classifier into a dense transition table over a
@@ -11,6 +13,10 @@ package policy
 //   - runs of white space, hyphens, underscores, en/em dashes and no-break
 //     spaces count as one space ("non-Hodgkin" = "non hodgkin");
 //   - apostrophes (' and U+2019) are dropped ("Hodgkin's" = "hodgkins");
+//   - accented Latin letters of U+00C0–U+00FF fold to their ASCII letter
+//     ("cáncer" = "cancer", "Diagnóstico" = "diagnostico"), so Spanish and
+//     Portuguese phrases match however they are accented and the
+//     automaton's alphabet stays small;
 //   - every other byte is kept as is (UTF-8 passes through unchanged).
 //
 // Offsets reported for a match are byte offsets into the original text.
@@ -32,6 +38,7 @@ const (
 	kindCategory                       // a structured-category system keyword ("BI-RADS")
 	kindName                           // a name in an identifier text (OBR-4 / OBX-3)
 	kindExclude                        // a name that cancels other names in the same text
+	kindAbbrev                         // an abbreviation form ("SCC", "ca"), checked in context before it is a term
 )
 
 // Trigger roles: one phrase may be a trigger in both directions ("absent",
@@ -59,6 +66,7 @@ type pattern struct {
 	group   int    // index of the owning phrase group (first one for merged triggers)
 	ctxGrp  int    // group of the context-pre role, when it is not group
 	norm    string // normalised phrase
+	spaces  int32  // spaces in norm: a match spans spaces+1 words
 	wordAtL bool   // first byte is a word byte: require a boundary before
 	wordAtR bool   // last byte is a word byte: require a boundary after
 }
@@ -121,6 +129,27 @@ func multiByteSep(s string, i int) (n int, drop bool) {
 	return 0, false
 }
 
+// latin1Fold maps the second byte of a two-byte UTF-8 letter of U+00C0–
+// U+00FF (first byte 0xC3) to its unaccented lower-case ASCII letter, or 0
+// for the signs and letters that have none (×, ÷, Æ, ß, Þ, Ð).
+var latin1Fold = func() (t [256]byte) {
+	const upper = "aaaaaa\x00ceeeeiiii\x00nooooo\x00ouuuuy\x00\x00" // 0x80-0x9F: À-ß
+	for i := 0; i < 32; i++ {
+		t[0x80+i] = upper[i]
+		t[0xA0+i] = upper[i] // 0xA0-0xBF: à-ÿ, the same letters
+	}
+	t[0xBF] = 'y' // ÿ
+	return t
+}()
+
+// foldLatin1 reports the ASCII letter the two bytes at s[i:] fold to, or 0.
+func foldLatin1(s string, i int) byte {
+	if s[i] != 0xC3 || i+1 >= len(s) {
+		return 0
+	}
+	return latin1Fold[s[i+1]]
+}
+
 // normalize returns s normalised as described in the file comment (used for
 // patterns at compile time).
 func normalize(s string) string {
@@ -128,6 +157,12 @@ func normalize(s string) string {
 	space := true
 	for i := 0; i < len(s); {
 		c := s[i]
+		if f := foldLatin1(s, i); f != 0 {
+			b = append(b, f)
+			space = false
+			i += 2
+			continue
+		}
 		if n, drop := multiByteSep(s, i); n > 0 {
 			i += n
 			if !drop && !space {
@@ -160,6 +195,9 @@ func normalize(s string) string {
 
 // compileAutomaton builds the automaton for pats (already normalised, non-empty).
 func compileAutomaton(pats []pattern) *automaton {
+	for i := range pats {
+		pats[i].spaces = int32(strings.Count(pats[i].norm, " "))
+	}
 	a := &automaton{patterns: pats}
 	// Alphabet: every byte used by a pattern gets its own class.
 	var used [256]bool
@@ -257,13 +295,29 @@ func compileAutomaton(pats []pattern) *automaton {
 		}
 	}
 	a.next, a.out, a.dict = next, out, dict
+	// rb: every pattern ending at the state (its own and those reached by
+	// dictionary links) needs a word boundary after it. States are in BFS
+	// order and a dictionary link points to a shallower state, so one pass
+	// in order sees each link's target first.
+	rb := make([]bool, states)
+	for t := 0; t < states; t++ {
+		ok := a.out[t] < 0 || pats[a.out[t]].wordAtR
+		if d := a.dict[t]; d >= 0 {
+			ok = ok && rb[d]
+		}
+		rb[t] = ok
+	}
 	// Store each target as its row offset (state*nclass), flagged when the
-	// state has output: the scanner's dependent chain is then one load and
-	// one add per byte, no multiply.
+	// state has output (and when all of that output needs a word boundary
+	// after it): the scanner's dependent chain is then one load and one add
+	// per byte, no multiply.
 	for i, t := range a.next {
 		v := t * int32(n)
 		if a.out[t] >= 0 || a.dict[t] >= 0 {
 			v |= outFlag
+			if rb[t] {
+				v |= rbFlag
+			}
 		}
 		a.next[i] = v
 	}
@@ -271,9 +325,11 @@ func compileAutomaton(pats []pattern) *automaton {
 }
 
 // scanner holds per-scan scratch space so scanning allocates nothing once warm.
+// A match's first word index is not kept per byte: a normalised pattern has
+// single spaces, and the word count rises once at each, so a match starts
+// at word w1 - spaces.
 type scanner struct {
-	ringOff  [ringSize]int32
-	ringWord [ringSize]int32
+	ringOff [ringSize]int32
 }
 
 // Byte kinds for the scanner's fast path.
@@ -281,7 +337,7 @@ const (
 	bkNormal uint8 = iota
 	bkSpace        // white space, hyphen, underscore: one space
 	bkApos         // apostrophe: dropped
-	bkMulti        // lead byte of a UTF-8 separator we normalise (E2, C2)
+	bkMulti        // lead byte of a UTF-8 separator we normalise (E2, C2) or of an accented letter we fold (C3)
 )
 
 var byteKind = func() (k [256]uint8) {
@@ -291,15 +347,21 @@ var byteKind = func() (k [256]uint8) {
 	k['\''] = bkApos
 	k[0xE2] = bkMulti
 	k[0xC2] = bkMulti
+	k[0xC3] = bkMulti
 	return k
 }()
 
 // outFlag marks, in the transition table, a target state that has an output
 // (its own pattern or one reachable through dictionary links), so the scanner
 // looks at outputs only when there is one.
+//
+// rbFlag marks a target state all of whose output needs a word boundary
+// after it: inside a word ("no" in "carcinoma", "ca" in "calcium") the
+// scanner skips such a state's output at once.
 const (
 	outFlag   = int32(1) << 30
-	stateMask = outFlag - 1
+	rbFlag    = int32(1) << 29
+	stateMask = rbFlag - 1
 )
 
 // scan appends every pattern occurrence in text that sits on word boundaries
@@ -317,6 +379,7 @@ func (a *automaton) scan(sc *scanner, text string, dst []rawMatch) []rawMatch {
 	space := true
 	for i := 0; i < len(text); i++ {
 		c := text[i]
+		off := i // where the normalised byte starts in text
 		switch byteKind[c] {
 		case bkApos:
 			continue
@@ -326,7 +389,6 @@ func (a *automaton) scan(sc *scanner, text string, dst []rawMatch) []rawMatch {
 			}
 			space = true
 			sc.ringOff[uint8(fed)] = int32(i)
-			sc.ringWord[uint8(fed)] = words
 			fed++
 			s = next[int(s&stateMask)+spaceCls]
 			continue // a pattern never ends with a space
@@ -338,23 +400,28 @@ func (a *automaton) scan(sc *scanner, text string, dst []rawMatch) []rawMatch {
 				}
 				space = true
 				sc.ringOff[uint8(fed)] = int32(i)
-				sc.ringWord[uint8(fed)] = words
 				fed++
 				s = next[int(s&stateMask)+spaceCls]
 				i += m - 1
 				continue
+			}
+			if f := foldLatin1(text, i); f != 0 {
+				c = f // "á" is fed as "a"; a match ending here ends after both bytes
+				i++
 			}
 		}
 		if space {
 			words++
 			space = false
 		}
-		sc.ringOff[uint8(fed)] = int32(i)
-		sc.ringWord[uint8(fed)] = words
+		sc.ringOff[uint8(fed)] = int32(off)
 		fed++
 		s = next[int(s&stateMask)+int(a.classOf[c])]
 		if s&outFlag == 0 {
 			continue
+		}
+		if s&rbFlag != 0 && i+1 < len(text) && !boundaryAfter(text, i+1) {
+			continue // inside a word: no output here can match
 		}
 		for t := (s & stateMask) / int32(n); t >= 0; t = a.dict[t] {
 			pi := a.out[t]
@@ -375,7 +442,7 @@ func (a *automaton) scan(sc *scanner, text string, dst []rawMatch) []rawMatch {
 			if p.wordAtR && end < len(text) && !boundaryAfter(text, end) {
 				continue
 			}
-			dst = append(dst, rawMatch{pat: pi, start: int32(start), end: int32(end), w0: sc.ringWord[k], w1: words})
+			dst = append(dst, rawMatch{pat: pi, start: int32(start), end: int32(end), w0: words - p.spaces, w1: words})
 		}
 	}
 	return dst

@@ -71,12 +71,17 @@ type hit struct {
 	sent    int32
 	clause  int32
 	section bool // in a context section
+	diagSec bool // after a diagnosis header ("DIAGNOSIS:", "IMPRESSION:")
+	abbr    int  // abbreviation index for abbreviation terms, else -1
+	// abbrDiag says the words right around an abbreviation show a diagnosis.
+	abbrDiag bool
 }
 
 // finding is one term in a text with what it means.
 type finding struct {
-	group      int // lexicon group of the term, or -1 for a category
+	group      int // lexicon group of the term, or -1 for a category or abbreviation
 	cat        int // category index, or -1
+	abbr       int // abbreviation index, or -1
 	tag        string
 	prior      bool
 	layer      string
@@ -95,6 +100,8 @@ type textScratch struct {
 	commas []int32
 	stops  []int32 // prefix count of termination/header hits
 	blocks []int32 // prefix count of block hits
+	lbl    []rawMatch
+	words  [wordWindow]byte // scratch for the abbreviation checks
 }
 
 // boundaries fills sc.breaks (sentence ends) and sc.commas for text.
@@ -277,8 +284,9 @@ func lowerASCII(s string) string {
 
 // analyze finds the terms in text and what each means, calling emit for each.
 // sectionContext says the text starts inside a context section (an OBX whose
-// OBX-3 is a clinical-history code).
-func (c *Classifier) analyze(ts *textScratch, text string, sectionContext bool, emit func(f finding)) {
+// OBX-3 is a clinical-history code); fld says whether the value's field may
+// be a diagnosis, for abbreviations.
+func (c *Classifier) analyze(ts *textScratch, text string, sectionContext bool, fld field, emit func(f finding)) {
 	ts.ms = c.lex.scan(&ts.sc, text, ts.ms[:0])
 	if len(ts.ms) == 0 {
 		return
@@ -289,10 +297,21 @@ func (c *Classifier) analyze(ts *textScratch, text string, sectionContext bool, 
 	hasTerm := false
 	for _, m := range ts.ms {
 		p := &c.lex.patterns[m.pat]
-		h := hit{rawMatch: m, kind: p.kind, roles: p.roles, group: p.group, ctxGrp: p.ctxGrp, cat: -1}
+		h := hit{rawMatch: m, kind: p.kind, roles: p.roles, group: p.group, ctxGrp: p.ctxGrp, cat: -1, abbr: -1}
 		switch p.kind {
 		case kindPseudo:
 			continue
+		case kindAbbrev:
+			a := &c.abbrevs[p.group]
+			ok, diag := c.abbrevLocal(&ts.words, a, p.norm, text, int(m.start), int(m.end))
+			if !ok {
+				continue
+			}
+			h.kind = kindTerm
+			h.abbr = p.group
+			h.abbrDiag = diag
+			h.tag = a.tag
+			hasTerm = true
 		case kindHeader:
 			if !headerFollows(text, int(m.start), int(m.end)) {
 				continue
@@ -328,6 +347,7 @@ func (c *Classifier) analyze(ts *textScratch, text string, sectionContext bool, 
 	// Sentence and clause of each hit; sections; prefix counts of stops.
 	bi, ci := 0, 0
 	section := sectionContext
+	diagSec := false
 	ts.stops = ts.stops[:0]
 	ts.blocks = ts.blocks[:0]
 	var stops, blocks int32
@@ -343,10 +363,12 @@ func (c *Classifier) analyze(ts *textScratch, text string, sectionContext bool, 
 		h.clause = int32(ci)
 		if h.kind == kindHeader {
 			section = c.lexGroups[h.group].context == "history"
+			diagSec = c.lexGroups[h.group].context == "diagnosis"
 			sent++ // a heading starts a new sentence
 		}
 		h.sent = int32(bi) + sent
 		h.section = section
+		h.diagSec = diagSec
 		ts.stops = append(ts.stops, stops)
 		ts.blocks = append(ts.blocks, blocks)
 		if h.kind == kindHeader || h.roles&roleTermination != 0 {
@@ -361,10 +383,25 @@ func (c *Classifier) analyze(ts *textScratch, text string, sectionContext bool, 
 
 	preWin := int32(c.rs.Settings.PreWindow)
 	postWin := int32(c.rs.Settings.PostWindow)
+	fieldDiag := int8(0) // 0 unknown, 1 yes, -1 no: decided once, when needed
+	if fld.diag {
+		fieldDiag = 1
+	}
 	for i := range ts.hits {
 		t := &ts.hits[i]
 		if t.kind != kindTerm {
 			continue
+		}
+		if t.abbr >= 0 && c.abbrevs[t.abbr].diagnosis && !t.abbrDiag && !t.diagSec && !triggerBefore(ts.hits, i) {
+			if fieldDiag == 0 {
+				fieldDiag = -1
+				if c.fieldIsDiagnosis(ts, fld.id) {
+					fieldDiag = 1
+				}
+			}
+			if fieldDiag < 0 {
+				continue // an abbreviation outside a diagnosis: not the abbreviation
+			}
 		}
 		st := stAffirmed
 		var mod *hit
@@ -432,16 +469,32 @@ func (c *Classifier) analyze(ts *textScratch, text string, sectionContext bool, 
 		if t.section && (st == stAffirmed || st == stHedged) {
 			st, mod = stSection, nil
 		}
-		f := finding{group: -1, cat: t.cat, tag: t.tag, prior: t.prior, start: int(t.start), end: int(t.end), st: st}
-		if t.cat < 0 {
+		f := finding{group: -1, cat: t.cat, abbr: t.abbr, tag: t.tag, prior: t.prior, start: int(t.start), end: int(t.end), st: st}
+		switch {
+		case t.cat >= 0:
+			f.layer = LayerStructuredCategory
+		case t.abbr >= 0:
+			f.layer = LayerFreeText
+		default:
 			f.group = t.group
 			f.layer = c.lexGroups[t.group].layer
-		} else {
-			f.layer = LayerStructuredCategory
 		}
 		if mod != nil {
 			f.modStart, f.modEnd = int(mod.start), int(mod.end)
 		}
 		emit(f)
 	}
+}
+
+// triggerBefore reports whether the hit before hits[i] is a pre-trigger or a
+// termination term ("suspicious for", "history of", "consistent with") that
+// ends on the word before it in the same sentence: such a trigger names a
+// finding, so the abbreviation after it stands where a diagnosis is written.
+func triggerBefore(hits []hit, i int) bool {
+	if i == 0 {
+		return false
+	}
+	t, m := &hits[i], &hits[i-1]
+	return m.kind != kindTerm && m.sent == t.sent && t.w0-m.w1 <= 1 &&
+		m.roles&(roleNegPre|roleHedgePre|roleCtxPre|roleTermination) != 0
 }

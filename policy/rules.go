@@ -63,6 +63,61 @@ type RuleSet struct {
 	// Lexicon is layer 5 (and the text forms of layer 4): terms, negation,
 	// hedge and context triggers, termination terms, section headers.
 	Lexicon []PhraseGroup `yaml:"lexicon"`
+	// Abbreviations are the shorthand of layer 5 ("SCC", "ca.", "AML"): each
+	// names its expansion, and most count only where the text is a diagnosis
+	// (see AbbreviationContext and docs/RULESET.md).
+	Abbreviations []Abbreviation `yaml:"abbreviations"`
+}
+
+// Abbreviation is one curated shorthand for a finding, with its expansion.
+type Abbreviation struct {
+	ID string `yaml:"id"`
+	// Tag is the tag the abbreviation gives, like a lexicon term's.
+	Tag string `yaml:"tag"`
+	// Expansion is what the abbreviation stands for; the evidence shows it
+	// ("abbreviation: squamous cell carcinoma").
+	Expansion string `yaml:"expansion"`
+	// Forms are the written forms. A form with an upper-case letter matches
+	// only that exact case ("ALL" is not "all"); a form in lower case
+	// matches any case ("ca" is "CA", "Ca" and "ca").
+	Forms []string `yaml:"forms"`
+	// Context is "diagnosis" (the default: counts only where the text is a
+	// diagnosis) or "any" (the form is unambiguous in a result, e.g. NSCLC).
+	Context string `yaml:"context,omitempty"`
+	// Collides names what else the form is written for, each adding a
+	// check: "analyte" (a lab test: CA is calcium and cancer antigen),
+	// "unit" (MM is millimetres), "word" (ALL is an English word), "address"
+	// (CA and FL are US states).
+	Collides []string `yaml:"collides,omitempty"`
+	// NotBefore are words that, right before the form, make it something
+	// else ("anti" GBM: glomerular basement membrane).
+	NotBefore []string `yaml:"not_before,omitempty"`
+	// NotAfter are words that, right after the form, make it something else
+	// (MCL "tear": medial collateral ligament).
+	NotAfter []string `yaml:"not_after,omitempty"`
+	Note     string   `yaml:"note,omitempty"`
+}
+
+// AbbreviationContext holds the word lists that decide whether an
+// abbreviation stands where a diagnosis is written.
+type AbbreviationContext struct {
+	// DiagnosisSections are OBX-3 LOINC codes whose text is a diagnosis or
+	// impression. An OBX-3 text that holds a diagnosis header ("Final
+	// diagnosis", "Impression") counts too.
+	DiagnosisSections []string `yaml:"diagnosis_sections"`
+	// Leads are words that, right before an abbreviation, show it names a
+	// diagnosis ("invasive" ca, "hepatocellular" ca., "smoldering" MM).
+	Leads []string `yaml:"leads"`
+	// Followers are words that, right after an abbreviation (a comma
+	// between is allowed), show it names a diagnosis: a grade, a stage, a
+	// differentiation, "with" ("AML with NPM1 mutation").
+	Followers []string `yaml:"followers"`
+	// AnalyteBefore are words that, before an abbreviation that collides
+	// with an analyte, make it the analyte ("ionized" Ca, "serum" CA).
+	AnalyteBefore []string `yaml:"analyte_before"`
+	// AnalyteAfter are words that, after it, make it the analyte (CA
+	// "antigen", Ca "level").
+	AnalyteAfter []string `yaml:"analyte_after"`
 }
 
 // Settings hold the rule set's tunables.
@@ -90,6 +145,8 @@ type Settings struct {
 	// AffirmativeValues are OBX-5 values that affirm a synoptic label in OBX-3
 	// ("Invasive carcinoma: present").
 	AffirmativeValues []string `yaml:"affirmative_values"`
+	// AbbreviationContext decides where abbreviations count.
+	AbbreviationContext AbbreviationContext `yaml:"abbreviation_context"`
 }
 
 // CodeRule maps codes in one coding system to tags.
@@ -229,6 +286,11 @@ type RuleSetExtension struct {
 	UncertainNeoplasm string `yaml:"uncertain_neoplasm"`
 	// ContextSections add OBX-3 codes whose text is clinical context.
 	ContextSections []string `yaml:"context_sections"`
+	// Abbreviations add abbreviation entries (the site's own shorthand);
+	// their forms win over default forms that normalise the same. Omitted
+	// from the extension's canonical YAML when empty, so the version of an
+	// extension without them is what it was before they existed.
+	Abbreviations []Abbreviation `yaml:"abbreviations,omitempty"`
 }
 
 // ErrRuleSet is wrapped by every rule-set loading and validation error.
@@ -396,6 +458,9 @@ var knownKinds = map[string]patKind{
 
 var knownContexts = map[string]bool{"history": true, "known": true, "family": true, "query": true, "label": true}
 
+// knownCollisions are the values of Abbreviation.Collides.
+var knownCollisions = map[string]bool{"analyte": true, "unit": true, "word": true, "address": true}
+
 var validTagName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,63}$`)
 
 func (v *validator) tag(t string, allowNone bool, path ...pathElem) {
@@ -435,7 +500,7 @@ func (v *validator) lexGroup(g PhraseGroup, path ...pathElem) {
 	if g.Layer != "" && g.Layer != LayerFreeText && g.Layer != LayerStructuredCategory {
 		v.fail(fmt.Sprintf("unknown layer %q (free-text or structured-category)", g.Layer), append(path, keyElem("layer"))...)
 	}
-	if g.Context != "" && !(k == kindContextPre && knownContexts[g.Context]) && !(k == kindHeader && g.Context == "history") {
+	if g.Context != "" && !(k == kindContextPre && knownContexts[g.Context]) && !(k == kindHeader && (g.Context == "history" || g.Context == "diagnosis")) {
 		v.fail(fmt.Sprintf("context %q does not fit kind %q", g.Context, g.Kind), append(path, keyElem("context"))...)
 	}
 	if k == kindContextPre && g.Context == "" {
@@ -448,6 +513,45 @@ func (v *validator) lexGroup(g PhraseGroup, path ...pathElem) {
 		v.fail("prefix, service_only, requires and tags are for names only", path...)
 	}
 	v.phrases(g, path...)
+}
+
+func (v *validator) abbreviation(a Abbreviation, path ...pathElem) {
+	v.id(a.ID, path...)
+	v.tag(a.Tag, false, append(path, keyElem("tag"))...)
+	if strings.TrimSpace(a.Expansion) == "" {
+		v.fail("expansion is required", path...)
+	}
+	switch a.Context {
+	case "", "diagnosis", "any":
+	default:
+		v.fail(fmt.Sprintf("unknown context %q (diagnosis or any)", a.Context), append(path, keyElem("context"))...)
+	}
+	for i, c := range a.Collides {
+		if !knownCollisions[c] {
+			v.fail(fmt.Sprintf("unknown collision %q (analyte, unit, word or address)", c), append(path, keyElem("collides"), idxElem(i))...)
+		}
+	}
+	if len(a.Forms) == 0 {
+		v.fail("at least one form is required", append(path, keyElem("forms"))...)
+	}
+	for i, f := range a.Forms {
+		n := normalize(f)
+		switch {
+		case n == "":
+			v.fail("empty form", append(path, keyElem("forms"), idxElem(i))...)
+		case len(n) > maxPattern:
+			v.fail(fmt.Sprintf("form longer than %d bytes", maxPattern), append(path, keyElem("forms"), idxElem(i))...)
+		case !isWordByte(n[0]) || !isWordByte(n[len(n)-1]):
+			v.fail("a form must start and end with a letter or digit", append(path, keyElem("forms"), idxElem(i))...)
+		}
+	}
+	for _, l := range [][]string{a.NotBefore, a.NotAfter} {
+		for _, w := range l {
+			if normalize(w) == "" {
+				v.fail("empty word in not_before or not_after", path...)
+			}
+		}
+	}
 }
 
 func (v *validator) nameGroup(g PhraseGroup, path ...pathElem) {
@@ -614,6 +718,9 @@ func (rs *RuleSet) validate(root *yaml.Node) error {
 	for i, g := range rs.Lexicon {
 		v.lexGroup(g, keyElem("lexicon"), idxElem(i))
 	}
+	for i, a := range rs.Abbreviations {
+		v.abbreviation(a, keyElem("abbreviations"), idxElem(i))
+	}
 	for i, c := range s.ContextSections {
 		if strings.TrimSpace(c) == "" {
 			v.fail("empty code", keyElem("settings"), keyElem("context_sections"), idxElem(i))
@@ -662,6 +769,9 @@ func (rs *RuleSet) Extend(ext RuleSetExtension) (*RuleSet, error) {
 	for i, g := range ext.Phrases {
 		v.lexGroup(g, keyElem("phrases"), idxElem(i))
 	}
+	for i, a := range ext.Abbreviations {
+		v.abbreviation(a, keyElem("abbreviations"), idxElem(i))
+	}
 	tagKeys := make([]string, 0, len(ext.Tags))
 	for t := range ext.Tags {
 		tagKeys = append(tagKeys, t)
@@ -681,6 +791,7 @@ func (rs *RuleSet) Extend(ext RuleSetExtension) (*RuleSet, error) {
 	out.Codes = append(append([]CodeRule(nil), ext.LocalCodes...), out.Codes...)
 	out.Names = append(append([]PhraseGroup(nil), ext.Names...), out.Names...)
 	out.Lexicon = append(append([]PhraseGroup(nil), ext.Phrases...), out.Lexicon...)
+	out.Abbreviations = append(append([]Abbreviation(nil), ext.Abbreviations...), out.Abbreviations...)
 	out.Settings.ContextSections = append(out.Settings.ContextSections, ext.ContextSections...)
 	if ext.UncertainNeoplasm != "" {
 		out.Settings.UncertainNeoplasm = ext.UncertainNeoplasm
@@ -699,7 +810,7 @@ func (rs *RuleSet) Extend(ext RuleSetExtension) (*RuleSet, error) {
 		}
 	}
 	if len(ext.LocalCodes) == 0 && len(ext.Names) == 0 && len(ext.Phrases) == 0 && len(ext.Tags) == 0 &&
-		ext.UncertainNeoplasm == "" && len(ext.ContextSections) == 0 {
+		ext.UncertainNeoplasm == "" && len(ext.ContextSections) == 0 && len(ext.Abbreviations) == 0 {
 		return out, nil // nothing added: the rules, and so the version, are the base's
 	}
 	canon, err := yaml.Marshal(ext)
@@ -724,6 +835,9 @@ func (rs *RuleSet) allIDs() []string {
 	}
 	for _, g := range rs.Lexicon {
 		ids = append(ids, g.ID)
+	}
+	for _, a := range rs.Abbreviations {
+		ids = append(ids, a.ID)
 	}
 	for _, c := range rs.Categories {
 		ids = append(ids, c.ID)

@@ -195,7 +195,7 @@ func TestExplainUsesRulesSection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(out, `"tag":"pathology"`) || !strings.Contains(out, `"ruleset_version":"2026.11.1+local.`) {
+	if strings.Contains(out, `"tag":"pathology"`) || !strings.Contains(out, `"ruleset_version":"2026.12.0+local.`) {
 		t.Errorf("rules section ignored: %s", out)
 	}
 }
