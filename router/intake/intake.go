@@ -427,10 +427,10 @@ func (in *Intake) checkDuplicate(ctx context.Context, log msgLog, m *hl7.Message
 	if err != nil {
 		return Receipt{}, fmt.Errorf("reading stored copy %d of a duplicate: %w", rcpt.Sequence, err)
 	}
-	if bytes.Equal(afterMSH(prev.Data), afterMSH(frame)) {
+	if sameAfterMSH(prev.Data, frame) {
 		return rcpt, nil
 	}
-	sum := sha256.Sum256(frame)
+	sum := contentHash(frame)
 	id := rcpt.MsgID + "|" + hex.EncodeToString(sum[:12])
 	log.Warn().Uint64("earlier_seq", rcpt.Sequence).Msg("control ID reused by the sender for different content; stored as a new message")
 	rcpt, err = in.storeWithID(ctx, m, msh, peer, receivedAt, frame, id, true)
@@ -476,6 +476,66 @@ func afterMSH(b []byte) []byte {
 		return b[i:]
 	}
 	return nil
+}
+
+// nextSegment returns the first non-empty segment of b and the rest after it:
+// CR, LF and CRLF all end a segment, and empty lines (a doubled terminator, a
+// trailing one) are not segments. ok is false when b holds no more segments.
+func nextSegment(b []byte) (seg, rest []byte, ok bool) {
+	for len(b) > 0 && (b[0] == '\r' || b[0] == '\n') {
+		b = b[1:]
+	}
+	if len(b) == 0 {
+		return nil, nil, false
+	}
+	if i := bytes.IndexAny(b, "\r\n"); i >= 0 {
+		return b[:i], b[i:], true
+	}
+	return b, nil, true
+}
+
+// sameAfterMSH reports whether a and b hold the same segments after MSH, with
+// segment terminators normalised: an interface engine that re-serialises a
+// resend (LF or CRLF for CR, the final terminator dropped or doubled) sends
+// the same message. MSH itself may differ (a resend's MSH-7). Linear in the
+// sizes, no allocation.
+func sameAfterMSH(a, b []byte) bool {
+	a, b = afterMSH(a), afterMSH(b)
+	for {
+		sa, ra, oka := nextSegment(a)
+		sb, rb, okb := nextSegment(b)
+		if oka != okb {
+			return false
+		}
+		if !oka {
+			return true
+		}
+		if !bytes.Equal(sa, sb) {
+			return false
+		}
+		a, b = ra, rb
+	}
+}
+
+// contentHash is the SHA-256 of the segments after MSH, each followed by CR
+// (terminators normalised as sameAfterMSH does): the Msg-Id suffix of a
+// message whose control ID was reused for different content, so the same
+// content resent in another serialisation is still stored once.
+func contentHash(frame []byte) [sha256.Size]byte {
+	h := sha256.New()
+	rest := afterMSH(frame)
+	for {
+		seg, r, ok := nextSegment(rest)
+		if !ok {
+			break
+		}
+		h.Write(seg)
+		h.Write([]byte{'\r'})
+		rest = r
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
 }
 
 func (in *Intake) storeWithID(ctx context.Context, m *hl7.Message, msh hl7.MSH, peer mllp.Peer, receivedAt time.Time, frame []byte, msgID string, reused bool) (Receipt, error) {

@@ -848,3 +848,64 @@ func TestIntakePatientKeyMatchesPatientKey(t *testing.T) {
 		}
 	}
 }
+
+// TestIntakeReserializedResend: an interface engine that re-serialises a
+// resend (LF or CRLF for CR, the final terminator dropped, a blank line
+// added) gets the positive ACK and the message is stored once; so does the
+// re-serialised resend of a message stored under a reused control ID. A
+// genuinely different message under the same control ID is still stored.
+func TestIntakeReserializedResend(t *testing.T) {
+	tj := testutil.StartJS(t, config.DurabilityOS)
+	in := newTestIntake(t, tj, Config{})
+	first := oru("HOSP", "ORU^R01", "RESER-1", "")
+	variants := map[string][]byte{
+		"LF":                         bytes.ReplaceAll(first, []byte("\r"), []byte("\n")),
+		"CRLF":                       bytes.ReplaceAll(first, []byte("\r"), []byte("\r\n")),
+		"no final terminator":        bytes.TrimRight(first, "\r"),
+		"blank line between":         bytes.Replace(first, []byte("\rPID"), []byte("\r\rPID"), 1),
+		"double final terminator":    append(append([]byte(nil), first...), '\r'),
+		"LF and no final terminator": bytes.TrimRight(bytes.ReplaceAll(first, []byte("\r"), []byte("\n")), "\n"),
+	}
+	if a := parseACK(t, in.HandleMessage(context.Background(), testPeer, first)); a.code != "AA" {
+		t.Fatalf("first: %+v", a)
+	}
+	for name, v := range variants {
+		if a := parseACK(t, in.HandleMessage(context.Background(), testPeer, v)); a.code != "AA" || a.controlID != "RESER-1" {
+			t.Fatalf("%s: %+v, want AA", name, a)
+		}
+	}
+	if n := streamMsgs(t, tj.JS, bus.StreamHL7In); n != 1 {
+		t.Fatalf("HL7_IN holds %d messages after %d re-serialised resends, want 1", n, len(variants))
+	}
+	other := bytes.Replace(first, []byte("Benign"), []byte("Malignant"), 1)
+	otherLF := bytes.TrimRight(bytes.ReplaceAll(other, []byte("\r"), []byte("\n")), "\n")
+	for i, f := range [][]byte{other, otherLF} {
+		if a := parseACK(t, in.HandleMessage(context.Background(), testPeer, f)); a.code != "AA" {
+			t.Fatalf("different message %d: %+v", i, a)
+		}
+	}
+	if n := streamMsgs(t, tj.JS, bus.StreamHL7In); n != 2 {
+		t.Fatalf("HL7_IN holds %d messages, want 2 (the different content once)", n)
+	}
+	if st := in.Stats(); st.ControlIDReused != 1 || st.Duplicates != uint64(len(variants))+1 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestSameAfterMSH(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want bool
+	}{
+		{"MSH|1\rPID|x\rOBX|y\r", "MSH|2\nPID|x\nOBX|y", true},
+		{"MSH|1\rPID|x\r", "MSH|1\r\nPID|x\r\n\r\n", true},
+		{"MSH|1\rPID|x\r", "MSH|1\rPID|y\r", false},
+		{"MSH|1\rPID|x\r", "MSH|1\rPID|x\rOBX|z\r", false},
+		{"MSH|1\rPID|x\r", "MSH|1\rPID|\rx\r", false},
+		{"MSH|1", "MSH|2", true},
+	} {
+		if got := sameAfterMSH([]byte(c.a), []byte(c.b)); got != c.want {
+			t.Errorf("sameAfterMSH(%q, %q) = %t, want %t", c.a, c.b, got, c.want)
+		}
+	}
+}
