@@ -12,9 +12,10 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	var (
-		cfg    loadgen.Config
-		tf     tlsFlags
-		asJSON bool
+		cfg          loadgen.Config
+		tf           tlsFlags
+		asJSON       bool
+		processingID string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench --addr HOST:PORT --conns N --count M FILE ...",
@@ -22,7 +23,13 @@ func newBenchCmd() *cobra.Command {
 		Long: `bench sends --count messages over --conns connections, cycling through the messages
 found in the files given, and gives every copy a unique MSH-10 so that duplicate
 detection hides no work. It reports msg/s and p50/p90/p99/max ACK latency. With
---rate it paces an open-loop load (messages per second in total).`,
+--rate it paces an open-loop load (messages per second in total).
+
+Every copy is sent with MSH-11 (processing ID) D, debugging, by default: a
+resultgate receiver processes, classifies and decides it like any result but
+releases it to the test feed (test.portal.>), never to the patient feed or the
+forwarder. --processing-id P loads the patient feed (a test installation only);
+--processing-id keep sends the files' own MSH-11.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			tc, err := tf.config()
@@ -33,6 +40,18 @@ detection hides no work. It reports msg/s and p50/p90/p99/max ACK latency. With
 			msgs, err := readMessages(cmd.InOrStdin(), cmd.ErrOrStderr(), args)
 			if err != nil {
 				return &exitError{code: 2, err: err}
+			}
+			switch processingID {
+			case "keep":
+			case "P", "T", "D":
+				for i, m := range msgs {
+					msgs[i] = loadgen.WithProcessingID(m, processingID)
+				}
+			default:
+				return &exitError{code: 2, err: fmt.Errorf("--processing-id %q: want P, T, D or keep", processingID)}
+			}
+			if (processingID == "D" || processingID == "T") && !asJSON {
+				fmt.Fprintf(cmd.ErrOrStderr(), "sending with MSH-11 %s: a resultgate receiver releases these to the test feed (test.portal.>), not to patients or the forwarder\n", processingID)
 			}
 			res, err := loadgen.Run(cmd.Context(), cfg, msgs)
 			if err != nil && res.Sent == 0 {
@@ -59,6 +78,7 @@ detection hides no work. It reports msg/s and p50/p90/p99/max ACK latency. With
 	f.Float64Var(&cfg.Rate, "rate", 0, "target messages per second in total (0: as fast as ACKs allow)")
 	f.DurationVar(&cfg.AckTimeout, "ack-timeout", 30*time.Second, "how long to wait for each ACK")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	f.StringVar(&processingID, "processing-id", "D", "MSH-11 of every copy: D (debugging, the test feed), T (training), P (production: the patient feed) or keep")
 	tf.register(cmd)
 	return cmd
 }

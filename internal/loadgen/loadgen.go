@@ -172,6 +172,23 @@ func WithControlID(dst, msg []byte, id string) []byte {
 	return append(dst, msg[e:]...)
 }
 
+// WithProcessingID returns a copy of msg whose MSH-11 (processing ID) is id,
+// or msg itself when it has no MSH-11 to rewrite.
+func WithProcessingID(msg []byte, id string) []byte {
+	h, ok := hl7.PeekMSH(msg)
+	if !ok {
+		return msg
+	}
+	s, e, ok := h.FieldSpan(11)
+	if !ok {
+		return msg
+	}
+	out := make([]byte, 0, len(msg)+len(id))
+	out = append(out, msg[:s]...)
+	out = append(out, id...)
+	return append(out, msg[e:]...)
+}
+
 // AckCode returns MSA-1 of an ACK message as hl7.ReadACK reads it (trimmed,
 // upper-cased), or "" when there is none.
 func AckCode(ack []byte) string {

@@ -35,3 +35,15 @@ func TestAckCode(t *testing.T) {
 		}
 	}
 }
+
+func TestWithProcessingID(t *testing.T) {
+	for _, c := range []struct{ in, id, want string }{
+		{"MSH|^~\\&|A|B|C|D|20240101||ORU^R01|X1|P|2.5\rPID|1", "D", "MSH|^~\\&|A|B|C|D|20240101||ORU^R01|X1|D|2.5\rPID|1"},
+		{"MSH|^~\\&|A|B|C|D|20240101||ORU^R01|X1|P^T|2.5\r", "D", "MSH|^~\\&|A|B|C|D|20240101||ORU^R01|X1|D|2.5\r"},
+		{"MSH|^~\\&|A\r", "D", "MSH|^~\\&|A\r"},
+	} {
+		if got := string(WithProcessingID([]byte(c.in), c.id)); got != c.want {
+			t.Errorf("WithProcessingID(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}

@@ -18,6 +18,10 @@ const (
 	StreamHL7In = "HL7_IN"
 	// StreamPortal holds released results for the portal (portal.fhir.*, portal.hl7.*).
 	StreamPortal = "PORTAL"
+	// StreamPortalTest holds released test and debugging traffic (MSH-11 T or
+	// D, unless configured into the patient feed): test.portal.fhir.*,
+	// test.portal.hl7.*. Nothing there reaches a patient or the forwarder.
+	StreamPortalTest = "PORTAL_TEST"
 	// StreamHolds holds hold events (hold.<state>); the records live in KVHolds.
 	StreamHolds = "HOLDS"
 	// StreamNotify holds clinician notifications (notify.clinician.<provider>).
@@ -57,6 +61,13 @@ const (
 	SubjectPortalFHIRPrefix = "portal.fhir."
 	// SubjectPortalHL7Prefix prefixes the HL7 feed; the last token is the partition.
 	SubjectPortalHL7Prefix = "portal.hl7."
+	// SubjectTestPortalAll matches the test feed (test.portal.fhir.<partition>,
+	// test.portal.hl7.<partition>), outside portal.> on purpose.
+	SubjectTestPortalAll = "test.portal.>"
+	// SubjectTestPortalFHIRPrefix prefixes the test FHIR feed.
+	SubjectTestPortalFHIRPrefix = "test.portal.fhir."
+	// SubjectTestPortalHL7Prefix prefixes the test HL7 feed.
+	SubjectTestPortalHL7Prefix = "test.portal.hl7."
 	// SubjectHoldPrefix prefixes hold events; the last token is the new state.
 	SubjectHoldPrefix = "hold."
 	// SubjectHoldAll matches hold events (hold.<state>).
@@ -206,6 +217,9 @@ const (
 	HeaderNote          = "Resultgate-Note"
 	HeaderControlID     = "Resultgate-Control-Id"
 	HeaderInboundSeq    = "Resultgate-Inbound-Seq"
+	// HeaderProcessingID is the message's MSH-11.1 (P production, T
+	// training, D debugging).
+	HeaderProcessingID = "Resultgate-Processing-Id"
 )
 
 // Headers on dead-letter records, written by the intake (rejections) and the

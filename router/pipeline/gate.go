@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,11 +42,14 @@ type Gate struct {
 	view  *holdview.View
 	audit *audit.Trail
 	fhir  FHIREncoder
-	log   zerolog.Logger
-	m     *Metrics
-	kick  chan struct{}
-	inMu  sync.Mutex
-	inbuf jetstream.Stream
+	// feedsPatients says which MSH-11 processing IDs reach the patient feed
+	// (HoldsConfig.PatientFeedProcessingIDs); the rest go to the test feed.
+	feedsPatients func(processingID string) bool
+	log           zerolog.Logger
+	m             *Metrics
+	kick          chan struct{}
+	inMu          sync.Mutex
+	inbuf         jetstream.Stream
 }
 
 // emitRequest is one result to put on the portal feed.
@@ -127,6 +131,14 @@ func (g *Gate) emit(ctx context.Context, r emitRequest) error {
 		hdr.Set(bus.HeaderControlID, r.inbound.ControlID)
 	}
 	hdr.Set(bus.HeaderInboundSeq, strconv.FormatUint(r.inbound.Seq, 10))
+	// Only production traffic reaches patients (MSH-11): training and
+	// debugging messages are released the same way, to the test feed.
+	pid := r.msg.MSH().ProcessingID
+	hdr.Set(bus.HeaderProcessingID, pid)
+	fhirPrefix, hl7Prefix := bus.SubjectPortalFHIRPrefix, bus.SubjectPortalHL7Prefix
+	if g.feedsPatients == nil || !g.feedsPatients(pid) {
+		fhirPrefix, hl7Prefix = bus.SubjectTestPortalFHIRPrefix, bus.SubjectTestPortalHL7Prefix
+	}
 	var bundle []byte
 	if g.fhir != nil {
 		b, err := g.fhir(r.msg, r.holdID, r.rel, r.bases, r.patientKey)
@@ -143,9 +155,9 @@ func (g *Gate) emit(ctx context.Context, r emitRequest) error {
 			fhirErr <- nil
 			return
 		}
-		fhirErr <- g.publish(ctx, bus.SubjectPortalFHIRPrefix+r.inbound.Partition, "rel-"+r.holdID+"-fhir", hdr, bundle)
+		fhirErr <- g.publish(ctx, fhirPrefix+r.inbound.Partition, "rel-"+r.holdID+"-fhir", hdr, bundle)
 	}()
-	hl7Err := g.publish(ctx, bus.SubjectPortalHL7Prefix+r.inbound.Partition, "rel-"+r.holdID+"-hl7", hdr, r.raw)
+	hl7Err := g.publish(ctx, hl7Prefix+r.inbound.Partition, "rel-"+r.holdID+"-hl7", hdr, r.raw)
 	if err := errors.Join(<-fhirErr, hl7Err); err != nil {
 		return err
 	}
@@ -158,8 +170,12 @@ func (g *Gate) publish(ctx context.Context, subj, id string, hdr nats.Header, da
 	for k, v := range hdr {
 		h[k] = v
 	}
+	stream := bus.StreamPortal
+	if strings.HasPrefix(subj, bus.SubjectTestPortalAll[:len(bus.SubjectTestPortalAll)-1]) {
+		stream = bus.StreamPortalTest
+	}
 	_, err := g.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Header: h, Data: data},
-		jetstream.WithMsgID(id), jetstream.WithExpectStream(bus.StreamPortal))
+		jetstream.WithMsgID(id), jetstream.WithExpectStream(stream))
 	if err != nil {
 		return fmt.Errorf("publishing %s: %w", subj, err)
 	}

@@ -59,19 +59,37 @@ type HoldsConfig struct {
 	// FallbackDeadline bounds a hold whose decision carried no deadline (the
 	// policy always sets one; this is a guard so no hold is ever unbounded).
 	FallbackDeadline time.Duration `yaml:"fallback_deadline"`
+	// PatientFeedProcessingIDs are the MSH-11 processing IDs whose results
+	// reach the patient feed (portal.>) and the forwarder; default [P]. Other
+	// messages (T training, D debugging) are classified and decided the same
+	// way but released to the test feed (test.portal.>). A test installation
+	// may list T.
+	PatientFeedProcessingIDs []string `yaml:"patient_feed_processing_ids"`
+}
+
+// feedsPatients reports whether a result with MSH-11.1 id goes to the
+// patient feed.
+func (h HoldsConfig) feedsPatients(id string) bool {
+	for _, p := range h.PatientFeedProcessingIDs {
+		if p == id {
+			return true
+		}
+	}
+	return false
 }
 
 // DefaultHoldsConfig returns the defaults of the holds section.
 func DefaultHoldsConfig() HoldsConfig {
 	return HoldsConfig{
-		ReminderBefore:   24 * time.Hour,
-		EscalateBefore:   4 * time.Hour,
-		SchedulerTick:    time.Second,
-		ReconcileEvery:   30 * time.Second,
-		MaxDeliver:       5,
-		RetryBackoff:     []time.Duration{time.Second, 5 * time.Second, 30 * time.Second},
-		AckWait:          30 * time.Second,
-		FallbackDeadline: 72 * time.Hour,
+		ReminderBefore:           24 * time.Hour,
+		EscalateBefore:           4 * time.Hour,
+		SchedulerTick:            time.Second,
+		ReconcileEvery:           30 * time.Second,
+		MaxDeliver:               5,
+		RetryBackoff:             []time.Duration{time.Second, 5 * time.Second, 30 * time.Second},
+		AckWait:                  30 * time.Second,
+		FallbackDeadline:         72 * time.Hour,
+		PatientFeedProcessingIDs: []string{"P"},
 	}
 }
 
@@ -116,6 +134,11 @@ func (h HoldsConfig) Validate() error {
 	}
 	if h.FallbackDeadline <= 0 {
 		bad("fallback_deadline", "must be positive, got %s", h.FallbackDeadline)
+	}
+	for i, id := range h.PatientFeedProcessingIDs {
+		if id != "P" && id != "T" && id != "D" {
+			bad(fmt.Sprintf("patient_feed_processing_ids[%d]", i), "must be P (production), T (training) or D (debugging), got %q", id)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -254,7 +277,7 @@ func (p *Pipeline) Start(ctx context.Context) error {
 		dets: store.NewDeterminations(kvs[bus.KVDeterminations]), orders: store.NewOrders(kvs[bus.KVOrders]),
 		metrics: metrics,
 	}
-	s.gate = &Gate{js: p.js, holds: s.holds, view: s.view, audit: s.audit, fhir: p.cfg.FHIR, log: p.log, m: metrics, kick: make(chan struct{}, 1)}
+	s.gate = &Gate{js: p.js, holds: s.holds, view: s.view, audit: s.audit, fhir: p.cfg.FHIR, feedsPatients: p.cfg.Holds.feedsPatients, log: p.log, m: metrics, kick: make(chan struct{}, 1)}
 	p.svc = s
 
 	runCtx, cancel := context.WithCancel(context.Background())

@@ -293,6 +293,7 @@ type msgSpec struct {
 	obxStat  string // OBX-11
 	text     string // OBX-5
 	provider string // OBR-16.1
+	procID   string // MSH-11; default P
 }
 
 func (m msgSpec) build() []byte {
@@ -311,6 +312,9 @@ func (m msgSpec) build() []byte {
 	if m.text == "" {
 		m.text = "benign"
 	}
+	if m.procID == "" {
+		m.procID = "P"
+	}
 	obr := make([]string, 26)
 	obr[0], obr[1], obr[2], obr[3] = "OBR", "1", "PL-"+m.filler, m.filler
 	obr[4] = "88305^Surgical pathology^LN"
@@ -319,7 +323,7 @@ func (m msgSpec) build() []byte {
 	obr[22] = "20260302080000"
 	obr[24], obr[25] = m.section, m.status
 	segs := []string{
-		"MSH|^~\\&|LIS|HOSP|PORTAL|HOSP|20260302080000||ORU^R01^ORU_R01|" + m.ctrl + "|P|2.5.1",
+		"MSH|^~\\&|LIS|HOSP|PORTAL|HOSP|20260302080000||ORU^R01^ORU_R01|" + m.ctrl + "|" + m.procID + "|2.5.1",
 		"PID|1||" + m.pid + "^^^HOSP^MR||Doe^Jane",
 		strings.Join(obr, "|"),
 		"OBX|1|TX|22634-0^Pathology report^LN||" + m.text + "||||||" + m.obxStat,
@@ -391,7 +395,11 @@ func (e *pipeEnv) waitSettled() {
 // ("portal.hl7.>" or "portal.fhir.>").
 func (e *pipeEnv) portal(filter string) []*nats.Msg {
 	e.t.Helper()
-	msgs, err := bus.ReadAll(testutil.Ctx(e.t), e.js.JS, bus.StreamPortal, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}}, 10000,
+	stream := bus.StreamPortal
+	if strings.HasPrefix(filter, "test.") {
+		stream = bus.StreamPortalTest
+	}
+	msgs, err := bus.ReadAll(testutil.Ctx(e.t), e.js.JS, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}}, 10000,
 		func(m jetstream.Msg, _ uint64) (*nats.Msg, error) {
 			return &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}, nil
 		})
