@@ -177,6 +177,16 @@ func (h *Hold) HasBasis(k string) bool {
 	return false
 }
 
+// HasTag reports whether the hold's result carries tag.
+func (h *Hold) HasTag(tag string) bool {
+	for _, t := range h.Tags {
+		if t.Tag == tag {
+			return true
+		}
+	}
+	return false
+}
+
 // TagNames returns the tag names of the hold.
 func (h *Hold) TagNames() []string {
 	out := make([]string, 0, len(h.Tags))

@@ -274,11 +274,6 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 // applyDecision writes the outputs of decision d for message in.
 func (s *Service) applyDecision(ctx context.Context, in *inboundContext, c policy.Classification, d policy.Decision, prior *policy.Prior, inputs decisionInputs) error {
 	msgID, m := in.ref.MsgID, in.msg
-	if c.Has(policy.TagMalignancy) {
-		if err := s.history.MarkMalignancy(ctx, in.patientKey, msgID, in.now); err != nil {
-			return err
-		}
-	}
 	switch d.Action {
 	case policy.ActionHold:
 		h := s.newHold(in, c, d, prior)
@@ -323,6 +318,13 @@ func (s *Service) applyDecision(ctx context.Context, in *inboundContext, c polic
 			rel: hold.ReleaseInfo{Path: path, Actor: "resultgate", Role: hold.RoleSystem, Reason: reason, Note: d.Note, Notify: d.Notify, At: in.now},
 		}); err != nil {
 			return err
+		}
+		// History counts what the patient saw: the malignancy is on record
+		// once a result showing it is on the feed.
+		if c.Has(policy.TagMalignancy) {
+			if err := s.history.MarkMalignancy(ctx, in.patientKey, msgID, in.now); err != nil {
+				return err
+			}
 		}
 		return s.orders.Put(ctx, in.orderKey, store.OrderEntry{HoldID: in.holdID, State: hold.StateReleased, MsgID: msgID, At: in.now, Prior: prior})
 	}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/resultgate/resultgate/policy"
 	"github.com/resultgate/resultgate/router/dead"
 
 	"github.com/resultgate/resultgate/router/holdview"
@@ -42,6 +43,8 @@ type Gate struct {
 	view  *holdview.View
 	audit *audit.Trail
 	fhir  FHIREncoder
+	// history records a malignancy once the patient has seen it.
+	history *store.History
 	// feedsPatients says which MSH-11 processing IDs reach the patient feed
 	// (HoldsConfig.PatientFeedProcessingIDs); the rest go to the test feed.
 	feedsPatients func(processingID string) bool
@@ -266,6 +269,14 @@ func (g *Gate) finish(ctx context.Context, h *hold.Hold) (*hold.Hold, error) {
 	}
 	if err != nil {
 		return h, err
+	}
+	// History counts what the patient saw (the new-cancer tag reads it): a
+	// held malignancy is on record once released, never while held, and a
+	// version superseded or withdrawn before release never is.
+	if h.HasTag(policy.TagMalignancy) {
+		if err := g.history.MarkMalignancy(ctx, h.PatientKey, h.Inbound.MsgID, h.Release.At); err != nil {
+			return h, err
+		}
 	}
 	done, err := g.holds.Mutate(ctx, h.ID, func(c *hold.Hold) error {
 		if c.Published {

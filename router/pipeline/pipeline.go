@@ -277,7 +277,7 @@ func (p *Pipeline) Start(ctx context.Context) error {
 		dets: store.NewDeterminations(kvs[bus.KVDeterminations]), orders: store.NewOrders(kvs[bus.KVOrders]),
 		metrics: metrics,
 	}
-	s.gate = &Gate{js: p.js, holds: s.holds, view: s.view, audit: s.audit, fhir: p.cfg.FHIR, feedsPatients: p.cfg.Holds.feedsPatients, log: p.log, m: metrics, kick: make(chan struct{}, 1)}
+	s.gate = &Gate{js: p.js, holds: s.holds, view: s.view, audit: s.audit, fhir: p.cfg.FHIR, history: s.history, feedsPatients: p.cfg.Holds.feedsPatients, log: p.log, m: metrics, kick: make(chan struct{}, 1)}
 	p.svc = s
 
 	runCtx, cancel := context.WithCancel(context.Background())
