@@ -52,6 +52,7 @@ const (
 	ReasonOnCallOverride   = "oncall-override"
 	ReasonDeadline         = "deadline"
 	ReasonPatientRevoked   = "patient-revoked"
+	ReasonPatientDelay     = "patient-delay-ended"
 	ReasonCorrection       = "correction"
 )
 
@@ -62,6 +63,7 @@ var reasonDisplay = map[string]string{
 	ReasonOnCallOverride:   "Released by an on-call clinician override",
 	ReasonDeadline:         "Released automatically when the hold deadline was reached",
 	ReasonPatientRevoked:   "Released because the patient revoked the request to hold",
+	ReasonPatientDelay:     "Released when the delay the patient asked for ended",
 	ReasonCorrection:       "Released because the sender corrected or cancelled the result",
 }
 

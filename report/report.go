@@ -21,6 +21,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // DefaultMinCell is the smallest group size published in the demographic
@@ -34,38 +36,22 @@ const (
 	BasisOrganisationalPolicy = "organisational-policy"
 )
 
-// Hold states (hold.HoldState values).
-const (
-	StateHeld       = "held"
-	StateReleased   = "released"
-	StateSuperseded = "superseded"
-	StateWithdrawn  = "withdrawn"
-)
-
-// Release paths (hold.ReleasePath values).
-const (
-	PathAcknowledged   = "acknowledged"
-	PathOverride       = "override"
-	PathDeadline       = "deadline"
-	PathPatientRevoked = "patient-revoked"
-	PathCorrection     = "correction"
-	PathReevaluated    = "reevaluated"
-	PathImmediate      = "immediate"
-)
-
 // Outcome keys of Report.Outcomes, in the order they are listed.
 const (
 	OutcomeClinician      = "clinician"
 	OutcomeOverride       = "override"
 	OutcomeDeadline       = "deadline"
 	OutcomePatientRevoked = "patient-revoked"
-	OutcomeReevaluated    = "reevaluated"
-	OutcomeCorrection     = "correction"
-	OutcomeStillHeld      = "still-held"
-	OutcomeOther          = "other"
+	// OutcomePatientDelay is a patient's requested delay that ended as asked:
+	// a normal ending, not drift to the hard deadline.
+	OutcomePatientDelay = "patient-delay-ended"
+	OutcomeReevaluated  = "reevaluated"
+	OutcomeCorrection   = "correction"
+	OutcomeStillHeld    = "still-held"
+	OutcomeOther        = "other"
 )
 
-var outcomeOrder = []string{OutcomeClinician, OutcomeOverride, OutcomeDeadline, OutcomePatientRevoked,
+var outcomeOrder = []string{OutcomeClinician, OutcomeOverride, OutcomeDeadline, OutcomePatientDelay, OutcomePatientRevoked,
 	OutcomeReevaluated, OutcomeCorrection, OutcomeStillHeld, OutcomeOther}
 
 // Age bands at result time, in order, and the group for unknown values.
@@ -82,7 +68,7 @@ var ageOrder = []string{Age0to17, Age18to39, Age40to64, Age65up, GroupUnset}
 // Hold is the report's view of one hold record.
 type Hold struct {
 	ID    string
-	State string
+	State hold.HoldState
 	Bases []Basis
 	Tags  []string
 	// CreatedAt places the hold in the period; it is also the clock start
@@ -106,7 +92,7 @@ type Basis struct {
 
 // Release says how and when a hold ended in the portal feed.
 type Release struct {
-	Path   string
+	Path   hold.ReleasePath
 	Actor  string
 	Role   string
 	Reason string
@@ -421,9 +407,9 @@ func Compute(in Input) *Report {
 		o := outcomeOf(h)
 		outcomes[o]++
 		switch {
-		case h.State == StateHeld:
+		case h.State == hold.StateHeld:
 			r.Totals.StillHeld++
-		case h.State == StateSuperseded || h.State == StateWithdrawn:
+		case h.State == hold.StateSuperseded || h.State == hold.StateWithdrawn:
 			r.Totals.Closed++
 		}
 		if d, ok, fellBack := releaseDelay(h); ok {
@@ -437,7 +423,7 @@ func Compute(in Input) *Report {
 			}
 			byOutcome[o] = append(byOutcome[o], d)
 		}
-		if h.State == StateReleased && h.Release != nil && h.Release.Path == PathOverride {
+		if h.State == hold.StateReleased && h.Release != nil && h.Release.Path == hold.PathOverride {
 			r.Overrides = append(r.Overrides, Override{HoldID: h.ID, Actor: h.Release.Actor, Role: h.Release.Role,
 				At: h.Release.At.UTC(), Reason: h.Release.Reason, Bases: kinds})
 		}
@@ -560,26 +546,28 @@ func riskOf(h Hold) (bool, []string) {
 // outcomeOf says how a hold ended.
 func outcomeOf(h Hold) string {
 	switch h.State {
-	case StateHeld:
+	case hold.StateHeld:
 		return OutcomeStillHeld
-	case StateSuperseded, StateWithdrawn:
+	case hold.StateSuperseded, hold.StateWithdrawn:
 		return OutcomeCorrection
-	case StateReleased:
+	case hold.StateReleased:
 		if h.Release == nil {
 			return OutcomeOther
 		}
 		switch h.Release.Path {
-		case PathAcknowledged:
+		case hold.PathAcknowledged:
 			return OutcomeClinician
-		case PathOverride:
+		case hold.PathOverride:
 			return OutcomeOverride
-		case PathDeadline:
+		case hold.PathDeadline:
 			return OutcomeDeadline
-		case PathPatientRevoked:
+		case hold.PathPatientRevoked:
 			return OutcomePatientRevoked
-		case PathReevaluated:
+		case hold.PathPatientDelayEnded:
+			return OutcomePatientDelay
+		case hold.PathReevaluated:
 			return OutcomeReevaluated
-		case PathCorrection:
+		case hold.PathCorrection:
 			return OutcomeCorrection
 		}
 	}
@@ -590,7 +578,7 @@ func outcomeOf(h Hold) string {
 // missing, the hold's creation) to release. A release before the clock start
 // (OBR-22 in the future, clock skew) counts as zero.
 func releaseDelay(h Hold) (secs int64, ok, fellBack bool) {
-	if h.State != StateReleased || h.Release == nil || h.Release.At.IsZero() {
+	if h.State != hold.StateReleased || h.Release == nil || h.Release.At.IsZero() {
 		return 0, false, false
 	}
 	start := h.FinalisedAt

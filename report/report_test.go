@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 var (
@@ -23,7 +25,7 @@ func demo(sex, lang string, birth string) Demographics {
 	return d
 }
 
-func released(path string, at time.Time) *Release {
+func released(path hold.ReleasePath, at time.Time) *Release {
 	return &Release{Path: path, Actor: "Dr Delta", Role: "clinician", At: at}
 }
 
@@ -33,28 +35,28 @@ func fixture() Input {
 	stateLaw := Basis{Kind: "state-law", Citation: "KRS 333.152"}
 	patient := Basis{Kind: "patient-request"}
 	holds := []Hold{
-		{ID: "h1", State: StateReleased, Bases: []Basis{stateLaw}, Tags: []string{"malignancy", "pathology"},
-			CreatedAt: t0.Add(time.Minute), FinalisedAt: t0, Release: released(PathAcknowledged, t0.Add(2*time.Hour)),
+		{ID: "h1", State: hold.StateReleased, Bases: []Basis{stateLaw}, Tags: []string{"malignancy", "pathology"},
+			CreatedAt: t0.Add(time.Minute), FinalisedAt: t0, Release: released(hold.PathAcknowledged, t0.Add(2*time.Hour)),
 			Demographics: demo("F", "en", "1960-05-01")},
-		{ID: "h2", State: StateReleased, Bases: []Basis{stateLaw}, Tags: []string{"pathology"},
-			CreatedAt: t0.Add(time.Minute), FinalisedAt: t0, Release: released(PathDeadline, t0.Add(72*time.Hour)),
+		{ID: "h2", State: hold.StateReleased, Bases: []Basis{stateLaw}, Tags: []string{"pathology"},
+			CreatedAt: t0.Add(time.Minute), FinalisedAt: t0, Release: released(hold.PathDeadline, t0.Add(72*time.Hour)),
 			Demographics: demo("F", "en", "1990-03-03")},
-		{ID: "h3", State: StateReleased, Bases: []Basis{patient, stateLaw}, Tags: []string{"pathology", "pathology"},
+		{ID: "h3", State: hold.StateReleased, Bases: []Basis{patient, stateLaw}, Tags: []string{"pathology", "pathology"},
 			CreatedAt: t0.Add(time.Minute), FinalisedAt: t0,
-			Release:      &Release{Path: PathOverride, Actor: "Dr Night", Role: "oncall", Reason: "patient called, asked for it", At: t0.Add(time.Hour)},
+			Release:      &Release{Path: hold.PathOverride, Actor: "Dr Night", Role: "oncall", Reason: "patient called, asked for it", At: t0.Add(time.Hour)},
 			Demographics: demo("M", "es", "1975-01-01")},
-		{ID: "h4", State: StateHeld, Bases: []Basis{{Kind: "organisational-policy", ComplianceRisk: true, Citation: "POL-7"}}, Tags: []string{"imaging"},
+		{ID: "h4", State: hold.StateHeld, Bases: []Basis{{Kind: "organisational-policy", ComplianceRisk: true, Citation: "POL-7"}}, Tags: []string{"imaging"},
 			CreatedAt: t0.Add(48 * time.Hour), FinalisedAt: t0.Add(47 * time.Hour), Demographics: demo("M", "en", "1950-01-01")},
-		{ID: "h5", State: StateReleased, Bases: []Basis{{Kind: "clinician-determination"}}, Tags: []string{"genetics"},
-			CreatedAt: t0.Add(30 * time.Minute), Release: released(PathAcknowledged, t0.Add(4*time.Hour+30*time.Minute)),
+		{ID: "h5", State: hold.StateReleased, Bases: []Basis{{Kind: "clinician-determination"}}, Tags: []string{"genetics"},
+			CreatedAt: t0.Add(30 * time.Minute), Release: released(hold.PathAcknowledged, t0.Add(4*time.Hour+30*time.Minute)),
 			Demographics: demo("F", "", "2015-06-01")},
-		{ID: "h6", State: StateSuperseded, Bases: []Basis{{Kind: "data-error"}}, Tags: []string{"pathology"},
+		{ID: "h6", State: hold.StateSuperseded, Bases: []Basis{{Kind: "data-error"}}, Tags: []string{"pathology"},
 			CreatedAt: t0.Add(time.Hour), FinalisedAt: t0},
-		{ID: "h8", State: StateReleased, Bases: []Basis{patient}, Tags: []string{"malignancy"},
-			CreatedAt: t0.Add(2 * time.Hour), FinalisedAt: t0, Release: released(PathPatientRevoked, t0.Add(10*time.Hour)),
+		{ID: "h8", State: hold.StateReleased, Bases: []Basis{patient}, Tags: []string{"malignancy"},
+			CreatedAt: t0.Add(2 * time.Hour), FinalisedAt: t0, Release: released(hold.PathPatientRevoked, t0.Add(10*time.Hour)),
 			Demographics: demo("F", "en", "1980-01-01")},
-		{ID: "h0-before", State: StateReleased, Bases: []Basis{stateLaw}, CreatedAt: since.Add(-time.Second),
-			Release: released(PathDeadline, since.Add(time.Hour))},
+		{ID: "h0-before", State: hold.StateReleased, Bases: []Basis{stateLaw}, CreatedAt: since.Add(-time.Second),
+			Release: released(hold.PathDeadline, since.Add(time.Hour))},
 	}
 	var unheld []Result
 	for i := range 13 {
@@ -128,7 +130,7 @@ func TestComputeFigures(t *testing.T) {
 
 	wantOutcomes := []Outcome{
 		{OutcomeClinician, 2, 0.2857}, {OutcomeOverride, 1, 0.1429}, {OutcomeDeadline, 1, 0.1429},
-		{OutcomePatientRevoked, 1, 0.1429}, {OutcomeReevaluated, 0, 0}, {OutcomeCorrection, 1, 0.1429},
+		{OutcomePatientDelay, 0, 0}, {OutcomePatientRevoked, 1, 0.1429}, {OutcomeReevaluated, 0, 0}, {OutcomeCorrection, 1, 0.1429},
 		{OutcomeStillHeld, 1, 0.1429},
 	}
 	if !reflect.DeepEqual(r.Outcomes, wantOutcomes) {
@@ -182,8 +184,8 @@ func TestSuppression(t *testing.T) {
 	var unheld []Result
 	add := func(sex string, nHolds, nUnheld int) {
 		for i := range nHolds {
-			holds = append(holds, Hold{ID: sex + string(rune('a'+i)), State: StateReleased, Bases: []Basis{{Kind: "state-law"}},
-				CreatedAt: t0, FinalisedAt: t0, Release: released(PathAcknowledged, t0.Add(time.Duration(i+1)*time.Hour)),
+			holds = append(holds, Hold{ID: sex + string(rune('a'+i)), State: hold.StateReleased, Bases: []Basis{{Kind: "state-law"}},
+				CreatedAt: t0, FinalisedAt: t0, Release: released(hold.PathAcknowledged, t0.Add(time.Duration(i+1)*time.Hour)),
 				Demographics: demo(sex, "en", "1980-01-01")})
 		}
 		for range nUnheld {
@@ -296,10 +298,10 @@ func TestFallbacksAndEdges(t *testing.T) {
 		want Stats
 		fell int
 	}{
-		{"OBR-22 absent: from creation", Hold{ID: "a", State: StateReleased, CreatedAt: t0, Release: released(PathDeadline, t0.Add(time.Hour))}, stat(1, 3600, 3600, 3600), 1},
-		{"released before OBR-22 counts zero", Hold{ID: "b", State: StateReleased, CreatedAt: t0, FinalisedAt: t0.Add(time.Hour), Release: released(PathAcknowledged, t0)}, stat(1, 0, 0, 0), 0},
-		{"released without a release record", Hold{ID: "c", State: StateReleased, CreatedAt: t0}, Stats{}, 0},
-		{"still held", Hold{ID: "d", State: StateHeld, CreatedAt: t0}, Stats{}, 0},
+		{"OBR-22 absent: from creation", Hold{ID: "a", State: hold.StateReleased, CreatedAt: t0, Release: released(hold.PathDeadline, t0.Add(time.Hour))}, stat(1, 3600, 3600, 3600), 1},
+		{"released before OBR-22 counts zero", Hold{ID: "b", State: hold.StateReleased, CreatedAt: t0, FinalisedAt: t0.Add(time.Hour), Release: released(hold.PathAcknowledged, t0)}, stat(1, 0, 0, 0), 0},
+		{"released without a release record", Hold{ID: "c", State: hold.StateReleased, CreatedAt: t0}, Stats{}, 0},
+		{"still held", Hold{ID: "d", State: hold.StateHeld, CreatedAt: t0}, Stats{}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -451,4 +453,18 @@ func TestFormatDuration(t *testing.T) {
 func js(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestPatientDelayIsNotDeadlineDrift: a hold released when the patient's
+// requested delay ended is its own outcome, not a hard-deadline release.
+func TestPatientDelayIsNotDeadlineDrift(t *testing.T) {
+	t0 := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	delay := Hold{ID: "a", State: hold.StateReleased, CreatedAt: t0, Release: released(hold.PathPatientDelayEnded, t0.Add(48*time.Hour))}
+	cut := Hold{ID: "b", State: hold.StateReleased, CreatedAt: t0, Release: released(hold.PathDeadline, t0.Add(72*time.Hour))}
+	if got := outcomeOf(delay); got != OutcomePatientDelay {
+		t.Errorf("outcome of a delay that ended as asked = %q", got)
+	}
+	if got := outcomeOf(cut); got != OutcomeDeadline {
+		t.Errorf("outcome of a hard-deadline release = %q", got)
+	}
 }

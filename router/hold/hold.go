@@ -64,12 +64,16 @@ const (
 	// PathReevaluated is a re-evaluation (new determination or Consent) that
 	// left no basis.
 	PathReevaluated ReleasePath = "reevaluated"
+	// PathPatientDelayEnded is a patient's requested delay that ran its
+	// course as asked (a request to hold for N hours, not until a review): the
+	// end the patient chose, not a hard deadline cutting a review short.
+	PathPatientDelayEnded ReleasePath = "patient-delay-ended"
 )
 
 // ReleasePaths lists every release path, in the order above.
 var ReleasePaths = []ReleasePath{
 	PathImmediate, PathAcknowledged, PathOverride, PathDeadline,
-	PathPatientRevoked, PathCorrection, PathReevaluated,
+	PathPatientRevoked, PathCorrection, PathReevaluated, PathPatientDelayEnded,
 }
 
 // Roles of actors.

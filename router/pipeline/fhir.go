@@ -22,6 +22,8 @@ func FHIRReason(p hold.ReleasePath) string {
 		return fhirmap.ReasonDeadline
 	case hold.PathPatientRevoked:
 		return fhirmap.ReasonPatientRevoked
+	case hold.PathPatientDelayEnded:
+		return fhirmap.ReasonPatientDelay
 	case hold.PathCorrection:
 		return fhirmap.ReasonCorrection
 	case hold.PathAcknowledged, hold.PathReevaluated:

@@ -18,13 +18,14 @@ import (
 // be listed here, so a new path cannot fall through to a default unnoticed.
 func TestFHIRReasonEveryPath(t *testing.T) {
 	want := map[hold.ReleasePath]string{
-		hold.PathImmediate:      fhirmap.ReasonImmediate,
-		hold.PathAcknowledged:   fhirmap.ReasonClinicianRelease,
-		hold.PathOverride:       fhirmap.ReasonOnCallOverride,
-		hold.PathDeadline:       fhirmap.ReasonDeadline,
-		hold.PathPatientRevoked: fhirmap.ReasonPatientRevoked,
-		hold.PathCorrection:     fhirmap.ReasonCorrection,
-		hold.PathReevaluated:    fhirmap.ReasonClinicianRelease,
+		hold.PathImmediate:         fhirmap.ReasonImmediate,
+		hold.PathAcknowledged:      fhirmap.ReasonClinicianRelease,
+		hold.PathOverride:          fhirmap.ReasonOnCallOverride,
+		hold.PathDeadline:          fhirmap.ReasonDeadline,
+		hold.PathPatientRevoked:    fhirmap.ReasonPatientRevoked,
+		hold.PathCorrection:        fhirmap.ReasonCorrection,
+		hold.PathReevaluated:       fhirmap.ReasonClinicianRelease,
+		hold.PathPatientDelayEnded: fhirmap.ReasonPatientDelay,
 	}
 	for _, p := range hold.ReleasePaths {
 		w, ok := want[p]

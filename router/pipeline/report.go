@@ -44,7 +44,7 @@ func (s *Service) Report(ctx context.Context, since, until time.Time) (*report.R
 			continue
 		}
 		seen[h.ID] = true
-		rh := report.Hold{ID: h.ID, State: string(h.State), Tags: h.TagNames(), CreatedAt: h.CreatedAt}
+		rh := report.Hold{ID: h.ID, State: h.State, Tags: h.TagNames(), CreatedAt: h.CreatedAt}
 		for _, b := range h.Bases {
 			rb := report.Basis{Kind: b.Kind}
 			var pb policy.Basis
@@ -54,7 +54,7 @@ func (s *Service) Report(ctx context.Context, since, until time.Time) (*report.R
 			rh.Bases = append(rh.Bases, rb)
 		}
 		if h.Release != nil {
-			rh.Release = &report.Release{Path: string(h.Release.Path), Actor: h.Release.Actor, Role: h.Release.Role,
+			rh.Release = &report.Release{Path: h.Release.Path, Actor: h.Release.Actor, Role: h.Release.Role,
 				Reason: h.Release.Reason, At: h.Release.At}
 		}
 		in.Holds = append(in.Holds, rh)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/resultgate/resultgate/policy"
 	"github.com/resultgate/resultgate/router/holdview"
 
 	"github.com/resultgate/resultgate/router/store"
@@ -80,8 +81,18 @@ func (s *Service) fireDue(ctx context.Context) {
 func (s *Service) fire(ctx context.Context, e holdview.Timer, now time.Time) error {
 	switch e.Kind {
 	case holdview.TimerDeadline:
-		_, err := s.gate.Release(ctx, e.ID, hold.ReleaseInfo{
-			Path: hold.PathDeadline, Actor: "resultgate", Role: hold.RoleSystem, Reason: "hard deadline reached", At: now,
+		// The view's record is slim: the bases' own terms are read from the
+		// bucket (a deadline fires once per hold).
+		full, err := s.holds.Get(ctx, e.ID)
+		if err != nil {
+			if errors.Is(err, hold.ErrHoldNotFound) {
+				return nil
+			}
+			return err
+		}
+		path, reason := deadlinePath(full)
+		_, err = s.gate.Release(ctx, e.ID, hold.ReleaseInfo{
+			Path: path, Actor: "resultgate", Role: hold.RoleSystem, Reason: reason, At: now,
 		}, func(h *hold.Hold) error {
 			// The view may lag a re-evaluation that moved the deadline: the
 			// record read inside the compare-and-set decides.
@@ -147,4 +158,30 @@ func (s *Service) fire(ctx context.Context, e holdview.Timer, now time.Time) err
 		return nil
 	}
 	return nil
+}
+
+// deadlinePath names how a hold that reached its deadline ended: when every
+// basis that sets the deadline is a patient's request to wait a time (not
+// until a review), the delay ended as the patient asked
+// (PathPatientDelayEnded); otherwise the hard deadline cut a hold short that
+// something (a review, a correction) was meant to end (PathDeadline).
+func deadlinePath(h *hold.Hold) (hold.ReleasePath, string) {
+	binding := 0
+	for _, b := range hold.PolicyBases(h.Bases) {
+		switch {
+		case b.Deadline.IsZero() || b.Deadline.Before(h.Deadline):
+			continue // ended before the hold did
+		case b.Deadline.After(h.Deadline):
+			// The hold's cap (max_hold) ended it before this basis would.
+			return hold.PathDeadline, "hard deadline reached"
+		}
+		binding++
+		if b.Kind != policy.BasisPatientRequest || b.Until != policy.UntilElapsed {
+			return hold.PathDeadline, "hard deadline reached"
+		}
+	}
+	if binding == 0 {
+		return hold.PathDeadline, "hard deadline reached"
+	}
+	return hold.PathPatientDelayEnded, "the delay the patient asked for ended"
 }
