@@ -222,11 +222,26 @@ func refsXCN(f hl7.Field) []*d4.Reference {
 	return out
 }
 
-// reportStatus maps OBR-25; when it is empty (common, though required), the
+// reportStatus is entered-in-error when every OBX is deleted or wrong;
+// otherwise it maps OBR-25; when it is empty (common, though required), the
 // MDM TXA-17, else the OBX-11 statuses decide: any correction → corrected,
 // all final → final, anything preliminary → preliminary, all deleted →
 // entered-in-error, all cancelled → cancelled, otherwise unknown.
 func (b *builder) reportStatus(o *order) (c4.DiagnosticReportStatusCode_Value, error) {
+	// Every result deleted or posted as wrong (OBX-11 D, W: a withdrawal,
+	// e.g. the wrong patient) makes the report entered-in-error whatever
+	// OBR-25 says: a portal replacing what the patient saw must take it down.
+	if len(o.obxs) > 0 {
+		wrong := 0
+		for _, e := range o.obxs {
+			if observationStatus[strings.ToUpper(code(e.seg.Field(11).Value()))] == c4.ObservationStatusCode_ENTERED_IN_ERROR {
+				wrong++
+			}
+		}
+		if wrong == len(o.obxs) {
+			return c4.DiagnosticReportStatusCode_ENTERED_IN_ERROR, nil
+		}
+	}
 	if o.obr != nil {
 		s := strings.ToUpper(code(o.obr.Field(25).Value()))
 		if s == "Y" || s == "Z" {

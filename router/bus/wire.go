@@ -220,6 +220,10 @@ const (
 	// HeaderProcessingID is the message's MSH-11.1 (P production, T
 	// training, D debugging).
 	HeaderProcessingID = "Resultgate-Processing-Id"
+	// HeaderRetracts is, on a retraction (Resultgate-Release-Path
+	// retraction), the hold ID of the release it takes back: the portal
+	// removes or marks as entered in error what that release showed.
+	HeaderRetracts = "Resultgate-Retracts"
 )
 
 // Headers on dead-letter records, written by the intake (rejections) and the

@@ -68,12 +68,17 @@ const (
 	// course as asked (a request to hold for N hours, not until a review): the
 	// end the patient chose, not a hard deadline cutting a review short.
 	PathPatientDelayEnded ReleasePath = "patient-delay-ended"
+	// PathRetraction is not a release but its undoing: the sender withdrew
+	// (OBX-11 W or D) a result the patient can already see, and the feed
+	// carries the withdrawal, linked to the release it takes back.
+	PathRetraction ReleasePath = "retraction"
 )
 
 // ReleasePaths lists every release path, in the order above.
 var ReleasePaths = []ReleasePath{
 	PathImmediate, PathAcknowledged, PathOverride, PathDeadline,
 	PathPatientRevoked, PathCorrection, PathReevaluated, PathPatientDelayEnded,
+	PathRetraction,
 }
 
 // Roles of actors.

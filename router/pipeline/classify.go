@@ -301,6 +301,19 @@ func (s *Service) applyDecision(ctx context.Context, in *inboundContext, c polic
 				return err
 			}
 		}
+		if prior != nil && prior.State == policy.PriorReleased && prior.HoldID != "" {
+			// The patient can see the version withdrawn (e.g. wrong patient):
+			// every feed it reached gets the withdrawal, after it on the same
+			// partition subject, linked to it. The FHIR Bundle of the
+			// withdrawal has the same resource ids, entered-in-error.
+			if err := s.gate.emit(ctx, emitRequest{
+				holdID: in.holdID, inbound: in.ref, patientKey: in.patientKey, raw: in.raw, msg: m, retracts: prior.HoldID,
+				rel: hold.ReleaseInfo{Path: hold.PathRetraction, Actor: "resultgate", Role: hold.RoleSystem,
+					Reason: "withdrawn by the sender: the released version is retracted", Notify: policy.NotifyQuiet, At: in.now},
+			}); err != nil {
+				return err
+			}
+		}
 		return s.orders.Put(ctx, in.orderKey, store.OrderEntry{HoldID: in.holdID, State: hold.StateWithdrawn, MsgID: msgID, At: in.now, Prior: prior})
 	default: // release
 		if prior != nil && prior.State == policy.PriorHeld && prior.HoldID != "" {

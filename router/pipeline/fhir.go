@@ -24,7 +24,7 @@ func FHIRReason(p hold.ReleasePath) string {
 		return fhirmap.ReasonPatientRevoked
 	case hold.PathPatientDelayEnded:
 		return fhirmap.ReasonPatientDelay
-	case hold.PathCorrection:
+	case hold.PathCorrection, hold.PathRetraction:
 		return fhirmap.ReasonCorrection
 	case hold.PathAcknowledged, hold.PathReevaluated:
 		return fhirmap.ReasonClinicianRelease

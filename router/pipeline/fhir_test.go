@@ -26,6 +26,7 @@ func TestFHIRReasonEveryPath(t *testing.T) {
 		hold.PathCorrection:        fhirmap.ReasonCorrection,
 		hold.PathReevaluated:       fhirmap.ReasonClinicianRelease,
 		hold.PathPatientDelayEnded: fhirmap.ReasonPatientDelay,
+		hold.PathRetraction:        fhirmap.ReasonCorrection,
 	}
 	for _, p := range hold.ReleasePaths {
 		w, ok := want[p]

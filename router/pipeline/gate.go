@@ -64,6 +64,8 @@ type emitRequest struct {
 	msg        *hl7.Message // nil: parsed from raw
 	rel        hold.ReleaseInfo
 	bases      []hold.Basis
+	// retracts is, for a retraction, the hold ID of the release taken back.
+	retracts string
 }
 
 // inStream returns (and caches) the HL7_IN stream handle.
@@ -134,6 +136,9 @@ func (g *Gate) emit(ctx context.Context, r emitRequest) error {
 		hdr.Set(bus.HeaderControlID, r.inbound.ControlID)
 	}
 	hdr.Set(bus.HeaderInboundSeq, strconv.FormatUint(r.inbound.Seq, 10))
+	if r.retracts != "" {
+		hdr.Set(bus.HeaderRetracts, r.retracts)
+	}
 	// Only production traffic reaches patients (MSH-11): training and
 	// debugging messages are released the same way, to the test feed.
 	pid := r.msg.MSH().ProcessingID
