@@ -43,6 +43,13 @@ const (
 	DispositionReleaseCorrection = "release-correction"
 	// DispositionWithdraw withdraws the result and any earlier version.
 	DispositionWithdraw = "withdraw"
+	// DispositionRetractAndHold is a correction of a result the patient can
+	// already see that is itself to be held (e.g. the amended report now
+	// shows a malignancy and the patient asked for a clinician's review): the
+	// released version is taken back at once, with a note that the result is
+	// being revised, and the correction is held on its own bases. The patient
+	// neither keeps a wrong result nor learns a cancer diagnosis alone.
+	DispositionRetractAndHold = "retract-and-hold"
 )
 
 // Prior states (Prior.State).
@@ -168,7 +175,10 @@ type Decision struct {
 	EarliestRelease time.Time `json:"earliest_release,omitempty"`
 	Notify          Notify    `json:"notify"`
 	// Note is the plain-language note for the patient, in NoteLanguage.
-	Note         string `json:"note,omitempty"`
+	Note string `json:"note,omitempty"`
+	// RevisionNote is, with DispositionRetractAndHold, the plain-language note
+	// that goes with the retraction of the version the patient saw.
+	RevisionNote string `json:"revision_note,omitempty"`
 	NoteLanguage string `json:"note_language,omitempty"`
 	// Disposition relates the decision to an earlier version (DispositionNew, ...).
 	Disposition string `json:"disposition"`
@@ -452,16 +462,7 @@ func (e *Engine) Decide(in Input) Decision {
 	}
 
 	correction := isCorrection(d.r)
-	if in.Prior != nil && in.Prior.State == PriorReleased && correction {
-		// The patient can already see the result; holding its correction
-		// would leave the wrong version in front of them.
-		out.Action = ActionRelease
-		out.Disposition = DispositionReleaseCorrection
-		out.Bases = []Basis{}
-		out.Note, out.NoteLanguage = e.note(in.Classification, d.r.Language)
-		out.Warnings = d.warnings
-		return out
-	}
+	releasedPrior := in.Prior != nil && in.Prior.State == PriorReleased && correction
 	if correction && in.Prior == nil {
 		d.warn("correction (status C) with no earlier version on record: decided as a new result")
 	}
@@ -520,8 +521,20 @@ func (e *Engine) Decide(in Input) Decision {
 	if len(bases) == 0 {
 		out.Action = ActionRelease
 		out.Bases = []Basis{}
+		if releasedPrior {
+			// The patient can already see the result; its correction goes out
+			// at once so the wrong version does not stay in front of them.
+			out.Disposition = DispositionReleaseCorrection
+		}
 		out.Warnings = d.warnings
 		return out
+	}
+	if releasedPrior {
+		// The correction is to be held, but the patient sees the version it
+		// corrects: that version is taken back now (the pipeline publishes
+		// the retraction with RevisionNote) and the correction is held.
+		out.Disposition = DispositionRetractAndHold
+		out.RevisionNote = revisionNote
 	}
 	out.Action = ActionHold
 	out.Bases = bases
@@ -546,6 +559,10 @@ func (e *Engine) Decide(in Input) Decision {
 	out.Warnings = d.warnings
 	return out
 }
+
+// revisionNote tells the patient why a result they could see was taken back
+// while its correction waits for their clinician.
+const revisionNote = "This result is being revised. Your care team will share the updated result with you."
 
 func (e *Engine) notify(c Classification) Notify {
 	for _, t := range c.Tags {
