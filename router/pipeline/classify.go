@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -276,6 +277,11 @@ func (s *Service) applyDecision(ctx context.Context, in *inboundContext, c polic
 	msgID, m := in.ref.MsgID, in.msg
 	switch d.Action {
 	case policy.ActionHold:
+		if d.Disposition == policy.DispositionRetractAndHold && prior != nil && prior.State == policy.PriorReleased && prior.HoldID != "" {
+			if err := s.retractForRevision(ctx, in, prior, d); err != nil {
+				return err
+			}
+		}
 		h := s.newHold(in, c, d, prior)
 		stored, _, err := s.holds.Create(ctx, h)
 		if err != nil {
@@ -341,6 +347,25 @@ func (s *Service) applyDecision(ctx context.Context, in *inboundContext, c polic
 		}
 		return s.orders.Put(ctx, in.orderKey, store.OrderEntry{HoldID: in.holdID, State: hold.StateReleased, MsgID: msgID, At: in.now, Prior: prior})
 	}
+}
+
+// retractForRevision takes back the released version prior of the result in
+// while its correction is held (DispositionRetractAndHold): a synthesised
+// withdrawal of the same order and observations, carrying none of the
+// corrected content and the plain-language revision note, goes to every feed
+// the release reached, linked to it.
+func (s *Service) retractForRevision(ctx context.Context, in *inboundContext, prior *policy.Prior, d policy.Decision) error {
+	raw := retractionOf(in.msg, in.raw, d.RevisionNote)
+	m, err := hl7.Parse(raw)
+	if err != nil {
+		return permanent(bus.DeadInternal, fmt.Errorf("building the retraction of %s: %w", prior.HoldID, err))
+	}
+	return s.gate.emit(ctx, emitRequest{
+		holdID: in.holdID, inbound: in.ref, patientKey: in.patientKey, raw: raw, msg: m, retracts: prior.HoldID,
+		rel: hold.ReleaseInfo{Path: hold.PathRetraction, Actor: "resultgate", Role: hold.RoleSystem,
+			Reason: "corrected by the sender; the correction is held: the released version is retracted", Note: d.RevisionNote,
+			Notify: policy.NotifyQuiet, At: in.now},
+	})
 }
 
 // finishHold does the idempotent follow-ups of a created hold: close the

@@ -136,8 +136,12 @@ func (g *Gate) emit(ctx context.Context, r emitRequest) error {
 		hdr.Set(bus.HeaderControlID, r.inbound.ControlID)
 	}
 	hdr.Set(bus.HeaderInboundSeq, strconv.FormatUint(r.inbound.Seq, 10))
+	// A retraction has its own Msg-Ids: the result it is made for may be
+	// released later under "rel-" (a correction held after its retraction).
+	idPrefix := "rel-"
 	if r.retracts != "" {
 		hdr.Set(bus.HeaderRetracts, r.retracts)
+		idPrefix = "ret-"
 	}
 	// Only production traffic reaches patients (MSH-11): training and
 	// debugging messages are released the same way, to the test feed.
@@ -163,9 +167,9 @@ func (g *Gate) emit(ctx context.Context, r emitRequest) error {
 			fhirErr <- nil
 			return
 		}
-		fhirErr <- g.publish(ctx, fhirPrefix+r.inbound.Partition, "rel-"+r.holdID+"-fhir", hdr, bundle)
+		fhirErr <- g.publish(ctx, fhirPrefix+r.inbound.Partition, idPrefix+r.holdID+"-fhir", hdr, bundle)
 	}()
-	hl7Err := g.publish(ctx, hl7Prefix+r.inbound.Partition, "rel-"+r.holdID+"-hl7", hdr, r.raw)
+	hl7Err := g.publish(ctx, hl7Prefix+r.inbound.Partition, idPrefix+r.holdID+"-hl7", hdr, r.raw)
 	if err := errors.Join(<-fhirErr, hl7Err); err != nil {
 		return err
 	}

@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"encoding/json"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,5 +90,68 @@ func TestWithdrawalOfReleasedResultIsRetracted(t *testing.T) {
 	}
 	if len(orig["DiagnosticReport"]) == 0 || len(orig["Observation"]) == 0 {
 		t.Fatalf("release Bundle without report or observations: %v", orig)
+	}
+}
+
+// TestCorrectionToBeHeldRetractsReleasedVersion runs the production policy:
+// a benign pathology report is released at once; the patient then asks for
+// results like it to wait for their clinician; the lab's correction shows a
+// carcinoma. The released benign version is taken back at once (a
+// synthesised withdrawal with the revision note, none of the corrected
+// text, the same FHIR resources entered-in-error) and the correction is
+// held; when the clinician releases it, it reaches the feed after the
+// retraction.
+func TestCorrectionToBeHeldRetractsReleasedVersion(t *testing.T) {
+	e := realPolicyEnv(t, "time_zone: UTC\n")
+	s := e.start().Service()
+	msg := func(ctrl, status, text string) []byte {
+		return []byte("MSH|^~\\&|LIS|SYNTH LAB|PORTAL|HOSP|20260302080000||ORU^R01^ORU_R01|" + ctrl + "|P|2.5.1\r" +
+			"PID|1||MRN0001^^^GENHOSP^MR||TESTPATIENT^ALPHA||19700101|F\r" +
+			"OBR|1|PL-9|FIL-900^SYNTH LAB|88305^Surgical pathology^CPT|||20260301120000|||||||||D001^DOCTOR^DELTA||||||20260302070000||SP|" + status + "\r" +
+			"OBX|1|TX|22637-3^Path report.final diagnosis^LN||" + text + "||||||" + status + "\r")
+	}
+	publishRaw(t, e, "LIS|SYNTH LAB|RV-1", msg("RV-1", "F", "Benign fibroadipose tissue."))
+	e.waitSettled()
+	testutil.Eventually(t, 5*time.Second, "benign version released", func() bool { return len(e.portal("portal.hl7.>")) == 1 })
+	first := hold.HoldID(pipeSecret, "LIS|SYNTH LAB|RV-1")
+
+	put := ConsentPut{Consent: readTestdata(t, "consent/until-clinician-review.json"), Patient: "MRN0001", By: "patient"}
+	if _, err := s.PutConsent(testutil.Ctx(t), put); err != nil {
+		t.Fatalf("PutConsent: %v", err)
+	}
+	publishRaw(t, e, "LIS|SYNTH LAB|RV-2", msg("RV-2", "C", "Invasive ductal carcinoma, grade 2."))
+	e.waitSettled()
+	corr := e.waitState(s, hold.HoldID(pipeSecret, "LIS|SYNTH LAB|RV-2"), hold.StateHeld)
+	testutil.Eventually(t, 5*time.Second, "retraction on both feeds", func() bool {
+		return len(e.portal("portal.hl7.>")) == 2 && len(e.portal("portal.fhir.>")) == 2
+	})
+	h7, fh := e.portal("portal.hl7.>"), e.portal("portal.fhir.>")
+	ret := h7[1]
+	if ret.Header.Get(bus.HeaderReleasePath) != string(hold.PathRetraction) || ret.Header.Get(bus.HeaderRetracts) != first {
+		t.Fatalf("second feed message: path %q retracts %q", ret.Header.Get(bus.HeaderReleasePath), ret.Header.Get(bus.HeaderRetracts))
+	}
+	if strings.Contains(string(ret.Data), "carcinoma") || strings.Contains(string(fh[1].Data), "carcinoma") {
+		t.Fatal("the retraction shows the held correction's content")
+	}
+	if !strings.Contains(string(ret.Data), "This result is being revised") || !strings.Contains(string(ret.Data), "|D\r") {
+		t.Errorf("HL7 retraction lacks the note or the deleted status:\n%s", strings.ReplaceAll(string(ret.Data), "\r", "\n"))
+	}
+	if note, _ := url.PathUnescape(ret.Header.Get(bus.HeaderNote)); !strings.Contains(note, "being revised") {
+		t.Errorf("retraction note header %q", note)
+	}
+	orig, retr := bundleResources(t, fh[0].Data), bundleResources(t, fh[1].Data)
+	for typ, ids := range orig {
+		for id := range ids {
+			if st := retr[typ][id]; st != "entered-in-error" {
+				t.Errorf("%s %s of the release is %q in the retraction, want entered-in-error", typ, id, st)
+			}
+		}
+	}
+	if _, err := s.Acknowledge(testutil.Ctx(t), corr.ID, AckRequest{By: corr.ProviderID}); err != nil {
+		t.Fatalf("acknowledge: %v", err)
+	}
+	testutil.Eventually(t, 5*time.Second, "correction released after the retraction", func() bool { return len(e.portal("portal.hl7.>")) == 3 })
+	if got := e.portal("portal.hl7.>")[2]; got.Header.Get(bus.HeaderHoldID) != corr.ID || !strings.Contains(string(got.Data), "carcinoma") {
+		t.Errorf("third feed message is not the released correction: hold %s", got.Header.Get(bus.HeaderHoldID))
 	}
 }
