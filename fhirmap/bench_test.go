@@ -25,22 +25,41 @@ func benchMessage(b *testing.B) []byte {
 }
 
 // BenchmarkBundle maps a 2 KB ORU^R01 (one OBR, NM OBX with UCUM units,
-// ranges, flags and NTEs), including the marshal and the validating
-// unmarshal with google/fhir/go that Bundle always does. Besides wall time it
-// reports process CPU time per op (cpu-ns/op), which is steadier on a shared
-// machine.
+// ranges, flags and NTEs) to its Bundle as the pipeline does: the mapping and
+// the encoder, without runtime validation (Options.Validate off, the
+// default). Besides wall time it reports process CPU time per op
+// (cpu-ns/op), which is steadier on a shared machine.
 func BenchmarkBundle(b *testing.B) {
+	benchBundle(b, Bundle, Options{})
+}
+
+// BenchmarkBundleValidate is BenchmarkBundle with the opt-in full runtime
+// validation (Options.Validate, config fhir.validate): each Bundle is parsed
+// back with google/fhir/go's validating unmarshaller.
+func BenchmarkBundleValidate(b *testing.B) {
+	benchBundle(b, Bundle, Options{Validate: true})
+}
+
+// BenchmarkBundleJSONFormat is the reflective path Bundle took before its own
+// encoder (the same mapping, fhirvalidate on the proto, jsonformat's
+// marshaller): the baseline the encoder is measured against in the same run.
+func BenchmarkBundleJSONFormat(b *testing.B) {
+	benchBundle(b, referenceBundle, Options{})
+}
+
+func benchBundle(b *testing.B, bundle func(*hl7.Message, Release, Options) ([]byte, error), extra Options) {
 	data := benchMessage(b)
 	m, err := hl7.Parse(data)
 	if err != nil {
 		b.Fatal(err)
 	}
 	rel, opts := testRelease(), testOptions(b)
+	opts.Validate = extra.Validate
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	before := cpuTime()
 	for b.Loop() {
-		if _, err := Bundle(m, rel, opts); err != nil {
+		if _, err := bundle(m, rel, opts); err != nil {
 			b.Fatal(err)
 		}
 	}

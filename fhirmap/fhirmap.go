@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/fhir/go/fhirversion"
 	"github.com/google/fhir/go/jsonformat"
-	"github.com/google/fhir/go/jsonformat/fhirvalidate"
 
 	"github.com/resultgate/resultgate/hl7"
 
@@ -77,6 +76,14 @@ type Options struct {
 	// IDPrefix is prepended to every resource id (at most 28 characters from
 	// [A-Za-z0-9.-]); it lets several deployments share one FHIR server.
 	IDPrefix string
+	// Validate turns on full runtime validation: every Bundle is parsed back
+	// with google/fhir/go's validating unmarshaller (JSON syntax, primitive
+	// formats, required fields, reference types) before it is returned, and
+	// refused with ErrInvalidBundle if it fails. It is off by default: the
+	// mapping only emits what validates (the tests check every Bundle they
+	// produce), and the check costs several times the mapping itself (see
+	// docs/BENCHMARKS.md). Config key fhir.validate.
+	Validate bool
 }
 
 // Errors returned by Bundle. Each is wrapped with detail; test with errors.Is.
@@ -149,9 +156,32 @@ func Validate(data []byte) error {
 // Observations, all with subject opts.PatientRef, and one Provenance targeting
 // the DiagnosticReports. Entries are PUTs to ids derived from the order's
 // identity (see docs/FHIR.md), so the same input always gives the same bytes
-// and re-publishing updates rather than duplicates. The Bundle is validated
-// with google/fhir/go (fhirvalidate) before it is marshalled and returned.
+// and re-publishing updates rather than duplicates.
+//
+// The mapping builds google/fhir/go's R4 protos; Bundle writes them with its
+// own encoder (encode.go), which gives the bytes jsonformat gives, without
+// reflection. With opts.Validate the output is also parsed back with
+// google/fhir/go's validating unmarshaller (see Validate) and refused with
+// ErrInvalidBundle if it does not validate.
 func Bundle(m *hl7.Message, rel Release, opts Options) ([]byte, error) {
+	bundle, err := buildBundle(m, rel, opts)
+	if err != nil {
+		return nil, err
+	}
+	out, err := encodeBundle(bundle)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Validate {
+		if err := Validate(out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// buildBundle runs the mapping and returns the Bundle proto.
+func buildBundle(m *hl7.Message, rel Release, opts Options) (*bcr.Bundle, error) {
 	if m == nil {
 		return nil, fmt.Errorf("%w: nil message", ErrNoResults)
 	}
@@ -165,23 +195,28 @@ func Bundle(m *hl7.Message, rel Release, opts Options) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	bundle, err := b.build()
-	if err != nil {
-		return nil, err
+	return b.build()
+}
+
+// encodeBundle writes bundle as FHIR JSON, byte for byte as google/fhir/go's
+// jsonformat marshaller would.
+func encodeBundle(bundle *bcr.Bundle) ([]byte, error) {
+	e := encoder{buf: make([]byte, 0, 4096+len(bundle.GetEntry())*1024)}
+	e.bundle(bundle)
+	if e.err != nil {
+		return nil, fmt.Errorf("%w: encoding: %v", ErrInvalidBundle, e.err)
 	}
-	cr := &bcr.ContainedResource{OneofResource: &bcr.ContainedResource_Bundle{Bundle: bundle}}
-	// google/fhir/go's validator on the proto: required fields, primitive
-	// formats (id, code, uri, string characters, integer ranges) and reference
-	// target types. It is what the validating unmarshaller runs after parsing,
-	// at a fifth of the cost of re-parsing the JSON; the tests re-parse every
-	// Bundle they produce (golden, corpus, fuzz) with Validate.
-	if err := fhirvalidate.Validate(cr); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidBundle, err)
-	}
+	return e.buf, nil
+}
+
+// marshalReference marshals bundle with google/fhir/go's jsonformat
+// marshaller, the reference the encoder is held to in the tests.
+func marshalReference(bundle *bcr.Bundle) ([]byte, error) {
 	mar, _, err := codecs()
 	if err != nil {
 		return nil, err
 	}
+	cr := &bcr.ContainedResource{OneofResource: &bcr.ContainedResource_Bundle{Bundle: bundle}}
 	out, err := mar.Marshal(cr)
 	if err != nil {
 		return nil, fmt.Errorf("%w: marshalling: %v", ErrInvalidBundle, err)

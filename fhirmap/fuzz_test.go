@@ -37,7 +37,7 @@ func FuzzBundle(f *testing.F) {
 		if err != nil {
 			return
 		}
-		out, err := Bundle(m, rel, opts)
+		out, err := bundleChecked(t, m, rel, opts)
 		if err != nil {
 			if errors.Is(err, ErrInvalidBundle) || !isNamed(err) {
 				t.Fatalf("Bundle: %v", err)
