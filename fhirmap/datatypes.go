@@ -5,8 +5,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/resultgate/resultgate/hl7"
 
@@ -50,27 +50,6 @@ const (
 	ExtR5ObservationValue = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Observation.value"
 )
 
-var (
-	codeRe        = regexp.MustCompile(`^[^\s]+( [^\s]+)*$`)
-	invalidCharRe = regexp.MustCompile("[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]")
-)
-
-// text makes s a valid FHIR string: valid UTF-8, line breaks as "\n", no
-// control characters other than tab and newline. It does not trim.
-func text(s string) string {
-	if !utf8.ValidString(s) {
-		s = strings.ToValidUTF8(s, "\uFFFD")
-	}
-	if strings.IndexByte(s, '\r') >= 0 {
-		s = strings.ReplaceAll(s, "\r\n", "\n")
-		s = strings.ReplaceAll(s, "\r", "\n")
-	}
-	if invalidCharRe.MatchString(s) {
-		s = invalidCharRe.ReplaceAllString(s, " ")
-	}
-	return s
-}
-
 // clean is text trimmed of surrounding white space.
 func clean(s string) string { return strings.TrimSpace(text(s)) }
 
@@ -81,12 +60,6 @@ func str(s string) *d4.String {
 		return nil
 	}
 	return &d4.String{Value: s}
-}
-
-// code normalises s to a FHIR code (single inner spaces, no outer white
-// space), or "" when nothing is left.
-func code(s string) string {
-	return strings.Join(strings.Fields(text(s)), " ")
 }
 
 // codingSystems maps HL7 table 0396 coding system names to FHIR system URIs.
@@ -332,15 +305,13 @@ type hl7Time struct {
 	tz   string // the offset as written or implied: "Z" or "+hh:mm"
 }
 
-var dtmRe = regexp.MustCompile(`^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,4}))?([+-]\d{4})?$`)
-
 // parseDTM parses an HL7 DTM (YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ])
 // keeping its precision. A timestamp without an offset is read in loc. ok is
 // false for anything malformed (the field is then left out of the mapping).
 func parseDTM(s string, loc *time.Location) (hl7Time, bool) {
 	s = strings.TrimSpace(s)
-	mm := dtmRe.FindStringSubmatch(s)
-	if mm == nil {
+	mm, ok := dtmParts(s)
+	if !ok {
 		return hl7Time{}, false
 	}
 	// Components must be contiguous: a later one without an earlier is malformed
@@ -389,8 +360,7 @@ func parseDTM(s string, loc *time.Location) (hl7Time, bool) {
 		if om > 59 || oh > 14 || (oh == 14 && om != 0) {
 			return hl7Time{}, false
 		}
-		off := sign * (oh*3600 + om*60)
-		l = time.FixedZone(mm[8], off)
+		l = fixedZone(mm[8], sign*(oh*3600+om*60))
 	}
 	t := time.Date(y, time.Month(mo), d, h, mi, sec, nsec, l)
 	if t.Day() != d || t.Month() != time.Month(mo) {
@@ -401,6 +371,19 @@ func parseDTM(s string, loc *time.Location) (hl7Time, bool) {
 		return hl7Time{}, false
 	}
 	return hl7Time{t: t, prec: prec, tz: tz}, true
+}
+
+// fixedZones caches the zones of the UTC offsets written in timestamps
+// (at most 2×15×60 of them), so parsing one does not allocate a zone.
+var fixedZones sync.Map // offset as written ("+hhmm") → *time.Location
+
+func fixedZone(name string, off int) *time.Location {
+	if l, ok := fixedZones.Load(name); ok {
+		return l.(*time.Location)
+	}
+	name = strings.Clone(name) // not a view into the message
+	l, _ := fixedZones.LoadOrStore(name, time.FixedZone(name, off))
+	return l.(*time.Location)
 }
 
 // offsetString renders t's UTC offset as FHIR wants it.
@@ -447,10 +430,21 @@ func (b *builder) dateTime(s string) *d4.DateTime {
 // time.LoadLocation on every marshal (file-system probes per value, which made
 // a lab panel cost ~30 ms), see docs/FHIR.md.
 func dateTimeOf(ht hl7Time) *d4.DateTime {
-	p := map[precision]d4.DateTime_Precision{
-		precYear: d4.DateTime_YEAR, precMonth: d4.DateTime_MONTH, precDay: d4.DateTime_DAY,
-		precSecond: d4.DateTime_SECOND, precMilli: d4.DateTime_MILLISECOND, precMicro: d4.DateTime_MICROSECOND,
-	}[ht.prec]
+	var p d4.DateTime_Precision
+	switch ht.prec {
+	case precYear:
+		p = d4.DateTime_YEAR
+	case precMonth:
+		p = d4.DateTime_MONTH
+	case precDay:
+		p = d4.DateTime_DAY
+	case precSecond:
+		p = d4.DateTime_SECOND
+	case precMilli:
+		p = d4.DateTime_MILLISECOND
+	case precMicro:
+		p = d4.DateTime_MICROSECOND
+	}
 	us := ht.t.UnixMicro()
 	if ht.prec < precSecond {
 		y, m, d := ht.t.Date()
@@ -494,8 +488,14 @@ func instantOf(t time.Time) *d4.Instant {
 // dateTimeOfGo converts a Go time to a UTC FHIR dateTime.
 func dateTimeOfGo(t time.Time) *d4.DateTime {
 	in := instantOf(t)
-	p := map[d4.Instant_Precision]d4.DateTime_Precision{
-		d4.Instant_SECOND: d4.DateTime_SECOND, d4.Instant_MILLISECOND: d4.DateTime_MILLISECOND, d4.Instant_MICROSECOND: d4.DateTime_MICROSECOND,
-	}[in.Precision]
+	var p d4.DateTime_Precision
+	switch in.Precision {
+	case d4.Instant_SECOND:
+		p = d4.DateTime_SECOND
+	case d4.Instant_MILLISECOND:
+		p = d4.DateTime_MILLISECOND
+	case d4.Instant_MICROSECOND:
+		p = d4.DateTime_MICROSECOND
+	}
 	return &d4.DateTime{ValueUs: in.ValueUs, Timezone: "Z", Precision: p}
 }

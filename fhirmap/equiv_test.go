@@ -123,9 +123,9 @@ func TestEncoderMatchesJSONFormat(t *testing.T) {
 			"OBX|4|ST|&IMP^Impression||Impressive.||||||C\r" +
 			"NTE|1||note\r",
 		"corrected, no OBR-25, empty status": msh + "OBR|1||F2|X^Y^L\rOBX|1|NM|A^B^L||1||||||C\rOBX|2|NM|A^B^L||2||||||\r",
-		"two orders, same key": msh + "OBR|1||F3|X^Y^L|||2026\rOBX|1|NM|A^B^L||1||||||F\rOBR|2||F3|X^Y^L|||202611\rOBX|1|NM|A^B^L||1||||||P\r",
-		"MDM": "MSH|^~\\&|A|B|C|D|2026||MDM^T02|1|P|2.5\rTXA|1|CN^Note^HL70270|TX|20261123||20261123101500|||1001^Doe^Jane||||DOC-1^NS||P-1|F-1||AU\rOBX|1|TX|^^^&IMP||text \\F\\ more||||||\r",
-		"MDM no TXA":         "MSH|^~\\&|A|B|C|D|2026||MDM^T02|1|P|2.5\rOBX|1|FT|||x||||||\r",
+		"two orders, same key":               msh + "OBR|1||F3|X^Y^L|||2026\rOBX|1|NM|A^B^L||1||||||F\rOBR|2||F3|X^Y^L|||202611\rOBX|1|NM|A^B^L||1||||||P\r",
+		"MDM":                                "MSH|^~\\&|A|B|C|D|2026||MDM^T02|1|P|2.5\rTXA|1|CN^Note^HL70270|TX|20261123||20261123101500|||1001^Doe^Jane||||DOC-1^NS||P-1|F-1||AU\rOBX|1|TX|^^^&IMP||text \\F\\ more||||||\r",
+		"MDM no TXA":                         "MSH|^~\\&|A|B|C|D|2026||MDM^T02|1|P|2.5\rOBX|1|FT|||x||||||\r",
 	}
 	for name, msg := range cases {
 		t.Run(name, func(t *testing.T) {

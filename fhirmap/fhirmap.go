@@ -3,7 +3,6 @@ package fhirmap
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -108,11 +107,6 @@ var (
 	// validation. It indicates input this mapping cannot represent; the
 	// message should be dead-lettered with this error.
 	ErrInvalidBundle = errors.New("fhirmap: bundle failed FHIR validation")
-)
-
-var (
-	fhirIDRe   = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
-	idPrefixRe = regexp.MustCompile(`^[A-Za-z0-9\-.]{0,28}$`)
 )
 
 var (
@@ -226,10 +220,10 @@ func marshalReference(bundle *bcr.Bundle) ([]byte, error) {
 
 func checkOptions(o Options) error {
 	id, ok := strings.CutPrefix(o.PatientRef, "Patient/")
-	if !ok || !fhirIDRe.MatchString(id) {
+	if !ok || !isIDChars(id, 1, 64) {
 		return fmt.Errorf("%w: PatientRef must be \"Patient/<id>\" with a FHIR id", ErrInvalidOptions)
 	}
-	if !idPrefixRe.MatchString(o.IDPrefix) {
+	if !isIDChars(o.IDPrefix, 0, 28) {
 		return fmt.Errorf("%w: IDPrefix must be at most 28 characters from [A-Za-z0-9.-]", ErrInvalidOptions)
 	}
 	return nil
@@ -245,7 +239,7 @@ func checkRelease(r Release) error {
 	if y := r.At.UTC().Year(); y < 1 || y > 9999 {
 		return fmt.Errorf("%w: release time At out of range", ErrInvalidRelease)
 	}
-	if r.Notify != "" && !codeRe.MatchString(r.Notify) {
+	if r.Notify != "" && !isCode(r.Notify) {
 		return fmt.Errorf("%w: Notify %q is not a FHIR code", ErrInvalidRelease, r.Notify)
 	}
 	return nil

@@ -135,27 +135,28 @@ func (u unit) simple(v string) *d4.SimpleQuantity {
 	return q
 }
 
-var numRe = regexp.MustCompile(`^([+-]?)(\d*)(?:\.(\d*))?$`)
-
 // decimal normalises an HL7 NM to a FHIR decimal (no leading "+", no
 // superfluous leading zeros, "0" before a bare fraction), keeping the
 // precision the sender wrote ("5.10" stays "5.10"). ok is false when s is not
 // a number.
 func decimal(s string) (string, bool) {
 	s = strings.TrimSpace(s)
-	m := numRe.FindStringSubmatch(s)
-	if m == nil || (m[2] == "" && m[3] == "") {
+	sign, digits, frac, ok := numParts(s)
+	if !ok || (digits == "" && frac == "") {
 		return "", false
 	}
-	intPart := strings.TrimLeft(m[2], "0")
+	intPart := strings.TrimLeft(digits, "0")
 	if intPart == "" {
 		intPart = "0"
 	}
-	out := intPart
-	if m[3] != "" {
-		out += "." + m[3]
+	if frac == "" && sign != "-" {
+		return intPart, true
 	}
-	if m[1] == "-" {
+	out := intPart
+	if frac != "" {
+		out += "." + frac
+	}
+	if sign == "-" {
 		out = "-" + out
 	}
 	return out, true
@@ -461,9 +462,6 @@ func unhex(c byte) int {
 	return -1
 }
 
-var rangeRe = regexp.MustCompile(`^\s*(-?[0-9]*\.?[0-9]+)\s*(?:-|–|to)\s*(-?[0-9]*\.?[0-9]+)\s*$`)
-var boundRe = regexp.MustCompile(`^\s*(<=|>=|<|>|≤|≥)\s*([0-9]*\.?[0-9]+)\s*$`)
-
 // referenceRange maps OBX-7 per the IG (referenceRange.text) and, when the
 // text is a plain numeric range ("3.5-5.0", "<5", ">=10"), also low/high with
 // the OBX-6 units.
@@ -473,15 +471,15 @@ func referenceRange(s string, u unit) *obspb.Observation_ReferenceRange {
 		return nil
 	}
 	rr := &obspb.Observation_ReferenceRange{Text: t}
-	if m := rangeRe.FindStringSubmatch(t.Value); m != nil {
-		lo, ok1 := decimal(m[1])
-		hi, ok2 := decimal(m[2])
+	if l, h, ok := rangeParts(t.Value); ok {
+		lo, ok1 := decimal(l)
+		hi, ok2 := decimal(h)
 		if ok1 && ok2 {
 			rr.Low, rr.High = u.simple(lo), u.simple(hi)
 		}
-	} else if m := boundRe.FindStringSubmatch(t.Value); m != nil {
-		if d, ok := decimal(m[2]); ok {
-			switch m[1] {
+	} else if cmp, num, ok := boundParts(t.Value); ok {
+		if d, ok := decimal(num); ok {
+			switch cmp {
 			case "<", "<=", "≤":
 				rr.High = u.simple(d)
 			default:
