@@ -142,7 +142,7 @@ func (a *App) startPipeline(ctx context.Context, secret []byte) error {
 	}
 	p, err := router.NewPipeline(a.nc, router.PipelineConfig{
 		Holds: hc, Partitions: a.cfg.Intake.Partitions, Secret: secret, Policy: pol,
-		FHIR: fhirEncoder(pol.loc), Replicas: a.cfg.NATS.Replicas, Logger: a.log,
+		FHIR: fhirEncoder(pol.loc, a.cfg.FHIR.Validate), Replicas: a.cfg.NATS.Replicas, Logger: a.log,
 	})
 	if err != nil {
 		return err

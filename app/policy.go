@@ -104,8 +104,9 @@ func (p *Policy) ParseConsent(data []byte) (*policy.Preference, error) {
 	return policy.ParseConsent(data)
 }
 
-// fhirEncoder returns the portal feed's FHIR encoder (fhirmap.Bundle).
-func fhirEncoder(loc *time.Location) router.FHIREncoder {
+// fhirEncoder returns the portal feed's FHIR encoder (fhirmap.Bundle);
+// validate is config fhir.validate (full runtime validation, opt-in).
+func fhirEncoder(loc *time.Location, validate bool) router.FHIREncoder {
 	return func(m *hl7.Message, holdID string, rel router.ReleaseInfo, bases []router.Basis, patientKey string) ([]byte, error) {
 		kinds := make([]string, 0, len(bases))
 		for _, b := range bases {
@@ -114,7 +115,7 @@ func fhirEncoder(loc *time.Location) router.FHIREncoder {
 		return fhirmap.Bundle(m, fhirmap.Release{
 			HoldID: holdID, Reason: fhirReason(rel.Path), Actor: rel.Actor, ActorRole: rel.Role,
 			Note: rel.Note, At: rel.At, Bases: kinds, Notify: string(rel.Notify),
-		}, fhirmap.Options{PatientRef: "Patient/" + patientKey, Location: loc})
+		}, fhirmap.Options{PatientRef: "Patient/" + patientKey, Location: loc, Validate: validate})
 	}
 }
 
