@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/resultgate/resultgate/hl7"
+
+	bcr "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
 )
 
 // benchMessage returns the synthetic lab panel (testdata/lab_panel_nm.hl7)
@@ -73,4 +75,56 @@ func cpuTime() int64 {
 		return 0
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// BenchmarkBundleMapping is the mapping alone (HL7 to the R4 protos), the
+// part of BenchmarkBundle before the encoder.
+func BenchmarkBundleMapping(b *testing.B) {
+	m, err := hl7.Parse(benchMessage(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rel, opts := testRelease(), testOptions(b)
+	b.ReportAllocs()
+	before := cpuTime()
+	for b.Loop() {
+		if _, err := buildBundle(m, rel, opts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(cpuTime()-before)/float64(b.N), "cpu-ns/op")
+}
+
+// BenchmarkBundleEncode is the encoder alone on the benchmark's Bundle
+// proto, against BenchmarkBundleMarshal, jsonformat's marshaller on the same
+// proto.
+func BenchmarkBundleEncode(b *testing.B) {
+	benchEncode(b, encodeBundle)
+}
+
+// BenchmarkBundleMarshal is google/fhir/go's jsonformat marshaller on the
+// benchmark's Bundle proto.
+func BenchmarkBundleMarshal(b *testing.B) {
+	benchEncode(b, marshalReference)
+}
+
+func benchEncode(b *testing.B, encode func(*bcr.Bundle) ([]byte, error)) {
+	m, err := hl7.Parse(benchMessage(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	bundle, err := buildBundle(m, testRelease(), testOptions(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	before := cpuTime()
+	for b.Loop() {
+		out, err := encode(bundle)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(int64(len(out)))
+	}
+	b.ReportMetric(float64(cpuTime()-before)/float64(b.N), "cpu-ns/op")
 }

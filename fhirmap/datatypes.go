@@ -153,34 +153,50 @@ type cweReader func(c int) string
 // the v2.7 second alternate (10-12) become codings; CWE-9 (original text), or
 // the first display when nothing is coded, becomes text. Nil when empty.
 func concept(get cweReader) *d4.CodeableConcept {
-	cc := &d4.CodeableConcept{}
-	for _, t := range [][3]int{{1, 2, 3}, {4, 5, 6}, {10, 11, 12}} {
+	var codings []*d4.Coding
+	for _, t := range [...][3]int{{1, 2, 3}, {4, 5, 6}, {10, 11, 12}} {
 		if c := coding(get(t[0]), get(t[1]), get(t[2])); c != nil {
-			cc.Coding = append(cc.Coding, c)
+			codings = append(codings, c)
 		}
 	}
 	txt := clean(get(9))
-	if txt == "" && len(cc.Coding) == 0 {
+	if txt == "" && len(codings) == 0 {
 		txt = clean(get(2))
 		if txt == "" {
 			txt = clean(get(5))
 		}
 	}
-	if txt == "" && len(cc.Coding) == 0 {
+	if txt == "" && len(codings) == 0 {
 		// A bare local code with no system and no text keeps its code.
 		txt = clean(get(1))
 	}
+	if txt == "" && len(codings) == 0 {
+		return nil
+	}
+	cc := &d4.CodeableConcept{Coding: codings}
 	if txt != "" {
 		cc.Text = &d4.String{Value: txt}
-	}
-	if cc.Text == nil && len(cc.Coding) == 0 {
-		return nil
 	}
 	return cc
 }
 
 // fieldCWE reads a CWE field (first repetition) component by component.
-func fieldCWE(f hl7.Field) cweReader { return f.Component }
+// Components past the last one read as "" without scanning the field again.
+func fieldCWE(f hl7.Field) cweReader {
+	n := f.Components()
+	if n == 0 {
+		return noComponents
+	}
+	return func(c int) string {
+		if c > n {
+			return ""
+		}
+		return f.Component(c)
+	}
+}
+
+// noComponents reads an empty field.
+func noComponents(int) string { return "" }
 
 // conceptText returns a CodeableConcept holding only text, or nil.
 func conceptText(s string) *d4.CodeableConcept {

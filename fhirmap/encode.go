@@ -36,9 +36,12 @@ import (
 // Each object writer emits its keys in sorted order by hand; key() writes the
 // comma unless the key opens its object, so absent fields need no state.
 
-// encoder appends JSON to buf.
+// encoder appends JSON to a buffer.
+//
+// The writers take and return the buffer instead of keeping it in the
+// encoder: a store of the slice through a pointer would cost a GC write
+// barrier on every append while a collection runs.
 type encoder struct {
-	buf []byte
 	err error // the first element the encoder does not support
 }
 
@@ -51,20 +54,22 @@ var (
 )
 
 // key writes "name": preceded by a comma unless it is the first key.
-func (e *encoder) key(name string) {
-	if n := len(e.buf); n > 0 && e.buf[n-1] != '{' {
-		e.buf = append(e.buf, ',')
+func (e *encoder) key(b []byte, name string) []byte {
+	if n := len(b); n > 0 && b[n-1] != '{' {
+		b = append(b, ',')
 	}
-	e.buf = append(e.buf, '"')
-	e.buf = append(e.buf, name...)
-	e.buf = append(e.buf, '"', ':')
+	b = append(b, '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return b
 }
 
 // elem writes the separator before an array element.
-func (e *encoder) elem() {
-	if n := len(e.buf); n > 0 && e.buf[n-1] != '[' {
-		e.buf = append(e.buf, ',')
+func (e *encoder) elem(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] != '[' {
+		b = append(b, ',')
 	}
+	return b
 }
 
 const hexDigits = "0123456789abcdef"
@@ -72,126 +77,135 @@ const hexDigits = "0123456789abcdef"
 // str writes s as a JSON string exactly as encoding/json does with
 // SetEscapeHTML(false): \" \\ \b \f \n \r \t, other control characters as
 // \u00XX, invalid UTF-8 as \ufffd, U+2028 and U+2029 escaped.
-func (e *encoder) str(s string) {
-	e.buf = append(e.buf, '"')
+func (e *encoder) str(b []byte, s string) []byte {
+	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
-		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
 				i++
 				continue
 			}
-			e.buf = append(e.buf, s[start:i]...)
-			switch b {
+			b = append(b, s[start:i]...)
+			switch c {
 			case '\\', '"':
-				e.buf = append(e.buf, '\\', b)
+				b = append(b, '\\', c)
 			case '\b':
-				e.buf = append(e.buf, '\\', 'b')
+				b = append(b, '\\', 'b')
 			case '\f':
-				e.buf = append(e.buf, '\\', 'f')
+				b = append(b, '\\', 'f')
 			case '\n':
-				e.buf = append(e.buf, '\\', 'n')
+				b = append(b, '\\', 'n')
 			case '\r':
-				e.buf = append(e.buf, '\\', 'r')
+				b = append(b, '\\', 'r')
 			case '\t':
-				e.buf = append(e.buf, '\\', 't')
+				b = append(b, '\\', 't')
 			default:
-				e.buf = append(e.buf, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
 			}
 			i++
 			start = i
 			continue
 		}
-		c, size := utf8.DecodeRuneInString(s[i:])
-		if c == utf8.RuneError && size == 1 {
-			e.buf = append(e.buf, s[start:i]...)
-			e.buf = append(e.buf, `\ufffd`...)
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
 			i += size
 			start = i
 			continue
 		}
-		if c == '\u2028' || c == '\u2029' {
-			e.buf = append(e.buf, s[start:i]...)
-			e.buf = append(e.buf, '\\', 'u', '2', '0', '2', hexDigits[c&0xF])
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
 			i += size
 			start = i
 			continue
 		}
 		i += size
 	}
-	e.buf = append(e.buf, s[start:]...)
-	e.buf = append(e.buf, '"')
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // Primitive fields: each writes its key and value when the element is set
 // (a set element with an empty value is written, as jsonformat does).
 
-func (e *encoder) fString(name string, v *d4.String) {
+func (e *encoder) fString(b []byte, name string, v *d4.String) []byte {
 	if v != nil {
-		e.key(name)
-		e.str(v.GetValue())
+		b = e.key(b, name)
+		b = e.str(b, v.GetValue())
 	}
+	return b
 }
 
-func (e *encoder) fMarkdown(name string, v *d4.Markdown) {
+func (e *encoder) fMarkdown(b []byte, name string, v *d4.Markdown) []byte {
 	if v != nil {
-		e.key(name)
-		e.str(v.GetValue())
+		b = e.key(b, name)
+		b = e.str(b, v.GetValue())
 	}
+	return b
 }
 
-func (e *encoder) fURI(name string, v *d4.Uri) {
+func (e *encoder) fURI(b []byte, name string, v *d4.Uri) []byte {
 	if v != nil {
-		e.key(name)
-		e.str(v.GetValue())
+		b = e.key(b, name)
+		b = e.str(b, v.GetValue())
 	}
+	return b
 }
 
-func (e *encoder) fURL(name string, v *d4.Url) {
+func (e *encoder) fURL(b []byte, name string, v *d4.Url) []byte {
 	if v != nil {
-		e.key(name)
-		e.str(v.GetValue())
+		b = e.key(b, name)
+		b = e.str(b, v.GetValue())
 	}
+	return b
 }
 
-func (e *encoder) fCode(name string, v *d4.Code) {
+func (e *encoder) fCode(b []byte, name string, v *d4.Code) []byte {
 	if v != nil {
-		e.key(name)
-		e.str(v.GetValue())
+		b = e.key(b, name)
+		b = e.str(b, v.GetValue())
 	}
+	return b
 }
 
-func (e *encoder) fID(name string, v *d4.Id) {
+func (e *encoder) fID(b []byte, name string, v *d4.Id) []byte {
 	if v != nil {
-		e.key(name)
-		e.str(v.GetValue())
+		b = e.key(b, name)
+		b = e.str(b, v.GetValue())
 	}
+	return b
 }
 
 // fDecimal writes a decimal as the raw number it holds, as jsonformat does.
-func (e *encoder) fDecimal(name string, v *d4.Decimal) {
+func (e *encoder) fDecimal(b []byte, name string, v *d4.Decimal) []byte {
 	if v != nil {
-		e.key(name)
-		e.buf = append(e.buf, v.GetValue()...)
+		b = e.key(b, name)
+		b = append(b, v.GetValue()...)
 	}
+	return b
 }
 
-func (e *encoder) fBase64(name string, v *d4.Base64Binary) {
+func (e *encoder) fBase64(b []byte, name string, v *d4.Base64Binary) []byte {
 	if v != nil {
-		e.key(name)
-		e.buf = append(e.buf, '"')
-		e.buf = base64.StdEncoding.AppendEncode(e.buf, v.GetValue())
-		e.buf = append(e.buf, '"')
+		b = e.key(b, name)
+		b = append(b, '"')
+		b = base64.StdEncoding.AppendEncode(b, v.GetValue())
+		b = append(b, '"')
 	}
+	return b
 }
 
 // fEnum writes an enum-valued code; the zero value (uninitialised) is left
 // out, as jsonformat does.
-func (e *encoder) fEnum(name, code string) {
+func (e *encoder) fEnum(b []byte, name, code string) []byte {
 	if code != "" {
-		e.key(name)
-		e.str(code)
+		b = e.key(b, name)
+		b = e.str(b, code)
 	}
+	return b
 }
 
 // Time layouts of jsonformat (jsonpbhelper.Layout*). The mapping gives every
@@ -215,19 +229,20 @@ const (
 // timeString writes a time value. The mapping writes every dateTime and
 // instant in UTC (timezone "Z", see dateTimeOf); any other zone, which
 // jsonformat resolves with time.LoadLocation, is not supported.
-func (e *encoder) timeString(us int64, tz, layout string) {
+func (e *encoder) timeString(b []byte, us int64, tz, layout string) []byte {
 	if tz != timezoneUTC {
 		e.err = errUnsupportedZone
-		return
+		return b
 	}
-	e.buf = append(e.buf, '"')
-	e.buf = time.UnixMicro(us).UTC().AppendFormat(e.buf, layout)
-	e.buf = append(e.buf, '"')
+	b = append(b, '"')
+	b = time.UnixMicro(us).UTC().AppendFormat(b, layout)
+	b = append(b, '"')
+	return b
 }
 
-func (e *encoder) fDateTime(name string, v *d4.DateTime) {
+func (e *encoder) fDateTime(b []byte, name string, v *d4.DateTime) []byte {
 	if v == nil {
-		return
+		return b
 	}
 	utc := v.GetTimezone() == timezoneUTC
 	var layout string
@@ -246,15 +261,16 @@ func (e *encoder) fDateTime(name string, v *d4.DateTime) {
 		layout = pick(utc, layoutMicrosUTC, layoutMicros)
 	default:
 		e.err = errUnsupportedPrecision
-		return
+		return b
 	}
-	e.key(name)
-	e.timeString(v.GetValueUs(), v.GetTimezone(), layout)
+	b = e.key(b, name)
+	b = e.timeString(b, v.GetValueUs(), v.GetTimezone(), layout)
+	return b
 }
 
-func (e *encoder) fInstant(name string, v *d4.Instant) {
+func (e *encoder) fInstant(b []byte, name string, v *d4.Instant) []byte {
 	if v == nil {
-		return
+		return b
 	}
 	utc := v.GetTimezone() == timezoneUTC
 	var layout string
@@ -267,15 +283,16 @@ func (e *encoder) fInstant(name string, v *d4.Instant) {
 		layout = pick(utc, layoutMicrosUTC, layoutMicros)
 	default:
 		e.err = errUnsupportedPrecision
-		return
+		return b
 	}
-	e.key(name)
-	e.timeString(v.GetValueUs(), v.GetTimezone(), layout)
+	b = e.key(b, name)
+	b = e.timeString(b, v.GetValueUs(), v.GetTimezone(), layout)
+	return b
 }
 
-func (e *encoder) fTime(name string, v *d4.Time) {
+func (e *encoder) fTime(b []byte, name string, v *d4.Time) []byte {
 	if v == nil {
-		return
+		return b
 	}
 	var layout string
 	switch v.GetPrecision() {
@@ -287,10 +304,11 @@ func (e *encoder) fTime(name string, v *d4.Time) {
 		layout = layoutTimeMicros
 	default:
 		e.err = errUnsupportedPrecision
-		return
+		return b
 	}
-	e.key(name)
-	e.timeString(v.GetValueUs(), timezoneUTC, layout)
+	b = e.key(b, name)
+	b = e.timeString(b, v.GetValueUs(), timezoneUTC, layout)
+	return b
 }
 
 func pick(c bool, a, b string) string {
@@ -302,466 +320,490 @@ func pick(c bool, a, b string) string {
 
 // Complex data types.
 
-func (e *encoder) coding(c *d4.Coding) {
-	e.buf = append(e.buf, '{')
-	e.fCode("code", c.GetCode())
-	e.fString("display", c.GetDisplay())
-	e.fURI("system", c.GetSystem())
-	e.buf = append(e.buf, '}')
+func (e *encoder) coding(b []byte, c *d4.Coding) []byte {
+	b = append(b, '{')
+	b = e.fCode(b, "code", c.GetCode())
+	b = e.fString(b, "display", c.GetDisplay())
+	b = e.fURI(b, "system", c.GetSystem())
+	b = append(b, '}')
+	return b
 }
 
-func (e *encoder) codeableConcept(cc *d4.CodeableConcept) {
-	e.buf = append(e.buf, '{')
+func (e *encoder) codeableConcept(b []byte, cc *d4.CodeableConcept) []byte {
+	b = append(b, '{')
 	if cs := cc.GetCoding(); len(cs) > 0 {
-		e.key("coding")
-		e.buf = append(e.buf, '[')
+		b = e.key(b, "coding")
+		b = append(b, '[')
 		for _, c := range cs {
-			e.elem()
-			e.coding(c)
+			b = e.elem(b)
+			b = e.coding(b, c)
 		}
-		e.buf = append(e.buf, ']')
+		b = append(b, ']')
 	}
-	e.fString("text", cc.GetText())
-	e.buf = append(e.buf, '}')
+	b = e.fString(b, "text", cc.GetText())
+	b = append(b, '}')
+	return b
 }
 
-func (e *encoder) fConcept(name string, cc *d4.CodeableConcept) {
+func (e *encoder) fConcept(b []byte, name string, cc *d4.CodeableConcept) []byte {
 	if cc != nil {
-		e.key(name)
-		e.codeableConcept(cc)
+		b = e.key(b, name)
+		b = e.codeableConcept(b, cc)
 	}
+	return b
 }
 
-func (e *encoder) fConcepts(name string, ccs []*d4.CodeableConcept) {
+func (e *encoder) fConcepts(b []byte, name string, ccs []*d4.CodeableConcept) []byte {
 	if len(ccs) == 0 {
-		return
+		return b
 	}
-	e.key(name)
-	e.buf = append(e.buf, '[')
+	b = e.key(b, name)
+	b = append(b, '[')
 	for _, cc := range ccs {
-		e.elem()
-		e.codeableConcept(cc)
+		b = e.elem(b)
+		b = e.codeableConcept(b, cc)
 	}
-	e.buf = append(e.buf, ']')
+	b = append(b, ']')
+	return b
 }
 
-func (e *encoder) identifier(id *d4.Identifier) {
-	e.buf = append(e.buf, '{')
-	e.fReference("assigner", id.GetAssigner())
-	e.fURI("system", id.GetSystem())
-	e.fConcept("type", id.GetType())
-	e.fString("value", id.GetValue())
-	e.buf = append(e.buf, '}')
+func (e *encoder) identifier(b []byte, id *d4.Identifier) []byte {
+	b = append(b, '{')
+	b = e.fReference(b, "assigner", id.GetAssigner())
+	b = e.fURI(b, "system", id.GetSystem())
+	b = e.fConcept(b, "type", id.GetType())
+	b = e.fString(b, "value", id.GetValue())
+	b = append(b, '}')
+	return b
 }
 
-func (e *encoder) fIdentifier(name string, id *d4.Identifier) {
+func (e *encoder) fIdentifier(b []byte, name string, id *d4.Identifier) []byte {
 	if id != nil {
-		e.key(name)
-		e.identifier(id)
+		b = e.key(b, name)
+		b = e.identifier(b, id)
 	}
+	return b
 }
 
-func (e *encoder) fIdentifiers(name string, ids []*d4.Identifier) {
+func (e *encoder) fIdentifiers(b []byte, name string, ids []*d4.Identifier) []byte {
 	if len(ids) == 0 {
-		return
+		return b
 	}
-	e.key(name)
-	e.buf = append(e.buf, '[')
+	b = e.key(b, name)
+	b = append(b, '[')
 	for _, id := range ids {
-		e.elem()
-		e.identifier(id)
+		b = e.elem(b)
+		b = e.identifier(b, id)
 	}
-	e.buf = append(e.buf, ']')
+	b = append(b, ']')
+	return b
 }
 
 // reference writes a Reference. The mapping writes literal references only
 // (reference.uri); a typed reference id (e.g. patient_id), which jsonformat
 // would denormalise, is not supported.
-func (e *encoder) reference(r *d4.Reference) {
-	e.buf = append(e.buf, '{')
-	e.fString("display", r.GetDisplay())
-	e.fIdentifier("identifier", r.GetIdentifier())
+func (e *encoder) reference(b []byte, r *d4.Reference) []byte {
+	b = append(b, '{')
+	b = e.fString(b, "display", r.GetDisplay())
+	b = e.fIdentifier(b, "identifier", r.GetIdentifier())
 	switch ref := r.GetReference().(type) {
 	case nil:
 	case *d4.Reference_Uri:
-		e.fString("reference", ref.Uri)
+		b = e.fString(b, "reference", ref.Uri)
 	default:
 		e.err = errUnsupportedField
 	}
-	e.fURI("type", r.GetType())
-	e.buf = append(e.buf, '}')
+	b = e.fURI(b, "type", r.GetType())
+	b = append(b, '}')
+	return b
 }
 
-func (e *encoder) fReference(name string, r *d4.Reference) {
+func (e *encoder) fReference(b []byte, name string, r *d4.Reference) []byte {
 	if r != nil {
-		e.key(name)
-		e.reference(r)
+		b = e.key(b, name)
+		b = e.reference(b, r)
 	}
+	return b
 }
 
-func (e *encoder) fReferences(name string, rs []*d4.Reference) {
+func (e *encoder) fReferences(b []byte, name string, rs []*d4.Reference) []byte {
 	if len(rs) == 0 {
-		return
+		return b
 	}
-	e.key(name)
-	e.buf = append(e.buf, '[')
+	b = e.key(b, name)
+	b = append(b, '[')
 	for _, r := range rs {
-		e.elem()
-		e.reference(r)
+		b = e.elem(b)
+		b = e.reference(b, r)
 	}
-	e.buf = append(e.buf, ']')
+	b = append(b, ']')
+	return b
 }
 
-func (e *encoder) attachment(a *d4.Attachment) {
-	e.buf = append(e.buf, '{')
+func (e *encoder) attachment(b []byte, a *d4.Attachment) []byte {
+	b = append(b, '{')
 	if ct := a.GetContentType(); ct != nil {
-		e.key("contentType")
-		e.str(ct.GetValue())
+		b = e.key(b, "contentType")
+		b = e.str(b, ct.GetValue())
 	}
-	e.fBase64("data", a.GetData())
-	e.fString("title", a.GetTitle())
-	e.fURL("url", a.GetUrl())
-	e.buf = append(e.buf, '}')
+	b = e.fBase64(b, "data", a.GetData())
+	b = e.fString(b, "title", a.GetTitle())
+	b = e.fURL(b, "url", a.GetUrl())
+	b = append(b, '}')
+	return b
 }
 
-func (e *encoder) period(p *d4.Period) {
-	e.buf = append(e.buf, '{')
-	e.fDateTime("end", p.GetEnd())
-	e.fDateTime("start", p.GetStart())
-	e.buf = append(e.buf, '}')
+func (e *encoder) period(b []byte, p *d4.Period) []byte {
+	b = append(b, '{')
+	b = e.fDateTime(b, "end", p.GetEnd())
+	b = e.fDateTime(b, "start", p.GetStart())
+	b = append(b, '}')
+	return b
 }
 
-func (e *encoder) quantity(q *d4.Quantity) {
-	e.buf = append(e.buf, '{')
-	e.fCode("code", q.GetCode())
+func (e *encoder) quantity(b []byte, q *d4.Quantity) []byte {
+	b = append(b, '{')
+	b = e.fCode(b, "code", q.GetCode())
 	if c := q.GetComparator(); c != nil {
-		e.fEnum("comparator", comparatorCodes.of(c.GetValue()))
+		b = e.fEnum(b, "comparator", comparatorCodes.of(c.GetValue()))
 	}
-	e.fURI("system", q.GetSystem())
-	e.fString("unit", q.GetUnit())
-	e.fDecimal("value", q.GetValue())
-	e.buf = append(e.buf, '}')
+	b = e.fURI(b, "system", q.GetSystem())
+	b = e.fString(b, "unit", q.GetUnit())
+	b = e.fDecimal(b, "value", q.GetValue())
+	b = append(b, '}')
+	return b
 }
 
-func (e *encoder) fQuantity(name string, q *d4.Quantity) {
+func (e *encoder) fQuantity(b []byte, name string, q *d4.Quantity) []byte {
 	if q != nil {
-		e.key(name)
-		e.quantity(q)
+		b = e.key(b, name)
+		b = e.quantity(b, q)
 	}
+	return b
 }
 
-func (e *encoder) fSimpleQuantity(name string, q *d4.SimpleQuantity) {
+func (e *encoder) fSimpleQuantity(b []byte, name string, q *d4.SimpleQuantity) []byte {
 	if q == nil {
-		return
+		return b
 	}
-	e.key(name)
-	e.buf = append(e.buf, '{')
-	e.fCode("code", q.GetCode())
-	e.fURI("system", q.GetSystem())
-	e.fString("unit", q.GetUnit())
-	e.fDecimal("value", q.GetValue())
-	e.buf = append(e.buf, '}')
+	b = e.key(b, name)
+	b = append(b, '{')
+	b = e.fCode(b, "code", q.GetCode())
+	b = e.fURI(b, "system", q.GetSystem())
+	b = e.fString(b, "unit", q.GetUnit())
+	b = e.fDecimal(b, "value", q.GetValue())
+	b = append(b, '}')
+	return b
 }
 
-func (e *encoder) rangeValue(r *d4.Range) {
-	e.buf = append(e.buf, '{')
-	e.fSimpleQuantity("high", r.GetHigh())
-	e.fSimpleQuantity("low", r.GetLow())
-	e.buf = append(e.buf, '}')
+func (e *encoder) rangeValue(b []byte, r *d4.Range) []byte {
+	b = append(b, '{')
+	b = e.fSimpleQuantity(b, "high", r.GetHigh())
+	b = e.fSimpleQuantity(b, "low", r.GetLow())
+	b = append(b, '}')
+	return b
 }
 
-func (e *encoder) ratio(r *d4.Ratio) {
-	e.buf = append(e.buf, '{')
-	e.fQuantity("denominator", r.GetDenominator())
-	e.fQuantity("numerator", r.GetNumerator())
-	e.buf = append(e.buf, '}')
+func (e *encoder) ratio(b []byte, r *d4.Ratio) []byte {
+	b = append(b, '{')
+	b = e.fQuantity(b, "denominator", r.GetDenominator())
+	b = e.fQuantity(b, "numerator", r.GetNumerator())
+	b = append(b, '}')
+	return b
 }
 
-func (e *encoder) annotation(a *d4.Annotation) {
-	e.buf = append(e.buf, '{')
-	e.fMarkdown("text", a.GetText())
-	e.buf = append(e.buf, '}')
+func (e *encoder) annotation(b []byte, a *d4.Annotation) []byte {
+	b = append(b, '{')
+	b = e.fMarkdown(b, "text", a.GetText())
+	b = append(b, '}')
+	return b
 }
 
 // extensions writes a resource's extension list: url, then the one value[x]
 // the mapping uses (annotation, attachment, code or string).
-func (e *encoder) extensions(exts []*d4.Extension) {
+func (e *encoder) extensions(b []byte, exts []*d4.Extension) []byte {
 	if len(exts) == 0 {
-		return
+		return b
 	}
-	e.key("extension")
-	e.buf = append(e.buf, '[')
+	b = e.key(b, "extension")
+	b = append(b, '[')
 	for _, x := range exts {
-		e.elem()
-		e.buf = append(e.buf, '{')
-		e.fURI("url", x.GetUrl())
+		b = e.elem(b)
+		b = append(b, '{')
+		b = e.fURI(b, "url", x.GetUrl())
 		switch v := x.GetValue().GetChoice().(type) {
 		case nil:
 		case *d4.Extension_ValueX_Annotation:
-			e.key("valueAnnotation")
-			e.annotation(v.Annotation)
+			b = e.key(b, "valueAnnotation")
+			b = e.annotation(b, v.Annotation)
 		case *d4.Extension_ValueX_Attachment:
-			e.key("valueAttachment")
-			e.attachment(v.Attachment)
+			b = e.key(b, "valueAttachment")
+			b = e.attachment(b, v.Attachment)
 		case *d4.Extension_ValueX_Code:
-			e.fCode("valueCode", v.Code)
+			b = e.fCode(b, "valueCode", v.Code)
 		case *d4.Extension_ValueX_StringValue:
-			e.fString("valueString", v.StringValue)
+			b = e.fString(b, "valueString", v.StringValue)
 		default:
 			e.err = errUnsupportedField
 		}
-		e.buf = append(e.buf, '}')
+		b = append(b, '}')
 	}
-	e.buf = append(e.buf, ']')
+	b = append(b, ']')
+	return b
 }
 
 // Resources.
 
-func (e *encoder) diagnosticReport(dr *drpb.DiagnosticReport) {
-	e.buf = append(e.buf, '{')
-	e.fConcepts("category", dr.GetCategory())
-	e.fConcept("code", dr.GetCode())
-	e.fString("conclusion", dr.GetConclusion())
+func (e *encoder) diagnosticReport(b []byte, dr *drpb.DiagnosticReport) []byte {
+	b = append(b, '{')
+	b = e.fConcepts(b, "category", dr.GetCategory())
+	b = e.fConcept(b, "code", dr.GetCode())
+	b = e.fString(b, "conclusion", dr.GetConclusion())
 	switch v := dr.GetEffective().GetChoice().(type) {
 	case nil:
 	case *drpb.DiagnosticReport_EffectiveX_DateTime:
-		e.fDateTime("effectiveDateTime", v.DateTime)
+		b = e.fDateTime(b, "effectiveDateTime", v.DateTime)
 	case *drpb.DiagnosticReport_EffectiveX_Period:
-		e.key("effectivePeriod")
-		e.period(v.Period)
+		b = e.key(b, "effectivePeriod")
+		b = e.period(b, v.Period)
 	default:
 		e.err = errUnsupportedField
 	}
-	e.extensions(dr.GetExtension())
-	e.fID("id", dr.GetId())
-	e.fIdentifiers("identifier", dr.GetIdentifier())
-	e.fInstant("issued", dr.GetIssued())
-	e.fReferences("performer", dr.GetPerformer())
+	b = e.extensions(b, dr.GetExtension())
+	b = e.fID(b, "id", dr.GetId())
+	b = e.fIdentifiers(b, "identifier", dr.GetIdentifier())
+	b = e.fInstant(b, "issued", dr.GetIssued())
+	b = e.fReferences(b, "performer", dr.GetPerformer())
 	if pf := dr.GetPresentedForm(); len(pf) > 0 {
-		e.key("presentedForm")
-		e.buf = append(e.buf, '[')
+		b = e.key(b, "presentedForm")
+		b = append(b, '[')
 		for _, a := range pf {
-			e.elem()
-			e.attachment(a)
+			b = e.elem(b)
+			b = e.attachment(b, a)
 		}
-		e.buf = append(e.buf, ']')
+		b = append(b, ']')
 	}
-	e.key("resourceType")
-	e.buf = append(e.buf, `"DiagnosticReport"`...)
-	e.fReferences("result", dr.GetResult())
-	e.fReferences("resultsInterpreter", dr.GetResultsInterpreter())
+	b = e.key(b, "resourceType")
+	b = append(b, `"DiagnosticReport"`...)
+	b = e.fReferences(b, "result", dr.GetResult())
+	b = e.fReferences(b, "resultsInterpreter", dr.GetResultsInterpreter())
 	if st := dr.GetStatus(); st != nil {
-		e.fEnum("status", reportStatusCodes.of(st.GetValue()))
+		b = e.fEnum(b, "status", reportStatusCodes.of(st.GetValue()))
 	}
-	e.fReference("subject", dr.GetSubject())
-	e.buf = append(e.buf, '}')
+	b = e.fReference(b, "subject", dr.GetSubject())
+	b = append(b, '}')
+	return b
 }
 
-func (e *encoder) observation(ob *obspb.Observation) {
-	e.buf = append(e.buf, '{')
-	e.fConcept("bodySite", ob.GetBodySite())
-	e.fConcepts("category", ob.GetCategory())
-	e.fConcept("code", ob.GetCode())
+func (e *encoder) observation(b []byte, ob *obspb.Observation) []byte {
+	b = append(b, '{')
+	b = e.fConcept(b, "bodySite", ob.GetBodySite())
+	b = e.fConcepts(b, "category", ob.GetCategory())
+	b = e.fConcept(b, "code", ob.GetCode())
 	if cs := ob.GetComponent(); len(cs) > 0 {
-		e.key("component")
-		e.buf = append(e.buf, '[')
+		b = e.key(b, "component")
+		b = append(b, '[')
 		for _, c := range cs {
-			e.elem()
-			e.buf = append(e.buf, '{')
-			e.fConcept("code", c.GetCode())
+			b = e.elem(b)
+			b = append(b, '{')
+			b = e.fConcept(b, "code", c.GetCode())
 			switch v := c.GetValue().GetChoice().(type) {
 			case nil:
 			case *obspb.Observation_Component_ValueX_CodeableConcept:
-				e.fConcept("valueCodeableConcept", v.CodeableConcept)
+				b = e.fConcept(b, "valueCodeableConcept", v.CodeableConcept)
 			case *obspb.Observation_Component_ValueX_DateTime:
-				e.fDateTime("valueDateTime", v.DateTime)
+				b = e.fDateTime(b, "valueDateTime", v.DateTime)
 			case *obspb.Observation_Component_ValueX_Period:
-				e.key("valuePeriod")
-				e.period(v.Period)
+				b = e.key(b, "valuePeriod")
+				b = e.period(b, v.Period)
 			case *obspb.Observation_Component_ValueX_Quantity:
-				e.fQuantity("valueQuantity", v.Quantity)
+				b = e.fQuantity(b, "valueQuantity", v.Quantity)
 			case *obspb.Observation_Component_ValueX_Range:
-				e.key("valueRange")
-				e.rangeValue(v.Range)
+				b = e.key(b, "valueRange")
+				b = e.rangeValue(b, v.Range)
 			case *obspb.Observation_Component_ValueX_Ratio:
-				e.key("valueRatio")
-				e.ratio(v.Ratio)
+				b = e.key(b, "valueRatio")
+				b = e.ratio(b, v.Ratio)
 			case *obspb.Observation_Component_ValueX_StringValue:
-				e.fString("valueString", v.StringValue)
+				b = e.fString(b, "valueString", v.StringValue)
 			case *obspb.Observation_Component_ValueX_Time:
-				e.fTime("valueTime", v.Time)
+				b = e.fTime(b, "valueTime", v.Time)
 			default:
 				e.err = errUnsupportedField
 			}
-			e.buf = append(e.buf, '}')
+			b = append(b, '}')
 		}
-		e.buf = append(e.buf, ']')
+		b = append(b, ']')
 	}
-	e.fConcept("dataAbsentReason", ob.GetDataAbsentReason())
+	b = e.fConcept(b, "dataAbsentReason", ob.GetDataAbsentReason())
 	switch v := ob.GetEffective().GetChoice().(type) {
 	case nil:
 	case *obspb.Observation_EffectiveX_DateTime:
-		e.fDateTime("effectiveDateTime", v.DateTime)
+		b = e.fDateTime(b, "effectiveDateTime", v.DateTime)
 	default:
 		e.err = errUnsupportedField
 	}
-	e.extensions(ob.GetExtension())
-	e.fID("id", ob.GetId())
-	e.fIdentifiers("identifier", ob.GetIdentifier())
-	e.fConcepts("interpretation", ob.GetInterpretation())
-	e.fInstant("issued", ob.GetIssued())
-	e.fConcept("method", ob.GetMethod())
+	b = e.extensions(b, ob.GetExtension())
+	b = e.fID(b, "id", ob.GetId())
+	b = e.fIdentifiers(b, "identifier", ob.GetIdentifier())
+	b = e.fConcepts(b, "interpretation", ob.GetInterpretation())
+	b = e.fInstant(b, "issued", ob.GetIssued())
+	b = e.fConcept(b, "method", ob.GetMethod())
 	if ns := ob.GetNote(); len(ns) > 0 {
-		e.key("note")
-		e.buf = append(e.buf, '[')
+		b = e.key(b, "note")
+		b = append(b, '[')
 		for _, n := range ns {
-			e.elem()
-			e.annotation(n)
+			b = e.elem(b)
+			b = e.annotation(b, n)
 		}
-		e.buf = append(e.buf, ']')
+		b = append(b, ']')
 	}
-	e.fReferences("performer", ob.GetPerformer())
+	b = e.fReferences(b, "performer", ob.GetPerformer())
 	if rrs := ob.GetReferenceRange(); len(rrs) > 0 {
-		e.key("referenceRange")
-		e.buf = append(e.buf, '[')
+		b = e.key(b, "referenceRange")
+		b = append(b, '[')
 		for _, rr := range rrs {
-			e.elem()
-			e.buf = append(e.buf, '{')
-			e.fSimpleQuantity("high", rr.GetHigh())
-			e.fSimpleQuantity("low", rr.GetLow())
-			e.fString("text", rr.GetText())
-			e.buf = append(e.buf, '}')
+			b = e.elem(b)
+			b = append(b, '{')
+			b = e.fSimpleQuantity(b, "high", rr.GetHigh())
+			b = e.fSimpleQuantity(b, "low", rr.GetLow())
+			b = e.fString(b, "text", rr.GetText())
+			b = append(b, '}')
 		}
-		e.buf = append(e.buf, ']')
+		b = append(b, ']')
 	}
-	e.key("resourceType")
-	e.buf = append(e.buf, `"Observation"`...)
+	b = e.key(b, "resourceType")
+	b = append(b, `"Observation"`...)
 	if st := ob.GetStatus(); st != nil {
-		e.fEnum("status", observationStatusCodes.of(st.GetValue()))
+		b = e.fEnum(b, "status", observationStatusCodes.of(st.GetValue()))
 	}
-	e.fReference("subject", ob.GetSubject())
+	b = e.fReference(b, "subject", ob.GetSubject())
 	switch v := ob.GetValue().GetChoice().(type) {
 	case nil:
 	case *obspb.Observation_ValueX_CodeableConcept:
-		e.fConcept("valueCodeableConcept", v.CodeableConcept)
+		b = e.fConcept(b, "valueCodeableConcept", v.CodeableConcept)
 	case *obspb.Observation_ValueX_DateTime:
-		e.fDateTime("valueDateTime", v.DateTime)
+		b = e.fDateTime(b, "valueDateTime", v.DateTime)
 	case *obspb.Observation_ValueX_Period:
-		e.key("valuePeriod")
-		e.period(v.Period)
+		b = e.key(b, "valuePeriod")
+		b = e.period(b, v.Period)
 	case *obspb.Observation_ValueX_Quantity:
-		e.fQuantity("valueQuantity", v.Quantity)
+		b = e.fQuantity(b, "valueQuantity", v.Quantity)
 	case *obspb.Observation_ValueX_Range:
-		e.key("valueRange")
-		e.rangeValue(v.Range)
+		b = e.key(b, "valueRange")
+		b = e.rangeValue(b, v.Range)
 	case *obspb.Observation_ValueX_Ratio:
-		e.key("valueRatio")
-		e.ratio(v.Ratio)
+		b = e.key(b, "valueRatio")
+		b = e.ratio(b, v.Ratio)
 	case *obspb.Observation_ValueX_StringValue:
-		e.fString("valueString", v.StringValue)
+		b = e.fString(b, "valueString", v.StringValue)
 	case *obspb.Observation_ValueX_Time:
-		e.fTime("valueTime", v.Time)
+		b = e.fTime(b, "valueTime", v.Time)
 	default:
 		e.err = errUnsupportedField
 	}
-	e.buf = append(e.buf, '}')
+	b = append(b, '}')
+	return b
 }
 
-func (e *encoder) provenance(p *provpb.Provenance) {
-	e.buf = append(e.buf, '{')
-	e.fConcept("activity", p.GetActivity())
+func (e *encoder) provenance(b []byte, p *provpb.Provenance) []byte {
+	b = append(b, '{')
+	b = e.fConcept(b, "activity", p.GetActivity())
 	if as := p.GetAgent(); len(as) > 0 {
-		e.key("agent")
-		e.buf = append(e.buf, '[')
+		b = e.key(b, "agent")
+		b = append(b, '[')
 		for _, a := range as {
-			e.elem()
-			e.buf = append(e.buf, '{')
-			e.fConcepts("role", a.GetRole())
-			e.fConcept("type", a.GetType())
-			e.fReference("who", a.GetWho())
-			e.buf = append(e.buf, '}')
+			b = e.elem(b)
+			b = append(b, '{')
+			b = e.fConcepts(b, "role", a.GetRole())
+			b = e.fConcept(b, "type", a.GetType())
+			b = e.fReference(b, "who", a.GetWho())
+			b = append(b, '}')
 		}
-		e.buf = append(e.buf, ']')
+		b = append(b, ']')
 	}
 	if es := p.GetEntity(); len(es) > 0 {
-		e.key("entity")
-		e.buf = append(e.buf, '[')
+		b = e.key(b, "entity")
+		b = append(b, '[')
 		for _, en := range es {
-			e.elem()
-			e.buf = append(e.buf, '{')
+			b = e.elem(b)
+			b = append(b, '{')
 			if r := en.GetRole(); r != nil {
-				e.fEnum("role", entityRoleCodes.of(r.GetValue()))
+				b = e.fEnum(b, "role", entityRoleCodes.of(r.GetValue()))
 			}
-			e.fReference("what", en.GetWhat())
-			e.buf = append(e.buf, '}')
+			b = e.fReference(b, "what", en.GetWhat())
+			b = append(b, '}')
 		}
-		e.buf = append(e.buf, ']')
+		b = append(b, ']')
 	}
-	e.extensions(p.GetExtension())
-	e.fID("id", p.GetId())
+	b = e.extensions(b, p.GetExtension())
+	b = e.fID(b, "id", p.GetId())
 	switch v := p.GetOccurred().GetChoice().(type) {
 	case nil:
 	case *provpb.Provenance_OccurredX_DateTime:
-		e.fDateTime("occurredDateTime", v.DateTime)
+		b = e.fDateTime(b, "occurredDateTime", v.DateTime)
 	default:
 		e.err = errUnsupportedField
 	}
-	e.fConcepts("reason", p.GetReason())
-	e.fInstant("recorded", p.GetRecorded())
-	e.key("resourceType")
-	e.buf = append(e.buf, `"Provenance"`...)
-	e.fReferences("target", p.GetTarget())
-	e.buf = append(e.buf, '}')
+	b = e.fConcepts(b, "reason", p.GetReason())
+	b = e.fInstant(b, "recorded", p.GetRecorded())
+	b = e.key(b, "resourceType")
+	b = append(b, `"Provenance"`...)
+	b = e.fReferences(b, "target", p.GetTarget())
+	b = append(b, '}')
+	return b
 }
 
-func (e *encoder) containedResource(cr *bcr.ContainedResource) {
+func (e *encoder) containedResource(b []byte, cr *bcr.ContainedResource) []byte {
 	switch r := cr.GetOneofResource().(type) {
 	case *bcr.ContainedResource_DiagnosticReport:
-		e.diagnosticReport(r.DiagnosticReport)
+		b = e.diagnosticReport(b, r.DiagnosticReport)
 	case *bcr.ContainedResource_Observation:
-		e.observation(r.Observation)
+		b = e.observation(b, r.Observation)
 	case *bcr.ContainedResource_Provenance:
-		e.provenance(r.Provenance)
+		b = e.provenance(b, r.Provenance)
 	default:
 		e.err = errUnsupportedField
 	}
+	return b
 }
 
-func (e *encoder) bundle(b *bcr.Bundle) {
-	e.buf = append(e.buf, '{')
-	if es := b.GetEntry(); len(es) > 0 {
-		e.key("entry")
-		e.buf = append(e.buf, '[')
+func (e *encoder) bundle(b []byte, bu *bcr.Bundle) []byte {
+	b = append(b, '{')
+	if es := bu.GetEntry(); len(es) > 0 {
+		b = e.key(b, "entry")
+		b = append(b, '[')
 		for _, en := range es {
-			e.elem()
-			e.buf = append(e.buf, '{')
-			e.fURI("fullUrl", en.GetFullUrl())
+			b = e.elem(b)
+			b = append(b, '{')
+			b = e.fURI(b, "fullUrl", en.GetFullUrl())
 			if rq := en.GetRequest(); rq != nil {
-				e.key("request")
-				e.buf = append(e.buf, '{')
+				b = e.key(b, "request")
+				b = append(b, '{')
 				if m := rq.GetMethod(); m != nil {
-					e.fEnum("method", httpVerbCodes.of(m.GetValue()))
+					b = e.fEnum(b, "method", httpVerbCodes.of(m.GetValue()))
 				}
-				e.fURI("url", rq.GetUrl())
-				e.buf = append(e.buf, '}')
+				b = e.fURI(b, "url", rq.GetUrl())
+				b = append(b, '}')
 			}
 			if r := en.GetResource(); r != nil {
-				e.key("resource")
-				e.containedResource(r)
+				b = e.key(b, "resource")
+				b = e.containedResource(b, r)
 			}
-			e.buf = append(e.buf, '}')
+			b = append(b, '}')
 		}
-		e.buf = append(e.buf, ']')
+		b = append(b, ']')
 	}
-	e.fID("id", b.GetId())
-	e.fIdentifier("identifier", b.GetIdentifier())
-	e.key("resourceType")
-	e.buf = append(e.buf, `"Bundle"`...)
-	e.fInstant("timestamp", b.GetTimestamp())
-	if t := b.GetType(); t != nil {
-		e.fEnum("type", bundleTypeCodes.of(t.GetValue()))
+	b = e.fID(b, "id", bu.GetId())
+	b = e.fIdentifier(b, "identifier", bu.GetIdentifier())
+	b = e.key(b, "resourceType")
+	b = append(b, `"Bundle"`...)
+	b = e.fInstant(b, "timestamp", bu.GetTimestamp())
+	if t := bu.GetType(); t != nil {
+		b = e.fEnum(b, "type", bundleTypeCodes.of(t.GetValue()))
 	}
-	e.buf = append(e.buf, '}')
+	b = append(b, '}')
+	return b
 }
 
 // Enum codes, computed once from the enums' descriptors the way jsonformat

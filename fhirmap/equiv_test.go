@@ -78,14 +78,14 @@ func TestEncoderStrings(t *testing.T) {
 		"", "plain", all.String(), "<b>&amp;</b>", "a\u2028b\u2029c", "\xff\xfe bad \xc3", "é, 中文, 🙂",
 		"\\\"quoted\\\"", "tab\tnl\nlf\rff\fbs\b", "\x00\x1f\x7f",
 	} {
-		e := encoder{}
-		e.str(s)
+		var e encoder
+		got := e.str(nil, s)
 		want, err := jsonStringReference(s)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(e.buf, want) {
-			t.Errorf("%q: got %s, want %s", s, e.buf, want)
+		if !bytes.Equal(got, want) {
+			t.Errorf("%q: got %s, want %s", s, got, want)
 		}
 	}
 }

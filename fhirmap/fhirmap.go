@@ -195,12 +195,12 @@ func buildBundle(m *hl7.Message, rel Release, opts Options) (*bcr.Bundle, error)
 // encodeBundle writes bundle as FHIR JSON, byte for byte as google/fhir/go's
 // jsonformat marshaller would.
 func encodeBundle(bundle *bcr.Bundle) ([]byte, error) {
-	e := encoder{buf: make([]byte, 0, 4096+len(bundle.GetEntry())*1024)}
-	e.bundle(bundle)
+	var e encoder
+	out := e.bundle(make([]byte, 0, 4096+len(bundle.GetEntry())*1024), bundle)
 	if e.err != nil {
 		return nil, fmt.Errorf("%w: encoding: %v", ErrInvalidBundle, e.err)
 	}
-	return e.buf, nil
+	return out, nil
 }
 
 // marshalReference marshals bundle with google/fhir/go's jsonformat

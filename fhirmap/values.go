@@ -91,48 +91,40 @@ func isText(vt string) bool {
 }
 
 // unit is OBX-6 mapped for Quantity: unit text always; system and code only
-// when OBX-6 says UCUM (a code without a system is not allowed, qty-3).
+// when OBX-6 says UCUM (a code without a system is not allowed, qty-3). The
+// elements are built once per OBX and shared by its quantities (value and
+// reference range): the Bundle is never modified once built.
 type unit struct {
-	unit, system, code string
+	unit   *d4.String
+	system *d4.Uri
+	code   *d4.Code
 }
 
 func unitOf(f hl7.Field) unit {
 	id, txt, sys := clean(f.Component(1)), clean(f.Component(2)), f.Component(3)
-	u := unit{unit: txt}
-	if u.unit == "" {
-		u.unit = id
+	var u unit
+	if txt == "" {
+		txt = id
+	}
+	if txt != "" {
+		u.unit = &d4.String{Value: txt}
 	}
 	if id != "" && systemFor(sys) == SystemUCUM && code(id) == id {
-		u.system, u.code = SystemUCUM, id
+		u.system, u.code = &d4.Uri{Value: SystemUCUM}, &d4.Code{Value: id}
 	}
 	return u
 }
 
 func (u unit) quantity(v string, cmp c4.QuantityComparatorCode_Value) *d4.Quantity {
-	q := &d4.Quantity{Value: &d4.Decimal{Value: v}}
+	q := &d4.Quantity{Value: &d4.Decimal{Value: v}, Unit: u.unit, System: u.system, Code: u.code}
 	if cmp != c4.QuantityComparatorCode_INVALID_UNINITIALIZED {
 		q.Comparator = &d4.Quantity_ComparatorCode{Value: cmp}
-	}
-	if u.unit != "" {
-		q.Unit = &d4.String{Value: u.unit}
-	}
-	if u.code != "" {
-		q.System = &d4.Uri{Value: u.system}
-		q.Code = &d4.Code{Value: u.code}
 	}
 	return q
 }
 
 func (u unit) simple(v string) *d4.SimpleQuantity {
-	q := &d4.SimpleQuantity{Value: &d4.Decimal{Value: v}}
-	if u.unit != "" {
-		q.Unit = &d4.String{Value: u.unit}
-	}
-	if u.code != "" {
-		q.System = &d4.Uri{Value: u.system}
-		q.Code = &d4.Code{Value: u.code}
-	}
-	return q
+	return &d4.SimpleQuantity{Value: &d4.Decimal{Value: v}, Unit: u.unit, System: u.system, Code: u.code}
 }
 
 // decimal normalises an HL7 NM to a FHIR decimal (no leading "+", no
