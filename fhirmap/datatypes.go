@@ -137,11 +137,34 @@ func coding(id, display, system string) *d4.Coding {
 	if c == "" {
 		return nil
 	}
-	out := &d4.Coding{Code: &d4.Code{Value: c}, Display: str(display)}
-	if sys := systemFor(system); sys != "" {
-		out.System = &d4.Uri{Value: sys}
+	return newCoding(systemFor(system), c, clean(display))
+}
+
+// codingAlloc is a Coding with its elements, allocated together: the
+// mapping builds several per Observation, and one allocation instead of four
+// is most of what they cost.
+type codingAlloc struct {
+	coding  d4.Coding
+	code    d4.Code
+	display d4.String
+	system  d4.Uri
+}
+
+// newCoding returns a Coding of code c with display and system when they
+// are not empty.
+func newCoding(system, c, display string) *d4.Coding {
+	a := &codingAlloc{}
+	a.code.Value = c
+	a.coding.Code = &a.code
+	if display != "" {
+		a.display.Value = display
+		a.coding.Display = &a.display
 	}
-	return out
+	if system != "" {
+		a.system.Value = system
+		a.coding.System = &a.system
+	}
+	return &a.coding
 }
 
 // cweReader reads component c of a CWE-like value (from a field's components,
@@ -208,11 +231,17 @@ func conceptText(s string) *d4.CodeableConcept {
 
 // conceptCode returns a CodeableConcept with one coding.
 func conceptCode(system, c, display string) *d4.CodeableConcept {
-	cd := &d4.Coding{Code: &d4.Code{Value: c}, Display: str(display)}
-	if system != "" {
-		cd.System = &d4.Uri{Value: system}
-	}
-	return &d4.CodeableConcept{Coding: []*d4.Coding{cd}}
+	a := &conceptAlloc{}
+	a.codings[0] = newCoding(system, c, clean(display))
+	a.cc.Coding = a.codings[:]
+	return &a.cc
+}
+
+// conceptAlloc is a CodeableConcept with room for one coding, allocated
+// together.
+type conceptAlloc struct {
+	cc      d4.CodeableConcept
+	codings [1]*d4.Coding
 }
 
 // identifierEI maps an EI (entity identifier) to an Identifier (v2-to-FHIR
@@ -291,14 +320,29 @@ func logicalRef(typ, id, display string) *d4.Reference {
 	if id == "" && display == "" {
 		return nil
 	}
-	r := &d4.Reference{Type: &d4.Uri{Value: typ}}
+	a := &logicalRefAlloc{}
+	a.typ.Value = typ
+	a.ref.Type = &a.typ
 	if id != "" {
-		r.Identifier = &d4.Identifier{Value: &d4.String{Value: id}}
+		a.idValue.Value = id
+		a.ident.Value = &a.idValue
+		a.ref.Identifier = &a.ident
 	}
 	if display != "" {
-		r.Display = &d4.String{Value: display}
+		a.display.Value = display
+		a.ref.Display = &a.display
 	}
-	return r
+	return &a.ref
+}
+
+// logicalRefAlloc is a logical Reference with its elements, allocated
+// together.
+type logicalRefAlloc struct {
+	ref     d4.Reference
+	typ     d4.Uri
+	ident   d4.Identifier
+	idValue d4.String
+	display d4.String
 }
 
 // precision of an HL7 timestamp.

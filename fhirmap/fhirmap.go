@@ -441,12 +441,18 @@ func (b *builder) build() (*bcr.Bundle, error) {
 // entryFor wraps a resource as a transaction entry: fullUrl urn:uuid, PUT to
 // its id (an idempotent create-or-update).
 func entryFor(cr *bcr.ContainedResource, typ string, id rid) *bcr.Bundle_Entry {
-	return &bcr.Bundle_Entry{
-		FullUrl:  &d4.Uri{Value: "urn:uuid:" + id.uuid},
-		Resource: cr,
-		Request: &bcr.Bundle_Entry_Request{
-			Method: &bcr.Bundle_Entry_Request_MethodCode{Value: c4.HTTPVerbCode_PUT},
-			Url:    &d4.Uri{Value: typ + "/" + id.id},
-		},
-	}
+	// One allocation for the entry and its elements.
+	a := &struct {
+		entry   bcr.Bundle_Entry
+		fullURL d4.Uri
+		req     bcr.Bundle_Entry_Request
+		method  bcr.Bundle_Entry_Request_MethodCode
+		url     d4.Uri
+	}{}
+	a.fullURL.Value = id.urn
+	a.method.Value = c4.HTTPVerbCode_PUT
+	a.url.Value = typ + "/" + id.id
+	a.req.Method, a.req.Url = &a.method, &a.url
+	a.entry.FullUrl, a.entry.Resource, a.entry.Request = &a.fullURL, cr, &a.req
+	return &a.entry
 }

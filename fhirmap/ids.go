@@ -16,6 +16,7 @@ var idNamespace = [16]byte{0x6b, 0x1f, 0x3c, 0x52, 0x9a, 0x0e, 0x4d, 0x7b, 0x8c,
 type rid struct {
 	id   string // Options.IDPrefix + uuid
 	uuid string
+	urn  string // "urn:uuid:" + uuid, the fullUrl and in-Bundle reference
 }
 
 // newID derives a resource id from kind and an identity key: a version 5
@@ -48,10 +49,18 @@ func (b *builder) newID(kind, key string) rid {
 	buf[p+23] = '-'
 	hex.Encode(buf[p+24:], u[10:16])
 	id := string(buf)
-	return rid{id: id, uuid: id[p:]}
+	return rid{id: id, uuid: id[p:], urn: "urn:uuid:" + id[p:]}
 }
 
 // refTo returns an in-Bundle reference to the resource with id.
 func refTo(id rid) *d4.Reference {
-	return &d4.Reference{Reference: &d4.Reference_Uri{Uri: &d4.String{Value: "urn:uuid:" + id.uuid}}}
+	a := &struct {
+		ref d4.Reference
+		uri d4.Reference_Uri
+		s   d4.String
+	}{}
+	a.s.Value = id.urn
+	a.uri.Uri = &a.s
+	a.ref.Reference = &a.uri
+	return &a.ref
 }

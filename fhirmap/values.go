@@ -116,15 +116,28 @@ func unitOf(f hl7.Field) unit {
 }
 
 func (u unit) quantity(v string, cmp c4.QuantityComparatorCode_Value) *d4.Quantity {
-	q := &d4.Quantity{Value: &d4.Decimal{Value: v}, Unit: u.unit, System: u.system, Code: u.code}
+	a := &struct {
+		q   d4.Quantity
+		v   d4.Decimal
+		cmp d4.Quantity_ComparatorCode
+	}{}
+	a.v.Value = v
+	a.q.Value, a.q.Unit, a.q.System, a.q.Code = &a.v, u.unit, u.system, u.code
 	if cmp != c4.QuantityComparatorCode_INVALID_UNINITIALIZED {
-		q.Comparator = &d4.Quantity_ComparatorCode{Value: cmp}
+		a.cmp.Value = cmp
+		a.q.Comparator = &a.cmp
 	}
-	return q
+	return &a.q
 }
 
 func (u unit) simple(v string) *d4.SimpleQuantity {
-	return &d4.SimpleQuantity{Value: &d4.Decimal{Value: v}, Unit: u.unit, System: u.system, Code: u.code}
+	a := &struct {
+		q d4.SimpleQuantity
+		v d4.Decimal
+	}{}
+	a.v.Value = v
+	a.q.Value, a.q.Unit, a.q.System, a.q.Code = &a.v, u.unit, u.system, u.code
+	return &a.q
 }
 
 // decimal normalises an HL7 NM to a FHIR decimal (no leading "+", no
