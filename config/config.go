@@ -111,7 +111,7 @@ type Intake struct {
 type FHIR struct {
 	// Validate turns on full runtime validation of every Bundle with
 	// google/fhir/go's validating unmarshaller before it is published (about
-	// 20 times the cost of mapping and encoding it; see docs/BENCHMARKS.md).
+	// 27 times the cost of mapping and encoding it; see docs/BENCHMARKS.md).
 	// Off by default: the mapping only emits Bundles that validate, which
 	// fhirmap's tests check for every Bundle they produce.
 	Validate bool `yaml:"validate"`
