@@ -131,9 +131,9 @@ func codecs() (*jsonformat.Marshaller, *jsonformat.Unmarshaller, error) {
 
 // Validate parses data as FHIR R4 JSON with google/fhir/go's validating
 // unmarshaller (JSON syntax and primitive formats, then required fields,
-// primitive formats and reference types) and reports the problems. Bundle
-// validates the resources before marshalling; Validate is the full
-// round trip, used by the tests on every Bundle and available to consumers.
+// primitive formats and reference types) and reports the problems. The tests
+// run it on every Bundle they produce; Bundle runs it with Options.Validate;
+// it is available to consumers.
 func Validate(data []byte) error {
 	_, u, err := codecs()
 	if err != nil {
