@@ -3,7 +3,9 @@ package fhirmap
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -11,7 +13,9 @@ import (
 
 	"github.com/resultgate/resultgate/hl7"
 
+	d4 "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
 	bcr "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
+	obspb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/observation_go_proto"
 )
 
 // referenceBundle is the reflective path Bundle took before its own encoder:
@@ -151,4 +155,59 @@ func jsonStringReference(s string) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// TestValidateOption checks Options.Validate: the same bytes as without it
+// for every fixture, and the check it runs refuses a Bundle that google/fhir/go
+// finds invalid.
+func TestValidateOption(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.hl7")
+	for _, f := range files {
+		m := parseFile(t, f)
+		opts := testOptions(t)
+		plain, err := Bundle(m, testRelease(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Validate = true
+		validated, err := Bundle(m, testRelease(), opts)
+		if err != nil {
+			t.Fatalf("%s: with Validate: %v", f, err)
+		}
+		if !bytes.Equal(plain, validated) {
+			t.Errorf("%s: Validate changed the output", f)
+		}
+	}
+	out, err := Bundle(parseFile(t, "testdata/lab_panel_nm.hl7"), testRelease(), testOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := bytes.Replace(out, []byte(`"status":"final"`), []byte(`"status":"finished"`), 1)
+	if bytes.Equal(bad, out) {
+		t.Fatal("fixture has no final status to corrupt")
+	}
+	if err := Validate(bad); !errors.Is(err, ErrInvalidBundle) {
+		t.Errorf("Validate(unknown status) = %v, want ErrInvalidBundle", err)
+	}
+}
+
+// TestEncoderRefusesUnknownElements checks the encoder's safety net: an
+// element the mapping does not build (here an Observation effectivePeriod)
+// fails the encoding with ErrInvalidBundle instead of being dropped.
+func TestEncoderRefusesUnknownElements(t *testing.T) {
+	bundle, err := buildBundle(parseFile(t, "testdata/lab_panel_nm.hl7"), testRelease(), testOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := encodeBundle(bundle); err != nil {
+		t.Fatalf("unchanged Bundle: %v", err)
+	}
+	ob := bundle.GetEntry()[1].GetResource().GetObservation()
+	if ob == nil {
+		t.Fatal("entry 1 is not an Observation")
+	}
+	ob.Effective = &obspb.Observation_EffectiveX{Choice: &obspb.Observation_EffectiveX_Period{Period: &d4.Period{}}}
+	if _, err := encodeBundle(bundle); !errors.Is(err, ErrInvalidBundle) {
+		t.Errorf("encodeBundle with an effectivePeriod = %v, want ErrInvalidBundle", err)
+	}
 }
