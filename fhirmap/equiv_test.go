@@ -33,6 +33,21 @@ func referenceBundle(m *hl7.Message, rel Release, opts Options) ([]byte, error) 
 	return marshalReference(bundle)
 }
 
+// marshalReference marshals bundle with google/fhir/go's jsonformat
+// marshaller, the reference the encoder is held to in the tests.
+func marshalReference(bundle *bcr.Bundle) ([]byte, error) {
+	mar, _, err := codecs()
+	if err != nil {
+		return nil, err
+	}
+	cr := &bcr.ContainedResource{OneofResource: &bcr.ContainedResource_Bundle{Bundle: bundle}}
+	out, err := mar.Marshal(cr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: marshalling: %v", ErrInvalidBundle, err)
+	}
+	return out, nil
+}
+
 // bundleChecked is Bundle as every test calls it: besides returning Bundle's
 // result it checks that the reference path (referenceBundle) succeeds or
 // fails alike, that both give the same bytes, and that the output parses and

@@ -203,21 +203,6 @@ func encodeBundle(bundle *bcr.Bundle) ([]byte, error) {
 	return out, nil
 }
 
-// marshalReference marshals bundle with google/fhir/go's jsonformat
-// marshaller, the reference the encoder is held to in the tests.
-func marshalReference(bundle *bcr.Bundle) ([]byte, error) {
-	mar, _, err := codecs()
-	if err != nil {
-		return nil, err
-	}
-	cr := &bcr.ContainedResource{OneofResource: &bcr.ContainedResource_Bundle{Bundle: bundle}}
-	out, err := mar.Marshal(cr)
-	if err != nil {
-		return nil, fmt.Errorf("%w: marshalling: %v", ErrInvalidBundle, err)
-	}
-	return out, nil
-}
-
 func checkOptions(o Options) error {
 	id, ok := strings.CutPrefix(o.PatientRef, "Patient/")
 	if !ok || !isIDChars(id, 1, 64) {
