@@ -362,8 +362,12 @@ const (
 type hl7Time struct {
 	t    time.Time
 	prec precision
-	tz   string // the offset as written or implied: "Z" or "+hh:mm"
+	utc  bool // no offset written and read in UTC: the zone is "Z"
 }
+
+// zone is the offset as written or implied: "Z" or "+hh:mm". The mapping
+// writes every time in UTC and does not need it (see dateTimeOf).
+func (ht hl7Time) zone() string { return offsetString(ht.t, ht.utc) }
 
 // parseDTM parses an HL7 DTM (YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ])
 // keeping its precision. A timestamp without an offset is read in loc. ok is
@@ -426,11 +430,10 @@ func parseDTM(s string, loc *time.Location) (hl7Time, bool) {
 	if t.Day() != d || t.Month() != time.Month(mo) {
 		return hl7Time{}, false // e.g. 31 April
 	}
-	tz := offsetString(t, mm[8] == "" && loc == time.UTC)
 	if !validOffset(t) {
 		return hl7Time{}, false
 	}
-	return hl7Time{t: t, prec: prec, tz: tz}, true
+	return hl7Time{t: t, prec: prec, utc: mm[8] == "" && loc == time.UTC}, true
 }
 
 // fixedZones caches the zones of the UTC offsets written in timestamps

@@ -551,7 +551,7 @@ func TestParseDTM(t *testing.T) {
 // formatForTest renders an hl7Time the way the FHIR marshaller does.
 func formatForTest(ht hl7Time) string {
 	t := ht.t
-	zone := ht.tz
+	zone := ht.zone()
 	if zone == "Z" {
 		t = t.UTC()
 	}
