@@ -155,7 +155,7 @@ func (a *App) startPipeline(ctx context.Context, secret []byte) error {
 	}
 	p, err := pipeline.New(a.nc, pipeline.Config{
 		Holds: hc, Partitions: a.cfg.Intake.Partitions, Secret: secret, Policy: pol,
-		FHIR: pipeline.NewFHIREncoder(pol.Location(), ""), Replicas: a.cfg.NATS.Replicas, Logger: a.log,
+		FHIR: pipeline.NewFHIREncoder(pol.Location(), "", a.cfg.FHIR.Validate), Replicas: a.cfg.NATS.Replicas, Logger: a.log,
 	})
 	if err != nil {
 		return err

@@ -106,6 +106,16 @@ type Intake struct {
 	AckMode string `yaml:"ack_mode"`
 }
 
+// FHIR configures the portal feed's FHIR R4 Bundles (package fhirmap).
+type FHIR struct {
+	// Validate turns on full runtime validation of every Bundle with
+	// google/fhir/go's validating unmarshaller before it is published (about
+	// 27 times the cost of mapping and encoding it; see docs/BENCHMARKS.md).
+	// Off by default: the mapping only emits Bundles that validate, which
+	// fhirmap's tests check for every Bundle they produce.
+	Validate bool `yaml:"validate"`
+}
+
 // Config is resultgate's whole configuration.
 type Config struct {
 	DataDir    string     `yaml:"data_dir"`
@@ -115,6 +125,7 @@ type Config struct {
 	HTTP       HTTP       `yaml:"http"`
 	NATS       NATS       `yaml:"nats"`
 	Intake     Intake     `yaml:"intake"`
+	FHIR       FHIR       `yaml:"fhir"`
 	// Extra holds sections owned by other packages (policy, holds, forwarder,
 	// auth), decoded strictly by those packages.
 	Extra map[string]yaml.Node `yaml:",inline"`

@@ -27,6 +27,9 @@ func TestParseDefaults(t *testing.T) {
 	if cfg.Intake.DuplicateWindow != 24*time.Hour {
 		t.Errorf("default duplicate window = %s", cfg.Intake.DuplicateWindow)
 	}
+	if cfg.FHIR.Validate {
+		t.Error("fhir.validate is on by default; it is opt-in")
+	}
 }
 
 func TestParseOverrides(t *testing.T) {
@@ -38,6 +41,8 @@ mllp:
 intake:
   accept_types: [ORU^R01]
   duplicate_window: 48h
+fhir:
+  validate: true
 policy:
   time_zone: America/New_York
 `))
@@ -52,6 +57,12 @@ policy:
 	}
 	if len(cfg.Intake.AcceptTypes) != 1 || cfg.Intake.DuplicateWindow != 48*time.Hour {
 		t.Errorf("intake = %+v", cfg.Intake)
+	}
+	if !cfg.FHIR.Validate {
+		t.Error("fhir.validate: true not applied")
+	}
+	if _, err := Parse([]byte("fhir:\n  validat: true\n")); err == nil || !strings.Contains(err.Error(), "validat") {
+		t.Errorf("misspelt fhir key: err = %v", err)
 	}
 	var pol struct {
 		TimeZone string `yaml:"time_zone"`

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/resultgate/resultgate/hl7"
+
+	bcr "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
 )
 
 // benchMessage returns the synthetic lab panel (testdata/lab_panel_nm.hl7)
@@ -25,22 +27,41 @@ func benchMessage(b *testing.B) []byte {
 }
 
 // BenchmarkBundle maps a 2 KB ORU^R01 (one OBR, NM OBX with UCUM units,
-// ranges, flags and NTEs), including the marshal and the validating
-// unmarshal with google/fhir/go that Bundle always does. Besides wall time it
-// reports process CPU time per op (cpu-ns/op), which is steadier on a shared
-// machine.
+// ranges, flags and NTEs) to its Bundle as the pipeline does: the mapping and
+// the encoder, without runtime validation (Options.Validate off, the
+// default). Besides wall time it reports process CPU time per op
+// (cpu-ns/op), which is steadier on a shared machine.
 func BenchmarkBundle(b *testing.B) {
+	benchBundle(b, Bundle, Options{})
+}
+
+// BenchmarkBundleValidate is BenchmarkBundle with the opt-in full runtime
+// validation (Options.Validate, config fhir.validate): each Bundle is parsed
+// back with google/fhir/go's validating unmarshaller.
+func BenchmarkBundleValidate(b *testing.B) {
+	benchBundle(b, Bundle, Options{Validate: true})
+}
+
+// BenchmarkBundleJSONFormat is the reflective path Bundle took before its own
+// encoder (the same mapping, fhirvalidate on the proto, jsonformat's
+// marshaller): the baseline the encoder is measured against in the same run.
+func BenchmarkBundleJSONFormat(b *testing.B) {
+	benchBundle(b, referenceBundle, Options{})
+}
+
+func benchBundle(b *testing.B, bundle func(*hl7.Message, Release, Options) ([]byte, error), extra Options) {
 	data := benchMessage(b)
 	m, err := hl7.Parse(data)
 	if err != nil {
 		b.Fatal(err)
 	}
 	rel, opts := testRelease(), testOptions(b)
+	opts.Validate = extra.Validate
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	before := cpuTime()
 	for b.Loop() {
-		if _, err := Bundle(m, rel, opts); err != nil {
+		if _, err := bundle(m, rel, opts); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -54,4 +75,56 @@ func cpuTime() int64 {
 		return 0
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// BenchmarkBundleMapping is the mapping alone (HL7 to the R4 protos), the
+// part of BenchmarkBundle before the encoder.
+func BenchmarkBundleMapping(b *testing.B) {
+	m, err := hl7.Parse(benchMessage(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rel, opts := testRelease(), testOptions(b)
+	b.ReportAllocs()
+	before := cpuTime()
+	for b.Loop() {
+		if _, err := buildBundle(m, rel, opts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(cpuTime()-before)/float64(b.N), "cpu-ns/op")
+}
+
+// BenchmarkBundleEncode is the encoder alone on the benchmark's Bundle
+// proto, against BenchmarkBundleMarshal, jsonformat's marshaller on the same
+// proto.
+func BenchmarkBundleEncode(b *testing.B) {
+	benchEncode(b, encodeBundle)
+}
+
+// BenchmarkBundleMarshal is google/fhir/go's jsonformat marshaller on the
+// benchmark's Bundle proto.
+func BenchmarkBundleMarshal(b *testing.B) {
+	benchEncode(b, marshalReference)
+}
+
+func benchEncode(b *testing.B, encode func(*bcr.Bundle) ([]byte, error)) {
+	m, err := hl7.Parse(benchMessage(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	bundle, err := buildBundle(m, testRelease(), testOptions(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	before := cpuTime()
+	for b.Loop() {
+		out, err := encode(bundle)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(int64(len(out)))
+	}
+	b.ReportMetric(float64(cpuTime()-before)/float64(b.N), "cpu-ns/op")
 }

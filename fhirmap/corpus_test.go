@@ -53,7 +53,7 @@ func TestCorpus(t *testing.T) {
 				name += "#" + strconv.Itoa(i+1)
 			}
 			rel := testRelease()
-			out, err := Bundle(m, rel, testOptions(t))
+			out, err := bundleChecked(t, m, rel, testOptions(t))
 			switch {
 			case err == nil:
 				mapped++

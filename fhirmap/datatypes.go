@@ -5,8 +5,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/resultgate/resultgate/hl7"
 
@@ -50,27 +50,6 @@ const (
 	ExtR5ObservationValue = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Observation.value"
 )
 
-var (
-	codeRe        = regexp.MustCompile(`^[^\s]+( [^\s]+)*$`)
-	invalidCharRe = regexp.MustCompile("[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]")
-)
-
-// text makes s a valid FHIR string: valid UTF-8, line breaks as "\n", no
-// control characters other than tab and newline. It does not trim.
-func text(s string) string {
-	if !utf8.ValidString(s) {
-		s = strings.ToValidUTF8(s, "\uFFFD")
-	}
-	if strings.IndexByte(s, '\r') >= 0 {
-		s = strings.ReplaceAll(s, "\r\n", "\n")
-		s = strings.ReplaceAll(s, "\r", "\n")
-	}
-	if invalidCharRe.MatchString(s) {
-		s = invalidCharRe.ReplaceAllString(s, " ")
-	}
-	return s
-}
-
 // clean is text trimmed of surrounding white space.
 func clean(s string) string { return strings.TrimSpace(text(s)) }
 
@@ -81,12 +60,6 @@ func str(s string) *d4.String {
 		return nil
 	}
 	return &d4.String{Value: s}
-}
-
-// code normalises s to a FHIR code (single inner spaces, no outer white
-// space), or "" when nothing is left.
-func code(s string) string {
-	return strings.Join(strings.Fields(text(s)), " ")
 }
 
 // codingSystems maps HL7 table 0396 coding system names to FHIR system URIs.
@@ -164,11 +137,34 @@ func coding(id, display, system string) *d4.Coding {
 	if c == "" {
 		return nil
 	}
-	out := &d4.Coding{Code: &d4.Code{Value: c}, Display: str(display)}
-	if sys := systemFor(system); sys != "" {
-		out.System = &d4.Uri{Value: sys}
+	return newCoding(systemFor(system), c, clean(display))
+}
+
+// codingAlloc is a Coding with its elements, allocated together: the
+// mapping builds several per Observation, and one allocation instead of four
+// is most of what they cost.
+type codingAlloc struct {
+	coding  d4.Coding
+	code    d4.Code
+	display d4.String
+	system  d4.Uri
+}
+
+// newCoding returns a Coding of code c with display and system when they
+// are not empty.
+func newCoding(system, c, display string) *d4.Coding {
+	a := &codingAlloc{}
+	a.code.Value = c
+	a.coding.Code = &a.code
+	if display != "" {
+		a.display.Value = display
+		a.coding.Display = &a.display
 	}
-	return out
+	if system != "" {
+		a.system.Value = system
+		a.coding.System = &a.system
+	}
+	return &a.coding
 }
 
 // cweReader reads component c of a CWE-like value (from a field's components,
@@ -180,34 +176,50 @@ type cweReader func(c int) string
 // the v2.7 second alternate (10-12) become codings; CWE-9 (original text), or
 // the first display when nothing is coded, becomes text. Nil when empty.
 func concept(get cweReader) *d4.CodeableConcept {
-	cc := &d4.CodeableConcept{}
-	for _, t := range [][3]int{{1, 2, 3}, {4, 5, 6}, {10, 11, 12}} {
+	var codings []*d4.Coding
+	for _, t := range [...][3]int{{1, 2, 3}, {4, 5, 6}, {10, 11, 12}} {
 		if c := coding(get(t[0]), get(t[1]), get(t[2])); c != nil {
-			cc.Coding = append(cc.Coding, c)
+			codings = append(codings, c)
 		}
 	}
 	txt := clean(get(9))
-	if txt == "" && len(cc.Coding) == 0 {
+	if txt == "" && len(codings) == 0 {
 		txt = clean(get(2))
 		if txt == "" {
 			txt = clean(get(5))
 		}
 	}
-	if txt == "" && len(cc.Coding) == 0 {
+	if txt == "" && len(codings) == 0 {
 		// A bare local code with no system and no text keeps its code.
 		txt = clean(get(1))
 	}
+	if txt == "" && len(codings) == 0 {
+		return nil
+	}
+	cc := &d4.CodeableConcept{Coding: codings}
 	if txt != "" {
 		cc.Text = &d4.String{Value: txt}
-	}
-	if cc.Text == nil && len(cc.Coding) == 0 {
-		return nil
 	}
 	return cc
 }
 
 // fieldCWE reads a CWE field (first repetition) component by component.
-func fieldCWE(f hl7.Field) cweReader { return f.Component }
+// Components past the last one read as "" without scanning the field again.
+func fieldCWE(f hl7.Field) cweReader {
+	n := f.Components()
+	if n == 0 {
+		return noComponents
+	}
+	return func(c int) string {
+		if c > n {
+			return ""
+		}
+		return f.Component(c)
+	}
+}
+
+// noComponents reads an empty field.
+func noComponents(int) string { return "" }
 
 // conceptText returns a CodeableConcept holding only text, or nil.
 func conceptText(s string) *d4.CodeableConcept {
@@ -219,11 +231,17 @@ func conceptText(s string) *d4.CodeableConcept {
 
 // conceptCode returns a CodeableConcept with one coding.
 func conceptCode(system, c, display string) *d4.CodeableConcept {
-	cd := &d4.Coding{Code: &d4.Code{Value: c}, Display: str(display)}
-	if system != "" {
-		cd.System = &d4.Uri{Value: system}
-	}
-	return &d4.CodeableConcept{Coding: []*d4.Coding{cd}}
+	a := &conceptAlloc{}
+	a.codings[0] = newCoding(system, c, clean(display))
+	a.cc.Coding = a.codings[:]
+	return &a.cc
+}
+
+// conceptAlloc is a CodeableConcept with room for one coding, allocated
+// together.
+type conceptAlloc struct {
+	cc      d4.CodeableConcept
+	codings [1]*d4.Coding
 }
 
 // identifierEI maps an EI (entity identifier) to an Identifier (v2-to-FHIR
@@ -302,14 +320,29 @@ func logicalRef(typ, id, display string) *d4.Reference {
 	if id == "" && display == "" {
 		return nil
 	}
-	r := &d4.Reference{Type: &d4.Uri{Value: typ}}
+	a := &logicalRefAlloc{}
+	a.typ.Value = typ
+	a.ref.Type = &a.typ
 	if id != "" {
-		r.Identifier = &d4.Identifier{Value: &d4.String{Value: id}}
+		a.idValue.Value = id
+		a.ident.Value = &a.idValue
+		a.ref.Identifier = &a.ident
 	}
 	if display != "" {
-		r.Display = &d4.String{Value: display}
+		a.display.Value = display
+		a.ref.Display = &a.display
 	}
-	return r
+	return &a.ref
+}
+
+// logicalRefAlloc is a logical Reference with its elements, allocated
+// together.
+type logicalRefAlloc struct {
+	ref     d4.Reference
+	typ     d4.Uri
+	ident   d4.Identifier
+	idValue d4.String
+	display d4.String
 }
 
 // precision of an HL7 timestamp.
@@ -329,18 +362,20 @@ const (
 type hl7Time struct {
 	t    time.Time
 	prec precision
-	tz   string // the offset as written or implied: "Z" or "+hh:mm"
+	utc  bool // no offset written and read in UTC: the zone is "Z"
 }
 
-var dtmRe = regexp.MustCompile(`^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,4}))?([+-]\d{4})?$`)
+// zone is the offset as written or implied: "Z" or "+hh:mm". The mapping
+// writes every time in UTC and does not need it (see dateTimeOf).
+func (ht hl7Time) zone() string { return offsetString(ht.t, ht.utc) }
 
 // parseDTM parses an HL7 DTM (YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ])
 // keeping its precision. A timestamp without an offset is read in loc. ok is
 // false for anything malformed (the field is then left out of the mapping).
 func parseDTM(s string, loc *time.Location) (hl7Time, bool) {
 	s = strings.TrimSpace(s)
-	mm := dtmRe.FindStringSubmatch(s)
-	if mm == nil {
+	mm, ok := dtmParts(s)
+	if !ok {
 		return hl7Time{}, false
 	}
 	// Components must be contiguous: a later one without an earlier is malformed
@@ -389,18 +424,29 @@ func parseDTM(s string, loc *time.Location) (hl7Time, bool) {
 		if om > 59 || oh > 14 || (oh == 14 && om != 0) {
 			return hl7Time{}, false
 		}
-		off := sign * (oh*3600 + om*60)
-		l = time.FixedZone(mm[8], off)
+		l = fixedZone(mm[8], sign*(oh*3600+om*60))
 	}
 	t := time.Date(y, time.Month(mo), d, h, mi, sec, nsec, l)
 	if t.Day() != d || t.Month() != time.Month(mo) {
 		return hl7Time{}, false // e.g. 31 April
 	}
-	tz := offsetString(t, mm[8] == "" && loc == time.UTC)
 	if !validOffset(t) {
 		return hl7Time{}, false
 	}
-	return hl7Time{t: t, prec: prec, tz: tz}, true
+	return hl7Time{t: t, prec: prec, utc: mm[8] == "" && loc == time.UTC}, true
+}
+
+// fixedZones caches the zones of the UTC offsets written in timestamps
+// (at most 2×15×60 of them), so parsing one does not allocate a zone.
+var fixedZones sync.Map // offset as written ("+hhmm") → *time.Location
+
+func fixedZone(name string, off int) *time.Location {
+	if l, ok := fixedZones.Load(name); ok {
+		return l.(*time.Location)
+	}
+	name = strings.Clone(name) // not a view into the message
+	l, _ := fixedZones.LoadOrStore(name, time.FixedZone(name, off))
+	return l.(*time.Location)
 }
 
 // offsetString renders t's UTC offset as FHIR wants it.
@@ -447,10 +493,21 @@ func (b *builder) dateTime(s string) *d4.DateTime {
 // time.LoadLocation on every marshal (file-system probes per value, which made
 // a lab panel cost ~30 ms), see docs/FHIR.md.
 func dateTimeOf(ht hl7Time) *d4.DateTime {
-	p := map[precision]d4.DateTime_Precision{
-		precYear: d4.DateTime_YEAR, precMonth: d4.DateTime_MONTH, precDay: d4.DateTime_DAY,
-		precSecond: d4.DateTime_SECOND, precMilli: d4.DateTime_MILLISECOND, precMicro: d4.DateTime_MICROSECOND,
-	}[ht.prec]
+	var p d4.DateTime_Precision
+	switch ht.prec {
+	case precYear:
+		p = d4.DateTime_YEAR
+	case precMonth:
+		p = d4.DateTime_MONTH
+	case precDay:
+		p = d4.DateTime_DAY
+	case precSecond:
+		p = d4.DateTime_SECOND
+	case precMilli:
+		p = d4.DateTime_MILLISECOND
+	case precMicro:
+		p = d4.DateTime_MICROSECOND
+	}
 	us := ht.t.UnixMicro()
 	if ht.prec < precSecond {
 		y, m, d := ht.t.Date()
@@ -494,8 +551,14 @@ func instantOf(t time.Time) *d4.Instant {
 // dateTimeOfGo converts a Go time to a UTC FHIR dateTime.
 func dateTimeOfGo(t time.Time) *d4.DateTime {
 	in := instantOf(t)
-	p := map[d4.Instant_Precision]d4.DateTime_Precision{
-		d4.Instant_SECOND: d4.DateTime_SECOND, d4.Instant_MILLISECOND: d4.DateTime_MILLISECOND, d4.Instant_MICROSECOND: d4.DateTime_MICROSECOND,
-	}[in.Precision]
+	var p d4.DateTime_Precision
+	switch in.Precision {
+	case d4.Instant_SECOND:
+		p = d4.DateTime_SECOND
+	case d4.Instant_MILLISECOND:
+		p = d4.DateTime_MILLISECOND
+	case d4.Instant_MICROSECOND:
+		p = d4.DateTime_MICROSECOND
+	}
 	return &d4.DateTime{ValueUs: in.ValueUs, Timezone: "Z", Precision: p}
 }

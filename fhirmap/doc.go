@@ -17,11 +17,15 @@
 //     correction of the same order) updates the same resources instead of
 //     creating duplicates.
 //
-// Every Bundle is validated with github.com/google/fhir/go's validator
-// (fhirvalidate: required fields, primitive formats, reference types) and
-// marshalled with its jsonformat marshaller; a Bundle that does not validate
-// is an error (ErrInvalidBundle), never output. Validate re-parses JSON with
-// the validating unmarshaller; the tests do that for every Bundle produced.
+// The mapping builds the Bundle as google/fhir/go's R4 protos and writes it
+// with its own encoder (encode.go), which gives byte for byte what
+// google/fhir/go's jsonformat marshaller gives, without reflection. The tests
+// hold it to that for every golden, test and corpus message and in two fuzz
+// targets, and parse every Bundle they produce back with google/fhir/go's
+// validating unmarshaller (Validate). google/fhir/go stays the reference:
+// with Options.Validate (config fhir.validate) Bundle runs that validating
+// unmarshaller on its output at run time and returns ErrInvalidBundle instead
+// of a Bundle that fails it.
 //
 // Bundle is a pure function of its arguments: no clock, no randomness, no I/O.
 // The same message, release and options always produce the same bytes.

@@ -3,14 +3,12 @@ package fhirmap
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/fhir/go/fhirversion"
 	"github.com/google/fhir/go/jsonformat"
-	"github.com/google/fhir/go/jsonformat/fhirvalidate"
 
 	"github.com/resultgate/resultgate/hl7"
 
@@ -79,6 +77,14 @@ type Options struct {
 	// IDPrefix is prepended to every resource id (at most 28 characters from
 	// [A-Za-z0-9.-]); it lets several deployments share one FHIR server.
 	IDPrefix string
+	// Validate turns on full runtime validation: every Bundle is parsed back
+	// with google/fhir/go's validating unmarshaller (JSON syntax, primitive
+	// formats, required fields, reference types) before it is returned, and
+	// refused with ErrInvalidBundle if it fails. It is off by default: the
+	// mapping only emits what validates (the tests check every Bundle they
+	// produce), and the check costs about 27 times the mapping and encoding
+	// (see docs/BENCHMARKS.md). Config key fhir.validate.
+	Validate bool
 }
 
 // Errors returned by Bundle. Each is wrapped with detail; test with errors.Is.
@@ -106,11 +112,6 @@ var (
 )
 
 var (
-	fhirIDRe   = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
-	idPrefixRe = regexp.MustCompile(`^[A-Za-z0-9\-.]{0,28}$`)
-)
-
-var (
 	codecOnce    sync.Once
 	marshaller   *jsonformat.Marshaller
 	unmarshaller *jsonformat.Unmarshaller
@@ -132,9 +133,9 @@ func codecs() (*jsonformat.Marshaller, *jsonformat.Unmarshaller, error) {
 
 // Validate parses data as FHIR R4 JSON with google/fhir/go's validating
 // unmarshaller (JSON syntax and primitive formats, then required fields,
-// primitive formats and reference types) and reports the problems. Bundle
-// validates the resources before marshalling; Validate is the full
-// round trip, used by the tests on every Bundle and available to consumers.
+// primitive formats and reference types) and reports the problems. The tests
+// run it on every Bundle they produce; Bundle runs it with Options.Validate;
+// it is available to consumers.
 func Validate(data []byte) error {
 	_, u, err := codecs()
 	if err != nil {
@@ -151,9 +152,32 @@ func Validate(data []byte) error {
 // Observations, all with subject opts.PatientRef, and one Provenance targeting
 // the DiagnosticReports. Entries are PUTs to ids derived from the order's
 // identity (see docs/FHIR.md), so the same input always gives the same bytes
-// and re-publishing updates rather than duplicates. The Bundle is validated
-// with google/fhir/go (fhirvalidate) before it is marshalled and returned.
+// and re-publishing updates rather than duplicates.
+//
+// The mapping builds google/fhir/go's R4 protos; Bundle writes them with its
+// own encoder (encode.go), which gives the bytes jsonformat gives, without
+// reflection. With opts.Validate the output is also parsed back with
+// google/fhir/go's validating unmarshaller (see Validate) and refused with
+// ErrInvalidBundle if it does not validate.
 func Bundle(m *hl7.Message, rel Release, opts Options) ([]byte, error) {
+	bundle, err := buildBundle(m, rel, opts)
+	if err != nil {
+		return nil, err
+	}
+	out, err := encodeBundle(bundle)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Validate {
+		if err := Validate(out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// buildBundle runs the mapping and returns the Bundle proto.
+func buildBundle(m *hl7.Message, rel Release, opts Options) (*bcr.Bundle, error) {
 	if m == nil {
 		return nil, fmt.Errorf("%w: nil message", ErrNoResults)
 	}
@@ -167,36 +191,26 @@ func Bundle(m *hl7.Message, rel Release, opts Options) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	bundle, err := b.build()
-	if err != nil {
-		return nil, err
-	}
-	cr := &bcr.ContainedResource{OneofResource: &bcr.ContainedResource_Bundle{Bundle: bundle}}
-	// google/fhir/go's validator on the proto: required fields, primitive
-	// formats (id, code, uri, string characters, integer ranges) and reference
-	// target types. It is what the validating unmarshaller runs after parsing,
-	// at a fifth of the cost of re-parsing the JSON; the tests re-parse every
-	// Bundle they produce (golden, corpus, fuzz) with Validate.
-	if err := fhirvalidate.Validate(cr); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidBundle, err)
-	}
-	mar, _, err := codecs()
-	if err != nil {
-		return nil, err
-	}
-	out, err := mar.Marshal(cr)
-	if err != nil {
-		return nil, fmt.Errorf("%w: marshalling: %v", ErrInvalidBundle, err)
+	return b.build()
+}
+
+// encodeBundle writes bundle as FHIR JSON, byte for byte as google/fhir/go's
+// jsonformat marshaller would.
+func encodeBundle(bundle *bcr.Bundle) ([]byte, error) {
+	var e encoder
+	out := e.bundle(make([]byte, 0, 4096+len(bundle.GetEntry())*1024), bundle)
+	if e.err != nil {
+		return nil, fmt.Errorf("%w: encoding: %v", ErrInvalidBundle, e.err)
 	}
 	return out, nil
 }
 
 func checkOptions(o Options) error {
 	id, ok := strings.CutPrefix(o.PatientRef, "Patient/")
-	if !ok || !fhirIDRe.MatchString(id) {
+	if !ok || !isIDChars(id, 1, 64) {
 		return fmt.Errorf("%w: PatientRef must be \"Patient/<id>\" with a FHIR id", ErrInvalidOptions)
 	}
-	if !idPrefixRe.MatchString(o.IDPrefix) {
+	if !isIDChars(o.IDPrefix, 0, 28) {
 		return fmt.Errorf("%w: IDPrefix must be at most 28 characters from [A-Za-z0-9.-]", ErrInvalidOptions)
 	}
 	return nil
@@ -212,7 +226,7 @@ func checkRelease(r Release) error {
 	if y := r.At.UTC().Year(); y < 1 || y > 9999 {
 		return fmt.Errorf("%w: release time At out of range", ErrInvalidRelease)
 	}
-	if r.Notify != "" && !codeRe.MatchString(r.Notify) {
+	if r.Notify != "" && !isCode(r.Notify) {
 		return fmt.Errorf("%w: Notify %q is not a FHIR code", ErrInvalidRelease, r.Notify)
 	}
 	return nil
@@ -414,12 +428,18 @@ func (b *builder) build() (*bcr.Bundle, error) {
 // entryFor wraps a resource as a transaction entry: fullUrl urn:uuid, PUT to
 // its id (an idempotent create-or-update).
 func entryFor(cr *bcr.ContainedResource, typ string, id rid) *bcr.Bundle_Entry {
-	return &bcr.Bundle_Entry{
-		FullUrl:  &d4.Uri{Value: "urn:uuid:" + id.uuid},
-		Resource: cr,
-		Request: &bcr.Bundle_Entry_Request{
-			Method: &bcr.Bundle_Entry_Request_MethodCode{Value: c4.HTTPVerbCode_PUT},
-			Url:    &d4.Uri{Value: typ + "/" + id.id},
-		},
-	}
+	// One allocation for the entry and its elements.
+	a := &struct {
+		entry   bcr.Bundle_Entry
+		fullURL d4.Uri
+		req     bcr.Bundle_Entry_Request
+		method  bcr.Bundle_Entry_Request_MethodCode
+		url     d4.Uri
+	}{}
+	a.fullURL.Value = id.urn
+	a.method.Value = c4.HTTPVerbCode_PUT
+	a.url.Value = typ + "/" + id.id
+	a.req.Method, a.req.Url = &a.method, &a.url
+	a.entry.FullUrl, a.entry.Resource, a.entry.Request = &a.fullURL, cr, &a.req
+	return &a.entry
 }

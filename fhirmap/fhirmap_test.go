@@ -73,7 +73,7 @@ func TestGolden(t *testing.T) {
 		name := strings.TrimSuffix(filepath.Base(f), ".hl7")
 		t.Run(name, func(t *testing.T) {
 			m := parseFile(t, f)
-			out, err := Bundle(m, testRelease(), testOptions(t))
+			out, err := bundleChecked(t, m, testRelease(), testOptions(t))
 			if err != nil {
 				t.Fatalf("Bundle: %v", err)
 			}
@@ -163,7 +163,7 @@ func (b bundleJSON) resources(typ string) []map[string]any {
 
 func mapFixture(t *testing.T, name string) bundleJSON {
 	t.Helper()
-	out, err := Bundle(parseFile(t, filepath.Join("testdata", name+".hl7")), testRelease(), testOptions(t))
+	out, err := bundleChecked(t, parseFile(t, filepath.Join("testdata", name+".hl7")), testRelease(), testOptions(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +339,7 @@ func TestMappingDecisions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out, err := Bundle(m, testRelease(), testOptions(t))
+		out, err := bundleChecked(t, m, testRelease(), testOptions(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -412,7 +412,7 @@ func TestMappingDecisions(t *testing.T) {
 // TestImmediateRelease checks the Provenance of a result that was never held.
 func TestImmediateRelease(t *testing.T) {
 	rel := Release{Reason: ReasonImmediate, At: time.Date(2026, 11, 23, 16, 15, 0, 123000000, time.UTC)}
-	out, err := Bundle(parseFile(t, "testdata/lab_panel_nm.hl7"), rel, testOptions(t))
+	out, err := bundleChecked(t, parseFile(t, "testdata/lab_panel_nm.hl7"), rel, testOptions(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -500,7 +500,7 @@ func TestErrors(t *testing.T) {
 			if c.opts != nil {
 				c.opts(&o)
 			}
-			_, err := Bundle(m, r, o)
+			_, err := bundleChecked(t, m, r, o)
 			if !errors.Is(err, c.want) {
 				t.Fatalf("err = %v, want %v", err, c.want)
 			}
@@ -551,7 +551,7 @@ func TestParseDTM(t *testing.T) {
 // formatForTest renders an hl7Time the way the FHIR marshaller does.
 func formatForTest(ht hl7Time) string {
 	t := ht.t
-	zone := ht.tz
+	zone := ht.zone()
 	if zone == "Z" {
 		t = t.UTC()
 	}

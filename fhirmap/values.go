@@ -91,51 +91,54 @@ func isText(vt string) bool {
 }
 
 // unit is OBX-6 mapped for Quantity: unit text always; system and code only
-// when OBX-6 says UCUM (a code without a system is not allowed, qty-3).
+// when OBX-6 says UCUM (a code without a system is not allowed, qty-3). The
+// elements are built once per OBX and shared by its quantities (value and
+// reference range): the Bundle is never modified once built.
 type unit struct {
-	unit, system, code string
+	unit   *d4.String
+	system *d4.Uri
+	code   *d4.Code
 }
 
 func unitOf(f hl7.Field) unit {
 	id, txt, sys := clean(f.Component(1)), clean(f.Component(2)), f.Component(3)
-	u := unit{unit: txt}
-	if u.unit == "" {
-		u.unit = id
+	var u unit
+	if txt == "" {
+		txt = id
+	}
+	if txt != "" {
+		u.unit = &d4.String{Value: txt}
 	}
 	if id != "" && systemFor(sys) == SystemUCUM && code(id) == id {
-		u.system, u.code = SystemUCUM, id
+		u.system, u.code = &d4.Uri{Value: SystemUCUM}, &d4.Code{Value: id}
 	}
 	return u
 }
 
 func (u unit) quantity(v string, cmp c4.QuantityComparatorCode_Value) *d4.Quantity {
-	q := &d4.Quantity{Value: &d4.Decimal{Value: v}}
+	a := &struct {
+		q   d4.Quantity
+		v   d4.Decimal
+		cmp d4.Quantity_ComparatorCode
+	}{}
+	a.v.Value = v
+	a.q.Value, a.q.Unit, a.q.System, a.q.Code = &a.v, u.unit, u.system, u.code
 	if cmp != c4.QuantityComparatorCode_INVALID_UNINITIALIZED {
-		q.Comparator = &d4.Quantity_ComparatorCode{Value: cmp}
+		a.cmp.Value = cmp
+		a.q.Comparator = &a.cmp
 	}
-	if u.unit != "" {
-		q.Unit = &d4.String{Value: u.unit}
-	}
-	if u.code != "" {
-		q.System = &d4.Uri{Value: u.system}
-		q.Code = &d4.Code{Value: u.code}
-	}
-	return q
+	return &a.q
 }
 
 func (u unit) simple(v string) *d4.SimpleQuantity {
-	q := &d4.SimpleQuantity{Value: &d4.Decimal{Value: v}}
-	if u.unit != "" {
-		q.Unit = &d4.String{Value: u.unit}
-	}
-	if u.code != "" {
-		q.System = &d4.Uri{Value: u.system}
-		q.Code = &d4.Code{Value: u.code}
-	}
-	return q
+	a := &struct {
+		q d4.SimpleQuantity
+		v d4.Decimal
+	}{}
+	a.v.Value = v
+	a.q.Value, a.q.Unit, a.q.System, a.q.Code = &a.v, u.unit, u.system, u.code
+	return &a.q
 }
-
-var numRe = regexp.MustCompile(`^([+-]?)(\d*)(?:\.(\d*))?$`)
 
 // decimal normalises an HL7 NM to a FHIR decimal (no leading "+", no
 // superfluous leading zeros, "0" before a bare fraction), keeping the
@@ -143,19 +146,22 @@ var numRe = regexp.MustCompile(`^([+-]?)(\d*)(?:\.(\d*))?$`)
 // a number.
 func decimal(s string) (string, bool) {
 	s = strings.TrimSpace(s)
-	m := numRe.FindStringSubmatch(s)
-	if m == nil || (m[2] == "" && m[3] == "") {
+	sign, digits, frac, ok := numParts(s)
+	if !ok || (digits == "" && frac == "") {
 		return "", false
 	}
-	intPart := strings.TrimLeft(m[2], "0")
+	intPart := strings.TrimLeft(digits, "0")
 	if intPart == "" {
 		intPart = "0"
 	}
-	out := intPart
-	if m[3] != "" {
-		out += "." + m[3]
+	if frac == "" && sign != "-" {
+		return intPart, true
 	}
-	if m[1] == "-" {
+	out := intPart
+	if frac != "" {
+		out += "." + frac
+	}
+	if sign == "-" {
 		out = "-" + out
 	}
 	return out, true
@@ -461,9 +467,6 @@ func unhex(c byte) int {
 	return -1
 }
 
-var rangeRe = regexp.MustCompile(`^\s*(-?[0-9]*\.?[0-9]+)\s*(?:-|–|to)\s*(-?[0-9]*\.?[0-9]+)\s*$`)
-var boundRe = regexp.MustCompile(`^\s*(<=|>=|<|>|≤|≥)\s*([0-9]*\.?[0-9]+)\s*$`)
-
 // referenceRange maps OBX-7 per the IG (referenceRange.text) and, when the
 // text is a plain numeric range ("3.5-5.0", "<5", ">=10"), also low/high with
 // the OBX-6 units.
@@ -473,15 +476,15 @@ func referenceRange(s string, u unit) *obspb.Observation_ReferenceRange {
 		return nil
 	}
 	rr := &obspb.Observation_ReferenceRange{Text: t}
-	if m := rangeRe.FindStringSubmatch(t.Value); m != nil {
-		lo, ok1 := decimal(m[1])
-		hi, ok2 := decimal(m[2])
+	if l, h, ok := rangeParts(t.Value); ok {
+		lo, ok1 := decimal(l)
+		hi, ok2 := decimal(h)
 		if ok1 && ok2 {
 			rr.Low, rr.High = u.simple(lo), u.simple(hi)
 		}
-	} else if m := boundRe.FindStringSubmatch(t.Value); m != nil {
-		if d, ok := decimal(m[2]); ok {
-			switch m[1] {
+	} else if cmp, num, ok := boundParts(t.Value); ok {
+		if d, ok := decimal(num); ok {
+			switch cmp {
 			case "<", "<=", "≤":
 				rr.High = u.simple(d)
 			default:

@@ -76,7 +76,7 @@ func newClusterPipeEnv(t *testing.T, nc *nats.Conn) *pipeEnv {
 	hc := DefaultHoldsConfig()
 	hc.SchedulerTick, hc.ReconcileEvery = 10*time.Millisecond, 200*time.Millisecond
 	hc.AckWait, hc.MaxDeliver, hc.RetryBackoff = 2*time.Second, 100, []time.Duration{100 * time.Millisecond}
-	e.cfg = Config{Holds: hc, Partitions: testPartitions, Secret: pipeSecret, Policy: e.policy, FHIR: NewFHIREncoder(time.UTC, ""), Clock: e.clock, Replicas: 3, Logger: zerolog.Nop()}
+	e.cfg = Config{Holds: hc, Partitions: testPartitions, Secret: pipeSecret, Policy: e.policy, FHIR: NewFHIREncoder(time.UTC, "", true), Clock: e.clock, Replicas: 3, Logger: zerolog.Nop()}
 	return e
 }
 

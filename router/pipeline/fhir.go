@@ -39,8 +39,10 @@ func FHIRReason(p hold.ReleasePath) string {
 // without a patient key has no valid reference, so fhirmap refuses it and the
 // release is recorded as unpublishable rather than sent to nobody. loc is the
 // zone of HL7 timestamps without an offset; idPrefix is prepended to every
-// resource id.
-func NewFHIREncoder(loc *time.Location, idPrefix string) FHIREncoder {
+// resource id; validate turns on fhirmap's full runtime validation of every
+// Bundle with google/fhir/go (config fhir.validate; its cost is in
+// docs/BENCHMARKS.md).
+func NewFHIREncoder(loc *time.Location, idPrefix string, validate bool) FHIREncoder {
 	return func(m *hl7.Message, holdID string, rel hold.ReleaseInfo, bases []hold.Basis, patientKey string) ([]byte, error) {
 		kinds := make([]string, 0, len(bases))
 		for _, b := range bases {
@@ -49,6 +51,6 @@ func NewFHIREncoder(loc *time.Location, idPrefix string) FHIREncoder {
 		return fhirmap.Bundle(m, fhirmap.Release{
 			HoldID: holdID, Reason: FHIRReason(rel.Path), Actor: rel.Actor, ActorRole: rel.Role,
 			Note: rel.Note, At: rel.At, Bases: kinds, Notify: string(rel.Notify),
-		}, fhirmap.Options{PatientRef: "Patient/" + patientKey, Location: loc, IDPrefix: idPrefix})
+		}, fhirmap.Options{PatientRef: "Patient/" + patientKey, Location: loc, IDPrefix: idPrefix, Validate: validate})
 	}
 }

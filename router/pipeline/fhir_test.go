@@ -55,7 +55,7 @@ func TestFHIREncoderReevaluatedProvenance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc := NewFHIREncoder(time.UTC, "")
+	enc := NewFHIREncoder(time.UTC, "", true)
 	at := time.Date(2026, 3, 3, 9, 0, 0, 0, time.UTC)
 	data, err := enc(m, "h0123", hold.ReleaseInfo{Path: hold.PathReevaluated, Actor: "DRSMITH", Role: hold.RoleClinician, At: at}, nil, strings.Repeat("a", hold.PatientKeyLen))
 	if err != nil {

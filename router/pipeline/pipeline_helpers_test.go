@@ -254,7 +254,7 @@ func newPipeEnv(t testing.TB, mod ...func(*Config)) *pipeEnv {
 	hc.MaxDeliver = 3
 	hc.Covering = map[string][]string{"DRSMITH": {"DRJONES"}}
 	e.cfg = Config{
-		Holds: hc, Partitions: testPartitions, Secret: pipeSecret, Policy: e.policy, FHIR: NewFHIREncoder(time.UTC, ""),
+		Holds: hc, Partitions: testPartitions, Secret: pipeSecret, Policy: e.policy, FHIR: NewFHIREncoder(time.UTC, "", true),
 		Clock: e.clock, Logger: zerolog.Nop(),
 	}
 	for _, m := range mod {

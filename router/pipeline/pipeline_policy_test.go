@@ -30,7 +30,7 @@ func realPolicyEnv(t *testing.T, policyYAML string) *pipeEnv {
 	}
 	return newPipeEnv(t, func(c *Config) {
 		c.Policy = pol
-		c.FHIR = NewFHIREncoder(time.UTC, "")
+		c.FHIR = NewFHIREncoder(time.UTC, "", true)
 	})
 }
 
