@@ -88,3 +88,33 @@ func TestAuditRequiredForDeadLetterAndReplay(t *testing.T) {
 		t.Fatalf("audit events of inbound seq %d: %v, want one dead and one replay", recs[0].InboundSeq, kinds)
 	}
 }
+
+// TestDecidedButNotDelivered: a result decided for release whose FHIR
+// mapping is refused is dead-lettered; the audit trail links the decision
+// and the dead letter by hold ID and control ID, and says not delivered.
+func TestDecidedButNotDelivered(t *testing.T) {
+	e := newPipeEnv(t)
+	s := e.start().Service()
+	e.send(msgSpec{ctrl: "ND1", filler: "F1", section: "CH", status: "Z"}) // OBR-25 Z: no FHIR status
+	e.waitSettled()
+	testutil.Eventually(t, 10*time.Second, "dead letter", func() bool { return s.Metrics().Processed["dead"] == 1 })
+	evs, err := s.Audit(testutil.Ctx(t), audit.Query{HoldID: holdOf("ND1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var decided, notDelivered bool
+	for _, ev := range evs {
+		switch {
+		case ev.Kind == bus.AuditDecision && ev.Action == "release" && ev.ControlID == "ND1":
+			decided = true
+		case ev.Kind == bus.AuditDead && ev.Action == ActionNotDelivered && ev.ControlID == "ND1" && ev.HoldID == holdOf("ND1"):
+			notDelivered = true
+		}
+	}
+	if !decided || !notDelivered {
+		t.Fatalf("audit of %s: decided %t, not delivered %t: %+v", holdOf("ND1"), decided, notDelivered, evs)
+	}
+	if n := len(e.portal("portal.>")); n != 0 {
+		t.Fatalf("feed has %d messages", n)
+	}
+}

@@ -48,6 +48,12 @@ type PooledPolicy interface {
 	ClassifyPooled(r *policy.Report, h policy.History) (c policy.Classification, release func())
 }
 
+// ActionNotDelivered is the action of the audit event of a result that did
+// not reach the portal feed (dead-lettered by the classify step, or released
+// but unpublishable): the compliance trail shows what was decided and that it
+// was not delivered, linked by hold ID and control ID.
+const ActionNotDelivered = "not-delivered"
+
 // permanentError marks a failure that retrying cannot fix: the message goes to
 // the DEAD stream at once with reason.
 type permanentError struct {
@@ -126,8 +132,16 @@ func (s *Service) handleInbound(ctx context.Context, msg jetstream.Msg) {
 	// The message leaves HL7_IN's consumer (term) only once its dead letter
 	// is audited; a failed append naks it, and the redelivery writes the
 	// record and the event once each (stable IDs).
+	// The event names the hold ID and control ID the decision event used, so
+	// a decision whose result never reached the feed reads as not delivered.
+	msgID := msg.Headers().Get(jetstream.MsgIDHeader)
+	holdID := ""
+	if msgID != "" {
+		holdID = hold.HoldID(s.cfg.Secret, msgID)
+	}
 	if err := s.audit.Record(ctx, "dead-"+strconv.FormatUint(meta.Sequence.Stream, 10), audit.Event{
-		Kind: bus.AuditDead, MsgID: msg.Headers().Get(jetstream.MsgIDHeader), InboundSeq: meta.Sequence.Stream,
+		Kind: bus.AuditDead, HoldID: holdID, MsgID: msgID, ControlID: msg.Headers().Get(bus.HeaderHL7ControlID),
+		InboundSeq: meta.Sequence.Stream, Action: ActionNotDelivered,
 		Reason: reason + ": " + detail, Actor: "resultgate", Role: hold.RoleSystem,
 	}); err != nil {
 		log.Error().Err(err).Msg("auditing the dead letter failed; nak")

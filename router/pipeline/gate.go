@@ -370,8 +370,9 @@ func (g *Gate) unpublishable(ctx context.Context, h *hold.Hold, pe *permanentErr
 	// reconciler can also get here at once: only the one whose
 	// compare-and-set marks the hold counts and logs it.
 	if err := g.audit.Record(ctx, "unpub-"+h.ID, audit.Event{
-		Kind: bus.AuditDead, At: time.Now().UTC(), HoldID: h.ID, OrderKey: h.OrderKey, MsgID: h.Inbound.MsgID,
-		InboundSeq: h.Inbound.Seq, Reason: why, Actor: "resultgate", Role: hold.RoleSystem,
+		Kind: bus.AuditDead, At: time.Now().UTC(), HoldID: h.ID, PatientKey: h.PatientKey, OrderKey: h.OrderKey, MsgID: h.Inbound.MsgID,
+		ControlID: h.Inbound.ControlID, InboundSeq: h.Inbound.Seq, Action: ActionNotDelivered, Path: h.Release.Path,
+		Reason: why, Actor: "resultgate", Role: hold.RoleSystem,
 	}); err != nil {
 		return h, err
 	}

@@ -343,6 +343,7 @@ func (e *pipeEnv) send(m msgSpec) uint64 {
 	part := hold.Partition(hold.PatientKey(pipeSecret, hold.PatientIdentity(pid, "HOSP")), testPartitions)
 	msg := &nats.Msg{Subject: bus.InSubject(part), Header: nats.Header{}, Data: raw}
 	msg.Header.Set(bus.HeaderReceivedAt, e.clock.Now().UTC().Format(time.RFC3339Nano))
+	msg.Header.Set(bus.HeaderHL7ControlID, m.ctrl) // as the intake stores it
 	ack, err := e.js.JS.PublishMsg(testutil.Ctx(e.t), msg, jetstream.WithMsgID("LIS|HOSP|"+m.ctrl))
 	if err != nil {
 		e.t.Fatalf("publishing inbound: %v", err)
