@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -48,6 +49,7 @@ type Service interface {
 	GetConsent(ctx context.Context, patient string) (store.ConsentRecord, error)
 	ConsentVersion(ctx context.Context, key string, rev uint64) (store.ConsentRecord, error)
 	Audit(ctx context.Context, q audit.Query) ([]audit.Event, error)
+	Releases(ctx context.Context, q pipeline.ReleasesQuery) ([]pipeline.FeedRecord, error)
 	RecordAccess(ctx context.Context, e pipeline.AccessEvent) error
 	InboundMessage(ctx context.Context, h *hold.Hold) ([]byte, error)
 }
@@ -83,6 +85,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("POST /api/orders/{filler}/hold", a.with([]auth.Role{auth.RoleClinician, auth.RoleOnCall}, a.placeHold))
 	mux.Handle("GET /api/audit", a.with([]auth.Role{auth.RoleCompliance, auth.RoleAdmin}, a.audit))
 	mux.Handle("GET /api/report", a.with([]auth.Role{auth.RoleCompliance, auth.RoleAdmin}, a.report))
+	mux.Handle("GET /api/releases", a.with([]auth.Role{auth.RoleCompliance, auth.RoleAdmin}, a.releases))
 	mux.Handle("POST /fhir/Consent", a.with([]auth.Role{auth.RoleAdmin, auth.RoleClinician}, a.putConsent))
 	mux.Handle("GET /fhir/Consent", a.with([]auth.Role{auth.RoleAdmin, auth.RoleClinician, auth.RoleOnCall, auth.RoleCompliance}, a.getConsent))
 	mux.Handle("GET /fhir/Consent/{key}", a.with([]auth.Role{auth.RoleAdmin, auth.RoleClinician, auth.RoleOnCall, auth.RoleCompliance}, a.readConsent))
@@ -462,6 +465,42 @@ func (a *API) placeHold(w http.ResponseWriter, r *http.Request, p auth.Principal
 		return err
 	}
 	writeJSON(w, http.StatusCreated, res)
+	return nil
+}
+
+// releases lists what the patient feed carries (GET /api/releases?since=&path=
+// &limit=): hold ID, control ID, patient key, path, actor, time, how the
+// patient is told; never the result itself. The read is audited.
+func (a *API) releases(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	q := pipeline.ReleasesQuery{Path: hold.ReleasePath(r.URL.Query().Get("path"))}
+	if s := r.URL.Query().Get("since"); s != "" {
+		t, _, err := ParseWhen(s, time.Now())
+		if err != nil {
+			return newErr(http.StatusBadRequest, "bad_request", "since: %s", err)
+		}
+		q.Since = t
+	}
+	if q.Path != "" && !slices.Contains(hold.ReleasePaths, q.Path) {
+		return newErr(http.StatusBadRequest, "bad_request", "path %q: not a release path", q.Path)
+	}
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return newErr(http.StatusBadRequest, "bad_request", "limit %q: want a positive whole number", s)
+		}
+		q.Limit = n
+	}
+	recs, err := a.svc.Releases(r.Context(), q)
+	if err != nil {
+		return err
+	}
+	if err := a.access(r.Context(), p, "releases.read", "", fmt.Sprintf("%d feed records", len(recs))); err != nil {
+		return err
+	}
+	if recs == nil {
+		recs = []pipeline.FeedRecord{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"releases": recs})
 	return nil
 }
 

@@ -17,5 +17,6 @@ func subcommands() []*cobra.Command {
 		newConsentCmd(),
 		newDeadCmd(),
 		newAuditCmd(),
+		newReleasesCmd(),
 	}
 }

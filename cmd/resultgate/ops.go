@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -607,6 +608,60 @@ reason; every read and every refused request.
 	cmd.Flags().StringVar(&q.HoldID, "hold", "", "only the events of this hold")
 	cmd.Flags().StringVar(&since, "since", "", "only events at or after this time: "+httpapi.WhenFormats)
 	cmd.Flags().IntVar(&q.Limit, "limit", 0, "at most this many events (default and maximum 10000)")
+	return cmd
+}
+
+func newReleasesCmd() *cobra.Command {
+	var nf natsFlags
+	var q pipeline.ReleasesQuery
+	var since, path string
+	cmd := &cobra.Command{
+		Use:   "releases [--since TIME] [--path PATH]",
+		Short: "List what the patient feed carries: results released at once, holds released, retractions",
+		Long: `releases lists the messages of the patient feed (portal.hl7.> on PORTAL) through the
+NATS API of a running resultgate serve, oldest first: hold ID, control ID, patient key,
+release path, actor, time and how the patient is told; never the result itself.
+
+  resultgate releases --since 24h
+  resultgate releases --path immediate --since 2026-12-01
+
+--since is read as the HTTP API reads since: ` + httpapi.WhenFormats + `.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if since != "" {
+				t, err := parseSince(since, time.Now())
+				if err != nil {
+					return &exitError{code: 2, err: err}
+				}
+				q.Since = t
+			}
+			q.Path = hold.ReleasePath(path)
+			if path != "" && !slices.Contains(hold.ReleasePaths, q.Path) {
+				return &exitError{code: 2, err: fmt.Errorf("--path %q: not a release path", path)}
+			}
+			var recs []pipeline.FeedRecord
+			if err := nf.call(cmd.Context(), bus.OpReleasesList, q, &recs); err != nil {
+				return err
+			}
+			if nf.json {
+				return printJSON(cmd.OutOrStdout(), recs)
+			}
+			w := cmd.OutOrStdout()
+			for _, r := range recs {
+				fmt.Fprintf(w, "%s  #%d  %s  hold %s  control %s  by %s (%s)  notify %s", r.ReleasedAt.UTC().Format(time.RFC3339), r.Seq, r.Path, r.HoldID, r.ControlID, r.Actor, r.Role, r.Notify)
+				if r.Retracts != "" {
+					fmt.Fprintf(w, "  retracts %s", r.Retracts)
+				}
+				fmt.Fprintln(w)
+			}
+			fmt.Fprintf(w, "%d feed records\n", len(recs))
+			return nil
+		},
+	}
+	nf.register(cmd)
+	cmd.Flags().StringVar(&since, "since", "", "only records stored at or after this time: "+httpapi.WhenFormats)
+	cmd.Flags().StringVar(&path, "path", "", "only this release path (immediate, acknowledged, override, deadline, patient-delay-ended, patient-revoked, correction, reevaluated, retraction)")
+	cmd.Flags().IntVar(&q.Limit, "limit", 0, "at most this many records (default and maximum 10000)")
 	return cmd
 }
 

@@ -270,6 +270,11 @@ func (srv *Server) handle(ctx context.Context, op string, body []byte) (json.Raw
 		if err = decodeReq(body, &r); err == nil {
 			out, err = s.DeadReplay(ctx, r.Seq, r.By)
 		}
+	case bus.OpReleasesList:
+		var q pipeline.ReleasesQuery
+		if err = decodeReq(body, &q); err == nil {
+			out, err = s.Releases(ctx, q)
+		}
 	case bus.OpAuditQuery:
 		var q audit.Query
 		if err = decodeReq(body, &q); err == nil {

@@ -134,6 +134,7 @@ const (
 	OpDeadList      = "dead.list"
 	OpDeadReplay    = "dead.replay"
 	OpAuditQuery    = "audit.query"
+	OpReleasesList  = "releases.list"
 )
 
 // Audit event kinds (the second token of audit.<kind>.<bucket>).

@@ -49,7 +49,7 @@ func bundleResources(t *testing.T, data []byte) map[string]map[string]string {
 // resources to entered-in-error.
 func TestWithdrawalOfReleasedResultIsRetracted(t *testing.T) {
 	e := newPipeEnv(t)
-	e.start()
+	s := e.start().Service()
 	e.send(msgSpec{ctrl: "R1", filler: "F1", section: "CH"})
 	e.waitSettled()
 	testutil.Eventually(t, 5*time.Second, "release on the feed", func() bool { return len(e.portal("portal.hl7.>")) == 1 })
@@ -90,6 +90,13 @@ func TestWithdrawalOfReleasedResultIsRetracted(t *testing.T) {
 	}
 	if len(orig["DiagnosticReport"]) == 0 || len(orig["Observation"]) == 0 {
 		t.Fatalf("release Bundle without report or observations: %v", orig)
+	}
+	recs, err := s.Releases(testutil.Ctx(t), ReleasesQuery{})
+	if err != nil || len(recs) != 2 || recs[0].Path != hold.PathImmediate || recs[1].Path != hold.PathRetraction || recs[1].Retracts != recs[0].HoldID {
+		t.Fatalf("Releases = %+v, %v; want the release and its retraction", recs, err)
+	}
+	if only, _ := s.Releases(testutil.Ctx(t), ReleasesQuery{Path: hold.PathRetraction}); len(only) != 1 {
+		t.Errorf("Releases(path retraction) = %+v", only)
 	}
 }
 
