@@ -129,6 +129,12 @@ type Record struct {
 	// Stage is "intake" for a message the intake refused (never stored in
 	// HL7_IN), empty for one the pipeline gave up on.
 	Stage string `json:"stage,omitempty"`
+	// ControlID, SendingApplication and SendingFacility are MSH-10, MSH-3
+	// and MSH-4 as the intake stored them (no PHI): who to ask for a
+	// correction, and which message.
+	ControlID          string `json:"control_id,omitempty"`
+	SendingApplication string `json:"sending_application,omitempty"`
+	SendingFacility    string `json:"sending_facility,omitempty"`
 	// Discarded is set when an operator closed the record without replaying
 	// it (read from the audit trail, not stored on DEAD: records are never
 	// changed).
@@ -147,7 +153,8 @@ func record(h nats.Header, seq uint64, size int) Record {
 	r := Record{
 		Seq: seq, Reason: h.Get(bus.HeaderDeadReason), Detail: h.Get(bus.HeaderDeadDetail),
 		Subject: h.Get(bus.HeaderDeadSubject), MsgID: h.Get(bus.HeaderDeadMsgID), Size: size,
-		Stage: h.Get(bus.HeaderDeadStage),
+		Stage: h.Get(bus.HeaderDeadStage), ControlID: h.Get(bus.HeaderHL7ControlID),
+		SendingApplication: h.Get(bus.HeaderHL7SendingApplication), SendingFacility: h.Get(bus.HeaderHL7SendingFacility),
 	}
 	r.InboundSeq, _ = strconv.ParseUint(h.Get(bus.HeaderDeadSeq), 10, 64)
 	r.Deliveries, _ = strconv.Atoi(h.Get(bus.HeaderDeadDelivered))
