@@ -688,6 +688,9 @@ func writeAudit(w io.Writer, evs []audit.Event) {
 			fmt.Fprintf(&b, "  reason=%q", e.Reason)
 		}
 		add("harm_type", e.HarmType)
+		if e.DeadSeq != 0 {
+			add("dead_seq", strconv.FormatUint(e.DeadSeq, 10))
+		}
 		add("ruleset", e.RulesetVersion)
 		if !e.Deadline.IsZero() {
 			add("deadline", e.Deadline.UTC().Format(time.RFC3339))

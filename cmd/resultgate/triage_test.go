@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -63,7 +65,44 @@ func TestDeadDiscardOfUnattributedResult(t *testing.T) {
 		t.Errorf("dead list after the discard: %v\n%s", err, out)
 	}
 	out, _, err = cli("audit", "--since", "1h")
-	if err != nil || !strings.Contains(out, "discard") || !strings.Contains(out, "LIS resent it with the MRN") {
+	if err != nil || !strings.Contains(out, "discard") || !strings.Contains(out, "LIS resent it with the MRN") || !strings.Contains(out, "dead_seq="+seq) {
 		t.Errorf("audit lacks the discard: %v\n%s", err, out)
+	}
+}
+
+// explain says that serve does not apply its decision to a message without a
+// usable patient identifier, and says nothing of it for one with an MRN.
+func TestExplainUnattributed(t *testing.T) {
+	const base = "MSH|^~\\&|LIS|HOSP|RG|HOSP|20261207120000||ORU^R01^ORU_R01|X1|P|2.5.1\r" +
+		"PID|1||%s||Doe^Jane\r" +
+		"OBR|1|PL1|FL1|718-7^Hemoglobin^LN|||20261207110000|||||||||D001^Doctor^Delta||||||20261207115500|||F\r" +
+		"OBX|1|NM|718-7^Hemoglobin^LN||13.5|g/dL|12.0-16.0|N|||F\r"
+	for _, c := range []struct {
+		pid  string
+		want bool
+	}{{"^^^HOSP^MR", true}, {"", true}, {"MRN1^^^HOSP^MR", false}, {"MRN1", false}} {
+		file := filepath.Join(t.TempDir(), "m.hl7")
+		if err := os.WriteFile(file, []byte(fmt.Sprintf(base, c.pid)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, _, err := runCLI(t, "", "explain", "--json", file)
+		if err != nil {
+			t.Fatalf("explain PID-3 %q: %v", c.pid, err)
+		}
+		var x struct {
+			Decision struct {
+				Warnings []string `json:"warnings"`
+			} `json:"decision"`
+		}
+		if err := json.Unmarshal([]byte(out), &x); err != nil {
+			t.Fatal(err)
+		}
+		got := false
+		for _, w := range x.Decision.Warnings {
+			got = got || w == unattributedWarning
+		}
+		if got != c.want {
+			t.Errorf("PID-3 %q: triage warning %t, want %t (%q)", c.pid, got, c.want, x.Decision.Warnings)
+		}
 	}
 }

@@ -496,15 +496,26 @@ func (s *Service) priorOf(ctx context.Context, e store.OrderEntry) (*policy.Prio
 // authority, so the pipeline keys history, Consents and holds by the
 // identifier part alone.
 func (s *Service) patientKey(pid string) string {
-	if i := strings.IndexByte(pid, '^'); i >= 0 {
-		pid = pid[:i]
-	}
-	pid = strings.TrimSpace(pid)
+	pid = idNumber(pid)
 	if pid == "" {
 		return ""
 	}
 	return hold.PatientKey(s.cfg.Secret, hold.PatientIdentity(pid))
 }
+
+// idNumber returns the ID number of a policy.Report.PatientID ("id^^^auth"),
+// trimmed: what the pipeline keys a patient by.
+func idNumber(pid string) string {
+	if i := strings.IndexByte(pid, '^'); i >= 0 {
+		pid = pid[:i]
+	}
+	return strings.TrimSpace(pid)
+}
+
+// Attributable reports whether a result whose policy.Report.PatientID is pid
+// can be attributed to a patient: its ID number is not empty. The classify
+// step sends the others to triage (bus.DeadUnattributed); explain says so.
+func Attributable(pid string) bool { return idNumber(pid) != "" }
 
 func receivedAt(h string, fallback time.Time) time.Time {
 	if t, err := time.Parse(time.RFC3339Nano, h); err == nil {
