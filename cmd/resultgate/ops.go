@@ -518,7 +518,7 @@ is audited and leaves the record on DEAD. --open lists what still waits.
 	var open bool
 	listCmd := &cobra.Command{
 		Use:   "list",
-		Short: "List dead-lettered messages, newest first",
+		Short: "List dead-lettered messages, oldest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var recs []dead.Record

@@ -291,3 +291,44 @@ func TestGateRefusesHoldWithoutPatient(t *testing.T) {
 		t.Errorf("%d feed messages for a hold without a patient", n)
 	}
 }
+
+// When the on-call notice cannot be written the inbound message is not let
+// go: it is redelivered until the notice is stored, and the redeliveries add
+// no second dead letter, audit event or notice.
+func TestTriageNoticeSurvivesAFailedPublish(t *testing.T) {
+	e := realPolicyEnv(t, "time_zone: UTC\n")
+	s := e.start().Service()
+	ctx := testutil.Ctx(t)
+	if err := e.js.JS.DeleteStream(ctx, bus.StreamNotify); err != nil {
+		t.Fatal(err)
+	}
+	in := publishInbound(t, e, "NOTIFY-DOWN", routineORU("NOTIFY-DOWN", ""))
+	c, err := e.js.JS.Consumer(ctx, bus.StreamHL7In, consumerName("p01"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, "redelivered while NOTIFY is missing", func() bool {
+		info, err := c.Info(ctx)
+		recs, _ := s.DeadFind(ctx, DeadQuery{Reason: bus.DeadUnattributed})
+		return err == nil && info.NumRedelivered > 0 && info.NumAckPending == 1 && len(recs) == 1
+	})
+	if err := bus.EnsureStreams(ctx, e.js.JS, bus.StreamsConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitSettled()
+	recs, err := s.DeadFind(ctx, DeadQuery{Reason: bus.DeadUnattributed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	notices := triageNotices(t, e)
+	evs, err := s.Audit(ctx, audit.Query{Kinds: []string{bus.AuditDead}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 || len(notices) != 1 || len(evs) != 1 {
+		t.Fatalf("%d dead letters, %d notices, %d dead audit events; want one of each", len(recs), len(notices), len(evs))
+	}
+	if notices[0].DeadSeq != recs[0].Seq || notices[0].InboundSeq != in || evs[0].DeadSeq != recs[0].Seq {
+		t.Errorf("notice %+v, event %+v, record %+v", notices[0], evs[0], recs[0])
+	}
+}
