@@ -26,6 +26,8 @@ import (
 
 	"github.com/resultgate/resultgate/router/store"
 
+	"github.com/resultgate/resultgate/router/dead"
+
 	"github.com/rs/zerolog"
 
 	"github.com/resultgate/resultgate/auth"
@@ -52,6 +54,8 @@ type Service interface {
 	Releases(ctx context.Context, q pipeline.ReleasesQuery) ([]pipeline.FeedRecord, error)
 	RecordAccess(ctx context.Context, e pipeline.AccessEvent) error
 	InboundMessage(ctx context.Context, h *hold.Hold) ([]byte, error)
+	Triage(ctx context.Context, limit int) ([]dead.Record, error)
+	DeadDiscard(ctx context.Context, req pipeline.DiscardRequest) (dead.Record, error)
 }
 
 // Authenticator checks a request's credentials.
@@ -83,6 +87,8 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("POST /api/holds/{id}/release", a.with([]auth.Role{auth.RoleClinician}, a.release))
 	mux.Handle("POST /api/holds/{id}/override", a.with([]auth.Role{auth.RoleOnCall}, a.override))
 	mux.Handle("POST /api/orders/{filler}/hold", a.with([]auth.Role{auth.RoleClinician, auth.RoleOnCall}, a.placeHold))
+	mux.Handle("GET /api/triage", a.with(triageRoles, a.listTriage))
+	mux.Handle("POST /api/triage/{seq}/discard", a.with(triageRoles, a.discardTriage))
 	mux.Handle("GET /api/audit", a.with([]auth.Role{auth.RoleCompliance, auth.RoleAdmin}, a.audit))
 	mux.Handle("GET /api/report", a.with([]auth.Role{auth.RoleCompliance, auth.RoleAdmin}, a.report))
 	mux.Handle("GET /api/releases", a.with([]auth.Role{auth.RoleCompliance, auth.RoleAdmin}, a.releases))
@@ -116,7 +122,7 @@ func fromService(err error) *apiError {
 	switch {
 	case errors.As(err, &ae):
 		return ae
-	case errors.Is(err, hold.ErrHoldNotFound), errors.Is(err, store.ErrConsentNotFound):
+	case errors.Is(err, hold.ErrHoldNotFound), errors.Is(err, store.ErrConsentNotFound), errors.Is(err, dead.ErrNotFound):
 		return newErr(http.StatusNotFound, "not_found", "%s", err)
 	case errors.Is(err, hold.ErrAlreadyReleased):
 		return newErr(http.StatusConflict, "already_released", "%s", err)

@@ -13,6 +13,7 @@ import (
 	"github.com/resultgate/resultgate/config"
 	"github.com/resultgate/resultgate/hl7"
 	"github.com/resultgate/resultgate/policy"
+	"github.com/resultgate/resultgate/router/pipeline"
 )
 
 // maxExplainInput bounds the file explain reads (every read is bounded).
@@ -190,8 +191,17 @@ func explainOne(raw []byte, e *policy.Engine, c *policy.Classifier, pref *policy
 		Facility: fac, Now: now,
 	})
 	x := policy.Explain(r, cls, d)
+	if !pipeline.Attributable(r.PatientID) {
+		// The router never applies this decision: say what it does instead.
+		x.Decision.Warnings = append(x.Decision.Warnings, unattributedWarning)
+	}
 	return &x, loc, nil
 }
+
+// unattributedWarning is explain's warning for a message without a usable
+// patient identifier, whatever the policy decided.
+const unattributedWarning = "not applied by resultgate serve: the message names no usable patient identifier (PID-3, or PID-2 in its stead, has no ID number), " +
+	"so it is never held or released; it is dead-lettered for triage (reason unattributed) and on-call is notified"
 
 func readBounded(path string, limit int64) ([]byte, error) {
 	f, err := os.Open(path)

@@ -503,18 +503,27 @@ accepted, too large, several patients) is kept there too, for the record, but
 it was answered AR/CR and never stored, so the sender still holds it: replay
 refuses it and says what to fix before the sender resends it.
 
-  resultgate dead list [--limit 100]
-  resultgate dead replay SEQ --by NAME`,
+A result that names no usable patient identifier (REASON unattributed: no
+PID-3 ID number) is never released: it waits in triage, and on-call is
+notified on notify.oncall. Have the sender correct and resend it (replay would
+dead-letter the same bytes again), then close the record with discard, which
+is audited and leaves the record on DEAD. --open lists what still waits.
+
+  resultgate dead list [--limit 100] [--reason unattributed] [--open]
+  resultgate dead replay SEQ --by NAME
+  resultgate dead discard SEQ --by NAME --reason TEXT`,
 	}
 	nf.register(cmd)
 	var limit int
+	var reasonFilter string
+	var open bool
 	listCmd := &cobra.Command{
 		Use:   "list",
-		Short: "List dead-lettered messages, newest first",
+		Short: "List dead-lettered messages, oldest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var recs []dead.Record
-			if err := nf.call(cmd.Context(), "dead.list", api.DeadListRequest{Limit: limit}, &recs); err != nil {
+			if err := nf.call(cmd.Context(), "dead.list", api.DeadListRequest{Limit: limit, Reason: reasonFilter, Open: open}, &recs); err != nil {
 				return err
 			}
 			if nf.json {
@@ -528,7 +537,11 @@ refuses it and says what to fix before the sender resends it.
 				if stage == "" {
 					stage = "pipeline"
 				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", r.Seq, r.At.UTC().Format(time.RFC3339), stage, r.Reason, r.InboundSeq, r.Deliveries, r.Size, r.Detail)
+				detail := r.Detail
+				if d := r.Discarded; d != nil {
+					detail += " [discarded " + d.At.UTC().Format(time.RFC3339) + " by " + d.By + ": " + d.Reason + "]"
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", r.Seq, r.At.UTC().Format(time.RFC3339), stage, r.Reason, r.InboundSeq, r.Deliveries, r.Size, detail)
 			}
 			tw.Flush()
 			fmt.Fprintf(w, "%d dead-lettered message(s)\n", len(recs))
@@ -536,6 +549,8 @@ refuses it and says what to fix before the sender resends it.
 		},
 	}
 	listCmd.Flags().IntVar(&limit, "limit", 100, "at most this many")
+	listCmd.Flags().StringVar(&reasonFilter, "reason", "", "only records of this reason (e.g. unattributed)")
+	listCmd.Flags().BoolVar(&open, "open", false, "leave out the records an operator discarded")
 	var by string
 	replayCmd := &cobra.Command{
 		Use:   "replay SEQ",
@@ -561,7 +576,37 @@ refuses it and says what to fix before the sender resends it.
 		},
 	}
 	replayCmd.Flags().StringVar(&by, "by", "", "who replays it (required, audited)")
-	cmd.AddCommand(listCmd, replayCmd)
+	var discardBy, discardReason string
+	discardCmd := &cobra.Command{
+		Use:   "discard SEQ",
+		Short: "Close the dead-lettered message SEQ without replaying it (audited; the record stays on DEAD)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := required("by", discardBy); err != nil {
+				return err
+			}
+			if err := required("reason", discardReason); err != nil {
+				return err
+			}
+			seq, err := strconv.ParseUint(args[0], 10, 64)
+			if err != nil || seq == 0 {
+				return &exitError{code: 2, err: fmt.Errorf("SEQ: want the DEAD stream sequence from `resultgate dead list`, got %q", args[0])}
+			}
+			var rec dead.Record
+			if err := nf.call(cmd.Context(), "dead.discard", pipeline.DiscardRequest{Seq: seq, By: discardBy, Reason: discardReason}, &rec); err != nil {
+				return err
+			}
+			if nf.json {
+				return printJSON(cmd.OutOrStdout(), rec)
+			}
+			d := rec.Discarded
+			fmt.Fprintf(cmd.OutOrStdout(), "dead-lettered message %d (%s) discarded by %s at %s: %s\n", rec.Seq, rec.Reason, d.By, d.At.UTC().Format(time.RFC3339), d.Reason)
+			return nil
+		},
+	}
+	discardCmd.Flags().StringVar(&discardBy, "by", "", "who discards it (required, audited)")
+	discardCmd.Flags().StringVar(&discardReason, "reason", "", "why, e.g. corrected and resent as control ID N (required, audited)")
+	cmd.AddCommand(listCmd, replayCmd, discardCmd)
 	return cmd
 }
 
@@ -698,6 +743,9 @@ func writeAudit(w io.Writer, evs []audit.Event) {
 			fmt.Fprintf(&b, "  reason=%q", e.Reason)
 		}
 		add("harm_type", e.HarmType)
+		if e.DeadSeq != 0 {
+			add("dead_seq", strconv.FormatUint(e.DeadSeq, 10))
+		}
 		add("ruleset", e.RulesetVersion)
 		if !e.Deadline.IsZero() {
 			add("deadline", e.Deadline.UTC().Format(time.RFC3339))

@@ -104,6 +104,10 @@ type (
 	// DeadListRequest is dead.list.
 	DeadListRequest struct {
 		Limit int `json:"limit,omitempty"`
+		// Reason keeps the records of one reason (e.g. "unattributed").
+		Reason string `json:"reason,omitempty"`
+		// Open leaves out the records an operator discarded.
+		Open bool `json:"open,omitempty"`
 	}
 	// DeadReplayRequest is dead.replay.
 	DeadReplayRequest struct {
@@ -263,7 +267,12 @@ func (srv *Server) handle(ctx context.Context, op string, body []byte) (json.Raw
 	case bus.OpDeadList:
 		var r DeadListRequest
 		if err = decodeReq(body, &r); err == nil {
-			out, err = s.DeadList(ctx, r.Limit)
+			out, err = s.DeadFind(ctx, pipeline.DeadQuery{Reason: r.Reason, Open: r.Open, Limit: r.Limit})
+		}
+	case bus.OpDeadDiscard:
+		var r pipeline.DiscardRequest
+		if err = decodeReq(body, &r); err == nil {
+			out, err = s.DeadDiscard(ctx, r)
 		}
 	case bus.OpDeadReplay:
 		var r DeadReplayRequest

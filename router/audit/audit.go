@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -45,6 +46,9 @@ type Event struct {
 	Reason string           `json:"reason,omitempty"`
 	// HarmType is a determination's type of harm (Preventing Harm).
 	HarmType string `json:"harm_type,omitempty"`
+	// DeadSeq is the DEAD stream sequence of the dead-letter record a
+	// discard (or triage) event is about.
+	DeadSeq uint64 `json:"dead_seq,omitempty"`
 	// Seq is the AUDIT stream sequence (set when read back).
 	Seq uint64 `json:"seq,omitempty"`
 }
@@ -188,6 +192,9 @@ func (a *Trail) HoldEvent(ctx context.Context, h *hold.Hold, t hold.Transition, 
 type Query struct {
 	HoldID string    `json:"hold_id,omitempty"`
 	Since  time.Time `json:"since,omitzero"`
+	// Kinds, when not empty, keeps only events of these kinds (read with a
+	// subject filter per kind, so the rest of the trail is not read).
+	Kinds []string `json:"kinds,omitempty"`
 	// Limit caps the events returned; default and maximum 10000.
 	Limit int `json:"limit,omitempty"`
 }
@@ -214,6 +221,17 @@ func (a *Trail) Query(ctx context.Context, q Query) ([]Event, error) {
 			cfg.FilterSubjects = append(cfg.FilterSubjects, bus.AuditBucketFilter(q.HoldID))
 		}
 	}
+	for _, k := range q.Kinds {
+		if !bus.ValidToken(k) {
+			return nil, fmt.Errorf("audit kind %q: %w", k, hold.ErrBadRequest)
+		}
+	}
+	if len(q.Kinds) > 0 && q.HoldID == "" {
+		cfg.FilterSubjects = make([]string, 0, len(q.Kinds))
+		for _, k := range slices.Compact(slices.Sorted(slices.Values(q.Kinds))) {
+			cfg.FilterSubjects = append(cfg.FilterSubjects, bus.AuditKindFilter(k))
+		}
+	}
 	if !q.Since.IsZero() {
 		t := q.Since
 		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
@@ -226,6 +244,9 @@ func (a *Trail) Query(ctx context.Context, q Query) ([]Event, error) {
 		}
 		if q.HoldID != "" && e.HoldID != q.HoldID {
 			return e, bus.ErrSkip // another hold in the same bucket
+		}
+		if len(q.Kinds) > 0 && !slices.Contains(q.Kinds, e.Kind) {
+			return e, bus.ErrSkip // a hold's event of another kind
 		}
 		e.Seq = seq
 		return e, nil

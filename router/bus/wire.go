@@ -77,7 +77,7 @@ const (
 	// SubjectNotifyClinicianPrefix prefixes notify.clinician.<provider key>.
 	SubjectNotifyClinicianPrefix = "notify.clinician."
 	// SubjectNotifyOnCall receives escalations when a deadline nears and nobody
-	// acted.
+	// acted, and triage notices (a result dead-lettered as unattributed).
 	SubjectNotifyOnCall = "notify.oncall"
 	// SubjectAuditPrefix prefixes audit events, audit.<kind>.<bucket>.
 	SubjectAuditPrefix = "audit."
@@ -133,6 +133,7 @@ const (
 	OpConsentGet    = "consent.get"
 	OpDeadList      = "dead.list"
 	OpDeadReplay    = "dead.replay"
+	OpDeadDiscard   = "dead.discard"
 	OpAuditQuery    = "audit.query"
 	OpReleasesList  = "releases.list"
 )
@@ -147,6 +148,9 @@ const (
 	AuditReevaluation  = "reevaluation"
 	AuditDead          = "dead"
 	AuditReplay        = "replay"
+	// AuditDiscard records an operator closing a dead-letter record without
+	// replaying it (e.g. an unattributed result corrected and resent).
+	AuditDiscard = "discard"
 	// AuditAccess records a read of a hold's content (HIPAA access logging).
 	AuditAccess = "access"
 	// AuditDenied records a request refused for lack of authorisation.
@@ -158,6 +162,9 @@ const (
 	NotifyHoldCreated = "hold-created"
 	NotifyReminder    = "reminder"
 	NotifyEscalation  = "escalation"
+	// NotifyTriage tells on-call (notify.oncall) that a result was put in
+	// triage: dead-lettered because it cannot be attributed to a patient.
+	NotifyTriage = "triage"
 )
 
 // Dead-letter reason codes of the classify step (the last token of
@@ -168,6 +175,11 @@ const (
 	DeadFHIR     = "fhir"     // the released result could not be mapped to FHIR
 	DeadRetries  = "retries"  // transient failures exhausted the delivery bound
 	DeadInternal = "internal" // anything else
+	// DeadUnattributed: the result names no usable patient identifier (no
+	// PID segment, or PID-3, and PID-2 in its stead, without an ID number),
+	// so it cannot be attributed to one patient and is never released; it
+	// waits in triage for an operator (DESIGN non-negotiable 11).
+	DeadUnattributed = "unattributed"
 )
 
 // Headers of the messages the intake stores in HL7_IN. Values carry no PHI: the

@@ -22,6 +22,13 @@ import (
 // ErrNotFound means no dead-letter record has the given sequence.
 var ErrNotFound = errors.New("dead-letter record not found")
 
+// ErrUnattributed means a result names no usable patient identifier: no PID
+// segment, or no PID-3 repetition (PID-2 in its stead when PID-3 is empty, as
+// hl7.PrimaryIdentifierField reads it) with an ID number other than blanks or
+// the HL7 null. Such a result cannot be attributed to one patient and is never
+// released (reason bus.DeadUnattributed).
+var ErrUnattributed = errors.New("no usable patient identifier (PID-3 has no ID number): the result cannot be attributed to one patient")
+
 // phiFreeErrors are errors whose text is known to carry no message content.
 var phiFreeErrors = []error{
 	hl7.ErrEmpty, hl7.ErrNoMSH, hl7.ErrBadDelimiters, hl7.ErrBadSegmentID,
@@ -31,7 +38,7 @@ var phiFreeErrors = []error{
 	context.DeadlineExceeded, context.Canceled, jetstream.ErrNoStreamResponse,
 	nats.ErrTimeout, nats.ErrConnectionClosed, nats.ErrNoResponders,
 	fhirmap.ErrUnsupportedMessage, fhirmap.ErrNoResults, fhirmap.ErrMultiplePatients,
-	fhirmap.ErrResultStatus, fhirmap.ErrInvalidBundle,
+	fhirmap.ErrResultStatus, fhirmap.ErrInvalidBundle, ErrUnattributed,
 }
 
 // SafeDetail describes err without message content: the text of a known
@@ -73,11 +80,13 @@ func New(js jetstream.JetStream, onDead func(reason string)) *Letters {
 }
 
 // Put stores the inbound message m on hl7.dead.<reason> with the reason and a
-// PHI-free detail, and the reference to where it came from.
-func (d *Letters) Put(ctx context.Context, m jetstream.Msg, reason, detail string) error {
+// PHI-free detail, and the reference to where it came from. It returns the
+// record's DEAD sequence (the first copy's on a redelivery: the Msg-Id is
+// stable).
+func (d *Letters) Put(ctx context.Context, m jetstream.Msg, reason, detail string) (uint64, error) {
 	meta, err := m.Metadata()
 	if err != nil {
-		return fmt.Errorf("dead-lettering: %w", err)
+		return 0, fmt.Errorf("dead-lettering: %w", err)
 	}
 	hdr := nats.Header{}
 	for k, v := range m.Headers() {
@@ -95,15 +104,15 @@ func (d *Letters) Put(ctx context.Context, m jetstream.Msg, reason, detail strin
 	hdr.Set(bus.HeaderDeadDelivered, strconv.FormatUint(meta.NumDelivered, 10))
 	hdr.Set(bus.HeaderDeadAt, time.Now().UTC().Format(time.RFC3339Nano))
 	subj := bus.DeadSubject(reason)
-	_, err = d.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Header: hdr, Data: m.Data()},
+	ack, err := d.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Header: hdr, Data: m.Data()},
 		jetstream.WithMsgID("dead-"+strconv.FormatUint(meta.Sequence.Stream, 10)), jetstream.WithExpectStream(bus.StreamDead))
 	if err != nil {
-		return fmt.Errorf("publishing %s: %w", subj, err)
+		return 0, fmt.Errorf("publishing %s: %w", subj, err)
 	}
 	if d.onDead != nil {
 		d.onDead(reason)
 	}
-	return nil
+	return ack.Sequence, nil
 }
 
 // Record describes one dead-letter record (without the message content).
@@ -120,13 +129,32 @@ type Record struct {
 	// Stage is "intake" for a message the intake refused (never stored in
 	// HL7_IN), empty for one the pipeline gave up on.
 	Stage string `json:"stage,omitempty"`
+	// ControlID, SendingApplication and SendingFacility are MSH-10, MSH-3
+	// and MSH-4 as the intake stored them (no PHI): who to ask for a
+	// correction, and which message.
+	ControlID          string `json:"control_id,omitempty"`
+	SendingApplication string `json:"sending_application,omitempty"`
+	SendingFacility    string `json:"sending_facility,omitempty"`
+	// Discarded is set when an operator closed the record without replaying
+	// it (read from the audit trail, not stored on DEAD: records are never
+	// changed).
+	Discarded *Discard `json:"discarded,omitempty"`
+}
+
+// Discard is an operator's audited decision to close a dead-letter record
+// without replaying it.
+type Discard struct {
+	By     string    `json:"by"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
 }
 
 func record(h nats.Header, seq uint64, size int) Record {
 	r := Record{
 		Seq: seq, Reason: h.Get(bus.HeaderDeadReason), Detail: h.Get(bus.HeaderDeadDetail),
 		Subject: h.Get(bus.HeaderDeadSubject), MsgID: h.Get(bus.HeaderDeadMsgID), Size: size,
-		Stage: h.Get(bus.HeaderDeadStage),
+		Stage: h.Get(bus.HeaderDeadStage), ControlID: h.Get(bus.HeaderHL7ControlID),
+		SendingApplication: h.Get(bus.HeaderHL7SendingApplication), SendingFacility: h.Get(bus.HeaderHL7SendingFacility),
 	}
 	r.InboundSeq, _ = strconv.ParseUint(h.Get(bus.HeaderDeadSeq), 10, 64)
 	r.Deliveries, _ = strconv.Atoi(h.Get(bus.HeaderDeadDelivered))
@@ -136,13 +164,33 @@ func record(h nats.Header, seq uint64, size int) Record {
 
 // List returns up to limit dead-letter records, oldest first.
 func (d *Letters) List(ctx context.Context, limit int) ([]Record, error) {
+	return d.ListReason(ctx, "", limit)
+}
+
+// ListReason returns up to limit dead-letter records of reason (every reason
+// when empty), oldest first. It reads hl7.dead.<reason> only.
+func (d *Letters) ListReason(ctx context.Context, reason string, limit int) ([]Record, error) {
 	if limit <= 0 || limit > maxDeadRead {
 		limit = maxDeadRead
 	}
-	return bus.ReadAll(ctx, d.js, bus.StreamDead, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}, limit,
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+	if reason != "" {
+		if !bus.ValidToken(reason) {
+			return nil, fmt.Errorf("dead-letter reason %q: %w", reason, hold.ErrBadRequest)
+		}
+		cfg.FilterSubjects = []string{bus.DeadSubject(reason)}
+	}
+	return bus.ReadAll(ctx, d.js, bus.StreamDead, cfg, limit,
 		func(m jetstream.Msg, seq uint64) (Record, error) {
 			return record(m.Headers(), seq, len(m.Data())), nil
 		})
+}
+
+// Lookup returns dead-letter record seq whether or not it can be replayed
+// (ErrNotFound when there is none).
+func (d *Letters) Lookup(ctx context.Context, seq uint64) (Record, error) {
+	rec, _, err := d.fetch(ctx, seq)
+	return rec, err
 }
 
 // Replay re-publishes dead-letter record seq to its inbound subject with the
@@ -186,6 +234,14 @@ func (r Record) replayable() error {
 	}
 	if !strings.HasPrefix(r.Subject, bus.SubjectInPrefix) {
 		return fmt.Errorf("dead seq %d has no inbound subject: %w", r.Seq, hold.ErrBadRequest)
+	}
+	if r.Reason == bus.DeadUnattributed {
+		// The same bytes name the same (no) patient: a replay would only
+		// dead-letter them again.
+		return fmt.Errorf("dead seq %d cannot be replayed: the result names no usable patient identifier (PID-3), and replaying "+
+			"the same bytes would put it back here; have the sender correct and resend it (or resend the corrected message "+
+			"with `resultgate send`), then close this record with `resultgate dead discard %d --by NAME --reason TEXT`: %w",
+			r.Seq, r.Seq, hold.ErrBadRequest)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -55,6 +56,39 @@ func (n *Notifier) Send(ctx context.Context, kind string, h *hold.Hold, now time
 		jetstream.WithMsgID("ntf-"+h.ID+"-"+kind), jetstream.WithExpectStream(bus.StreamNotify))
 	if err != nil {
 		return fmt.Errorf("publishing %s notification: %w", kind, err)
+	}
+	return nil
+}
+
+// TriageNotice is the body of an on-call triage notification: a result was
+// dead-lettered because it cannot be attributed to a patient. It names the
+// DEAD record and the inbound message by sequence only (no message content):
+// on-call finds it with `resultgate dead list --open --reason unattributed`
+// or on the worklist page.
+type TriageNotice struct {
+	Kind       string    `json:"kind"`
+	Reason     string    `json:"reason"`
+	Detail     string    `json:"detail"`
+	DeadSeq    uint64    `json:"dead_seq"`
+	InboundSeq uint64    `json:"inbound_seq"`
+	ControlID  string    `json:"control_id,omitempty"`
+	At         time.Time `json:"at"`
+}
+
+// Triage publishes t on notify.oncall with Nats-Msg-Id
+// ntf-dead-<inbound seq>-triage, so a redelivery of the inbound message
+// notifies once.
+func (n *Notifier) Triage(ctx context.Context, t TriageNotice) error {
+	t.Kind = bus.NotifyTriage
+	t.At = t.At.UTC()
+	data, err := json.Marshal(t)
+	if err != nil {
+		return fmt.Errorf("encoding triage notification: %w", err)
+	}
+	_, err = n.js.PublishMsg(ctx, &nats.Msg{Subject: bus.SubjectNotifyOnCall, Data: data},
+		jetstream.WithMsgID("ntf-dead-"+strconv.FormatUint(t.InboundSeq, 10)+"-"+bus.NotifyTriage), jetstream.WithExpectStream(bus.StreamNotify))
+	if err != nil {
+		return fmt.Errorf("publishing %s notification: %w", bus.NotifyTriage, err)
 	}
 	return nil
 }

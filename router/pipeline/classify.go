@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/resultgate/resultgate/router/dead"
+	"github.com/resultgate/resultgate/router/notify"
 
 	"github.com/resultgate/resultgate/router/audit"
 
@@ -124,7 +125,8 @@ func (s *Service) handleInbound(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.NakWithDelay(delay)
 		return
 	}
-	if err := s.dead.Put(ctx, msg, reason, detail); err != nil {
+	deadSeq, err := s.dead.Put(ctx, msg, reason, detail)
+	if err != nil {
 		log.Error().Err(err).Msg("dead-lettering failed; nak")
 		_ = msg.NakWithDelay(s.cfg.Holds.backoff(int(meta.NumDelivered)))
 		return
@@ -142,11 +144,24 @@ func (s *Service) handleInbound(ctx context.Context, msg jetstream.Msg) {
 	if err := s.audit.Record(ctx, "dead-"+strconv.FormatUint(meta.Sequence.Stream, 10), audit.Event{
 		Kind: bus.AuditDead, HoldID: holdID, MsgID: msgID, ControlID: msg.Headers().Get(bus.HeaderHL7ControlID),
 		InboundSeq: meta.Sequence.Stream, Action: ActionNotDelivered,
-		Reason: reason + ": " + detail, Actor: "resultgate", Role: hold.RoleSystem,
+		Reason: reason + ": " + detail, Actor: "resultgate", Role: hold.RoleSystem, DeadSeq: deadSeq,
 	}); err != nil {
 		log.Error().Err(err).Msg("auditing the dead letter failed; nak")
 		_ = msg.NakWithDelay(s.cfg.Holds.backoff(int(meta.NumDelivered)))
 		return
+	}
+	if reason == bus.DeadUnattributed {
+		// On-call learns of it now, not at the next look at the list; the
+		// notice is written before the term, so a failure naks and the
+		// redelivery notifies once (stable Msg-Id).
+		if err := s.notifier.Triage(ctx, notify.TriageNotice{
+			Reason: reason, Detail: detail, DeadSeq: deadSeq, InboundSeq: meta.Sequence.Stream,
+			ControlID: msg.Headers().Get(bus.HeaderHL7ControlID), At: s.clock.Now(),
+		}); err != nil {
+			log.Error().Err(err).Msg("notifying on-call of a triage record failed; nak")
+			_ = msg.NakWithDelay(s.cfg.Holds.backoff(int(meta.NumDelivered)))
+			return
+		}
 	}
 	if err := msg.TermWithReason(reason); err != nil {
 		log.Warn().Err(err).Msg("term not confirmed")
@@ -209,6 +224,12 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 	}
 	in.report = r
 	in.patientKey = s.patientKey(r.PatientID)
+	if in.patientKey == "" {
+		// Nothing is released that cannot be attributed to one patient
+		// (DESIGN non-negotiable 11): no hold, no release; the message
+		// waits in triage (DEAD, reason unattributed) for an operator.
+		return permanent(bus.DeadUnattributed, dead.ErrUnattributed)
+	}
 	if len(r.Orders) > 0 {
 		in.orderKey = hold.OrderKey(s.cfg.Secret, r.Orders[0].FillerID)
 		in.provider = r.Orders[0].OrderingProvider
@@ -529,15 +550,26 @@ func (s *Service) priorOf(ctx context.Context, e store.OrderEntry) (*policy.Prio
 // authority, so the pipeline keys history, Consents and holds by the
 // identifier part alone.
 func (s *Service) patientKey(pid string) string {
-	if i := strings.IndexByte(pid, '^'); i >= 0 {
-		pid = pid[:i]
-	}
-	pid = strings.TrimSpace(pid)
+	pid = idNumber(pid)
 	if pid == "" {
 		return ""
 	}
 	return hold.PatientKey(s.cfg.Secret, hold.PatientIdentity(pid))
 }
+
+// idNumber returns the ID number of a policy.Report.PatientID ("id^^^auth"),
+// trimmed: what the pipeline keys a patient by.
+func idNumber(pid string) string {
+	if i := strings.IndexByte(pid, '^'); i >= 0 {
+		pid = pid[:i]
+	}
+	return strings.TrimSpace(pid)
+}
+
+// Attributable reports whether a result whose policy.Report.PatientID is pid
+// can be attributed to a patient: its ID number is not empty. The classify
+// step sends the others to triage (bus.DeadUnattributed); explain says so.
+func Attributable(pid string) bool { return idNumber(pid) != "" }
 
 func receivedAt(h string, fallback time.Time) time.Time {
 	if t, err := time.Parse(time.RFC3339Nano, h); err == nil {

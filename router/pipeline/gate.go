@@ -100,6 +100,13 @@ func (g *Gate) fetchInbound(ctx context.Context, seq uint64) ([]byte, error) {
 // result, each with a Nats-Msg-Id derived from the hold ID so a repeat (re-run,
 // reconciler) is absorbed by the PORTAL stream's duplicate window.
 func (g *Gate) emit(ctx context.Context, r emitRequest) error {
+	if r.patientKey == "" {
+		// The classify step dead-letters such a result before it is held or
+		// released; this catches a hold created before it did (a data-error
+		// hold of an older build): it is recorded as unpublishable instead
+		// of reaching the feed.
+		return permanent(bus.DeadUnattributed, fmt.Errorf("releasing hold %s: %w", r.holdID, dead.ErrUnattributed))
+	}
 	if r.raw == nil {
 		raw, err := g.fetchInbound(ctx, r.inbound.Seq)
 		if err != nil {

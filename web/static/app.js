@@ -231,6 +231,7 @@ function endSession(msg) {
 
 async function loadWorklist() {
   show("worklist");
+  loadTriage();
   const tbody = $("holds").querySelector("tbody");
   tbody.replaceChildren();
   let data;
@@ -264,6 +265,65 @@ async function loadWorklist() {
     cell("", open);
     tbody.append(tr);
   }
+}
+
+// loadTriage shows on-call (and administrators) the results that name no
+// patient: dead letters with reason unattributed that nobody discarded yet.
+async function loadTriage() {
+  const box = $("triage");
+  box.hidden = !(me && (me.role === "oncall" || me.role === "admin"));
+  if (box.hidden) return;
+  const tbody = $("triage-list").querySelector("tbody");
+  tbody.replaceChildren();
+  let recs;
+  try {
+    recs = await api("GET", "/api/triage");
+  } catch (e) {
+    status("Could not load the triage list: " + e.message, true);
+    return;
+  }
+  $("triage-empty").hidden = recs.length > 0;
+  for (const r of recs) {
+    const tr = document.createElement("tr");
+    const cell = (label, content) => {
+      const td = el("td");
+      td.dataset.label = label;
+      if (content instanceof Node) td.append(content); else td.textContent = content;
+      tr.append(td);
+    };
+    cell("Received", fmtTime(r.at));
+    const from = [r.sending_application, r.sending_facility].filter(Boolean).join(" at ");
+    cell("Message", "control ID " + (r.control_id || "?") + (from ? " from " + from : "") + " (dead letter " + r.seq + ")");
+    cell("Problem", r.detail);
+    const form = el("form", null, "inline");
+    const reason = el("input");
+    reason.type = "text";
+    reason.maxLength = 500;
+    reason.required = true;
+    reason.placeholder = "Reason, e.g. resent with the MRN";
+    reason.setAttribute("aria-label", "Reason for discarding dead letter " + r.seq);
+    const btn = el("button", "Discard");
+    btn.type = "submit";
+    form.append(reason, btn);
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      discardTriage(r.seq, reason.value.trim());
+    });
+    cell("Discard", form);
+    tbody.append(tr);
+  }
+}
+
+async function discardTriage(seq, reason) {
+  if (!reason) { status("A discard needs a reason.", true); return; }
+  try {
+    await api("POST", "/api/triage/" + encodeURIComponent(seq) + "/discard", { reason });
+  } catch (e) {
+    status("Discard refused: " + e.message, true);
+    return;
+  }
+  status("Dead letter " + seq + " discarded.");
+  await loadTriage();
 }
 
 // highlight appends text to parent with every match wrapped in <mark>.
