@@ -189,14 +189,33 @@ func headerFromMessage(m *Message) ackHeader {
 	h := ackHeader{d: m.delims}
 	// Echo the header as the sender wrote it, in the sender's character set, so
 	// that the ACK's MSH-18 still describes its bytes.
-	line := m.segs[0].Raw()
+	// Each field is cut to its bound (see setFields) before it is encoded, so
+	// that the cut falls between UTF-8 characters, not inside a multi-byte
+	// character of the sender's set.
+	parts := strings.Split(m.segs[0].Raw(), string(m.delims.Field))
+	for i := range parts {
+		parts[i] = TruncateValue(parts[i], ackBound(i+1), m.delims.Escape)
+	}
 	if m.decoded != nil {
-		if enc, err := m.decoded.enc.NewEncoder().String(line); err == nil {
-			line = enc
+		enc := m.decoded.enc.NewEncoder()
+		for i, p := range parts {
+			if e, err := enc.String(p); err == nil {
+				parts[i] = e
+			}
 		}
 	}
-	h.setFields(strings.Split(line, string(m.delims.Field)))
+	h.setFields(parts)
 	return h
+}
+
+// ackBound returns the most bytes of MSH-n an acknowledgement echoes:
+// MaxHDValue for the hierarchic designators MSH-3 to MSH-6, MaxHeaderValue
+// for any other field (MSH-10 becomes MSA-2, whose ST is 199 long from v2.7).
+func ackBound(n int) int {
+	if n >= 3 && n <= 6 {
+		return MaxHDValue
+	}
+	return MaxHeaderValue
 }
 
 // setFields fills the header from MSH split at the field separator (parts[0] is
@@ -219,7 +238,7 @@ func (h *ackHeader) setFields(parts []string) {
 				// another field follows it in the ACK; drop the space.
 				v = v[1:]
 			}
-			h.fields[n] = v
+			h.fields[n] = TruncateValue(v, ackBound(n), h.d.Escape)
 		}
 	}
 	h.event = nth(nth(h.fields[9], h.d.Repetition, 1), h.d.Component, 2)
@@ -274,7 +293,9 @@ func buildACK(h ackHeader, o ACKOptions, code AckCode, errs []ErrorDetail) []byt
 			utf8ok = false
 		}
 	}
-	esc := func(s string) string { return escapeForACK(s, d, utf8ok) }
+	// Texts (MSA-3, ERR-8) are cut to MaxHeaderValue before they are escaped:
+	// an error message may quote what the sender wrote.
+	esc := func(s string) string { return escapeForACK(TruncateValue(s, MaxHeaderValue, 0), d, utf8ok) }
 
 	var b bytes.Buffer
 	fs := string(d.Field)
