@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/resultgate/resultgate/internal/hostile"
 )
 
 func TestParseDefaults(t *testing.T) {
@@ -130,6 +132,9 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("mllp:\n  addr: :2575\n"))
 	f.Add([]byte("durability: os\nintake:\n  accept_types: [ORU^R01]\n"))
 	f.Add([]byte("policy: {a: 1}\n"))
+	for _, b := range hostile.Structures(4 << 10) {
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse(data)
 		if err != nil {

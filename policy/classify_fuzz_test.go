@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/resultgate/resultgate/hl7"
+	"github.com/resultgate/resultgate/internal/hostile"
 )
 
 // FuzzLoadRuleSet checks that the rule-set loader never panics, and that a
@@ -23,6 +24,9 @@ func FuzzLoadRuleSet(f *testing.F) {
 	f.Add([]byte("version: x\ncategories:\n  - {id: c, system: S, keywords: [k], values: {\"4\": malignancy}}\n"))
 	f.Add([]byte("version: x\ncoded:\n  icd10:\n    ranges:\n      - {id: r, from: C, to: CZZZZZZ, tag: uncertain}\n"))
 	f.Add([]byte("{{{"))
+	for _, b := range hostile.Structures(4 << 10) {
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 1<<20 {
 			return
@@ -52,6 +56,9 @@ func FuzzClassify(f *testing.F) {
 		"\xe2\x80", "\xc2", "no", "",
 	} {
 		f.Add([]byte(s))
+	}
+	for _, s := range hostile.Shapes() {
+		f.Add(s.Message(4 << 10))
 	}
 	files, _ := filepath.Glob(filepath.Join("testdata", "classify", "*.hl7"))
 	for _, fn := range files {
