@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resultgate/resultgate/internal/hostile"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -307,6 +308,9 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("policy: {a: 1}\n"))
 	f.Add([]byte("holds:\n  reminder_before: 12h\n  rules: {US-KY: {citation: c}}\n  days: 3d\n  covering: {A: [B]}\n"))
 	f.Add([]byte("a: &x [1, 2]\nholds: {covering: {A: *x}}\n"))
+	for _, b := range hostile.Structures(4 << 10) {
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse(data)
 		_ = cfg.Locate(err)

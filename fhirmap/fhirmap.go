@@ -383,8 +383,8 @@ func noteText(s *hl7.Segment) string {
 		return f.Value()
 	}
 	lines := make([]string, 0, n)
-	for i := 1; i <= n; i++ {
-		lines = append(lines, f.Rep(i).Value())
+	for _, rep := range f.AllReps() {
+		lines = append(lines, rep.Value())
 	}
 	return strings.Join(lines, "\n")
 }

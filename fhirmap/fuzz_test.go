@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/resultgate/resultgate/hl7"
+	"github.com/resultgate/resultgate/internal/hostile"
 )
 
 // FuzzBundle feeds arbitrary bytes through hl7.Parse and Bundle. Bundle must
@@ -29,6 +30,9 @@ func FuzzBundle(f *testing.F) {
 		"MSH|^~\\&|A|B|C|D|2026||ORU^R01|1|P|2.5\rOBR|1||F|X\rOBX|1|ED|P^^L||^AP^PDF^Base64^!!!!||||||F\rOBX|2|DR|P||2026^2025~1999|\rOBX|3|TM|T||2460\r",
 	} {
 		f.Add([]byte(s))
+	}
+	for _, s := range hostile.Shapes() {
+		f.Add(s.Message(4 << 10))
 	}
 	rel := testRelease()
 	opts := testOptions(f)

@@ -204,8 +204,8 @@ func firstValued(fs ...hl7.Field) hl7.Field {
 
 func refsNDL(f hl7.Field) []*d4.Reference {
 	var out []*d4.Reference
-	for i := 1; i <= f.Reps(); i++ {
-		if r := ndlRef(f.Rep(i)); r != nil {
+	for _, rep := range f.AllReps() {
+		if r := ndlRef(rep); r != nil {
 			out = append(out, r)
 		}
 	}
@@ -214,8 +214,8 @@ func refsNDL(f hl7.Field) []*d4.Reference {
 
 func refsXCN(f hl7.Field) []*d4.Reference {
 	var out []*d4.Reference
-	for i := 1; i <= f.Reps(); i++ {
-		if r := practitionerRef(f.Rep(i)); r != nil {
+	for _, rep := range f.AllReps() {
+		if r := practitionerRef(rep); r != nil {
 			out = append(out, r)
 		}
 	}
@@ -462,8 +462,8 @@ func textValue(f hl7.Field) string {
 		return text(f.Value())
 	}
 	lines := make([]string, 0, n)
-	for i := 1; i <= n; i++ {
-		lines = append(lines, text(f.Rep(i).Value()))
+	for _, rep := range f.AllReps() {
+		lines = append(lines, text(rep.Value()))
 	}
 	return strings.Join(lines, "\n")
 }
@@ -516,8 +516,8 @@ func (b *builder) observation(r *obsRun, drStatus c4.DiagnosticReportStatusCode_
 		ob.DataAbsentReason = conceptCode(SystemDataAbsent, "error", "Error")
 	case val.Reps() > 1:
 		// The IG's OBX[Observation-Component]: one component per repetition.
-		for i := 1; i <= val.Reps(); i++ {
-			v := b.mapValue(r.vt, val.Rep(i), u)
+		for _, rep := range val.AllReps() {
+			v := b.mapValue(r.vt, rep, u)
 			if v.empty() {
 				continue
 			}
@@ -546,8 +546,7 @@ func (b *builder) observation(r *obsRun, drStatus c4.DiagnosticReportStatusCode_
 
 	// Interpretation (OBX-8), reference range (OBX-7), notes, method, site, id.
 	f8 := s.Field(8)
-	for i := 1; i <= f8.Reps(); i++ {
-		rep := f8.Rep(i)
+	for _, rep := range f8.AllReps() {
 		c := code(rep.Component(1))
 		if c == "" {
 			continue

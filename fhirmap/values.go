@@ -252,10 +252,9 @@ func stringValue(s string) value {
 // joinComponents renders a composite value as text: its non-empty components
 // joined by spaces (for value types that have no structured mapping).
 func joinComponents(f hl7.Field) string {
-	n := f.Components()
 	var parts []string
-	for c := 1; c <= n; c++ {
-		if v := clean(f.Component(c)); v != "" {
+	for _, comp := range f.AllComponents() {
+		if v := clean(comp.Value()); v != "" {
 			parts = append(parts, v)
 		}
 	}

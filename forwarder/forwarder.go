@@ -323,8 +323,10 @@ func (f *Forwarder) handle(p string, l *link, msg jetstream.Msg) {
 			controlID = m.ControlID()
 		}
 	}
+	// The control ID and the downstream's MSA-1 are logged cut to hl7's
+	// header bound: neither side may put kilobytes into a log line.
 	log := f.log.With().Str("partition", p).Uint64("seq", meta.Sequence.Stream).
-		Str("control_id", controlID).Str("hold_id", h.Get(bus.HeaderHoldID)).Int("attempt", attempt).Logger()
+		Str("control_id", hl7.TruncateValue(controlID, hl7.MaxHeaderValue, 0)).Str("hold_id", h.Get(bus.HeaderHoldID)).Int("attempt", attempt).Logger()
 
 	stopProgress := keepInProgress(msg)
 	defer stopProgress()
@@ -342,7 +344,7 @@ func (f *Forwarder) handle(p string, l *link, msg jetstream.Msg) {
 	}
 	f.attempts.Add(1)
 	out, code := f.evaluate(ackBytes, err, controlID)
-	ackStr := string(code)
+	ackStr := hl7.TruncateValue(string(code), maxLoggedAckCode, 0)
 	if ackStr == "" {
 		ackStr = "none"
 	}
@@ -424,6 +426,10 @@ func (f *Forwarder) handle(p string, l *link, msg jetstream.Msg) {
 		log.Warn().Err(err).Msg("nak not sent; redelivery after the ack wait")
 	}
 }
+
+// maxLoggedAckCode bounds the MSA-1 a log line quotes: a valid code has two
+// characters, and a downstream answering kilobytes there gets only a hint.
+const maxLoggedAckCode = 8
 
 // evaluate classifies an attempt from the send error and the ACK.
 func (f *Forwarder) evaluate(ack []byte, err error, controlID string) (outcome, hl7.AckCode) {

@@ -1,10 +1,12 @@
 package forwarder
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -421,5 +423,65 @@ func TestReplayDeliversARejectedResultAgain(t *testing.T) {
 	}
 	if _, err := Replay(ctx, js, rec.Sequence+100); !errors.Is(err, dead.ErrNotFound) {
 		t.Errorf("Replay(missing) = %v", err)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the forwarder's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestLogBoundsDownstreamAck: a downstream that answers 100 KB in MSA-1 gets
+// its answer treated as unusable (retried, then AA), and no log line quotes
+// more than a few bytes of it.
+func TestLogBoundsDownstreamAck(t *testing.T) {
+	t.Parallel()
+	js := startJS(t)
+	long := strings.Repeat("X", 100<<10)
+	d := startDownstream(t, "127.0.0.1:0", func(ctl string, n int) string {
+		if n == 1 {
+			return long
+		}
+		return "AA"
+	})
+	var logs lockedBuffer
+	f, err := New(js, testConfig(d.addr, "p03"), zerolog.New(&logs).Level(zerolog.DebugLevel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Start(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = f.Stop(ctx)
+	})
+	publishN(t, js, "p03", 0, 1)
+	waitDelivered(t, f, 1)
+	if s := f.Stats(); s.BadAcks != 1 {
+		t.Errorf("stats = %+v, want one unusable ACK", s)
+	}
+	out := logs.String()
+	if !strings.Contains(out, `"ack":"XXXXXXXX"`) {
+		t.Errorf("no log line names the unusable ACK code (cut to 8 bytes):\n%.2000s", out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if len(line) > 1024 || strings.Contains(line, "XXXXXXXXX") {
+			t.Errorf("log line of %d bytes quotes the downstream's MSA-1: %.300s", len(line), line)
+		}
 	}
 }

@@ -189,13 +189,21 @@ func headerFromMessage(m *Message) ackHeader {
 	h := ackHeader{d: m.delims}
 	// Echo the header as the sender wrote it, in the sender's character set, so
 	// that the ACK's MSH-18 still describes its bytes.
-	line := m.segs[0].Raw()
+	// Each field is cut to its bound (see setFields) before it is encoded, so
+	// that the cut falls between UTF-8 characters, not inside a multi-byte
+	// character of the sender's set.
+	parts := strings.Split(m.segs[0].Raw(), string(m.delims.Field))
+	for i := range parts {
+		parts[i] = TruncateValue(parts[i], ackBound(i+1), m.delims.Escape)
+	}
 	if m.decoded != nil {
-		if enc, err := m.decoded.enc.NewEncoder().String(line); err == nil {
-			line = enc
+		enc := m.decoded.enc.NewEncoder()
+		for i, p := range parts {
+			if e, err := enc.String(p); err == nil {
+				parts[i] = e
+			}
 		}
 	}
-	parts := strings.Split(line, string(m.delims.Field))
 	for n := 3; n <= 18 && n-1 < len(parts); n++ {
 		h.setField(n, parts[n-1]) // parts[0] is "MSH", parts[n-1] is MSH-n
 	}
@@ -203,8 +211,19 @@ func headerFromMessage(m *Message) ackHeader {
 	return h
 }
 
-// setField sets MSH-n. A line break inside a field (a wrapped header read
-// leniently) is escaped so that it cannot end the ACK's segment.
+// ackBound returns the most bytes of MSH-n an acknowledgement echoes:
+// MaxHDValue for the hierarchic designators MSH-3 to MSH-6, MaxHeaderValue
+// for any other field (MSH-10 becomes MSA-2, whose ST is 199 long from v2.7).
+func ackBound(n int) int {
+	if n >= 3 && n <= 6 {
+		return MaxHDValue
+	}
+	return MaxHeaderValue
+}
+
+// setField sets MSH-n, cut to ackBound(n). A line break inside a field (a
+// wrapped header read leniently) is escaped so that it cannot end the ACK's
+// segment.
 func (h *ackHeader) setField(n int, v string) {
 	if strings.ContainsAny(v, "\r\n") {
 		if h.d.Escape != 0 {
@@ -219,7 +238,7 @@ func (h *ackHeader) setField(n int, v string) {
 		// another field follows it in the ACK; drop the space.
 		v = v[1:]
 	}
-	h.fields[n] = v
+	h.fields[n] = TruncateValue(v, ackBound(n), h.d.Escape)
 }
 
 // setEvent sets the event code echoed in the ACK's MSH-9 from MSH-9.2.
@@ -286,7 +305,9 @@ func buildACK(h ackHeader, o ACKOptions, code AckCode, errs []ErrorDetail) []byt
 			utf8ok = false
 		}
 	}
-	esc := func(s string) string { return escapeForACK(s, d, utf8ok) }
+	// Texts (MSA-3, ERR-8) are cut to MaxHeaderValue before they are escaped:
+	// an error message may quote what the sender wrote.
+	esc := func(s string) string { return escapeForACK(TruncateValue(s, MaxHeaderValue, 0), d, utf8ok) }
 
 	var b bytes.Buffer
 	fs := string(d.Field)

@@ -56,8 +56,7 @@ func Describe(m *Message) Tree {
 				continue
 			}
 			reps := f.Reps()
-			for r := 1; r <= reps; r++ {
-				rf := f.Rep(r)
+			for r, rf := range f.AllReps() {
 				if rf.IsEmpty() {
 					continue
 				}
@@ -66,14 +65,15 @@ func Describe(m *Message) Tree {
 					fn.Repetition = r
 				}
 				if nc := rf.Components(); nc > 1 && !rf.literal() {
-					for c := 1; c <= nc; c++ {
-						if rf.RawComponent(c) == "" {
+					for c, cf := range rf.AllComponents() {
+						if cf.IsEmpty() {
 							continue
 						}
-						cn := ComponentNode{Number: c, Value: rf.Component(c)}
-						if ns := rf.Subcomponents(c); ns > 1 {
-							for k := 1; k <= ns; k++ {
-								cn.Subcomponents = append(cn.Subcomponents, rf.Sub(c, k))
+						cn := ComponentNode{Number: c, Value: cf.Value()}
+						if ns := cf.Subcomponents(1); ns > 1 {
+							cn.Subcomponents = make([]string, 0, ns)
+							for _, sf := range cf.AllSubcomponents() {
+								cn.Subcomponents = append(cn.Subcomponents, sf.Value())
 							}
 						}
 						fn.Components = append(fn.Components, cn)

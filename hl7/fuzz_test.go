@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/resultgate/resultgate/internal/hostile"
 )
 
 // fuzzSeeds are small inputs covering the parser's branches; the committed seed
@@ -22,9 +24,23 @@ var fuzzSeeds = []string{
 	"",
 }
 
+// hostileSeeds returns every adversarial shape (internal/hostile) at 4 KiB:
+// large enough to hold thousands of repetitions, components or segments,
+// small enough to keep fuzzing fast.
+func hostileSeeds() [][]byte {
+	var out [][]byte
+	for _, s := range hostile.Shapes() {
+		out = append(out, s.Message(4<<10))
+	}
+	return out
+}
+
 func FuzzParse(f *testing.F) {
 	for _, s := range fuzzSeeds {
 		f.Add([]byte(s))
+	}
+	for _, b := range hostileSeeds() {
+		f.Add(b)
 	}
 	f.Add(loadFixture(f, "oru_r01_v251.hl7"))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -54,17 +70,7 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("segment text is not part of the message")
 			}
 			for f := 0; f <= s.NumFields()+1; f++ {
-				fl := s.Field(f)
-				_ = fl.Value()
-				for r := 1; r <= fl.Reps()+1; r++ {
-					rep := fl.Rep(r)
-					for c := 1; c <= rep.Components()+1; c++ {
-						_ = rep.Component(c)
-						for k := 1; k <= rep.Subcomponents(c)+1; k++ {
-							_ = rep.Sub(c, k)
-						}
-					}
-				}
+				checkIterators(t, s.Field(f))
 			}
 		}
 		_ = Describe(m).String()
@@ -74,11 +80,66 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("ACK does not parse: %v", err)
 		}
-		if got, want := ack.First("MSA").Field(2).Raw(), m.Segments()[0].Field(10).Raw(); got != want && got != strings.TrimPrefix(want, " ") && isASCII(data) && !strings.ContainsAny(want, "\r\n") {
+		esc := m.Delimiters().Escape
+		if got, want := ack.First("MSA").Field(2).Raw(), m.Segments()[0].Field(10).Raw(); got != TruncateValue(want, MaxHeaderValue, esc) &&
+			got != TruncateValue(strings.TrimPrefix(want, " "), MaxHeaderValue, esc) && isASCII(data) && !strings.ContainsAny(want, "\r\n") {
 			// A wrapped MSH-10 is echoed with its line break escaped.
 			t.Fatalf("MSA-2 %q does not echo MSH-10 %q", got, want)
 		}
 	})
+}
+
+// checkIterators checks that AllReps, AllComponents and AllSubcomponents
+// yield exactly what the indexed accessors return (Rep(i), Component(c),
+// RawComponent(c), Sub(c, k)), and that the accessors read nothing past the
+// last part. The indexed reads rescan from the start, so only the first
+// iterCheckParts parts of each level are compared: a fuzzed field of 64
+// repetitions of 64 components of 64 subcomponents would otherwise cost
+// half a second an input.
+const iterCheckParts = 8
+
+func checkIterators(t *testing.T, fl Field) {
+	_ = fl.Value()
+	_ = fl.Values()
+	n := 0
+	for r, rep := range fl.AllReps() {
+		n++
+		if r != n {
+			t.Fatalf("AllReps yielded %d for repetition %d", r, n)
+		}
+		if r > iterCheckParts {
+			continue
+		}
+		if want := fl.Rep(r); rep != want {
+			t.Fatalf("AllReps %d = %q, Rep = %q", r, rep.Raw(), want.Raw())
+		}
+		nc := 0
+		for c, comp := range rep.AllComponents() {
+			nc++
+			if c != nc || c > iterCheckParts {
+				continue
+			}
+			if comp.Value() != rep.Component(c) || comp.Raw() != rep.RawComponent(c) {
+				t.Fatalf("AllComponents %d = %q (%q), Component = %q (%q)", c, comp.Value(), comp.Raw(), rep.Component(c), rep.RawComponent(c))
+			}
+			ns := 0
+			for k, sub := range comp.AllSubcomponents() {
+				ns++
+				if k == ns && k <= iterCheckParts && sub.Value() != rep.Sub(c, k) {
+					t.Fatalf("AllSubcomponents %d.%d = %q, Sub = %q", c, k, sub.Value(), rep.Sub(c, k))
+				}
+			}
+			if ns != rep.Subcomponents(c) || (ns <= iterCheckParts && rep.Sub(c, ns+1) != "") {
+				t.Fatalf("component %d: %d subcomponents yielded, Subcomponents = %d", c, ns, rep.Subcomponents(c))
+			}
+		}
+		if nc != rep.Components() || rep.Component(nc+1) != "" {
+			t.Fatalf("repetition %d: %d components yielded, Components = %d", r, nc, rep.Components())
+		}
+	}
+	if n != fl.Reps() || !fl.Rep(n+1).IsEmpty() {
+		t.Fatalf("%d repetitions yielded, Reps = %d", n, fl.Reps())
+	}
 }
 
 func asParseError(err error, pe **ParseError) bool {
@@ -90,6 +151,9 @@ func asParseError(err error, pe **ParseError) bool {
 func FuzzUnescape(f *testing.F) {
 	for _, s := range []string{`a\F\b`, `\X0D0A\`, `\.sp3\`, `\H\x\N\`, `\C2842\`, `\Zabc\`, `\\`, `\`, `\X\`, `\.sk99999\`, `plain`, "\xff\\E\\"} {
 		f.Add(s)
+	}
+	for _, s := range hostile.Shapes() {
+		f.Add(strings.Repeat(s.Unit, (4<<10)/max(len(s.Unit), 1)))
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		d := Delimiters{'|', '^', '~', '\\', '&', '#'}
@@ -116,6 +180,9 @@ func FuzzUnescape(f *testing.F) {
 func FuzzSplitMessages(f *testing.F) {
 	for _, s := range fuzzSeeds {
 		f.Add([]byte(s))
+	}
+	for _, b := range hostileSeeds() {
+		f.Add(b)
 	}
 	f.Add([]byte("BHS|^~\\&\rMSH|^~\\&|1\rPID|1\rMSH|^~\\&|2\rBTS|2\r"))
 	f.Add([]byte("MSH|^~\\&|1\nMSH|^~\\&|2\n\nMSH|^~\\&|3"))

@@ -425,7 +425,8 @@ func (f Field) repsSlow() int {
 }
 
 // Rep returns repetition i (1-based) as a Field with a single repetition. A
-// repetition beyond the last is empty.
+// repetition beyond the last is empty. Rep scans the field from its start:
+// to read every repetition use AllReps, which reads them in one pass.
 func (f Field) Rep(i int) Field {
 	if f.literal() || f.flags()&fRep == 0 || f.rep() == 0 {
 		if i == 1 {
@@ -496,12 +497,11 @@ func (f Field) AppendValue(dst []byte) []byte {
 	return b.b
 }
 
-// Values returns Value for every repetition.
+// Values returns Value for every repetition, read in one pass.
 func (f Field) Values() []string {
-	n := f.Reps()
-	out := make([]string, n)
-	for i := range out {
-		out[i] = f.Rep(i + 1).Value()
+	out := make([]string, 0, f.Reps())
+	for _, r := range f.AllReps() {
+		out = append(out, r.Value())
 	}
 	return out
 }
@@ -541,7 +541,8 @@ func (f Field) RawComponent(c int) string {
 
 // Component returns component c (1-based) of the first repetition, unescaped, with
 // any subcomponent separators left in place. Component 1 of a field without
-// components is the whole value. A null ("") reads as "".
+// components is the whole value. A null ("") reads as "". Component scans the
+// repetition from its start: to read every component use AllComponents.
 func (f Field) Component(c int) string {
 	if f.flags()&(fRep|fComp|fEsc|fLit) == 0 && c == 1 && f.s != `""` {
 		return f.s

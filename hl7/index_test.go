@@ -187,6 +187,9 @@ func FuzzFieldIndex(f *testing.F) {
 	}
 	f.Add(loadFixture(f, "oru_r01_v251.hl7"))
 	f.Add([]byte("MSH|^~\\&|A|B|C|D|20240305||ORU^R01|1|P|2.5.1|||AL|NE||8859/1\nwrapped\rPID|1"))
+	for _, b := range hostileSeeds() {
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Parse(data)
 		if err != nil {

@@ -449,11 +449,13 @@ func (m *Message) split(start int, strict bool) error {
 	}
 	var countsBuf [24]nameCount
 	counts := countsBuf[:0]
+	var many map[uint32]int32 // replaces counts past len(countsBuf) names
 	var (
 		cur   = -1  // index in segs of the segment being read
 		end   int   // end of its last line so far
 		flags uint8 // flags of the field being read
 		phys  int   // non-blank lines so far
+		conts int   // continuation lines so far
 	)
 	// closeSeg records the flags of the current segment's last field and its end.
 	closeSeg := func() {
@@ -499,16 +501,30 @@ func (m *Message) split(start int, strict bool) error {
 			}
 			key := uint32(t[p])<<16 | uint32(t[p+1])<<8 | uint32(t[p+2])
 			occ := int32(0)
-			for k := range counts {
-				if counts[k].key == key {
-					counts[k].n++
-					occ = counts[k].n
-					break
+			if many != nil {
+				many[key]++
+				occ = many[key]
+			} else {
+				for k := range counts {
+					if counts[k].key == key {
+						counts[k].n++
+						occ = counts[k].n
+						break
+					}
 				}
-			}
-			if occ == 0 {
-				counts = append(counts, nameCount{key, 1})
-				occ = 1
+				if occ == 0 {
+					counts = append(counts, nameCount{key, 1})
+					occ = 1
+					if len(counts) > len(countsBuf) {
+						// A message with more distinct segment IDs than any real
+						// one (Z-segments are free to name): a map keeps the
+						// count linear in the number of segments.
+						many = make(map[uint32]int32, 2*len(counts))
+						for _, c := range counts {
+							many[c.key] = c.n
+						}
+					}
+				}
 			}
 			cur = len(segs)
 			segs = append(segs, Segment{msg: m, off: int32(p), bFrom: int32(len(fields)),
@@ -519,7 +535,10 @@ func (m *Message) split(start int, strict bool) error {
 				Detail: fmt.Sprintf("line starts with %q (a segment starts with a 3-character ID of A-Z/0-9 followed by %q)", previewLine(t[p:]), fs)}
 		}
 		if i == p { // a continuation line
-			m.note(phys, segs[cur].Name(), "a line that does not start a segment was read as the continuation of the segment before it (a wrapped field)")
+			conts++
+			if conts <= maxContNotes {
+				m.note(phys, segs[cur].Name(), "a line that does not start a segment was read as the continuation of the segment before it (a wrapped field)")
+			}
 		}
 		var joined int
 		i, fields, flags, joined = scanLine(t, i, &cls, fields, int(segs[cur].bFrom), flags, sh, fmask)
@@ -538,9 +557,17 @@ func (m *Message) split(start int, strict bool) error {
 		}
 	}
 	closeSeg()
+	if conts > maxContNotes {
+		m.note(0, "", fmt.Sprintf("%d more lines that do not start a segment were read as continuations (only the first %d are listed)", conts-maxContNotes, maxContNotes))
+	}
 	m.segs, m.fields = segs, fields
 	return nil
 }
+
+// maxContNotes bounds the continuation-line notes a message gets one by one:
+// a hostile message of millions of short lines would otherwise cost a Note
+// (several times its bytes) per line; the rest are counted in one note.
+const maxContNotes = 32
 
 // scanLine reads the rest of a line of t from i. For each field separator it
 // stores the flags of the field the separator ends in the entry before (when

@@ -118,8 +118,7 @@ func PrimaryIdentifierField(s *Segment) (Field, bool) {
 	}
 	var first Field
 	found := false
-	for i := 1; i <= f.Reps(); i++ {
-		rep := f.Rep(i)
+	for _, rep := range f.AllReps() {
 		if rep.Component(1) == "" {
 			continue
 		}
@@ -151,19 +150,19 @@ func ReadPID(s *Segment) PID {
 		// v2.1/2.2 messages carry the ID in PID-2 (external) or PID-4 (alternate).
 		f = s.Field(2)
 	}
-	for i := 1; i <= f.Reps(); i++ {
-		if cx := cxFrom(f.Rep(i)); cx.ID != "" {
+	for _, rep := range f.AllReps() {
+		if cx := cxFrom(rep); cx.ID != "" {
 			p.Identifiers = append(p.Identifiers, cx)
 		}
 	}
-	for i, f5 := 1, s.Field(5); i <= f5.Reps(); i++ {
-		if n := xpnFrom(f5.Rep(i)); n != (XPN{}) {
+	for _, rep := range s.Field(5).AllReps() {
+		if n := xpnFrom(rep); n != (XPN{}) {
 			p.Names = append(p.Names, n)
 		}
 	}
 	p.Race = cweList(s.Field(10))
-	for i, f11 := 1, s.Field(11); i <= f11.Reps(); i++ {
-		if a := xadFrom(f11.Rep(i)); !a.IsZero() {
+	for _, rep := range s.Field(11).AllReps() {
+		if a := xadFrom(rep); !a.IsZero() {
 			p.Addresses = append(p.Addresses, a)
 		}
 	}
@@ -303,8 +302,8 @@ func ReadOBX(s *Segment) OBX {
 		Identifier: cweFrom(s.Field(3)), SubID: s.Field(4).Value(), Units: cweFrom(s.Field(6)),
 		ReferenceRange: s.Field(7).Value(), ResultStatus: strings.TrimSpace(s.Field(11).Value()),
 		ObservationDateTime: tsFrom(s.Field(14)), ReleaseCategory: s.Field(26).Component(1)}
-	for i, f := 1, s.Field(8); i <= f.Reps(); i++ {
-		if v := f.Rep(i).Component(1); v != "" {
+	for _, rep := range s.Field(8).AllReps() {
+		if v := rep.Component(1); v != "" {
 			o.AbnormalFlags = append(o.AbnormalFlags, v)
 		}
 	}

@@ -106,8 +106,8 @@ func xcnFrom(f Field) XCN {
 
 func xcnList(f Field) []XCN {
 	var out []XCN
-	for i := 1; i <= f.Reps(); i++ {
-		if x := xcnFrom(f.Rep(i)); !x.IsZero() {
+	for _, rep := range f.AllReps() {
+		if x := xcnFrom(rep); !x.IsZero() {
 			out = append(out, x)
 		}
 	}
@@ -152,8 +152,8 @@ func cweFrom(f Field) CWE {
 
 func cweList(f Field) []CWE {
 	var out []CWE
-	for i := 1; i <= f.Reps(); i++ {
-		if c := cweFrom(f.Rep(i)); !c.IsZero() {
+	for _, rep := range f.AllReps() {
+		if c := cweFrom(rep); !c.IsZero() {
 			out = append(out, c)
 		}
 	}

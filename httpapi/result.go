@@ -75,12 +75,13 @@ func resultView(m *hl7.Message) *resultDoc {
 				cur = &d.Orders[len(d.Orders)-1]
 			}
 			f5 := s.Field(5)
-			vals := []string{}
-			for i := 1; i <= f5.Reps(); i++ {
-				rep := f5.Rep(i)
+			vt := s.Field(2).Value()
+			coded := vt == "CWE" || vt == "CE" || vt == "CNE"
+			vals := make([]string, 0, f5.Reps())
+			for _, rep := range f5.AllReps() {
 				v := rep.Value()
-				if t := rep.Component(2); s.Field(2).Value() == "CWE" || s.Field(2).Value() == "CE" || s.Field(2).Value() == "CNE" {
-					v = joinNonEmpty(t, "("+rep.Component(1)+")")
+				if coded {
+					v = joinNonEmpty(rep.Component(2), "("+rep.Component(1)+")")
 				}
 				vals = append(vals, v)
 			}

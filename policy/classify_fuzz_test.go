@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/resultgate/resultgate/hl7"
+	"github.com/resultgate/resultgate/internal/hostile"
 )
 
 // FuzzLoadRuleSet checks that the rule-set loader never panics, and that a
@@ -25,6 +26,9 @@ func FuzzLoadRuleSet(f *testing.F) {
 	f.Add([]byte("version: x\nsettings:\n  abbreviation_context:\n    leads: [q]\n    followers: [w]\nlexicon:\n  - {id: h, kind: header, context: diagnosis, phrases: [dx]}\n" +
 		"abbreviations:\n  - {id: a, tag: malignancy, expansion: y, forms: [X, ca, \"T-ALL\"], collides: [unit, analyte, word, address], not_before: [p], not_after: [z]}\n"))
 	f.Add([]byte("{{{"))
+	for _, b := range hostile.Structures(4 << 10) {
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 1<<20 {
 			return
@@ -57,6 +61,9 @@ func FuzzClassify(f *testing.F) {
 		"ca", "ALL", "MM", "\xc3", "a\xc3\xa1", "\xc3\xa1MM",
 	} {
 		f.Add([]byte(s))
+	}
+	for _, s := range hostile.Shapes() {
+		f.Add(s.Message(4 << 10))
 	}
 	files, _ := filepath.Glob(filepath.Join("testdata", "classify", "*.hl7"))
 	for _, fn := range files {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/resultgate/resultgate/internal/hostile"
 )
 
 func TestPolicyConfigExamples(t *testing.T) {
@@ -246,6 +248,9 @@ func FuzzDecodeConfig(f *testing.F) {
 	}
 	f.Add([]byte("max_hold: 3d\n"))
 	f.Add([]byte("jurisdictions: {X: {clock: {hours: 1}}}\n"))
+	for _, b := range hostile.Structures(4 << 10) {
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := DecodeConfig(data)
 		if err != nil {

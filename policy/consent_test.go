@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/resultgate/resultgate/internal/hostile"
 )
 
 func readConsent(t testing.TB, name string) []byte {
@@ -302,6 +304,9 @@ func FuzzParseConsent(f *testing.F) {
 		}
 	}
 	f.Add([]byte(`{"resourceType":"Consent"}`))
+	for _, b := range hostile.Structures(4 << 10) {
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParseConsent(data)
 		if err != nil {

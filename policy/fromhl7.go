@@ -324,11 +324,11 @@ func (b *builder) joinReps(f hl7.Field) string {
 	}
 	a := &b.arena
 	start := len(a.buf)
-	for i := 1; i <= n; i++ {
+	for i, rep := range f.AllReps() {
 		if i > 1 {
 			a.buf = append(a.buf, '\n')
 		}
-		a.buf = f.Rep(i).AppendValue(a.buf)
+		a.buf = rep.AppendValue(a.buf)
 	}
 	if len(a.buf) == start {
 		return ""
@@ -517,8 +517,8 @@ func (b *builder) fromOBX(ob *Observation, s *hl7.Segment) {
 	ob.ReleaseCategory = s.Field(26).Component(1)
 	ob.Loc = segLoc(s, "")
 	if f := s.Field(8); !f.IsEmpty() {
-		for i := 1; i <= f.Reps(); i++ {
-			if v := f.Rep(i).Component(1); v != "" {
+		for _, rep := range f.AllReps() {
+			if v := rep.Component(1); v != "" {
 				ob.AbnormalFlags = append(ob.AbnormalFlags, v)
 			}
 		}
@@ -530,12 +530,11 @@ func (b *builder) fromOBX(ob *Observation, s *hl7.Segment) {
 	case coded:
 		n := f.Reps()
 		codes := b.takeCoded(n)
-		for i := 1; i <= n; i++ {
+		for i, rep := range f.AllReps() {
 			field := "OBX-5"
 			if i > 1 {
 				field = "OBX-5(" + strconv.Itoa(i) + ")"
 			}
-			rep := f.Rep(i)
 			cd := b.fromField(rep, segLoc(s, field))
 			if cd.Code == "" && cd.Text == "" && len(cd.Alt) == 0 {
 				continue

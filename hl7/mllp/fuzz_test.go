@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"testing"
+
+	"github.com/resultgate/resultgate/internal/hostile"
 )
 
 // FuzzReader checks the Reader against the unbounded reference model on arbitrary
@@ -14,6 +16,12 @@ func FuzzReader(f *testing.F) {
 	f.Add([]byte(framed("MSH|^~\\&|A|B\rPID|1\r")), uint16(0), uint8(0))
 	f.Add([]byte("junk"+framed("a")+framed("b")+vt+"c"+fs), uint16(4), uint8(1))
 	f.Add([]byte(vt+"abc"+vt+"def"+fs+cr+cr+vt), uint16(2), uint8(3))
+	// The adversarial HL7 shapes, framed twice (back to back) and unframed.
+	for _, s := range hostile.Shapes() {
+		m := string(s.Message(4 << 10))
+		f.Add([]byte(framed(m)+framed(m)), uint16(0), uint8(7))
+		f.Add([]byte(m), uint16(1<<10), uint8(200))
+	}
 	f.Fuzz(func(t *testing.T, data []byte, maxFrame uint16, chunk uint8) {
 		max := int(maxFrame)
 		if max == 0 {
@@ -39,6 +47,9 @@ func FuzzWriteRead(f *testing.F) {
 	f.Add([]byte(""))
 	f.Add([]byte("\r\r\n"))
 	f.Add([]byte("bad\x1c"))
+	for _, s := range hostile.Shapes() {
+		f.Add(s.Message(4 << 10))
+	}
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		var buf bytes.Buffer
 		err := WriteFrame(&buf, msg)

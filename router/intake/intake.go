@@ -53,7 +53,8 @@ func Remedy(r Reason) string {
 const (
 	// ReasonParse: the frame is not a parseable HL7 message (AR/CR, ERR 100/102/207).
 	ReasonParse Reason = "parse"
-	// ReasonRequired: MSH-9 or MSH-10 is empty (AR/CR, ERR 101).
+	// ReasonRequired: MSH-9 or MSH-10 is empty (AR/CR, ERR 101), or a header
+	// value is longer than hl7.CheckHeaderBounds allows (AR/CR, ERR 102).
 	ReasonRequired Reason = "required"
 	// ReasonType: the message type is not accepted (AR/CR, ERR 200).
 	ReasonType Reason = "type"
@@ -339,6 +340,14 @@ func (in *Intake) HandleMessage(ctx context.Context, peer mllp.Peer, frame []byt
 
 	msh := m.MSH()
 	enhanced := in.enhanced(msh)
+	// A header value longer than hl7's bounds could never be stored (NATS
+	// headers are limited to 64 KiB): AR with ERR 102 naming the field, never
+	// AE, which would make the sender resend forever. The check comes before
+	// the control ID and type join the log fields, so none of it is logged.
+	if d, tooLong := m.CheckHeaderBounds(); tooLong {
+		log.Warn().Str("decision", "reject").Str("reason", string(ReasonRequired)).Int("field", d.Field).Msg("header value too long")
+		return in.rejectParsed(ctx, log, peer, receivedAt, m, msh, ReasonRequired, enhanced, d)
+	}
 	log.ctrl, log.typ = msh.ControlID, msh.MessageType
 
 	if in.facilities != nil && !in.facilities[msh.SendingFacility.NamespaceID] &&

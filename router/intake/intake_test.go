@@ -328,6 +328,12 @@ func TestIntakeRejects(t *testing.T) {
 		{"facility enhanced", Config{AllowedFacilities: []string{"HOSP"}}, oru("OTHER", "ORU^R01", "F-2", "AL"), "CR", "207", TextFacilityDenied, ReasonFacility},
 		{"missing control id", Config{}, oru("HOSP", "ORU^R01", "", ""), "AR", "101", "MSH-10", ReasonRequired},
 		{"missing type", Config{}, oru("HOSP", "", "R-1", ""), "AR", "101", "MSH-9", ReasonRequired},
+		{"over-long control id", Config{}, oru("HOSP", "ORU^R01", strings.Repeat("C", 100<<10), ""), "AR", "102",
+			"MSH-10 (message control ID) is 102400 characters long; at most 199 are accepted", ReasonRequired},
+		{"over-long type", Config{}, oru("HOSP", "ORU^R01^"+strings.Repeat("X", 150<<10), "L-2", ""), "AR", "102",
+			"MSH-9 (message type) is 153608 characters long", ReasonRequired},
+		{"over-long facility enhanced", Config{}, oru(strings.Repeat("F", 1000), "ORU^R01", "L-3", "AL"), "CR", "102",
+			"MSH-4 (sending facility) is 1000 characters long; at most 227 are accepted", ReasonRequired},
 		{"not HL7", Config{}, []byte("hello, this is not HL7\r"), "AR", "100", "", ReasonParse},
 		{"bad delimiters", Config{}, []byte("MSH|^^^^|LAB|HOSP|RG|HOSP|2026||ORU^R01|P-1|P|2.5.1\rPID|1\r"), "AR", "102", "", ReasonParse},
 		{"empty", Config{}, []byte(""), "AR", "100", "", ReasonParse},
@@ -367,6 +373,36 @@ func TestIntakeRejects(t *testing.T) {
 				t.Errorf("stats = %+v", st)
 			}
 		})
+	}
+}
+
+// TestIntakeLongHeaderBounded: a 100 KB MSH-10 (issue 15: answered AE and
+// echoed whole in MSA-2 and the log) gets AR with ERR 102, an ACK that echoes
+// at most 199 bytes of it, and log lines that quote none of it.
+func TestIntakeLongHeaderBounded(t *testing.T) {
+	tj := testutil.StartJS(t, config.DurabilityOS)
+	cfg := Config{PartitionSecret: testSecret}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	in := New(tj.JS, cfg, zerolog.New(&logs).Level(zerolog.DebugLevel))
+	ctrl := strings.Repeat("C", 100<<10)
+	raw := in.HandleMessage(context.Background(), testPeer, oru("HOSP", "ORU^R01", ctrl, ""))
+	a := parseACK(t, raw)
+	if a.code != "AR" || a.errCode != "102" || a.controlID != ctrl[:hl7.MaxHeaderValue] {
+		t.Fatalf("ACK = %q ERR %s, MSA-2 %d bytes; want AR ERR 102 and the first 199 bytes of MSH-10", a.code, a.errCode, len(a.controlID))
+	}
+	if len(raw) > 1024 {
+		t.Errorf("ACK is %d bytes", len(raw))
+	}
+	if logs.Len() == 0 {
+		t.Fatal("nothing logged")
+	}
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if len(line) > 512 || strings.Contains(line, "CCCCCCCC") {
+			t.Errorf("log line of %d bytes quotes the control ID: %.200s", len(line), line)
+		}
 	}
 }
 
