@@ -45,6 +45,9 @@ type Event struct {
 	Reason string           `json:"reason,omitempty"`
 	// HarmType is a determination's type of harm (Preventing Harm).
 	HarmType string `json:"harm_type,omitempty"`
+	// Determination is the ID of the clinician determination an event of
+	// kind determination is about (Action says placed, withdrawn, released).
+	Determination string `json:"determination_id,omitempty"`
 	// Seq is the AUDIT stream sequence (set when read back).
 	Seq uint64 `json:"seq,omitempty"`
 }

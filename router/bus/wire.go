@@ -118,11 +118,14 @@ const (
 	OpHoldsRelease  = "holds.release"
 	OpHoldsOverride = "holds.override"
 	OpHoldsPlace    = "holds.place"
-	OpConsentPut    = "consent.put"
-	OpConsentGet    = "consent.get"
-	OpDeadList      = "dead.list"
-	OpDeadReplay    = "dead.replay"
-	OpAuditQuery    = "audit.query"
+	// OpDeterminationsList lists clinician determinations; withdraw ends one.
+	OpDeterminationsList     = "determinations.list"
+	OpDeterminationsWithdraw = "determinations.withdraw"
+	OpConsentPut             = "consent.put"
+	OpConsentGet             = "consent.get"
+	OpDeadList               = "dead.list"
+	OpDeadReplay             = "dead.replay"
+	OpAuditQuery             = "audit.query"
 )
 
 // Audit event kinds (the second token of audit.<kind>.<bucket>).

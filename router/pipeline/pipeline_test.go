@@ -375,10 +375,10 @@ func TestDeterminationBeforeAndAfterResult(t *testing.T) {
 	e := newPipeEnv(t)
 	s := e.start().Service()
 	// Before the result: the next result on the order is held.
-	if _, err := s.PlaceDetermination(testutil.Ctx(t), PlaceRequest{Order: "F1", By: "DRSMITH"}); !errors.Is(err, hold.ErrReasonRequired) {
+	if _, err := s.PlaceDetermination(testutil.Ctx(t), PlaceRequest{Order: "F1", Issuer: "HOSP", By: "DRSMITH"}); !errors.Is(err, hold.ErrReasonRequired) {
 		t.Fatalf("determination without reason: %v", err)
 	}
-	res, err := s.PlaceDetermination(testutil.Ctx(t), PlaceRequest{Order: "F1", Reason: "risk of self-harm", By: "DRSMITH"})
+	res, err := s.PlaceDetermination(testutil.Ctx(t), PlaceRequest{Order: "F1", Issuer: "HOSP", Reason: "risk of self-harm", By: "DRSMITH"})
 	if err != nil || res.State != "" {
 		t.Fatalf("place before result: %+v, %v", res, err)
 	}
@@ -394,7 +394,7 @@ func TestDeterminationBeforeAndAfterResult(t *testing.T) {
 	if h2.HasBasis(string(policy.BasisClinicianDetermination)) {
 		t.Fatalf("basis present before placing")
 	}
-	res, err = s.PlaceDetermination(testutil.Ctx(t), PlaceRequest{Order: "F2", Reason: "discuss first", By: "DRSMITH"})
+	res, err = s.PlaceDetermination(testutil.Ctx(t), PlaceRequest{Order: "F2", Issuer: "HOSP", Reason: "discuss first", By: "DRSMITH"})
 	if err != nil || res.HoldID != h2.ID || res.State != hold.StateHeld {
 		t.Fatalf("place after result: %+v, %v", res, err)
 	}
