@@ -66,9 +66,9 @@ func (s *Determinations) List(ctx context.Context) ([]hold.Determination, error)
 	for k := range lister.Keys() {
 		keys = append(keys, k)
 	}
-	if err := lister.Stop(); err != nil {
-		return nil, fmt.Errorf("listing determinations: %w", err)
-	}
+	// The lister unsubscribes itself once every key is delivered, so Stop
+	// after a full read answers an invalid subscription: nothing to report.
+	_ = lister.Stop()
 	var out []hold.Determination
 	for _, k := range keys {
 		ds, err := s.Get(ctx, k)
