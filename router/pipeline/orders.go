@@ -61,12 +61,26 @@ func (o orderRef) keys() []string {
 // a held legacy version counts only when its hold is of the same patient (a
 // legacy key cannot tell issuers apart, the patient can), so another lab's
 // order with the same filler number is not taken for a correction of it.
+//
+// Both keys are read at once: a first version (the common case) misses the
+// order's own key, and the legacy read then costs no extra round trip.
 func (s *Service) orderEntry(ctx context.Context, o orderRef, patientKey string) (store.OrderEntry, bool, error) {
+	if o.legacy == "" || o.legacy == o.key {
+		return s.orders.Get(ctx, o.key)
+	}
+	var (
+		le    store.OrderEntry
+		lok   bool
+		lerr  error
+		ldone = make(chan struct{})
+	)
+	go func() { defer close(ldone); le, lok, lerr = s.orders.Get(ctx, o.legacy) }()
 	e, ok, err := s.orders.Get(ctx, o.key)
-	if err != nil || ok || o.legacy == "" || o.legacy == o.key {
+	<-ldone
+	if err != nil || ok {
 		return e, ok, err
 	}
-	e, ok, err = s.orders.Get(ctx, o.legacy)
+	e, ok, err = le, lok, lerr
 	if err != nil || !ok {
 		return e, ok, err
 	}
