@@ -61,7 +61,7 @@ func TestDeterminationsOverMLLPAndHTTP(t *testing.T) {
 	}
 	detID, _ := r.body["id"].(string)
 	if detID == "" || r.body["by"] != "D002" || r.body["issuer"] != "PATHSYS" || r.body["reason"] != "risk of self-harm" ||
-		r.body["harm_type"] != "life-or-physical-safety" || r.body["review"] != "2099-01-31T00:00:00Z" ||
+		r.body["harm_type"] != "life-or-physical-safety" || r.body["review"] != "2099-01-31T00:00:00Z" || r.body["state"] != "active" || r.body["hold_state"] != nil ||
 		r.body["scope"] != "results of order FLNU4 issued by PATHSYS, for the patient of the order's result" {
 		t.Fatalf("placed determination: %s", r.raw)
 	}

@@ -392,12 +392,12 @@ func newHoldsPlaceCmd(nf *natsFlags) *cobra.Command {
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "determination %s recorded: %s; review %s\n", res.ID, res.Scope, res.Review.UTC().Format(time.RFC3339))
 			switch {
-			case res.State == "":
+			case res.HoldState == "":
 				fmt.Fprintln(w, "no result on this order yet: the next one will be held")
-			case res.State == hold.StateHeld:
+			case res.HoldState == hold.StateHeld:
 				fmt.Fprintf(w, "hold %s is held on it\n", res.HoldID)
 			default:
-				fmt.Fprintf(w, "the order's latest result is already %s (hold %s)\n", res.State, dash(res.HoldID))
+				fmt.Fprintf(w, "the order's latest result is already %s (hold %s)\n", res.HoldState, dash(res.HoldID))
 			}
 			return nil
 		},

@@ -53,7 +53,7 @@ func TestDeterminationScopedToIssuer(t *testing.T) {
 	}
 	want := e.clock.Now().UTC().Add(policy.DefaultDeterminationReview)
 	if res.ID == "" || res.Issuer != "PATHSYS" || res.By != "DRWHO" || res.HarmType != hold.HarmLifeOrSafety ||
-		!res.Review.Equal(want) || res.State != "" || res.PatientKey != "" ||
+		!res.Review.Equal(want) || res.HoldState != "" || res.State != hold.DeterminationActive || res.PatientKey != "" ||
 		res.Scope != "results of order FLNU4 issued by PATHSYS, for the patient of the order's result" {
 		t.Fatalf("placed = %+v (review want %s)", res, want)
 	}
@@ -118,7 +118,7 @@ func TestDeterminationScopedToPatient(t *testing.T) {
 		t.Fatalf("determination for another patient than the held result's: %v, want ErrBadRequest", err)
 	}
 	res, err = s.PlaceDetermination(ctx, PlaceRequest{Order: "FLNU7", Issuer: "PATHSYS", Reason: "r", By: "DRWHO"})
-	if err != nil || res.PatientFrom != hold.PatientFromResult || res.PatientKey != h.PatientKey || res.HoldID != h.ID || res.State != hold.StateHeld {
+	if err != nil || res.PatientFrom != hold.PatientFromResult || res.PatientKey != h.PatientKey || res.HoldID != h.ID || res.HoldState != hold.StateHeld {
 		t.Fatalf("placed after the result = %+v, %v", res, err)
 	}
 	if got, _ := s.GetHold(ctx, h.ID); !hasDetermination(got) {

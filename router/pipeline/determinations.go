@@ -50,9 +50,10 @@ type PlaceResult struct {
 	hold.Determination
 	// HoldID is the open hold the basis was added to, if any.
 	HoldID string `json:"hold_id,omitempty"`
-	// State is the state of the order's latest result after placing ("" when
-	// no result has arrived yet: the next one will be held).
-	State hold.HoldState `json:"state,omitempty"`
+	// HoldState is the state of the order's latest result after placing (""
+	// when no result has arrived yet: the next one will be held). The
+	// determination's own state is State.
+	HoldState hold.HoldState `json:"hold_state,omitempty"`
 }
 
 // determinationReviewer is implemented by a Policy that knows the review
@@ -121,13 +122,13 @@ func (s *Service) PlaceDetermination(ctx context.Context, req PlaceRequest) (Pla
 		return res, err
 	}
 	res.Determination = d
-	res.State, res.HoldID = entryState, entryID
+	res.HoldState, res.HoldID = entryState, entryID
 	if held == nil {
 		return res, nil
 	}
 	h, err := s.reevaluate(ctx, held, nil, hold.PathReevaluated, req.By, d.Role, "clinician determination placed")
 	if h != nil {
-		res.State = h.State
+		res.HoldState = h.State
 	}
 	return res, err
 }

@@ -379,7 +379,7 @@ func TestDeterminationBeforeAndAfterResult(t *testing.T) {
 		t.Fatalf("determination without reason: %v", err)
 	}
 	res, err := s.PlaceDetermination(testutil.Ctx(t), PlaceRequest{Order: "F1", Issuer: "HOSP", Reason: "risk of self-harm", By: "DRSMITH"})
-	if err != nil || res.State != "" {
+	if err != nil || res.HoldState != "" {
 		t.Fatalf("place before result: %+v, %v", res, err)
 	}
 	e.send(msgSpec{ctrl: "C1", filler: "F1", section: "CH"})
@@ -395,7 +395,7 @@ func TestDeterminationBeforeAndAfterResult(t *testing.T) {
 		t.Fatalf("basis present before placing")
 	}
 	res, err = s.PlaceDetermination(testutil.Ctx(t), PlaceRequest{Order: "F2", Issuer: "HOSP", Reason: "discuss first", By: "DRSMITH"})
-	if err != nil || res.HoldID != h2.ID || res.State != hold.StateHeld {
+	if err != nil || res.HoldID != h2.ID || res.HoldState != hold.StateHeld {
 		t.Fatalf("place after result: %+v, %v", res, err)
 	}
 	got, _ := s.GetHold(testutil.Ctx(t), h2.ID)
