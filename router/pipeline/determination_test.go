@@ -60,7 +60,6 @@ func TestDeterminationScopedToIssuer(t *testing.T) {
 
 	e.send(msgSpec{ctrl: "A", filler: "FLNU4", issuer: "PATHSYS", facility: "PATHLAB", pid: "MRN8888", section: "CH"})
 	e.send(msgSpec{ctrl: "B", filler: "FLNU4", issuer: "OTHERLAB", facility: "OTHERLAB", pid: "MRN9999", section: "CH"})
-	e.send(msgSpec{ctrl: "C", filler: "FLNU4", facility: "PATHSYS", pid: "MRN7777", section: "CH"})
 	e.send(msgSpec{ctrl: "D", filler: "FLNU4", facility: "THIRDLAB", pid: "MRN6666", section: "CH"})
 	e.waitSettled()
 
@@ -71,17 +70,28 @@ func TestDeterminationScopedToIssuer(t *testing.T) {
 	if a.OrderKey != hold.OrderKey(pipeSecret, "PATHSYS", "FLNU4") {
 		t.Fatalf("hold order key %s, want the PATHSYS one", a.OrderKey)
 	}
-	// No namespace: the sending facility PATHSYS is the issuer.
-	if c := e.waitState(s, holdOf("C"), hold.StateHeld); !hasDetermination(c) {
-		t.Fatalf("FLNU4 from PATHSYS bases = %+v", c.Bases)
+	// The first held result names the determination's patient.
+	ds, err := s.ListDeterminations(ctx, DeterminationFilter{})
+	if err != nil || len(ds) != 1 || ds[0].PatientKey != a.PatientKey || ds[0].PatientFrom != hold.PatientFromResult ||
+		ds[0].Scope != "results of order FLNU4 issued by PATHSYS, for the patient of the held result" {
+		t.Fatalf("determination after the first result = %+v, %v", ds, err)
 	}
-	for _, ctrl := range []string{"B", "D"} {
+	// No namespace: the sending facility PATHSYS is the issuer; same patient.
+	e.send(msgSpec{ctrl: "C", filler: "FLNU4", facility: "PATHSYS", pid: "MRN8888", section: "CH", status: "C"})
+	e.waitSettled()
+	if c := e.waitState(s, holdOf("C"), hold.StateHeld); !hasDetermination(c) || c.Supersedes != a.ID {
+		t.Fatalf("correction of FLNU4 from PATHSYS: %d bases, supersedes %q", len(c.Bases), c.Supersedes)
+	}
+	// Same order, another patient: not held by it.
+	e.send(msgSpec{ctrl: "E", filler: "FLNU4", issuer: "PATHSYS", pid: "MRN7777", section: "CH"})
+	e.waitSettled()
+	for _, ctrl := range []string{"B", "D", "E"} {
 		if _, err := s.GetHold(ctx, holdOf(ctrl)); !errors.Is(err, hold.ErrHoldNotFound) {
 			t.Fatalf("result %s of another issuer: hold lookup %v, want none (released at once)", ctrl, err)
 		}
 	}
-	if n := len(e.portal("portal.hl7.>")); n != 2 {
-		t.Fatalf("feed has %d messages, want 2 (the other issuers' results)", n)
+	if n := len(e.portal("portal.hl7.>")); n != 3 {
+		t.Fatalf("feed has %d messages, want 3 (the other issuers' and the other patient's results)", n)
 	}
 	evs := determinationEvents(t, s, res.ID)
 	if len(evs) != 1 || evs[0].Action != DeterminationPlaced || evs[0].Actor != "DRWHO" {

@@ -13,6 +13,7 @@ import (
 	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 	"github.com/resultgate/resultgate/router/holdview"
+	"github.com/resultgate/resultgate/router/store"
 )
 
 // Determination actions as the audit trail records them (Event.Action of
@@ -385,4 +386,36 @@ func (s *Service) releaseDeterminations(ctx context.Context, ds []hold.Determina
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// bindDeterminations records the patient of hold h, the first result held on
+// the order, on the order's active determinations that name no patient
+// (placed before any result, naming nobody): from then on they hold only that
+// patient's results. Legacy determinations are left as they were placed.
+// The binding is not audited: it narrows the scope the placement recorded.
+func (s *Service) bindDeterminations(ctx context.Context, o orderRef, h *hold.Hold) error {
+	if o.key == "" || h.PatientKey == "" || !h.HasBasis(string(policy.BasisClinicianDetermination)) {
+		return nil
+	}
+	ds, err := s.dets.Get(ctx, o.key)
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		if !d.Active() || d.PatientKey != "" || d.ID == "" {
+			continue
+		}
+		_, err := s.dets.Update(ctx, d.OrderKey, d.ID, func(c *hold.Determination) error {
+			if !c.Active() || c.PatientKey != "" {
+				return store.ErrNoChange
+			}
+			c.PatientKey, c.PatientFrom = h.PatientKey, hold.PatientFromResult
+			c.Scope = scopeOf(*c)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("recording the patient of determination %s: %w", d.ID, err)
+		}
+	}
+	return nil
 }
