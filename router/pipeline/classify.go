@@ -301,7 +301,7 @@ func (s *Service) applyDecision(ctx context.Context, in *inboundContext, c polic
 				return err
 			}
 		}
-		return s.bindDeterminations(ctx, in.order, stored)
+		return s.bindDeterminations(ctx, in.order, stored, in.parsed())
 	case policy.ActionWithdraw:
 		if prior != nil && prior.State == policy.PriorHeld && prior.HoldID != "" {
 			if err := s.closePrior(ctx, prior.HoldID, in.holdID, hold.StateWithdrawn, "withdrawn by the sender", in.now); err != nil {

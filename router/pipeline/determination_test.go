@@ -331,3 +331,33 @@ func TestLegacyOrderKeys(t *testing.T) {
 		t.Fatalf("order index under the new key = %+v", got)
 	}
 }
+
+// TestDeterminationFirstPatientWins: two patients' first results on one order
+// (an anomaly) arrive at once on a determination that names no patient:
+// whichever is held first names the patient, and the other is not held on
+// it, whatever the order in which the partitions process them.
+func TestDeterminationFirstPatientWins(t *testing.T) {
+	e := realPolicyEnv(t, "time_zone: UTC\n")
+	s := e.start().Service()
+	ctx := testutil.Ctx(t)
+	if _, err := s.PlaceDetermination(ctx, PlaceRequest{Order: "FR1", Issuer: "PATHSYS", Reason: "r", By: "DRWHO"}); err != nil {
+		t.Fatal(err)
+	}
+	e.send(msgSpec{ctrl: "X1", filler: "FR1", issuer: "PATHSYS", pid: "MRN1001", section: "CH"})
+	e.send(msgSpec{ctrl: "X2", filler: "FR1", issuer: "PATHSYS", pid: "MRN1002", section: "CH"})
+	e.waitSettled()
+	held := 0
+	for _, ctrl := range []string{"X1", "X2"} {
+		h, err := s.GetHold(ctx, holdOf(ctrl))
+		if err == nil && h.State == hold.StateHeld {
+			held++
+		}
+	}
+	ds, err := s.ListDeterminations(ctx, DeterminationFilter{})
+	if err != nil || len(ds) != 1 || ds[0].PatientKey == "" {
+		t.Fatalf("determination = %+v, %v", ds, err)
+	}
+	if held != 1 {
+		t.Fatalf("%d of the two patients' results held, want 1", held)
+	}
+}

@@ -393,7 +393,11 @@ func (s *Service) releaseDeterminations(ctx context.Context, ds []hold.Determina
 // (placed before any result, naming nobody): from then on they hold only that
 // patient's results. Legacy determinations are left as they were placed.
 // The binding is not audited: it narrows the scope the placement recorded.
-func (s *Service) bindDeterminations(ctx context.Context, o orderRef, h *hold.Hold) error {
+//
+// Two patients' first results on one order (an anomaly: an order is one
+// patient's) may race: the one that binds second is decided again (src is its
+// parsed message), so it is not held on the other patient's determination.
+func (s *Service) bindDeterminations(ctx context.Context, o orderRef, h *hold.Hold, src *parsedInbound) error {
 	if o.key == "" || h.PatientKey == "" || !h.HasBasis(string(policy.BasisClinicianDetermination)) {
 		return nil
 	}
@@ -401,11 +405,12 @@ func (s *Service) bindDeterminations(ctx context.Context, o orderRef, h *hold.Ho
 	if err != nil {
 		return err
 	}
+	lost := false
 	for _, d := range ds {
 		if !d.Active() || d.PatientKey != "" || d.ID == "" {
 			continue
 		}
-		_, err := s.dets.Update(ctx, d.OrderKey, d.ID, func(c *hold.Determination) error {
+		out, err := s.dets.Update(ctx, d.OrderKey, d.ID, func(c *hold.Determination) error {
 			if !c.Active() || c.PatientKey != "" {
 				return store.ErrNoChange
 			}
@@ -416,6 +421,14 @@ func (s *Service) bindDeterminations(ctx context.Context, o orderRef, h *hold.Ho
 		if err != nil {
 			return fmt.Errorf("recording the patient of determination %s: %w", d.ID, err)
 		}
+		lost = lost || out.PatientKey != h.PatientKey
 	}
-	return nil
+	if !lost {
+		return nil
+	}
+	_, err = s.reevaluate(ctx, h, src, hold.PathReevaluated, "resultgate", hold.RoleSystem, "clinician determination is for another patient's result on this order")
+	if errors.Is(err, hold.ErrAlreadyReleased) || errors.Is(err, hold.ErrHoldClosed) {
+		return nil
+	}
+	return err
 }
