@@ -157,7 +157,7 @@ func TestAPIRolesAndErrors(t *testing.T) {
 		{"too large", "clinician", "POST", "/api/holds/" + h1 + "/release", jsonCT, `{"reason":"` + strings.Repeat("x", 2<<20) + `"}`, nil, 413, "too_large"},
 		{"override needs reason", "oncall", "POST", "/api/holds/" + h2 + "/override", jsonCT, `{"reason":"  "}`, nil, 422, "reason_required"},
 		{"determination needs reason", "clinician", "POST", "/api/orders/FL-X/hold", jsonCT, `{}`, nil, 422, "reason_required"},
-		{"unknown harm type", "clinician", "POST", "/api/orders/FL-X/hold", jsonCT, `{"reason":"r","harm_type":"embarrassment"}`, nil, 400, "bad_request"},
+		{"unknown harm type", "clinician", "POST", "/api/orders/FL-X/hold", jsonCT, `{"issuer":"SYNLAB","reason":"r","harm_type":"embarrassment"}`, nil, 400, "bad_request"},
 		{"bad deadline filter", "oncall", "GET", "/api/holds?deadline_before=tomorrow", "", "", nil, 400, "bad_request"},
 		{"bad limit", "oncall", "GET", "/api/holds?limit=0", "", "", nil, 400, "bad_request"},
 	}

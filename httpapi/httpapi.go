@@ -47,6 +47,8 @@ type Service interface {
 	Acknowledge(ctx context.Context, id string, req pipeline.AckRequest) (*hold.Hold, error)
 	Override(ctx context.Context, id string, req pipeline.OverrideRequest) (*hold.Hold, error)
 	PlaceDetermination(ctx context.Context, req pipeline.PlaceRequest) (pipeline.PlaceResult, error)
+	ListDeterminations(ctx context.Context, f pipeline.DeterminationFilter) ([]hold.Determination, error)
+	WithdrawDetermination(ctx context.Context, req pipeline.WithdrawRequest) (pipeline.WithdrawResult, error)
 	PutConsent(ctx context.Context, req pipeline.ConsentPut) (pipeline.ConsentResult, error)
 	GetConsent(ctx context.Context, patient string) (store.ConsentRecord, error)
 	ConsentVersion(ctx context.Context, key string, rev uint64) (store.ConsentRecord, error)
@@ -89,6 +91,8 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("POST /api/orders/{filler}/hold", a.with([]auth.Role{auth.RoleClinician, auth.RoleOnCall}, a.placeHold))
 	mux.Handle("GET /api/triage", a.with(triageRoles, a.listTriage))
 	mux.Handle("POST /api/triage/{seq}/discard", a.with(triageRoles, a.discardTriage))
+	mux.Handle("GET /api/determinations", a.with([]auth.Role{auth.RoleClinician, auth.RoleOnCall}, a.listDeterminations))
+	mux.Handle("POST /api/determinations/{id}/withdraw", a.with([]auth.Role{auth.RoleClinician, auth.RoleOnCall}, a.withdrawDetermination))
 	mux.Handle("GET /api/audit", a.with([]auth.Role{auth.RoleCompliance, auth.RoleAdmin}, a.audit))
 	mux.Handle("GET /api/report", a.with([]auth.Role{auth.RoleCompliance, auth.RoleAdmin}, a.report))
 	mux.Handle("GET /api/releases", a.with([]auth.Role{auth.RoleCompliance, auth.RoleAdmin}, a.releases))
@@ -122,11 +126,11 @@ func fromService(err error) *apiError {
 	switch {
 	case errors.As(err, &ae):
 		return ae
-	case errors.Is(err, hold.ErrHoldNotFound), errors.Is(err, store.ErrConsentNotFound), errors.Is(err, dead.ErrNotFound):
+	case errors.Is(err, hold.ErrHoldNotFound), errors.Is(err, store.ErrConsentNotFound), errors.Is(err, dead.ErrNotFound), errors.Is(err, hold.ErrDeterminationNotFound):
 		return newErr(http.StatusNotFound, "not_found", "%s", err)
 	case errors.Is(err, hold.ErrAlreadyReleased):
 		return newErr(http.StatusConflict, "already_released", "%s", err)
-	case errors.Is(err, hold.ErrHoldClosed), errors.Is(err, pipeline.ErrBasisActive), errors.Is(err, hold.ErrConflict):
+	case errors.Is(err, hold.ErrHoldClosed), errors.Is(err, pipeline.ErrBasisActive), errors.Is(err, hold.ErrConflict), errors.Is(err, hold.ErrDeterminationEnded):
 		return newErr(http.StatusConflict, "conflict", "%s", err)
 	case errors.Is(err, hold.ErrReasonRequired):
 		return newErr(http.StatusUnprocessableEntity, "reason_required", "%s", err)
@@ -450,8 +454,26 @@ func (a *API) override(w http.ResponseWriter, r *http.Request, p auth.Principal)
 }
 
 type placeBody struct {
+	// Issuer is the order's issuer: the filler number's namespace (OBR-3.2 or
+	// ORC-3.2) or, without one, the sending facility (MSH-4). Required.
+	Issuer string `json:"issuer"`
+	// Patient is the patient identifier (PID-3) the determination is for
+	// (optional; without it, the patient of the order's result).
+	Patient  string `json:"patient"`
 	Reason   string `json:"reason"`
 	HarmType string `json:"harm_type"`
+	// Review is the review date (RFC 3339, or a date meaning its start in
+	// UTC); empty means the policy's default review period.
+	Review string `json:"review"`
+}
+
+// clinicianID is who p acts as in determinations: their provider ID, or
+// their name when they have none (on-call).
+func clinicianID(p auth.Principal) string {
+	if p.ProviderID != "" {
+		return p.ProviderID
+	}
+	return p.Name
 }
 
 func (a *API) placeHold(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
@@ -462,11 +484,23 @@ func (a *API) placeHold(w http.ResponseWriter, r *http.Request, p auth.Principal
 	if strings.TrimSpace(b.Reason) == "" {
 		return newErr(http.StatusUnprocessableEntity, "reason_required", "a clinician determination needs a reason")
 	}
-	by := p.ProviderID
-	if by == "" {
-		by = p.Name
+	if strings.TrimSpace(b.Issuer) == "" {
+		return newErr(http.StatusBadRequest, "bad_request", "issuer: name the order's issuer (the filler number's namespace, OBR-3.2, or the sending facility, MSH-4): a filler number is unique only within its issuer")
 	}
-	res, err := a.svc.PlaceDetermination(r.Context(), pipeline.PlaceRequest{Order: r.PathValue("filler"), Reason: b.Reason, HarmType: b.HarmType, By: by, Role: string(p.Role)})
+	var review time.Time
+	if b.Review != "" {
+		t, err := time.Parse(time.RFC3339, b.Review)
+		if err != nil {
+			if t, err = time.Parse("2006-01-02", b.Review); err != nil {
+				return newErr(http.StatusBadRequest, "bad_request", "review: want an RFC 3339 time (2026-12-21T08:00:00Z) or a date (2026-12-21, UTC), got %q", b.Review)
+			}
+		}
+		review = t
+	}
+	res, err := a.svc.PlaceDetermination(r.Context(), pipeline.PlaceRequest{
+		Order: r.PathValue("filler"), Issuer: b.Issuer, Patient: b.Patient, Reason: b.Reason, HarmType: b.HarmType,
+		By: clinicianID(p), Role: string(p.Role), Review: review,
+	})
 	if err != nil {
 		return err
 	}
@@ -507,6 +541,53 @@ func (a *API) releases(w http.ResponseWriter, r *http.Request, p auth.Principal)
 		recs = []pipeline.FeedRecord{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"releases": recs})
+	return nil
+}
+
+// listDeterminations lists clinician determinations: on-call sees every one,
+// a clinician those they placed or may end as a covering clinician.
+func (a *API) listDeterminations(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	q := r.URL.Query()
+	f := pipeline.DeterminationFilter{By: q.Get("by"), State: hold.DeterminationState(q.Get("state")), Order: q.Get("order"), Issuer: q.Get("issuer")}
+	switch f.State {
+	case "", hold.DeterminationActive, hold.DeterminationWithdrawn, hold.DeterminationReleased:
+	default:
+		return newErr(http.StatusBadRequest, "bad_request", "state: want active, withdrawn or released, got %q", f.State)
+	}
+	if p.Role == auth.RoleClinician {
+		f.Visible = clinicianID(p)
+	}
+	ds, err := a.svc.ListDeterminations(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"determinations": ds, "total": len(ds)})
+	return nil
+}
+
+type withdrawBody struct {
+	Reason string `json:"reason"`
+}
+
+// withdrawDetermination withdraws a determination (audited) and answers with
+// it and the holds re-evaluated.
+func (a *API) withdrawDetermination(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	var b withdrawBody
+	if err := decodeBody(w, r, &b); err != nil {
+		return err
+	}
+	if strings.TrimSpace(b.Reason) == "" {
+		return newErr(http.StatusUnprocessableEntity, "reason_required", "withdrawing a determination needs a reason")
+	}
+	role := hold.RoleClinician
+	if p.Role == auth.RoleOnCall {
+		role = hold.RoleOnCall
+	}
+	res, err := a.svc.WithdrawDetermination(r.Context(), pipeline.WithdrawRequest{ID: r.PathValue("id"), By: clinicianID(p), Role: role, Reason: b.Reason})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
 	return nil
 }
 

@@ -14,6 +14,7 @@ func subcommands() []*cobra.Command {
 		newCheckConfigCmd(),
 		newTokenCmd(),
 		newHoldsCmd(),
+		newDeterminationsCmd(),
 		newConsentCmd(),
 		newDeadCmd(),
 		newAuditCmd(),

@@ -108,7 +108,7 @@ func newHoldsCmd() *cobra.Command {
   resultgate holds show HOLD-ID --by NAME            (the read is audited)
   resultgate holds release HOLD-ID --provider PROVIDER-ID [--reason ...] [--note ...]
   resultgate holds override HOLD-ID --by NAME --reason ...
-  resultgate holds place --order FILLER --reason ... --by NAME
+  resultgate holds place --order FILLER --issuer ISSUER [--patient ID] --reason ... --by PROVIDER-ID
 
 --by is who acts, as the audit trail records them. release is a clinician's
 acknowledgement: --provider must be the ordering provider's ID (ORC-12/OBR-16) or
@@ -116,7 +116,11 @@ a listed covering clinician's, and is recorded as the releasing actor, as the
 HTTP API records a clinician's release under their token's provider ID (--by on
 release is a deprecated alias of --provider). override is the on-call path and
 needs a reason. place records a clinician determination (Preventing Harm) on an
-order, before or after its result arrives.`,
+order, before or after its result arrives: the order is its filler number and its
+issuer (the number's namespace, or the sending facility), and the determination is
+for the patient named or, without one, the patient of the order's result. It runs
+until the clinician who placed it (or one covering them, or on-call) releases the
+result, or it is withdrawn (resultgate determinations withdraw), or its review date.`,
 	}
 	nf.register(cmd)
 	cmd.AddCommand(newHoldsListCmd(&nf), newHoldsShowCmd(&nf), newHoldsReleaseCmd(&nf),
@@ -361,15 +365,23 @@ func printOutcome(w io.Writer, asJSON bool, h *hold.Hold) error {
 
 func newHoldsPlaceCmd(nf *natsFlags) *cobra.Command {
 	var req pipeline.PlaceRequest
+	var review string
 	cmd := &cobra.Command{
 		Use:   "place",
 		Short: "Place a clinician determination (Preventing Harm hold) on an order",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			for _, r := range [][2]string{{"order", req.Order}, {"reason", req.Reason}, {"by", req.By}} {
+			for _, r := range [][2]string{{"order", req.Order}, {"issuer", req.Issuer}, {"reason", req.Reason}, {"by", req.By}} {
 				if err := required(r[0], r[1]); err != nil {
 					return err
 				}
+			}
+			if review != "" {
+				t, err := parseReview(review)
+				if err != nil {
+					return &exitError{code: 2, err: err}
+				}
+				req.Review = t
 			}
 			var res pipeline.PlaceResult
 			if err := nf.call(cmd.Context(), "holds.place", req, &res); err != nil {
@@ -379,23 +391,39 @@ func newHoldsPlaceCmd(nf *natsFlags) *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), res)
 			}
 			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "determination %s recorded: %s; review %s\n", res.ID, res.Scope, res.Review.UTC().Format(time.RFC3339))
 			switch {
-			case res.State == "":
-				fmt.Fprintln(w, "determination recorded: no result on this order yet; the next one will be held")
-			case res.State == hold.StateHeld:
-				fmt.Fprintf(w, "determination recorded: hold %s is held on it\n", res.HoldID)
+			case res.HoldState == "":
+				fmt.Fprintln(w, "no result on this order yet: the next one will be held")
+			case res.HoldState == hold.StateHeld:
+				fmt.Fprintf(w, "hold %s is held on it\n", res.HoldID)
 			default:
-				fmt.Fprintf(w, "determination recorded; the order's latest result is already %s (hold %s)\n", res.State, dash(res.HoldID))
+				fmt.Fprintf(w, "the order's latest result is already %s (hold %s)\n", res.HoldState, dash(res.HoldID))
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&req.Order, "order", "", "filler order number (OBR-3) (required)")
+	cmd.Flags().StringVar(&req.Order, "order", "", "filler order number (OBR-3/ORC-3) (required)")
+	cmd.Flags().StringVar(&req.Issuer, "issuer", "", "the order's issuer: the filler number's namespace (OBR-3.2) or, without one, the sending facility (MSH-4) (required)")
+	cmd.Flags().StringVar(&req.Patient, "patient", "", "the patient identifier (PID-3) the determination is for (default: the patient of the order's result)")
+	cmd.Flags().StringVar(&review, "review", "", "review date: an RFC 3339 time or a date (UTC) (default: the policy's default review period)")
 	cmd.Flags().StringVar(&req.Reason, "reason", "", "the harm the hold prevents (required, audited)")
 	cmd.Flags().StringVar(&req.HarmType, "harm-type", "", "type of harm, 45 CFR 171.201(d): "+strings.Join(hold.HarmTypes, " or "))
-	cmd.Flags().StringVar(&req.By, "by", "", "the clinician making the determination (required)")
+	cmd.Flags().StringVar(&req.By, "by", "", "the clinician making the determination: their provider ID, as the HTTP API records it (required)")
 	cmd.Flags().StringVar(&req.Role, "role", "", "their role (default clinician)")
 	return cmd
+}
+
+// parseReview reads a review date: an RFC 3339 time or a date (its start in
+// UTC), as the HTTP API reads it.
+func parseReview(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("--review: want an RFC 3339 time (2026-12-21T08:00:00Z) or a date (2026-12-21, UTC), got %q", s)
 }
 
 func newConsentCmd() *cobra.Command {

@@ -157,14 +157,18 @@ func TestOperatorCommands(t *testing.T) {
 	}
 
 	// A determination on an order with no result yet.
-	if _, _, err := cli("holds", "place", "--order", "FL-OPS-2", "--reason", "x", "--by", "DR0001", "--harm-type", "embarrassment"); exitCode(err) != 1 || !strings.Contains(err.Error(), "bad_request: harm type \"embarrassment\": want one of life-or-physical-safety, substantial-harm-to-other") {
+	if _, _, err := cli("holds", "place", "--order", "FL-OPS-2", "--reason", "x", "--by", "DR0001"); exitCode(err) != 2 || !strings.Contains(err.Error(), "--issuer is required") {
+		t.Errorf("place without issuer: exit %d, %v", exitCode(err), err)
+	}
+	if _, _, err := cli("holds", "place", "--order", "FL-OPS-2", "--issuer", "SYNPATH", "--reason", "x", "--by", "DR0001", "--harm-type", "embarrassment"); exitCode(err) != 1 || !strings.Contains(err.Error(), "bad_request: harm type \"embarrassment\": want one of life-or-physical-safety, substantial-harm-to-other") {
 		t.Errorf("place with an unknown harm type: exit %d, %v", exitCode(err), err)
 	}
-	out, _, err = cli("holds", "place", "--order", "FL-OPS-2", "--reason", "diagnosis to be disclosed in person", "--by", "DR0001", "--harm-type", hold.HarmLifeOrSafety)
-	if err != nil || !strings.Contains(out, "no result on this order yet") {
-		t.Errorf("holds place: %v\n%s", err, out)
+	out, _, err = cli("holds", "place", "--order", "FL-OPS-2", "--issuer", "synpath", "--reason", "diagnosis to be disclosed in person", "--by", "DR0001", "--harm-type", hold.HarmLifeOrSafety)
+	if err != nil || !strings.Contains(out, "no result on this order yet") || !strings.Contains(out, "results of order FL-OPS-2 issued by SYNPATH") {
+		t.Fatalf("holds place: %v\n%s", err, out)
 	}
-	if _, _, err := cli("holds", "place", "--order", "FL-OPS-2", "--by", "DR0001"); exitCode(err) != 2 {
+	detID := strings.Fields(out)[1]
+	if _, _, err := cli("holds", "place", "--order", "FL-OPS-2", "--issuer", "SYNPATH", "--by", "DR0001"); exitCode(err) != 2 {
 		t.Errorf("place without reason: exit %d, %v", exitCode(err), err)
 	}
 	// The determination holds the order's result when it arrives, on the clinician's basis.
@@ -188,6 +192,26 @@ func TestOperatorCommands(t *testing.T) {
 	out, _, err = cli("holds", "show", detHold, "--by", "ops-anna")
 	if err != nil || !strings.Contains(out, "harm type life-or-physical-safety: diagnosis to be disclosed in person") {
 		t.Errorf("the determination basis does not carry the harm type: %v\n%s", err, out)
+	}
+
+	// The placing clinician lists and withdraws it.
+	out, _, err = cli("determinations", "list", "--by", "DR0001")
+	if err != nil || !strings.Contains(out, detID) || !strings.Contains(out, "SYNPATH") || !strings.Contains(out, "active") {
+		t.Errorf("determinations list: %v\n%s", err, out)
+	}
+	if _, _, err := cli("determinations", "withdraw", detID, "--by", "DR0001"); exitCode(err) != 2 {
+		t.Errorf("withdraw without reason: exit %d, %v", exitCode(err), err)
+	}
+	if _, _, err := cli("determinations", "withdraw", detID, "--by", "DR0002", "--reason", "x"); exitCode(err) != 1 || !strings.Contains(err.Error(), "forbidden") {
+		t.Errorf("withdraw by another clinician: exit %d, %v", exitCode(err), err)
+	}
+	out, _, err = cli("determinations", "withdraw", detID, "--by", "DR0001", "--reason", "disclosed in clinic")
+	if err != nil || !strings.Contains(out, "determination "+detID+" withdrawn by DR0001") {
+		t.Errorf("determinations withdraw: %v\n%s", err, out)
+	}
+	out, _, err = cli("determinations", "list", "--state", "withdrawn")
+	if err != nil || !strings.Contains(out, detID) {
+		t.Errorf("withdrawn list: %v\n%s", err, out)
 	}
 
 	// Consent put and show.

@@ -56,7 +56,7 @@ type Response struct {
 // code maps a service error to an API error code.
 func code(err error) string {
 	switch {
-	case errors.Is(err, hold.ErrHoldNotFound), errors.Is(err, store.ErrConsentNotFound), errors.Is(err, dead.ErrNotFound):
+	case errors.Is(err, hold.ErrHoldNotFound), errors.Is(err, store.ErrConsentNotFound), errors.Is(err, dead.ErrNotFound), errors.Is(err, hold.ErrDeterminationNotFound):
 		return CodeNotFound
 	case errors.Is(err, hold.ErrAlreadyReleased):
 		return CodeAlreadyReleased
@@ -68,7 +68,7 @@ func code(err error) string {
 		return CodeBadRequest
 	case errors.Is(err, pipeline.ErrBasisActive):
 		return CodeBasisActive
-	case errors.Is(err, hold.ErrHoldClosed):
+	case errors.Is(err, hold.ErrHoldClosed), errors.Is(err, hold.ErrDeterminationEnded):
 		return CodeClosed
 	case errors.Is(err, hold.ErrConflict):
 		return CodeConflict
@@ -253,6 +253,16 @@ func (srv *Server) handle(ctx context.Context, op string, body []byte) (json.Raw
 		var r pipeline.PlaceRequest
 		if err = decodeReq(body, &r); err == nil {
 			out, err = s.PlaceDetermination(ctx, r)
+		}
+	case bus.OpDeterminationsList:
+		var f pipeline.DeterminationFilter
+		if err = decodeReq(body, &f); err == nil {
+			out, err = s.ListDeterminations(ctx, f)
+		}
+	case bus.OpDeterminationsWithdraw:
+		var r pipeline.WithdrawRequest
+		if err = decodeReq(body, &r); err == nil {
+			out, err = s.WithdrawDetermination(ctx, r)
 		}
 	case bus.OpConsentPut:
 		var r pipeline.ConsentPut

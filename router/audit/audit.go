@@ -49,6 +49,9 @@ type Event struct {
 	// DeadSeq is the DEAD stream sequence of the dead-letter record a
 	// discard (or triage) event is about.
 	DeadSeq uint64 `json:"dead_seq,omitempty"`
+	// Determination is the ID of the clinician determination an event of
+	// kind determination is about (Action says placed, withdrawn, released).
+	Determination string `json:"determination_id,omitempty"`
 	// Seq is the AUDIT stream sequence (set when read back).
 	Seq uint64 `json:"seq,omitempty"`
 }

@@ -136,6 +136,9 @@ const (
 	OpDeadDiscard   = "dead.discard"
 	OpAuditQuery    = "audit.query"
 	OpReleasesList  = "releases.list"
+	// OpDeterminationsList lists clinician determinations; withdraw ends one.
+	OpDeterminationsList     = "determinations.list"
+	OpDeterminationsWithdraw = "determinations.withdraw"
 )
 
 // Audit event kinds (the second token of audit.<kind>.<bucket>).

@@ -141,7 +141,9 @@ type Hold struct {
 	// authorise acknowledgements.
 	ProviderKey string `json:"provider_key,omitempty"`
 	ProviderID  string `json:"provider_id,omitempty"`
-	// OrderKey is the keyed hash of the filler order number (OBR-3).
+	// OrderKey is the keyed hash of the order's issuer and filler number
+	// (OrderKey); holds created before issuers were keyed carry the
+	// LegacyOrderKey.
 	OrderKey       string       `json:"order_key,omitempty"`
 	Tags           []policy.Tag `json:"tags"`
 	RulesetVersion string       `json:"ruleset_version"`
@@ -229,8 +231,23 @@ func keyed(secret []byte, domain, value string) string {
 // msgID. It is stable, so a re-run of the classify step finds the same record.
 func HoldID(secret []byte, msgID string) string { return "h" + keyed(secret, "hold", msgID) }
 
-// OrderKey returns the keyed hash of a filler order number.
-func OrderKey(secret []byte, filler string) string {
+// OrderKey returns the keyed hash of an order: its filler order number
+// (OBR-3/ORC-3 EI.1) and its issuer (the number's namespace, EI.2, or without
+// one the sending facility, MSH-4), since a filler number is unique only
+// within its issuer. The issuer is compared in CanonicalIssuer form. An empty
+// filler yields "".
+func OrderKey(secret []byte, issuer, filler string) string {
+	if filler == "" {
+		return ""
+	}
+	return "o" + keyed(secret, "order-issuer", CanonicalIssuer(issuer)+"\x00"+filler)
+}
+
+// LegacyOrderKey is the order key of releases before 2026-12 (the filler
+// number alone). Order-index entries, holds and determinations stored then
+// are keyed by it; the pipeline reads it when the OrderKey has no entry
+// (docs/DECISIONS.md, "Orders are keyed by issuer").
+func LegacyOrderKey(secret []byte, filler string) string {
 	if filler == "" {
 		return ""
 	}

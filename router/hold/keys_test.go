@@ -76,3 +76,61 @@ func TestPatientIdentityTrailingEmpty(t *testing.T) {
 		t.Error("namespace and universal ID confused")
 	}
 }
+
+// TestOrderKey: an order is its issuer and filler number; the legacy key is
+// the filler number's key as releases before 2026-12 computed it (the value
+// below is the old OrderKey("FLNU4") under this secret), so data stored then
+// is still found.
+func TestOrderKey(t *testing.T) {
+	secret := []byte("test-secret-0123456789")
+	if got, want := LegacyOrderKey(secret, "FLNU4"), "o50b5495be62b8fa2e13caefc"; got != want {
+		t.Fatalf("LegacyOrderKey = %s, want the pre-issuer key %s", got, want)
+	}
+	a := OrderKey(secret, "PATHSYS", "FLNU4")
+	for _, c := range []struct {
+		name, issuer, filler string
+		same                 bool
+	}{
+		{"same order", "PATHSYS", "FLNU4", true},
+		{"issuer case and spaces", " pathsys ", "FLNU4", true},
+		{"another issuer", "OTHERLAB", "FLNU4", false},
+		{"another filler", "PATHSYS", "FLNU5", false},
+		{"no issuer", "", "FLNU4", false},
+		{"separator kept", "PATHSY", "SFLNU4", false},
+	} {
+		if got := OrderKey(secret, c.issuer, c.filler); (got == a) != c.same {
+			t.Errorf("%s: OrderKey(%q, %q) = %s, key of PATHSYS FLNU4 %s", c.name, c.issuer, c.filler, got, a)
+		}
+	}
+	if a == LegacyOrderKey(secret, "FLNU4") {
+		t.Error("the issuer key equals the legacy key")
+	}
+	if OrderKey(secret, "PATHSYS", "") != "" || LegacyOrderKey(secret, "") != "" {
+		t.Error("an empty filler number has a key")
+	}
+	if !regexp.MustCompile(`^o[0-9a-f]{24}$`).MatchString(a) {
+		t.Errorf("OrderKey = %q, want o + 24 hex", a)
+	}
+}
+
+// TestDeterminationCovers: an active determination covers its patient, or
+// any patient when it names none; an ended one covers nobody.
+func TestDeterminationCovers(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		d    Determination
+		key  string
+		want bool
+	}{
+		{"its patient", Determination{PatientKey: "p1", State: DeterminationActive}, "p1", true},
+		{"another patient", Determination{PatientKey: "p1", State: DeterminationActive}, "p2", false},
+		{"no patient named", Determination{State: DeterminationActive}, "p2", true},
+		{"legacy, no state", Determination{}, "p2", true},
+		{"withdrawn", Determination{PatientKey: "p1", State: DeterminationWithdrawn}, "p1", false},
+		{"released", Determination{State: DeterminationReleased}, "p1", false},
+	} {
+		if got := c.d.Covers(c.key); got != c.want {
+			t.Errorf("%s: Covers = %v, want %v", c.name, got, c.want)
+		}
+	}
+}

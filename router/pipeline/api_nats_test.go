@@ -77,7 +77,7 @@ func TestAPIOverNATS(t *testing.T) {
 		{"release by stranger", "holds.release", api.ReleaseAPIRequest{ID: list[0].ID, AckRequest: pipeline.AckRequest{By: "DRWHO"}}, api.CodeForbidden},
 		{"unknown field", "holds.list", map[string]any{"bogus": 1}, api.CodeBadRequest},
 		{"unknown operation", "holds.explode", map[string]any{}, api.CodeBadRequest},
-		{"place without reason", "holds.place", pipeline.PlaceRequest{Order: "F9", By: "DRSMITH"}, api.CodeReasonRequired},
+		{"place without reason", "holds.place", pipeline.PlaceRequest{Order: "F9", Issuer: "HOSP", By: "DRSMITH"}, api.CodeReasonRequired},
 		{"missing consent", "consent.get", api.ConsentGetRequest{Patient: "MRN404"}, api.CodeNotFound},
 		{"missing dead record", "dead.replay", api.DeadReplayRequest{Seq: 42, By: "ops"}, api.CodeNotFound},
 	}
@@ -102,7 +102,7 @@ func TestAPIOverNATS(t *testing.T) {
 		t.Fatalf("holds.override: %+v, %v", ov, err)
 	}
 	var pr pipeline.PlaceResult
-	if err := c.Call(ctx, "holds.place", pipeline.PlaceRequest{Order: "F9", Reason: "harm", By: "DRSMITH"}, &pr); err != nil {
+	if err := c.Call(ctx, "holds.place", pipeline.PlaceRequest{Order: "F9", Issuer: "HOSP", Reason: "harm", By: "DRSMITH"}, &pr); err != nil {
 		t.Fatalf("holds.place: %v", err)
 	}
 	var evs []audit.Event

@@ -179,6 +179,7 @@ type inboundContext struct {
 	holdID     string
 	patientKey string
 	orderKey   string
+	order      orderRef
 	provider   string
 	now        time.Time
 }
@@ -231,7 +232,8 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 		return permanent(bus.DeadUnattributed, dead.ErrUnattributed)
 	}
 	if len(r.Orders) > 0 {
-		in.orderKey = hold.OrderKey(s.cfg.Secret, r.Orders[0].FillerID)
+		in.order = s.orderOf(m, r)
+		in.orderKey = in.order.key
 		in.provider = r.Orders[0].OrderingProvider
 	}
 
@@ -249,8 +251,8 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 	)
 	wg.Add(2)
 	go func() { defer wg.Done(); existing, holdErr = s.holds.Get(ctx, in.holdID) }()
-	go func() { defer wg.Done(); entry, found, orderErr = s.orders.Get(ctx, in.orderKey) }()
-	inputs, inputsErr = s.loadDecisionInputs(ctx, in.patientKey, in.orderKey, r.PatientID)
+	go func() { defer wg.Done(); entry, found, orderErr = s.orderEntry(ctx, in.order, in.patientKey) }()
+	inputs, inputsErr = s.loadDecisionInputs(ctx, in.patientKey, in.order, r.PatientID)
 	wg.Wait()
 	// A re-run: the hold exists already, or the index says this very message
 	// was handled. Finish the idempotent follow-ups and ack.
@@ -335,7 +337,7 @@ func (s *Service) applyDecision(ctx context.Context, in *inboundContext, c polic
 				return err
 			}
 		}
-		return nil
+		return s.bindDeterminations(ctx, in.order, stored, in.parsed())
 	case policy.ActionWithdraw:
 		if prior != nil && prior.State == policy.PriorHeld && prior.HoldID != "" {
 			if err := s.closePrior(ctx, prior.HoldID, in.holdID, hold.StateWithdrawn, "withdrawn by the sender", in.now); err != nil {

@@ -63,7 +63,7 @@ func TestRerunCreatesNoDuplicates(t *testing.T) {
 			// A crash after the first writes: the order index (written last)
 			// is lost, so the re-run redoes every step.
 			for _, f := range []string{"F1", "F2"} {
-				if err := s.orders.Delete(testutil.Ctx(t), hold.OrderKey(pipeSecret, f)); err != nil {
+				if err := s.orders.Delete(testutil.Ctx(t), hold.OrderKey(pipeSecret, "HOSP", f)); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -56,26 +56,30 @@ func (s *Service) parseStored(ctx context.Context, ref hold.InboundRef) (*parsed
 
 // decisionInputs is what a decision reads besides the message: the patient's
 // Consent (with its bucket revision, 0 for none) and the clinicians'
-// determinations on the order.
+// determinations on the order (with the order keys read and the sum of their
+// bucket revisions, which every placement, withdrawal and release changes).
 type decisionInputs struct {
 	pref       *policy.Preference
 	consentRev uint64
 	dets       []policy.Determination
+	orderKeys  []string
+	detsRev    uint64
 }
 
 // loadDecisionInputs reads the decision inputs of a message of patientKey on
-// orderKey, both at once (latency is what limits a partition). The classify
+// order, both at once (latency is what limits a partition). The classify
 // step and re-evaluation assemble their inputs here and nowhere else.
-func (s *Service) loadDecisionInputs(ctx context.Context, patientKey, orderKey, patientID string) (decisionInputs, error) {
+func (s *Service) loadDecisionInputs(ctx context.Context, patientKey string, order orderRef, patientID string) (decisionInputs, error) {
 	var (
 		in      decisionInputs
 		prefErr error
 		done    = make(chan struct{})
 	)
 	go func() { defer close(done); in.pref, in.consentRev, prefErr = s.preferenceRev(ctx, patientKey) }()
-	dets, detsErr := s.determinations(ctx, orderKey, patientID)
+	in.orderKeys = order.keys()
+	dets, rev, detsErr := s.determinations(ctx, in.orderKeys, patientKey, patientID)
 	<-done
-	in.dets = dets
+	in.dets, in.detsRev = dets, rev
 	return in, errors.Join(prefErr, detsErr)
 }
 
@@ -104,7 +108,11 @@ func (s *Service) reevaluate(ctx context.Context, h *hold.Hold, src *parsedInbou
 			return nil, err
 		}
 	}
-	inputs, err := s.loadDecisionInputs(ctx, h.PatientKey, h.OrderKey, src.report.PatientID)
+	order := s.orderOf(src.msg, src.report)
+	if order.key == "" && h.OrderKey != "" {
+		order = orderRef{key: h.OrderKey}
+	}
+	inputs, err := s.loadDecisionInputs(ctx, h.PatientKey, order, src.report.PatientID)
 	if err != nil {
 		return nil, err
 	}
@@ -176,8 +184,8 @@ func (s *Service) preferenceRev(ctx context.Context, patientKey string) (*policy
 }
 
 // inputsChanged reports whether the patient's Consent or the order's
-// determinations changed since the decision read them (revision
-// read.consentRev and len(read.dets)). A Consent put or a determination placed while the
+// determinations changed since the decision read them (revisions
+// read.consentRev and read.detsRev). A Consent put or a determination placed while the
 // hold was being created may have missed it (the view did not show it yet);
 // the classify step then re-evaluates the new hold itself.
 func (s *Service) inputsChanged(ctx context.Context, h *hold.Hold, read decisionInputs) (bool, error) {
@@ -192,27 +200,53 @@ func (s *Service) inputsChanged(ctx context.Context, h *hold.Hold, read decision
 	case rec.Revision != read.consentRev:
 		return true, nil
 	}
-	ds, err := s.dets.Get(ctx, h.OrderKey)
+	_, rev, err := s.determinations(ctx, read.orderKeys, h.PatientKey, "")
 	if err != nil {
 		return false, err
 	}
-	return len(ds) != len(read.dets), nil
+	return rev != read.detsRev, nil
 }
 
-// determinations returns the clinician determinations on orderKey in the
-// policy's form, for the patient of the report.
-func (s *Service) determinations(ctx context.Context, orderKey, patientID string) ([]policy.Determination, error) {
-	ds, err := s.dets.Get(ctx, orderKey)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]policy.Determination, 0, len(ds))
-	for _, d := range ds {
-		role := d.Role
-		if role == "" {
-			role = hold.RoleClinician
+// determinations returns the active clinician determinations on the order
+// keys (its own, then its legacy key) that cover patientKey, in the policy's
+// form for the patient of the report, and the sum of the keys' bucket
+// revisions. A determination of another issuer is under another key; one
+// placed for another patient does not cover this one.
+func (s *Service) determinations(ctx context.Context, orderKeys []string, patientKey, patientID string) ([]policy.Determination, uint64, error) {
+	var (
+		out []policy.Determination
+		sum uint64
+		// The legacy key is read at once beside the order's own.
+		sets = make([][]hold.Determination, len(orderKeys))
+		revs = make([]uint64, len(orderKeys))
+		errs = make([]error, len(orderKeys))
+		done = make(chan int, len(orderKeys))
+	)
+	for i, k := range orderKeys {
+		if i > 0 && k == orderKeys[0] {
+			done <- i
+			continue
 		}
-		out = append(out, policy.Determination{PatientID: patientID, OrderFiller: d.Order, By: d.By, Role: role, Reason: d.Reason, HarmType: d.HarmType, At: d.At})
+		go func() { sets[i], revs[i], errs[i] = s.dets.GetRev(ctx, k); done <- i }()
 	}
-	return out, nil
+	for range orderKeys {
+		<-done
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, 0, err
+	}
+	for i, ds := range sets {
+		sum += revs[i]
+		for _, d := range ds {
+			if !d.Covers(patientKey) {
+				continue
+			}
+			role := d.Role
+			if role == "" {
+				role = hold.RoleClinician
+			}
+			out = append(out, policy.Determination{PatientID: patientID, OrderFiller: d.Order, By: d.By, Role: role, Reason: d.Reason, HarmType: d.HarmType, At: d.At, Until: d.Review})
+		}
+	}
+	return out, sum, nil
 }

@@ -294,6 +294,8 @@ type msgSpec struct {
 	text     string // OBX-5
 	provider string // OBR-16.1
 	procID   string // MSH-11; default P
+	issuer   string // OBR-3.2 (the filler number's namespace)
+	facility string // MSH-4 (default HOSP)
 }
 
 func (m msgSpec) build() []byte {
@@ -317,13 +319,19 @@ func (m msgSpec) build() []byte {
 	}
 	obr := make([]string, 26)
 	obr[0], obr[1], obr[2], obr[3] = "OBR", "1", "PL-"+m.filler, m.filler
+	if m.issuer != "" {
+		obr[3] += "^" + m.issuer
+	}
+	if m.facility == "" {
+		m.facility = "HOSP"
+	}
 	obr[4] = "88305^Surgical pathology^LN"
 	obr[7] = "20260301120000"
 	obr[16] = m.provider + "^Smith^Ann"
 	obr[22] = "20260302080000"
 	obr[24], obr[25] = m.section, m.status
 	segs := []string{
-		"MSH|^~\\&|LIS|HOSP|PORTAL|HOSP|20260302080000||ORU^R01^ORU_R01|" + m.ctrl + "|" + m.procID + "|2.5.1",
+		"MSH|^~\\&|LIS|" + m.facility + "|PORTAL|HOSP|20260302080000||ORU^R01^ORU_R01|" + m.ctrl + "|" + m.procID + "|2.5.1",
 		"PID|1||" + m.pid + "^^^HOSP^MR||Doe^Jane",
 		strings.Join(obr, "|"),
 		"OBX|1|TX|22634-0^Pathology report^LN||" + m.text + "||||||" + m.obxStat,

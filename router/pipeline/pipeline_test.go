@@ -375,11 +375,11 @@ func TestDeterminationBeforeAndAfterResult(t *testing.T) {
 	e := newPipeEnv(t)
 	s := e.start().Service()
 	// Before the result: the next result on the order is held.
-	if _, err := s.PlaceDetermination(testutil.Ctx(t), PlaceRequest{Order: "F1", By: "DRSMITH"}); !errors.Is(err, hold.ErrReasonRequired) {
+	if _, err := s.PlaceDetermination(testutil.Ctx(t), PlaceRequest{Order: "F1", Issuer: "HOSP", By: "DRSMITH"}); !errors.Is(err, hold.ErrReasonRequired) {
 		t.Fatalf("determination without reason: %v", err)
 	}
-	res, err := s.PlaceDetermination(testutil.Ctx(t), PlaceRequest{Order: "F1", Reason: "risk of self-harm", By: "DRSMITH"})
-	if err != nil || res.State != "" {
+	res, err := s.PlaceDetermination(testutil.Ctx(t), PlaceRequest{Order: "F1", Issuer: "HOSP", Reason: "risk of self-harm", By: "DRSMITH"})
+	if err != nil || res.HoldState != "" {
 		t.Fatalf("place before result: %+v, %v", res, err)
 	}
 	e.send(msgSpec{ctrl: "C1", filler: "F1", section: "CH"})
@@ -394,8 +394,8 @@ func TestDeterminationBeforeAndAfterResult(t *testing.T) {
 	if h2.HasBasis(string(policy.BasisClinicianDetermination)) {
 		t.Fatalf("basis present before placing")
 	}
-	res, err = s.PlaceDetermination(testutil.Ctx(t), PlaceRequest{Order: "F2", Reason: "discuss first", By: "DRSMITH"})
-	if err != nil || res.HoldID != h2.ID || res.State != hold.StateHeld {
+	res, err = s.PlaceDetermination(testutil.Ctx(t), PlaceRequest{Order: "F2", Issuer: "HOSP", Reason: "discuss first", By: "DRSMITH"})
+	if err != nil || res.HoldID != h2.ID || res.HoldState != hold.StateHeld {
 		t.Fatalf("place after result: %+v, %v", res, err)
 	}
 	got, _ := s.GetHold(testutil.Ctx(t), h2.ID)

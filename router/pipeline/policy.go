@@ -92,3 +92,12 @@ func (p *PolicyAdapter) Decide(in policy.Input) policy.Decision { return p.eng.D
 func (p *PolicyAdapter) ParseConsent(data []byte) (*policy.Preference, error) {
 	return policy.ParseConsent(data)
 }
+
+// DeterminationReview is the review period of a clinician determination
+// placed without a review date (policy.clinician_determination.default_review).
+func (p *PolicyAdapter) DeterminationReview() time.Duration {
+	if d := p.eng.Config().ClinicianDetermination.DefaultReview.D(); d > 0 {
+		return d
+	}
+	return policy.DefaultDeterminationReview
+}

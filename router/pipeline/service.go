@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/resultgate/resultgate/policy"
 	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
@@ -76,9 +77,14 @@ type AckRequest struct {
 	Note string `json:"note,omitempty"`
 }
 
-// Acknowledge releases hold id on a clinician's acknowledgement. Only the
-// ordering provider or a covering clinician (Holds.Covering) may acknowledge,
-// and only when every basis of the hold is one a review ends.
+// Acknowledge releases hold id on a clinician's acknowledgement. The
+// ordering provider or a covering clinician (Holds.Covering) may acknowledge
+// when every basis of the hold is one a review ends. A clinician-determination
+// basis runs until clinician release: it ends when the clinician who placed
+// every determination holding the result (or one covering them) releases it,
+// and those determinations are then recorded as released. A clinician who
+// placed the determination may release the hold even when not its ordering
+// provider, if nothing else holds it.
 func (s *Service) Acknowledge(ctx context.Context, id string, req AckRequest) (*hold.Hold, error) {
 	if strings.TrimSpace(req.By) == "" {
 		return nil, fmt.Errorf("by: %w", hold.ErrBadRequest)
@@ -88,22 +94,55 @@ func (s *Service) Acknowledge(ctx context.Context, id string, req AckRequest) (*
 	if reason == "" {
 		reason = "clinician acknowledged"
 	}
+	cur, err := s.GetHold(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var dets, mine []hold.Determination
+	if cur.Open() && cur.HasBasis(string(policy.BasisClinicianDetermination)) {
+		if dets, err = s.holdDeterminations(ctx, cur); err != nil {
+			return nil, err
+		}
+		for _, d := range dets {
+			if s.mayEndDetermination(req.By, d) {
+				mine = append(mine, d)
+			}
+		}
+	}
 	rel := hold.ReleaseInfo{Path: hold.PathAcknowledged, Actor: req.By, Role: hold.RoleClinician, Reason: reason, Note: req.Note, At: now}
-	return s.gate.Release(ctx, id, rel, func(h *hold.Hold) error {
-		if !s.mayAcknowledge(req.By, h) {
-			return fmt.Errorf("%s is not the ordering provider or a covering clinician: %w", req.By, hold.ErrForbidden)
+	h, err := s.gate.Release(ctx, id, rel, func(h *hold.Hold) error {
+		ordering := s.mayAcknowledge(req.By, h)
+		if !ordering && len(mine) == 0 {
+			return fmt.Errorf("%s is not the ordering provider, a covering clinician or the clinician who placed its determination: %w", req.By, hold.ErrForbidden)
 		}
 		for _, b := range hold.PolicyBases(h.Bases) {
-			if now.Before(h.Deadline) && !b.Ended(now, now) {
-				until := b.NotBefore
-				if until.IsZero() {
-					until = b.Deadline
-				}
-				return fmt.Errorf("%s basis runs until %s: %w", b.Kind, until.UTC().Format(time.RFC3339), ErrBasisActive)
+			if !now.Before(h.Deadline) {
+				break
 			}
+			if b.Kind == policy.BasisClinicianDetermination {
+				if len(mine) < len(dets) {
+					return fmt.Errorf("%s basis runs until released by the clinician who placed it (%s) or one covering them, or on-call overrides: %w", b.Kind, placers(dets), ErrBasisActive)
+				}
+				continue
+			}
+			if b.Ended(now, now) {
+				continue
+			}
+			if !ordering {
+				return fmt.Errorf("%s basis needs the review of the ordering provider or a covering clinician: %w", b.Kind, hold.ErrForbidden)
+			}
+			until := b.NotBefore
+			if until.IsZero() {
+				until = b.Deadline
+			}
+			return fmt.Errorf("%s basis runs until %s: %w", b.Kind, until.UTC().Format(time.RFC3339), ErrBasisActive)
 		}
 		return nil
 	})
+	if err != nil {
+		return h, err
+	}
+	return h, s.releaseDeterminations(ctx, mine, h, req.By, hold.RoleClinician, now)
 }
 
 func (s *Service) mayAcknowledge(by string, h *hold.Hold) bool {
@@ -111,6 +150,17 @@ func (s *Service) mayAcknowledge(by string, h *hold.Hold) bool {
 		return true
 	}
 	return slices.Contains(s.cfg.Holds.Covering[h.ProviderID], by) || slices.Contains(s.cfg.Holds.Covering["*"], by)
+}
+
+// placers lists the clinicians who placed ds, once each.
+func placers(ds []hold.Determination) string {
+	var by []string
+	for _, d := range ds {
+		if !slices.Contains(by, d.By) {
+			by = append(by, d.By)
+		}
+	}
+	return strings.Join(by, ", ")
 }
 
 // OverrideRequest is an on-call clinician's override of a hold.
@@ -136,79 +186,20 @@ func (s *Service) Override(ctx context.Context, id string, req OverrideRequest) 
 	if strings.TrimSpace(req.Reason) == "" {
 		return nil, fmt.Errorf("override: %w", hold.ErrReasonRequired)
 	}
-	rel := hold.ReleaseInfo{Path: hold.PathOverride, Actor: req.By, Role: hold.RoleOnCall, Reason: req.Reason, Note: req.Note, At: s.clock.Now().UTC()}
-	return s.gate.Release(ctx, id, rel, nil)
-}
-
-// PlaceRequest places a clinician determination (Preventing Harm) on an order.
-type PlaceRequest struct {
-	// Order is the filler order number (OBR-3).
-	Order  string `json:"order"`
-	Reason string `json:"reason"`
-	// HarmType is one of HarmTypes; empty is recorded as unspecified.
-	HarmType string `json:"harm_type,omitempty"`
-	By       string `json:"by"`
-	Role     string `json:"role,omitempty"`
-}
-
-// PlaceResult says what a determination affected.
-type PlaceResult struct {
-	// HoldID is the open hold the basis was added to, if any.
-	HoldID string `json:"hold_id,omitempty"`
-	// State is the state of the order's latest result after placing ("" when
-	// no result has arrived yet: the next one will be held).
-	State hold.HoldState `json:"state,omitempty"`
-}
-
-// PlaceDetermination records a clinician determination on an order: a later
-// result on it is held on a clinician-determination basis, and a result held
-// now gets the basis added (re-evaluated). A result already released stays
-// released (State says so).
-func (s *Service) PlaceDetermination(ctx context.Context, req PlaceRequest) (PlaceResult, error) {
-	var res PlaceResult
-	if strings.TrimSpace(req.Order) == "" || strings.TrimSpace(req.By) == "" {
-		return res, fmt.Errorf("order and by: %w", hold.ErrBadRequest)
-	}
-	if strings.TrimSpace(req.Reason) == "" {
-		return res, fmt.Errorf("determination: %w", hold.ErrReasonRequired)
-	}
-	if req.HarmType != "" && !slices.Contains(hold.HarmTypes, req.HarmType) {
-		return res, fmt.Errorf("harm type %q: want one of %s: %w", req.HarmType, strings.Join(hold.HarmTypes, ", "), hold.ErrBadRequest)
-	}
 	now := s.clock.Now().UTC()
-	d := hold.Determination{Order: req.Order, OrderKey: hold.OrderKey(s.cfg.Secret, req.Order), Reason: req.Reason, HarmType: req.HarmType, By: req.By, Role: req.Role, At: now}
-	if d.Role == "" {
-		d.Role = hold.RoleClinician
+	rel := hold.ReleaseInfo{Path: hold.PathOverride, Actor: req.By, Role: hold.RoleOnCall, Reason: req.Reason, Note: req.Note, At: now}
+	var dets []hold.Determination
+	if cur, err := s.GetHold(ctx, id); err == nil && cur.Open() && cur.HasBasis(string(policy.BasisClinicianDetermination)) {
+		if dets, err = s.holdDeterminations(ctx, cur); err != nil {
+			return nil, err
+		}
 	}
-	if err := s.dets.Add(ctx, d); err != nil {
-		return res, err
-	}
-	if err := s.audit.Record(ctx, "det-"+d.OrderKey+"-"+now.Format(time.RFC3339Nano), audit.Event{
-		Kind: bus.AuditDetermination, At: now, OrderKey: d.OrderKey, Actor: req.By, Role: d.Role, Reason: req.Reason, HarmType: req.HarmType,
-	}); err != nil {
-		return res, err
-	}
-	e, ok, err := s.orders.Get(ctx, d.OrderKey)
-	if err != nil || !ok {
-		return res, err
-	}
-	res.State, res.HoldID = e.State, e.HoldID
-	if e.State != hold.StateHeld {
-		return res, nil
-	}
-	h, err := s.holds.Get(ctx, e.HoldID)
+	h, err := s.gate.Release(ctx, id, rel, nil)
 	if err != nil {
-		return res, err
+		return h, err
 	}
-	res.State = h.State
-	if !h.Open() {
-		return res, nil
-	}
-	h, err = s.reevaluate(ctx, h, nil, hold.PathReevaluated, req.By, d.Role, "clinician determination placed")
-	if h != nil {
-		res.State = h.State
-	}
-	return res, err
+	// On-call's release ends the determinations that held the result too.
+	return h, s.releaseDeterminations(ctx, dets, h, req.By, hold.RoleOnCall, now)
 }
 
 // ConsentPut stores a patient's Consent.

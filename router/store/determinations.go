@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sort"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -15,7 +17,8 @@ type determinationSet struct {
 }
 
 // Determinations reads and writes the determinations bucket, keyed by order
-// key.
+// key (hold.OrderKey; hold.LegacyOrderKey for those placed before issuers
+// were recorded).
 type Determinations struct {
 	kv KV[determinationSet]
 }
@@ -36,12 +39,81 @@ func (s *Determinations) Add(ctx context.Context, d hold.Determination) error {
 
 // Get returns the determinations on order key (none is not an error).
 func (s *Determinations) Get(ctx context.Context, orderKey string) ([]hold.Determination, error) {
+	ds, _, err := s.GetRev(ctx, orderKey)
+	return ds, err
+}
+
+// GetRev is Get with the key's bucket revision (0: none stored), which
+// changes with every placement, withdrawal and release on the order.
+func (s *Determinations) GetRev(ctx context.Context, orderKey string) ([]hold.Determination, uint64, error) {
 	if orderKey == "" {
-		return nil, nil
+		return nil, 0, nil
 	}
-	set, _, err := s.kv.Get(ctx, orderKey)
+	set, rev, err := s.kv.Get(ctx, orderKey)
 	if errors.Is(err, errNotFound) {
-		return nil, nil
+		return nil, 0, nil
 	}
-	return set.Items, err
+	return set.Items, rev, err
+}
+
+// List returns every determination, active or ended, oldest first.
+func (s *Determinations) List(ctx context.Context) ([]hold.Determination, error) {
+	lister, err := s.kv.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing determinations: %w", err)
+	}
+	var keys []string
+	for k := range lister.Keys() {
+		keys = append(keys, k)
+	}
+	// The lister unsubscribes itself once every key is delivered, so Stop
+	// after a full read answers an invalid subscription: nothing to report.
+	_ = lister.Stop()
+	var out []hold.Determination
+	for _, k := range keys {
+		ds, err := s.Get(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ds...)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
+	return out, nil
+}
+
+// Find returns the determination with ID id, or ErrDeterminationNotFound.
+func (s *Determinations) Find(ctx context.Context, id string) (hold.Determination, error) {
+	all, err := s.List(ctx)
+	if err != nil {
+		return hold.Determination{}, err
+	}
+	for _, d := range all {
+		if d.ID == id {
+			return d, nil
+		}
+	}
+	return hold.Determination{}, fmt.Errorf("determination %s: %w", id, hold.ErrDeterminationNotFound)
+}
+
+// Update applies fn to the determination id on orderKey (compare-and-set) and
+// returns it as stored. fn may return ErrNoChange to leave it as it is.
+func (s *Determinations) Update(ctx context.Context, orderKey, id string, fn func(d *hold.Determination) error) (hold.Determination, error) {
+	var out hold.Determination
+	_, _, err := s.kv.Update(ctx, orderKey, func(set determinationSet, _ uint64) (determinationSet, error) {
+		for i := range set.Items {
+			if set.Items[i].ID != id {
+				continue
+			}
+			d := set.Items[i]
+			if err := fn(&d); err != nil {
+				out = set.Items[i]
+				return set, err
+			}
+			items := append([]hold.Determination(nil), set.Items...)
+			items[i], out = d, d
+			return determinationSet{Items: items}, nil
+		}
+		return set, fmt.Errorf("determination %s: %w", id, hold.ErrDeterminationNotFound)
+	})
+	return out, err
 }
