@@ -5,14 +5,19 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/resultgate/resultgate/app"
 	"github.com/resultgate/resultgate/config"
+	"github.com/resultgate/resultgate/fhirmap"
 	"github.com/resultgate/resultgate/hl7"
 	"github.com/resultgate/resultgate/policy"
+	"github.com/resultgate/resultgate/router/dead"
+	"github.com/resultgate/resultgate/router/intake"
 	"github.com/resultgate/resultgate/router/pipeline"
 )
 
@@ -77,6 +82,50 @@ type explainError struct {
 	Error     string `json:"error"`
 }
 
+// explainRefused is printed for a message serve's intake refuses: what serve
+// would answer, and nothing decided.
+type explainRefused struct {
+	Index       int    `json:"index"`
+	ControlID   string `json:"control_id,omitempty"`
+	ServeAnswer string `json:"serve_answer"`
+}
+
+// explainAccepted is the JSON of an explained message: the explanation and
+// what serve would answer.
+type explainAccepted struct {
+	*policy.Explanation
+	ServeAnswer string `json:"serve_answer"`
+}
+
+// refusalText says what serve answers a refused message: the ACK code (AR,
+// or CR in enhanced mode) and the ERR segment's code and text.
+func refusalText(m *hl7.Message, ref intake.Refusal) string {
+	code := "AR"
+	if msh := m.MSH(); msh.AcceptAckType != "" || msh.AppAckType != "" {
+		code = "CR"
+	}
+	return fmt.Sprintf("%s with ERR %d (%s): %s", code, ref.Detail.Code, ref.Reason, ref.Detail.Message)
+}
+
+// serveAnswer says what serve does with a message its intake accepts: AA
+// (stored), then the decision below; and whether a release could be
+// published at all (the FHIR mapping refuses some results: those are
+// dead-lettered, not delivered), or whether the result goes to triage.
+func serveAnswer(raw []byte, x *policy.Explanation, loc *time.Location, now time.Time) string {
+	if slices.Contains(x.Decision.Warnings, unattributedWarning) {
+		return "AA (stored); not decided: triaged as unattributed (no usable patient identifier), never released"
+	}
+	m, err := hl7.Parse(raw)
+	if err != nil {
+		return "AA (stored)"
+	}
+	if _, err := fhirmap.Bundle(m, fhirmap.Release{HoldID: "explain", Reason: fhirmap.ReasonImmediate, Actor: "resultgate", ActorRole: "system", At: now},
+		fhirmap.Options{PatientRef: "Patient/explain", Location: loc}); err != nil {
+		return "AA (stored); not delivered: dead-lettered when decided (" + dead.SafeDetail(err, "the FHIR mapping refuses it") + ")"
+	}
+	return "AA (stored); decided as below"
+}
+
 func runExplain(w io.Writer, path string, o explainOptions) error {
 	now := time.Now()
 	if o.at != "" {
@@ -88,12 +137,13 @@ func runExplain(w io.Writer, path string, o explainOptions) error {
 	}
 	var cfg policy.Config
 	rs := policy.DefaultRuleSet()
+	full := config.Default()
 	if o.configFile != "" {
 		data, err := readBounded(o.configFile, maxConfigFile)
 		if err != nil {
 			return err
 		}
-		full, err := config.Parse(data)
+		full, err = config.Parse(data)
 		if err != nil {
 			return fmt.Errorf("invalid configuration:\n%w", configError(full, o.configFile, err))
 		}
@@ -130,10 +180,29 @@ func runExplain(w io.Writer, path string, o explainOptions) error {
 	if len(msgs) == 0 {
 		return fmt.Errorf("%s: no messages", path)
 	}
+	// The intake's own acceptance checks, with the configuration's accepted
+	// types and facilities: explain says what serve would answer.
+	checker := intake.New(nil, intake.Config{
+		AcceptTypes: full.Intake.AcceptTypes, AllowedFacilities: full.Intake.AllowedFacilities,
+		PartitionSecret: []byte("explain"), AckMode: intake.AckMode(full.Intake.AckMode),
+	}, zerolog.Nop())
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	failed := 0
 	for i, raw := range msgs {
+		if m, err := hl7.Parse(raw); err == nil {
+			if ref, ok := checker.Check(m); !ok {
+				r := explainRefused{Index: i + 1, ControlID: hl7.TruncateValue(m.ControlID(), hl7.MaxHeaderValue, 0), ServeAnswer: refusalText(m, ref)}
+				if o.jsonOut {
+					if err := enc.Encode(r); err != nil {
+						return err
+					}
+				} else {
+					fmt.Fprintf(w, "Message %d (control ID %s)\nServe would answer: %s\nNot stored, not decided.\n\n", r.Index, r.ControlID, r.ServeAnswer)
+				}
+				continue
+			}
+		}
 		x, loc, err := explainOne(raw, engine, classifier, pref, staticHistory(o.priorMalignancy), now)
 		if err != nil {
 			failed++
@@ -150,12 +219,14 @@ func runExplain(w io.Writer, path string, o explainOptions) error {
 			}
 			continue
 		}
+		answer := serveAnswer(raw, x, loc, now)
 		if o.jsonOut {
-			if err := enc.Encode(x); err != nil {
+			if err := enc.Encode(explainAccepted{Explanation: x, ServeAnswer: answer}); err != nil {
 				return err
 			}
 			continue
 		}
+		fmt.Fprintf(w, "Serve would answer: %s\n", answer)
 		if err := x.WriteText(w, loc); err != nil {
 			return err
 		}

@@ -267,3 +267,49 @@ func TestExplainTextZoneAndStateLaw(t *testing.T) {
 		})
 	}
 }
+
+// TestExplainSaysWhatServeAnswers: explain runs serve's acceptance checks. An
+// ADT (type not accepted), a message from a facility the configuration does
+// not allow and a two-patient ORU are refused as serve refuses them, and not
+// decided; an ORU whose result the FHIR mapping refuses is accepted but
+// would not be delivered; an ordinary ORU is accepted and decided.
+func TestExplainSaysWhatServeAnswers(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	oru := func(fac, typ, ctrl, status string) string {
+		return "MSH|^~\\&|LIS|" + fac + "|PORTAL|HOSP|20260302080000||" + typ + "|" + ctrl + "|P|2.5.1\r" +
+			"PID|1||MRN1^^^HOSP^MR||DOE^JANE\r" +
+			"OBR|1|PL-1|FL-1|1234^Glucose^L|||20260301120000|||||||||D1^DOC^A||||||20260302070000||CH|" + status + "\r" +
+			"OBX|1|NM|2345-7^Glucose^LN||105|mg/dL|70-99|H|||" + status + "\r"
+	}
+	cfg := write("site.yaml", "intake:\n  allowed_facilities: [HOSP]\n")
+	cases := []struct {
+		name, msg, want string
+	}{
+		{"adt", oru("HOSP", "ADT^A01", "E-1", "F"), "Serve would answer: AR with ERR 200 (type): message type not accepted: ADT^A01\nNot stored, not decided."},
+		{"facility", oru("ELSEWHERE", "ORU^R01", "E-2", "F"), "Serve would answer: AR with ERR 207 (facility)"},
+		{"two patients", oru("HOSP", "ORU^R01", "E-3", "F") + "PID|2||MRN2^^^HOSP^MR||ROE^RICHARD\r", "Serve would answer: AR with ERR 207 (patients)"},
+		{"unmappable", oru("HOSP", "ORU^R01", "E-4", "Z"), "Serve would answer: AA (stored); not delivered: dead-lettered when decided (fhirmap: result status cannot be mapped)"},
+		{"ordinary", oru("HOSP", "ORU^R01", "E-5", "F"), "Serve would answer: AA (stored); decided as below"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := runExplainCmd(t, "--config", cfg, "--at", goldenAt, write(tc.name+".hl7", tc.msg))
+			if err != nil {
+				t.Fatalf("explain: %v\n%s", err, out)
+			}
+			if !strings.Contains(out, tc.want) {
+				t.Fatalf("output lacks %q:\n%s", tc.want, out)
+			}
+			if strings.HasPrefix(tc.want, "Serve would answer: AR") && strings.Contains(out, "Decision") {
+				t.Errorf("a refused message was decided:\n%s", out)
+			}
+		})
+	}
+}

@@ -340,47 +340,17 @@ func (in *Intake) HandleMessage(ctx context.Context, peer mllp.Peer, frame []byt
 
 	msh := m.MSH()
 	enhanced := in.enhanced(msh)
-	// A header value longer than hl7's bounds could never be stored (NATS
-	// headers are limited to 64 KiB): AR with ERR 102 naming the field, never
-	// AE, which would make the sender resend forever. The check comes before
-	// the control ID and type join the log fields, so none of it is logged.
-	if d, tooLong := m.CheckHeaderBounds(); tooLong {
-		log.Warn().Str("decision", "reject").Str("reason", string(ReasonRequired)).Int("field", d.Field).Msg("header value too long")
-		return in.rejectParsed(ctx, log, peer, receivedAt, m, msh, ReasonRequired, enhanced, d)
+	// A header value longer than hl7's bounds is refused before the control
+	// ID and type join the log fields, so none of it is logged.
+	ref, ok := in.Check(m)
+	if !ok && ref.HeaderTooLong {
+		log.Warn().Str("decision", "reject").Str("reason", string(ref.Reason)).Int("field", ref.Detail.Field).Msg(ref.What)
+		return in.rejectParsed(ctx, log, peer, receivedAt, m, msh, ref.Reason, enhanced, ref.Detail)
 	}
 	log.ctrl, log.typ = msh.ControlID, msh.MessageType
-
-	if in.facilities != nil && !in.facilities[msh.SendingFacility.NamespaceID] &&
-		(msh.SendingFacility.UniversalID == "" || !in.facilities[msh.SendingFacility.UniversalID]) {
-		log.Warn().Str("decision", "reject").Str("reason", string(ReasonFacility)).
-			Str("facility", msh.SendingFacility.String()).Msg("sending facility not allowed")
-		return in.rejectParsed(ctx, log, peer, receivedAt, m, msh, ReasonFacility, enhanced, hl7.ErrorDetail{
-			Code: hl7.CodeInternalError, Severity: "E", Segment: "MSH", Sequence: 1, Field: 4, Message: TextFacilityDenied,
-		})
-	}
-	if msh.ControlID == "" || msh.MessageType.Code == "" {
-		field, what := 10, "MSH-10 (message control ID) is empty"
-		if msh.MessageType.Code == "" {
-			field, what = 9, "MSH-9 (message type) is empty"
-		}
-		log.Warn().Str("decision", "reject").Str("reason", string(ReasonRequired)).Int("field", field).Msg("required field missing")
-		return in.rejectParsed(ctx, log, peer, receivedAt, m, msh, ReasonRequired, enhanced, hl7.ErrorDetail{
-			Code: hl7.CodeRequiredMissing, Severity: "E", Segment: "MSH", Sequence: 1, Field: field, Message: what,
-		})
-	}
-	if !in.accepts(msh.MessageType) {
-		log.Warn().Str("decision", "reject").Str("reason", string(ReasonType)).Msg("message type not accepted")
-		return in.rejectParsed(ctx, log, peer, receivedAt, m, msh, ReasonType, enhanced, hl7.ErrorDetail{
-			Code: hl7.CodeUnsupportedType, Severity: "E", Segment: "MSH", Sequence: 1, Field: 9,
-			Message: TextTypeNotAccepted + ": " + msh.MessageType.Code + "^" + msh.MessageType.Event,
-		})
-	}
-
-	if occ := secondPatient(m); occ > 0 {
-		log.Warn().Str("decision", "reject").Str("reason", string(ReasonPatients)).Msg("results for more than one patient")
-		return in.rejectParsed(ctx, log, peer, receivedAt, m, msh, ReasonPatients, enhanced, hl7.ErrorDetail{
-			Code: hl7.CodeInternalError, Severity: "E", Segment: "PID", Sequence: occ, Field: 3, Message: TextOnePatient,
-		})
+	if !ok {
+		log.Warn().Str("decision", "reject").Str("reason", string(ref.Reason)).Str("segment", ref.Detail.Segment).Int("field", ref.Detail.Field).Msg(ref.What)
+		return in.rejectParsed(ctx, log, peer, receivedAt, m, msh, ref.Reason, enhanced, ref.Detail)
 	}
 
 	rcpt, err := in.store(ctx, m, msh, peer, receivedAt, frame)
@@ -408,6 +378,59 @@ func (in *Intake) HandleMessage(ctx context.Context, peer mllp.Peer, frame []byt
 
 // Store publishes m (already parsed from frame) to HL7_IN and waits for the
 // PubAck, bounded by the store timeout. It does not acknowledge anything; the
+// Refusal is why the intake refuses a parsed message: the reason (a DEAD
+// subject token and metric label), the ERR segment of its AR/CR, and a
+// PHI-free sentence for the log.
+type Refusal struct {
+	Reason Reason
+	Detail hl7.ErrorDetail
+	What   string
+	// HeaderTooLong marks a header value over hl7's bounds (never logged).
+	HeaderTooLong bool
+}
+
+// Check runs the intake's acceptance checks on a parsed message, in the order
+// HandleMessage runs them: header values within bounds, sending facility
+// allowed, MSH-9 and MSH-10 present, message type accepted, one patient.
+// ok is true when the message would be stored and acknowledged; otherwise the
+// Refusal says what serve answers. resultgate explain runs the same checks.
+func (in *Intake) Check(m *hl7.Message) (Refusal, bool) {
+	msh := m.MSH()
+	// A header value longer than hl7's bounds could never be stored (NATS
+	// headers are limited to 64 KiB): AR with ERR 102 naming the field, never
+	// AE, which would make the sender resend forever.
+	if d, tooLong := m.CheckHeaderBounds(); tooLong {
+		return Refusal{Reason: ReasonRequired, Detail: d, What: "header value too long", HeaderTooLong: true}, false
+	}
+	if in.facilities != nil && !in.facilities[msh.SendingFacility.NamespaceID] &&
+		(msh.SendingFacility.UniversalID == "" || !in.facilities[msh.SendingFacility.UniversalID]) {
+		return Refusal{Reason: ReasonFacility, What: "sending facility not allowed", Detail: hl7.ErrorDetail{
+			Code: hl7.CodeInternalError, Severity: "E", Segment: "MSH", Sequence: 1, Field: 4, Message: TextFacilityDenied,
+		}}, false
+	}
+	if msh.ControlID == "" || msh.MessageType.Code == "" {
+		field, what := 10, "MSH-10 (message control ID) is empty"
+		if msh.MessageType.Code == "" {
+			field, what = 9, "MSH-9 (message type) is empty"
+		}
+		return Refusal{Reason: ReasonRequired, What: "required field missing", Detail: hl7.ErrorDetail{
+			Code: hl7.CodeRequiredMissing, Severity: "E", Segment: "MSH", Sequence: 1, Field: field, Message: what,
+		}}, false
+	}
+	if !in.accepts(msh.MessageType) {
+		return Refusal{Reason: ReasonType, What: "message type not accepted", Detail: hl7.ErrorDetail{
+			Code: hl7.CodeUnsupportedType, Severity: "E", Segment: "MSH", Sequence: 1, Field: 9,
+			Message: TextTypeNotAccepted + ": " + msh.MessageType.Code + "^" + msh.MessageType.Event,
+		}}, false
+	}
+	if occ := secondPatient(m); occ > 0 {
+		return Refusal{Reason: ReasonPatients, What: "results for more than one patient", Detail: hl7.ErrorDetail{
+			Code: hl7.CodeInternalError, Severity: "E", Segment: "PID", Sequence: occ, Field: 3, Message: TextOnePatient,
+		}}, false
+	}
+	return Refusal{}, true
+}
+
 // MLLP path is HandleMessage.
 func (in *Intake) Store(ctx context.Context, m *hl7.Message, peer mllp.Peer, frame []byte) (Receipt, error) {
 	return in.store(ctx, m, m.MSH(), peer, in.now(), frame)
