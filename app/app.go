@@ -353,7 +353,8 @@ func (a *App) startHTTP(ctx context.Context) error {
 		return err
 	}
 	mux := a.newMux()
-	httpapi.New(a.pipeline.Service(), authn, a.log).WithTokens(authn).WithConfig(a.cfg).Register(mux)
+	api := httpapi.New(a.pipeline.Service(), authn, a.log).WithTokens(authn).WithConfig(a.cfg)
+	api.Register(mux)
 	var wo web.Options
 	if wc := authn.WebConfig(); wc != nil {
 		wo.TokenEndpoint = wc.TokenEndpoint // the page redeems its code there (CSP connect-src)
@@ -376,6 +377,11 @@ func (a *App) startHTTP(ctx context.Context) error {
 		return fmt.Errorf("HTTP listener: %w", err)
 	}
 	a.httpLn = ln
+	// The origins state changes may come from: configured, or the address
+	// actually listened on (http.addr may name port 0).
+	hc := a.cfg.HTTP
+	hc.Addr = ln.Addr().String()
+	api.WithOrigins(hc.Origins())
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"reflect"
 	"strings"
@@ -71,6 +72,32 @@ type MLLP struct {
 type HTTP struct {
 	Addr string `yaml:"addr"`
 	TLS  TLS    `yaml:"tls"`
+	// PublicOrigins are the origins (scheme://host[:port]) the web page is
+	// served from, as browsers name them in the Origin header; a state change
+	// from any other origin is refused. Empty: the origins of http.addr itself
+	// (http or https as http.tls says; localhost too for a loopback address).
+	PublicOrigins []string `yaml:"public_origins"`
+}
+
+// Origins returns the origins a state change may come from: PublicOrigins,
+// or those of Addr.
+func (h HTTP) Origins() []string {
+	if len(h.PublicOrigins) > 0 {
+		return h.PublicOrigins
+	}
+	scheme := "http"
+	if h.TLS.CertFile != "" {
+		scheme = "https"
+	}
+	host, port, err := net.SplitHostPort(h.Addr)
+	if err != nil {
+		return nil
+	}
+	out := []string{scheme + "://" + net.JoinHostPort(host, port)}
+	if ip := net.ParseIP(host); (ip != nil && ip.IsLoopback()) || host == "localhost" {
+		out = append(out, scheme+"://"+net.JoinHostPort("localhost", port), scheme+"://"+net.JoinHostPort("127.0.0.1", port))
+	}
+	return out
 }
 
 // NATS configures the embedded server or the connection to an existing cluster.
@@ -296,6 +323,11 @@ func (c Config) Validate() error {
 	}
 	checkAddr("mllp.addr", c.MLLP.Addr)
 	checkAddr("http.addr", c.HTTP.Addr)
+	for i, o := range c.HTTP.PublicOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			bad(fmt.Sprintf("http.public_origins[%d]", i), "must be an origin such as https://results.example.org (scheme and host, no path), got %q", o)
+		}
+	}
 	if c.NATS.URL == "" {
 		checkAddr("nats.listen", c.NATS.Listen)
 	}

@@ -79,7 +79,7 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"unknown top-level key", "mlp:\n  addr: x\n", "line 1: mlp: unknown key (did you mean mllp?)"},
 		{"unknown nested key, edited too much", "mllp:\n  adress: x\n", "line 2: mllp.adress: unknown key (did you mean mllp.addr?)"},
-		{"unknown key like none", "http:\n  zzz: 1\n", "line 2: http.zzz: unknown key (http takes addr, tls)"},
+		{"unknown key like none", "http:\n  zzz: 1\n", "line 2: http.zzz: unknown key (http takes addr, public_origins, tls)"},
 		{"every unknown key", "mllp:\n  adr: x\n  max_con: 3\nintake:\n  partitons: 8\nbogus: 1\n",
 			"line 2: mllp.adr: unknown key (did you mean mllp.addr?)\n" +
 				"line 3: mllp.max_con: unknown key (did you mean mllp.max_conns?)\n" +

@@ -72,6 +72,20 @@ type API struct {
 	log    zerolog.Logger
 	tokens TokenAdmin
 	config any
+	// origins are the allowed Origin header values of a state change.
+	origins map[string]bool
+}
+
+// WithOrigins sets the origins a state change may come from
+// (config http.public_origins, or http.addr's own): a browser's Origin
+// header must be one of them. The request's own Host header is not trusted
+// for this (DNS rebinding makes it the attacker's choice).
+func (a *API) WithOrigins(origins []string) *API {
+	a.origins = make(map[string]bool, len(origins))
+	for _, o := range origins {
+		a.origins[strings.TrimSuffix(strings.ToLower(o), "/")] = true
+	}
+	return a
 }
 
 // New returns the API over svc.
@@ -168,7 +182,7 @@ func (a *API) with(roles []auth.Role, h handlerFunc) http.Handler {
 			return
 		}
 		if r.Method != http.MethodGet {
-			if err := checkStateChange(r); err != nil {
+			if err := a.checkStateChange(r); err != nil {
 				a.deny(r.Context(), p, action, r.PathValue("id"), err.Reason)
 				fail(w, err)
 				return
@@ -187,18 +201,27 @@ func (a *API) with(roles []auth.Role, h handlerFunc) http.Handler {
 	})
 }
 
-// checkStateChange rejects cross-site state changes: the request must be JSON
-// (a cross-site form cannot send that without a CORS preflight, which this API
-// never grants) and, when the browser names an Origin, it must be this host.
-func checkStateChange(r *http.Request) *apiError {
+// checkStateChange rejects cross-site state changes: the request must say it
+// is JSON (a cross-site form cannot send that without a CORS preflight, which
+// this API never grants; a missing Content-Type is refused too) and, when the
+// browser names an Origin, it must be one of the configured origins.
+func (a *API) checkStateChange(r *http.Request) *apiError {
 	ct := r.Header.Get("Content-Type")
-	if ct != "" && !strings.HasPrefix(ct, "application/json") && !strings.HasPrefix(ct, "application/fhir+json") {
+	if ct == "" {
+		return newErr(http.StatusUnsupportedMediaType, "unsupported_media_type", "send Content-Type: application/json")
+	}
+	if !strings.HasPrefix(ct, "application/json") && !strings.HasPrefix(ct, "application/fhir+json") {
 		return newErr(http.StatusUnsupportedMediaType, "unsupported_media_type", "send application/json, not %s", ct)
 	}
 	if o := r.Header.Get("Origin"); o != "" {
-		u, err := url.Parse(o)
-		if err != nil || u.Host != r.Host {
-			return newErr(http.StatusForbidden, "cross_origin", "cross-origin state change refused")
+		if a.origins == nil {
+			// Without configured origins (an embedding without WithOrigins),
+			// only the request's own host: the previous rule.
+			if u, err := url.Parse(o); err != nil || u.Host != r.Host {
+				return newErr(http.StatusForbidden, "cross_origin", "cross-origin state change refused")
+			}
+		} else if !a.origins[strings.TrimSuffix(strings.ToLower(o), "/")] {
+			return newErr(http.StatusForbidden, "cross_origin", "cross-origin state change refused: %s is not in http.public_origins", hl7.TruncateValue(o, 100, 0))
 		}
 	}
 	return nil

@@ -273,7 +273,7 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 			}
 			prior = entry.Prior
 		} else {
-			prior, err = s.priorOf(ctx, entry)
+			prior, err = s.priorOf(ctx, entry, in.patientKey)
 			if err != nil {
 				return err
 			}
@@ -510,7 +510,7 @@ func (s *Service) closePrior(ctx context.Context, priorID, byID string, state ho
 
 // priorOf turns an order-index entry into the policy's Prior, reading the hold
 // record (authoritative) when there is one.
-func (s *Service) priorOf(ctx context.Context, e store.OrderEntry) (*policy.Prior, error) {
+func (s *Service) priorOf(ctx context.Context, e store.OrderEntry, patientKey string) (*policy.Prior, error) {
 	p := &policy.Prior{State: string(e.State), HoldID: e.HoldID}
 	switch e.State {
 	case hold.StateReleased:
@@ -528,6 +528,12 @@ func (s *Service) priorOf(ctx context.Context, e store.OrderEntry) (*policy.Prio
 	if err != nil {
 		return nil, err
 	}
+	if h.PatientKey != "" && patientKey != "" && h.PatientKey != patientKey {
+		// Another patient's result on the same order (an anomaly: an order
+		// is one patient's) is not an earlier version of this one: it must
+		// neither supersede nor be superseded by it.
+		return nil, nil
+	}
 	switch h.State {
 	case hold.StateHeld:
 		p.State, p.Deadline = policy.PriorHeld, h.Deadline
@@ -539,7 +545,7 @@ func (s *Service) priorOf(ctx context.Context, e store.OrderEntry) (*policy.Prio
 		// The index lags a newer version; treat as released-or-held by that.
 		if h.SupersededBy != "" {
 			if n, err := s.holds.Get(ctx, h.SupersededBy); err == nil {
-				return s.priorOf(ctx, store.OrderEntry{HoldID: n.ID, State: n.State})
+				return s.priorOf(ctx, store.OrderEntry{HoldID: n.ID, State: n.State}, patientKey)
 			}
 		}
 		p.State = policy.PriorWithdrawn

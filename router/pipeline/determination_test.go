@@ -358,6 +358,15 @@ func TestDeterminationFirstPatientWins(t *testing.T) {
 		t.Fatalf("determination = %+v, %v", ds, err)
 	}
 	if held != 1 {
+		for _, ctrl := range []string{"X1", "X2"} {
+			h, err := s.GetHold(ctx, holdOf(ctrl))
+			if err != nil {
+				t.Logf("%s: %v", ctrl, err)
+				continue
+			}
+			t.Logf("%s: %s patient %s bases %+v transitions %+v", ctrl, h.State, h.PatientKey, h.Bases, h.Transitions)
+		}
+		t.Logf("determination: %+v", ds)
 		t.Fatalf("%d of the two patients' results held, want 1", held)
 	}
 }
