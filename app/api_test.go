@@ -153,6 +153,7 @@ func TestAPIRolesAndErrors(t *testing.T) {
 		{"malformed json", "clinician", "POST", "/api/holds/" + h1 + "/release", jsonCT, `{"reason":`, nil, 400, "bad_request"},
 		{"unknown field", "clinician", "POST", "/api/holds/" + h1 + "/release", jsonCT, `{"reasn":"x"}`, nil, 400, "bad_request"},
 		{"form post refused", "clinician", "POST", "/api/holds/" + h1 + "/release", "application/x-www-form-urlencoded", `reason=x`, nil, 415, "unsupported_media_type"},
+		{"post without content type refused", "clinician", "POST", "/api/holds/" + h1 + "/release", "", `{}`, nil, 415, "unsupported_media_type"},
 		{"cross-origin refused", "clinician", "POST", "/api/holds/" + h1 + "/release", jsonCT, `{}`, []string{"Origin", "https://evil.example"}, 403, "cross_origin"},
 		{"too large", "clinician", "POST", "/api/holds/" + h1 + "/release", jsonCT, `{"reason":"` + strings.Repeat("x", 2<<20) + `"}`, nil, 413, "too_large"},
 		{"override needs reason", "oncall", "POST", "/api/holds/" + h2 + "/override", jsonCT, `{"reason":"  "}`, nil, 422, "reason_required"},
