@@ -218,6 +218,11 @@ func encodeBundle(bundle *bcr.Bundle) ([]byte, error) {
 	return out, nil
 }
 
+// CheckOptions reports whether o is usable, with the checks Bundle makes
+// (an error wrapping ErrInvalidOptions): a caller that builds Options from
+// configuration checks them once at start rather than on every release.
+func CheckOptions(o Options) error { return checkOptions(o) }
+
 func checkOptions(o Options) error {
 	id, ok := strings.CutPrefix(o.PatientRef, "Patient/")
 	if !ok || !isIDChars(id, 1, 64) {
