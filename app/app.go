@@ -31,6 +31,7 @@ import (
 
 	"github.com/resultgate/resultgate/auth"
 	"github.com/resultgate/resultgate/config"
+	"github.com/resultgate/resultgate/fhirmap"
 	"github.com/resultgate/resultgate/forwarder"
 	"github.com/resultgate/resultgate/hl7/mllp"
 	"github.com/resultgate/resultgate/httpapi"
@@ -153,9 +154,16 @@ func (a *App) startPipeline(ctx context.Context, secret []byte) error {
 	if err := pipeline.EnsureBuckets(ctx, a.js, a.cfg.NATS.Replicas); err != nil {
 		return err
 	}
+	enc, err := pipeline.NewFHIREncoderOptions(fhirmap.Options{
+		Location: pol.Location(), Validate: a.cfg.FHIR.Validate,
+		Patient: a.cfg.FHIR.Patient, IdentifierSystems: a.cfg.FHIR.IdentifierSystems,
+	})
+	if err != nil {
+		return err
+	}
 	p, err := pipeline.New(a.nc, pipeline.Config{
 		Holds: hc, Partitions: a.cfg.Intake.Partitions, Secret: secret, Policy: pol,
-		FHIR: pipeline.NewFHIREncoder(pol.Location(), "", a.cfg.FHIR.Validate), Replicas: a.cfg.NATS.Replicas, Logger: a.log,
+		FHIR: enc, Replicas: a.cfg.NATS.Replicas, Logger: a.log,
 	})
 	if err != nil {
 		return err

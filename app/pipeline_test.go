@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/resultgate/resultgate/config"
+	"github.com/resultgate/resultgate/fhirmap"
 	"github.com/resultgate/resultgate/hl7/mllp"
 	"github.com/resultgate/resultgate/internal/loadgen"
 	"github.com/resultgate/resultgate/internal/testutil"
@@ -133,6 +135,9 @@ policy:
   jurisdictions:
     US-KY:
       statute: US-KY-KRS-333.152
+fhir:
+  identifier_systems:
+    GENHOSP: "urn:oid:2.16.840.1.113883.3.9999.2"
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -162,9 +167,42 @@ policy:
 	if hdr[bus.HeaderReleasePath] != string(hold.PathImmediate) || hdr[bus.HeaderNotify] != "push" {
 		t.Errorf("lab feed headers: %v", hdr)
 	}
-	_, _, fhir := feed(t, js, "portal.fhir.", "LAB1")
-	if !strings.Contains(string(fhir), `"resourceType":"Bundle"`) || strings.Contains(string(fhir), "MRN-E2E") || strings.Contains(string(fhir), "TESTPATIENT") {
-		t.Errorf("FHIR feed is not a Bundle free of identifiers: %.300s", fhir)
+	_, fhirHdr, fhir := feed(t, js, "portal.fhir.", "LAB1")
+	// The Bundle names the patient as the portal knows them: a Patient with
+	// the PID-3 identifier under the configured system, the keyed hash,
+	// and the default demographics; every subject references it.
+	if err := fhirmap.Validate(fhir); err != nil {
+		t.Fatalf("FHIR feed Bundle does not validate: %v", err)
+	}
+	var bundle struct {
+		Entry []struct {
+			Resource map[string]any `json:"resource"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal(fhir, &bundle); err != nil {
+		t.Fatal(err)
+	}
+	var patient map[string]any
+	for _, en := range bundle.Entry {
+		if en.Resource["resourceType"] == "Patient" {
+			patient = en.Resource
+		}
+	}
+	if patient == nil {
+		t.Fatalf("FHIR feed Bundle has no Patient: %.300s", fhir)
+	}
+	ids, _ := json.Marshal(patient["identifier"])
+	key := fhirHdr[bus.HeaderPatientKey]
+	wantIDs := `[{"assigner":{"display":"GENHOSP"},"system":"urn:oid:2.16.840.1.113883.3.9999.2","type":{"coding":[{"code":"MR","system":"http://terminology.hl7.org/CodeSystem/v2-0203"}]},"value":"MRN-E2E-LAB1"},` +
+		`{"system":"` + fhirmap.SystemPatientKey + `","value":"` + key + `"}]`
+	if key == "" || patient["id"] != key || string(ids) != wantIDs {
+		t.Errorf("Patient id %v, identifiers\n %s\nwant id %q, identifiers\n %s", patient["id"], ids, key, wantIDs)
+	}
+	if names, _ := json.Marshal(patient["name"]); string(names) != `[{"family":"TESTPATIENT","given":["E2E"]}]` || patient["birthDate"] != "1970-01-01" || patient["gender"] != "female" {
+		t.Errorf("Patient demographics: name %s, birthDate %v, gender %v", names, patient["birthDate"], patient["gender"])
+	}
+	if want := `"subject":{"reference":"Patient/` + key + `"}`; strings.Count(string(fhir), want) != 3 {
+		t.Errorf("the DiagnosticReport and its two Observations must reference the Patient (%s)", want)
 	}
 
 	// The pathology report with a carcinoma is held on the state-law basis.

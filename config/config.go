@@ -11,8 +11,10 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -141,6 +143,19 @@ type FHIR struct {
 	// Off by default: the mapping only emits Bundles that validate, which
 	// fhirmap's tests check for every Bundle they produce.
 	Validate bool `yaml:"validate"`
+	// Patient says what the Bundle's Patient resource carries besides the
+	// PID-3 identifiers and the keyed hash: "demographics" (the default) adds
+	// name, birth date and sex, the details a portal matches a patient on;
+	// "identifiers" adds nothing, for a portal that matches on identifiers
+	// alone and should receive no more.
+	Patient string `yaml:"patient"`
+	// IdentifierSystems maps a PID-3 assigning authority (CX-4 namespace ID,
+	// or its universal ID) to the FHIR system URI of the identifiers it
+	// assigns, e.g. {GENHOSP: "urn:oid:2.16.840.1.113883.3.9999.2"}. An
+	// authority not listed gets urn:oid: of its ISO OID, urn:uuid: of its
+	// UUID, its URI, or else fhirmap's default
+	// .../NamingSystem/assigning-authority/<namespace> (docs/FHIR.md).
+	IdentifierSystems map[string]string `yaml:"identifier_systems"`
 }
 
 // Config is resultgate's whole configuration.
@@ -193,8 +208,15 @@ func Default() Config {
 			Partitions:      16,
 			AckMode:         "auto",
 		},
+		FHIR: FHIR{Patient: FHIRPatientDemographics},
 	}
 }
+
+// Values of fhir.patient.
+const (
+	FHIRPatientDemographics = "demographics"
+	FHIRPatientIdentifiers  = "identifiers"
+)
 
 // ErrUnknownKey is wrapped by the problem of each key the configuration does
 // not define.
@@ -399,5 +421,35 @@ func (c Config) Validate() error {
 	if c.Intake.Partitions < 1 || c.Intake.Partitions > 1024 {
 		bad("intake.partitions", "must be between 1 and 1024, got %d", c.Intake.Partitions)
 	}
+	switch c.FHIR.Patient {
+	case FHIRPatientDemographics, FHIRPatientIdentifiers:
+	default:
+		bad("fhir.patient", "must be %s or %s, got %q", FHIRPatientDemographics, FHIRPatientIdentifiers, c.FHIR.Patient)
+	}
+	names := make([]string, 0, len(c.FHIR.IdentifierSystems))
+	for name := range c.FHIR.IdentifierSystems {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		key := "fhir.identifier_systems." + name
+		if name == "" {
+			bad("fhir.identifier_systems", "an assigning authority name must not be empty")
+			continue
+		}
+		if sys := c.FHIR.IdentifierSystems[name]; !absoluteURI(sys) {
+			bad(key, "must be an absolute URI such as urn:oid:2.16.840.1.113883.3.9999.2 or https://example.org/fhir/sid/mrn, got %q", sys)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// absoluteURI reports whether s is an absolute URI without white space, as
+// a FHIR identifier system must be.
+func absoluteURI(s string) bool {
+	if s == "" || strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+		return false
+	}
+	u, err := url.Parse(s)
+	return err == nil && u.Scheme != ""
 }

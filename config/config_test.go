@@ -31,6 +31,61 @@ func TestParseDefaults(t *testing.T) {
 	if cfg.FHIR.Validate {
 		t.Error("fhir.validate is on by default; it is opt-in")
 	}
+	if cfg.FHIR.Patient != FHIRPatientDemographics || len(cfg.FHIR.IdentifierSystems) != 0 {
+		t.Errorf("fhir defaults: patient %q, identifier_systems %v", cfg.FHIR.Patient, cfg.FHIR.IdentifierSystems)
+	}
+}
+
+// TestFHIRPatientConfig decodes fhir.patient and fhir.identifier_systems and
+// checks that their problems are reported by key and line.
+func TestFHIRPatientConfig(t *testing.T) {
+	cfg, err := Parse([]byte(`fhir:
+  patient: identifiers
+  identifier_systems:
+    GENHOSP: "urn:oid:2.16.840.1.113883.3.9999.2"
+    RGENT: https://example.org/fhir/sid/enterprise
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	if cfg.FHIR.Patient != FHIRPatientIdentifiers {
+		t.Errorf("fhir.patient = %q", cfg.FHIR.Patient)
+	}
+	want := map[string]string{"GENHOSP": "urn:oid:2.16.840.1.113883.3.9999.2", "RGENT": "https://example.org/fhir/sid/enterprise"}
+	if fmt.Sprint(cfg.FHIR.IdentifierSystems) != fmt.Sprint(want) {
+		t.Errorf("fhir.identifier_systems = %v, want %v", cfg.FHIR.IdentifierSystems, want)
+	}
+
+	cfg, err = Parse([]byte(`fhir:
+  patient: everything
+  identifier_systems:
+    GENHOSP: "urn:oid:2.16.840.1.113883.3.9999.2"
+    CLINIC: mrn
+    LAB: "https://example.org/a b"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.Locate(cfg.Validate()).Error()
+	wantErr := `line 2: fhir.patient: must be demographics or identifiers, got "everything"
+line 5: fhir.identifier_systems.CLINIC: must be an absolute URI such as urn:oid:2.16.840.1.113883.3.9999.2 or https://example.org/fhir/sid/mrn, got "mrn"
+line 6: fhir.identifier_systems.LAB: must be an absolute URI such as urn:oid:2.16.840.1.113883.3.9999.2 or https://example.org/fhir/sid/mrn, got "https://example.org/a b"`
+	if got != wantErr {
+		t.Errorf("problems =\n%s\nwant\n%s", got, wantErr)
+	}
+
+	for _, tt := range []struct{ yaml, want string }{
+		{"fhir:\n  identifier_systems: urn:oid:1.2\n", `line 2: fhir.identifier_systems: must be a section of names and values, got "urn:oid:1.2"`},
+		{"fhir:\n  identifier_systems:\n    GENHOSP: [a]\n", "line 3: fhir.identifier_systems.GENHOSP: must be a single value, got a list"},
+		{"fhir:\n  patients: identifiers\n", "line 2: fhir.patients: unknown key (did you mean fhir.patient?)"},
+	} {
+		if _, err := Parse([]byte(tt.yaml)); err == nil || err.Error() != tt.want {
+			t.Errorf("Parse(%q) = %v\nwant %s", tt.yaml, err, tt.want)
+		}
+	}
 }
 
 func TestParseOverrides(t *testing.T) {

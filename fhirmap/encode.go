@@ -16,6 +16,7 @@ import (
 	bcr "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
 	drpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/diagnostic_report_go_proto"
 	obspb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/observation_go_proto"
+	ptpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/patient_go_proto"
 	provpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/provenance_go_proto"
 )
 
@@ -754,6 +755,78 @@ func (e *encoder) provenance(b []byte, p *provpb.Provenance) []byte {
 	return b
 }
 
+func (e *encoder) fDate(b []byte, name string, v *d4.Date) []byte {
+	if v == nil {
+		return b
+	}
+	var layout string
+	switch v.GetPrecision() {
+	case d4.Date_YEAR:
+		layout = layoutYear
+	case d4.Date_MONTH:
+		layout = layoutMonth
+	case d4.Date_DAY:
+		layout = layoutDay
+	default:
+		e.err = errUnsupportedPrecision
+		return b
+	}
+	b = e.key(b, name)
+	b = e.timeString(b, v.GetValueUs(), v.GetTimezone(), layout)
+	return b
+}
+
+func (e *encoder) fStrings(b []byte, name string, ss []*d4.String) []byte {
+	if len(ss) == 0 {
+		return b
+	}
+	b = e.key(b, name)
+	b = append(b, '[')
+	for _, s := range ss {
+		b = e.elem(b)
+		b = e.str(b, s.GetValue())
+	}
+	b = append(b, ']')
+	return b
+}
+
+func (e *encoder) humanName(b []byte, n *d4.HumanName) []byte {
+	b = append(b, '{')
+	b = e.fString(b, "family", n.GetFamily())
+	b = e.fStrings(b, "given", n.GetGiven())
+	b = e.fStrings(b, "prefix", n.GetPrefix())
+	b = e.fStrings(b, "suffix", n.GetSuffix())
+	b = e.fString(b, "text", n.GetText())
+	if u := n.GetUse(); u != nil {
+		b = e.fEnum(b, "use", nameUseCodes.of(u.GetValue()))
+	}
+	b = append(b, '}')
+	return b
+}
+
+func (e *encoder) patient(b []byte, p *ptpb.Patient) []byte {
+	b = append(b, '{')
+	b = e.fDate(b, "birthDate", p.GetBirthDate())
+	if g := p.GetGender(); g != nil {
+		b = e.fEnum(b, "gender", genderCodes.of(g.GetValue()))
+	}
+	b = e.fID(b, "id", p.GetId())
+	b = e.fIdentifiers(b, "identifier", p.GetIdentifier())
+	if ns := p.GetName(); len(ns) > 0 {
+		b = e.key(b, "name")
+		b = append(b, '[')
+		for _, n := range ns {
+			b = e.elem(b)
+			b = e.humanName(b, n)
+		}
+		b = append(b, ']')
+	}
+	b = e.key(b, "resourceType")
+	b = append(b, `"Patient"`...)
+	b = append(b, '}')
+	return b
+}
+
 func (e *encoder) containedResource(b []byte, cr *bcr.ContainedResource) []byte {
 	switch r := cr.GetOneofResource().(type) {
 	case *bcr.ContainedResource_DiagnosticReport:
@@ -762,6 +835,8 @@ func (e *encoder) containedResource(b []byte, cr *bcr.ContainedResource) []byte 
 		b = e.observation(b, r.Observation)
 	case *bcr.ContainedResource_Provenance:
 		b = e.provenance(b, r.Provenance)
+	case *bcr.ContainedResource_Patient:
+		b = e.patient(b, r.Patient)
 	default:
 		e.err = errUnsupportedField
 	}
@@ -848,4 +923,6 @@ var (
 	entityRoleCodes        = codesOf(c4.ProvenanceEntityRoleCode_Value(0).Descriptor())
 	httpVerbCodes          = codesOf(c4.HTTPVerbCode_Value(0).Descriptor())
 	bundleTypeCodes        = codesOf(c4.BundleTypeCode_Value(0).Descriptor())
+	nameUseCodes           = codesOf(c4.NameUseCode_Value(0).Descriptor())
+	genderCodes            = codesOf(c4.AdministrativeGenderCode_Value(0).Descriptor())
 )

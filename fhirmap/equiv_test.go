@@ -144,7 +144,10 @@ func TestEncoderMatchesJSONFormat(t *testing.T) {
 		"corrected, no OBR-25, empty status": msh + "OBR|1||F2|X^Y^L\rOBX|1|NM|A^B^L||1||||||C\rOBX|2|NM|A^B^L||2||||||\r",
 		"two orders, same key":               msh + "OBR|1||F3|X^Y^L|||2026\rOBX|1|NM|A^B^L||1||||||F\rOBR|2||F3|X^Y^L|||202611\rOBX|1|NM|A^B^L||1||||||P\r",
 		"MDM":                                "MSH|^~\\&|A|B|C|D|2026||MDM^T02|1|P|2.5\rTXA|1|CN^Note^HL70270|TX|20261123||20261123101500|||1001^Doe^Jane||||DOC-1^NS||P-1|F-1||AU\rOBX|1|TX|^^^&IMP||text \\F\\ more||||||\r",
-		"MDM no TXA":                         "MSH|^~\\&|A|B|C|D|2026||MDM^T02|1|P|2.5\rOBX|1|FT|||x||||||\r",
+		"Patient with every identifier and name element": "MSH|^~\\&|LAB|FAC|PORTAL|FAC|20261123083000||ORU^R01|C-1|P|2.5.1\r" +
+			"PID|1||A1^^^NS^MR~A2^^^NS2&1.2.3&ISO^PI~A3^^^&urn:x:y&URI^ZZ~A4~\"\"||F\\S\\m&Own^Giv \"en\"^Mid^Sfx^Pfx^Deg^M~^Only^^^^^D~Alias^^^^^^A||200002|U\r" +
+			"OBR|1||F1|X^Y^L\rOBX|1|NM|A^B^L||1||||||F\r",
+		"MDM no TXA": "MSH|^~\\&|A|B|C|D|2026||MDM^T02|1|P|2.5\rOBX|1|FT|||x||||||\r",
 	}
 	for name, msg := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -217,9 +220,9 @@ func TestEncoderRefusesUnknownElements(t *testing.T) {
 	if _, err := encodeBundle(bundle); err != nil {
 		t.Fatalf("unchanged Bundle: %v", err)
 	}
-	ob := bundle.GetEntry()[1].GetResource().GetObservation()
+	ob := bundle.GetEntry()[2].GetResource().GetObservation() // after the Patient and the DiagnosticReport
 	if ob == nil {
-		t.Fatal("entry 1 is not an Observation")
+		t.Fatal("entry 2 is not an Observation")
 	}
 	ob.Effective = &obspb.Observation_EffectiveX{Choice: &obspb.Observation_EffectiveX_Period{Period: &d4.Period{}}}
 	if _, err := encodeBundle(bundle); !errors.Is(err, ErrInvalidBundle) {

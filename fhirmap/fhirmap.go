@@ -85,6 +85,16 @@ type Options struct {
 	// produce), and the check costs about 27 times the mapping and encoding
 	// (see docs/BENCHMARKS.md). Config key fhir.validate.
 	Validate bool
+	// Patient says what the Bundle's Patient resource (id: PatientRef's id)
+	// carries besides the PID-3 identifiers and the keyed hash:
+	// PatientDemographics (also when empty) adds name, birth date and sex;
+	// PatientIdentifiers adds nothing. Config key fhir.patient.
+	Patient string
+	// IdentifierSystems maps a PID-3 assigning authority, by its namespace
+	// ID (CX-4.1) or else its universal ID (CX-4.2), to the FHIR system URI
+	// of the identifiers it assigns. An authority not in it gets the default
+	// system (see docs/FHIR.md). Config key fhir.identifier_systems.
+	IdentifierSystems map[string]string
 }
 
 // Errors returned by Bundle. Each is wrapped with detail; test with errors.Is.
@@ -101,7 +111,8 @@ var (
 	// ErrResultStatus means OBR-25 holds a status that must not be mapped to a
 	// report (Y: no order on record, Z: no record of this patient).
 	ErrResultStatus = errors.New("fhirmap: result status cannot be mapped")
-	// ErrInvalidOptions means Options are unusable (PatientRef or IDPrefix).
+	// ErrInvalidOptions means Options are unusable (PatientRef, IDPrefix,
+	// Patient or an IdentifierSystems URI).
 	ErrInvalidOptions = errors.New("fhirmap: invalid options")
 	// ErrInvalidRelease means Release is unusable (unknown reason, zero time).
 	ErrInvalidRelease = errors.New("fhirmap: invalid release")
@@ -148,9 +159,11 @@ func Validate(data []byte) error {
 }
 
 // Bundle maps the result message m, released as rel, to a FHIR R4 JSON Bundle
-// of type transaction: one DiagnosticReport per OBR (or MDM document) with its
-// Observations, all with subject opts.PatientRef, and one Provenance targeting
-// the DiagnosticReports. Entries are PUTs to ids derived from the order's
+// of type transaction: the Patient opts.PatientRef names (its PID-3
+// identifiers, the keyed hash and, per opts.Patient, name, birth date and
+// sex), one DiagnosticReport per OBR (or MDM document) with its Observations,
+// all with subject opts.PatientRef, and one Provenance targeting the
+// DiagnosticReports. Entries are PUTs to ids derived from the order's
 // identity (see docs/FHIR.md), so the same input always gives the same bytes
 // and re-publishing updates rather than duplicates.
 //
@@ -205,6 +218,11 @@ func encodeBundle(bundle *bcr.Bundle) ([]byte, error) {
 	return out, nil
 }
 
+// CheckOptions reports whether o is usable, with the checks Bundle makes
+// (an error wrapping ErrInvalidOptions): a caller that builds Options from
+// configuration checks them once at start rather than on every release.
+func CheckOptions(o Options) error { return checkOptions(o) }
+
 func checkOptions(o Options) error {
 	id, ok := strings.CutPrefix(o.PatientRef, "Patient/")
 	if !ok || !isIDChars(id, 1, 64) {
@@ -212,6 +230,16 @@ func checkOptions(o Options) error {
 	}
 	if !isIDChars(o.IDPrefix, 0, 28) {
 		return fmt.Errorf("%w: IDPrefix must be at most 28 characters from [A-Za-z0-9.-]", ErrInvalidOptions)
+	}
+	switch o.Patient {
+	case "", PatientDemographics, PatientIdentifiers:
+	default:
+		return fmt.Errorf("%w: Patient must be %q or %q", ErrInvalidOptions, PatientDemographics, PatientIdentifiers)
+	}
+	for k, v := range o.IdentifierSystems {
+		if err := checkSystemURI(v); err != nil {
+			return fmt.Errorf("%w: IdentifierSystems[%q]: %v", ErrInvalidOptions, k, err)
+		}
 	}
 	return nil
 }
@@ -240,7 +268,8 @@ type builder struct {
 	loc  *time.Location
 
 	controlID string
-	scope     string // sending application^facility, scopes order identities
+	pid       *hl7.Segment // nil when the message has none
+	scope     string       // sending application^facility, scopes order identities
 	orders    []*order
 	isMDM     bool
 
@@ -316,6 +345,7 @@ func (b *builder) group(segs []*hl7.Segment) error {
 			if pids > 1 {
 				return ErrMultiplePatients
 			}
+			b.pid = s
 		case "ORC":
 			pendingORC = s
 		case "TXA":
@@ -390,7 +420,12 @@ func noteText(s *hl7.Segment) string {
 }
 
 func (b *builder) build() (*bcr.Bundle, error) {
-	var entries []*bcr.Bundle_Entry
+	// The Patient comes first: the resource every subject reference names,
+	// with the identifiers the portal knows the patient by.
+	pat, patID := b.patient()
+	patEntry := entryFor(&bcr.ContainedResource{OneofResource: &bcr.ContainedResource_Patient{Patient: pat}}, "Patient", b.newID("Patient", patID))
+	patEntry.Request.Url.Value = "Patient/" + patID
+	entries := []*bcr.Bundle_Entry{patEntry}
 	var reports []*d4.Reference
 	var reportKeys []string
 	for _, o := range b.orders {

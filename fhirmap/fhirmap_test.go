@@ -178,20 +178,31 @@ func jsonOf(v any) string {
 // TestMappingDecisions pins the choices documented in docs/FHIR.md that are
 // easy to break and hard to see in a golden diff.
 func TestMappingDecisions(t *testing.T) {
-	t.Run("transaction of PUTs, references by urn:uuid, no Patient resource", func(t *testing.T) {
+	t.Run("transaction of PUTs, references by urn:uuid, the Patient first under the keyed hash", func(t *testing.T) {
 		b := mapFixture(t, "lab_panel_nm")
 		if b.Type != "transaction" {
 			t.Errorf("type = %q", b.Type)
 		}
-		for _, e := range b.Entry {
+		for i, e := range b.Entry {
 			if e.Request.Method != "PUT" || e.Request.URL != e.Resource["resourceType"].(string)+"/"+e.Resource["id"].(string) {
 				t.Errorf("entry request %+v for %v/%v", e.Request, e.Resource["resourceType"], e.Resource["id"])
 			}
-			if !strings.HasPrefix(e.FullURL, "urn:uuid:") || !strings.HasSuffix(e.Resource["id"].(string), strings.TrimPrefix(e.FullURL, "urn:uuid:")) {
-				t.Errorf("fullUrl %q vs id %q", e.FullURL, e.Resource["id"])
+			if !strings.HasPrefix(e.FullURL, "urn:uuid:") {
+				t.Errorf("fullUrl %q", e.FullURL)
 			}
-			if e.Resource["resourceType"] == "Patient" {
-				t.Error("Bundle must not contain a Patient resource")
+			if (e.Resource["resourceType"] == "Patient") != (i == 0) {
+				t.Errorf("entry %d is a %v; the Patient is the first entry and the only one", i, e.Resource["resourceType"])
+			}
+			if i == 0 {
+				// The Patient keeps the keyed hash as its id (no IDPrefix),
+				// so every subject reference names it.
+				if e.Resource["id"] != "pk-0123abcd" {
+					t.Errorf("Patient id = %v, want the PatientRef id", e.Resource["id"])
+				}
+				continue
+			}
+			if !strings.HasSuffix(e.Resource["id"].(string), strings.TrimPrefix(e.FullURL, "urn:uuid:")) {
+				t.Errorf("fullUrl %q vs id %q", e.FullURL, e.Resource["id"])
 			}
 		}
 		dr := b.resources("DiagnosticReport")[0]
@@ -482,6 +493,9 @@ func TestErrors(t *testing.T) {
 		{name: "PatientRef with MRN-like text", opts: func(o *Options) { o.PatientRef = "Patient/123 456" }, want: ErrInvalidOptions},
 		{name: "PatientRef not a Patient", opts: func(o *Options) { o.PatientRef = "Group/1" }, want: ErrInvalidOptions},
 		{name: "IDPrefix", opts: func(o *Options) { o.IDPrefix = "bad prefix/" }, want: ErrInvalidOptions},
+		{name: "Patient detail unknown", opts: func(o *Options) { o.Patient = "everything" }, want: ErrInvalidOptions},
+		{name: "identifier system not a URI", opts: func(o *Options) { o.IdentifierSystems = map[string]string{"GENHOSP": "gen hosp"} }, want: ErrInvalidOptions},
+		{name: "identifier system relative", opts: func(o *Options) { o.IdentifierSystems = map[string]string{"GENHOSP": "mrn"} }, want: ErrInvalidOptions},
 		{name: "unknown reason", rel: func(r *Release) { r.Reason = "because" }, want: ErrInvalidRelease},
 		{name: "zero time", rel: func(r *Release) { r.At = time.Time{} }, want: ErrInvalidRelease},
 		{name: "notify not a code", rel: func(r *Release) { r.Notify = " push" }, want: ErrInvalidRelease},

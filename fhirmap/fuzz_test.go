@@ -62,7 +62,7 @@ var fuzzValueTypes = []string{"NM", "SN", "ST", "TX", "FT", "CE", "CWE", "CNE", 
 var fuzzSections = []string{"", "CH", "HM", "RAD", "SP", "CP", "EC", "ZZ"}
 
 // FuzzEncoderMatchesJSONFormat generates ORU^R01 messages from fuzzed field
-// values (an OBR, then OBX of fuzzed value types with values, units,
+// values (a PID, an OBR, then OBX of fuzzed value types with values, units,
 // reference ranges, flags, statuses, times and NTEs) and holds Bundle's
 // encoder to google/fhir/go's jsonformat output byte for byte, and every
 // Bundle to google/fhir/go's validating unmarshaller (bundleChecked). Where
@@ -81,7 +81,10 @@ func FuzzEncoderMatchesJSONFormat(f *testing.F) {
 	f.Fuzz(func(t *testing.T, vt, sec uint8, ids, svc, ts, status, value, units, rng, flags, note string) {
 		typ := fuzzValueTypes[int(vt)%len(fuzzValueTypes)]
 		other := fuzzValueTypes[(int(vt)/len(fuzzValueTypes)+int(sec))%len(fuzzValueTypes)]
-		msg := "MSH|^~\\&|LAB|FAC|PORTAL|FAC|20261123083000||ORU^R01|C-1|P|2.5.1\rPID|1||X\r" +
+		// The PID draws on the same values: identifiers with assigning
+		// authorities, names, a birth date and a sex for the Patient.
+		msg := "MSH|^~\\&|LAB|FAC|PORTAL|FAC|20261123083000||ORU^R01|C-1|P|2.5.1\r" +
+			"PID|1||" + ids + "~" + value + "||" + svc + "~" + value + "||" + ts + "|" + status + "\r" +
 			"OBR|1|" + ids + "|" + ids + "|" + svc + "|||" + ts + "|" + ts + "||||||||||||||" + ts + "||" + fuzzSections[int(sec)%len(fuzzSections)] + "|" + status + "\r" +
 			"NTE|1||" + note + "\r" +
 			"OBX|1|" + typ + "|" + svc + "||" + value + "|" + units + "|" + rng + "|" + flags + "|||" + status + "|||" + ts + "||" + ids + "|" + svc + "|||" + svc + "|" + ids + "|||" + ids + "\r" +
