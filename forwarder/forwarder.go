@@ -290,6 +290,25 @@ func (f *Forwarder) run(p string, cons jetstream.Consumer, l *link) {
 	}
 }
 
+// withInstructions returns data with the release instructions of the feed
+// message's headers h added (AddInstructions), or the reason they cannot be.
+// The rewrite is deterministic, so every attempt sends the same bytes.
+func (f *Forwarder) withInstructions(data []byte, h nats.Header, log zerolog.Logger) ([]byte, error) {
+	in, err := InstructionsFromHeader(h)
+	if err != nil {
+		return nil, err
+	}
+	out, replaced, err := AddInstructions(data, in, f.cfg.ReleaseSegment)
+	if err != nil {
+		return nil, err
+	}
+	if replaced > 0 {
+		log.Warn().Int("characters", replaced).
+			Msg("release instructions carry characters the message's character set (MSH-18) cannot represent; sent as '?'")
+	}
+	return out, nil
+}
+
 // outcome classifies one attempt.
 type outcome int
 
@@ -301,10 +320,11 @@ const (
 	outConn               // could not connect, or connection lost
 	outBadAck             // answer is not a usable ACK for this message
 	outUnsendable         // the bytes cannot be framed: never deliverable
+	outUnreadable         // the release instructions cannot be added: never deliverable
 )
 
 func (o outcome) String() string {
-	return [...]string{"delivered", "error", "rejected", "timeout", "connection", "bad-ack", "unsendable"}[o]
+	return [...]string{"delivered", "error", "rejected", "timeout", "connection", "bad-ack", "unsendable", "unreadable"}[o]
 }
 
 // handle makes one delivery attempt of msg and settles it.
@@ -329,8 +349,17 @@ func (f *Forwarder) handle(p string, l *link, msg jetstream.Msg) {
 	stopProgress := keepInProgress(msg)
 	defer stopProgress()
 
+	data := msg.Data()
+	var instrErr error
+	if f.cfg.InstructionsOn() {
+		data, instrErr = f.withInstructions(data, h, log)
+	}
+
 	start := time.Now()
-	ackBytes, err := l.send(f.sendCtx, msg.Data())
+	var ackBytes []byte
+	if instrErr == nil {
+		ackBytes, err = l.send(f.sendCtx, data)
+	}
 	latency := time.Since(start)
 	if f.sendCtx.Err() != nil || errors.Is(err, errLinkClosed) {
 		// Stop interrupted the attempt: give the message back at once so
@@ -342,6 +371,9 @@ func (f *Forwarder) handle(p string, l *link, msg jetstream.Msg) {
 	}
 	f.attempts.Add(1)
 	out, code := f.evaluate(ackBytes, err, controlID)
+	if instrErr != nil {
+		out, code, err = outUnreadable, "", instrErr
+	}
 	ackStr := string(code)
 	if ackStr == "" {
 		ackStr = "none"
@@ -388,6 +420,8 @@ func (f *Forwarder) handle(p string, l *link, msg jetstream.Msg) {
 	switch {
 	case out == outUnsendable:
 		giveUp, why = true, "the message contains an MLLP framing byte and can never be sent"
+	case out == outUnreadable:
+		giveUp, why = true, "its release instructions cannot be added to the HL7 (forwarder.release_instructions): "+detail
 	case out == outRejected && attempt >= f.cfg.MaxAttemptsBeforeAlert:
 		giveUp, why = true, fmt.Sprintf("downstream rejected it (%s) on attempt %d of %d", code, attempt, f.cfg.MaxAttemptsBeforeAlert)
 	case f.cfg.DeadAfter > 0 && attempt >= f.cfg.MaxAttemptsBeforeAlert && time.Since(meta.Timestamp) >= f.cfg.DeadAfter:
