@@ -16,8 +16,9 @@ import (
 
 // publishReleased puts one released result on portal.hl7.<partition> with
 // every release header the gate writes (router/pipeline/gate.go), the note
-// and the reason percent-encoded as there.
-func publishReleased(t *testing.T, js jetstream.JetStream, partition, ctl, note string, edit func(nats.Header)) {
+// and the reason percent-encoded as there. The message is oru(ctl) unless
+// data is given.
+func publishReleased(t *testing.T, js jetstream.JetStream, partition, ctl, note string, edit func(nats.Header), data ...byte) {
 	t.Helper()
 	hdr := nats.Header{}
 	hdr.Set(bus.HeaderControlID, ctl)
@@ -33,7 +34,10 @@ func publishReleased(t *testing.T, js jetstream.JetStream, partition, ctl, note 
 	if edit != nil {
 		edit(hdr)
 	}
-	_, err := js.PublishMsg(testCtx(t), &nats.Msg{Subject: bus.SubjectPortalHL7Prefix + partition, Header: hdr, Data: oru(ctl)},
+	if data == nil {
+		data = oru(ctl)
+	}
+	_, err := js.PublishMsg(testCtx(t), &nats.Msg{Subject: bus.SubjectPortalHL7Prefix + partition, Header: hdr, Data: data},
 		jetstream.WithMsgID("rel-hold-"+ctl+"-hl7"), jetstream.WithExpectStream(bus.StreamPortal))
 	if err != nil {
 		t.Fatalf("publishing %s: %v", ctl, err)
