@@ -4,8 +4,10 @@
 //
 // Each partition of the feed (portal.hl7.<partition> in the PORTAL stream) has
 // a durable JetStream consumer with explicit acks and at most one message
-// pending. A message is sent unchanged (its MSH-10 is the original control ID),
-// and the JetStream message is acknowledged only after the downstream answered
+// pending. A message is sent as released, every original byte in place (its
+// MSH-10 is the original control ID), with its release instructions from the
+// feed headers added as an NTE and a Z-segment (AddInstructions; off with
+// Config.ReleaseInstructions false), and the JetStream message is acknowledged only after the downstream answered
 // AA or CA. Any other outcome leaves the message where it is: it is tried again
 // after an exponential back-off, and the partition's next message waits
 // behind it. Because the consumer state lives in JetStream, this order holds
