@@ -138,11 +138,14 @@ func AddInstructions(raw []byte, in Instructions, seg string) (out []byte, repla
 		out = append(out, s...)
 		prev = at
 	}
-	sawOBR, haveZ := false, false
+	sawOBR, haveZ, zAt, noted := false, false, len(raw), false
 	for i := 0; i < len(lines); i++ {
 		l := lines[i]
 		if l.name == seg && bytes.Equal(raw[l.start:l.end], zrg[:len(zrg)-1]) {
-			haveZ = true
+			haveZ, zAt = true, l.start
+		}
+		if l.name == "NTE" && note != nil && sameNote(mshLine, raw[l.start:l.end], in.Note, note, m.Delimiters().Field) {
+			noted = true
 		}
 		if l.name != "OBR" {
 			continue
@@ -158,7 +161,7 @@ func AddInstructions(raw []byte, in Instructions, seg string) (out []byte, repla
 			n := lines[i]
 			end = n.next
 			setID++
-			if sameNote(mshLine, raw[n.start:n.end], in.Note) {
+			if sameNote(mshLine, raw[n.start:n.end], in.Note, note, m.Delimiters().Field) {
 				dup = true
 			}
 		}
@@ -166,8 +169,8 @@ func AddInstructions(raw []byte, in Instructions, seg string) (out []byte, repla
 			insert(end, w.nte(setID, note))
 		}
 	}
-	if note != nil && !sawOBR {
-		insert(len(raw), w.nte(1, note))
+	if note != nil && !sawOBR && !noted {
+		insert(zAt, w.nte(1, note))
 	}
 	if !haveZ {
 		insert(len(raw), zrg)
@@ -233,9 +236,14 @@ func isSegmentStart(b []byte, fs byte) bool {
 	return true
 }
 
-// sameNote reports whether the NTE nte (with the message's MSH, for its
-// delimiters and character set) carries note as its comment.
-func sameNote(msh, nte []byte, note string) bool {
+// sameNote reports whether the NTE nte carries note as its comment: as
+// written (encoded, the bytes AddInstructions writes, also when the
+// character set or a missing escape character made them lossy) or as read
+// (parsed with the message's MSH, for its delimiters and character set).
+func sameNote(msh, nte []byte, note string, encoded []byte, fs byte) bool {
+	if parts := bytes.SplitN(nte, []byte{fs}, 5); len(parts) > 3 && bytes.Equal(parts[3], encoded) {
+		return true
+	}
 	m, err := hl7.Parse(append(append(append([]byte(nil), msh...), '\r'), nte...))
 	if err != nil {
 		return false

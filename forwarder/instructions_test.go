@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 
@@ -304,4 +305,86 @@ func TestAddInstructionsEdgeCases(t *testing.T) {
 			t.Errorf("err = %v", err)
 		}
 	})
+}
+
+// FuzzAddInstructions checks, for any message that parses and any note and
+// reason: the result parses; its segments are the original ones (same raw
+// text, same order) with only NTEs and the Z-segment added, the Z-segment
+// last; ZRG-8 reads back as the reason and every added NTE's comment as the
+// note whenever the message can carry them exactly (an escape character in
+// MSH-2, UTF-8, no control characters but line breaks); no MLLP framing
+// byte is added; and a second application changes nothing.
+func FuzzAddInstructions(f *testing.F) {
+	f.Add([]byte(twoOrders), "Your result.\nCall us | today ^ ~ & \\", "reviewed")
+	f.Add([]byte("MSH!@#$%*!A!B!C!D!1!!ORU@R01!X!P!2.7\nOBR!1\nNTE!1!L!x\r\nOBX!1"), "n!@#$%*", "r")
+	f.Add([]byte("MSH|^~|A|B|C|D|1||ORU^R01|X|P|2.3\rOBR|1\rZRG|a\r"), "a|b", "")
+	f.Add([]byte("MSH|^~\\&|A|B|C|D|1||ORU^R01|X|P|2.5||||||8859/1\rOBR|1\rNTE|1||caf\xe9\r"), "café", "€")
+	f.Fuzz(func(t *testing.T, raw []byte, note, reason string) {
+		m, err := hl7.Parse(raw)
+		if err != nil {
+			return
+		}
+		in := Instructions{Notify: "quiet", Note: note, Path: "deadline", Reason: reason, HoldID: "h1", ReleasedAt: releasedAt}
+		out, _, err := AddInstructions(raw, in, "ZRG")
+		if err != nil {
+			t.Fatalf("AddInstructions on a message that parses: %v", err)
+		}
+		om, err := hl7.Parse(out)
+		if err != nil {
+			t.Fatalf("result does not parse: %v\n%q", err, out)
+		}
+		if bytes.Count(out, []byte{0x0b})+bytes.Count(out, []byte{0x1c}) != bytes.Count(raw, []byte{0x0b})+bytes.Count(raw, []byte{0x1c}) {
+			t.Fatalf("framing bytes added: %q", out)
+		}
+		orig, got := m.Segments(), om.Segments()
+		j := 0
+		var added []*hl7.Segment
+		for _, s := range got {
+			if j < len(orig) && s.Raw() == orig[j].Raw() {
+				j++
+				continue
+			}
+			if s.Name() != "NTE" && s.Name() != "ZRG" {
+				t.Fatalf("segment %q added or changed", s.Raw())
+			}
+			added = append(added, s)
+		}
+		if j != len(orig) {
+			t.Fatalf("original segment %d (%q) missing or changed", j, orig[j].Raw())
+		}
+		if last := got[len(got)-1]; last.Name() != "ZRG" {
+			t.Fatalf("last segment is %s", last.Name())
+		}
+		d := m.Delimiters()
+		exact := d.Escape != 0 && (m.Charset() == hl7.CharsetUTF8 || m.Charset() == hl7.CharsetASCII) &&
+			utf8.ValidString(note) && utf8.ValidString(reason) && !hasControl(reason) &&
+			!hasControl(strings.NewReplacer("\r", "", "\n", "").Replace(note)) && !strings.ContainsRune(note+reason, 0x7f)
+		if exact {
+			for _, s := range added {
+				switch {
+				case s.Name() == "ZRG" && s.Index() == len(got)-1:
+					if v := s.Field(8).Value(); v != reason {
+						t.Errorf("ZRG-8 = %q, want %q", v, reason)
+					}
+				case s.Name() == "NTE":
+					if v := strings.Join(s.Field(3).Values(), "\n"); v != normalizeBreaks(note) {
+						t.Errorf("NTE-3 = %q, want %q", v, note)
+					}
+				}
+			}
+		}
+		again, _, err := AddInstructions(out, in, "ZRG")
+		if err != nil || !bytes.Equal(again, out) {
+			t.Fatalf("second application changed the message (%v):\n%q\n%q", err, out, again)
+		}
+	})
+}
+
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 {
+			return true
+		}
+	}
+	return false
 }
