@@ -236,6 +236,10 @@ func TestAddInstructionsCharacterSets(t *testing.T) {
 			if got := nteOf(m); len(got) != 1 || got[0][2] != tc.wantNote {
 				t.Errorf("NTE = %q, want note %q", got, tc.wantNote)
 			}
+			// A note the set makes lossy is still recognised as already there.
+			if again, _, err := AddInstructions(out, sampleInstructions(note), "ZRG"); err != nil || !bytes.Equal(again, out) {
+				t.Errorf("second application changed the message (%v)", err)
+			}
 		})
 	}
 }
