@@ -3,7 +3,10 @@ package forwarder
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/resultgate/resultgate/hl7"
+	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/router/bus"
 )
 
@@ -391,4 +395,31 @@ func hasControl(s string) bool {
 		}
 	}
 	return false
+}
+
+// BenchmarkAddInstructions measures the forwarder's per-message rewrite: the
+// two-order message of these tests and the repository's v2.5.1 ORU fixture,
+// with a 200-character Spanish note and every ZRG field set.
+func BenchmarkAddInstructions(b *testing.B) {
+	fixture, err := os.ReadFile(filepath.Join(testutil.RepoRoot(b), "testdata", "hl7", "oru_r01_v251.hl7"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	note := "Este resultado contiene hallazgos importantes. Su equipo de atención se comunicará con usted para hablar de lo que significa y de los próximos pasos. Quizás prefiera esperar."
+	in := sampleInstructions(note)
+	in.Retracts = "h-0000"
+	for _, bc := range []struct {
+		name string
+		raw  []byte
+	}{{"two-orders", []byte(twoOrders)}, {"oru_r01_v251", fixture}} {
+		b.Run(fmt.Sprintf("%s/%dB", bc.name, len(bc.raw)), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(bc.raw)))
+			for b.Loop() {
+				if _, _, err := AddInstructions(bc.raw, in, "ZRG"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
