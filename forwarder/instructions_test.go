@@ -423,3 +423,37 @@ func BenchmarkAddInstructions(b *testing.B) {
 		})
 	}
 }
+
+// TestAddInstructionsFixtureWithOwnZRG runs the repository's v2.5.1 fixture,
+// whose sender already uses a ZRG of its own (a local segment) and NTEs on
+// both OBR and OBX, through AddInstructions.
+func TestAddInstructionsFixtureWithOwnZRG(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "testdata", "hl7", "oru_r01_v251.hl7"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := AddInstructions(raw, sampleInstructions("Nota"), "ZRG")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := hl7.Parse(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range m.Segments() {
+		n := s.Name()
+		if n == "NTE" && s.Field(2).Value() == "O" {
+			n = "NTE(O," + s.Field(1).Value() + ")"
+		}
+		names = append(names, n)
+	}
+	want := "MSH SFT PID PV1 ORC OBR NTE NTE(O,2) OBX NTE OBX OBX OBX SPM OBX OBR NTE(O,1) OBX OBX NTE ZRG ZRG"
+	if got := strings.Join(names, " "); got != want {
+		t.Errorf("segments\n%s\nwant\n%s", got, want)
+	}
+	zs := m.All("ZRG")
+	if zs[0].Raw() != "ZRG|1|custom local segment" || zs[1].Field(1).Value() != "quiet" || zs[1].Field(6).Value() != "h-0001" {
+		t.Errorf("ZRGs: %q, %q", zs[0].Raw(), zs[1].Raw())
+	}
+}
