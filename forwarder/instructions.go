@@ -138,14 +138,11 @@ func AddInstructions(raw []byte, in Instructions, seg string) (out []byte, repla
 		out = append(out, s...)
 		prev = at
 	}
-	sawOBR, haveZ, zAt, noted := false, false, len(raw), false
+	sawOBR, haveZ, zAt := false, false, len(raw)
 	for i := 0; i < len(lines); i++ {
 		l := lines[i]
 		if l.name == seg && bytes.Equal(raw[l.start:l.end], zrg[:len(zrg)-1]) {
 			haveZ, zAt = true, l.start
-		}
-		if l.name == "NTE" && note != nil && sameNote(mshLine, raw[l.start:l.end], in.Note, note, m.Delimiters().Field) {
-			noted = true
 		}
 		if l.name != "OBR" {
 			continue
@@ -169,8 +166,16 @@ func AddInstructions(raw []byte, in Instructions, seg string) (out []byte, repla
 			insert(end, w.nte(setID, note))
 		}
 	}
-	if note != nil && !sawOBR && !noted {
-		insert(zAt, w.nte(1, note))
+	if note != nil && !sawOBR {
+		noted := false
+		for _, l := range lines {
+			if l.name == "NTE" && sameNote(mshLine, raw[l.start:l.end], in.Note, note, m.Delimiters().Field) {
+				noted = true
+			}
+		}
+		if !noted {
+			insert(zAt, w.nte(1, note))
+		}
 	}
 	if !haveZ {
 		insert(len(raw), zrg)
@@ -186,6 +191,8 @@ type line struct {
 	name             string
 	start, end, next int
 }
+
+var utf8BOM = []byte("\xef\xbb\xbf")
 
 // splitLines splits raw into segments as hl7.Parse reads them: CR, LF or CRLF
 // end a line, blank lines are skipped, and a line that does not start with a
@@ -205,8 +212,11 @@ func splitLines(raw []byte, fs byte) []line {
 		if k < len(raw) && raw[k] == '\n' {
 			k++
 		}
-		if j > i {
-			text := raw[i:j]
+		text := raw[i:j]
+		if len(ls) == 0 {
+			text = bytes.TrimPrefix(text, utf8BOM) // hl7.Parse reads past a BOM
+		}
+		if len(text) > 0 {
 			if isSegmentStart(text, fs) || len(ls) == 0 {
 				name := ""
 				if len(text) >= 3 {

@@ -301,6 +301,16 @@ func TestAddInstructionsEdgeCases(t *testing.T) {
 			t.Errorf("out = %q", out)
 		}
 	})
+	t.Run("a byte order mark before MSH", func(t *testing.T) {
+		raw := "\xef\xbb\xbf" + twoOrders
+		out, _, err := AddInstructions([]byte(raw), sampleInstructions("n"), "ZRG")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(string(out), "\xef\xbb\xbfMSH|") || bytes.Count(out, []byte("|O|n|PI^")) != 2 {
+			t.Errorf("out = %q", out)
+		}
+	})
 	t.Run("bad note header", func(t *testing.T) {
 		h := nats.Header{}
 		h.Set(bus.HeaderNote, "50%zz")
@@ -327,6 +337,7 @@ func FuzzAddInstructions(f *testing.F) {
 	f.Add([]byte("MSH!@#$%*!A!B!C!D!1!!ORU@R01!X!P!2.7\nOBR!1\nNTE!1!L!x\r\nOBX!1"), "n!@#$%*", "r")
 	f.Add([]byte("MSH|^~|A|B|C|D|1||ORU^R01|X|P|2.3\rOBR|1\rZRG|a\r"), "a|b", "")
 	f.Add([]byte("MSH|^~\\&|A|B|C|D|1||ORU^R01|X|P|2.5||||||8859/1\rOBR|1\rNTE|1||caf\xe9\r"), "café", "€")
+	f.Add([]byte("\xef\xbb\xbf\r\nMSH|^~\\&|A|B|C|D|1||ORU^R01|X|P|2.5\rPID|1\r"), "n", "r")
 	f.Fuzz(func(t *testing.T, raw []byte, note, reason string) {
 		m, err := hl7.Parse(raw)
 		if err != nil {
