@@ -5,12 +5,12 @@
 // Each partition of the feed (portal.hl7.<partition> in the PORTAL stream) has
 // a durable JetStream consumer with explicit acks and at most one message
 // pending. A message is sent as released, every original byte in place (its
-// MSH-10 is the original control ID), with its release instructions from the
+// MSH-10 is the original control ID), with the release instructions of its
 // feed headers added as an NTE and a Z-segment (AddInstructions; off with
-// Config.ReleaseInstructions false), and the JetStream message is acknowledged only after the downstream answered
-// AA or CA. Any other outcome leaves the message where it is: it is tried again
-// after an exponential back-off, and the partition's next message waits
-// behind it. Because the consumer state lives in JetStream, this order holds
+// Config.ReleaseInstructions false). The JetStream message is acknowledged
+// only after the downstream answered AA or CA. Any other outcome leaves the
+// message where it is: it is tried again after an exponential back-off, and
+// the partition's next message waits behind it. Because the consumer state lives in JetStream, this order holds
 // across restarts and across several resultgate instances sharing the work.
 //
 // Delivery is at least once: a crash after the downstream stored a message but
@@ -372,9 +372,11 @@ func (f *Forwarder) handle(p string, l *link, msg jetstream.Msg) {
 		return
 	}
 	f.attempts.Add(1)
-	out, code := f.evaluate(ackBytes, err, controlID)
+	out, code := outUnreadable, hl7.AckCode("")
 	if instrErr != nil {
-		out, code, err = outUnreadable, "", instrErr
+		err = instrErr
+	} else {
+		out, code = f.evaluate(ackBytes, err, controlID)
 	}
 	ackStr := string(code)
 	if ackStr == "" {
