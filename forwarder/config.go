@@ -111,6 +111,14 @@ type Config struct {
 	Start string `yaml:"start"`
 	// ConsumerPrefix names the durable consumers "<prefix>-<partition>".
 	ConsumerPrefix string `yaml:"consumer_prefix"`
+	// ReleaseInstructions adds the release instructions of the feed message
+	// to the HL7 sent (an NTE with the note, a Z-segment with the rest; see
+	// AddInstructions). Nil means true: only a site that needs the sender's
+	// bytes unchanged turns it off.
+	ReleaseInstructions *bool `yaml:"release_instructions"`
+	// ReleaseSegment is the name of that Z-segment, DefaultReleaseSegment
+	// when empty; another name serves a site whose senders already use ZRG.
+	ReleaseSegment string `yaml:"release_segment"`
 
 	// PartitionCount is the number of intake partitions (intake.partitions);
 	// LoadConfig copies it. Zero means hold.DefaultPartitions.
@@ -128,6 +136,7 @@ func DefaultConfig() Config {
 		Connections:            DefaultConnections,
 		Start:                  StartAll,
 		ConsumerPrefix:         DefaultConsumerPrefix,
+		ReleaseSegment:         DefaultReleaseSegment,
 		PartitionCount:         hold.DefaultPartitions,
 	}
 }
@@ -173,12 +182,22 @@ func (c Config) withDefaults() Config {
 	if c.PartitionCount == 0 {
 		c.PartitionCount = d.PartitionCount
 	}
+	if c.ReleaseSegment == "" {
+		c.ReleaseSegment = d.ReleaseSegment
+	}
 	return c
+}
+
+// InstructionsOn reports whether release instructions are added to the HL7
+// sent (release_instructions, true unless set to false).
+func (c Config) InstructionsOn() bool {
+	return c.ReleaseInstructions == nil || *c.ReleaseInstructions
 }
 
 var (
 	partitionToken = regexp.MustCompile(`^p[0-9]{2,4}$`)
 	consumerToken  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+	zSegmentName   = regexp.MustCompile(`^Z[A-Z0-9]{2}$`)
 )
 
 // Validate names the key of every problem found. A disabled forwarder is
@@ -226,6 +245,9 @@ func (c Config) Validate() error {
 	}
 	if !consumerToken.MatchString(c.ConsumerPrefix) {
 		bad("consumer_prefix", "must be 1-32 letters, digits, '-' or '_', got %q", c.ConsumerPrefix)
+	}
+	if !zSegmentName.MatchString(c.ReleaseSegment) {
+		bad("release_segment", "must be a Z-segment name: Z and two upper-case letters or digits, got %q", c.ReleaseSegment)
 	}
 	if c.PartitionCount < 1 || c.PartitionCount > 1024 {
 		bad("partitions", "intake.partitions must be between 1 and 1024, got %d", c.PartitionCount)

@@ -65,6 +65,44 @@ func TestLoadConfigUnknownKey(t *testing.T) {
 	}
 }
 
+func TestLoadConfigReleaseInstructions(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		on         bool
+		seg, err   string
+	}{
+		{"default on", "forwarder:\n  enabled: true\n  addr: x:1\n", true, "ZRG", ""},
+		{"off", "forwarder:\n  enabled: true\n  addr: x:1\n  release_instructions: false\n", false, "ZRG", ""},
+		{"on, other segment", "forwarder:\n  enabled: true\n  addr: x:1\n  release_instructions: true\n  release_segment: ZRX\n", true, "ZRX", ""},
+		{"not a boolean", "forwarder:\n  enabled: true\n  addr: x:1\n  release_instructions: sometimes\n", false, "",
+			"line 4: forwarder.release_instructions: must be true or false"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := config.Parse([]byte(tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fc, err := LoadConfig(c)
+			if tc.err != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tc.err) {
+					t.Errorf("LoadConfig error = %v, want prefix %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fc.InstructionsOn() != tc.on || fc.withDefaults().ReleaseSegment != tc.seg {
+				t.Errorf("release_instructions = %v, release_segment = %q; want %v, %q", fc.InstructionsOn(), fc.withDefaults().ReleaseSegment, tc.on, tc.seg)
+			}
+		})
+	}
+	// A Config built in code (zero fields) adds instructions too.
+	if c := (Config{}); !c.InstructionsOn() || c.withDefaults().ReleaseSegment != DefaultReleaseSegment {
+		t.Error("zero Config does not default to release instructions with ZRG")
+	}
+}
+
 func TestValidate(t *testing.T) {
 	ok := Config{Enabled: true, Addr: "127.0.0.1:2575"}
 	for _, tc := range []struct {
@@ -91,6 +129,8 @@ func TestValidate(t *testing.T) {
 		{"partition token", func(c *Config) { c.Partitions = []string{"x1"} }, `forwarder.partitions[0]: must be a partition token such as p00, got "x1"`},
 		{"partition out of range", func(c *Config) { c.Partitions = []string{"p16"} }, `forwarder.partitions[0]: "p16" is not one of the 16 intake partitions`},
 		{"partition twice", func(c *Config) { c.Partitions = []string{"p01", "p01"} }, `forwarder.partitions[1]: "p01" is listed twice`},
+		{"release segment", func(c *Config) { c.ReleaseSegment = "OBX" }, `forwarder.release_segment: must be a Z-segment name: Z and two upper-case letters or digits, got "OBX"`},
+		{"release segment lower case", func(c *Config) { c.ReleaseSegment = "zrg" }, `forwarder.release_segment: must be a Z-segment name: Z and two upper-case letters or digits, got "zrg"`},
 		{"partition count", func(c *Config) { c.PartitionCount = 2000 }, `forwarder.partitions: intake.partitions must be between 1 and 1024, got 2000`},
 		{"several problems", func(c *Config) { c.Addr, c.Start = "x", "y" },
 			"forwarder.addr: must be host:port, got \"x\"\nforwarder.start: must be \"all\" or \"new\", got \"y\""},

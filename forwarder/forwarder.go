@@ -4,11 +4,13 @@
 //
 // Each partition of the feed (portal.hl7.<partition> in the PORTAL stream) has
 // a durable JetStream consumer with explicit acks and at most one message
-// pending. A message is sent unchanged (its MSH-10 is the original control ID),
-// and the JetStream message is acknowledged only after the downstream answered
-// AA or CA. Any other outcome leaves the message where it is: it is tried again
-// after an exponential back-off, and the partition's next message waits
-// behind it. Because the consumer state lives in JetStream, this order holds
+// pending. A message is sent as released, every original byte in place (its
+// MSH-10 is the original control ID), with the release instructions of its
+// feed headers added as an NTE and a Z-segment (AddInstructions; off with
+// Config.ReleaseInstructions false). The JetStream message is acknowledged
+// only after the downstream answered AA or CA. Any other outcome leaves the
+// message where it is: it is tried again after an exponential back-off, and
+// the partition's next message waits behind it. Because the consumer state lives in JetStream, this order holds
 // across restarts and across several resultgate instances sharing the work.
 //
 // Delivery is at least once: a crash after the downstream stored a message but
@@ -290,6 +292,25 @@ func (f *Forwarder) run(p string, cons jetstream.Consumer, l *link) {
 	}
 }
 
+// withInstructions returns data with the release instructions of the feed
+// message's headers h added (AddInstructions), or the reason they cannot be.
+// The rewrite is deterministic, so every attempt sends the same bytes.
+func (f *Forwarder) withInstructions(data []byte, h nats.Header, log zerolog.Logger) ([]byte, error) {
+	in, err := InstructionsFromHeader(h)
+	if err != nil {
+		return nil, err
+	}
+	out, replaced, err := AddInstructions(data, in, f.cfg.ReleaseSegment)
+	if err != nil {
+		return nil, err
+	}
+	if replaced > 0 {
+		log.Warn().Int("characters", replaced).
+			Msg("release instructions carry characters the message's character set (MSH-18) cannot represent; sent as '?'")
+	}
+	return out, nil
+}
+
 // outcome classifies one attempt.
 type outcome int
 
@@ -301,10 +322,11 @@ const (
 	outConn               // could not connect, or connection lost
 	outBadAck             // answer is not a usable ACK for this message
 	outUnsendable         // the bytes cannot be framed: never deliverable
+	outUnreadable         // the release instructions cannot be added: never deliverable
 )
 
 func (o outcome) String() string {
-	return [...]string{"delivered", "error", "rejected", "timeout", "connection", "bad-ack", "unsendable"}[o]
+	return [...]string{"delivered", "error", "rejected", "timeout", "connection", "bad-ack", "unsendable", "unreadable"}[o]
 }
 
 // handle makes one delivery attempt of msg and settles it.
@@ -331,8 +353,17 @@ func (f *Forwarder) handle(p string, l *link, msg jetstream.Msg) {
 	stopProgress := keepInProgress(msg)
 	defer stopProgress()
 
+	data := msg.Data()
+	var instrErr error
+	if f.cfg.InstructionsOn() {
+		data, instrErr = f.withInstructions(data, h, log)
+	}
+
 	start := time.Now()
-	ackBytes, err := l.send(f.sendCtx, msg.Data())
+	var ackBytes []byte
+	if instrErr == nil {
+		ackBytes, err = l.send(f.sendCtx, data)
+	}
 	latency := time.Since(start)
 	if f.sendCtx.Err() != nil || errors.Is(err, errLinkClosed) {
 		// Stop interrupted the attempt: give the message back at once so
@@ -343,7 +374,12 @@ func (f *Forwarder) handle(p string, l *link, msg jetstream.Msg) {
 		return
 	}
 	f.attempts.Add(1)
-	out, code := f.evaluate(ackBytes, err, controlID)
+	out, code := outUnreadable, hl7.AckCode("")
+	if instrErr != nil {
+		err = instrErr
+	} else {
+		out, code = f.evaluate(ackBytes, err, controlID)
+	}
 	ackStr := hl7.TruncateValue(string(code), maxLoggedAckCode, 0)
 	if ackStr == "" {
 		ackStr = "none"
@@ -390,6 +426,8 @@ func (f *Forwarder) handle(p string, l *link, msg jetstream.Msg) {
 	switch {
 	case out == outUnsendable:
 		giveUp, why = true, "the message contains an MLLP framing byte and can never be sent"
+	case out == outUnreadable:
+		giveUp, why = true, "its release instructions cannot be added to the HL7 (forwarder.release_instructions): "+detail
 	case out == outRejected && attempt >= f.cfg.MaxAttemptsBeforeAlert:
 		giveUp, why = true, fmt.Sprintf("downstream rejected it (%s) on attempt %d of %d", code, attempt, f.cfg.MaxAttemptsBeforeAlert)
 	case f.cfg.DeadAfter > 0 && attempt >= f.cfg.MaxAttemptsBeforeAlert && time.Since(meta.Timestamp) >= f.cfg.DeadAfter:

@@ -104,8 +104,9 @@ type downstream struct {
 	got    []string       // control IDs in arrival order, repeats included
 	seen   map[string]int // arrivals per control ID
 	answer func(ctl string, n int) string
-	frames chan string // each arrival's control ID, for tests that wait on one
-	certCN string      // the client certificate's CN of the last message (mutual TLS)
+	frames chan string       // each arrival's control ID, for tests that wait on one
+	certCN string            // the client certificate's CN of the last message (mutual TLS)
+	bytes  map[string][]byte // the bytes last received per control ID
 }
 
 func (d *downstream) HandleMessage(_ context.Context, peer mllp.Peer, frame []byte) []byte {
@@ -118,6 +119,7 @@ func (d *downstream) HandleMessage(_ context.Context, peer mllp.Peer, frame []by
 	d.got = append(d.got, ctl)
 	d.certCN = peer.ClientCertSubject
 	d.seen[ctl]++
+	d.bytes[ctl] = slices.Clone(frame)
 	code := "AA"
 	if d.answer != nil {
 		code = d.answer(ctl, d.seen[ctl])
@@ -151,6 +153,13 @@ func (d *downstream) received() []string {
 	return slices.Clone(d.got)
 }
 
+// frame returns the bytes last received with control ID ctl.
+func (d *downstream) frame(ctl string) []byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.bytes[ctl])
+}
+
 // startDownstream listens on addr ("127.0.0.1:0" for any port).
 func startDownstream(t *testing.T, addr string, answer func(ctl string, n int) string) *downstream {
 	t.Helper()
@@ -160,7 +169,7 @@ func startDownstream(t *testing.T, addr string, answer func(ctl string, n int) s
 // startDownstreamTLS is startDownstream speaking TLS with tc (nil: plain TCP).
 func startDownstreamTLS(t *testing.T, addr string, tc *tls.Config, answer func(ctl string, n int) string) *downstream {
 	t.Helper()
-	d := &downstream{seen: map[string]int{}, answer: answer, frames: make(chan string, 1024)}
+	d := &downstream{seen: map[string]int{}, bytes: map[string][]byte{}, answer: answer, frames: make(chan string, 1024)}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatalf("listen: %v", err)
