@@ -44,9 +44,16 @@ func retractionOf(m *hl7.Message, raw []byte, note string) []byte {
 		}
 		out = append(out, '\r')
 		if bytes.HasPrefix(seg, []byte("OBR")) && len(seg) > 3 && seg[3] == d.Field && note != "" {
+			// NTE-2 O (other system: resultgate, table 0105), NTE-4 PI
+			// (patient instructions, table 0364): the form the forwarder's
+			// release instructions use, so it does not add the note twice.
 			out = append(out, "NTE"...)
-			out = append(out, d.Field, '1', d.Field, d.Field)
+			out = append(out, d.Field, '1', d.Field, 'O', d.Field)
 			out = append(out, hl7.Escape(note, d)...)
+			out = append(out, d.Field, 'P', 'I', d.Component)
+			out = append(out, hl7.Escape("Patient Instructions", d)...)
+			out = append(out, d.Component)
+			out = append(out, "HL70364"...)
 			out = append(out, '\r')
 		}
 	}
