@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	portalfeed "github.com/resultgate/resultgate/router/feed"
+
 	"github.com/resultgate/resultgate/router/api"
 	"github.com/resultgate/resultgate/router/pipeline"
 
@@ -154,7 +156,7 @@ func (a *App) startPipeline(ctx context.Context, secret []byte) error {
 	if err := pipeline.EnsureBuckets(ctx, a.js, a.cfg.NATS.Replicas); err != nil {
 		return err
 	}
-	enc, err := pipeline.NewFHIREncoderOptions(fhirmap.Options{
+	enc, err := portalfeed.NewFHIREncoderOptions(fhirmap.Options{
 		Location: pol.Location(), Validate: a.cfg.FHIR.Validate,
 		Patient: a.cfg.FHIR.Patient, IdentifierSystems: a.cfg.FHIR.IdentifierSystems,
 	})

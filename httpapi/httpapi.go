@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/resultgate/resultgate/router/feed"
+
 	"github.com/resultgate/resultgate/router/pipeline"
 
 	"github.com/resultgate/resultgate/router/holdview"
@@ -53,11 +55,11 @@ type Service interface {
 	GetConsent(ctx context.Context, patient string) (store.ConsentRecord, error)
 	ConsentVersion(ctx context.Context, key string, rev uint64) (store.ConsentRecord, error)
 	Audit(ctx context.Context, q audit.Query) ([]audit.Event, error)
-	Releases(ctx context.Context, q pipeline.ReleasesQuery) ([]pipeline.FeedRecord, error)
+	Releases(ctx context.Context, q feed.ReleasesQuery) ([]feed.FeedRecord, error)
 	RecordAccess(ctx context.Context, e pipeline.AccessEvent) error
 	InboundMessage(ctx context.Context, h *hold.Hold) ([]byte, error)
 	Triage(ctx context.Context, limit int) ([]dead.Record, error)
-	DeadDiscard(ctx context.Context, req pipeline.DiscardRequest) (dead.Record, error)
+	DeadDiscard(ctx context.Context, req dead.DiscardRequest) (dead.Record, error)
 }
 
 // Authenticator checks a request's credentials.
@@ -535,7 +537,7 @@ func (a *API) placeHold(w http.ResponseWriter, r *http.Request, p auth.Principal
 // &limit=): hold ID, control ID, patient key, path, actor, time, how the
 // patient is told; never the result itself. The read is audited.
 func (a *API) releases(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	q := pipeline.ReleasesQuery{Path: hold.ReleasePath(r.URL.Query().Get("path"))}
+	q := feed.ReleasesQuery{Path: hold.ReleasePath(r.URL.Query().Get("path"))}
 	if s := r.URL.Query().Get("since"); s != "" {
 		t, _, err := ParseWhen(s, time.Now())
 		if err != nil {
@@ -561,7 +563,7 @@ func (a *API) releases(w http.ResponseWriter, r *http.Request, p auth.Principal)
 		return err
 	}
 	if recs == nil {
-		recs = []pipeline.FeedRecord{}
+		recs = []feed.FeedRecord{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"releases": recs})
 	return nil

@@ -5,8 +5,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/resultgate/resultgate/router/dead"
+
 	"github.com/resultgate/resultgate/auth"
-	"github.com/resultgate/resultgate/router/pipeline"
 )
 
 // triageRoles may see and close the triage list: on-call, who is notified of
@@ -44,7 +45,7 @@ func (a *API) discardTriage(w http.ResponseWriter, r *http.Request, p auth.Princ
 	if strings.TrimSpace(b.Reason) == "" {
 		return newErr(http.StatusUnprocessableEntity, "reason_required", "a discard needs a reason (e.g. corrected and resent by the sender)")
 	}
-	rec, err := a.svc.DeadDiscard(r.Context(), pipeline.DiscardRequest{Seq: seq, By: p.Name, Role: string(p.Role), Reason: b.Reason})
+	rec, err := a.svc.DeadDiscard(r.Context(), dead.DiscardRequest{Seq: seq, By: p.Name, Role: string(p.Role), Reason: b.Reason})
 	if err != nil {
 		return err
 	}

@@ -6,18 +6,22 @@
 //	router/api       the NATS request/reply API (resultgate.api.<op>) over
 //	                 pipeline.Service; started by app beside httpapi.
 //	router/pipeline  everything after the intake: the classify step (policy
-//	                 adapter, decision, hold or release), the release gate (the
-//	                 one function that writes the portal feed, and the FHIR
-//	                 encoder), the scheduler (deadlines, reminders,
-//	                 escalations) and Service, the Go API that httpapi,
-//	                 router/api and the CLI use.
+//	                 adapter, decision, hold or release, retractions), the
+//	                 scheduler (deadlines, reminders, escalations),
+//	                 clinicians' determinations, and Service, the Go API that
+//	                 httpapi, router/api and the CLI use.
+//	router/compliance the compliance report's inputs, read from the stores.
+//	router/feed      the portal feed: the gate (the one function that writes
+//	                 it, and the reconciler), the FHIR encoder and the
+//	                 release-path → reason mapping, synthesised retractions,
+//	                 and the listing of what went out.
 //	router/intake    the MLLP handler: bound, parse MSH/PID, store in HL7_IN,
 //	                 then ACK (HL7 v2.x chapter 2 original and enhanced modes).
 //	router/holdview  the in-memory view of the holds bucket: lists, provider
 //	                 and patient indexes, and the timer heap the scheduler reads.
 //	router/notify    clinician and on-call notifications (NOTIFY).
 //	router/dead      the dead letters (DEAD, hl7.dead.<reason>): store, list,
-//	                 replay; PHI-free reasons.
+//	                 replay, the triage desk (discards); PHI-free reasons.
 //	router/audit     the append-only audit trail (AUDIT, audit.<kind>.<bucket>).
 //	router/store     the KV record stores: holds (compare-and-set), Consents,
 //	                 determinations, the orders index, patient history.
@@ -28,7 +32,7 @@
 //	                 determinations, IDs and keyed hashes. Pure: no I/O.
 //
 // Who owns what: a subject or header is declared in router/bus (wire.go); a
-// hold state transition is performed by router/pipeline (the gate for
-// releases, the classify step for creation, supersession and withdrawal) and
+// hold state transition is performed by router/feed's gate (releases) or
+// router/pipeline (creation, supersession and withdrawal) and
 // stored by router/store; the names of states and paths are router/hold's.
 package router

@@ -24,6 +24,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/resultgate/resultgate/router/feed"
+
 	"github.com/resultgate/resultgate/router/dead"
 
 	"github.com/resultgate/resultgate/router/api"
@@ -621,7 +623,7 @@ is audited and leaves the record on DEAD. --open lists what still waits.
 				return &exitError{code: 2, err: fmt.Errorf("SEQ: want the DEAD stream sequence from `resultgate dead list`, got %q", args[0])}
 			}
 			var rec dead.Record
-			if err := nf.call(cmd.Context(), "dead.discard", pipeline.DiscardRequest{Seq: seq, By: discardBy, Reason: discardReason}, &rec); err != nil {
+			if err := nf.call(cmd.Context(), "dead.discard", dead.DiscardRequest{Seq: seq, By: discardBy, Reason: discardReason}, &rec); err != nil {
 				return err
 			}
 			if nf.json {
@@ -686,7 +688,7 @@ reason; every read and every refused request.
 
 func newReleasesCmd() *cobra.Command {
 	var nf natsFlags
-	var q pipeline.ReleasesQuery
+	var q feed.ReleasesQuery
 	var since, path string
 	cmd := &cobra.Command{
 		Use:   "releases [--since TIME] [--path PATH]",
@@ -712,7 +714,7 @@ release path, actor, time and how the patient is told; never the result itself.
 			if path != "" && !slices.Contains(hold.ReleasePaths, q.Path) {
 				return &exitError{code: 2, err: fmt.Errorf("--path %q: not a release path", path)}
 			}
-			var recs []pipeline.FeedRecord
+			var recs []feed.FeedRecord
 			if err := nf.call(cmd.Context(), bus.OpReleasesList, q, &recs); err != nil {
 				return err
 			}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/resultgate/resultgate/router/feed"
+
 	"github.com/resultgate/resultgate/router/dead"
 
 	"github.com/resultgate/resultgate/router/pipeline"
@@ -277,10 +279,10 @@ func (srv *Server) handle(ctx context.Context, op string, body []byte) (json.Raw
 	case bus.OpDeadList:
 		var r DeadListRequest
 		if err = decodeReq(body, &r); err == nil {
-			out, err = s.DeadFind(ctx, pipeline.DeadQuery{Reason: r.Reason, Open: r.Open, Limit: r.Limit})
+			out, err = s.DeadFind(ctx, dead.Query{Reason: r.Reason, Open: r.Open, Limit: r.Limit})
 		}
 	case bus.OpDeadDiscard:
-		var r pipeline.DiscardRequest
+		var r dead.DiscardRequest
 		if err = decodeReq(body, &r); err == nil {
 			out, err = s.DeadDiscard(ctx, r)
 		}
@@ -290,7 +292,7 @@ func (srv *Server) handle(ctx context.Context, op string, body []byte) (json.Raw
 			out, err = s.DeadReplay(ctx, r.Seq, r.By)
 		}
 	case bus.OpReleasesList:
-		var q pipeline.ReleasesQuery
+		var q feed.ReleasesQuery
 		if err = decodeReq(body, &q); err == nil {
 			out, err = s.Releases(ctx, q)
 		}

@@ -19,6 +19,12 @@ import (
 	"github.com/resultgate/resultgate/router/hold"
 )
 
+// ActionNotDelivered is the action of the audit event of a result that did
+// not reach the portal feed (dead-lettered by the classify step, or released
+// but unpublishable): the compliance trail shows what was decided and that it
+// was not delivered, linked by hold ID and control ID.
+const ActionNotDelivered = "not-delivered"
+
 // Event is one entry of the append-only audit trail.
 type Event struct {
 	Kind       string    `json:"kind"`

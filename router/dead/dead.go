@@ -19,6 +19,21 @@ import (
 	"github.com/resultgate/resultgate/router/hold"
 )
 
+// Permanent marks a failure that retrying cannot fix: the message goes to the
+// dead letters at once with Reason (a hl7.dead.<reason> token).
+type Permanent struct {
+	Reason string
+	Err    error
+}
+
+func (e *Permanent) Error() string { return e.Reason + ": " + e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *Permanent) Unwrap() error { return e.Err }
+
+// NewPermanent returns err marked permanent with reason.
+func NewPermanent(reason string, err error) error { return &Permanent{Reason: reason, Err: err} }
+
 // ErrNotFound means no dead-letter record has the given sequence.
 var ErrNotFound = errors.New("dead-letter record not found")
 

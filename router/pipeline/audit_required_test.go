@@ -107,7 +107,7 @@ func TestDecidedButNotDelivered(t *testing.T) {
 		switch {
 		case ev.Kind == bus.AuditDecision && ev.Action == "release" && ev.ControlID == "ND1":
 			decided = true
-		case ev.Kind == bus.AuditDead && ev.Action == ActionNotDelivered && ev.ControlID == "ND1" && ev.HoldID == holdOf("ND1"):
+		case ev.Kind == bus.AuditDead && ev.Action == audit.ActionNotDelivered && ev.ControlID == "ND1" && ev.HoldID == holdOf("ND1"):
 			notDelivered = true
 		}
 	}

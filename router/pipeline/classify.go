@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/resultgate/resultgate/router/feed"
+
 	"github.com/resultgate/resultgate/router/dead"
 	"github.com/resultgate/resultgate/router/notify"
 
@@ -48,24 +50,6 @@ type PooledPolicy interface {
 	ReportPooled(m *hl7.Message) (r *policy.Report, release func(), err error)
 	ClassifyPooled(r *policy.Report, h policy.History) (c policy.Classification, release func())
 }
-
-// ActionNotDelivered is the action of the audit event of a result that did
-// not reach the portal feed (dead-lettered by the classify step, or released
-// but unpublishable): the compliance trail shows what was decided and that it
-// was not delivered, linked by hold ID and control ID.
-const ActionNotDelivered = "not-delivered"
-
-// permanentError marks a failure that retrying cannot fix: the message goes to
-// the DEAD stream at once with reason.
-type permanentError struct {
-	reason string
-	err    error
-}
-
-func (e *permanentError) Error() string { return e.reason + ": " + e.err.Error() }
-func (e *permanentError) Unwrap() error { return e.err }
-
-func permanent(reason string, err error) error { return &permanentError{reason: reason, err: err} }
 
 // consumerName returns the durable classify consumer of a partition.
 func consumerName(partition string) string { return "classify-" + partition }
@@ -109,12 +93,12 @@ func (s *Service) handleInbound(ctx context.Context, msg jetstream.Msg) {
 		s.metrics.outcome("acked")
 		return
 	}
-	var pe *permanentError
+	var pe *dead.Permanent
 	reason, detail := bus.DeadRetries, dead.SafeDetail(perr, "processing failed repeatedly")
 	toDead := false
 	switch {
 	case errors.As(perr, &pe):
-		reason, detail, toDead = pe.reason, dead.SafeDetail(pe.err, pe.reason+" failed"), true
+		reason, detail, toDead = pe.Reason, dead.SafeDetail(pe.Err, pe.Reason+" failed"), true
 	case int(meta.NumDelivered) >= s.cfg.Holds.MaxDeliver:
 		toDead = true
 	}
@@ -143,7 +127,7 @@ func (s *Service) handleInbound(ctx context.Context, msg jetstream.Msg) {
 	}
 	if err := s.audit.Record(ctx, "dead-"+strconv.FormatUint(meta.Sequence.Stream, 10), audit.Event{
 		Kind: bus.AuditDead, HoldID: holdID, MsgID: msgID, ControlID: msg.Headers().Get(bus.HeaderHL7ControlID),
-		InboundSeq: meta.Sequence.Stream, Action: ActionNotDelivered,
+		InboundSeq: meta.Sequence.Stream, Action: audit.ActionNotDelivered,
 		Reason: reason + ": " + detail, Actor: "resultgate", Role: hold.RoleSystem, DeadSeq: deadSeq,
 	}); err != nil {
 		log.Error().Err(err).Msg("auditing the dead letter failed; nak")
@@ -202,7 +186,7 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 	// in.raw is the NATS message's own buffer, never written: parse it in place.
 	m, err := hl7.ParseWithOptions(in.raw, hl7.ParseOptions{NoCopy: true})
 	if err != nil {
-		return permanent(bus.DeadParse, err)
+		return dead.NewPermanent(bus.DeadParse, err)
 	}
 	in.msg = m
 	in.ref.ControlID = m.ControlID()
@@ -218,7 +202,7 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 		r, err = s.policy.Report(m)
 	}
 	if err != nil {
-		return permanent(bus.DeadPolicy, err)
+		return dead.NewPermanent(bus.DeadPolicy, err)
 	}
 	if r.ReceivedAt.IsZero() {
 		r.ReceivedAt = receivedAt(msg.Headers().Get(bus.HeaderReceivedAt), meta.Timestamp)
@@ -229,7 +213,7 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 		// Nothing is released that cannot be attributed to one patient
 		// (DESIGN non-negotiable 11): no hold, no release; the message
 		// waits in triage (DEAD, reason unattributed) for an operator.
-		return permanent(bus.DeadUnattributed, dead.ErrUnattributed)
+		return dead.NewPermanent(bus.DeadUnattributed, dead.ErrUnattributed)
 	}
 	if len(r.Orders) > 0 {
 		in.order = s.orderOf(m, r)
@@ -349,9 +333,9 @@ func (s *Service) applyDecision(ctx context.Context, in *inboundContext, c polic
 			// every feed it reached gets the withdrawal, after it on the same
 			// partition subject, linked to it. The FHIR Bundle of the
 			// withdrawal has the same resource ids, entered-in-error.
-			if err := s.gate.emit(ctx, emitRequest{
-				holdID: in.holdID, inbound: in.ref, patientKey: in.patientKey, raw: in.raw, msg: m, retracts: prior.HoldID,
-				rel: hold.ReleaseInfo{Path: hold.PathRetraction, Actor: "resultgate", Role: hold.RoleSystem,
+			if err := s.gate.Emit(ctx, feed.Emit{
+				HoldID: in.holdID, Inbound: in.ref, PatientKey: in.patientKey, Raw: in.raw, Msg: m, Retracts: prior.HoldID,
+				Rel: hold.ReleaseInfo{Path: hold.PathRetraction, Actor: "resultgate", Role: hold.RoleSystem,
 					Reason: "withdrawn by the sender: the released version is retracted", Notify: policy.NotifyQuiet, At: in.now},
 			}); err != nil {
 				return err
@@ -369,9 +353,9 @@ func (s *Service) applyDecision(ctx context.Context, in *inboundContext, c polic
 		if d.Disposition == policy.DispositionReleaseCorrection {
 			path, reason = hold.PathCorrection, "correction of a result already released"
 		}
-		if err := s.gate.emit(ctx, emitRequest{
-			holdID: in.holdID, inbound: in.ref, patientKey: in.patientKey, raw: in.raw, msg: m,
-			rel: hold.ReleaseInfo{Path: path, Actor: "resultgate", Role: hold.RoleSystem, Reason: reason, Note: d.Note, Notify: d.Notify, At: in.now},
+		if err := s.gate.Emit(ctx, feed.Emit{
+			HoldID: in.holdID, Inbound: in.ref, PatientKey: in.patientKey, Raw: in.raw, Msg: m,
+			Rel: hold.ReleaseInfo{Path: path, Actor: "resultgate", Role: hold.RoleSystem, Reason: reason, Note: d.Note, Notify: d.Notify, At: in.now},
 		}); err != nil {
 			return err
 		}
@@ -392,14 +376,14 @@ func (s *Service) applyDecision(ctx context.Context, in *inboundContext, c polic
 // corrected content and the plain-language revision note, goes to every feed
 // the release reached, linked to it.
 func (s *Service) retractForRevision(ctx context.Context, in *inboundContext, prior *policy.Prior, d policy.Decision) error {
-	raw := retractionOf(in.msg, in.raw, d.RevisionNote)
+	raw := feed.RetractionOf(in.msg, in.raw, d.RevisionNote)
 	m, err := hl7.Parse(raw)
 	if err != nil {
-		return permanent(bus.DeadInternal, fmt.Errorf("building the retraction of %s: %w", prior.HoldID, err))
+		return dead.NewPermanent(bus.DeadInternal, fmt.Errorf("building the retraction of %s: %w", prior.HoldID, err))
 	}
-	return s.gate.emit(ctx, emitRequest{
-		holdID: in.holdID, inbound: in.ref, patientKey: in.patientKey, raw: raw, msg: m, retracts: prior.HoldID,
-		rel: hold.ReleaseInfo{Path: hold.PathRetraction, Actor: "resultgate", Role: hold.RoleSystem,
+	return s.gate.Emit(ctx, feed.Emit{
+		HoldID: in.holdID, Inbound: in.ref, PatientKey: in.patientKey, Raw: raw, Msg: m, Retracts: prior.HoldID,
+		Rel: hold.ReleaseInfo{Path: hold.PathRetraction, Actor: "resultgate", Role: hold.RoleSystem,
 			Reason: "corrected by the sender; the correction is held: the released version is retracted", Note: d.RevisionNote,
 			Notify: policy.NotifyQuiet, At: in.now},
 	})

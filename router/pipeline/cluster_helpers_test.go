@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resultgate/resultgate/router/feed"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -76,7 +78,7 @@ func newClusterPipeEnv(t *testing.T, nc *nats.Conn) *pipeEnv {
 	hc := DefaultHoldsConfig()
 	hc.SchedulerTick, hc.ReconcileEvery = 10*time.Millisecond, 200*time.Millisecond
 	hc.AckWait, hc.MaxDeliver, hc.RetryBackoff = 2*time.Second, 100, []time.Duration{100 * time.Millisecond}
-	e.cfg = Config{Holds: hc, Partitions: testPartitions, Secret: pipeSecret, Policy: e.policy, FHIR: NewFHIREncoder(time.UTC, "", true), Clock: e.clock, Replicas: 3, Logger: zerolog.Nop()}
+	e.cfg = Config{Holds: hc, Partitions: testPartitions, Secret: pipeSecret, Policy: e.policy, FHIR: feed.NewFHIREncoder(time.UTC, "", true), Clock: e.clock, Replicas: 3, Logger: zerolog.Nop()}
 	return e
 }
 

@@ -32,7 +32,7 @@ func (in *inboundContext) parsed() *parsedInbound {
 // parseStored fetches inbound message ref from HL7_IN and parses it (a
 // fetched copy, read in place).
 func (s *Service) parseStored(ctx context.Context, ref hold.InboundRef) (*parsedInbound, error) {
-	st, err := s.gate.inStream(ctx)
+	st, err := s.gate.InStream(ctx)
 	if err != nil {
 		return nil, err
 	}

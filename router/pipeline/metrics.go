@@ -110,3 +110,12 @@ func (m *Metrics) round() {
 	m.rounds++
 	m.mu.Unlock()
 }
+
+// Released counts a result published on path (feed.Metrics).
+func (m *Metrics) Released(path hold.ReleasePath) { m.releases(path) }
+
+// Dead counts a dead letter by reason (feed.Metrics).
+func (m *Metrics) Dead(reason string) { m.dead(reason) }
+
+// ReconcileRound counts one reconciler round (feed.Metrics).
+func (m *Metrics) ReconcileRound() { m.round() }

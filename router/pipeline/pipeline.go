@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/resultgate/resultgate/router/feed"
+
 	"github.com/resultgate/resultgate/router/dead"
 	"github.com/resultgate/resultgate/router/hold"
 	"github.com/resultgate/resultgate/router/notify"
@@ -169,7 +171,7 @@ type Config struct {
 	Policy Policy
 	// FHIR maps a release to the FHIR Bundle of the feed; nil publishes the
 	// HL7 feed only.
-	FHIR FHIREncoder
+	FHIR feed.FHIREncoder
 	// Clock defaults to the system clock.
 	Clock Clock
 	// Replicas of the pipeline's own buckets (determinations, orders).
@@ -277,7 +279,7 @@ func (p *Pipeline) Start(ctx context.Context) error {
 		dets: store.NewDeterminations(kvs[bus.KVDeterminations]), orders: store.NewOrders(kvs[bus.KVOrders]),
 		metrics: metrics,
 	}
-	s.gate = &Gate{js: p.js, holds: s.holds, view: s.view, audit: s.audit, fhir: p.cfg.FHIR, history: s.history, feedsPatients: p.cfg.Holds.feedsPatients, log: p.log, m: metrics, kick: make(chan struct{}, 1)}
+	s.gate = feed.New(feed.Config{JS: p.js, Holds: s.holds, View: s.view, Audit: s.audit, FHIR: p.cfg.FHIR, History: s.history, FeedsPatients: p.cfg.Holds.feedsPatients, Log: p.log, Metrics: metrics})
 	p.svc = s
 
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -312,7 +314,10 @@ func (p *Pipeline) Start(ctx context.Context) error {
 		go debug.FreeOSMemory()
 	}
 	p.wg.Add(2)
-	go func() { defer p.wg.Done(); s.gate.runReconciler(runCtx, p.cfg.Clock, p.cfg.Holds.ReconcileEvery) }()
+	go func() {
+		defer p.wg.Done()
+		s.gate.RunReconciler(runCtx, p.cfg.Clock.NewTicker, p.cfg.Holds.ReconcileEvery)
+	}()
 	go func() { defer p.wg.Done(); s.runScheduler(runCtx, p.cfg.Holds.SchedulerTick) }()
 
 	for _, part := range hold.PartitionTokens(p.cfg.Partitions) {

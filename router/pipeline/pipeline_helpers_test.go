@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resultgate/resultgate/router/feed"
+
 	"github.com/resultgate/resultgate/router/notify"
 
 	"github.com/nats-io/nats.go"
@@ -254,7 +256,7 @@ func newPipeEnv(t testing.TB, mod ...func(*Config)) *pipeEnv {
 	hc.MaxDeliver = 3
 	hc.Covering = map[string][]string{"DRSMITH": {"DRJONES"}}
 	e.cfg = Config{
-		Holds: hc, Partitions: testPartitions, Secret: pipeSecret, Policy: e.policy, FHIR: NewFHIREncoder(time.UTC, "", true),
+		Holds: hc, Partitions: testPartitions, Secret: pipeSecret, Policy: e.policy, FHIR: feed.NewFHIREncoder(time.UTC, "", true),
 		Clock: e.clock, Logger: zerolog.Nop(),
 	}
 	for _, m := range mod {

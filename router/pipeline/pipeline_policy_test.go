@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resultgate/resultgate/router/feed"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -30,7 +32,7 @@ func realPolicyEnv(t *testing.T, policyYAML string) *pipeEnv {
 	}
 	return newPipeEnv(t, func(c *Config) {
 		c.Policy = pol
-		c.FHIR = NewFHIREncoder(time.UTC, "", true)
+		c.FHIR = feed.NewFHIREncoder(time.UTC, "", true)
 	})
 }
 

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resultgate/resultgate/router/feed"
+
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
@@ -91,11 +93,11 @@ func TestWithdrawalOfReleasedResultIsRetracted(t *testing.T) {
 	if len(orig["DiagnosticReport"]) == 0 || len(orig["Observation"]) == 0 {
 		t.Fatalf("release Bundle without report or observations: %v", orig)
 	}
-	recs, err := s.Releases(testutil.Ctx(t), ReleasesQuery{})
+	recs, err := s.Releases(testutil.Ctx(t), feed.ReleasesQuery{})
 	if err != nil || len(recs) != 2 || recs[0].Path != hold.PathImmediate || recs[1].Path != hold.PathRetraction || recs[1].Retracts != recs[0].HoldID {
 		t.Fatalf("Releases = %+v, %v; want the release and its retraction", recs, err)
 	}
-	if only, _ := s.Releases(testutil.Ctx(t), ReleasesQuery{Path: hold.PathRetraction}); len(only) != 1 {
+	if only, _ := s.Releases(testutil.Ctx(t), feed.ReleasesQuery{Path: hold.PathRetraction}); len(only) != 1 {
 		t.Errorf("Releases(path retraction) = %+v", only)
 	}
 }

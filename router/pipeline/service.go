@@ -9,6 +9,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/resultgate/resultgate/report"
+	"github.com/resultgate/resultgate/router/compliance"
+
+	"github.com/resultgate/resultgate/router/feed"
+
 	"github.com/resultgate/resultgate/router/dead"
 	"github.com/resultgate/resultgate/router/notify"
 
@@ -42,7 +47,7 @@ type Service struct {
 	js       jetstream.JetStream
 	holds    *store.Holds
 	view     *holdview.View
-	gate     *Gate
+	gate     *feed.Gate
 	audit    *audit.Trail
 	notifier *notify.Notifier
 	dead     *dead.Letters
@@ -330,4 +335,38 @@ func (s *Service) Metrics() MetricsSnapshot {
 	m := s.metrics.Snapshot()
 	m.AuditRetries = s.audit.Retries()
 	return m
+}
+
+// Releases lists what the patient feed carries (feed.Releases): results
+// released at once, holds released, retractions.
+func (s *Service) Releases(ctx context.Context, q feed.ReleasesQuery) ([]feed.FeedRecord, error) {
+	return feed.Releases(ctx, s.js, q)
+}
+
+// Report builds the compliance report for holds created in [since, until)
+// (router/compliance).
+func (s *Service) Report(ctx context.Context, since, until time.Time) (*report.Report, error) {
+	b := compliance.Builder{JS: s.js, Holds: s.holds, Policy: s.policy, Now: s.clock.Now, Log: s.log}
+	return b.Report(ctx, since, until)
+}
+
+// desk is the triage desk over the pipeline's dead letters.
+func (s *Service) desk() *dead.Desk {
+	return &dead.Desk{Letters: s.dead, Audit: s.audit, Now: s.clock.Now}
+}
+
+// DeadFind lists dead-letter records by reason, with operators' discards
+// (dead.Desk.Find).
+func (s *Service) DeadFind(ctx context.Context, q dead.Query) ([]dead.Record, error) {
+	return s.desk().Find(ctx, q)
+}
+
+// Triage lists the open results that name no patient (dead.Desk.Triage).
+func (s *Service) Triage(ctx context.Context, limit int) ([]dead.Record, error) {
+	return s.desk().Triage(ctx, limit)
+}
+
+// DeadDiscard discards a dead-letter record, audited (dead.Desk.Discard).
+func (s *Service) DeadDiscard(ctx context.Context, req dead.DiscardRequest) (dead.Record, error) {
+	return s.desk().Discard(ctx, req)
 }

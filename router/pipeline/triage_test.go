@@ -97,7 +97,7 @@ func TestUnattributedResultsGoToTriage(t *testing.T) {
 	}
 	e.waitSettled()
 
-	recs, err := s.DeadFind(ctx, DeadQuery{Reason: bus.DeadUnattributed})
+	recs, err := s.DeadFind(ctx, dead.Query{Reason: bus.DeadUnattributed})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,18 +205,18 @@ func TestTriageDiscard(t *testing.T) {
 	if _, err := s.DeadReplay(ctx, a.Seq, "ops"); !errors.Is(err, hold.ErrBadRequest) || !strings.Contains(err.Error(), "dead discard") {
 		t.Errorf("replay of an unattributed record: %v, want a refusal naming dead discard", err)
 	}
-	if _, err := s.DeadDiscard(ctx, DiscardRequest{Seq: a.Seq, By: "ops"}); !errors.Is(err, hold.ErrReasonRequired) {
+	if _, err := s.DeadDiscard(ctx, dead.DiscardRequest{Seq: a.Seq, By: "ops"}); !errors.Is(err, hold.ErrReasonRequired) {
 		t.Errorf("discard without a reason: %v", err)
 	}
-	if _, err := s.DeadDiscard(ctx, DiscardRequest{Seq: a.Seq, Reason: "resent"}); !errors.Is(err, hold.ErrBadRequest) {
+	if _, err := s.DeadDiscard(ctx, dead.DiscardRequest{Seq: a.Seq, Reason: "resent"}); !errors.Is(err, hold.ErrBadRequest) {
 		t.Errorf("discard without by: %v", err)
 	}
-	if _, err := s.DeadDiscard(ctx, DiscardRequest{Seq: 999, By: "ops", Reason: "resent"}); !errors.Is(err, dead.ErrNotFound) {
+	if _, err := s.DeadDiscard(ctx, dead.DiscardRequest{Seq: 999, By: "ops", Reason: "resent"}); !errors.Is(err, dead.ErrNotFound) {
 		t.Errorf("discard of a missing record: %v", err)
 	}
 
 	const why = "corrected by the LIS and resent as TRIAGE-A2"
-	got, err := s.DeadDiscard(ctx, DiscardRequest{Seq: a.Seq, By: "ops-anna", Role: hold.RoleOnCall, Reason: why})
+	got, err := s.DeadDiscard(ctx, dead.DiscardRequest{Seq: a.Seq, By: "ops-anna", Role: hold.RoleOnCall, Reason: why})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func TestTriageDiscard(t *testing.T) {
 		t.Fatalf("discarded record %+v", got)
 	}
 	e.clock.Advance(time.Minute)
-	again, err := s.DeadDiscard(ctx, DiscardRequest{Seq: a.Seq, By: "ops-ben", Reason: "again"})
+	again, err := s.DeadDiscard(ctx, dead.DiscardRequest{Seq: a.Seq, By: "ops-ben", Reason: "again"})
 	if err != nil || again.Discarded == nil || again.Discarded.By != "ops-anna" {
 		t.Fatalf("second discard: %v %+v, want the first discard unchanged", err, again)
 	}
@@ -245,7 +245,7 @@ func TestTriageDiscard(t *testing.T) {
 	if len(open) != 1 || open[0].InboundSeq != inB {
 		t.Fatalf("triage list after the discard %+v, want only inbound %d", open, inB)
 	}
-	kept, err := s.DeadFind(ctx, DeadQuery{Reason: bus.DeadUnattributed})
+	kept, err := s.DeadFind(ctx, dead.Query{Reason: bus.DeadUnattributed})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,14 +309,14 @@ func TestTriageNoticeSurvivesAFailedPublish(t *testing.T) {
 	}
 	testutil.Eventually(t, 30*time.Second, "redelivered while NOTIFY is missing", func() bool {
 		info, err := c.Info(ctx)
-		recs, _ := s.DeadFind(ctx, DeadQuery{Reason: bus.DeadUnattributed})
+		recs, _ := s.DeadFind(ctx, dead.Query{Reason: bus.DeadUnattributed})
 		return err == nil && info.NumRedelivered > 0 && info.NumAckPending == 1 && len(recs) == 1
 	})
 	if err := bus.EnsureStreams(ctx, e.js.JS, bus.StreamsConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	e.waitSettled()
-	recs, err := s.DeadFind(ctx, DeadQuery{Reason: bus.DeadUnattributed})
+	recs, err := s.DeadFind(ctx, dead.Query{Reason: bus.DeadUnattributed})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,7 +64,7 @@ func TestReleaseOfUnmappableResult(t *testing.T) {
 	if n := s.Metrics().Dead["unpublishable"]; n != 1 {
 		t.Errorf("dead_letters_total{reason=unpublishable} = %d, want 1", n)
 	}
-	if hs := p.Service().gate.view.Unpublished(); len(hs) != 0 {
+	if hs := p.Service().gate.View.Unpublished(); len(hs) != 0 {
 		t.Errorf("the reconciler still has %d holds to publish", len(hs))
 	}
 }

@@ -1,4 +1,4 @@
-package pipeline
+package feed
 
 import (
 	"context"
@@ -38,44 +38,67 @@ type FHIREncoder func(m *hl7.Message, holdID string, rel hold.ReleaseInfo, bases
 // released once however many actors race, and the reconciler finishes any
 // release whose publish did not complete.
 type Gate struct {
-	js    jetstream.JetStream
-	holds *store.Holds
-	view  *holdview.View
-	audit *audit.Trail
-	fhir  FHIREncoder
-	// history records a malignancy once the patient has seen it.
-	history *store.History
-	// feedsPatients says which MSH-11 processing IDs reach the patient feed
-	// (HoldsConfig.PatientFeedProcessingIDs); the rest go to the test feed.
-	feedsPatients func(processingID string) bool
-	log           zerolog.Logger
-	m             *Metrics
-	kick          chan struct{}
-	inMu          sync.Mutex
-	inbuf         jetstream.Stream
+	Config
+	kick  chan struct{}
+	inMu  sync.Mutex
+	inbuf jetstream.Stream
 }
 
-// emitRequest is one result to put on the portal feed.
-type emitRequest struct {
-	holdID     string
-	inbound    hold.InboundRef
-	patientKey string
-	raw        []byte       // nil: fetched from HL7_IN by inbound.Seq
-	msg        *hl7.Message // nil: parsed from raw
-	rel        hold.ReleaseInfo
-	bases      []hold.Basis
-	// retracts is, for a retraction, the hold ID of the release taken back.
-	retracts string
+// Metrics are the counters the gate moves (pipeline.Metrics implements it).
+type Metrics interface {
+	// Released counts a result published on path.
+	Released(path hold.ReleasePath)
+	// Dead counts a dead letter (here: a release that cannot be published).
+	Dead(reason string)
+	// ReconcileRound counts one reconciler round.
+	ReconcileRound()
 }
 
-// inStream returns (and caches) the HL7_IN stream handle.
-func (g *Gate) inStream(ctx context.Context) (jetstream.Stream, error) {
+// Ticker returns a channel of ticks every d and a stop function (the
+// pipeline's injected clock).
+type Ticker func(d time.Duration) (<-chan time.Time, func())
+
+// Config is what the gate writes with and to.
+type Config struct {
+	JS    jetstream.JetStream
+	Holds *store.Holds
+	View  *holdview.View
+	Audit *audit.Trail
+	// FHIR maps a release to the FHIR Bundle; nil publishes the HL7 feed only.
+	FHIR FHIREncoder
+	// History records a malignancy once the patient has seen it.
+	History *store.History
+	// FeedsPatients says which MSH-11 processing IDs reach the patient feed
+	// (holds.patient_feed_processing_ids); the rest go to the test feed.
+	FeedsPatients func(processingID string) bool
+	Log           zerolog.Logger
+	Metrics       Metrics
+}
+
+// New returns the gate.
+func New(c Config) *Gate { return &Gate{Config: c, kick: make(chan struct{}, 1)} }
+
+// Emit is one result to put on the portal feed.
+type Emit struct {
+	HoldID     string
+	Inbound    hold.InboundRef
+	PatientKey string
+	Raw        []byte       // nil: fetched from HL7_IN by Inbound.Seq
+	Msg        *hl7.Message // nil: parsed from Raw
+	Rel        hold.ReleaseInfo
+	Bases      []hold.Basis
+	// Retracts is, for a retraction, the hold ID of the release taken back.
+	Retracts string
+}
+
+// InStream returns (and caches) the HL7_IN stream handle.
+func (g *Gate) InStream(ctx context.Context) (jetstream.Stream, error) {
 	g.inMu.Lock()
 	defer g.inMu.Unlock()
 	if g.inbuf != nil {
 		return g.inbuf, nil
 	}
-	s, err := g.js.Stream(ctx, bus.StreamHL7In)
+	s, err := g.JS.Stream(ctx, bus.StreamHL7In)
 	if err != nil {
 		return nil, fmt.Errorf("opening stream %s: %w", bus.StreamHL7In, err)
 	}
@@ -85,7 +108,7 @@ func (g *Gate) inStream(ctx context.Context) (jetstream.Stream, error) {
 
 // fetchInbound returns the raw inbound message at seq.
 func (g *Gate) fetchInbound(ctx context.Context, seq uint64) ([]byte, error) {
-	s, err := g.inStream(ctx)
+	s, err := g.InStream(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -99,71 +122,71 @@ func (g *Gate) fetchInbound(ctx context.Context, seq uint64) ([]byte, error) {
 // emit publishes the FHIR Bundle and the original HL7 bytes of one released
 // result, each with a Nats-Msg-Id derived from the hold ID so a repeat (re-run,
 // reconciler) is absorbed by the PORTAL stream's duplicate window.
-func (g *Gate) emit(ctx context.Context, r emitRequest) error {
-	if r.patientKey == "" {
+func (g *Gate) Emit(ctx context.Context, r Emit) error {
+	if r.PatientKey == "" {
 		// The classify step dead-letters such a result before it is held or
 		// released; this catches a hold created before it did (a data-error
 		// hold of an older build): it is recorded as unpublishable instead
 		// of reaching the feed.
-		return permanent(bus.DeadUnattributed, fmt.Errorf("releasing hold %s: %w", r.holdID, dead.ErrUnattributed))
+		return dead.NewPermanent(bus.DeadUnattributed, fmt.Errorf("releasing hold %s: %w", r.HoldID, dead.ErrUnattributed))
 	}
-	if r.raw == nil {
-		raw, err := g.fetchInbound(ctx, r.inbound.Seq)
+	if r.Raw == nil {
+		raw, err := g.fetchInbound(ctx, r.Inbound.Seq)
 		if err != nil {
 			return err
 		}
-		r.raw = raw
+		r.Raw = raw
 	}
-	if r.msg == nil {
-		m, err := hl7.ParseWithOptions(r.raw, hl7.ParseOptions{NoCopy: true}) // r.raw is read-only
+	if r.Msg == nil {
+		m, err := hl7.ParseWithOptions(r.Raw, hl7.ParseOptions{NoCopy: true}) // r.Raw is read-only
 		if err != nil {
-			return fmt.Errorf("parsing inbound seq %d for release: %s", r.inbound.Seq, dead.SafeDetail(err, "parse failed"))
+			return fmt.Errorf("parsing inbound seq %d for release: %s", r.Inbound.Seq, dead.SafeDetail(err, "parse failed"))
 		}
-		r.msg = m
+		r.Msg = m
 	}
 	hdr := nats.Header{}
-	hdr.Set(bus.HeaderHoldID, r.holdID)
-	hdr.Set(bus.HeaderReleasePath, string(r.rel.Path))
-	if r.rel.Reason != "" {
-		hdr.Set(bus.HeaderReleaseReason, url.PathEscape(r.rel.Reason))
+	hdr.Set(bus.HeaderHoldID, r.HoldID)
+	hdr.Set(bus.HeaderReleasePath, string(r.Rel.Path))
+	if r.Rel.Reason != "" {
+		hdr.Set(bus.HeaderReleaseReason, url.PathEscape(r.Rel.Reason))
 	}
-	hdr.Set(bus.HeaderReleaseActor, r.rel.Actor)
-	hdr.Set(bus.HeaderReleaseRole, r.rel.Role)
-	hdr.Set(bus.HeaderReleasedAt, r.rel.At.UTC().Format(time.RFC3339Nano))
-	if r.rel.Notify != "" {
-		hdr.Set(bus.HeaderNotify, string(r.rel.Notify))
+	hdr.Set(bus.HeaderReleaseActor, r.Rel.Actor)
+	hdr.Set(bus.HeaderReleaseRole, r.Rel.Role)
+	hdr.Set(bus.HeaderReleasedAt, r.Rel.At.UTC().Format(time.RFC3339Nano))
+	if r.Rel.Notify != "" {
+		hdr.Set(bus.HeaderNotify, string(r.Rel.Notify))
 	}
-	if r.rel.Note != "" {
-		hdr.Set(bus.HeaderNote, url.PathEscape(r.rel.Note))
+	if r.Rel.Note != "" {
+		hdr.Set(bus.HeaderNote, url.PathEscape(r.Rel.Note))
 	}
-	if r.patientKey != "" {
-		hdr.Set(bus.HeaderPatientKey, r.patientKey)
+	if r.PatientKey != "" {
+		hdr.Set(bus.HeaderPatientKey, r.PatientKey)
 	}
-	if r.inbound.ControlID != "" {
-		hdr.Set(bus.HeaderControlID, r.inbound.ControlID)
+	if r.Inbound.ControlID != "" {
+		hdr.Set(bus.HeaderControlID, r.Inbound.ControlID)
 	}
-	hdr.Set(bus.HeaderInboundSeq, strconv.FormatUint(r.inbound.Seq, 10))
+	hdr.Set(bus.HeaderInboundSeq, strconv.FormatUint(r.Inbound.Seq, 10))
 	// A retraction has its own Msg-Ids: the result it is made for may be
 	// released later under "rel-" (a correction held after its retraction).
 	idPrefix := "rel-"
-	if r.retracts != "" {
-		hdr.Set(bus.HeaderRetracts, r.retracts)
+	if r.Retracts != "" {
+		hdr.Set(bus.HeaderRetracts, r.Retracts)
 		idPrefix = "ret-"
 	}
 	// Only production traffic reaches patients (MSH-11): training and
 	// debugging messages are released the same way, to the test feed.
-	pid := r.msg.MSH().ProcessingID
+	pid := r.Msg.MSH().ProcessingID
 	hdr.Set(bus.HeaderProcessingID, pid)
 	fhirPrefix, hl7Prefix := bus.SubjectPortalFHIRPrefix, bus.SubjectPortalHL7Prefix
-	if g.feedsPatients == nil || !g.feedsPatients(pid) {
+	if g.FeedsPatients == nil || !g.FeedsPatients(pid) {
 		fhirPrefix, hl7Prefix = bus.SubjectTestPortalFHIRPrefix, bus.SubjectTestPortalHL7Prefix
 	}
 	var bundle []byte
-	if g.fhir != nil {
-		b, err := g.fhir(r.msg, r.holdID, r.rel, r.bases, r.patientKey)
+	if g.FHIR != nil {
+		b, err := g.FHIR(r.Msg, r.HoldID, r.Rel, r.Bases, r.PatientKey)
 		if err != nil {
 			// The mapping is deterministic: retrying cannot fix it.
-			return permanent(bus.DeadFHIR, fmt.Errorf("mapping hold %s to FHIR: %w", r.holdID, err))
+			return dead.NewPermanent(bus.DeadFHIR, fmt.Errorf("mapping hold %s to FHIR: %w", r.HoldID, err))
 		}
 		bundle = b
 	}
@@ -174,13 +197,13 @@ func (g *Gate) emit(ctx context.Context, r emitRequest) error {
 			fhirErr <- nil
 			return
 		}
-		fhirErr <- g.publish(ctx, fhirPrefix+r.inbound.Partition, idPrefix+r.holdID+"-fhir", hdr, bundle)
+		fhirErr <- g.publish(ctx, fhirPrefix+r.Inbound.Partition, idPrefix+r.HoldID+"-fhir", hdr, bundle)
 	}()
-	hl7Err := g.publish(ctx, hl7Prefix+r.inbound.Partition, idPrefix+r.holdID+"-hl7", hdr, r.raw)
+	hl7Err := g.publish(ctx, hl7Prefix+r.Inbound.Partition, idPrefix+r.HoldID+"-hl7", hdr, r.Raw)
 	if err := errors.Join(<-fhirErr, hl7Err); err != nil {
 		return err
 	}
-	g.m.releases(r.rel.Path)
+	g.Metrics.Released(r.Rel.Path)
 	return nil
 }
 
@@ -193,7 +216,7 @@ func (g *Gate) publish(ctx context.Context, subj, id string, hdr nats.Header, da
 	if strings.HasPrefix(subj, bus.SubjectTestPortalAll[:len(bus.SubjectTestPortalAll)-1]) {
 		stream = bus.StreamPortalTest
 	}
-	_, err := g.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Header: h, Data: data},
+	_, err := g.JS.PublishMsg(ctx, &nats.Msg{Subject: subj, Header: h, Data: data},
 		jetstream.WithMsgID(id), jetstream.WithExpectStream(stream))
 	if err != nil {
 		return fmt.Errorf("publishing %s: %w", subj, err)
@@ -201,9 +224,9 @@ func (g *Gate) publish(ctx context.Context, subj, id string, hdr nats.Header, da
 	return nil
 }
 
-// releaseCheck vets a hold before release (authorisation); it runs inside the
+// ReleaseCheck vets a hold before release (authorisation); it runs inside the
 // compare-and-set, on the current record.
-type releaseCheck func(h *hold.Hold) error
+type ReleaseCheck func(h *hold.Hold) error
 
 // Release ends hold id with rel: it moves the record from held to released
 // (compare-and-set, so it happens once), appends the transition, audits it,
@@ -212,8 +235,8 @@ type releaseCheck func(h *hold.Hold) error
 // one ErrHoldClosed. Once the compare-and-set succeeded the release stands: a
 // failed publish is logged and finished by the reconciler, and Release returns
 // the released record without error.
-func (g *Gate) Release(ctx context.Context, id string, rel hold.ReleaseInfo, check releaseCheck) (*hold.Hold, error) {
-	h, err := g.holds.Mutate(ctx, id, func(h *hold.Hold) error {
+func (g *Gate) Release(ctx context.Context, id string, rel hold.ReleaseInfo, check ReleaseCheck) (*hold.Hold, error) {
+	h, err := g.Holds.Mutate(ctx, id, func(h *hold.Hold) error {
 		switch h.State {
 		case hold.StateReleased:
 			return hold.ErrAlreadyReleased
@@ -244,13 +267,13 @@ func (g *Gate) Release(ctx context.Context, id string, rel hold.ReleaseInfo, che
 	if err != nil {
 		return h, fmt.Errorf("releasing hold %s: %w", id, err)
 	}
-	g.view.Observe(h)
+	g.View.Observe(h)
 	done, err := g.finish(ctx, h)
 	if errors.Is(err, ErrUnpublishable) {
 		return done, nil
 	}
 	if err != nil {
-		g.log.Error().Err(err).Str("hold_id", id).Msg("release recorded but not yet published; the reconciler retries")
+		g.Log.Error().Err(err).Str("hold_id", id).Msg("release recorded but not yet published; the reconciler retries")
 		g.Kick()
 		return h, nil
 	}
@@ -269,17 +292,17 @@ func (g *Gate) finish(ctx context.Context, h *hold.Hold) (*hold.Hold, error) {
 			// The audit Msg-Id counts transitions up to and including this one.
 			upTo := *h
 			upTo.Transitions = h.Transitions[:i+1]
-			if err := g.audit.Transition(ctx, &upTo, t); err != nil {
+			if err := g.Audit.Transition(ctx, &upTo, t); err != nil {
 				return h, err
 			}
 			break
 		}
 	}
-	err := g.emit(ctx, emitRequest{
-		holdID: h.ID, inbound: h.Inbound, patientKey: h.PatientKey,
-		rel: *h.Release, bases: h.Bases,
+	err := g.Emit(ctx, Emit{
+		HoldID: h.ID, Inbound: h.Inbound, PatientKey: h.PatientKey,
+		Rel: *h.Release, Bases: h.Bases,
 	})
-	var pe *permanentError
+	var pe *dead.Permanent
 	if errors.As(err, &pe) {
 		return g.unpublishable(ctx, h, pe)
 	}
@@ -290,11 +313,11 @@ func (g *Gate) finish(ctx context.Context, h *hold.Hold) (*hold.Hold, error) {
 	// held malignancy is on record once released, never while held, and a
 	// version superseded or withdrawn before release never is.
 	if h.HasTag(policy.TagMalignancy) {
-		if err := g.history.MarkMalignancy(ctx, h.PatientKey, h.Inbound.MsgID, h.Release.At); err != nil {
+		if err := g.History.MarkMalignancy(ctx, h.PatientKey, h.Inbound.MsgID, h.Release.At); err != nil {
 			return h, err
 		}
 	}
-	done, err := g.holds.Mutate(ctx, h.ID, func(c *hold.Hold) error {
+	done, err := g.Holds.Mutate(ctx, h.ID, func(c *hold.Hold) error {
 		if c.Published {
 			return store.ErrNoChange
 		}
@@ -304,7 +327,7 @@ func (g *Gate) finish(ctx context.Context, h *hold.Hold) (*hold.Hold, error) {
 	if err != nil {
 		return h, fmt.Errorf("marking hold %s published: %w", h.ID, err)
 	}
-	g.view.Observe(done)
+	g.View.Observe(done)
 	return done, nil
 }
 
@@ -321,15 +344,15 @@ func (g *Gate) Kick() {
 // deduplicates and the published flag is set by compare-and-set.
 func (g *Gate) Reconcile(ctx context.Context) error {
 	var errs []error
-	for _, h := range g.view.Unpublished() {
+	for _, h := range g.View.Unpublished() {
 		// Re-read: the view may lag behind the bucket.
-		cur, err := g.holds.Get(ctx, h.ID)
+		cur, err := g.Holds.Get(ctx, h.ID)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		if cur.State != hold.StateReleased || cur.Published || cur.PublishError != "" {
-			g.view.Observe(cur)
+			g.View.Observe(cur)
 			continue
 		}
 		if _, err := g.finish(ctx, cur); errors.Is(err, ErrUnpublishable) {
@@ -338,21 +361,21 @@ func (g *Gate) Reconcile(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		g.log.Info().Str("hold_id", cur.ID).Msg("reconciler published a released hold")
+		g.Log.Info().Str("hold_id", cur.ID).Msg("reconciler published a released hold")
 	}
 	return errors.Join(errs...)
 }
 
-// runReconciler reconciles at start, every interval and when kicked, until
+// RunReconciler reconciles at start, every interval and when kicked, until
 // ctx ends.
-func (g *Gate) runReconciler(ctx context.Context, clock Clock, every time.Duration) {
-	ticks, stop := clock.NewTicker(every)
+func (g *Gate) RunReconciler(ctx context.Context, ticker Ticker, every time.Duration) {
+	ticks, stop := ticker(every)
 	defer stop()
 	for {
 		if err := g.Reconcile(ctx); err != nil && ctx.Err() == nil {
-			g.log.Warn().Err(err).Msg("reconcile incomplete; retrying")
+			g.Log.Warn().Err(err).Msg("reconcile incomplete; retrying")
 		}
-		g.m.round()
+		g.Metrics.ReconcileRound()
 		select {
 		case <-ctx.Done():
 			return
@@ -369,22 +392,22 @@ var ErrUnpublishable = errors.New("released result cannot be published")
 // unpublishable records, once, that released hold h cannot be published: the
 // reason on the hold (so the reconciler stops), an audit event and an error
 // log. The sender has to correct the message; a correction supersedes it.
-func (g *Gate) unpublishable(ctx context.Context, h *hold.Hold, pe *permanentError) (*hold.Hold, error) {
-	why := pe.reason + ": " + dead.SafeDetail(pe.err, pe.reason+" failed")
+func (g *Gate) unpublishable(ctx context.Context, h *hold.Hold, pe *dead.Permanent) (*hold.Hold, error) {
+	why := pe.Reason + ": " + dead.SafeDetail(pe.Err, pe.Reason+" failed")
 	// The audit event first, then the mark that stops the reconciler: a crash
 	// in between leaves the hold unmarked, so the reconciler comes back here
 	// and the event (the same Msg-Id) is stored once. The release and the
 	// reconciler can also get here at once: only the one whose
 	// compare-and-set marks the hold counts and logs it.
-	if err := g.audit.Record(ctx, "unpub-"+h.ID, audit.Event{
+	if err := g.Audit.Record(ctx, "unpub-"+h.ID, audit.Event{
 		Kind: bus.AuditDead, At: time.Now().UTC(), HoldID: h.ID, PatientKey: h.PatientKey, OrderKey: h.OrderKey, MsgID: h.Inbound.MsgID,
-		ControlID: h.Inbound.ControlID, InboundSeq: h.Inbound.Seq, Action: ActionNotDelivered, Path: h.Release.Path,
+		ControlID: h.Inbound.ControlID, InboundSeq: h.Inbound.Seq, Action: audit.ActionNotDelivered, Path: h.Release.Path,
 		Reason: why, Actor: "resultgate", Role: hold.RoleSystem,
 	}); err != nil {
 		return h, err
 	}
 	recorded := false
-	out, err := g.holds.Mutate(ctx, h.ID, func(c *hold.Hold) error {
+	out, err := g.Holds.Mutate(ctx, h.ID, func(c *hold.Hold) error {
 		recorded = false
 		if c.PublishError != "" || c.Published {
 			return store.ErrNoChange
@@ -396,13 +419,13 @@ func (g *Gate) unpublishable(ctx context.Context, h *hold.Hold, pe *permanentErr
 	if err != nil {
 		return h, fmt.Errorf("recording that hold %s cannot be published: %w", h.ID, err)
 	}
-	g.view.Observe(out)
+	g.View.Observe(out)
 	if !recorded {
 		return out, ErrUnpublishable
 	}
 	// Counted with the dead letters (resultgate_dead_letters_total{reason="unpublishable"}),
 	// not as a classify outcome: the message was classified; its release cannot be published.
-	g.m.dead("unpublishable")
-	g.log.Error().Str("hold_id", h.ID).Str("reason", why).Msg("released result cannot be published to the portal feed; the sender must correct it")
+	g.Metrics.Dead("unpublishable")
+	g.Log.Error().Str("hold_id", h.ID).Str("reason", why).Msg("released result cannot be published to the portal feed; the sender must correct it")
 	return out, ErrUnpublishable
 }

@@ -1,4 +1,4 @@
-package pipeline
+package compliance
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/resultgate/resultgate/router/audit"
+	"github.com/resultgate/resultgate/router/store"
+	"github.com/rs/zerolog"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -22,17 +24,30 @@ import (
 // audit trail (each kept as a few words in memory).
 const maxReportDecisions = 2_000_000
 
+// Builder assembles the compliance report from what the pipeline stores.
+type Builder struct {
+	JS    jetstream.JetStream
+	Holds *store.Holds
+	// Report reads inbound messages with Report's location rules (the policy
+	// adapter's FromHL7): PID-7, PID-8, PID-15 and OBR-22.
+	Policy interface {
+		Report(m *hl7.Message) (*policy.Report, error)
+	}
+	Now func() time.Time
+	Log zerolog.Logger
+}
+
 // Report builds the compliance report for holds created in [since, until):
 // it reads every hold record (latest values) from the holds bucket, the
 // decisions of the period from the audit trail (for the denominator of hold
 // rates), and the demographics (PID-7, PID-8, PID-15) and finalisation time
 // (latest OBR-22) of each result from its inbound message, then hands the
 // records to package report. Nothing it returns identifies a patient.
-func (s *Service) Report(ctx context.Context, since, until time.Time) (*report.Report, error) {
+func (s *Builder) Report(ctx context.Context, since, until time.Time) (*report.Report, error) {
 	if !since.IsZero() && !until.IsZero() && !since.Before(until) {
 		return nil, fmt.Errorf("report period: since must be before until: %w", hold.ErrBadRequest)
 	}
-	in := report.Input{Since: since, Until: until, GeneratedAt: s.clock.Now().UTC()}
+	in := report.Input{Since: since, Until: until, GeneratedAt: s.Now().UTC()}
 	holds, err := s.allHolds(ctx)
 	if err != nil {
 		return nil, err
@@ -63,7 +78,7 @@ func (s *Service) Report(ctx context.Context, since, until time.Time) (*report.R
 
 	decs, err := s.reportDecisions(ctx, since, until)
 	if err != nil {
-		s.log.Warn().Err(err).Msg("report: reading decisions from the audit trail; hold rates left out")
+		s.Log.Warn().Err(err).Msg("report: reading decisions from the audit trail; hold rates left out")
 	} else {
 		in.ResultsKnown = true
 		for _, d := range decs {
@@ -90,9 +105,9 @@ func (s *Service) Report(ctx context.Context, since, until time.Time) (*report.R
 }
 
 // allHolds reads the latest record of every hold.
-func (s *Service) allHolds(ctx context.Context) ([]*hold.Hold, error) {
-	return s.holds.All(ctx, func(key string, err error) {
-		s.log.Warn().Err(err).Str("hold", key).Msg("report: skipping an unreadable hold record")
+func (s *Builder) allHolds(ctx context.Context) ([]*hold.Hold, error) {
+	return s.Holds.All(ctx, func(key string, err error) {
+		s.Log.Warn().Err(err).Str("hold", key).Msg("report: skipping an unreadable hold record")
 	})
 }
 
@@ -106,13 +121,13 @@ type decisionRef struct {
 
 // reportDecisions reads the decision events of [since, until) from the
 // audit trail.
-func (s *Service) reportDecisions(ctx context.Context, since, until time.Time) ([]decisionRef, error) {
+func (s *Builder) reportDecisions(ctx context.Context, since, until time.Time) ([]decisionRef, error) {
 	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy, FilterSubjects: []string{bus.AuditKindFilter(bus.AuditDecision)}}
 	if !since.IsZero() {
 		t := since
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &t
 	}
-	refs, err := bus.ReadAll(ctx, s.js, bus.StreamAudit, cfg, maxReportDecisions, func(m jetstream.Msg, seq uint64) (decisionRef, error) {
+	refs, err := bus.ReadAll(ctx, s.JS, bus.StreamAudit, cfg, maxReportDecisions, func(m jetstream.Msg, seq uint64) (decisionRef, error) {
 		var e audit.Event
 		if err := json.Unmarshal(m.Data(), &e); err != nil {
 			return decisionRef{}, fmt.Errorf("decoding audit seq %d: %w", seq, err)
@@ -143,7 +158,7 @@ type reportFact struct {
 
 // reportFactsAll reads the facts of every ref, reportReaders at a time, in
 // the order of refs.
-func (s *Service) reportFactsAll(ctx context.Context, refs []hold.InboundRef) []reportFact {
+func (s *Builder) reportFactsAll(ctx context.Context, refs []hold.InboundRef) []reportFact {
 	out := make([]reportFact, len(refs))
 	// One stream handle per stream (a lookup is a round trip of its own).
 	streams := map[string]jetstream.Stream{}
@@ -152,9 +167,9 @@ func (s *Service) reportFactsAll(ctx context.Context, refs []hold.InboundRef) []
 			refs[i].Stream = bus.StreamHL7In
 		}
 		if _, ok := streams[refs[i].Stream]; !ok {
-			st, err := s.js.Stream(ctx, refs[i].Stream)
+			st, err := s.JS.Stream(ctx, refs[i].Stream)
 			if err != nil {
-				s.log.Warn().Err(err).Str("stream", refs[i].Stream).Msg("report: inbound stream unavailable; demographics unknown")
+				s.Log.Warn().Err(err).Str("stream", refs[i].Stream).Msg("report: inbound stream unavailable; demographics unknown")
 			}
 			streams[refs[i].Stream] = st
 		}
@@ -184,7 +199,7 @@ func (s *Service) reportFactsAll(ctx context.Context, refs []hold.InboundRef) []
 // reportFacts reads the demographics and the finalisation time (latest
 // OBR-22, read in the policy's time zone) of an inbound message. An
 // unreadable message yields unknown demographics and a zero time.
-func (s *Service) reportFacts(ctx context.Context, st jetstream.Stream, seq uint64) (report.Demographics, time.Time) {
+func (s *Builder) reportFacts(ctx context.Context, st jetstream.Stream, seq uint64) (report.Demographics, time.Time) {
 	var d report.Demographics
 	if st == nil || seq == 0 {
 		return d, time.Time{}
@@ -211,7 +226,7 @@ func (s *Service) reportFacts(ctx context.Context, st jetstream.Stream, seq uint
 		}
 	}
 	var fin time.Time
-	if r, err := s.policy.Report(m); err == nil {
+	if r, err := s.Policy.Report(m); err == nil {
 		for _, o := range r.Orders {
 			if o.FinalizedAt.After(fin) {
 				fin = o.FinalizedAt

@@ -1,4 +1,4 @@
-package pipeline
+package feed
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 // for the correction it was made from.
 const retractionSuffix = "-RETRACT"
 
-// retractionOf synthesises the HL7 message that takes back a released result
+// RetractionOf synthesises the HL7 message that takes back a released result
 // while its correction is held (DispositionRetractAndHold): the correction
 // m (raw bytes raw, read in place) with every OBX's value (OBX-5) emptied and
 // its status (OBX-11) set to D, "deleted", an NTE after each OBR carrying the
@@ -20,7 +20,7 @@ const retractionSuffix = "-RETRACT"
 // forwarder take it down and the FHIR mapping updates the same resources to
 // entered-in-error, and it carries none of the corrected content the hold
 // keeps back. Segments are copied byte for byte otherwise.
-func retractionOf(m *hl7.Message, raw []byte, note string) []byte {
+func RetractionOf(m *hl7.Message, raw []byte, note string) []byte {
 	d := m.Delimiters()
 	sep := []byte{d.Field}
 	out := make([]byte, 0, len(raw)+len(note)+64)

@@ -1,18 +1,26 @@
-package pipeline
+package dead
 
 import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/resultgate/resultgate/router/audit"
 	"github.com/resultgate/resultgate/router/bus"
-	"github.com/resultgate/resultgate/router/dead"
 	"github.com/resultgate/resultgate/router/hold"
 )
 
-// DeadQuery selects dead-letter records.
-type DeadQuery struct {
+// Desk is the triage desk over the dead letters: listing (with operators'
+// discards), and discarding with who and why, audited.
+type Desk struct {
+	Letters *Letters
+	Audit   *audit.Trail
+	Now     func() time.Time
+}
+
+// Query selects dead-letter records.
+type Query struct {
 	// Reason keeps the records of one reason (e.g. "unattributed"); empty
 	// keeps all.
 	Reason string `json:"reason,omitempty"`
@@ -24,8 +32,8 @@ type DeadQuery struct {
 
 // DeadFind lists the dead-letter records q selects, oldest first, each with
 // its discard (from the audit trail) when an operator discarded it.
-func (s *Service) DeadFind(ctx context.Context, q DeadQuery) ([]dead.Record, error) {
-	recs, err := s.dead.ListReason(ctx, q.Reason, q.Limit)
+func (s *Desk) Find(ctx context.Context, q Query) ([]Record, error) {
+	recs, err := s.Letters.ListReason(ctx, q.Reason, q.Limit)
 	if err != nil {
 		return nil, err
 	}
@@ -48,21 +56,21 @@ func (s *Service) DeadFind(ctx context.Context, q DeadQuery) ([]dead.Record, err
 
 // Triage lists the unattributed results no operator has discarded yet: the
 // on-call triage list.
-func (s *Service) Triage(ctx context.Context, limit int) ([]dead.Record, error) {
-	return s.DeadFind(ctx, DeadQuery{Reason: bus.DeadUnattributed, Open: true, Limit: limit})
+func (s *Desk) Triage(ctx context.Context, limit int) ([]Record, error) {
+	return s.Find(ctx, Query{Reason: bus.DeadUnattributed, Open: true, Limit: limit})
 }
 
 // discards reads the discard events of the audit trail, by DEAD sequence
 // (the first one of a record counts).
-func (s *Service) discards(ctx context.Context) (map[uint64]dead.Discard, error) {
-	evs, err := s.audit.Query(ctx, audit.Query{Kinds: []string{bus.AuditDiscard}})
+func (s *Desk) discards(ctx context.Context) (map[uint64]Discard, error) {
+	evs, err := s.Audit.Query(ctx, audit.Query{Kinds: []string{bus.AuditDiscard}})
 	if err != nil {
 		return nil, fmt.Errorf("reading discards: %w", err)
 	}
-	out := make(map[uint64]dead.Discard, len(evs))
+	out := make(map[uint64]Discard, len(evs))
 	for _, e := range evs {
 		if _, seen := out[e.DeadSeq]; !seen && e.DeadSeq != 0 {
-			out[e.DeadSeq] = dead.Discard{By: e.Actor, Reason: e.Reason, At: e.At}
+			out[e.DeadSeq] = Discard{By: e.Actor, Reason: e.Reason, At: e.At}
 		}
 	}
 	return out, nil
@@ -85,18 +93,18 @@ type DiscardRequest struct {
 // stays on DEAD (the stream is the record of what arrived); it leaves the
 // open lists. Discarding a discarded record changes nothing and returns it
 // with its first discard.
-func (s *Service) DeadDiscard(ctx context.Context, req DiscardRequest) (dead.Record, error) {
+func (s *Desk) Discard(ctx context.Context, req DiscardRequest) (Record, error) {
 	seq, by, reason, role := req.Seq, strings.TrimSpace(req.By), strings.TrimSpace(req.Reason), req.Role
 	if role == "" {
 		role = hold.RoleSystem
 	}
 	if by == "" {
-		return dead.Record{}, fmt.Errorf("discarding dead seq %d: who discards it (by) is required: %w", seq, hold.ErrBadRequest)
+		return Record{}, fmt.Errorf("discarding dead seq %d: who discards it (by) is required: %w", seq, hold.ErrBadRequest)
 	}
 	if reason == "" {
-		return dead.Record{}, fmt.Errorf("discarding dead seq %d: %w", seq, hold.ErrReasonRequired)
+		return Record{}, fmt.Errorf("discarding dead seq %d: %w", seq, hold.ErrReasonRequired)
 	}
-	rec, err := s.dead.Lookup(ctx, seq)
+	rec, err := s.Letters.Lookup(ctx, seq)
 	if err != nil {
 		return rec, err
 	}
@@ -113,13 +121,13 @@ func (s *Service) DeadDiscard(ctx context.Context, req DiscardRequest) (dead.Rec
 		rec.Discarded = &d
 		return rec, nil
 	}
-	now := s.clock.Now().UTC()
-	if err := s.audit.Record(ctx, fmt.Sprintf("discard-%d", seq), audit.Event{
+	now := s.Now().UTC()
+	if err := s.Audit.Record(ctx, fmt.Sprintf("discard-%d", seq), audit.Event{
 		Kind: bus.AuditDiscard, At: now, MsgID: rec.MsgID, InboundSeq: rec.InboundSeq, DeadSeq: seq,
 		Actor: by, Role: role, Reason: reason,
 	}); err != nil {
 		return rec, fmt.Errorf("auditing the discard of dead seq %d (nothing discarded): %w", seq, err)
 	}
-	rec.Discarded = &dead.Discard{By: by, Reason: reason, At: now}
+	rec.Discarded = &Discard{By: by, Reason: reason, At: now}
 	return rec, nil
 }

@@ -1,4 +1,4 @@
-package pipeline
+package feed
 
 import (
 	"context"
@@ -45,7 +45,7 @@ const maxReleasesRead = 10000
 // Releases lists what the patient feed carries (portal.hl7.>), oldest first:
 // results released at once, holds released, retractions. A new user sees what
 // went out without a NATS consumer of their own.
-func (s *Service) Releases(ctx context.Context, q ReleasesQuery) ([]FeedRecord, error) {
+func Releases(ctx context.Context, js jetstream.JetStream, q ReleasesQuery) ([]FeedRecord, error) {
 	limit := q.Limit
 	if limit <= 0 || limit > maxReleasesRead {
 		limit = maxReleasesRead
@@ -55,7 +55,7 @@ func (s *Service) Releases(ctx context.Context, q ReleasesQuery) ([]FeedRecord, 
 		since := q.Since
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
 	}
-	return bus.ReadAll(ctx, s.js, bus.StreamPortal, cfg, limit, func(m jetstream.Msg, seq uint64) (FeedRecord, error) {
+	return bus.ReadAll(ctx, js, bus.StreamPortal, cfg, limit, func(m jetstream.Msg, seq uint64) (FeedRecord, error) {
 		h := m.Headers()
 		r := FeedRecord{
 			Seq: seq, Subject: m.Subject(), HoldID: h.Get(bus.HeaderHoldID), ControlID: h.Get(bus.HeaderControlID),
