@@ -91,5 +91,10 @@ func feedControlIDs(t *testing.T, js jetstream.JetStream) map[string]int {
 	for m := range batch.Messages() {
 		ids[m.Headers().Get(bus.HeaderControlID)]++
 	}
+	// Each poll's consumer is deleted: left behind, they ran into the
+	// server's consumer limit while the test polled.
+	if info := c.CachedInfo(); info != nil {
+		_ = js.DeleteConsumer(ctx, bus.StreamPortal, info.Name)
+	}
 	return ids
 }

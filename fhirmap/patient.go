@@ -43,9 +43,10 @@ func (b *builder) patient() (*ptpb.Patient, string) {
 	id := strings.TrimPrefix(b.opts.PatientRef, "Patient/")
 	p := &ptpb.Patient{Id: &d4.Id{Value: id}}
 	if pid := b.pid; pid != nil {
-		f := pid.Field(3)
-		for i := 1; i <= f.Reps(); i++ {
-			if ident := b.patientIdentifier(f.Rep(i)); ident != nil {
+		// One pass over the repetitions: an index loop over Rep(i) rescans
+		// the field each time (quadratic on a hostile PID-3; issue 15).
+		for _, r := range pid.Field(3).AllReps() {
+			if ident := b.patientIdentifier(r); ident != nil {
 				p.Identifier = append(p.Identifier, ident)
 			}
 		}
@@ -55,9 +56,8 @@ func (b *builder) patient() (*ptpb.Patient, string) {
 		Value:  &d4.String{Value: id},
 	})
 	if b.pid != nil && b.opts.Patient != PatientIdentifiers {
-		f := b.pid.Field(5)
-		for i := 1; i <= f.Reps(); i++ {
-			if n := humanName(f.Rep(i)); n != nil {
+		for _, r := range b.pid.Field(5).AllReps() {
+			if n := humanName(r); n != nil {
 				p.Name = append(p.Name, n)
 			}
 		}

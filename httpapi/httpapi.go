@@ -209,10 +209,11 @@ func (a *API) with(roles []auth.Role, h handlerFunc) http.Handler {
 // browser names an Origin, it must be one of the configured origins.
 func (a *API) checkStateChange(r *http.Request) *apiError {
 	ct := r.Header.Get("Content-Type")
-	if ct == "" {
+	if ct == "" && (r.Method != http.MethodDelete || r.ContentLength > 0) {
+		// A POST or PUT must say it is JSON; a DELETE carries no body.
 		return newErr(http.StatusUnsupportedMediaType, "unsupported_media_type", "send Content-Type: application/json")
 	}
-	if !strings.HasPrefix(ct, "application/json") && !strings.HasPrefix(ct, "application/fhir+json") {
+	if ct != "" && !strings.HasPrefix(ct, "application/json") && !strings.HasPrefix(ct, "application/fhir+json") {
 		return newErr(http.StatusUnsupportedMediaType, "unsupported_media_type", "send application/json, not %s", ct)
 	}
 	if o := r.Header.Get("Origin"); o != "" {

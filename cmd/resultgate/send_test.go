@@ -248,8 +248,8 @@ func TestSendStopsWhenServeIsKilled(t *testing.T) {
 	if _, err := fmt.Sscanf(r.out, "sent %d of %d, acknowledged %d, not sent %d:", &sent, &total, &acked, &notSent); err != nil {
 		t.Fatalf("summary %q: %v", r.out, err)
 	}
-	if total != n || acked < 100 || notSent == 0 || sent+notSent != n || acked > sent {
-		t.Errorf("summary %q: want %d in all, at least 100 acknowledged, some not sent", r.out, n)
+	if total != n || acked < 99 || notSent == 0 || sent+notSent != n || acked > sent { // 100 stored: 99 ACKs surely read, the 100th maybe lost with the daemon
+		t.Errorf("summary %q: want %d in all, at least 99 acknowledged, some not sent", r.out, n)
 	}
 	if !strings.Contains(r.errOut, "reconnecting to "+p.started.MLLP) {
 		t.Errorf("stderr does not report the reconnect attempts:\n%s", r.errOut)
