@@ -320,6 +320,7 @@ func TestIntakeRejects(t *testing.T) {
 		reason   Reason
 	}{
 		{"MSH alone", Config{}, []byte("MSH\r"), "AR", "102", "invalid delimiters in MSH-1/MSH-2", ReasonParse},
+		{"empty encoding characters asking for enhanced mode", Config{}, []byte("MSH||||LAB|HOSP|RG|HOSP|2026||ORU^R01|P-2|P|2.5.1|||AL|AL\rPID|1\r"), "AR", "102", "", ReasonParse},
 		{"unaccepted type", Config{}, oru("HOSP", "ADT^A01", "T-1", ""), "AR", "200", "message type not accepted: ADT^A01", ReasonType},
 		{"unaccepted event", Config{}, oru("HOSP", "ORU^R99", "T-2", ""), "AR", "200", "message type not accepted: ORU^R99", ReasonType},
 		{"type enhanced", Config{}, oru("HOSP", "ADT^A01", "T-3", "AL"), "CR", "200", "message type not accepted", ReasonType},
