@@ -1,6 +1,7 @@
 package hl7
 
 import (
+	"bytes"
 	"fmt"
 )
 
@@ -150,4 +151,21 @@ func SplitBatch(data []byte) (*Batch, error) {
 	}
 	closeMsg(len(data))
 	return res, nil
+}
+
+// NextSegment returns the first non-empty segment of b and the rest after it:
+// CR, LF and CRLF all end a segment, and empty lines (a doubled terminator, a
+// trailing one) are not segments. ok is false when b holds no more segments.
+// It reads raw bytes without parsing, in one pass.
+func NextSegment(b []byte) (seg, rest []byte, ok bool) {
+	for len(b) > 0 && (b[0] == '\r' || b[0] == '\n') {
+		b = b[1:]
+	}
+	if len(b) == 0 {
+		return nil, nil, false
+	}
+	if i := bytes.IndexAny(b, "\r\n"); i >= 0 {
+		return b[:i], b[i:], true
+	}
+	return b, nil, true
 }

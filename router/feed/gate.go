@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -177,9 +176,9 @@ func (g *Gate) Emit(ctx context.Context, r Emit) error {
 	// debugging messages are released the same way, to the test feed.
 	pid := r.Msg.MSH().ProcessingID
 	hdr.Set(bus.HeaderProcessingID, pid)
-	fhirPrefix, hl7Prefix := bus.SubjectPortalFHIRPrefix, bus.SubjectPortalHL7Prefix
+	stream, fhirPrefix, hl7Prefix := bus.StreamPortal, bus.SubjectPortalFHIRPrefix, bus.SubjectPortalHL7Prefix
 	if g.FeedsPatients == nil || !g.FeedsPatients(pid) {
-		fhirPrefix, hl7Prefix = bus.SubjectTestPortalFHIRPrefix, bus.SubjectTestPortalHL7Prefix
+		stream, fhirPrefix, hl7Prefix = bus.StreamPortalTest, bus.SubjectTestPortalFHIRPrefix, bus.SubjectTestPortalHL7Prefix
 	}
 	var bundle []byte
 	if g.FHIR != nil {
@@ -197,9 +196,9 @@ func (g *Gate) Emit(ctx context.Context, r Emit) error {
 			fhirErr <- nil
 			return
 		}
-		fhirErr <- g.publish(ctx, fhirPrefix+r.Inbound.Partition, idPrefix+r.HoldID+"-fhir", hdr, bundle)
+		fhirErr <- g.publish(ctx, stream, fhirPrefix+r.Inbound.Partition, idPrefix+r.HoldID+"-fhir", hdr, bundle)
 	}()
-	hl7Err := g.publish(ctx, hl7Prefix+r.Inbound.Partition, idPrefix+r.HoldID+"-hl7", hdr, r.Raw)
+	hl7Err := g.publish(ctx, stream, hl7Prefix+r.Inbound.Partition, idPrefix+r.HoldID+"-hl7", hdr, r.Raw)
 	if err := errors.Join(<-fhirErr, hl7Err); err != nil {
 		return err
 	}
@@ -207,14 +206,10 @@ func (g *Gate) Emit(ctx context.Context, r Emit) error {
 	return nil
 }
 
-func (g *Gate) publish(ctx context.Context, subj, id string, hdr nats.Header, data []byte) error {
+func (g *Gate) publish(ctx context.Context, stream, subj, id string, hdr nats.Header, data []byte) error {
 	h := nats.Header{}
 	for k, v := range hdr {
 		h[k] = v
-	}
-	stream := bus.StreamPortal
-	if strings.HasPrefix(subj, bus.SubjectTestPortalAll[:len(bus.SubjectTestPortalAll)-1]) {
-		stream = bus.StreamPortalTest
 	}
 	_, err := g.JS.PublishMsg(ctx, &nats.Msg{Subject: subj, Header: h, Data: data},
 		jetstream.WithMsgID(id), jetstream.WithExpectStream(stream))

@@ -26,7 +26,7 @@ func RetractionOf(m *hl7.Message, raw []byte, note string) []byte {
 	out := make([]byte, 0, len(raw)+len(note)+64)
 	rest := raw
 	for {
-		seg, r, ok := nextSegment(rest)
+		seg, r, ok := hl7.NextSegment(rest)
 		if !ok {
 			break
 		}
@@ -58,21 +58,6 @@ func RetractionOf(m *hl7.Message, raw []byte, note string) []byte {
 		}
 	}
 	return out
-}
-
-// nextSegment returns the first non-empty segment of b (CR, LF or CRLF end a
-// segment) and the rest after it.
-func nextSegment(b []byte) (seg, rest []byte, ok bool) {
-	for len(b) > 0 && (b[0] == '\r' || b[0] == '\n') {
-		b = b[1:]
-	}
-	if len(b) == 0 {
-		return nil, nil, false
-	}
-	if i := bytes.IndexAny(b, "\r\n"); i >= 0 {
-		return b[:i], b[i:], true
-	}
-	return b, nil, true
 }
 
 // appendWithField appends seg to dst with field n replaced by set(old value),

@@ -510,22 +510,6 @@ func afterMSH(b []byte) []byte {
 	return nil
 }
 
-// nextSegment returns the first non-empty segment of b and the rest after it:
-// CR, LF and CRLF all end a segment, and empty lines (a doubled terminator, a
-// trailing one) are not segments. ok is false when b holds no more segments.
-func nextSegment(b []byte) (seg, rest []byte, ok bool) {
-	for len(b) > 0 && (b[0] == '\r' || b[0] == '\n') {
-		b = b[1:]
-	}
-	if len(b) == 0 {
-		return nil, nil, false
-	}
-	if i := bytes.IndexAny(b, "\r\n"); i >= 0 {
-		return b[:i], b[i:], true
-	}
-	return b, nil, true
-}
-
 // sameAfterMSH reports whether a and b hold the same segments after MSH, with
 // segment terminators normalised: an interface engine that re-serialises a
 // resend (LF or CRLF for CR, the final terminator dropped or doubled) sends
@@ -534,8 +518,8 @@ func nextSegment(b []byte) (seg, rest []byte, ok bool) {
 func sameAfterMSH(a, b []byte) bool {
 	a, b = afterMSH(a), afterMSH(b)
 	for {
-		sa, ra, oka := nextSegment(a)
-		sb, rb, okb := nextSegment(b)
+		sa, ra, oka := hl7.NextSegment(a)
+		sb, rb, okb := hl7.NextSegment(b)
 		if oka != okb {
 			return false
 		}
@@ -557,7 +541,7 @@ func contentHash(frame []byte) [sha256.Size]byte {
 	h := sha256.New()
 	rest := afterMSH(frame)
 	for {
-		seg, r, ok := nextSegment(rest)
+		seg, r, ok := hl7.NextSegment(rest)
 		if !ok {
 			break
 		}
