@@ -407,7 +407,14 @@ func (s *Service) bindDeterminations(ctx context.Context, o orderRef, h *hold.Ho
 	}
 	lost := false
 	for _, d := range ds {
-		if !d.Active() || d.PatientKey != "" || d.ID == "" {
+		if !d.Active() || d.ID == "" {
+			continue
+		}
+		if d.PatientKey != "" {
+			// Bound already: to this patient, nothing to do; to another (its
+			// first result bound it after this one was decided), this hold
+			// rests on a determination that is not its patient's.
+			lost = lost || d.PatientKey != h.PatientKey
 			continue
 		}
 		out, err := s.dets.Update(ctx, d.OrderKey, d.ID, func(c *hold.Determination) error {
