@@ -388,6 +388,9 @@ func TestCorrectionToBeHeldRetractsOverMLLP(t *testing.T) {
 	if err := fhirmap.Validate(hf[1].Data); err != nil {
 		t.Errorf("retraction Bundle does not validate: %v", err)
 	}
+	if !bytes.Contains(hf[1].Data, []byte("This result is being revised")) {
+		t.Errorf("FHIR retraction Bundle does not carry the revision note")
+	}
 
 	corr := e.apiHold(t, "clinician", corrID)
 	bases := hold.PolicyBases(corr.Bases)
