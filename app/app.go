@@ -70,6 +70,10 @@ type App struct {
 	mllpLn   net.Listener
 	httpLn   net.Listener
 	registry *prometheus.Registry
+	// clock is the pipeline's clock (decisions, deadlines, the scheduler's
+	// ticks); nil is the system clock. This package's tests set it before
+	// Start so a deadline of hours passes without waiting for it.
+	clock pipeline.Clock
 
 	stopping atomic.Bool
 	stopOnce sync.Once
@@ -165,7 +169,7 @@ func (a *App) startPipeline(ctx context.Context, secret []byte) error {
 	}
 	p, err := pipeline.New(a.nc, pipeline.Config{
 		Holds: hc, Partitions: a.cfg.Intake.Partitions, Secret: secret, Policy: pol,
-		FHIR: enc, Replicas: a.cfg.NATS.Replicas, Logger: a.log,
+		FHIR: enc, Replicas: a.cfg.NATS.Replicas, Logger: a.log, Clock: a.clock,
 	})
 	if err != nil {
 		return err

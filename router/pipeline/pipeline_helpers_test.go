@@ -248,7 +248,14 @@ func (e *pipeEnv) noteSeq(part string, seq uint64) {
 
 func newPipeEnv(t testing.TB, mod ...func(*Config)) *pipeEnv {
 	t.Helper()
-	e := &pipeEnv{t: t, js: testutil.StartJS(t, config.DurabilityOS), clock: newFakeClock(), policy: &testPolicy{}}
+	return newPipeEnvOn(t, testutil.StartJS(t, config.DurabilityOS), mod...)
+}
+
+// newPipeEnvOn is newPipeEnv on the server and connection js (its streams
+// ensured).
+func newPipeEnvOn(t testing.TB, js *testutil.JS, mod ...func(*Config)) *pipeEnv {
+	t.Helper()
+	e := &pipeEnv{t: t, js: js, clock: newFakeClock(), policy: &testPolicy{}}
 	hc := DefaultHoldsConfig()
 	hc.SchedulerTick = 5 * time.Millisecond
 	hc.ReconcileEvery = 50 * time.Millisecond
