@@ -722,9 +722,12 @@ func (c *conn) setBusy() bool {
 // setIdle marks the connection idle; it reports false when the connection must
 // close instead (closed, or the server is shutting down).
 func (c *conn) setIdle() bool {
-	// Stored before the state changes, so that an eviction that sees the
-	// connection idle sees when it became so.
-	c.lastActive.Store(int64(time.Since(c.srv.epoch)))
+	// After a frame, stored before the state changes, so that an eviction that
+	// sees the connection idle sees when it became so. A new connection has
+	// been idle since it was accepted (the TLS handshake does not count).
+	if c.state.Load() == connBusy {
+		c.lastActive.Store(int64(time.Since(c.srv.epoch)))
+	}
 	if !c.state.CompareAndSwap(connBusy, connIdle) && !c.state.CompareAndSwap(connNew, connIdle) {
 		return false
 	}
