@@ -421,7 +421,9 @@ func (s *Server) accept(rw net.Conn) {
 	var victim *conn
 	var limit string // the cap that made the eviction necessary
 	switch {
-	case s.cfg.MaxConnsPerPeer > 0 && s.perPeer[ip] >= s.cfg.MaxConnsPerPeer:
+	case s.cfg.MaxConnsPerPeer > 0 && ip.IsValid() && s.perPeer[ip] >= s.cfg.MaxConnsPerPeer:
+		// (A listener whose peers have no IP address, such as a Unix socket,
+		// has no per-peer cap: all its peers would share one.)
 		victim, limit = s.evictLocked(ip, true), "max_conns_per_peer"
 		if victim == nil {
 			n := s.perPeer[ip]

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -1079,5 +1080,34 @@ func TestServerTLSListener(t *testing.T) {
 	}
 	if p := h.Calls()[0].peer; !p.TLS || p.ClientCertSubject != "lis-01" {
 		t.Errorf("peer = %+v, want TLS with CN lis-01", p)
+	}
+}
+
+// TestServerPerPeerCapNeedsAnAddress checks that peers without an IP address
+// (a Unix socket) do not share one per-peer bucket.
+func TestServerPerPeerCapNeedsAnAddress(t *testing.T) {
+	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "mllp.sock"))
+	if err != nil {
+		t.Skipf("no Unix sockets: %v", err)
+	}
+	s := NewServer(ServerConfig{MaxConnsPerPeer: 1}, newTestHandler())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		s.Close()
+		<-served
+	})
+	for i := range 3 {
+		c, err := net.DialTimeout("unix", ln.Addr().String(), testTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(testTimeout))
+		t.Cleanup(func() { c.Close() })
+		rc := &rawConn{t: t, Conn: c, r: NewReader(c, 0)}
+		rc.exchange("unix " + strconv.Itoa(i))
+	}
+	if st := s.Stats(); st.ConnsRejectedPerPeer != 0 || st.ConnsEvictedIdle != 0 || st.ActiveConns != 3 {
+		t.Errorf("Stats = %+v, want 3 active, none rejected or evicted", st)
 	}
 }
