@@ -377,7 +377,8 @@ func (c *rawConn) exchange(msg string) {
 // longest is closed, and only that one.
 func TestServerEvictsLongestIdle(t *testing.T) {
 	const maxConns = 4
-	s, addr := startServer(t, ServerConfig{MaxConns: maxConns}, newTestHandler())
+	var logs syncBuffer
+	s, addr := startServer(t, ServerConfig{MaxConns: maxConns, Logger: zerolog.New(&logs)}, newTestHandler())
 	var idle []*rawConn
 	for i := range maxConns {
 		c := dialRaw(t, addr)
@@ -396,6 +397,17 @@ func TestServerEvictsLongestIdle(t *testing.T) {
 		t.Errorf("Stats = %+v, want 1 evicted, 0 rejected, %d accepted", st, maxConns+1)
 	}
 	testutil.Eventually(t, testTimeout, "evicted connection gone", func() bool { return s.ActiveConns() == maxConns })
+	var evicted, closed bool
+	for _, l := range strings.Split(logs.String(), "\n") {
+		evicted = evicted || strings.Contains(l, "mllp idle connection evicted to admit a new one") &&
+			strings.Contains(l, `"reason":"evicted_idle"`) && strings.Contains(l, `"limit":"max_conns"`) &&
+			strings.Contains(l, `"evicted_conn_id":1,`) && strings.Contains(l, `"conn_id":5,`)
+		closed = closed || strings.Contains(l, "mllp connection closed") &&
+			strings.Contains(l, `"conn_id":1,`) && strings.Contains(l, `"reason":"evicted while idle"`)
+	}
+	if !evicted || !closed {
+		t.Errorf("log lacks the eviction (%v) or the evicted connection's close (%v):\n%s", evicted, closed, logs.String())
+	}
 }
 
 // TestServerNeverEvictsBusy checks that connections receiving a frame or
