@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -320,16 +319,16 @@ func (a *App) startMLLP() error {
 	if err != nil {
 		return fmt.Errorf("mllp.tls: %w", err)
 	}
-	var nets []netip.Prefix
-	for _, n := range a.cfg.MLLP.AllowedNetworks {
-		p, err := netip.ParsePrefix(n)
-		if err != nil {
-			return fmt.Errorf("mllp.allowed_networks: %w", err)
-		}
-		nets = append(nets, p)
+	nets, err := a.cfg.MLLP.Networks()
+	if err != nil {
+		return err
+	}
+	perPeer := a.cfg.MLLP.MaxConnsPerPeer
+	if perPeer == 0 { // no per-peer cap; zero means the default to mllp
+		perPeer = -1
 	}
 	a.mllpSrv = mllp.NewServer(mllp.ServerConfig{
-		MaxConns: a.cfg.MLLP.MaxConns, MaxFrameSize: a.cfg.MLLP.MaxFrameBytes,
+		MaxConns: a.cfg.MLLP.MaxConns, MaxConnsPerPeer: perPeer, MaxFrameSize: a.cfg.MLLP.MaxFrameBytes,
 		ReadTimeout: a.cfg.MLLP.ReadTimeout, IdleTimeout: a.cfg.MLLP.IdleTimeout,
 		WriteTimeout: a.cfg.MLLP.WriteTimeout, KeepAlive: a.cfg.MLLP.KeepAlive,
 		TLS: tc, AllowedNetworks: nets, Logger: a.log,

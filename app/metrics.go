@@ -36,8 +36,19 @@ func (a *App) registerMetrics() {
 		return func() float64 { return float64(f(a.mllpSrv.Stats())) }
 	}
 	counterFunc(reg, "mllp_connections_accepted_total", "MLLP connections accepted.", ms(func(s mllp.Stats) uint64 { return s.ConnsAccepted }))
-	counterFunc(reg, "mllp_connections_rejected_limit_total", "MLLP connections closed because max_conns was reached.", ms(func(s mllp.Stats) uint64 { return s.ConnsRejectedLimit }))
-	counterFunc(reg, "mllp_connections_rejected_network_total", "MLLP connections from peers outside allowed_networks.", ms(func(s mllp.Stats) uint64 { return s.ConnsRejectedNetwork }))
+	rejected := prometheus.NewDesc("resultgate_mllp_connections_rejected_total",
+		"MLLP connections refused or evicted by the listener's admission control, by reason: limit (max_conns reached, every connection busy), "+
+			"per_peer (max_conns_per_peer reached, every connection of the peer busy), not_allowed (peer outside allowed_networks), "+
+			"evicted_idle (an idle connection closed to admit a new one).", []string{"reason"}, nil)
+	reg.MustRegister(collectorFunc{desc: rejected, collect: func(ch chan<- prometheus.Metric) {
+		st := a.mllpSrv.Stats()
+		for _, r := range []struct {
+			reason string
+			n      uint64
+		}{{"limit", st.ConnsRejectedLimit}, {"per_peer", st.ConnsRejectedPerPeer}, {"not_allowed", st.ConnsRejectedNetwork}, {"evicted_idle", st.ConnsEvictedIdle}} {
+			ch <- prometheus.MustNewConstMetric(rejected, prometheus.CounterValue, float64(r.n), r.reason)
+		}
+	}})
 	counterFunc(reg, "mllp_tls_handshake_errors_total", "Failed MLLP TLS handshakes.", ms(func(s mllp.Stats) uint64 { return s.TLSHandshakeErrors }))
 	counterFunc(reg, "mllp_frames_total", "MLLP frames received.", ms(func(s mllp.Stats) uint64 { return s.Frames }))
 	counterFunc(reg, "mllp_bytes_skipped_total", "Bytes outside MLLP frames.", ms(func(s mllp.Stats) uint64 { return s.BytesSkipped }))

@@ -66,8 +66,44 @@ type MLLP struct {
 	WriteTimeout  time.Duration `yaml:"write_timeout"`
 	KeepAlive     time.Duration `yaml:"keepalive"`
 	TLS           TLS           `yaml:"tls"`
-	// AllowedNetworks restricts peers to these CIDR prefixes; empty allows all.
+	// AllowedNetworks restricts peers to these CIDR prefixes (IPv4 or IPv6;
+	// a bare address means that address alone); empty allows all.
 	AllowedNetworks []string `yaml:"allowed_networks"`
+	// MaxConnsPerPeer bounds the connections of one source IP address; 0
+	// means no per-peer cap. At max_conns or at this cap a new connection
+	// evicts the longest-idle one (of the peer, for this cap); it is refused
+	// only if all are busy.
+	MaxConnsPerPeer int `yaml:"max_conns_per_peer"`
+}
+
+// Networks parses AllowedNetworks: a CIDR prefix (10.20.0.0/16, fd00::/8) or
+// a bare address (10.20.0.5 as /32, 2001:db8::5 as /128). Addresses with a
+// zone (fe80::1%eth0) are refused: a zone names an interface of this host,
+// not a network.
+func (m MLLP) Networks() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, n := range m.AllowedNetworks {
+		p, err := parseNetwork(n)
+		if err != nil {
+			return nil, fmt.Errorf("mllp.allowed_networks[%d]: %w", i, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func parseNetwork(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		return netip.ParsePrefix(s)
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	if a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("address %q has a zone", s)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // HTTP configures the HTTP API, web page, health and metrics endpoints.
@@ -198,6 +234,10 @@ func Default() Config {
 			// Keep-alive probes find interface engines that vanished behind a
 			// firewall that silently drops idle flows (often after 5-15 min).
 			KeepAlive: 60 * time.Second,
+			// A sender opens one connection per outbound channel; 32 lets a
+			// busy interface engine in while no single host can take more
+			// than an eighth of max_conns.
+			MaxConnsPerPeer: 32,
 		},
 		HTTP: HTTP{Addr: "127.0.0.1:8080"},
 		NATS: NATS{Listen: "127.0.0.1:4222", Replicas: 1},
@@ -374,9 +414,12 @@ func (c Config) Validate() error {
 	if c.MLLP.KeepAlive < 0 {
 		bad("mllp.keepalive", "must not be negative, got %s", c.MLLP.KeepAlive)
 	}
+	if c.MLLP.MaxConnsPerPeer < 0 {
+		bad("mllp.max_conns_per_peer", "must not be negative (0 means no per-peer cap), got %d", c.MLLP.MaxConnsPerPeer)
+	}
 	for i, n := range c.MLLP.AllowedNetworks {
-		if _, err := netip.ParsePrefix(n); err != nil {
-			bad(fmt.Sprintf("mllp.allowed_networks[%d]", i), "must be a CIDR prefix such as 10.1.0.0/16, got %q", n)
+		if _, err := parseNetwork(n); err != nil {
+			bad(fmt.Sprintf("mllp.allowed_networks[%d]", i), "must be a CIDR prefix such as 10.1.0.0/16 or fd00::/8, or an IP address, got %q", n)
 		}
 	}
 	checkTLS := func(key string, t TLS) {

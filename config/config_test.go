@@ -3,6 +3,8 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -323,7 +325,10 @@ func TestValidate(t *testing.T) {
 		{"mllp addr", func(c *Config) { c.MLLP.Addr = "2575" }, `mllp.addr: must be host:port, got "2575"`},
 		{"frame size", func(c *Config) { c.MLLP.MaxFrameBytes = 10 }, `mllp.max_frame_bytes: must be between 1024 and 1073741824, got 10`},
 		{"timeout", func(c *Config) { c.MLLP.ReadTimeout = 0 }, `mllp.read_timeout: must be a positive duration, got 0s`},
-		{"network", func(c *Config) { c.MLLP.AllowedNetworks = []string{"10.0.0.0/33"} }, `mllp.allowed_networks[0]: must be a CIDR prefix such as 10.1.0.0/16, got "10.0.0.0/33"`},
+		{"network", func(c *Config) { c.MLLP.AllowedNetworks = []string{"10.0.0.0/33"} }, `mllp.allowed_networks[0]: must be a CIDR prefix such as 10.1.0.0/16 or fd00::/8, or an IP address, got "10.0.0.0/33"`},
+		{"network host name", func(c *Config) { c.MLLP.AllowedNetworks = []string{"10.0.0.0/8", "lis.example.org"} }, `mllp.allowed_networks[1]: must be a CIDR prefix such as 10.1.0.0/16 or fd00::/8, or an IP address, got "lis.example.org"`},
+		{"network zone", func(c *Config) { c.MLLP.AllowedNetworks = []string{"fe80::1%eth0"} }, `mllp.allowed_networks[0]: must be a CIDR prefix such as 10.1.0.0/16 or fd00::/8, or an IP address, got "fe80::1%eth0"`},
+		{"per-peer cap", func(c *Config) { c.MLLP.MaxConnsPerPeer = -1 }, `mllp.max_conns_per_peer: must not be negative (0 means no per-peer cap), got -1`},
 		{"tls half", func(c *Config) { c.MLLP.TLS.CertFile = "a.pem" }, `mllp.tls: cert_file and key_file must both be set`},
 		{"mtls without ca", func(c *Config) { c.MLLP.TLS = TLS{CertFile: "a", KeyFile: "b", RequireClientCert: true} }, `mllp.tls.client_ca_file: must be set when require_client_cert is true`},
 		{"nats client certificate half", func(c *Config) { c.NATS.CertFile = "a.pem" }, `nats: cert_file and key_file must both be set`},
@@ -357,8 +362,64 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+func TestMLLPNetworks(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []string
+		want []netip.Prefix
+		err  string
+	}{
+		{name: "empty allows all"},
+		{
+			name: "prefixes and bare addresses",
+			in:   []string{"10.20.0.0/16", "192.0.2.7", "2001:db8::/32", "2001:db8::5", "::ffff:10.0.0.0/104"},
+			want: []netip.Prefix{
+				netip.MustParsePrefix("10.20.0.0/16"), netip.MustParsePrefix("192.0.2.7/32"),
+				netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("2001:db8::5/128"),
+				netip.MustParsePrefix("::ffff:10.0.0.0/104"),
+			},
+		},
+		{name: "bad prefix length", in: []string{"10.0.0.0/8", "10.0.0.0/33"}, err: `mllp.allowed_networks[1]: netip.ParsePrefix("10.0.0.0/33"): prefix length out of range`},
+		{name: "zone", in: []string{"fe80::1%eth0"}, err: `mllp.allowed_networks[0]: address "fe80::1%eth0" has a zone`},
+		{name: "not an address", in: []string{"any"}, err: `mllp.allowed_networks[0]: ParseAddr("any"): unable to parse IP`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := MLLP{AllowedNetworks: tt.in}.Networks()
+			if tt.err != "" {
+				if err == nil || err.Error() != tt.err {
+					t.Fatalf("Networks() error = %v, want %s", err, tt.err)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(got, tt.want) {
+				t.Fatalf("Networks() = %v, %v; want %v", got, err, tt.want)
+			}
+			c := Default()
+			c.MLLP.AllowedNetworks = tt.in
+			if err := c.Validate(); err != nil {
+				t.Errorf("Validate() = %v, want nil", err)
+			}
+		})
+	}
+}
+
+func TestMLLPDefaults(t *testing.T) {
+	cfg, err := Parse([]byte("mllp:\n  max_conns_per_peer: 0\n  allowed_networks: [10.20.0.0/16, 192.0.2.7]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MLLP.MaxConnsPerPeer != 0 || len(cfg.MLLP.AllowedNetworks) != 2 || cfg.Validate() != nil {
+		t.Errorf("MLLP = %+v, Validate = %v; want no per-peer cap and 2 networks, valid", cfg.MLLP, cfg.Validate())
+	}
+	if d := Default().MLLP; d.MaxConnsPerPeer != 32 || d.MaxConns != 256 || len(d.AllowedNetworks) != 0 {
+		t.Errorf("Default().MLLP = %+v, want max_conns 256, max_conns_per_peer 32, no allow-list", d)
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	f.Add([]byte("mllp:\n  addr: :2575\n"))
+	f.Add([]byte("mllp:\n  max_conns_per_peer: 4\n  allowed_networks: [10.0.0.0/8, 192.0.2.7, \"2001:db8::/32\", \"::1\", \"fe80::1%eth0\", 10.0.0.0/33]\n"))
 	f.Add([]byte("durability: os\nintake:\n  accept_types: [ORU^R01]\n"))
 	f.Add([]byte("policy: {a: 1}\n"))
 	f.Add([]byte("holds:\n  reminder_before: 12h\n  rules: {US-KY: {citation: c}}\n  days: 3d\n  covering: {A: [B]}\n"))

@@ -11,9 +11,10 @@
 //
 //   - Framing only, over io.Reader and io.Writer: Reader (bounded, allocation-free in
 //     the steady state) and WriteFrame. They know nothing about TCP or HL7.
-//   - The TCP side: Server (listener with connection limits, deadlines, keep-alive,
-//     TLS and a peer-network allow-list, calling a Handler for each frame) and Client
-//     (ACK timeout, reconnect with back-off, TLS).
+//   - The TCP side: Server (listener with connection limits that evict the
+//     longest-idle connection rather than lock senders out, a per-peer cap,
+//     deadlines, keep-alive, TLS and a peer-network allow-list, calling a Handler
+//     for each frame) and Client (ACK timeout, reconnect with back-off, TLS).
 //
 // The package does not parse HL7: the Handler receives the raw frame and returns the
 // raw ACK, so the codec (package hl7) and the policy above it stay independent of the

@@ -23,6 +23,18 @@ const (
 	// goroutines, buffers and file descriptors.
 	DefaultMaxConns = 512
 
+	// DefaultMaxConnsPerPeer bounds the connections of one source address, so
+	// that one host (a misconfigured engine, or anything else that can reach
+	// the port) cannot take every slot. An interface engine opens one connection
+	// per outbound channel, rarely more than a few dozen towards one system.
+	DefaultMaxConnsPerPeer = 32
+
+	// rejectLogInterval is the least time between two log lines of one
+	// admission reason (see ServerConfig.MaxConns): a port scan or a sender
+	// reconnecting in a tight loop must not flood the log, while the counters
+	// stay exact and each line says how many were held back.
+	rejectLogInterval = 10 * time.Second
+
 	// DefaultReadTimeout bounds the time from a frame's first bytes to its end
 	// block. It defends against slow-loris peers; 60 s carries a 16 MiB frame at
 	// about 2.2 Mbit/s, slower than any hospital LAN or VPN link.
@@ -90,16 +102,32 @@ type Peer struct {
 	ClientCertSubject string
 }
 
-// ServerConfig configures a Server. For the durations and MaxConns, zero means the
-// default (Default* constants) and a negative value means no limit; the limits are
-// on by default because every read must be bounded.
+// ServerConfig configures a Server. For the durations, MaxConns and
+// MaxConnsPerPeer, zero means the default (Default* constants) and a negative
+// value means no limit; the limits are on by default because every read must be
+// bounded.
 type ServerConfig struct {
-	// MaxConns is the most connections served at once. A connection beyond it is
-	// accepted and closed at once (logged and counted in Stats.ConnsRejectedLimit)
-	// rather than left in the kernel's accept queue: a sender whose connection
-	// sits unaccepted believes it is connected and waits for ACK timeouts, while a
+	// MaxConns is the most connections served at once. When a new connection
+	// arrives at the cap, the idle connection that has been idle longest (no
+	// frame started since its last ACK, or since it opened) is closed to make
+	// room (counted in Stats.ConnsEvictedIdle): otherwise connections that
+	// connect and send nothing would lock every real sender out until the idle
+	// timeout, and again as soon as they reconnect. A connection receiving a
+	// frame, in the Handler or writing its ACK is never closed this way, so no
+	// message being stored loses its ACK; an evicted sender's interface engine
+	// reconnects when it next has a message. Only when every connection is busy
+	// is the new one refused: accepted and closed at once (counted in
+	// Stats.ConnsRejectedLimit) rather than left in the kernel's accept queue,
+	// where a sender believes it is connected and waits for ACK timeouts; a
 	// prompt close makes its interface engine retry or fail over immediately.
 	MaxConns int
+	// MaxConnsPerPeer is the most connections served at once from one source
+	// IP address, so that one host cannot take every slot. At the cap, that
+	// peer's own longest-idle connection is evicted for its new one (counted in
+	// Stats.ConnsEvictedIdle); if all of them are busy the new connection is
+	// refused (Stats.ConnsRejectedPerPeer). Other peers' connections are never
+	// evicted for a peer at its own cap.
+	MaxConnsPerPeer int
 	// MaxFrameSize is the largest frame accepted; zero means DefaultMaxFrameSize.
 	// Larger frames go to Handler.HandleTooLarge.
 	MaxFrameSize int
@@ -120,9 +148,11 @@ type ServerConfig struct {
 	// tls.RequireAndVerifyClientCert and ClientCAs to the senders' CA.
 	TLS *tls.Config
 	// AllowedNetworks, when not empty, lists the peer networks allowed to connect;
-	// connections from other addresses are closed at once, logged and counted in
-	// Stats.ConnsRejectedNetwork. The sending-facility (MSH-4) allow-list belongs
-	// to the Handler.
+	// connections from other addresses are closed at accept, before anything is
+	// read from them, logged (rate-limited, peer address only) and counted in
+	// Stats.ConnsRejectedNetwork. Prefixes of IPv4-mapped IPv6 addresses
+	// (::ffff:10.0.0.0/104) match the IPv4 peers they map. The sending-facility
+	// (MSH-4) allow-list belongs to the Handler.
 	AllowedNetworks []netip.Prefix
 	// Logger receives connection-level logs (conn id, peer, sizes, durations; never
 	// message content). The zero Logger discards them.
@@ -133,8 +163,10 @@ type ServerConfig struct {
 // only grow, except ActiveConns.
 type Stats struct {
 	ConnsAccepted        uint64 // connections accepted and served
-	ConnsRejectedLimit   uint64 // connections closed because MaxConns was reached
-	ConnsRejectedNetwork uint64 // connections closed because the peer was not in AllowedNetworks
+	ConnsRejectedLimit   uint64 // connections refused because MaxConns was reached and every connection was busy
+	ConnsRejectedPerPeer uint64 // connections refused because their peer had MaxConnsPerPeer busy connections
+	ConnsRejectedNetwork uint64 // connections refused because the peer was not in AllowedNetworks
+	ConnsEvictedIdle     uint64 // idle connections closed to admit a new one at MaxConns or MaxConnsPerPeer
 	TLSHandshakeErrors   uint64 // TLS handshakes that failed or timed out
 	Frames               uint64 // frames passed to HandleMessage
 	FrameBytes           uint64 // bytes of those frames
@@ -150,6 +182,7 @@ type Stats struct {
 
 type counters struct {
 	connsAccepted, connsRejectedLimit, connsRejectedNetwork, tlsHandshakeErrors atomic.Uint64
+	connsRejectedPerPeer, connsEvictedIdle                                      atomic.Uint64
 	frames, frameBytes, bytesSkipped, oversizeFrames                            atomic.Uint64
 	readTimeouts, idleTimeouts, writeErrors, writeTimeouts, handlerPanics       atomic.Uint64
 }
@@ -162,11 +195,12 @@ type Server struct {
 	cfg ServerConfig
 	h   Handler
 	log zerolog.Logger
-	// rejectLog logs rejected connections, sampled: a port scan or a sender
-	// retrying in a tight loop must not flood the log (the counters stay exact).
-	rejectLog zerolog.Logger
+	// rejectLog limits the logging of refused and evicted connections.
+	rejectLog rateLog
 	tls       *tls.Config
 	allowed   []netip.Prefix
+	// epoch is the origin of conn.lastActive (monotonic).
+	epoch time.Time
 
 	nextID     atomic.Uint64
 	active     atomic.Int64
@@ -177,8 +211,9 @@ type Server struct {
 	listeners map[*trackedListener]struct{}
 	addr      net.Addr
 	conns     map[*conn]struct{}
-	wg        sync.WaitGroup // connection goroutines
-	done      chan struct{}  // closed on Shutdown: wakes the accept back-off
+	perPeer   map[netip.Addr]int // connections in conns by peer address
+	wg        sync.WaitGroup     // connection goroutines
+	done      chan struct{}      // closed on Shutdown: wakes the accept back-off
 	doneOnce  sync.Once
 	idleOnce  sync.Once
 	idle      chan struct{} // closed when every connection goroutine has ended
@@ -191,6 +226,7 @@ func NewServer(cfg ServerConfig, h Handler) *Server {
 		panic("mllp: NewServer with a nil Handler")
 	}
 	cfg.MaxConns = orDefault(cfg.MaxConns, DefaultMaxConns)
+	cfg.MaxConnsPerPeer = orDefault(cfg.MaxConnsPerPeer, DefaultMaxConnsPerPeer)
 	if cfg.MaxFrameSize <= 0 {
 		cfg.MaxFrameSize = DefaultMaxFrameSize
 	}
@@ -202,9 +238,11 @@ func NewServer(cfg ServerConfig, h Handler) *Server {
 		cfg:       cfg,
 		h:         h,
 		log:       cfg.Logger,
-		rejectLog: cfg.Logger.Sample(&zerolog.BurstSampler{Burst: 10, Period: 10 * time.Second}),
+		rejectLog: rateLog{interval: rejectLogInterval, now: time.Now},
+		epoch:     time.Now(),
 		listeners: make(map[*trackedListener]struct{}),
 		conns:     make(map[*conn]struct{}),
+		perPeer:   make(map[netip.Addr]int),
 		done:      make(chan struct{}),
 		idle:      make(chan struct{}),
 	}
@@ -212,6 +250,10 @@ func NewServer(cfg ServerConfig, h Handler) *Server {
 		s.tls = tlsAtLeast12(cfg.TLS)
 	}
 	for _, p := range cfg.AllowedNetworks {
+		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+			// Peers are unmapped (see Peer.Addr), so match them as IPv4.
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
 		s.allowed = append(s.allowed, p.Masked())
 	}
 	return s
@@ -239,7 +281,9 @@ func (s *Server) Stats() Stats {
 	return Stats{
 		ConnsAccepted:        c.connsAccepted.Load(),
 		ConnsRejectedLimit:   c.connsRejectedLimit.Load(),
+		ConnsRejectedPerPeer: c.connsRejectedPerPeer.Load(),
 		ConnsRejectedNetwork: c.connsRejectedNetwork.Load(),
+		ConnsEvictedIdle:     c.connsEvictedIdle.Load(),
 		TLSHandshakeErrors:   c.tlsHandshakeErrors.Load(),
 		Frames:               c.frames.Load(),
 		FrameBytes:           c.frameBytes.Load(),
@@ -317,7 +361,8 @@ func (s *Server) Serve(ln net.Listener) error {
 	}()
 
 	s.log.Info().Str("addr", ln.Addr().String()).Bool("tls", s.tls != nil).
-		Int("max_conns", s.cfg.MaxConns).Int("max_frame", s.cfg.MaxFrameSize).Msg("mllp listening")
+		Int("max_conns", s.cfg.MaxConns).Int("max_conns_per_peer", s.cfg.MaxConnsPerPeer).
+		Int("allowed_networks", len(s.allowed)).Int("max_frame", s.cfg.MaxFrameSize).Msg("mllp listening")
 	var delay time.Duration
 	for {
 		rw, err := l.Accept()
@@ -354,12 +399,15 @@ func isTemporary(err error) bool {
 	return errors.As(err, &te) && te.Temporary()
 }
 
-// accept admits or rejects a new connection.
+// accept admits or rejects a new connection: a peer outside AllowedNetworks is
+// refused; at MaxConnsPerPeer or MaxConns the longest-idle connection (of the
+// same peer, or of any peer) is evicted for it, and only if none is idle is the
+// new connection refused. Nothing is read from a refused connection.
 func (s *Server) accept(rw net.Conn) {
 	addr := addrPort(rw.RemoteAddr())
 	if len(s.allowed) > 0 && !s.isAllowed(addr.Addr()) {
 		s.stats.connsRejectedNetwork.Add(1)
-		s.rejectLog.Warn().Str("peer", addr.String()).Msg("mllp connection rejected: peer not in allowed networks")
+		s.rejectEvent(reasonNotAllowed, addr).Msg("mllp connection rejected: peer not in allowed networks")
 		rw.Close()
 		return
 	}
@@ -369,13 +417,33 @@ func (s *Server) accept(rw net.Conn) {
 		rw.Close()
 		return
 	}
-	if s.cfg.MaxConns > 0 && len(s.conns) >= s.cfg.MaxConns {
-		s.mu.Unlock()
-		s.stats.connsRejectedLimit.Add(1)
-		s.rejectLog.Warn().Str("peer", addr.String()).Int("max_conns", s.cfg.MaxConns).
-			Msg("mllp connection rejected: too many connections")
-		rw.Close()
-		return
+	ip := addr.Addr()
+	var victim *conn
+	var limit string // the cap that made the eviction necessary
+	switch {
+	case s.cfg.MaxConnsPerPeer > 0 && ip.IsValid() && s.perPeer[ip] >= s.cfg.MaxConnsPerPeer:
+		// (A listener whose peers have no IP address, such as a Unix socket,
+		// has no per-peer cap: all its peers would share one.)
+		victim, limit = s.evictLocked(ip, true), "max_conns_per_peer"
+		if victim == nil {
+			n := s.perPeer[ip]
+			s.mu.Unlock()
+			s.stats.connsRejectedPerPeer.Add(1)
+			s.rejectEvent(reasonPerPeer, addr).Int("max_conns_per_peer", s.cfg.MaxConnsPerPeer).Int("peer_conns", n).
+				Msg("mllp connection rejected: too many busy connections from this peer")
+			rw.Close()
+			return
+		}
+	case s.cfg.MaxConns > 0 && len(s.conns) >= s.cfg.MaxConns:
+		victim, limit = s.evictLocked(netip.Addr{}, false), "max_conns"
+		if victim == nil {
+			s.mu.Unlock()
+			s.stats.connsRejectedLimit.Add(1)
+			s.rejectEvent(reasonLimit, addr).Int("max_conns", s.cfg.MaxConns).
+				Msg("mllp connection rejected: too many connections, all busy")
+			rw.Close()
+			return
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{
@@ -385,16 +453,129 @@ func (s *Server) accept(rw net.Conn) {
 		peer:   Peer{Addr: addr, ConnID: s.nextID.Add(1)},
 		start:  time.Now(),
 	}
+	c.lastActive.Store(int64(time.Since(s.epoch)))
 	if tc, ok := rw.(*tls.Conn); ok { // from tls.NewListener
 		c.raw, c.preTLS = tc.NetConn(), tc
 	}
 	c.log = s.log.With().Uint64("conn_id", c.peer.ConnID).Str("peer", addr.String()).Logger()
 	s.conns[c] = struct{}{}
+	s.perPeer[ip]++
 	s.active.Add(1)
 	s.wg.Add(1)
 	s.mu.Unlock()
 	s.stats.connsAccepted.Add(1)
+	if victim != nil {
+		s.stats.connsEvictedIdle.Add(1)
+		idle := time.Duration(int64(time.Since(s.epoch)) - victim.lastActive.Load())
+		s.rejectEvent(reasonEvictedIdle, addr).Str("limit", limit).Uint64("evicted_conn_id", victim.peer.ConnID).
+			Str("evicted_peer", victim.peer.Addr.String()).Dur("evicted_idle", idle).Uint64("conn_id", c.peer.ConnID).
+			Msg("mllp idle connection evicted to admit a new one")
+	}
 	go c.serve(c.log.WithContext(ctx))
+}
+
+// evictLocked closes the connection that has been idle longest (only those of
+// peer ip when samePeer) and takes it off the server's books, so that its slot
+// is free at once; its goroutine ends on its own. Busy connections are never
+// chosen. It returns nil when no connection is idle. Called with s.mu held.
+func (s *Server) evictLocked(ip netip.Addr, samePeer bool) *conn {
+	// A candidate may start a frame between the scan and the eviction; then
+	// scan again. Each retry follows a connection's progress, and the retries
+	// are bounded all the same.
+	for range len(s.conns) + 1 {
+		var victim *conn
+		var oldest int64
+		for c := range s.conns {
+			if samePeer && c.peer.Addr.Addr() != ip {
+				continue
+			}
+			if st := c.state.Load(); st != connIdle && st != connNew {
+				continue
+			}
+			if t := c.lastActive.Load(); victim == nil || t < oldest {
+				victim, oldest = c, t
+			}
+		}
+		if victim == nil {
+			return nil
+		}
+		if victim.evict() {
+			s.removeLocked(victim)
+			return victim
+		}
+	}
+	return nil
+}
+
+// removeLocked takes c off the server's books if it is still on them. Called
+// with s.mu held.
+func (s *Server) removeLocked(c *conn) {
+	if _, ok := s.conns[c]; !ok {
+		return
+	}
+	delete(s.conns, c)
+	ip := c.peer.Addr.Addr()
+	if s.perPeer[ip] <= 1 {
+		delete(s.perPeer, ip)
+	} else {
+		s.perPeer[ip]--
+	}
+}
+
+// admission is why a connection was refused or evicted.
+type admission int
+
+// The admission reasons; their names are the reason label of the metric
+// resultgate_mllp_connections_rejected_total and the reason of the log line.
+const (
+	reasonLimit       admission = iota // MaxConns reached, every connection busy
+	reasonPerPeer                      // MaxConnsPerPeer reached, every connection of the peer busy
+	reasonNotAllowed                   // peer outside AllowedNetworks
+	reasonEvictedIdle                  // an idle connection closed to admit a new one
+	numAdmissions
+)
+
+var admissionNames = [numAdmissions]string{"limit", "per_peer", "not_allowed", "evicted_idle"}
+
+func (a admission) String() string { return admissionNames[a] }
+
+// rejectEvent returns a warning about a refused or evicted connection from
+// peer, or nil (on which zerolog's methods do nothing) when a line of the same
+// reason was logged less than rejectLogInterval ago. The line says how many
+// lines of its reason were held back since the previous one.
+func (s *Server) rejectEvent(r admission, peer netip.AddrPort) *zerolog.Event {
+	ok, suppressed := s.rejectLog.allow(r)
+	if !ok {
+		return nil
+	}
+	return s.log.Warn().Str("reason", r.String()).Str("peer", peer.String()).
+		Uint64("suppressed", suppressed).Dur("log_interval", s.rejectLog.interval)
+}
+
+// rateLog lets at most one log line per admission reason through per interval
+// and counts the lines it holds back.
+type rateLog struct {
+	interval time.Duration
+	now      func() time.Time
+
+	mu         sync.Mutex
+	next       [numAdmissions]time.Time
+	suppressed [numAdmissions]uint64
+}
+
+// allow reports whether a line of reason r may be logged now and, if so, how
+// many were held back since the previous one (the count then restarts).
+func (l *rateLog) allow(r admission) (ok bool, suppressed uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	if now.Before(l.next[r]) {
+		l.suppressed[r]++
+		return false, 0
+	}
+	l.next[r] = now.Add(l.interval)
+	suppressed, l.suppressed[r] = l.suppressed[r], 0
+	return true, suppressed
 }
 
 func (s *Server) isAllowed(a netip.Addr) bool {
@@ -479,10 +660,11 @@ func (s *Server) Close() error {
 
 // Connection states, for Shutdown.
 const (
-	connNew    int32 = iota // accepted, TLS handshake not done
-	connIdle                // waiting for a frame to start
-	connBusy                // reading a frame, handling it or writing its ACK
-	connClosed              // closed by Shutdown
+	connNew     int32 = iota // accepted, TLS handshake not done
+	connIdle                 // waiting for a frame to start
+	connBusy                 // reading a frame, handling it or writing its ACK
+	connClosed               // closed by Shutdown
+	connEvicted              // closed while idle to admit a new connection
 )
 
 type conn struct {
@@ -495,6 +677,10 @@ type conn struct {
 	cancel context.CancelFunc
 	start  time.Time
 	state  atomic.Int32
+	// lastActive is when the connection last became idle (opened, or wrote
+	// the ACK of a frame), as a duration since srv.epoch; eviction picks the
+	// lowest.
+	lastActive atomic.Int64
 
 	frames int
 	bytes  int64
@@ -505,6 +691,22 @@ func (c *conn) closeIfIdle() {
 	if c.state.CompareAndSwap(connIdle, connClosed) || c.state.CompareAndSwap(connNew, connClosed) {
 		c.raw.Close()
 	}
+}
+
+// evict closes the connection if it is idle (or not yet started), reporting
+// whether it did. Called with srv.mu held.
+func (c *conn) evict() bool {
+	if c.state.CompareAndSwap(connIdle, connEvicted) || c.state.CompareAndSwap(connNew, connEvicted) {
+		c.raw.Close()
+		return true
+	}
+	return false
+}
+
+// closedByServer reports whether Shutdown or an eviction closed the connection.
+func (c *conn) closedByServer() bool {
+	st := c.state.Load()
+	return st == connClosed || st == connEvicted
 }
 
 // forceClose closes the connection whatever its state.
@@ -522,6 +724,12 @@ func (c *conn) setBusy() bool {
 // setIdle marks the connection idle; it reports false when the connection must
 // close instead (closed, or the server is shutting down).
 func (c *conn) setIdle() bool {
+	// After a frame, stored before the state changes, so that an eviction that
+	// sees the connection idle sees when it became so. A new connection has
+	// been idle since it was accepted (the TLS handshake does not count).
+	if c.state.Load() == connBusy {
+		c.lastActive.Store(int64(time.Since(c.srv.epoch)))
+	}
 	if !c.state.CompareAndSwap(connBusy, connIdle) && !c.state.CompareAndSwap(connNew, connIdle) {
 		return false
 	}
@@ -534,7 +742,7 @@ func (c *conn) serve(ctx context.Context) {
 	s := c.srv
 	reason := "peer closed"
 	defer func() {
-		if tc, ok := c.rwc.(*tls.Conn); ok && c.state.Load() != connClosed {
+		if tc, ok := c.rwc.(*tls.Conn); ok && !c.closedByServer() {
 			// Say goodbye with close_notify (bounded by crypto/tls to 5 s):
 			// TLS stacks of interface engines log a truncation attack otherwise.
 			_ = tc.Close()
@@ -542,7 +750,7 @@ func (c *conn) serve(ctx context.Context) {
 		c.raw.Close()
 		c.cancel()
 		s.mu.Lock()
-		delete(s.conns, c)
+		s.removeLocked(c)
 		s.mu.Unlock()
 		s.active.Add(-1)
 		c.log.Info().Str("reason", reason).Int("frames", c.frames).Int64("bytes", c.bytes).
@@ -554,8 +762,8 @@ func (c *conn) serve(ctx context.Context) {
 	c.rwc = c.raw
 	if c.preTLS != nil || s.tls != nil {
 		if err := c.handshake(ctx); err != nil {
-			if c.state.Load() == connClosed {
-				reason = "server shutting down"
+			if c.closedByServer() {
+				reason = c.closedReason()
 				return
 			}
 			s.stats.tlsHandshakeErrors.Add(1)
@@ -571,7 +779,7 @@ func (c *conn) serve(ctx context.Context) {
 	var skipped int64
 	for {
 		if !c.setIdle() {
-			reason = "server shutting down"
+			reason = c.closedReason()
 			return
 		}
 		if err := c.rwc.SetReadDeadline(deadline(s.cfg.IdleTimeout)); err != nil {
@@ -592,9 +800,10 @@ func (c *conn) serve(ctx context.Context) {
 			return
 		}
 		if !c.setBusy() {
-			// Shutdown closed the connection as this frame arrived: leave it
-			// unhandled and unacknowledged; the sender will send it again.
-			reason = "server shutting down"
+			// Shutdown or an eviction closed the connection as this frame
+			// arrived: leave it unhandled and unacknowledged; the sender will
+			// send it again.
+			reason = c.closedReason()
 			return
 		}
 		var ack []byte
@@ -641,12 +850,20 @@ func (c *conn) frameStarted() error {
 	return c.rwc.SetReadDeadline(deadline(c.srv.cfg.ReadTimeout))
 }
 
+// closedReason names why the server closed the connection.
+func (c *conn) closedReason() string {
+	if c.state.Load() == connEvicted {
+		return "evicted while idle"
+	}
+	return "server shutting down"
+}
+
 // readFailure counts and logs why reading stopped and returns the close reason.
 func (c *conn) readFailure(err error, midFrame bool) string {
 	s := c.srv
 	switch {
-	case c.state.Load() == connClosed, errors.Is(err, errConnClosing):
-		return "server shutting down"
+	case c.closedByServer(), errors.Is(err, errConnClosing):
+		return c.closedReason()
 	case errors.Is(err, io.EOF):
 		return "peer closed"
 	case isTimeout(err):

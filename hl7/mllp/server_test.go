@@ -2,12 +2,15 @@ package mllp
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -94,11 +97,18 @@ func (h *testHandler) Calls() []call {
 // test, checking that Serve returned ErrServerClosed.
 func startServer(t *testing.T, cfg ServerConfig, h Handler) (*Server, string) {
 	t.Helper()
+	s := NewServer(cfg, h)
+	return s, serveTest(t, s)
+}
+
+// serveTest serves s on 127.0.0.1:0 like startServer, for a server the test
+// adjusted after NewServer.
+func serveTest(t *testing.T, s *Server) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewServer(cfg, h)
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ln) }()
 	t.Cleanup(func() {
@@ -111,7 +121,7 @@ func startServer(t *testing.T, cfg ServerConfig, h Handler) (*Server, string) {
 			t.Errorf("Serve returned %v, want ErrServerClosed", err)
 		}
 	})
-	return s, ln.Addr().String()
+	return ln.Addr().String()
 }
 
 // rawConn is a test-side connection speaking MLLP by hand.
@@ -317,40 +327,312 @@ func TestServerClientClosesBeforeACK(t *testing.T) {
 	c2.expectFrame("ACK:after")
 }
 
-func TestServerMaxConns(t *testing.T) {
-	s, addr := startServer(t, ServerConfig{MaxConns: 2}, newTestHandler())
-	c1, c2 := dialRaw(t, addr), dialRaw(t, addr)
-	for _, c := range []*rawConn{c1, c2} { // an ACK proves the connection is being served
-		c.write(framed("hi"))
-		c.expectFrame("ACK:hi")
+// dialFrom dials addr from the loopback address local, to stand for another
+// peer: on Linux every address of 127.0.0.0/8 reaches a listener on 127.0.0.1.
+func dialFrom(t testing.TB, addr, local string) *rawConn {
+	t.Helper()
+	d := net.Dialer{Timeout: testTimeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
 	}
-	c3 := dialRaw(t, addr)
-	c3.expectClosed()
-	if st := s.Stats(); st.ConnsRejectedLimit != 1 || st.ConnsAccepted != 2 || st.ActiveConns != 2 {
-		t.Errorf("Stats = %+v, want 1 rejected, 2 accepted, 2 active", st)
+	c.SetDeadline(time.Now().Add(testTimeout))
+	t.Cleanup(func() { c.Close() })
+	return &rawConn{t: t, Conn: c, r: NewReader(c, 0)}
+}
+
+// connStates counts the server's connections that are idle and busy.
+func connStates(s *Server) (idle, busy int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		switch c.state.Load() {
+		case connIdle:
+			idle++
+		case connBusy:
+			busy++
+		}
 	}
-	c1.Close()
-	testutil.Eventually(t, testTimeout, "slot freed", func() bool { return s.ActiveConns() == 1 })
-	c4 := dialRaw(t, addr)
-	c4.write(framed("again"))
-	c4.expectFrame("ACK:again")
+	return idle, busy
+}
+
+// waitStates waits until the server has idle idle and busy busy connections.
+func waitStates(t *testing.T, s *Server, idle, busy int) {
+	t.Helper()
+	testutil.Eventually(t, testTimeout, fmt.Sprintf("%d idle and %d busy connections", idle, busy), func() bool {
+		i, b := connStates(s)
+		return i == idle && b == busy
+	})
+}
+
+// exchange sends one frame on c and expects its ACK.
+func (c *rawConn) exchange(msg string) {
+	c.t.Helper()
+	c.write(framed(msg))
+	c.expectFrame("ACK:" + msg)
+}
+
+// TestServerEvictsLongestIdle fills the server with idle connections and checks
+// that a new sender is served (it gets its ACK) while the connection idle
+// longest is closed, and only that one.
+func TestServerEvictsLongestIdle(t *testing.T) {
+	const maxConns = 4
+	var logs syncBuffer
+	s, addr := startServer(t, ServerConfig{MaxConns: maxConns, Logger: zerolog.New(&logs)}, newTestHandler())
+	var idle []*rawConn
+	for i := range maxConns {
+		c := dialRaw(t, addr)
+		c.exchange("hi-" + strconv.Itoa(i))
+		waitStates(t, s, i+1, 0) // so that each became idle after the previous one
+		idle = append(idle, c)
+	}
+	newcomer := dialRaw(t, addr)
+	newcomer.exchange("new sender")
+	idle[0].expectClosed()
+	for i, c := range idle[1:] {
+		c.exchange("still served " + strconv.Itoa(i+1))
+	}
+	st := s.Stats()
+	if st.ConnsEvictedIdle != 1 || st.ConnsRejectedLimit != 0 || st.ConnsAccepted != maxConns+1 {
+		t.Errorf("Stats = %+v, want 1 evicted, 0 rejected, %d accepted", st, maxConns+1)
+	}
+	testutil.Eventually(t, testTimeout, "evicted connection gone", func() bool { return s.ActiveConns() == maxConns })
+	var evicted, closed bool
+	for _, l := range strings.Split(logs.String(), "\n") {
+		evicted = evicted || strings.Contains(l, "mllp idle connection evicted to admit a new one") &&
+			strings.Contains(l, `"reason":"evicted_idle"`) && strings.Contains(l, `"limit":"max_conns"`) &&
+			strings.Contains(l, `"evicted_conn_id":1,`) && strings.Contains(l, `"conn_id":5,`)
+		closed = closed || strings.Contains(l, "mllp connection closed") &&
+			strings.Contains(l, `"conn_id":1,`) && strings.Contains(l, `"reason":"evicted while idle"`)
+	}
+	if !evicted || !closed {
+		t.Errorf("log lacks the eviction (%v) or the evicted connection's close (%v):\n%s", evicted, closed, logs.String())
+	}
+}
+
+// TestServerNeverEvictsBusy checks that connections receiving a frame or
+// waiting for their handler are not evicted, that idle ones are evicted in
+// their stead, that a new connection is refused when every connection is busy,
+// and that the busy ones then get their ACKs.
+func TestServerNeverEvictsBusy(t *testing.T) {
+	const maxConns = 4
+	h := newTestHandler()
+	s, addr := startServer(t, ServerConfig{MaxConns: maxConns}, h)
+
+	midFrame := dialRaw(t, addr) // the longest-idle if busy counted as idle
+	midFrame.write(vt + "PART")
+	waitStates(t, s, 0, 1)
+	inHandler := dialRaw(t, addr)
+	inHandler.write(framed("BLOCK-stored"))
+	<-h.entered
+	idle1 := dialRaw(t, addr)
+	idle1.exchange("idle 1")
+	waitStates(t, s, 1, 2)
+	idle2 := dialRaw(t, addr)
+	idle2.exchange("idle 2")
+	waitStates(t, s, 2, 2)
+
+	// Two newcomers take the idle connections' slots, oldest idle first.
+	late1 := dialRaw(t, addr)
+	late1.exchange("late 1")
+	idle1.expectClosed()
+	waitStates(t, s, 2, 2)
+	late2 := dialRaw(t, addr)
+	late2.exchange("late 2")
+	idle2.expectClosed()
+
+	// Now every connection is busy: a newcomer is refused.
+	late1.write(vt + "PART-1")
+	late2.write(vt + "PART-2")
+	waitStates(t, s, 0, maxConns)
+	refused := dialRaw(t, addr)
+	refused.write(framed("refused"))
+	refused.expectClosed()
+
+	midFrame.write("IAL" + fs + cr)
+	midFrame.expectFrame("ACK:PARTIAL")
+	close(h.release)
+	inHandler.expectFrame("ACK:BLOCK-stored")
+	late1.write(fs + cr)
+	late1.expectFrame("ACK:PART-1")
+	late2.write(fs + cr)
+	late2.expectFrame("ACK:PART-2")
+
+	st := s.Stats()
+	if st.ConnsEvictedIdle != 2 || st.ConnsRejectedLimit != 1 || st.ConnsAccepted != 6 {
+		t.Errorf("Stats = %+v, want 2 evicted, 1 rejected at the limit, 6 accepted", st)
+	}
+	for _, c := range h.Calls() {
+		if c.frame == "refused" {
+			t.Error("a refused connection's frame reached the handler")
+		}
+	}
+}
+
+// TestServerMaxConnsPerPeer uses 127.0.0.1, .2 and .3 as three peers: a peer
+// at its cap evicts its own longest-idle connection, never another peer's, and
+// is refused when all of its connections are busy; other peers are served.
+func TestServerMaxConnsPerPeer(t *testing.T) {
+	s, addr := startServer(t, ServerConfig{MaxConns: 4, MaxConnsPerPeer: 2}, newTestHandler())
+	const peerA, peerB, peerC = "127.0.0.1", "127.0.0.2", "127.0.0.3"
+
+	a1 := dialFrom(t, addr, peerA)
+	a1.exchange("a1")
+	waitStates(t, s, 1, 0)
+	a2 := dialFrom(t, addr, peerA)
+	a2.exchange("a2")
+	waitStates(t, s, 2, 0)
+	b1 := dialFrom(t, addr, peerB)
+	b1.exchange("b1")
+	waitStates(t, s, 3, 0)
+
+	// A at its cap: its own longest-idle connection goes, not B's, though B's
+	// is as old.
+	a3 := dialFrom(t, addr, peerA)
+	a3.exchange("a3")
+	a1.expectClosed()
+	b1.exchange("b1 still served")
+
+	// A's connections both busy: A's next connection is refused; B is served.
+	a2.write(vt + "A2")
+	a3.write(vt + "A3")
+	waitStates(t, s, 1, 2)
+	a4 := dialFrom(t, addr, peerA)
+	a4.write(framed("a4"))
+	a4.expectClosed()
+	b2 := dialFrom(t, addr, peerB)
+	b2.exchange("b2")
+	waitStates(t, s, 2, 2)
+
+	// The server is full (a2, a3 busy; b1, b2 idle): a third peer evicts the
+	// longest-idle connection of any peer, b1.
+	c1 := dialFrom(t, addr, peerC)
+	c1.exchange("c1")
+	b1.expectClosed()
+	b2.exchange("b2 still served")
+	a2.write(fs + cr)
+	a2.expectFrame("ACK:A2")
+	a3.write(fs + cr)
+	a3.expectFrame("ACK:A3")
+
+	st := s.Stats()
+	if st.ConnsEvictedIdle != 2 || st.ConnsRejectedPerPeer != 1 || st.ConnsRejectedLimit != 0 {
+		t.Errorf("Stats = %+v, want 2 evicted, 1 rejected per peer, 0 at the limit", st)
+	}
+}
+
+// TestServerRejectLogRateLimited checks that refusals are logged at most once
+// per interval and reason, with the peer address only, and that the next line
+// says how many were held back.
+func TestServerRejectLogRateLimited(t *testing.T) {
+	var buf syncBuffer
+	s := NewServer(ServerConfig{
+		Logger:          zerolog.New(&buf),
+		AllowedNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+	}, newTestHandler())
+	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	s.rejectLog.now = clock.Now
+	addr := serveTest(t, s)
+
+	lines := func() []string {
+		var out []string
+		for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+			if strings.Contains(l, "peer not in allowed networks") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	const secret = "PID|1||SECRET-MRN"
+	for range 3 {
+		c := dialFrom(t, addr, "127.0.0.2")
+		c.write(framed(secret))
+		c.expectClosed()
+	}
+	if got := lines(); len(got) != 1 || !strings.Contains(got[0], `"suppressed":0`) ||
+		!strings.Contains(got[0], `"reason":"not_allowed"`) || !strings.Contains(got[0], `"peer":"127.0.0.2:`) {
+		t.Fatalf("after 3 refusals, log lines:\n%s\nwant one, not_allowed, peer 127.0.0.2, suppressed 0", strings.Join(got, "\n"))
+	}
+	clock.Advance(rejectLogInterval)
+	c := dialFrom(t, addr, "127.0.0.2")
+	c.expectClosed()
+	if got := lines(); len(got) != 2 || !strings.Contains(got[1], `"suppressed":2`) {
+		t.Fatalf("after the interval, log lines:\n%s\nwant a second one with suppressed 2", strings.Join(got, "\n"))
+	}
+	if st := s.Stats(); st.ConnsRejectedNetwork != 4 || st.ConnsAccepted != 0 {
+		t.Errorf("Stats = %+v, want 4 rejected by network, 0 accepted", st)
+	}
+	if strings.Contains(buf.String(), "SECRET") {
+		t.Errorf("log contains message content:\n%s", buf.String())
+	}
+}
+
+func TestRateLog(t *testing.T) {
+	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	l := rateLog{interval: time.Minute, now: clock.Now}
+	type step struct {
+		advance    time.Duration
+		reason     admission
+		ok         bool
+		suppressed uint64
+	}
+	for i, st := range []step{
+		{reason: reasonLimit, ok: true},
+		{reason: reasonLimit},
+		{reason: reasonEvictedIdle, ok: true}, // reasons are limited apart
+		{advance: 59 * time.Second, reason: reasonLimit},
+		{reason: reasonPerPeer, ok: true},
+		{advance: time.Second, reason: reasonLimit, ok: true, suppressed: 2},
+		{reason: reasonLimit},
+		{advance: time.Hour, reason: reasonLimit, ok: true, suppressed: 1},
+		{reason: reasonEvictedIdle, ok: true},
+	} {
+		clock.Advance(st.advance)
+		ok, n := l.allow(st.reason)
+		if ok != st.ok || n != st.suppressed {
+			t.Errorf("step %d (%s): allow = %v, %d; want %v, %d", i, st.reason, ok, n, st.ok, st.suppressed)
+		}
+	}
+}
+
+// fakeClock is a clock that moves only when told.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
 }
 
 func TestServerAllowedNetworks(t *testing.T) {
 	tests := []struct {
 		name    string
 		allowed []netip.Prefix
+		local   string // the client's address; 127.0.0.1 if empty
 		served  bool
 	}{
 		{name: "no list allows all", served: true},
 		{name: "loopback allowed", allowed: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.1/32")}, served: true},
 		{name: "loopback not allowed", allowed: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}},
 		{name: "unmasked prefix", allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.9/8")}, served: true},
+		{name: "IPv4-mapped prefix", allowed: []netip.Prefix{netip.MustParsePrefix("::ffff:127.0.0.0/104")}, served: true},
+		{name: "other peer not allowed", allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, local: "127.0.0.2"},
+		{name: "other peer allowed", allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}, local: "127.0.0.2", served: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, addr := startServer(t, ServerConfig{AllowedNetworks: tt.allowed}, newTestHandler())
-			c := dialRaw(t, addr)
+			h := newTestHandler()
+			s, addr := startServer(t, ServerConfig{AllowedNetworks: tt.allowed}, h)
+			c := dialFrom(t, addr, cmp.Or(tt.local, "127.0.0.1"))
 			c.write(framed("hi"))
 			if tt.served {
 				c.expectFrame("ACK:hi")
@@ -359,6 +641,9 @@ func TestServerAllowedNetworks(t *testing.T) {
 			c.expectClosed()
 			if st := s.Stats(); st.ConnsRejectedNetwork != 1 || st.ConnsAccepted != 0 {
 				t.Errorf("Stats = %+v, want 1 rejected by network, 0 accepted", st)
+			}
+			if calls := h.Calls(); len(calls) != 0 {
+				t.Errorf("a refused connection reached the handler: %+v", calls)
 			}
 		})
 	}
@@ -807,5 +1092,34 @@ func TestServerTLSListener(t *testing.T) {
 	}
 	if p := h.Calls()[0].peer; !p.TLS || p.ClientCertSubject != "lis-01" {
 		t.Errorf("peer = %+v, want TLS with CN lis-01", p)
+	}
+}
+
+// TestServerPerPeerCapNeedsAnAddress checks that peers without an IP address
+// (a Unix socket) do not share one per-peer bucket.
+func TestServerPerPeerCapNeedsAnAddress(t *testing.T) {
+	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "mllp.sock"))
+	if err != nil {
+		t.Skipf("no Unix sockets: %v", err)
+	}
+	s := NewServer(ServerConfig{MaxConnsPerPeer: 1}, newTestHandler())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		s.Close()
+		<-served
+	})
+	for i := range 3 {
+		c, err := net.DialTimeout("unix", ln.Addr().String(), testTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(testTimeout))
+		t.Cleanup(func() { c.Close() })
+		rc := &rawConn{t: t, Conn: c, r: NewReader(c, 0)}
+		rc.exchange("unix " + strconv.Itoa(i))
+	}
+	if st := s.Stats(); st.ConnsRejectedPerPeer != 0 || st.ConnsEvictedIdle != 0 || st.ActiveConns != 3 {
+		t.Errorf("Stats = %+v, want 3 active, none rejected or evicted", st)
 	}
 }
