@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"text/template"
 	"time"
@@ -66,8 +67,12 @@ const (
 )
 
 // Kinds lists the notification kinds a route may match: those the pipeline
-// publishes (router/notify).
-var Kinds = []string{bus.NotifyHoldCreated, bus.NotifyReminder, bus.NotifyEscalation, bus.NotifyTriage}
+// publishes on NOTIFY (router/notify), and the dead letters and refused
+// releases read from DEAD and AUDIT.
+var Kinds = []string{bus.NotifyHoldCreated, bus.NotifyReminder, bus.NotifyEscalation, bus.NotifyTriage, KindDeadLetter, KindReleaseRefused}
+
+// Roles lists the roles a route may match.
+var Roles = []string{RoleClinician, RoleOnCall, RoleOperator}
 
 // Backoff bounds the retry delay.
 type Backoff struct {
@@ -144,7 +149,7 @@ type Receiver struct {
 type Match struct {
 	// Kinds are notification kinds (Kinds).
 	Kinds []string `yaml:"kinds"`
-	// Roles are clinician or oncall.
+	// Roles are clinician, oncall or operator.
 	Roles []string `yaml:"roles"`
 	// ProviderIDs are ordering providers' ID numbers (ORC-12/OBR-16), as the
 	// clinician's API token names them.
@@ -299,8 +304,8 @@ func (c Config) Validate() error {
 			}
 		}
 		for j, r := range rt.Match.Roles {
-			if r != RoleClinician && r != RoleOnCall {
-				bad(fmt.Sprintf("%s.match.roles[%d]", key, j), "must be %s or %s, got %q", RoleClinician, RoleOnCall, r)
+			if !slices.Contains(Roles, r) {
+				bad(fmt.Sprintf("%s.match.roles[%d]", key, j), "must be one of %s, got %q", strings.Join(Roles, ", "), r)
 			}
 		}
 		if len(rt.Receivers) == 0 {

@@ -129,8 +129,8 @@ notify:
 			`notify.receivers[1].webhook: must be set for a webhook receiver (url, hmac_secret_file)`,
 			`notify.receivers[2].name: "x" is already the name of receivers[1]`,
 			`notify.receivers[2].webhook: is set but type is email`,
-			`notify.routes[0].match.kinds[0]: must be one of hold-created, reminder, escalation, triage, got "hold_created"`,
-			`notify.routes[0].match.roles[0]: must be clinician or oncall, got "nurse"`}},
+			`notify.routes[0].match.kinds[0]: must be one of hold-created, reminder, escalation, triage, dead-letter, release-refused, got "hold_created"`,
+			`notify.routes[0].match.roles[0]: must be one of clinician, oncall, operator, got "nurse"`}},
 		{"no routes, reserved header, bad backoff", `
 notify:
   retry_backoff: {min: 10s, max: 1s}

@@ -65,7 +65,7 @@ type Deliverer struct {
 	log       zerolog.Logger
 	receivers map[string]receiver
 	failures  jetstream.KeyValue
-	cons      jetstream.Consumer
+	sources   []*source
 
 	ctx    context.Context // cancelled when Stop's bound ends
 	cancel context.CancelFunc
@@ -79,7 +79,7 @@ type Deliverer struct {
 	// retry goes only to those that failed. It lives in this process: after
 	// a restart, or on another instance, a receiver may get a notification
 	// twice, with the same idempotency key.
-	delivered map[uint64]map[string]bool
+	delivered map[delivery]map[string]bool
 	counts    map[[2]string]uint64
 	unrouted  uint64
 	invalid   uint64
@@ -101,7 +101,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, opts Options) 
 	d := &Deliverer{
 		cfg: cfg, opts: opts, js: js, log: opts.Logger.With().Str("component", "notify").Logger(),
 		receivers: map[string]receiver{}, stopCh: make(chan struct{}),
-		delivered: map[uint64]map[string]bool{}, counts: map[[2]string]uint64{},
+		delivered: map[delivery]map[string]bool{}, counts: map[[2]string]uint64{},
 	}
 	if d.opts.Details == nil {
 		d.opts.Details = StoreDetails(js)
@@ -137,19 +137,22 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, opts Options) 
 		return nil, fmt.Errorf("notify: ensuring bucket %s: %w", bus.KVNotifyFailures, err)
 	}
 	d.failures = kv
-	if d.cons, err = d.ensureConsumer(ctx, longest); err != nil {
-		return nil, err
+	for _, src := range sources(cfg) {
+		if src.cons, err = d.ensureConsumer(ctx, src, longest); err != nil {
+			return nil, err
+		}
+		d.sources = append(d.sources, src)
 	}
 	return d, nil
 }
 
-// ensureConsumer creates the durable consumer, or updates it keeping its
-// start position (immutable in JetStream).
-func (d *Deliverer) ensureConsumer(ctx context.Context, longest time.Duration) (jetstream.Consumer, error) {
+// ensureConsumer creates the durable consumer of src, or updates it keeping
+// its start position (immutable in JetStream).
+func (d *Deliverer) ensureConsumer(ctx context.Context, src *source, longest time.Duration) (jetstream.Consumer, error) {
 	cc := jetstream.ConsumerConfig{
-		Durable:       d.cfg.Consumer,
-		Description:   "Notification delivery to receivers (notify.receivers)",
-		FilterSubject: bus.SubjectNotifyAll,
+		Durable:       src.durable,
+		Description:   src.description,
+		FilterSubject: src.filter,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverNewPolicy,
 		// One attempt runs every matched receiver at once, each bounded by
@@ -166,7 +169,7 @@ func (d *Deliverer) ensureConsumer(ctx context.Context, longest time.Duration) (
 	if d.cfg.Start == StartAll {
 		cc.DeliverPolicy = jetstream.DeliverAllPolicy
 	}
-	existing, err := d.js.Consumer(ctx, bus.StreamNotify, cc.Durable)
+	existing, err := d.js.Consumer(ctx, src.stream, cc.Durable)
 	switch {
 	case err == nil:
 		old := existing.CachedInfo().Config
@@ -174,7 +177,7 @@ func (d *Deliverer) ensureConsumer(ctx context.Context, longest time.Duration) (
 	case !errors.Is(err, jetstream.ErrConsumerNotFound):
 		return nil, fmt.Errorf("notify: looking up consumer %s: %w", cc.Durable, err)
 	}
-	cons, err := d.js.CreateOrUpdateConsumer(ctx, bus.StreamNotify, cc)
+	cons, err := d.js.CreateOrUpdateConsumer(ctx, src.stream, cc)
 	if err != nil {
 		return nil, fmt.Errorf("notify: ensuring consumer %s: %w", cc.Durable, err)
 	}
@@ -184,9 +187,11 @@ func (d *Deliverer) ensureConsumer(ctx context.Context, longest time.Duration) (
 // Start runs the workers until Stop.
 func (d *Deliverer) Start() {
 	d.ctx, d.cancel = context.WithCancel(context.Background())
-	for range d.cfg.Workers {
-		d.wg.Add(1)
-		go d.run()
+	for _, src := range d.sources {
+		for range src.workers {
+			d.wg.Add(1)
+			go d.run(src)
+		}
 	}
 	d.log.Info().Int("receivers", len(d.receivers)).Int("routes", len(d.cfg.Routes)).Str("consumer", d.cfg.Consumer).Msg("notification delivery started")
 }
@@ -214,7 +219,7 @@ func (d *Deliverer) Stop(ctx context.Context) error {
 	return err
 }
 
-func (d *Deliverer) run() {
+func (d *Deliverer) run(src *source) {
 	defer d.wg.Done()
 	for {
 		select {
@@ -222,13 +227,13 @@ func (d *Deliverer) run() {
 			return
 		default:
 		}
-		msg, err := d.cons.Next(jetstream.FetchMaxWait(fetchWait))
+		msg, err := src.cons.Next(jetstream.FetchMaxWait(fetchWait))
 		switch {
 		case err == nil:
-			d.handle(msg)
+			d.handle(src, msg)
 		case errors.Is(err, nats.ErrTimeout):
 		default:
-			d.log.Warn().Err(err).Msg("could not pull notifications; retrying")
+			d.log.Warn().Err(err).Str("stream", src.stream).Msg("could not pull notifications; retrying")
 			select {
 			case <-d.stopCh:
 				return
@@ -276,7 +281,7 @@ func (m Match) matches(e Event) bool {
 // handle makes one delivery attempt of msg to every matched receiver that
 // does not have it yet, and settles it: ack when all have it, nak with the
 // back-off when some failed, park and term once the attempts are used up.
-func (d *Deliverer) handle(msg jetstream.Msg) {
+func (d *Deliverer) handle(src *source, msg jetstream.Msg) {
 	meta, err := msg.Metadata()
 	if err != nil {
 		d.log.Error().Err(err).Msg("notification without metadata; nak")
@@ -284,15 +289,20 @@ func (d *Deliverer) handle(msg jetstream.Msg) {
 		return
 	}
 	seq, attempt := meta.Sequence.Stream, int(meta.NumDelivered)
-	log := d.log.With().Uint64("notify_seq", seq).Int("attempt", attempt).Logger()
-	e, err := decodeEvent(msg.Subject(), msg.Data(), msg.Headers().Get(bus.HeaderMsgID), seq)
+	log := d.log.With().Str("stream", src.stream).Uint64("seq", seq).Int("attempt", attempt).Logger()
+	e, ok, err := src.decode(msg, seq)
+	if err == nil && !ok {
+		_ = msg.Ack() // not a notification (an audit event of another action)
+		return
+	}
+	key := delivery{src.stream, seq}
 	if err != nil {
 		// Nothing can deliver it; keep a record so it is not lost silently.
 		d.mu.Lock()
 		d.invalid++
 		d.mu.Unlock()
 		log.Error().Err(err).Msg("notification cannot be read; parked")
-		if perr := d.park(e, seq, "-", attempt, err); perr != nil {
+		if perr := d.park(e, key, "-", attempt, err); perr != nil {
 			log.Error().Err(perr).Msg("parking failed; nak")
 			_ = msg.NakWithDelay(d.cfg.backoff(attempt))
 			return
@@ -311,7 +321,7 @@ func (d *Deliverer) handle(msg jetstream.Msg) {
 		return
 	}
 	d.mu.Lock()
-	have := d.delivered[seq]
+	have := d.delivered[key]
 	var pending []receiver
 	for _, name := range targets {
 		if !have[name] {
@@ -331,10 +341,10 @@ func (d *Deliverer) handle(msg jetstream.Msg) {
 	d.mu.Lock()
 	for i, r := range pending {
 		if errs[i] == nil {
-			if d.delivered[seq] == nil {
-				d.delivered[seq] = map[string]bool{}
+			if d.delivered[key] == nil {
+				d.delivered[key] = map[string]bool{}
 			}
-			d.delivered[seq][r.name] = true
+			d.delivered[key][r.name] = true
 			d.counts[[2]string{r.name, OutcomeSent}]++
 		} else {
 			failed = append(failed, i)
@@ -345,7 +355,7 @@ func (d *Deliverer) handle(msg jetstream.Msg) {
 		if err := msg.Ack(); err != nil {
 			log.Warn().Err(err).Msg("ack not confirmed; the notification may be delivered again with the same idempotency key")
 		}
-		d.forget(seq)
+		d.forget(key)
 		return
 	}
 	final := attempt >= d.cfg.MaxAttempts
@@ -355,7 +365,7 @@ func (d *Deliverer) handle(msg jetstream.Msg) {
 		outcome := OutcomeRetried
 		if final {
 			ev, outcome = log.Error(), OutcomeFailed
-			if err := d.park(e, seq, r.name, attempt, errs[i]); err != nil {
+			if err := d.park(e, key, r.name, attempt, errs[i]); err != nil {
 				log.Error().Err(err).Str("receiver", r.name).Msg("parking failed; nak")
 				_ = msg.NakWithDelay(d.cfg.backoff(attempt))
 				return
@@ -368,15 +378,15 @@ func (d *Deliverer) handle(msg jetstream.Msg) {
 	}
 	if final {
 		_ = msg.Term()
-		d.forget(seq)
+		d.forget(key)
 		return
 	}
 	_ = msg.NakWithDelay(d.cfg.backoff(attempt))
 }
 
-func (d *Deliverer) forget(seq uint64) {
+func (d *Deliverer) forget(key delivery) {
 	d.mu.Lock()
-	delete(d.delivered, seq)
+	delete(d.delivered, key)
 	d.mu.Unlock()
 }
 
@@ -407,6 +417,9 @@ func (d *Deliverer) link() string {
 // Failure is a notification the deliverer gave up on for one receiver,
 // kept in the notify_failures bucket. It carries no PHI.
 type Failure struct {
+	// Stream and Seq name the notification: NOTIFY, or DEAD for a
+	// dead-letter notice, or AUDIT for a refused release.
+	Stream   string    `json:"stream"`
 	Seq      uint64    `json:"seq"`
 	MsgID    string    `json:"msg_id"`
 	Receiver string    `json:"receiver"`
@@ -419,15 +432,17 @@ type Failure struct {
 	At       time.Time `json:"at"`
 }
 
-func failureKey(seq uint64, receiver string) string {
+// failureKey is <stream>-<seq>-<receiver>, zero-padded so that keys sort
+// by sequence.
+func failureKey(key delivery, receiver string) string {
 	if receiver == "-" {
 		receiver = "unreadable"
 	}
-	return fmt.Sprintf("%012d-%s", seq, receiver)
+	return fmt.Sprintf("%s-%012d-%s", key.stream, key.seq, receiver)
 }
 
-func (d *Deliverer) park(e Event, seq uint64, receiver string, attempts int, cause error) error {
-	f := Failure{Seq: seq, MsgID: e.MsgID, Receiver: receiver, Kind: e.Kind, Role: e.Role, HoldID: e.HoldID,
+func (d *Deliverer) park(e Event, key delivery, receiver string, attempts int, cause error) error {
+	f := Failure{Stream: key.stream, Seq: key.seq, MsgID: e.MsgID, Receiver: receiver, Kind: e.Kind, Role: e.Role, HoldID: e.HoldID,
 		DeadSeq: e.DeadSeq, Attempts: attempts, Error: cause.Error(), At: d.opts.Now().UTC()}
 	data, err := json.Marshal(f)
 	if err != nil {
@@ -435,7 +450,7 @@ func (d *Deliverer) park(e Event, seq uint64, receiver string, attempts int, cau
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := d.failures.Put(ctx, failureKey(seq, receiver), data); err != nil {
+	if _, err := d.failures.Put(ctx, failureKey(key, receiver), data); err != nil {
 		return fmt.Errorf("recording failure: %w", err)
 	}
 	return nil
@@ -505,11 +520,15 @@ func (d *Deliverer) Stats() Stats {
 // Pending returns how many notifications the consumer has not settled:
 // those not yet tried and those waiting for a retry.
 func (d *Deliverer) Pending(ctx context.Context) (uint64, error) {
-	info, err := d.cons.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("notify consumer info: %w", err)
+	var n uint64
+	for _, src := range d.sources {
+		info, err := src.cons.Info(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("consumer %s info: %w", src.durable, err)
+		}
+		n += info.NumPending + uint64(info.NumAckPending)
 	}
-	return info.NumPending + uint64(info.NumAckPending), nil
+	return n, nil
 }
 
 // String formats a failure for a terminal: one line, no PHI.
@@ -518,5 +537,5 @@ func (f Failure) String() string {
 	if id == "" && f.DeadSeq > 0 {
 		id = "dead " + strconv.FormatUint(f.DeadSeq, 10)
 	}
-	return fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%d\t%s", f.Seq, f.At.Format(time.RFC3339), f.Receiver, f.Kind, id, f.Attempts, f.Error)
+	return fmt.Sprintf("%s %d\t%s\t%s\t%s\t%s\t%d\t%s", f.Stream, f.Seq, f.At.Format(time.RFC3339), f.Receiver, f.Kind, id, f.Attempts, f.Error)
 }

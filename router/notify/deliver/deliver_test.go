@@ -28,7 +28,9 @@ import (
 
 	"github.com/resultgate/resultgate/config"
 	"github.com/resultgate/resultgate/internal/testutil"
+	"github.com/resultgate/resultgate/router/audit"
 	"github.com/resultgate/resultgate/router/bus"
+	"github.com/resultgate/resultgate/router/dead"
 	"github.com/resultgate/resultgate/router/hold"
 	"github.com/resultgate/resultgate/router/notify"
 )
@@ -546,4 +548,76 @@ func TestEmailRefusedWithoutSTARTTLS(t *testing.T) {
 
 func testTLS(leaf testutil.Leaf) *tls.Config {
 	return &tls.Config{Certificates: []tls.Certificate{leaf.Pair}, MinVersion: tls.VersionTLS12}
+}
+
+// TestDeadLetterAndRefusedRelease routes the dead letters (DEAD) and the
+// releases the feed refused (AUDIT) to an operator's receiver, written by
+// router/dead and router/audit as the pipeline writes them, and checks that
+// the clinician's route gets neither.
+func TestDeadLetterAndRefusedRelease(t *testing.T) {
+	env := testutil.StartJS(t, config.DurabilityOS)
+	ops, ward := newHook(t, "s", 0), newHook(t, "s", 0)
+	cfg := webhookConfig(t, "integration", ops.srv.URL, "s")
+	cfg.Receivers = append(cfg.Receivers, webhookConfig(t, "ward", ward.srv.URL, "s").Receivers...)
+	cfg.Routes = []Route{
+		{Match: Match{Roles: []string{RoleOperator}}, Receivers: []string{"integration"}},
+		{Match: Match{Roles: []string{RoleClinician}}, Receivers: []string{"ward"}},
+	}
+	d := startDeliverer(t, env.JS, cfg, Options{})
+	ctx := testutil.Ctx(t)
+
+	// A message the pipeline could not parse, dead-lettered from HL7_IN.
+	raw := []byte("MSH|^~\\&|LAB|GENHOSP|||20261207||ORU^R01|CTL-DEAD1|P|2.5.1\rPID|1||MRN999^^^GENHOSP^MR||Secret^Name\r")
+	if _, err := env.JS.PublishMsg(ctx, &nats.Msg{Subject: bus.InSubject("p00"), Data: raw,
+		Header: nats.Header{bus.HeaderHL7ControlID: {"CTL-DEAD1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := env.JS.CreateConsumer(ctx, bus.StreamHL7In, jetstream.ConsumerConfig{Durable: "test-dead", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadSeq, err := dead.New(env.JS, nil).Put(ctx, in, bus.DeadParse, "segment 2 (PID): field 5 unreadable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A released result the feed cannot take, recorded as the gate does.
+	if err := audit.NewTrail(env.JS, zerolog.Nop()).Record(ctx, "unpub-H-unpub1", audit.Event{
+		Kind: bus.AuditDead, At: time.Now().UTC(), HoldID: "H-unpub1", Action: audit.ActionNotDelivered,
+		Reason: "fhir: no results to map", Actor: "resultgate", Role: hold.RoleSystem,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, "both notices delivered", func() bool {
+		_, acc := ops.counts()
+		return acc == 2 && settled(t, d)
+	})
+	_, acc := ops.snapshot()
+	byKind := map[string]hookRequest{}
+	for _, r := range acc {
+		byKind[r.data.Kind] = r
+	}
+	dl := byKind[KindDeadLetter]
+	if dl.data.Role != RoleOperator || dl.data.DeadSeq != deadSeq || dl.data.Reason != bus.DeadParse ||
+		dl.header.Get(bus.HeaderIdempotencyKey) != "dead-"+strconv.FormatUint(deadSeq, 10)+".integration" ||
+		!strings.Contains(dl.data.Text, "(parse: segment 2 (PID): field 5 unreadable), DEAD seq "+strconv.FormatUint(deadSeq, 10)) {
+		t.Errorf("dead-letter notice: %+v", dl.data)
+	}
+	rr := byKind[KindReleaseRefused]
+	if rr.data.HoldID != "H-unpub1" || rr.data.Reason != "fhir: no results to map" || rr.header.Get(bus.HeaderIdempotencyKey) != "aud-unpub-H-unpub1.integration" {
+		t.Errorf("release-refused notice: %+v (key %q)", rr.data, rr.header.Get(bus.HeaderIdempotencyKey))
+	}
+	for _, r := range acc {
+		for _, p := range []string{"MRN999", "Secret", "CTL-DEAD1"} {
+			if strings.Contains(string(r.body), p) {
+				t.Errorf("%s notice carries %q", r.data.Kind, p)
+			}
+		}
+	}
+	if n, _ := ward.counts(); n != 0 {
+		t.Errorf("the clinicians' receiver got %d operator notices", n)
+	}
 }

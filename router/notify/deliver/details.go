@@ -22,6 +22,11 @@ func StoreDetails(js jetstream.JetStream) func(ctx context.Context, e Event) (*P
 	return func(ctx context.Context, e Event) (*PHI, error) {
 		phi := &PHI{ControlID: e.ControlID}
 		stream, seq := bus.StreamHL7In, e.InboundSeq
+		if e.Kind == KindDeadLetter {
+			// The record holds the message itself (the intake's refusals
+			// were never stored in HL7_IN).
+			stream, seq = bus.StreamDead, e.DeadSeq
+		}
 		if e.HoldID != "" {
 			kv, err := js.KeyValue(ctx, bus.KVHolds)
 			if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"text/template"
 	"time"
@@ -26,10 +27,13 @@ type Event struct {
 	Detail     string    `json:"detail,omitempty"`
 	DeadSeq    uint64    `json:"dead_seq,omitempty"`
 	InboundSeq uint64    `json:"inbound_seq,omitempty"`
-	// ControlID is MSH-10 of a triage notice's message.
+	// ControlID is MSH-10 of a triage notice's or dead letter's message.
 	ControlID string `json:"control_id,omitempty"`
+	// Stage is "intake" for a message the intake refused (dead-letter).
+	Stage string `json:"-"`
 
-	// Role is clinician or oncall, from the subject.
+	// Role is clinician or oncall, from the subject (operator for
+	// dead-letter and release-refused).
 	Role string `json:"-"`
 	// MsgID is the notification's Nats-Msg-Id (ntf-<hold>-<kind>), or
 	// "notify-<seq>" for one published without.
@@ -100,8 +104,11 @@ type Data struct {
 	At           time.Time `json:"at"`
 	// Link opens the worklist.
 	Link string `json:"link,omitempty"`
-	// Reason and DeadSeq name a triage record (reason code, DEAD sequence).
+	// Reason, Detail and DeadSeq say why a result was triaged, a message
+	// dead-lettered or a release refused (a reason code, the problem in
+	// words without message content, the DEAD sequence).
 	Reason  string `json:"reason,omitempty"`
+	Detail  string `json:"detail,omitempty"`
 	DeadSeq uint64 `json:"dead_seq,omitempty"`
 	// IdempotencyKey is stable per notification and receiver.
 	IdempotencyKey string `json:"idempotency_key"`
@@ -114,7 +121,7 @@ func newData(e Event, receiver, link string, loc *time.Location) Data {
 	d := Data{
 		Receiver: receiver, Kind: e.Kind, Role: e.Role, HoldID: e.HoldID, ProviderID: e.ProviderID,
 		Tags: e.Tags, Bases: e.Bases, Count: 1, At: e.At.In(loc), Link: link,
-		Reason: e.Reason, DeadSeq: e.DeadSeq, IdempotencyKey: e.MsgID + "." + receiver,
+		Reason: e.Reason, Detail: e.Detail, DeadSeq: e.DeadSeq, IdempotencyKey: e.MsgID + "." + receiver,
 	}
 	if !e.Deadline.IsZero() {
 		d.Deadline = e.Deadline.In(loc)
@@ -138,6 +145,17 @@ func newData(e Event, receiver, link string, loc *time.Location) Data {
 	case bus.NotifyTriage:
 		d.Title = "On-call: a result cannot be attributed to a patient"
 		d.Text = "A result was put in triage (" + e.Reason + "): it is never released until someone corrects it. Find it on the worklist's triage list or with `resultgate dead list --open`."
+	case KindDeadLetter:
+		d.Title = "A message could not be processed"
+		where := "The pipeline"
+		if e.Stage == "intake" {
+			where = "The intake refused it and"
+		}
+		d.Text = where + " put it in the dead letters (" + e.Reason + ": " + e.Detail + "), DEAD seq " + strconv.FormatUint(e.DeadSeq, 10) +
+			". Find it with `resultgate dead list`; replay it once the cause is fixed."
+	case KindReleaseRefused:
+		d.Title = "A released result cannot reach the portal"
+		d.Text = "A result was released but the portal feed cannot take it (" + e.Reason + "): the patient does not see it until the sender corrects the message."
 	default:
 		d.Title = "Notification: " + e.Kind
 		d.Text = "resultgate sent a notification of kind " + e.Kind + "."
@@ -232,8 +250,13 @@ func sampleData() []Data {
 	for _, k := range Kinds {
 		e := Event{Kind: k, HoldID: "H-sample", Tags: []string{"malignancy"}, Bases: []string{"patient-request"},
 			Deadline: at.Add(72 * time.Hour), At: at, Role: RoleClinician, MsgID: "ntf-sample"}
-		if k == bus.NotifyTriage {
+		switch k {
+		case bus.NotifyTriage:
 			e = Event{Kind: k, Reason: bus.DeadUnattributed, DeadSeq: 7, At: at, Role: RoleOnCall, MsgID: "ntf-sample"}
+		case KindDeadLetter:
+			e = Event{Kind: k, Reason: bus.DeadParse, Detail: "no MSH segment", DeadSeq: 7, At: at, Role: RoleOperator, MsgID: "dead-7"}
+		case KindReleaseRefused:
+			e = Event{Kind: k, HoldID: "H-sample", Reason: "fhir: no results", At: at, Role: RoleOperator, MsgID: "unpub-H-sample"}
 		}
 		d := newData(e, "sample", "https://results.example.org/", time.UTC)
 		out = append(out, d)
