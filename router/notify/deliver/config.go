@@ -278,6 +278,9 @@ func (c Config) Validate() error {
 				continue
 			}
 			errs = append(errs, r.Webhook.validate("notify."+key+".webhook"))
+			if u, err := url.Parse(r.Webhook.URL); r.IncludePHI && err == nil && u.Scheme != "https" {
+				bad(key+".include_phi", "needs an https webhook.url: PHI is never sent in clear text")
+			}
 		case TypeEmail:
 			if r.Webhook != nil {
 				bad(key+".webhook", "is set but type is email")
@@ -287,6 +290,9 @@ func (c Config) Validate() error {
 				continue
 			}
 			errs = append(errs, r.Email.validate("notify."+key+".email"))
+			if r.IncludePHI && !r.Email.StartTLSRequired() {
+				bad(key+".include_phi", "needs email.require_starttls: PHI is never sent in clear text")
+			}
 		default:
 			bad(key+".type", "must be %s or %s, got %q", TypeWebhook, TypeEmail, r.Type)
 		}

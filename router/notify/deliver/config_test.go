@@ -144,6 +144,20 @@ notify:
 			`notify.receivers[0].webhook.timeout: must be between 0 (the default, 10s) and 2m0s, got 5m0s`,
 			`notify.receivers[0].webhook.headers.Idempotency-Key: is set by resultgate and cannot be configured`,
 			`notify.routes: must route notifications to the receivers: with none, nothing is delivered`}},
+		{"include_phi over clear text", `
+notify:
+  receivers:
+    - name: pager
+      type: webhook
+      include_phi: true
+      webhook: {url: "http://pager.example.org/hook", hmac_secret_file: SECRET}
+    - name: mail
+      type: email
+      include_phi: true
+      email: {smarthost: "smtp.example.org:25", from: "rg@example.org", to: [a@example.org], require_starttls: false}
+  routes: [{receivers: [pager, mail]}]
+`, []string{`notify.receivers[0].include_phi: needs an https webhook.url: PHI is never sent in clear text`,
+			`notify.receivers[1].include_phi: needs email.require_starttls: PHI is never sent in clear text`}},
 		{"receiver no route names", `
 notify:
   receivers:` + hook + `

@@ -208,7 +208,9 @@ func (d *Deliverer) Stop(ctx context.Context) error {
 		select {
 		case <-done:
 		case <-ctx.Done():
-			d.cancel()
+			if d.cancel != nil {
+				d.cancel()
+			}
 			<-done
 			err = fmt.Errorf("notify: stopping: %w", ctx.Err())
 		}
