@@ -264,7 +264,10 @@ func TestRestartDeliversPendingOnce(t *testing.T) {
 	before, _ := h.snapshot()
 	h.setDown(false)
 	d2 := startDeliverer(t, env.JS, cfg, Options{})
-	testutil.Eventually(t, 10*time.Second, "both delivered after the restart", func() bool {
+	// Usually at the next back-off; at worst after the consumer's ack wait
+	// (2 × 5 s + 30 s), for a message the stopped deliverer's last pull
+	// received as it expired.
+	testutil.Eventually(t, 60*time.Second, "both delivered after the restart", func() bool {
 		_, acc := h.counts()
 		return acc == 2 && settled(t, d2)
 	})
