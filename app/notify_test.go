@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/resultgate/resultgate/auth"
+	"github.com/resultgate/resultgate/config"
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/notify/deliver"
@@ -126,4 +127,38 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestNotifyLinkWarning: receivers without a public URL to link to are
+// accepted with a warning naming the key; http.public_origins fills it in.
+func TestNotifyLinkWarning(t *testing.T) {
+	secret := testutil.WriteFile(t, t.TempDir(), "s", []byte("secret"))
+	section := `
+notify:
+  receivers:
+    - {name: desk, type: webhook, webhook: {url: "https://desk.example.org", hmac_secret_file: "` + secret + `"}}
+  routes: [{receivers: [desk]}]
+`
+	for _, tc := range []struct{ origins, want, warning string }{
+		{"", "", "line 2: notify.public_url: not set, nor http.public_origins: notifications carry no link to the worklist"},
+		{"http:\n  public_origins: [https://results.example.org]\n", "https://results.example.org", ""},
+	} {
+		cfg, err := config.Parse([]byte(tc.origins + section))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := LoadSections(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var warnings []string
+		for _, w := range s.Warnings {
+			if strings.Contains(w.Key, "notify") {
+				warnings = append(warnings, w.Error())
+			}
+		}
+		if s.Notify.PublicURL != tc.want || strings.Join(warnings, "\n") != tc.warning {
+			t.Errorf("origins %q: public_url %q, warnings %q; want %q, %q", tc.origins, s.Notify.PublicURL, warnings, tc.want, tc.warning)
+		}
+	}
 }

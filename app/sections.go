@@ -78,6 +78,9 @@ var sectionLoaders = map[string]func(cfg config.Config, s *Sections) error{
 		if s.Notify.PublicURL == "" && len(cfg.HTTP.PublicOrigins) > 0 {
 			s.Notify.PublicURL = cfg.HTTP.PublicOrigins[0]
 		}
+		if s.Notify.Enabled() && s.Notify.PublicURL == "" {
+			s.Warnings = append(s.Warnings, warning(cfg, "notify.public_url: not set, nor http.public_origins: notifications carry no link to the worklist"))
+		}
 		return errors.Join(derr, s.Notify.Validate())
 	},
 }
