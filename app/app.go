@@ -38,6 +38,7 @@ import (
 	"github.com/resultgate/resultgate/httpapi"
 	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/intake"
+	"github.com/resultgate/resultgate/router/notify/deliver"
 	"github.com/resultgate/resultgate/web"
 )
 
@@ -64,6 +65,7 @@ type App struct {
 	// natsAPI is the request/reply API (resultgate.api.>) over the pipeline.
 	natsAPI  *api.Server
 	fwd      *forwarder.Forwarder
+	notify   *deliver.Deliverer // notification delivery; nil without receivers
 	mllpSrv  *mllp.Server
 	httpSrv  *http.Server
 	mllpLn   net.Listener
@@ -138,6 +140,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	a.registerMetrics()
 	a.registerPipelineMetrics()
 	a.registerForwarderMetrics()
+	a.registerNotifyMetrics()
 	ev := a.log.Info()
 	if a.ns != nil && a.cfg.NATS.Listen != "" {
 		ev = ev.Str("nats", a.ns.ClientURL())
@@ -171,6 +174,9 @@ func (a *App) startPipeline(ctx context.Context, secret []byte) error {
 		FHIR: enc, Replicas: a.cfg.NATS.Replicas, Logger: a.log, Clock: a.clock,
 	})
 	if err != nil {
+		return err
+	}
+	if err := a.startNotify(ctx, pol.Location()); err != nil {
 		return err
 	}
 	if err := p.Start(ctx); err != nil {
@@ -450,7 +456,8 @@ func (a *App) Run(ctx context.Context) error {
 
 // Stop shuts down in order: stop accepting MLLP and let in-flight stores finish
 // and ACK; stop the NATS request/reply API; stop the pipeline (classify
-// consumers finish the message in hand); shut the HTTP server; drain NATS;
+// consumers finish the message in hand); stop notification delivery (each
+// worker finishes the attempt in hand); shut the HTTP server; drain NATS;
 // stop the embedded server and release the data directory's lock. It is
 // idempotent and bounded by ctx.
 func (a *App) Stop(ctx context.Context) error {
@@ -477,6 +484,11 @@ func (a *App) Stop(ctx context.Context) error {
 		if a.pipeline != nil {
 			if err := a.pipeline.Stop(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("pipeline stop: %w", err))
+			}
+		}
+		if a.notify != nil {
+			if err := a.notify.Stop(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("notification delivery stop: %w", err))
 			}
 		}
 		if a.httpSrv != nil {

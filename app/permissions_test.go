@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -22,12 +24,14 @@ import (
 	"github.com/resultgate/resultgate/router/holdview"
 
 	"github.com/resultgate/resultgate/router/audit"
+	"github.com/resultgate/resultgate/router/notify/deliver"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/resultgate/resultgate/config"
 	"github.com/resultgate/resultgate/hl7/mllp"
 	"github.com/resultgate/resultgate/internal/loadgen"
 	"github.com/resultgate/resultgate/internal/testutil"
@@ -234,6 +238,31 @@ func TestPermissionsClusterMode(t *testing.T) {
 	}
 	cfg := clusterAppConfig(t, userURL(srvs, "resultgate", permResultgatePW), keyFile)
 	cfg.Intake.Partitions = 2
+	// Notification delivery, every kind to one webhook that works and one
+	// that refuses: its consumers on NOTIFY, DEAD and AUDIT, their acks and
+	// the parking of what the second refuses (notify_failures) run with the
+	// resultgate user's rights.
+	kinds := make(chan string, 64)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case kinds <- r.Header.Get(bus.HeaderNotifyKind):
+		default:
+		}
+	}))
+	t.Cleanup(hook.Close)
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no", http.StatusForbidden)
+	}))
+	t.Cleanup(refusing.Close)
+	secret := testutil.WriteFile(t, t.TempDir(), "hook.secret", []byte("perm-secret"))
+	ncfg, err := config.Parse([]byte("notify:\n  max_attempts: 1\n  receivers:\n" +
+		"    - {name: hook, type: webhook, webhook: {url: \"" + hook.URL + "\", hmac_secret_file: \"" + secret + "\"}}\n" +
+		"    - {name: refusing, type: webhook, webhook: {url: \"" + refusing.URL + "\", hmac_secret_file: \"" + secret + "\"}}\n" +
+		"  routes: [{receivers: [hook, refusing]}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Extra[config.SectionNotify] = ncfg.Extra[config.SectionNotify]
 	appLog := &testutil.SyncBuffer{}
 	a := New(cfg, zerolog.New(appLog).Level(zerolog.WarnLevel))
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -337,6 +366,24 @@ func TestPermissionsClusterMode(t *testing.T) {
 	if h := holds["DL1"]; h.Release.Path != hold.PathDeadline {
 		t.Errorf("DL1 release path %q, want %q", h.Release.Path, hold.PathDeadline)
 	}
+
+	// The hold notifications and the dead letter reached the webhook.
+	notified := map[string]bool{}
+	testutil.Eventually(t, 30*time.Second, "hold-created and dead-letter notices delivered", func() bool {
+		for {
+			select {
+			case k := <-kinds:
+				notified[k] = true
+				continue
+			default:
+			}
+			return notified[bus.NotifyHoldCreated] && notified["dead-letter"]
+		}
+	})
+	testutil.Eventually(t, 30*time.Second, "the refused notices parked", func() bool {
+		fs, err := deliver.Failures(ctx, ajs)
+		return err == nil && len(fs) >= 2
+	})
 
 	// Everything resultgate did was allowed.
 	if v := slog.violations(); len(v) != 0 {

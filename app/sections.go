@@ -14,6 +14,7 @@ import (
 	"github.com/resultgate/resultgate/config"
 	"github.com/resultgate/resultgate/forwarder"
 	"github.com/resultgate/resultgate/policy"
+	"github.com/resultgate/resultgate/router/notify/deliver"
 )
 
 // Sections are the configuration sections owned by other packages
@@ -24,6 +25,7 @@ type Sections struct {
 	Holds     pipeline.HoldsConfig
 	Forwarder forwarder.Config
 	Auth      auth.Config
+	Notify    deliver.Config
 	// Warnings are problems that do not stop serve (e.g. a statute clock
 	// counted in the instance's time zone because neither the rule nor the
 	// facility names one), with their keys and lines.
@@ -69,6 +71,17 @@ var sectionLoaders = map[string]func(cfg config.Config, s *Sections) error{
 			s.Auth.TokensFile = filepath.Join(cfg.DataDir, "tokens.yaml")
 		}
 		return errors.Join(derr, s.Auth.Validate())
+	},
+	config.SectionNotify: func(cfg config.Config, s *Sections) error {
+		s.Notify = deliver.DefaultConfig()
+		derr := cfg.Decode(config.SectionNotify, &s.Notify)
+		if s.Notify.PublicURL == "" && len(cfg.HTTP.PublicOrigins) > 0 {
+			s.Notify.PublicURL = cfg.HTTP.PublicOrigins[0]
+		}
+		if s.Notify.Enabled() && s.Notify.PublicURL == "" {
+			s.Warnings = append(s.Warnings, warning(cfg, "notify.public_url: not set, nor http.public_origins: notifications carry no link to the worklist"))
+		}
+		return errors.Join(derr, s.Notify.Validate())
 	},
 }
 

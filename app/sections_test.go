@@ -41,6 +41,7 @@ func takes(name string) string {
 		"holds":     "ack_wait, covering, escalate_before, fallback_deadline, max_deliver, oncall, patient_feed_processing_ids, reconcile_every, reminder_before, retry_backoff, scheduler_tick",
 		"forwarder": "ack_timeout, addr, connections, consumer_prefix, dead_after, dial_timeout, enabled, max_attempts_before_alert, partitions, release_instructions, release_segment, retry_backoff, start, tls",
 		"auth":      "oidc, tokens_file",
+		"notify":    "consumer, max_attempts, public_url, receivers, retry_backoff, routes, start, workers",
 	}[name]
 }
 

@@ -271,12 +271,15 @@ const (
 	SectionHolds     = "holds"
 	SectionForwarder = "forwarder"
 	SectionAuth      = "auth"
+	// SectionNotify configures notification receivers and routes
+	// (router/notify/deliver).
+	SectionNotify = "notify"
 )
 
 // SectionNames lists the sections owned by other packages: the one list of
 // them. Parse keeps these keys for their owners and refuses any other key
 // that Config does not define; Decode refuses a name not in it.
-var SectionNames = []string{SectionPolicy, SectionRules, SectionHolds, SectionForwarder, SectionAuth}
+var SectionNames = []string{SectionPolicy, SectionRules, SectionHolds, SectionForwarder, SectionAuth, SectionNotify}
 
 func isSection(name string) bool {
 	for _, s := range SectionNames {

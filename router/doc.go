@@ -19,6 +19,10 @@
 //	                 then ACK (HL7 v2.x chapter 2 original and enhanced modes).
 //	router/holdview  the in-memory view of the holds bucket: lists, provider
 //	                 and patient indexes, and the timer heap the scheduler reads.
+//	router/notify/deliver  delivery of the notifications to people: routes
+//	                 to webhook and email receivers, driven by durable
+//	                 consumers on NOTIFY (and DEAD, AUDIT for operators'
+//	                 notices); retries, parking in notify_failures.
 //	router/notify    clinician and on-call notifications (NOTIFY).
 //	router/dead      the dead letters (DEAD, hl7.dead.<reason>): store, list,
 //	                 replay, the triage desk (discards); PHI-free reasons.

@@ -19,5 +19,6 @@ func subcommands() []*cobra.Command {
 		newDeadCmd(),
 		newAuditCmd(),
 		newReleasesCmd(),
+		newNotifyCmd(),
 	}
 }

@@ -47,6 +47,10 @@ const (
 	// KVOrders maps an order key to the latest hold (or immediate release) of
 	// that order, so a correction finds the version it corrects.
 	KVOrders = "orders"
+	// KVNotifyFailures holds the notifications router/notify/deliver gave up
+	// on (parked after notify.max_attempts), keyed <NOTIFY seq>-<receiver>;
+	// `resultgate notify failures` lists them.
+	KVNotifyFailures = "notify_failures"
 )
 
 // Subjects.
@@ -168,6 +172,24 @@ const (
 	// NotifyTriage tells on-call (notify.oncall) that a result was put in
 	// triage: dead-lettered because it cannot be attributed to a patient.
 	NotifyTriage = "triage"
+)
+
+// Headers of the requests router/notify/deliver makes to webhook receivers
+// (docs/CONFIGURATION.md, "Notification receivers").
+const (
+	// HeaderIdempotencyKey is stable per notification and receiver: the
+	// notification's Nats-Msg-Id, a dot and the receiver's name. A retry
+	// carries the same key, so the receiver can drop what it already has.
+	HeaderIdempotencyKey = "Idempotency-Key"
+	// HeaderNotifyTimestamp is when the request was signed, in Unix seconds.
+	HeaderNotifyTimestamp = "Resultgate-Timestamp"
+	// HeaderNotifySignature is "sha256=" and the hex HMAC-SHA256, keyed by
+	// the receiver's secret, of the timestamp, a dot and the body.
+	HeaderNotifySignature = "Resultgate-Signature"
+	// HeaderNotifyKind is the notification's kind (Notify*).
+	HeaderNotifyKind = "Resultgate-Notify-Kind"
+	// HeaderNotifyDeliveryNo is the attempt number, from 1.
+	HeaderNotifyDeliveryNo = "Resultgate-Delivery-Attempt"
 )
 
 // Dead-letter reason codes of the classify step (the last token of
