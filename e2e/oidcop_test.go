@@ -213,11 +213,19 @@ type opKey struct {
 	key *rsa.PrivateKey
 }
 
+// SignatureAlgorithm implements op.SigningKey.
 func (k opKey) SignatureAlgorithm() jose.SignatureAlgorithm { return jose.RS256 }
-func (k opKey) Algorithm() jose.SignatureAlgorithm          { return jose.RS256 }
-func (k opKey) ID() string                                  { return k.id }
-func (k opKey) Use() string                                 { return "sig" }
 
+// Algorithm implements op.Key.
+func (k opKey) Algorithm() jose.SignatureAlgorithm { return jose.RS256 }
+
+// ID implements op.SigningKey and op.Key: the kid.
+func (k opKey) ID() string { return k.id }
+
+// Use implements op.Key.
+func (k opKey) Use() string { return "sig" }
+
+// opPublicKey is the signing key as the key set publishes it.
 type opPublicKey struct{ opKey }
 
 // Key returns the private key for signing.

@@ -342,7 +342,7 @@ func TestWebOIDCProviderRefused(t *testing.T) {
 	})
 
 	t.Run("expires while signed in", func(t *testing.T) {
-		o.setIDTokenLifetime(oidcClientID, 5*time.Second)
+		o.setIDTokenLifetime(oidcClientID, 8*time.Second) // long enough to sign in and call the API on a loaded machine
 		defer o.setIDTokenLifetime(oidcClientID, 10*time.Minute)
 		if err := opSessionSignIn(ctx, e, signedIn); err != nil || pageError(ctx) != "" {
 			t.Fatalf("sign-in with a short-lived ID token: %v %q", err, pageError(ctx))
