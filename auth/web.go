@@ -17,9 +17,14 @@ var DefaultScopes = []string{"openid", "profile"}
 // browser back to after sign-in (the redirect URI is the page's origin + this).
 const RedirectPath = "/oidc/callback"
 
+// PostLogoutPath is the path on this server the identity provider sends the
+// browser back to after RP-initiated logout (the post-logout redirect URI is
+// the page's origin + this): the page itself, which then shows its sign-in.
+const PostLogoutPath = "/"
+
 // WebConfig is what the web page needs for OIDC sign-in (Authorization Code
-// with PKCE as a public client). Every field is public information: the same
-// values are in the issuer's discovery document.
+// with PKCE as a public client) and sign-out. Every field is public
+// information: the same values are in the issuer's discovery document.
 type WebConfig struct {
 	Issuer                string   `json:"issuer"`
 	ClientID              string   `json:"client_id"`
@@ -27,6 +32,12 @@ type WebConfig struct {
 	TokenEndpoint         string   `json:"token_endpoint"`
 	Scopes                []string `json:"scopes"`
 	RedirectPath          string   `json:"redirect_path"`
+	// EndSessionEndpoint is the issuer's end_session_endpoint (OpenID Connect
+	// RP-Initiated Logout 1.0), empty when the issuer does not offer one: the
+	// page's Sign out then ends the session at the issuer too, and the issuer
+	// sends the browser back to PostLogoutPath.
+	EndSessionEndpoint string `json:"end_session_endpoint,omitempty"`
+	PostLogoutPath     string `json:"post_logout_path,omitempty"`
 }
 
 // webClientID is the client ID the page signs in as: client_id, else audience.
@@ -97,13 +108,20 @@ func isLoopback(host string) bool {
 type discoveryEndpoints struct {
 	AuthorizationEndpoint string   `json:"authorization_endpoint"`
 	TokenEndpoint         string   `json:"token_endpoint"`
+	EndSessionEndpoint    string   `json:"end_session_endpoint"`
 	CodeChallengeMethods  []string `json:"code_challenge_methods_supported"`
 }
 
 // webConfigFrom builds the page's sign-in settings from the discovery
 // document, or explains why the page cannot offer OIDC sign-in.
 func webConfigFrom(cfg *OIDCConfig, d discoveryEndpoints) (*WebConfig, error) {
-	for _, e := range []struct{ key, v string }{{"authorization_endpoint", d.AuthorizationEndpoint}, {"token_endpoint", d.TokenEndpoint}} {
+	endpoints := []struct{ key, v string }{{"authorization_endpoint", d.AuthorizationEndpoint}, {"token_endpoint", d.TokenEndpoint}}
+	if d.EndSessionEndpoint != "" {
+		// Optional, but when offered the page sends the ID token there (as
+		// id_token_hint), so it is held to the same rule as the others.
+		endpoints = append(endpoints, struct{ key, v string }{"end_session_endpoint", d.EndSessionEndpoint})
+	}
+	for _, e := range endpoints {
 		u, err := url.Parse(e.v)
 		if e.v == "" || err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname()))) {
 			return nil, fmt.Errorf("auth.oidc.issuer: discovery document's %s %q is not an https URL", e.key, e.v)
@@ -114,11 +132,15 @@ func webConfigFrom(cfg *OIDCConfig, d discoveryEndpoints) (*WebConfig, error) {
 	if len(d.CodeChallengeMethods) > 0 && !slices.Contains(d.CodeChallengeMethods, "S256") {
 		return nil, fmt.Errorf("auth.oidc.issuer: the issuer does not support PKCE with S256 (code_challenge_methods_supported %v)", d.CodeChallengeMethods)
 	}
-	return &WebConfig{
+	wc := &WebConfig{
 		Issuer: cfg.Issuer, ClientID: cfg.webClientID(),
 		AuthorizationEndpoint: d.AuthorizationEndpoint, TokenEndpoint: d.TokenEndpoint,
 		Scopes: cfg.webScopes(), RedirectPath: RedirectPath,
-	}, nil
+	}
+	if d.EndSessionEndpoint != "" {
+		wc.EndSessionEndpoint, wc.PostLogoutPath = d.EndSessionEndpoint, PostLogoutPath
+	}
+	return wc, nil
 }
 
 // WebConfig returns the web page's OIDC sign-in settings, or nil when OIDC is

@@ -222,6 +222,23 @@ function signOut() {
   $("token").focus();
 }
 
+// userSignOut is the Sign out button. After an OIDC sign-in it also ends the
+// session at the identity provider when the provider offers RP-initiated
+// logout (OpenID Connect RP-Initiated Logout 1.0): without that, the next
+// "Sign in with your organisation" would sign the same person in again at once.
+// The provider sends the browser back to this page, which then shows sign-in.
+function userSignOut() {
+  const o = oidc();
+  const idt = sessionStorage.getItem("rg-method") === "oidc" ? token() : "";
+  signOut();
+  if (!idt || !o || !o.end_session_endpoint) return;
+  const u = new URL(o.end_session_endpoint);
+  const q = { id_token_hint: idt, client_id: o.client_id, post_logout_redirect_uri: location.origin + (o.post_logout_path || "/") };
+  for (const [k, v] of Object.entries(q)) u.searchParams.set(k, v);
+  status("Signing you out of your organisation…");
+  location.assign(u.toString());
+}
+
 // endSession signs out and keeps msg on screen until the user signs in again.
 function endSession(msg) {
   signOut();
@@ -454,7 +471,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("detail-title").tabIndex = -1;
   $("signin-form").addEventListener("submit", (e) => { e.preventDefault(); signIn($("token").value.trim(), "token"); });
   $("oidc-signin").addEventListener("click", startOIDC);
-  $("signout").addEventListener("click", signOut);
+  $("signout").addEventListener("click", userSignOut);
   $("refresh").addEventListener("click", loadWorklist);
   $("back").addEventListener("click", loadWorklist);
   $("release-form").addEventListener("submit", (e) => {
