@@ -289,8 +289,15 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	return nil
 }
 
+// meBody is GET /api/me: the signed-in principal and the zone in which the
+// page shows times (policy.time_zone).
+type meBody struct {
+	auth.Principal
+	TimeZone string `json:"time_zone"`
+}
+
 func (a *API) me(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	writeJSON(w, http.StatusOK, p)
+	writeJSON(w, http.StatusOK, meBody{Principal: p, TimeZone: a.svc.Location().String()})
 	return nil
 }
 

@@ -191,7 +191,6 @@ const rgReport = (() => {
   function start(me) {
     const may = me.role === "compliance" || me.role === "admin";
     $("report-open").hidden = !may;
-    $("rep-back").hidden = me.role === "admin";
     if (me.role === "admin") { load(); return true; }
     return false;
   }
@@ -207,7 +206,6 @@ const rgReport = (() => {
     $("report-open").addEventListener("click", load);
     $("rep-form").addEventListener("submit", (e) => { e.preventDefault(); load(); });
     $("rep-csv").addEventListener("click", downloadCSV);
-    $("rep-back").addEventListener("click", () => loadWorklist());
   });
 
   return { start, stop, load, render };
