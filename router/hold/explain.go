@@ -179,6 +179,26 @@ func BasisText(b policy.Basis, loc *time.Location) string {
 	return string(b.Kind) + latest
 }
 
+// KindText names a basis kind in plain words, for what is counted by kind
+// (the compliance report), in the words BasisText starts with.
+func KindText(kind string) string {
+	switch policy.BasisKind(kind) {
+	case policy.BasisPatientRequest:
+		return "Patient's request"
+	case policy.BasisStateLaw:
+		return "State law"
+	case policy.BasisClinicianDetermination:
+		return "Clinician's determination (preventing harm)"
+	case policy.BasisDataError:
+		return "Possible data error"
+	case policy.BasisSenderFlag:
+		return "Sender's flag (OBX-26)"
+	case policy.BasisOrganisationalPolicy:
+		return "Organisation's policy (compliance risk)"
+	}
+	return kind
+}
+
 // BasesText returns the plain words of each basis of bs, in order, each text
 // once: a result two of whose observations carry the same sender flag, or a
 // basis recorded again by a re-evaluation, reads as one reason.

@@ -112,3 +112,16 @@ func TestLeft(t *testing.T) {
 		}
 	}
 }
+
+func TestKindText(t *testing.T) {
+	for kind, want := range map[policy.BasisKind]string{
+		policy.BasisPatientRequest: "Patient's request", policy.BasisStateLaw: "State law",
+		policy.BasisClinicianDetermination: "Clinician's determination (preventing harm)", policy.BasisDataError: "Possible data error",
+		policy.BasisSenderFlag: "Sender's flag (OBX-26)", policy.BasisOrganisationalPolicy: "Organisation's policy (compliance risk)",
+		"new-kind": "new-kind",
+	} {
+		if got := KindText(string(kind)); got != want {
+			t.Errorf("KindText(%s) = %q, want %q", kind, got, want)
+		}
+	}
+}
