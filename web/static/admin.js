@@ -7,6 +7,7 @@
 const rgAdmin = (() => {
   const PAGE = 100;
   let offset = 0;
+  let asked = 0; // the latest audit request: an older answer arriving later is dropped
 
   const KINDS = {
     decision: "Decision", transition: "Release or state change", override: "Override", consent: "Consent",
@@ -41,13 +42,15 @@ const rgAdmin = (() => {
     q.set("offset", String(offset));
     const tbody = $("audit-list").querySelector("tbody");
     tbody.replaceChildren();
+    const mine = ++asked;
     let data;
     try {
       data = await api("GET", "/api/audit?" + q.toString());
     } catch (e) {
-      status("Could not read the audit trail: " + refusal(e), true);
+      if (mine === asked) status("Could not read the audit trail: " + refusal(e), true);
       return;
     }
+    if (mine !== asked) return;
     status("");
     for (const e of data.events) {
       const tr = el("tr");

@@ -293,18 +293,22 @@ function addTagOptions(holds) {
   sel.value = keep;
 }
 
+let worklistAsked = 0;
+
 async function loadWorklist() {
   show("worklist");
   loadTriage();
   const tbody = $("holds").querySelector("tbody");
   tbody.replaceChildren();
+  const mine = ++worklistAsked;
   let data;
   try {
     data = await api("GET", "/api/holds?" + worklistQuery().toString());
   } catch (e) {
-    status("Could not load the worklist: " + refusal(e), true);
+    if (mine === worklistAsked) status("Could not load the worklist: " + refusal(e), true);
     return;
   }
+  if (mine !== worklistAsked) return; // a newer request (filters, refresh) answers instead
   addTagOptions(data.holds);
   $("empty").hidden = data.holds.length > 0;
   for (const h of data.holds) {
