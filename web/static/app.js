@@ -164,14 +164,16 @@ function el(tag, text, cls) {
 }
 
 // fmtTime formats an instant in the site's zone (policy.time_zone, from
-// /api/me), naming the zone: "Mon 7 Dec, 14:05 EST".
+// /api/me), naming the zone, as the server's texts do: "Mon 7 Dec, 14:05 EST".
 function fmtTime(iso) {
   if (!iso) return "";
   const d = new Date(iso);
   const opts = { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZoneName: "short" };
   if (me && me.time_zone) opts.timeZone = me.time_zone;
   try {
-    return d.toLocaleString("en-GB", opts);
+    const p = {};
+    for (const x of new Intl.DateTimeFormat("en-US", opts).formatToParts(d)) p[x.type] = x.value;
+    return p.weekday + " " + p.day + " " + p.month + ", " + p.hour + ":" + p.minute + " " + p.timeZoneName;
   } catch (e) {
     return d.toISOString();
   }
@@ -518,7 +520,8 @@ async function openHold(id) {
   $("release-form").hidden = !a.release;
   $("override-form").hidden = !a.override;
   $("override-confirm").hidden = true;
-  $("action-why").hidden = !a.why;
+  // A released result says so in the box above; the reason is for the rest.
+  $("action-why").hidden = !a.why || h.state === "released";
   $("action-why").textContent = a.why || "";
   $("note").value = "";
   $("release-reason").value = "";
