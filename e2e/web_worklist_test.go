@@ -291,7 +291,30 @@ func TestWebWorklist(t *testing.T) {
 	testutil.Eventually(t, 10*time.Second, "state-law, malignancy, due within 7 days", func() bool {
 		return len(column(t, ctx, "#holds", "Patient")) == 3
 	})
+
+	// A sender's flag on two observations is one reason, with the sender's
+	// detail, in words.
+	sendAll(t, e.app.MLLPAddr().String(), []byte(senderFlagORU))
+	apply("sender-flag", "", "")
+	testutil.Eventually(t, 15*time.Second, "the sender-flag hold", func() bool {
+		p := column(t, ctx, "#holds", "Patient")
+		return len(p) == 1 && strings.HasPrefix(p[0], "DANA DELTA")
+	})
+	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#holds tbody td[data-label="Why held"] li').length`))
+	why := column(t, ctx, "#holds", "Why held")
+	if err != nil || n != 1 || !strings.HasPrefix(why[0], "Sender withheld it: SWTH: withheld until physician release (at the latest ") {
+		t.Errorf("sender-flag reasons (%d, %v): %q", n, err, why)
+	}
 }
+
+// senderFlagORU is a synthetic glucose result whose two observations the
+// sender flags SWTH (withhold until physician release, OBX-26).
+const senderFlagORU = "MSH|^~\\&|LIS|CHEMLAB|PORTAL|GENHOSP|20261201090000||ORU^R01^ORU_R01|SWTH-1|P|2.5.1\r" +
+	"PID|1||MRN-E2E-SW1^^^GENHOSP^MR||DELTA^DANA||19650505|F\r" +
+	"ORC|RE|PL-SW1|FL-SW1||CM||||20261201080000|||D001^DOCTOR^DELTA\r" +
+	"OBR|1|PL-SW1|FL-SW1|2345-7^Glucose^LN|||20261201070000|||||||||D001^DOCTOR^DELTA||||||20261201085500||CH|F\r" +
+	"OBX|1|NM|2345-7^Glucose^LN||250|mg/dL|70-99|H|||F|||||||||||||||SWTH\r" +
+	"OBX|2|NM|2345-7^Glucose^LN||260|mg/dL|70-99|H|||F|||||||||||||||SWTH\r"
 
 // TestWebTexasHoldReasonAndOverride: a clinician sees no Release button on a
 // Texas not-before hold but the reason and when, in words and Central time;
@@ -395,6 +418,30 @@ func TestWebTexasHoldReasonAndOverride(t *testing.T) {
 func TestWebReleaseShowsReleasedState(t *testing.T) {
 	ctx := browser(t)
 	e := newAPIEnv(t)
+	raced := sendResult(t, e, "REL-0", "RACE", "RUTH", time.Now().Add(-2*time.Hour))
+
+	// A release refused because on-call released the result meanwhile reads
+	// as words, not server text with the hold ID.
+	signIn(t, ctx, e, "clinician", "#holds tbody tr")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#holds tbody tr button`)), chromedp.WaitVisible(chromedp.ID("release-form"))); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.do(t, "oncall", "POST", "/api/holds/"+raced+"/override", "application/json", []byte(`{"reason":"patient phoned"}`)); r.status != 200 {
+		t.Fatalf("override: %d %s", r.status, r.raw)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#release-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.Search(`//p[@id="status" and contains(., "Not released")]`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if st := text(t, ctx, "#status"); st != "Not released: This result has already been released to the patient portal." {
+		t.Errorf("refusal shown as %q", st)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("signout"))); err != nil {
+		t.Fatal(err)
+	}
+
 	sendResult(t, e, "REL-1", "RELEASE", "RITA", time.Now().Add(-time.Hour))
 	const note = "Dr Delta will phone you on Monday to go through this result."
 	if err := chromedp.Do(ctx, chromedp.Navigate(e.base+"/"), chromedp.WaitVisible(chromedp.ID("token"))); err != nil {
