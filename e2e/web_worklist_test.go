@@ -208,6 +208,10 @@ func TestWebWorklist(t *testing.T) {
 	sendResult(t, e, "WL-B", "BRAVO", "BEN", now.Add(-70*time.Hour))
 	sendResult(t, e, "WL-C", "CHARLIE", "CORA", now.Add(-30*time.Hour))
 
+	if err := chromedp.Do(ctx, chromedp.Navigate(e.base+"/"), chromedp.WaitVisible(chromedp.ID("token"))); err != nil {
+		t.Fatal(err)
+	}
+	axeCheck(t, ctx, "sign-in")
 	signIn(t, ctx, e, "clinician", "#holds tbody tr")
 	testutil.Eventually(t, 10*time.Second, "three rows", func() bool { return len(column(t, ctx, "#holds", "Patient")) == 3 })
 	patients := column(t, ctx, "#holds", "Patient")
@@ -359,6 +363,10 @@ func TestWebTexasHoldReasonAndOverride(t *testing.T) {
 		t.Fatal(err)
 	}
 	signIn(t, ctx, e, "oncall", "#holds tbody tr")
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("triage-empty"))); err != nil {
+		t.Fatal(err)
+	}
+	axeCheck(t, ctx, "on-call worklist with triage")
 	const note = "Dr Night will call you tonight about this result."
 	if err := chromedp.Do(ctx,
 		chromedp.Click(chromedp.CSS(`#holds tbody tr button`)),
