@@ -36,7 +36,11 @@ func (a *API) readRow(ctx context.Context, h *hold.Hold) (*rowResult, error) {
 	}
 	m, err := hl7.Parse(raw)
 	if err != nil {
-		return nil, err
+		var pe *hl7.ParseError
+		if errors.As(err, &pe) {
+			err = pe.Err // the class only: a parse error's detail may quote the message
+		}
+		return nil, fmt.Errorf("parsing the held message: %w", err)
 	}
 	r := &rowResult{}
 	if pid := m.First("PID"); pid != nil {
