@@ -244,7 +244,7 @@ policy:
 		len(rep.Risk.Citations) != 1 || rep.Risk.Citations[0] != (report.CitationCount{Citation: "POL-LAB-017 v3", Holds: 5}) {
 		t.Errorf("compliance risk = %+v", rep.Risk)
 	}
-	if len(rep.ByBasis) != 1 || rep.ByBasis[0] != (report.BasisCount{Basis: "organisational-policy", Holds: 5, Share: 1, ComplianceRisk: true}) {
+	if len(rep.ByBasis) != 1 || rep.ByBasis[0] != (report.BasisCount{Basis: "organisational-policy", Label: "Organisation's policy (compliance risk)", Holds: 5, Share: 1, ComplianceRisk: true}) {
 		t.Errorf("by basis = %+v", rep.ByBasis)
 	}
 	if tt := rep.TimeToRelease; tt.FallbackHolds != 1 || tt.Overall.Count != 1 || *tt.Overall.MaxSeconds > 60 {

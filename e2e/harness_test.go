@@ -121,7 +121,12 @@ type apiEnv struct {
 
 func newAPIEnv(t *testing.T) *apiEnv {
 	t.Helper()
-	cfg := kentuckyConfig(t, t.TempDir())
+	return newAPIEnvConfig(t, kentuckyConfig(t, t.TempDir()))
+}
+
+// newAPIEnvConfig is newAPIEnv with cfg (its data directory holds the tokens).
+func newAPIEnvConfig(t *testing.T, cfg config.Config) *apiEnv {
+	t.Helper()
 	tokFile := filepath.Join(cfg.DataDir, "tokens.yaml")
 	toks := map[string]string{}
 	for _, u := range []struct {

@@ -40,7 +40,7 @@ func TestWebReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"state-law", "Dr Night", "discussed with the patient by phone", "40-64", "<5"} {
+	for _, want := range []string{"State law", "Dr Night", "discussed with the patient by phone", "40-64", "<5"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("report page lacks %q", want)
 		}

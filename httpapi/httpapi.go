@@ -59,6 +59,12 @@ type Service interface {
 	RecordAccess(ctx context.Context, e pipeline.AccessEvent) error
 	InboundMessage(ctx context.Context, h *hold.Hold) ([]byte, error)
 	Triage(ctx context.Context, limit int) ([]dead.Record, error)
+	// ReleaseCheck and OverrideCheck are the rules Acknowledge and Override
+	// enforce, asked beforehand (what the page offers).
+	ReleaseCheck(ctx context.Context, h *hold.Hold, by string) error
+	OverrideCheck(by, role string) error
+	// Location is the zone people read times in (policy.time_zone).
+	Location() *time.Location
 	DeadDiscard(ctx context.Context, req dead.DiscardRequest) (dead.Record, error)
 }
 
@@ -110,6 +116,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("GET /api/determinations", a.with([]auth.Role{auth.RoleClinician, auth.RoleOnCall}, a.listDeterminations))
 	mux.Handle("POST /api/determinations/{id}/withdraw", a.with([]auth.Role{auth.RoleClinician, auth.RoleOnCall}, a.withdrawDetermination))
 	mux.Handle("GET /api/audit", a.with([]auth.Role{auth.RoleCompliance, auth.RoleAdmin}, a.audit))
+	mux.Handle("GET /api/audit.csv", a.with([]auth.Role{auth.RoleCompliance, auth.RoleAdmin}, a.auditCSV))
 	mux.Handle("GET /api/report", a.with([]auth.Role{auth.RoleCompliance, auth.RoleAdmin}, a.report))
 	mux.Handle("GET /api/releases", a.with([]auth.Role{auth.RoleCompliance, auth.RoleAdmin}, a.releases))
 	mux.Handle("POST /fhir/Consent", a.with([]auth.Role{auth.RoleAdmin, auth.RoleClinician}, a.putConsent))
@@ -128,6 +135,9 @@ type apiError struct {
 	Status int    `json:"-"`
 	Code   string `json:"error"`
 	Reason string `json:"reason"`
+	// Message says the refusal in words for the person who asked (no IDs,
+	// times in their zone); Reason keeps the technical text.
+	Message string `json:"message,omitempty"`
 }
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Reason }
@@ -279,8 +289,15 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	return nil
 }
 
+// meBody is GET /api/me: the signed-in principal and the zone in which the
+// page shows times (policy.time_zone).
+type meBody struct {
+	auth.Principal
+	TimeZone string `json:"time_zone"`
+}
+
 func (a *API) me(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	writeJSON(w, http.StatusOK, p)
+	writeJSON(w, http.StatusOK, meBody{Principal: p, TimeZone: a.svc.Location().String()})
 	return nil
 }
 
@@ -294,17 +311,29 @@ type holdSummary struct {
 	Bases      []string       `json:"bases"`
 	Deadline   time.Time      `json:"deadline"`
 	Remaining  string         `json:"remaining"`
-	CreatedAt  time.Time      `json:"created_at"`
-	Notify     string         `json:"notify,omitempty"`
-	Supersedes string         `json:"supersedes,omitempty"`
+	// BasisText says each basis in plain words (hold.BasesText), Bases
+	// keeps the codes.
+	BasisText []string `json:"basis_text"`
+	// DeadlineText is the deadline in TimeZone (the site's zone); Left is
+	// the time left in words ("2 d 3 h", "due").
+	DeadlineText string    `json:"deadline_text"`
+	Left         string    `json:"left"`
+	TimeZone     string    `json:"time_zone"`
+	CreatedAt    time.Time `json:"created_at"`
+	// Patient and Test are read from the held message for the worklist row.
+	Patient    *patientDoc `json:"patient,omitempty"`
+	Test       string      `json:"test,omitempty"`
+	Notify     string      `json:"notify,omitempty"`
+	Supersedes string      `json:"supersedes,omitempty"`
 	// PublishError says why a released result could not be put on the feed.
 	PublishError string `json:"publish_error,omitempty"`
 }
 
-func summarise(h *hold.Hold, now time.Time) holdSummary {
+func summarise(h *hold.Hold, now time.Time, loc *time.Location) holdSummary {
 	s := holdSummary{ID: h.ID, State: h.State, ControlID: h.Inbound.ControlID, ProviderID: h.ProviderID,
 		Deadline: h.Deadline, CreatedAt: h.CreatedAt, Notify: string(h.Notify), Supersedes: h.Supersedes, PublishError: h.PublishError,
-		Tags: []string{}, Bases: []string{}}
+		Tags: []string{}, Bases: []string{}, BasisText: hold.BasesText(h.Bases, loc),
+		DeadlineText: hold.When(h.Deadline, "", loc), Left: hold.Left(h.Deadline, now), TimeZone: loc.String()}
 	for _, t := range h.Tags {
 		s.Tags = append(s.Tags, t.Tag)
 	}
@@ -361,7 +390,7 @@ func (a *API) listHolds(w http.ResponseWriter, r *http.Request, p auth.Principal
 		return err
 	}
 	now := time.Now()
-	out := []holdSummary{}
+	var page []*hold.Hold
 	matched := 0
 	for _, h := range holds {
 		if !before.IsZero() && !h.Deadline.Before(before) {
@@ -371,10 +400,14 @@ func (a *API) listHolds(w http.ResponseWriter, r *http.Request, p auth.Principal
 			continue
 		}
 		matched++
-		if matched <= offset || len(out) >= limit {
+		if matched <= offset || len(page) >= limit {
 			continue
 		}
-		out = append(out, summarise(h, now))
+		page = append(page, h)
+	}
+	out, err := a.rows(r.Context(), p, page, now)
+	if err != nil {
+		return err
 	}
 	resp := map[string]any{"holds": out, "total": matched, "offset": offset, "limit": limit}
 	if offset+len(out) < matched {
@@ -409,6 +442,15 @@ type holdDetail struct {
 	*hold.Hold
 	Remaining string     `json:"remaining"`
 	Result    *resultDoc `json:"result,omitempty"`
+	// BasisText, DeadlineText, Left and TimeZone are as in the worklist row.
+	BasisText    []string `json:"basis_text"`
+	DeadlineText string   `json:"deadline_text"`
+	Left         string   `json:"left"`
+	TimeZone     string   `json:"time_zone"`
+	// ReleasedText is the release's time in TimeZone, once released.
+	ReleasedText string `json:"released_text,omitempty"`
+	// Actions says what the signed-in user may do with the hold now.
+	Actions actionsDoc `json:"actions"`
 }
 
 func (a *API) getHold(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
@@ -428,7 +470,15 @@ func (a *API) getHold(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 	if err := a.access(r.Context(), p, "hold.read", h.ID, ""); err != nil {
 		return fmt.Errorf("auditing the read: %w", err)
 	}
-	d := holdDetail{Hold: h, Remaining: summarise(h, time.Now()).Remaining}
+	loc := a.svc.Location()
+	sum := summarise(h, time.Now(), loc)
+	d := holdDetail{Hold: h, Remaining: sum.Remaining, BasisText: sum.BasisText, DeadlineText: sum.DeadlineText, Left: sum.Left, TimeZone: sum.TimeZone}
+	if h.Release != nil {
+		d.ReleasedText = hold.When(h.Release.At, "", loc)
+	}
+	if d.Actions, err = a.actions(r.Context(), p, h); err != nil {
+		return err
+	}
 	if m, err := hl7.Parse(raw); err == nil {
 		d.Result = resultView(m)
 	}
@@ -451,7 +501,7 @@ func (a *API) release(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 	}
 	h, err := a.svc.Acknowledge(r.Context(), r.PathValue("id"), pipeline.AckRequest{By: p.ProviderID, Reason: b.Reason, Note: b.NoteToPatient})
 	if err != nil {
-		return err
+		return a.worded(r.Context(), r.PathValue("id"), err)
 	}
 	// The transition names the provider ID; this names the signed-in person
 	// (token name or OIDC name claim). The release has happened, so a failure
@@ -459,7 +509,7 @@ func (a *API) release(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 	if err := a.access(r.Context(), p, "hold.release", h.ID, ""); err != nil {
 		a.log.Error().Err(err).Str("hold", h.ID).Msg("auditing who released a hold")
 	}
-	writeJSON(w, http.StatusOK, summarise(h, time.Now()))
+	writeJSON(w, http.StatusOK, summarise(h, time.Now(), a.svc.Location()))
 	return nil
 }
 
@@ -473,9 +523,9 @@ func (a *API) override(w http.ResponseWriter, r *http.Request, p auth.Principal)
 	}
 	h, err := a.svc.Override(r.Context(), r.PathValue("id"), pipeline.OverrideRequest{By: p.Name, Role: hold.RoleOnCall, Reason: b.Reason, Note: b.NoteToPatient})
 	if err != nil {
-		return err
+		return a.worded(r.Context(), r.PathValue("id"), err)
 	}
-	writeJSON(w, http.StatusOK, summarise(h, time.Now()))
+	writeJSON(w, http.StatusOK, summarise(h, time.Now(), a.svc.Location()))
 	return nil
 }
 
@@ -614,25 +664,5 @@ func (a *API) withdrawDetermination(w http.ResponseWriter, r *http.Request, p au
 		return err
 	}
 	writeJSON(w, http.StatusOK, res)
-	return nil
-}
-
-func (a *API) audit(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	q := audit.Query{HoldID: r.URL.Query().Get("hold")}
-	if s := r.URL.Query().Get("since"); s != "" {
-		t, _, err := ParseWhen(s, time.Now())
-		if err != nil {
-			return newErr(http.StatusBadRequest, "bad_request", "since: %s", err)
-		}
-		q.Since = t
-	}
-	evs, err := a.svc.Audit(r.Context(), q)
-	if err != nil {
-		return err
-	}
-	if evs == nil {
-		evs = []audit.Event{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": evs})
 	return nil
 }

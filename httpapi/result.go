@@ -18,6 +18,8 @@ type patientDoc struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
 	DOB  string `json:"dob,omitempty"`
+	// Born is DOB as people read it ("5 May 1965").
+	Born string `json:"born,omitempty"`
 	Sex  string `json:"sex,omitempty"`
 }
 
@@ -57,6 +59,7 @@ func resultView(m *hl7.Message) *resultDoc {
 			Name: joinNonEmpty(pid.Field(5).Component(2), pid.Field(5).Component(1)),
 			DOB:  pid.Field(7).Component(1), Sex: pid.Field(8).Value(),
 		}
+		d.Patient.Born = formatDOB(d.Patient.DOB)
 	}
 	var cur *orderDoc
 	var obs *obsDoc

@@ -68,7 +68,7 @@ func WriteText(w io.Writer, r *Report) error {
 		if b.ComplianceRisk {
 			risk = "yes"
 		}
-		p("  %s\t%d\t%s\t%s\n", b.Basis, b.Holds, pct(b.Share), risk)
+		p("  %s (%s)\t%d\t%s\t%s\n", b.Label, b.Basis, b.Holds, pct(b.Share), risk)
 	}
 	p("\nHolds by tag\n")
 	p("  TAG\tHOLDS\tSHARE\n")
@@ -83,7 +83,7 @@ func WriteText(w io.Writer, r *Report) error {
 	}
 	row("all", r.TimeToRelease.Overall)
 	for _, b := range r.TimeToRelease.ByBasis {
-		row("basis "+b.Basis, b.Stats)
+		row(b.Label+" ("+b.Basis+")", b.Stats)
 	}
 	for _, o := range r.TimeToRelease.ByOutcome {
 		row("ended by "+o.Outcome, o.Stats)

@@ -176,7 +176,9 @@ type Totals struct {
 // BasisCount is the number of holds resting on one basis kind. A hold with
 // several bases counts under each, so the rows can sum to more than the holds.
 type BasisCount struct {
-	Basis string  `json:"basis"`
+	Basis string `json:"basis"`
+	// Label is the basis kind in plain words (hold.KindText).
+	Label string  `json:"label"`
 	Holds int     `json:"holds"`
 	Share float64 `json:"share"`
 	// ComplianceRisk is true when any hold under this basis is flagged.
@@ -216,6 +218,8 @@ type TimeToRelease struct {
 // BasisStats is the time to release of the holds under one basis.
 type BasisStats struct {
 	Basis string `json:"basis"`
+	// Label is the basis kind in plain words (hold.KindText).
+	Label string `json:"label"`
 	Stats
 }
 
@@ -435,7 +439,7 @@ func Compute(in Input) *Report {
 	}
 
 	for k, c := range basisHolds {
-		r.ByBasis = append(r.ByBasis, BasisCount{Basis: k, Holds: c, Share: share(c, n),
+		r.ByBasis = append(r.ByBasis, BasisCount{Basis: k, Label: hold.KindText(k), Holds: c, Share: share(c, n),
 			ComplianceRisk: basisRisk[k] || k == BasisOrganisationalPolicy})
 	}
 	slices.SortFunc(r.ByBasis, func(a, b BasisCount) int { return cmp.Or(cmp.Compare(b.Holds, a.Holds), cmp.Compare(a.Basis, b.Basis)) })
@@ -461,7 +465,7 @@ func Compute(in Input) *Report {
 	r.TimeToRelease.Overall = stats(all)
 	r.TimeToRelease.ByBasis = []BasisStats{}
 	for _, b := range r.ByBasis {
-		r.TimeToRelease.ByBasis = append(r.TimeToRelease.ByBasis, BasisStats{Basis: b.Basis, Stats: stats(byBasis[b.Basis])})
+		r.TimeToRelease.ByBasis = append(r.TimeToRelease.ByBasis, BasisStats{Basis: b.Basis, Label: b.Label, Stats: stats(byBasis[b.Basis])})
 	}
 	r.TimeToRelease.ByOutcome = []OutcomeStats{}
 	for _, o := range outcomeOrder {

@@ -81,11 +81,11 @@ func TestComputeFigures(t *testing.T) {
 		t.Errorf("totals = %+v, want %+v", r.Totals, wantTotals)
 	}
 	wantBasis := []BasisCount{
-		{Basis: "state-law", Holds: 3, Share: 0.4286},
-		{Basis: "patient-request", Holds: 2, Share: 0.2857},
-		{Basis: "clinician-determination", Holds: 1, Share: 0.1429},
-		{Basis: "data-error", Holds: 1, Share: 0.1429},
-		{Basis: "organisational-policy", Holds: 1, Share: 0.1429, ComplianceRisk: true},
+		{Basis: "state-law", Label: "State law", Holds: 3, Share: 0.4286},
+		{Basis: "patient-request", Label: "Patient's request", Holds: 2, Share: 0.2857},
+		{Basis: "clinician-determination", Label: "Clinician's determination (preventing harm)", Holds: 1, Share: 0.1429},
+		{Basis: "data-error", Label: "Possible data error", Holds: 1, Share: 0.1429},
+		{Basis: "organisational-policy", Label: "Organisation's policy (compliance risk)", Holds: 1, Share: 0.1429, ComplianceRisk: true},
 	}
 	if !reflect.DeepEqual(r.ByBasis, wantBasis) {
 		t.Errorf("by basis = %+v", r.ByBasis)
@@ -108,12 +108,12 @@ func TestComputeFigures(t *testing.T) {
 	}
 	wantByBasis := []BasisStats{
 		// 3600 7200 259200: median 7200; p90 at 1.8 = 7200 + 0.8*252000.
-		{"state-law", stat(3, 7200, 208800, 259200)},
+		{"state-law", hold.KindText("state-law"), stat(3, 7200, 208800, 259200)},
 		// 3600 36000: median 19800; p90 at 0.9 = 3600 + 0.9*32400.
-		{"patient-request", stat(2, 19800, 32760, 36000)},
-		{"clinician-determination", stat(1, 14400, 14400, 14400)},
-		{"data-error", Stats{}},
-		{"organisational-policy", Stats{}},
+		{"patient-request", hold.KindText("patient-request"), stat(2, 19800, 32760, 36000)},
+		{"clinician-determination", hold.KindText("clinician-determination"), stat(1, 14400, 14400, 14400)},
+		{"data-error", hold.KindText("data-error"), Stats{}},
+		{"organisational-policy", hold.KindText("organisational-policy"), Stats{}},
 	}
 	if !reflect.DeepEqual(tt.ByBasis, wantByBasis) {
 		t.Errorf("time to release by basis = %s", js(tt.ByBasis))

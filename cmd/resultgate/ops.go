@@ -24,6 +24,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/resultgate/resultgate/policy"
 	"github.com/resultgate/resultgate/router/feed"
 
 	"github.com/resultgate/resultgate/router/dead"
@@ -257,9 +258,20 @@ func writeHold(w io.Writer, h *hold.Hold, now time.Time) {
 			fmt.Fprintf(w, "      %s[%d]-%s  rule %s  %q\n", e.Segment, e.Occurrence, e.Field, e.Rule, e.Match)
 		}
 	}
+	// Each basis in words (hold.BasisText, times in the statute's zone or
+	// this machine's), identical ones once, each with its code and record.
 	fmt.Fprintln(w, "  bases:")
-	for _, b := range h.Bases {
-		fmt.Fprintf(w, "    %s  %s\n", b.Kind, string(b.Detail))
+	var said []string
+	for i, pb := range hold.PolicyBases(h.Bases) {
+		if pb.Kind == "" {
+			pb.Kind = policy.BasisKind(h.Bases[i].Kind)
+		}
+		text := hold.BasisText(pb, time.Local)
+		if slices.Contains(said, text) {
+			continue
+		}
+		said = append(said, text)
+		fmt.Fprintf(w, "    %s\n      %s  %s\n", text, h.Bases[i].Kind, string(h.Bases[i].Detail))
 	}
 	if h.Release != nil {
 		fmt.Fprintf(w, "  released:  %s by %s (%s) at %s", h.Release.Path, h.Release.Actor, h.Release.Role, h.Release.At.UTC().Format(time.RFC3339))

@@ -118,7 +118,7 @@ func TestOperatorCommands(t *testing.T) {
 	if err != nil {
 		t.Fatalf("holds show: %v", err)
 	}
-	for _, want := range []string{"hold " + h.ID + ": held", "provider:  DR0001", "pathology", "OBR[1]-", "state-law", "history:", "-> held"} {
+	for _, want := range []string{"hold " + h.ID + ": held", "provider:  DR0001", "pathology", "OBR[1]-", "state-law", "Kentucky law (Ky. Rev. Stat. § 333.152(2)): held until ", "unless you release it sooner", "history:", "-> held"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("holds show lacks %q:\n%s", want, out)
 		}

@@ -103,44 +103,14 @@ func (s *Service) Acknowledge(ctx context.Context, id string, req AckRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	var dets, mine []hold.Determination
-	if cur.Open() && cur.HasBasis(string(policy.BasisClinicianDetermination)) {
-		if dets, err = s.holdDeterminations(ctx, cur); err != nil {
-			return nil, err
-		}
-		for _, d := range dets {
-			if s.mayEndDetermination(req.By, d) {
-				mine = append(mine, d)
-			}
-		}
+	dets, mine, err := s.ackDeterminations(ctx, cur, req.By)
+	if err != nil {
+		return nil, err
 	}
 	rel := hold.ReleaseInfo{Path: hold.PathAcknowledged, Actor: req.By, Role: hold.RoleClinician, Reason: reason, Note: req.Note, At: now}
 	h, err := s.gate.Release(ctx, id, rel, func(h *hold.Hold) error {
-		ordering := s.mayAcknowledge(req.By, h)
-		if !ordering && len(mine) == 0 {
-			return fmt.Errorf("%s is not the ordering provider, a covering clinician or the clinician who placed its determination: %w", req.By, hold.ErrForbidden)
-		}
-		for _, b := range hold.PolicyBases(h.Bases) {
-			if !now.Before(h.Deadline) {
-				break
-			}
-			if b.Kind == policy.BasisClinicianDetermination {
-				if len(mine) < len(dets) {
-					return fmt.Errorf("%s basis runs until released by the clinician who placed it (%s) or one covering them, or on-call overrides: %w", b.Kind, placers(dets), ErrBasisActive)
-				}
-				continue
-			}
-			if b.Ended(now, now) {
-				continue
-			}
-			if !ordering {
-				return fmt.Errorf("%s basis needs the review of the ordering provider or a covering clinician: %w", b.Kind, hold.ErrForbidden)
-			}
-			until := b.NotBefore
-			if until.IsZero() {
-				until = b.Deadline
-			}
-			return fmt.Errorf("%s basis runs until %s: %w", b.Kind, until.UTC().Format(time.RFC3339), ErrBasisActive)
+		if r := s.ackRule(req.By, h, dets, mine, now); r != nil {
+			return r
 		}
 		return nil
 	})
@@ -148,6 +118,115 @@ func (s *Service) Acknowledge(ctx context.Context, id string, req AckRequest) (*
 		return h, err
 	}
 	return h, s.releaseDeterminations(ctx, mine, h, req.By, hold.RoleClinician, now)
+}
+
+// ackDeterminations returns the determinations holding cur (when it is open
+// and rests on one) and those of them that clinician by may end.
+func (s *Service) ackDeterminations(ctx context.Context, cur *hold.Hold, by string) (dets, mine []hold.Determination, err error) {
+	if !cur.Open() || !cur.HasBasis(string(policy.BasisClinicianDetermination)) {
+		return nil, nil, nil
+	}
+	if dets, err = s.holdDeterminations(ctx, cur); err != nil {
+		return nil, nil, err
+	}
+	for _, d := range dets {
+		if s.mayEndDetermination(by, d) {
+			mine = append(mine, d)
+		}
+	}
+	return dets, mine, nil
+}
+
+// Refusal says why a clinician's acknowledgement cannot end a hold now: the
+// basis that still holds it, the earliest time it may end (zero when only
+// other people can end it) and the clinicians who placed a determination
+// holding it. It wraps ErrBasisActive or hold.ErrForbidden; its text is the
+// one the release answer has always carried.
+type Refusal struct {
+	// Basis is the basis that still holds the result (zero Kind when the
+	// refusal is about who is asking).
+	Basis policy.Basis
+	// Until is when Basis lets a review end it (its not-before) or ends by
+	// itself (its deadline); zero for a determination.
+	Until time.Time
+	// Placers lists the clinicians who placed the determinations holding it.
+	Placers string
+	msg     string
+	err     error
+}
+
+func (r *Refusal) Error() string { return r.msg + ": " + r.err.Error() }
+
+// Unwrap returns ErrBasisActive or hold.ErrForbidden.
+func (r *Refusal) Unwrap() error { return r.err }
+
+// ackRule is the rule a clinician's acknowledgement of h at now must pass:
+// nil when by may end the hold, else why not. dets are the determinations
+// holding h and mine those by may end (ackDeterminations). Acknowledge
+// enforces it inside the release's compare-and-set; ReleaseCheck asks it
+// beforehand, so the page offers Release exactly when the release would
+// succeed.
+func (s *Service) ackRule(by string, h *hold.Hold, dets, mine []hold.Determination, now time.Time) *Refusal {
+	ordering := s.mayAcknowledge(by, h)
+	if !ordering && len(mine) == 0 {
+		return &Refusal{msg: fmt.Sprintf("%s is not the ordering provider, a covering clinician or the clinician who placed its determination", by), err: hold.ErrForbidden}
+	}
+	for _, b := range hold.PolicyBases(h.Bases) {
+		if !now.Before(h.Deadline) {
+			break
+		}
+		if b.Kind == policy.BasisClinicianDetermination {
+			if len(mine) < len(dets) {
+				return &Refusal{Basis: b, Placers: placers(dets), err: ErrBasisActive,
+					msg: fmt.Sprintf("%s basis runs until released by the clinician who placed it (%s) or one covering them, or on-call overrides", b.Kind, placers(dets))}
+			}
+			continue
+		}
+		if b.Ended(now, now) {
+			continue
+		}
+		if !ordering {
+			return &Refusal{Basis: b, err: hold.ErrForbidden, msg: fmt.Sprintf("%s basis needs the review of the ordering provider or a covering clinician", b.Kind)}
+		}
+		until := b.NotBefore
+		if until.IsZero() {
+			until = b.Deadline
+		}
+		return &Refusal{Basis: b, Until: until, err: ErrBasisActive, msg: fmt.Sprintf("%s basis runs until %s", b.Kind, until.UTC().Format(time.RFC3339))}
+	}
+	return nil
+}
+
+// ReleaseCheck reports whether clinician by may end hold h by acknowledging
+// it now: nil when Acknowledge would release it, else the *Refusal it would
+// answer (the same rule, ackRule). A hold that is not open is refused with
+// hold.ErrAlreadyReleased or hold.ErrHoldClosed.
+func (s *Service) ReleaseCheck(ctx context.Context, h *hold.Hold, by string) error {
+	switch h.State {
+	case hold.StateHeld:
+	case hold.StateReleased:
+		return hold.ErrAlreadyReleased
+	default:
+		return hold.ErrHoldClosed
+	}
+	dets, mine, err := s.ackDeterminations(ctx, h, by)
+	if err != nil {
+		return err
+	}
+	if r := s.ackRule(by, h, dets, mine, s.clock.Now().UTC()); r != nil {
+		return r
+	}
+	return nil
+}
+
+// OverrideCheck reports whether by, acting in role, may override a hold:
+// the rule Override enforces (role oncall and, when Holds.OnCall lists
+// clinicians, one of them).
+func (s *Service) OverrideCheck(by, role string) error {
+	if role != hold.RoleOnCall || (len(s.cfg.Holds.OnCall) > 0 && !slices.Contains(s.cfg.Holds.OnCall, by)) {
+		return fmt.Errorf("override needs role %s: %w", hold.RoleOnCall, hold.ErrForbidden)
+	}
+	return nil
 }
 
 func (s *Service) mayAcknowledge(by string, h *hold.Hold) bool {
@@ -185,8 +264,8 @@ func (s *Service) Override(ctx context.Context, id string, req OverrideRequest) 
 	if strings.TrimSpace(req.By) == "" {
 		return nil, fmt.Errorf("by: %w", hold.ErrBadRequest)
 	}
-	if req.Role != hold.RoleOnCall || (len(s.cfg.Holds.OnCall) > 0 && !slices.Contains(s.cfg.Holds.OnCall, req.By)) {
-		return nil, fmt.Errorf("override needs role %s: %w", hold.RoleOnCall, hold.ErrForbidden)
+	if err := s.OverrideCheck(req.By, req.Role); err != nil {
+		return nil, err
 	}
 	if strings.TrimSpace(req.Reason) == "" {
 		return nil, fmt.Errorf("override: %w", hold.ErrReasonRequired)
@@ -369,4 +448,13 @@ func (s *Service) Triage(ctx context.Context, limit int) ([]dead.Record, error) 
 // DeadDiscard discards a dead-letter record, audited (dead.Desk.Discard).
 func (s *Service) DeadDiscard(ctx context.Context, req dead.DiscardRequest) (dead.Record, error) {
 	return s.desk().Discard(ctx, req)
+}
+
+// Location is the site's zone (policy.time_zone), in which people read the
+// times of holds that no statute's zone governs; UTC when none is configured.
+func (s *Service) Location() *time.Location {
+	if l, ok := s.policy.(interface{ Location() *time.Location }); ok && l.Location() != nil {
+		return l.Location()
+	}
+	return time.UTC
 }

@@ -43,6 +43,8 @@ async function api(method, path, body) {
     const reason = data && data.reason ? data.reason : res.statusText;
     const err = new Error(reason);
     err.status = res.status;
+    // message: the refusal in words (no IDs, no UTC), when the API has them.
+    err.words = data && data.message ? data.message : "";
     if (res.status === 401 && me) {
       // Signed in a moment ago, refused now: the token expired or was revoked.
       endSession("Your sign-in has expired or is no longer accepted. Please sign in again.");
@@ -161,14 +163,53 @@ function el(tag, text, cls) {
   return e;
 }
 
+// fmtTime formats an instant in the site's zone (policy.time_zone, from
+// /api/me), naming the zone, as the server's texts do: "Mon 7 Dec, 14:05 EST".
 function fmtTime(iso) {
   if (!iso) return "";
   const d = new Date(iso);
-  return d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  const opts = { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZoneName: "short" };
+  if (me && me.time_zone) opts.timeZone = me.time_zone;
+  try {
+    const p = {};
+    for (const x of new Intl.DateTimeFormat("en-US", opts).formatToParts(d)) p[x.type] = x.value;
+    return p.weekday + " " + p.day + " " + p.month + ", " + p.hour + ":" + p.minute + " " + p.timeZoneName;
+  } catch (e) {
+    return d.toISOString();
+  }
 }
 
+// refusal returns what to show for a refused request: the API's words when
+// it has them, else a sentence for the status (never the raw server text).
+function refusal(e) {
+  if (e.words) return e.words;
+  switch (e.status) {
+    case 403: return "You may not do this.";
+    case 404: return "It no longer exists.";
+    case 409: return "It cannot be done now; reload and look again.";
+    case 422: return "Something required is missing.";
+  }
+  return "Something went wrong (" + (e.status || "no answer") + "). Please try again.";
+}
+
+const SECTIONS = ["signin", "worklist", "detail", "report-section", "audit-section", "tokens-section"];
+
 function show(section) {
-  for (const id of ["signin", "worklist", "detail", "report-section"]) $(id).hidden = id !== section;
+  for (const id of SECTIONS) $(id).hidden = id !== section;
+  const nav = { worklist: "worklist-open", detail: "worklist-open", "report-section": "report-open", "audit-section": "audit-open", "tokens-section": "tokens-open" };
+  for (const b of ["worklist-open", "audit-open", "tokens-open", "report-open"]) {
+    if (nav[section] === b) $(b).setAttribute("aria-current", "page"); else $(b).removeAttribute("aria-current");
+  }
+}
+
+// pages shows the navigation for me's role.
+function pages() {
+  const r = me ? me.role : "";
+  $("pages").hidden = !me;
+  $("worklist-open").hidden = !(r === "clinician" || r === "oncall" || r === "compliance");
+  $("audit-open").hidden = !(r === "compliance" || r === "admin");
+  $("tokens-open").hidden = r !== "admin";
+  for (const z of document.querySelectorAll(".zone-name, #zone-name")) z.textContent = me && me.time_zone ? me.time_zone : "UTC";
 }
 
 async function signIn(tok, method) {
@@ -195,6 +236,7 @@ async function signIn(tok, method) {
   }
   $("who").textContent = me.name + " (" + me.role + ")";
   $("signout").hidden = false;
+  pages();
   status("");
   const claims = method === "oidc" ? jwtClaims(tok) : null;
   if (claims && typeof claims.exp === "number") {
@@ -215,6 +257,8 @@ function signOut() {
   $("who").textContent = "";
   $("signout").hidden = true;
   rgReport.stop();
+  rgAdmin.stop();
+  pages();
   $("token").value = "";
   pinned = false;
   status("");
@@ -246,38 +290,72 @@ function endSession(msg) {
   pinned = true;
 }
 
+// worklistQuery builds GET /api/holds from the filters.
+function worklistQuery() {
+  const q = new URLSearchParams({ limit: "200" });
+  if ($("f-basis").value) q.set("basis", $("f-basis").value);
+  if ($("f-tag").value) q.set("tag", $("f-tag").value);
+  if ($("f-due").value) q.set("deadline_before", new Date(Date.now() + Number($("f-due").value) * 3600e3).toISOString());
+  return q;
+}
+
+// knownTags fills the tag filter with the tags seen so far.
+const knownTags = new Set();
+function addTagOptions(holds) {
+  let added = false;
+  for (const h of holds) for (const t of h.tags) if (!knownTags.has(t)) { knownTags.add(t); added = true; }
+  if (!added) return;
+  const sel = $("f-tag"), keep = sel.value;
+  sel.replaceChildren(el("option", "Any tag"));
+  sel.firstChild.value = "";
+  for (const t of [...knownTags].sort()) { const o = el("option", t); o.value = t; sel.append(o); }
+  sel.value = keep;
+}
+
+let worklistAsked = 0;
+
 async function loadWorklist() {
   show("worklist");
   loadTriage();
   const tbody = $("holds").querySelector("tbody");
   tbody.replaceChildren();
+  const mine = ++worklistAsked;
   let data;
   try {
-    data = await api("GET", "/api/holds?limit=500");
+    data = await api("GET", "/api/holds?" + worklistQuery().toString());
   } catch (e) {
-    status("Could not load the worklist: " + e.message, true);
+    if (mine === worklistAsked) status("Could not load the worklist: " + refusal(e), true);
     return;
   }
+  if (mine !== worklistAsked) return; // a newer request (filters, refresh) answers instead
+  addTagOptions(data.holds);
   $("empty").hidden = data.holds.length > 0;
   for (const h of data.holds) {
     const tr = document.createElement("tr");
     const cell = (label, content) => {
       const td = el("td");
-      td.dataset.label = label;
+      if (label) td.dataset.label = label;
       if (content instanceof Node) td.append(content); else td.textContent = content;
       tr.append(td);
     };
-    cell("Deadline", fmtTime(h.deadline));
-    const left = el("span", h.remaining === "0s" ? "due" : h.remaining, h.remaining === "0s" ? "late" : "");
-    cell("Time left", left);
+    const pt = el("span");
+    const p = h.patient || {};
+    pt.append(el("strong", p.name || "Patient not readable"));
+    const sub = [p.id ? "MRN " + p.id : "", p.born ? "born " + p.born : ""].filter(Boolean).join(" · ");
+    if (sub) pt.append(el("span", sub, "sub"));
+    cell("Patient", pt);
+    cell("Test", h.test || h.control_id || "");
     const tags = el("span");
     for (const t of h.tags) tags.append(el("span", t, "tag " + t));
     cell("Tags", tags);
-    cell("Basis", h.bases.join(", "));
-    cell("Message", h.control_id || "");
+    const why = el("ul", null, "plain");
+    for (const b of h.basis_text || []) why.append(el("li", b));
+    cell("Why held", why);
+    cell("Deadline", h.deadline_text);
+    cell("Time left", el("span", h.left, h.left === "due" ? "late" : ""));
     const open = el("button", "Open", "link");
     open.type = "button";
-    open.setAttribute("aria-label", "Open held result " + (h.control_id || h.id));
+    open.setAttribute("aria-label", "Open " + (h.test || "held result") + (p.name ? " for " + p.name : ""));
     open.addEventListener("click", () => openHold(h.id));
     cell("", open);
     tbody.append(tr);
@@ -336,7 +414,7 @@ async function discardTriage(seq, reason) {
   try {
     await api("POST", "/api/triage/" + encodeURIComponent(seq) + "/discard", { reason });
   } catch (e) {
-    status("Discard refused: " + e.message, true);
+    status("Discard refused: " + refusal(e), true);
     return;
   }
   status("Dead letter " + seq + " discarded.");
@@ -366,43 +444,58 @@ function highlight(parent, text, matches) {
   parent.append(document.createTextNode(text.slice(pos)));
 }
 
+const STATES = { held: "Held", released: "Released to the patient portal", superseded: "Replaced by a correction", withdrawn: "Withdrawn by the sender" };
+const PATHS = {
+  acknowledged: "released by a clinician", override: "on-call override", deadline: "its deadline passed",
+  "patient-revoked": "the patient changed their request", correction: "a correction from the sender",
+  reevaluated: "no lawful basis was left", "patient-delay-ended": "the delay the patient asked for ended",
+};
+
 async function openHold(id) {
   let h;
   try {
     h = await api("GET", "/api/holds/" + encodeURIComponent(id));
   } catch (e) {
-    status("Could not open the held result: " + e.message, true);
+    status("Could not open the held result: " + refusal(e), true);
     return;
   }
   current = h;
   status("");
   show("detail");
+  const held = h.state === "held";
+  $("detail-title").textContent = held ? "Held result" : h.state === "released" ? "Released result" : "Closed result";
+  $("bases-title").textContent = held ? "Why it is held" : "Why it was held";
   const facts = $("facts");
   facts.replaceChildren();
-  const fact = (k, v) => { if (v) { facts.append(el("dt", k), el("dd", v)); } };
+  const fact = (dl, k, v) => { if (v) { dl.append(el("dt", k), el("dd", v)); } };
   const r = h.result || {};
   const p = r.patient || {};
-  fact("Patient", [p.name, p.id].filter(Boolean).join(" — "));
-  fact("Born", p.dob);
-  fact("Message", r.control_id || (h.inbound && h.inbound.control_id));
-  fact("Ordering provider", h.provider_id);
-  fact("State", h.state);
-  fact("Deadline", fmtTime(h.deadline) + (h.remaining ? " (" + h.remaining + " left)" : ""));
-  fact("Notification", h.notify);
-  fact("Note for the patient", h.note);
+  fact(facts, "Patient", [p.name, p.id ? "MRN " + p.id : ""].filter(Boolean).join(" — "));
+  fact(facts, "Born", p.born || p.dob);
+  fact(facts, "Test", (r.orders || []).map((o) => o.service).filter(Boolean).join(", "));
+  fact(facts, "Message", r.control_id || (h.inbound && h.inbound.control_id));
+  fact(facts, "Ordering provider", h.provider_id);
+  fact(facts, "State", STATES[h.state] || h.state);
+  if (held) fact(facts, "Deadline", h.deadline_text + " (" + h.left + (h.left === "due" ? ")" : " left)"));
+  fact(facts, "Notification", h.notify === "quiet" ? "quiet (no push message)" : h.notify);
+  if (held) fact(facts, "Note for the patient", h.note);
+
+  const rel = h.release;
+  $("released").hidden = !rel;
+  const rf = $("released-facts");
+  rf.replaceChildren();
+  if (rel) {
+    $("released-title").textContent = h.state === "released" ? "Released to the patient portal" : "Closed";
+    fact(rf, "By", rel.actor + (rel.role ? " (" + rel.role + ")" : ""));
+    fact(rf, "When", h.released_text || fmtTime(rel.at));
+    fact(rf, "How", PATHS[rel.path] || rel.path);
+    fact(rf, "Reason", rel.reason);
+    fact(rf, "Note sent to the patient", rel.note || "none");
+  }
 
   const bases = $("bases");
   bases.replaceChildren();
-  for (const b of h.bases || []) {
-    let d = {};
-    try { d = typeof b.detail === "string" ? JSON.parse(b.detail) : (b.detail || {}); } catch (e) { d = {}; }
-    const parts = [b.kind];
-    if (d.until) parts.push("until " + d.until);
-    if (d.deadline) parts.push("deadline " + fmtTime(d.deadline));
-    if (d.citation) parts.push(d.citation);
-    if (d.compliance_risk) parts.push("COMPLIANCE RISK");
-    bases.append(el("li", parts.join(" · ")));
-  }
+  for (const b of h.basis_text || []) bases.append(el("li", b));
 
   // Evidence by segment occurrence, for highlighting in the report.
   const byOBX = {}, byOBR = {};
@@ -439,9 +532,14 @@ async function openHold(id) {
     }
   }
 
-  const open = h.state === "held";
-  $("release-form").hidden = !(open && me.role === "clinician");
-  $("override-form").hidden = !(open && me.role === "oncall");
+  // What this user may do now, as the server's release rule says.
+  const a = h.actions || {};
+  $("release-form").hidden = !a.release;
+  $("override-form").hidden = !a.override;
+  $("override-confirm").hidden = true;
+  // A released result says so in the box above; the reason is for the rest.
+  $("action-why").hidden = !a.why || h.state === "released";
+  $("action-why").textContent = a.why || "";
   $("note").value = "";
   $("release-reason").value = "";
   $("override-reason").value = "";
@@ -450,8 +548,8 @@ async function openHold(id) {
   const hist = $("history");
   hist.replaceChildren();
   for (const t of h.transitions || []) {
-    hist.append(el("li", fmtTime(t.at) + ": " + (t.from || "new") + " → " + t.to + " by " + (t.actor || "resultgate") +
-      (t.role ? " (" + t.role + ")" : "") + (t.reason ? " — " + t.reason : "")));
+    hist.append(el("li", fmtTime(t.at) + ": " + (STATES[t.to] || t.to) + (t.path && PATHS[t.path] ? " (" + PATHS[t.path] + ")" : "") +
+      " by " + (t.actor || "resultgate") + (t.role ? " (" + t.role + ")" : "") + (t.reason ? " — " + t.reason : "")));
   }
   $("detail-title").focus();
 }
@@ -460,12 +558,29 @@ async function act(kind, body) {
   try {
     await api("POST", "/api/holds/" + encodeURIComponent(current.id) + "/" + kind, body);
   } catch (e) {
-    status((kind === "release" ? "Release" : "Override") + " refused: " + e.message, true);
+    status((kind === "release" ? "Not released: " : "Not overridden: ") + refusal(e), true);
     return;
   }
   await openHold(current.id);
   status(kind === "release" ? "Released to the patient portal." : "Overridden and released to the patient portal.");
 }
+
+// override asks, when the hold rests on a statute or a clinician's
+// determination, for a confirmation that names it before releasing.
+function override() {
+  const reason = $("override-reason").value.trim();
+  if (!reason) { status("An override needs a reason.", true); $("override-reason").focus(); return; }
+  const body = { reason, note_to_patient: $("override-note").value.trim() };
+  const confirm = (current.actions && current.actions.confirm) || [];
+  if (confirm.length === 0) { act("override", body); return; }
+  const list = $("confirm-list");
+  list.replaceChildren();
+  for (const c of confirm) list.append(el("li", c));
+  pendingOverride = body;
+  $("override-confirm").hidden = false;
+  $("confirm-title").focus();
+}
+let pendingOverride = null;
 
 document.addEventListener("DOMContentLoaded", () => {
   $("detail-title").tabIndex = -1;
@@ -474,15 +589,27 @@ document.addEventListener("DOMContentLoaded", () => {
   $("signout").addEventListener("click", userSignOut);
   $("refresh").addEventListener("click", loadWorklist);
   $("back").addEventListener("click", loadWorklist);
+  $("worklist-open").addEventListener("click", loadWorklist);
+  $("filters").addEventListener("submit", (e) => { e.preventDefault(); loadWorklist(); });
+  $("confirm-yes").addEventListener("click", () => {
+    const body = pendingOverride;
+    pendingOverride = null;
+    $("override-confirm").hidden = true;
+    if (body) act("override", body);
+  });
+  $("confirm-no").addEventListener("click", () => {
+    pendingOverride = null;
+    $("override-confirm").hidden = true;
+    status("Override cancelled: the result stays held.");
+    $("override-reason").focus();
+  });
   $("release-form").addEventListener("submit", (e) => {
     e.preventDefault();
     act("release", { reason: $("release-reason").value.trim(), note_to_patient: $("note").value.trim() });
   });
   $("override-form").addEventListener("submit", (e) => {
     e.preventDefault();
-    const reason = $("override-reason").value.trim();
-    if (!reason) { status("An override needs a reason.", true); return; }
-    act("override", { reason, note_to_patient: $("override-note").value.trim() });
+    override();
   });
   loadAuthConfig().then(() => {
     if (callback) return finishOIDC(callback);

@@ -102,24 +102,24 @@ const rgReport = (() => {
     const charts = el("div", null, "rep-charts");
     charts.append(barChart("Holds by basis",
       "Number of holds resting on each lawful basis; a hold with several bases counts under each.",
-      r.by_basis.map((b) => ({ label: b.basis + (b.compliance_risk ? " (risk)" : ""),
+      r.by_basis.map((b) => ({ label: (b.label || b.basis) + (b.compliance_risk && b.basis !== "organisational-policy" ? " (risk)" : ""),
         values: [{ v: b.holds, cls: b.compliance_risk ? "rep-bar-risk" : "rep-bar", text: b.holds + " (" + pct(b.share) + ")" }] }))));
     charts.append(barChart("Time from finalisation to release by basis",
       "Median and 90th percentile time from the result's finalisation (OBR-22) to its release, per basis.",
-      r.time_to_release.by_basis.filter((b) => b.count > 0).map((b) => ({ label: b.basis + " (n=" + b.count + ")",
+      r.time_to_release.by_basis.filter((b) => b.count > 0).map((b) => ({ label: (b.label || b.basis) + " (n=" + b.count + ")",
         values: [{ v: b.median_seconds, cls: "rep-bar", text: "median " + dur(b.median_seconds) },
           { v: b.p90_seconds, cls: "rep-bar-p90", text: "p90 " + dur(b.p90_seconds) }] })),
       [{ cls: "rep-bar", text: "median" }, { cls: "rep-bar-p90", text: "90th percentile" }]));
     out.append(charts);
 
     out.append(table("Holds by basis", ["Basis", "Holds", "Share", "Compliance risk"],
-      r.by_basis.map((b) => [b.basis, String(b.holds), pct(b.share), b.compliance_risk ? "yes" : ""])));
+      r.by_basis.map((b) => [b.label || b.basis, String(b.holds), pct(b.share), b.compliance_risk ? "yes" : ""])));
     out.append(table("Holds by tag", ["Tag", "Holds", "Share"], r.by_tag.map((x) => [x.tag, String(x.holds), pct(x.share)])));
     const tt = r.time_to_release;
     const st = (label, s) => [label, String(s.count), dur(s.median_seconds), dur(s.p90_seconds), dur(s.max_seconds)];
     out.append(table("Time to release (" + tt.clock + ")" + (tt.fallback_holds ? "; " + tt.fallback_holds + " timed from hold creation (no OBR-22)" : ""),
       ["By", "Released", "Median", "P90", "Max"],
-      [st("all", tt.overall)].concat(tt.by_basis.map((b) => st("basis " + b.basis, b)), tt.by_outcome.map((o) => st("ended by " + o.outcome, o)))));
+      [st("all", tt.overall)].concat(tt.by_basis.map((b) => st(b.label || b.basis, b)), tt.by_outcome.map((o) => st("ended by " + o.outcome, o)))));
     out.append(table("How holds ended", ["Outcome", "Holds", "Share"], r.outcomes.map((o) => [o.outcome, String(o.holds), pct(o.share)])));
     out.append(table("On-call overrides", ["When", "Who", "Reason", "Hold"],
       r.overrides.map((o) => [fmtTime(o.at), o.actor, o.reason, o.hold_id])));
@@ -191,7 +191,6 @@ const rgReport = (() => {
   function start(me) {
     const may = me.role === "compliance" || me.role === "admin";
     $("report-open").hidden = !may;
-    $("rep-back").hidden = me.role === "admin";
     if (me.role === "admin") { load(); return true; }
     return false;
   }
@@ -207,7 +206,6 @@ const rgReport = (() => {
     $("report-open").addEventListener("click", load);
     $("rep-form").addEventListener("submit", (e) => { e.preventDefault(); load(); });
     $("rep-csv").addEventListener("click", downloadCSV);
-    $("rep-back").addEventListener("click", () => loadWorklist());
   });
 
   return { start, stop, load, render };
