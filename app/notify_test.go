@@ -104,7 +104,7 @@ notify:
 	if err := json.Unmarshal(body, &d); err != nil {
 		t.Fatal(err)
 	}
-	if d.HoldID != holdID || d.Kind != bus.NotifyHoldCreated || d.ProviderID != "D001" || d.Link != "https://results.example.org/" || d.PHI != nil || d.Deadline.IsZero() {
+	if d.HoldID != holdID || d.Kind != bus.NotifyHoldCreated || d.ProviderID != "D001" || d.Link != "https://results.example.org/#hold="+holdID || d.PHI != nil || d.Deadline.IsZero() {
 		t.Errorf("notification %+v", d)
 	}
 	// The PHI of the fixture never reaches a default receiver.

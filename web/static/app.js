@@ -246,6 +246,22 @@ async function signIn(tok, method) {
   }
   if (rgReport.start(me)) return;
   await loadWorklist();
+  // A notification's link names one hold (#hold=<id>): open it once signed
+  // in. It was kept across the identity provider's redirect.
+  const linked = sessionStorage.getItem("rg-open-hold");
+  if (linked) {
+    sessionStorage.removeItem("rg-open-hold");
+    await openHold(linked);
+  }
+}
+
+// rememberLinkedHold keeps the hold a notification's link names (#hold=<id>)
+// until sign-in has finished, and clears it from the address bar.
+function rememberLinkedHold() {
+  const m = /^#hold=([^&]+)$/.exec(location.hash);
+  if (!m) return;
+  sessionStorage.setItem("rg-open-hold", decodeURIComponent(m[1]));
+  history.replaceState(null, "", location.pathname + location.search);
 }
 
 function signOut() {
@@ -611,6 +627,7 @@ document.addEventListener("DOMContentLoaded", () => {
     e.preventDefault();
     override();
   });
+  rememberLinkedHold();
   loadAuthConfig().then(() => {
     if (callback) return finishOIDC(callback);
     if (token()) return signIn(token(), sessionStorage.getItem("rg-method") || "token");

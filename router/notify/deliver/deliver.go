@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strconv"
 	"sync"
@@ -394,7 +395,7 @@ func (d *Deliverer) forget(key delivery) {
 
 // attempt delivers e to r once.
 func (d *Deliverer) attempt(ctx context.Context, r receiver, e Event, attempt int) error {
-	data := newData(e, r.name, d.link(), d.opts.Location)
+	data := newData(e, r.name, d.link(e.HoldID), d.opts.Location)
 	if r.includePHI {
 		phi, err := d.opts.Details(ctx, e)
 		if err != nil {
@@ -405,13 +406,20 @@ func (d *Deliverer) attempt(ctx context.Context, r receiver, e Event, attempt in
 	return r.s.send(ctx, data, attempt)
 }
 
-func (d *Deliverer) link() string {
+// link is the web page's address for a notification: the hold's own page
+// (#hold=<opaque hold ID>, which the page opens after sign-in) when the
+// notification is about one hold, else the worklist. The hold ID is a keyed
+// hash, not PHI.
+func (d *Deliverer) link(holdID string) string {
 	if d.cfg.PublicURL == "" {
 		return ""
 	}
 	u := d.cfg.PublicURL
 	if u[len(u)-1] != '/' {
 		u += "/"
+	}
+	if holdID != "" {
+		u += "#hold=" + url.QueryEscape(holdID)
 	}
 	return u
 }

@@ -188,7 +188,7 @@ func TestWebhookSignedRetriedDeliveredOnce(t *testing.T) {
 	}
 	got := acc[0].data
 	if got.Kind != bus.NotifyHoldCreated || got.Role != RoleClinician || got.HoldID != "H-webhook1" || got.Count != 1 ||
-		got.Link != "https://results.example.org/" || got.TimeLeft != "2 d 3 h" || got.PHI != nil ||
+		got.Link != "https://results.example.org/#hold=H-webhook1" || got.TimeLeft != "2 d 3 h" || got.PHI != nil ||
 		!got.Deadline.Equal(at.Add(51*time.Hour)) || got.DeadlineText != "Wed 9 Dec 2026, 12:00 UTC" {
 		t.Errorf("body: %+v", got)
 	}

@@ -102,7 +102,8 @@ type Data struct {
 	DeadlineText string    `json:"deadline_text,omitempty"`
 	TimeLeft     string    `json:"time_left,omitempty"`
 	At           time.Time `json:"at"`
-	// Link opens the worklist.
+	// Link opens the hold's page in the worklist (the worklist itself when
+	// the notification is about no single hold).
 	Link string `json:"link,omitempty"`
 	// Reason, Detail and DeadSeq say why a result was triaged, a message
 	// dead-lettered or a release refused (a reason code, the problem in
