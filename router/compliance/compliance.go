@@ -182,6 +182,9 @@ func (s *Builder) reportFactsAll(ctx context.Context, refs []hold.InboundRef) []
 		}
 		cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: first}
 		_, err := bus.ReadAll(ctx, s.JS, stream, cfg, math.MaxInt, func(m jetstream.Msg, seq uint64) (struct{}, error) {
+			if err := ctx.Err(); err != nil {
+				return struct{}{}, err // cancelled (at shutdown): stop between messages
+			}
 			if seq > last {
 				return struct{}{}, bus.ErrDone
 			}
