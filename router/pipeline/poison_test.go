@@ -11,6 +11,7 @@ import (
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/router/audit"
 	"github.com/resultgate/resultgate/router/bus"
+	"github.com/resultgate/resultgate/router/dead"
 	"github.com/resultgate/resultgate/router/hold"
 	"github.com/resultgate/resultgate/router/notify"
 )
@@ -82,10 +83,15 @@ func TestStalledMessageIsDeadLetteredWithinBound(t *testing.T) {
 		!strings.Contains(rec.Detail, "holds.process_timeout (300ms)") || !strings.Contains(rec.Detail, "3 deliveries (holds.max_deliver)") {
 		t.Fatalf("dead record %+v", rec)
 	}
+	// Listed under its reason, as `resultgate dead list --reason
+	// processing-timeout --open` asks for it.
+	if open, err := s.DeadFind(ctx, dead.Query{Reason: bus.DeadProcessingTimeout, Open: true}); err != nil || len(open) != 1 || open[0].Seq != rec.Seq {
+		t.Errorf("open processing-timeout records %+v, %v", open, err)
+	}
 	// One attempt ran; the redeliveries waited for it instead of starting a
 	// second copy of the stalled computation beside it.
 	if n := e.policy.stalled.Load(); n != 1 {
-		t.Errorf("%d stalled Report calls, want 1", n)
+		t.Errorf("%d stalled Classify calls, want 1", n)
 	}
 	if m := s.Metrics(); m.Timeouts != 3 || m.Abandoned != 1 || m.Dead[bus.DeadProcessingTimeout] != 1 {
 		t.Errorf("metrics: timeouts %d, abandoned %d, dead %v", m.Timeouts, m.Abandoned, m.Dead)
