@@ -63,15 +63,15 @@ type App struct {
 	intake   *intake.Intake
 	pipeline *pipeline.Pipeline
 	// natsAPI is the request/reply API (resultgate.api.>) over the pipeline.
-	natsAPI *api.Server
-	fwd     *forwarder.Forwarder
-	mllpSrv *mllp.Server
-	httpSrv *http.Server
+	natsAPI  *api.Server
+	fwd      *forwarder.Forwarder
+	mllpSrv  *mllp.Server
+	httpSrv  *http.Server
+	mllpLn   net.Listener
+	httpLn   net.Listener
+	registry *prometheus.Registry
 	// httpCancel cancels the base context of every HTTP request (stopHTTP).
 	httpCancel context.CancelFunc
-	mllpLn     net.Listener
-	httpLn     net.Listener
-	registry   *prometheus.Registry
 
 	stopping atomic.Bool
 	stopOnce sync.Once
@@ -476,8 +476,11 @@ func (a *App) Stop(ctx context.Context) error {
 			go func() {
 				defer wg.Done()
 				if err := f(); err != nil {
+					if name != "" {
+						err = fmt.Errorf("%s: %w", name, err)
+					}
 					mu.Lock()
-					errs = append(errs, fmt.Errorf("%s: %w", name, err))
+					errs = append(errs, err)
 					mu.Unlock()
 				}
 			}()
@@ -494,7 +497,7 @@ func (a *App) Stop(ctx context.Context) error {
 		if a.fwd != nil {
 			step("forwarder stop", func() error { return a.fwd.Stop(phase) })
 		}
-		step("API and pipeline stop", func() error {
+		step("", func() error { // its errors name their step
 			// The APIs call the pipeline's Service: they stop first, side
 			// by side, each giving its requests stopGrace to finish.
 			var api sync.WaitGroup
