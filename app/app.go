@@ -75,6 +75,8 @@ type App struct {
 	// ticks); nil is the system clock. This package's tests set it before
 	// Start so a deadline of hours passes without waiting for it.
 	clock pipeline.Clock
+	// httpCancel cancels the base context of every HTTP request (stopHTTP).
+	httpCancel context.CancelFunc
 
 	stopping atomic.Bool
 	stopOnce sync.Once
@@ -381,8 +383,13 @@ func (a *App) startHTTP(ctx context.Context) error {
 		a.log.Warn().Err(err).Msg("the web page offers token sign-in only; OIDC bearer tokens are still accepted")
 	}
 	web.RegisterWithOptions(mux, wo)
+	// Every request's context derives from this one, cancelled at shutdown
+	// (stopHTTP): a handler that reads the stores stops when it is.
+	baseCtx, baseCancel := context.WithCancel(context.Background())
+	a.httpCancel = baseCancel
 	a.httpSrv = &http.Server{
 		Handler:           mux,
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
 		ReadHeaderTimeout: httpReadHeaderTimeout,
 		ReadTimeout:       httpReadTimeout,
 		WriteTimeout:      httpWriteTimeout,
@@ -454,48 +461,84 @@ func (a *App) Run(ctx context.Context) error {
 	return errors.Join(runErr, a.Stop(stopCtx))
 }
 
-// Stop shuts down in order: stop accepting MLLP and let in-flight stores finish
-// and ACK; stop the NATS request/reply API; stop the pipeline (classify
-// consumers finish the message in hand); stop notification delivery (each
-// worker finishes the attempt in hand); shut the HTTP server; drain NATS;
-// stop the embedded server and release the data directory's lock. It is
-// idempotent and bounded by ctx.
+// Stop shuts down in order, bounded by ctx: stop accepting MLLP and let
+// in-flight stores finish and ACK, while the HTTP server and the NATS
+// request/reply API stop (requests still running after stopGrace are
+// cancelled) and then the pipeline (classify consumers finish the message in
+// hand) and notification delivery (each worker finishes the attempt in
+// hand), and the forwarder stops; then drain NATS, stop the embedded server
+// and release the data directory's lock. The front doors and the pipeline
+// must be done stopReserve before ctx's deadline, stuck or not, so the
+// last steps (which cannot be interrupted) keep their time and the process
+// ends within the bound. It is idempotent.
 func (a *App) Stop(ctx context.Context) error {
 	a.stopOnce.Do(func() {
 		a.stopping.Store(true)
-		var errs []error
-		if a.mllpSrv != nil {
-			if err := a.mllpSrv.Shutdown(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("MLLP shutdown: %w", err))
-			}
-		} else if a.mllpLn != nil {
-			_ = a.mllpLn.Close()
+		phase, cancel := withReserve(ctx, stopReserve)
+		defer cancel()
+		var (
+			mu   sync.Mutex
+			errs []error
+			wg   sync.WaitGroup
+		)
+		step := func(name string, f func() error) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := f(); err != nil {
+					if name != "" {
+						err = fmt.Errorf("%s: %w", name, err)
+					}
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}()
 		}
+		step("MLLP shutdown", func() error {
+			if a.mllpSrv != nil {
+				return a.mllpSrv.Shutdown(phase)
+			}
+			if a.mllpLn != nil {
+				_ = a.mllpLn.Close()
+			}
+			return nil
+		})
 		if a.fwd != nil {
-			if err := a.fwd.Stop(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("forwarder stop: %w", err))
-			}
+			step("forwarder stop", func() error { return a.fwd.Stop(phase) })
 		}
-		if a.natsAPI != nil {
-			if err := a.natsAPI.Stop(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("NATS API stop: %w", err))
+		step("", func() error { // its errors name their step
+			// The APIs call the pipeline's Service: they stop first, side
+			// by side, each giving its requests stopGrace to finish.
+			var api sync.WaitGroup
+			var apiErrs [2]error
+			api.Add(2)
+			go func() {
+				defer api.Done()
+				if a.natsAPI != nil {
+					gctx, cancel := context.WithTimeout(phase, stopGrace)
+					defer cancel()
+					if err := a.natsAPI.Stop(gctx); err != nil {
+						apiErrs[0] = fmt.Errorf("NATS API stop: %w", err)
+					}
+				}
+			}()
+			go func() { defer api.Done(); apiErrs[1] = a.stopHTTP(phase) }()
+			api.Wait()
+			err := errors.Join(apiErrs[:]...)
+			if a.pipeline != nil {
+				if perr := a.pipeline.Stop(phase); perr != nil {
+					err = errors.Join(err, fmt.Errorf("pipeline stop: %w", perr))
+				}
 			}
-		}
-		if a.pipeline != nil {
-			if err := a.pipeline.Stop(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("pipeline stop: %w", err))
+			if a.notify != nil {
+				if nerr := a.notify.Stop(phase); nerr != nil {
+					err = errors.Join(err, fmt.Errorf("notification delivery stop: %w", nerr))
+				}
 			}
-		}
-		if a.notify != nil {
-			if err := a.notify.Stop(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("notification delivery stop: %w", err))
-			}
-		}
-		if a.httpSrv != nil {
-			if err := a.httpSrv.Shutdown(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("HTTP shutdown: %w", err))
-			}
-		}
+			return err
+		})
+		wg.Wait()
 		if a.nc != nil {
 			errs = append(errs, drain(ctx, a.nc))
 		}
@@ -527,6 +570,54 @@ func (a *App) Stop(ctx context.Context) error {
 		a.log.Info().Err(a.stopErr).Msg("resultgate stopped")
 	})
 	return a.stopErr
+}
+
+// stopReserve is the part of the stop bound kept for the steps that come
+// last and cannot be cut short: draining the NATS connection and stopping the
+// embedded server (which syncs the store). Measured at well under a second;
+// the rest is margin for a loaded machine.
+const stopReserve = 4 * time.Second
+
+// stopGrace is how long HTTP and NATS API requests in hand get to finish at
+// shutdown before their contexts are cancelled: the API answers in
+// milliseconds, so only a report or a stuck client takes longer.
+const stopGrace = 3 * time.Second
+
+// withReserve returns ctx with its deadline moved reserve earlier (by at most
+// a fifth of the time left, for a short ctx).
+func withReserve(ctx context.Context, reserve time.Duration) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithDeadline(ctx, deadline.Add(-min(reserve, time.Until(deadline)/5)))
+}
+
+// stopHTTP stops the HTTP server within ctx: no new connections, idle ones
+// closed; requests in hand get stopGrace to finish, then every request's
+// context is cancelled (a report in flight stops reading) and they get a
+// moment to answer; connections still open after that are closed.
+func (a *App) stopHTTP(ctx context.Context) error {
+	if a.httpSrv == nil {
+		return nil
+	}
+	gctx, cancel := context.WithTimeout(ctx, stopGrace)
+	defer cancel()
+	if err := a.httpSrv.Shutdown(gctx); err == nil {
+		a.httpCancel()
+		return nil
+	}
+	a.httpCancel()
+	answer, cancel2 := context.WithTimeout(ctx, time.Second)
+	defer cancel2()
+	if err := a.httpSrv.Shutdown(answer); err == nil {
+		return nil
+	}
+	a.log.Warn().Msg("HTTP requests still running at shutdown; closing their connections")
+	if err := a.httpSrv.Close(); err != nil {
+		return fmt.Errorf("HTTP close: %w", err)
+	}
+	return nil
 }
 
 // drain flushes pending publishes and closes nc, bounded by ctx.

@@ -106,6 +106,10 @@ func (a *App) registerPipelineMetrics() {
 		func(s pipeline.MetricsSnapshot) map[string]uint64 { return s.Dead })
 	counterFunc(reg, "classify_retries_total", "Transient classify failures that were retried.",
 		func() float64 { return float64(svc.Metrics().Retries) })
+	counterFunc(reg, "classify_timeouts_total", "Classify attempts abandoned at holds.process_timeout (each counts as a failed delivery).",
+		func() float64 { return float64(svc.Metrics().Timeouts) })
+	gaugeFunc(reg, "classify_abandoned_attempts", "Abandoned classify attempts whose computation has not returned yet (they can no longer write).",
+		func() float64 { return float64(svc.Metrics().Abandoned) })
 	counterFunc(reg, "reconcile_rounds_total", "Rounds of the reconciler (released results not yet on the feed are published).",
 		func() float64 { return float64(svc.Metrics().ReconcileRounds) })
 	counterFunc(reg, "audit_append_retries_total", "Audit trail appends that failed once and were retried.",

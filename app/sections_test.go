@@ -38,7 +38,7 @@ func takes(name string) string {
 	return map[string]string{
 		"policy":    "business_days, clinician_determination, data_error, default_language, facility_jurisdictions, facility_time_zones, holidays, jurisdiction, jurisdictions, max_hold, notify, organisational_policy, patient_request, sender_flags, templates, time_zone",
 		"rules":     "abbreviations, context_sections, local_codes, names, phrases, tags, uncertain_neoplasm",
-		"holds":     "ack_wait, covering, escalate_before, fallback_deadline, max_deliver, oncall, patient_feed_processing_ids, reconcile_every, reminder_before, retry_backoff, scheduler_tick",
+		"holds":     "ack_wait, covering, dead_after, escalate_before, fallback_deadline, max_deliver, oncall, patient_feed_processing_ids, process_timeout, reconcile_every, reminder_before, retry_backoff, scheduler_tick",
 		"forwarder": "ack_timeout, addr, connections, consumer_prefix, dead_after, dial_timeout, enabled, max_attempts_before_alert, partitions, release_instructions, release_segment, retry_backoff, start, tls",
 		"auth":      "oidc, tokens_file",
 		"notify":    "consumer, max_attempts, public_url, receivers, retry_backoff, routes, start, workers",

@@ -83,6 +83,14 @@ func (a *API) report(w http.ResponseWriter, r *http.Request, p auth.Principal) e
 	defer cancel()
 	out, err := rep.Report(ctx, since, until)
 	if err != nil {
+		switch {
+		case r.Context().Err() != nil:
+			// The server is shutting down (every request's context is
+			// cancelled then) or the client went away.
+			return newErr(http.StatusServiceUnavailable, "unavailable", "the report was interrupted: the server is shutting down; ask again")
+		case ctx.Err() != nil:
+			return newErr(http.StatusServiceUnavailable, "unavailable", "the report took longer than %s; ask for a shorter period", reportTimeout)
+		}
 		return err
 	}
 	if err := a.access(r.Context(), p, "report.read", "", ""); err != nil {

@@ -124,6 +124,9 @@ const maxAPIBody = 1 << 20
 // apiTimeout bounds one request's work.
 const apiTimeout = 30 * time.Second
 
+// cancelWait is how long Stop waits for cancelled requests to return.
+const cancelWait = time.Second
+
 // apiConcurrency bounds the requests handled at once by one instance.
 const apiConcurrency = 64
 
@@ -185,7 +188,7 @@ func Start(nc *nats.Conn, queue string, svc *pipeline.Service) (*Server, error) 
 
 // Stop drains the subscription (no new requests; those delivered are
 // handled), then waits for the requests in hand until ctx ends, when it
-// cancels them. It is idempotent.
+// cancels them and waits at most cancelWait more. It is idempotent.
 func (s *Server) Stop(ctx context.Context) error {
 	var err error
 	s.once.Do(func() {
@@ -197,8 +200,13 @@ func (s *Server) Stop(ctx context.Context) error {
 		select {
 		case <-done:
 		case <-ctx.Done():
+			// Cancel the requests still running; give them a moment to
+			// return, but do not wait on one that ignores its context.
 			s.cancel()
-			<-done
+			select {
+			case <-done:
+			case <-time.After(cancelWait):
+			}
 			err = errors.Join(err, fmt.Errorf("stopping API: %w", ctx.Err()))
 		}
 		s.cancel()

@@ -14,8 +14,26 @@ import (
 // ErrSkip, returned by ReadAll's decode, leaves the message out of the result.
 var ErrSkip = errors.New("skip")
 
+// ErrDone, returned by ReadAll's decode, ends the read there: the message is
+// left out and what was read so far is returned.
+var ErrDone = errors.New("done")
+
+// fetchBytes bounds the bytes of one batch ReadAll fetches: one message of
+// the largest size the server accepts (max_payload counts headers and data)
+// plus room for its subjects, so a batch always holds at least one message
+// and a stream of 16 MiB messages is read one or two at a time, not 256.
+func fetchBytes(js jetstream.JetStream) int {
+	mp := int64(DefaultMaxPayload)
+	if nc := js.Conn(); nc != nil && nc.MaxPayload() > 0 {
+		mp = nc.MaxPayload()
+	}
+	return int(mp) + 64<<10
+}
+
 // ReadAll reads a stream through an ordered consumer until nothing is pending
-// or limit items were read. The ephemeral consumer is deleted when done (and
+// or limit items were read. It fetches batches of at most 256 messages and
+// fetchBytes bytes, one at a time, so its memory is bounded whatever the
+// messages' sizes (decode should not keep m's data). The ephemeral consumer is deleted when done (and
 // expires after readerInactive if the delete is lost), so frequent reads (audit
 // queries, reports, pollers) do not pile up consumers against the server's limit.
 //
@@ -71,7 +89,7 @@ func readAllOnce[T any](ctx context.Context, js jetstream.JetStream, stream stri
 		return out, nil
 	}
 	for len(out) < limit {
-		batch, err := cons.Fetch(min(limit-len(out), 256), jetstream.FetchMaxWait(2*time.Second))
+		batch, err := cons.Fetch(min(limit-len(out), 256), jetstream.FetchMaxBytes(fetchBytes(js)), jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
 			return out, fmt.Errorf("reading %s: %w", stream, err)
 		}
@@ -85,6 +103,9 @@ func readAllOnce[T any](ctx context.Context, js jetstream.JetStream, stream stri
 			}
 			last = meta.NumPending
 			v, err := decode(m, meta.Sequence.Stream)
+			if errors.Is(err, ErrDone) {
+				return out, nil
+			}
 			if errors.Is(err, ErrSkip) {
 				if last == 0 {
 					break

@@ -172,6 +172,9 @@ const (
 	// NotifyTriage tells on-call (notify.oncall) that a result was put in
 	// triage: dead-lettered because it cannot be attributed to a patient.
 	NotifyTriage = "triage"
+	// NotifyDeadLetter tells on-call (notify.oncall) that the classify step
+	// gave up on a result for any other reason (hl7.dead.<reason>).
+	NotifyDeadLetter = "dead-letter"
 )
 
 // Headers of the requests router/notify/deliver makes to webhook receivers
@@ -205,6 +208,10 @@ const (
 	// so it cannot be attributed to one patient and is never released; it
 	// waits in triage for an operator (DESIGN non-negotiable 11).
 	DeadUnattributed = "unattributed"
+	// DeadProcessingTimeout: the last attempts ran past holds.process_timeout
+	// and the delivery or time bound (holds.max_deliver, holds.dead_after)
+	// is reached.
+	DeadProcessingTimeout = "processing-timeout"
 )
 
 // Headers of the messages the intake stores in HL7_IN. Values carry no PHI: the

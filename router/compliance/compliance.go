@@ -4,7 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync"
+	"math"
+	"strings"
 	"time"
 
 	"github.com/resultgate/resultgate/router/audit"
@@ -146,78 +147,82 @@ func (s *Builder) reportDecisions(ctx context.Context, since, until time.Time) (
 	return out, nil
 }
 
-// reportReaders is how many inbound messages a report reads at once: each
-// read is a round trip to the stream leader, and a month of results is tens
-// of thousands of them.
-const reportReaders = 16
-
 type reportFact struct {
 	dem report.Demographics
 	fin time.Time
 }
 
-// reportFactsAll reads the facts of every ref, reportReaders at a time, in
-// the order of refs.
+// reportFactsAll reads the facts of every ref, in the order of refs. Each
+// stream is read once, in sequence order, from the first sequence named to
+// the last, through one ordered consumer (bus.ReadAll: one batch in flight,
+// bounded in messages and bytes), so the report's memory and its load on the
+// server stay bounded whatever the messages' sizes. (It used to fetch each
+// message by sequence, 16 at a time: 16 replies of 16 MiB overflowed the
+// connection's shared reply inbox and the report failed after minutes.) A
+// stream that cannot be read leaves the demographics of its results unknown.
 func (s *Builder) reportFactsAll(ctx context.Context, refs []hold.InboundRef) []reportFact {
 	out := make([]reportFact, len(refs))
-	// One stream handle per stream (a lookup is a round trip of its own).
-	streams := map[string]jetstream.Stream{}
-	for i := range refs {
-		if refs[i].Stream == "" {
-			refs[i].Stream = bus.StreamHL7In
+	byStream := map[string]map[uint64][]int{}
+	for i, r := range refs {
+		if r.Seq == 0 {
+			continue
 		}
-		if _, ok := streams[refs[i].Stream]; !ok {
-			st, err := s.JS.Stream(ctx, refs[i].Stream)
-			if err != nil {
-				s.Log.Warn().Err(err).Str("stream", refs[i].Stream).Msg("report: inbound stream unavailable; demographics unknown")
+		if r.Stream == "" {
+			r.Stream = bus.StreamHL7In
+		}
+		if byStream[r.Stream] == nil {
+			byStream[r.Stream] = map[uint64][]int{}
+		}
+		byStream[r.Stream][r.Seq] = append(byStream[r.Stream][r.Seq], i)
+	}
+	for stream, want := range byStream {
+		first, last := uint64(math.MaxUint64), uint64(0)
+		for seq := range want {
+			first, last = min(first, seq), max(last, seq)
+		}
+		cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: first}
+		_, err := bus.ReadAll(ctx, s.JS, stream, cfg, math.MaxInt, func(m jetstream.Msg, seq uint64) (struct{}, error) {
+			if err := ctx.Err(); err != nil {
+				return struct{}{}, err // cancelled (at shutdown): stop between messages
 			}
-			streams[refs[i].Stream] = st
-		}
-	}
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(reportReaders, len(refs)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				out[i].dem, out[i].fin = s.reportFacts(ctx, streams[refs[i].Stream], refs[i].Seq)
+			if seq > last {
+				return struct{}{}, bus.ErrDone
 			}
-		}()
-	}
-	for i := range refs {
-		if ctx.Err() != nil {
-			break
+			if is, ok := want[seq]; ok {
+				dem, fin := s.reportFacts(m.Data())
+				for _, i := range is {
+					out[i] = reportFact{dem: dem, fin: fin}
+				}
+			}
+			if seq == last {
+				return struct{}{}, bus.ErrDone
+			}
+			return struct{}{}, bus.ErrSkip
+		})
+		if err != nil && ctx.Err() == nil {
+			s.Log.Warn().Err(err).Str("stream", stream).Msg("report: reading inbound messages; demographics unknown for the rest")
 		}
-		next <- i
 	}
-	close(next)
-	wg.Wait()
 	return out
 }
 
 // reportFacts reads the demographics and the finalisation time (latest
-// OBR-22, read in the policy's time zone) of an inbound message. An
+// OBR-22, read in the policy's time zone) of an inbound message's bytes. An
 // unreadable message yields unknown demographics and a zero time.
-func (s *Builder) reportFacts(ctx context.Context, st jetstream.Stream, seq uint64) (report.Demographics, time.Time) {
+func (s *Builder) reportFacts(data []byte) (report.Demographics, time.Time) {
 	var d report.Demographics
-	if st == nil || seq == 0 {
-		return d, time.Time{}
-	}
-	raw, err := st.GetMsg(ctx, seq)
-	if err != nil {
-		return d, time.Time{}
-	}
-	m, err := hl7.ParseWithOptions(raw.Data, hl7.ParseOptions{NoCopy: true}) // a fetched copy, read-only
+	m, err := hl7.ParseWithOptions(data, hl7.ParseOptions{NoCopy: true}) // the delivered copy, read-only, dropped after
 	if err != nil {
 		return d, time.Time{}
 	}
 	if pid, ok := m.PID(); ok {
+		// Strings read from m share data's bytes: copy the ones kept, so the
+		// report does not hold every message it read in memory.
 		d.Known = true
-		d.Sex = pid.Sex
-		d.Language = pid.PrimaryLanguage.Code
+		d.Sex = strings.Clone(pid.Sex)
+		d.Language = strings.Clone(pid.PrimaryLanguage.Code)
 		if d.Language == "" {
-			d.Language = pid.PrimaryLanguage.Text
+			d.Language = strings.Clone(pid.PrimaryLanguage.Text)
 		}
 		if !pid.BirthDate.IsZero() {
 			if t, err := pid.BirthDate.Time(time.UTC); err == nil {

@@ -60,35 +60,42 @@ func (n *Notifier) Send(ctx context.Context, kind string, h *hold.Hold, now time
 	return nil
 }
 
-// TriageNotice is the body of an on-call triage notification: a result was
-// dead-lettered because it cannot be attributed to a patient. It names the
-// DEAD record and the inbound message by sequence only (no message content):
-// on-call finds it with `resultgate dead list --open --reason unattributed`
-// or on the worklist page.
+// TriageNotice is the body of an on-call dead-letter notification: the
+// classify step gave up on a result. Kind is "triage" when the result cannot
+// be attributed to a patient (reason unattributed), "dead-letter" for every
+// other reason. It names the DEAD record, the inbound message and its
+// partition by sequence and token only, with the PHI-free reason, detail and
+// the number of deliveries tried (no message content): on-call finds it with
+// `resultgate dead list --open --reason <reason>` or on the worklist page.
 type TriageNotice struct {
 	Kind       string    `json:"kind"`
 	Reason     string    `json:"reason"`
 	Detail     string    `json:"detail"`
 	DeadSeq    uint64    `json:"dead_seq"`
 	InboundSeq uint64    `json:"inbound_seq"`
+	Partition  string    `json:"partition,omitempty"`
+	Deliveries int       `json:"deliveries,omitempty"`
 	ControlID  string    `json:"control_id,omitempty"`
 	At         time.Time `json:"at"`
 }
 
 // Triage publishes t on notify.oncall with Nats-Msg-Id
-// ntf-dead-<inbound seq>-triage, so a redelivery of the inbound message
-// notifies once.
+// ntf-dead-<inbound seq>-<kind>, so a redelivery of the inbound message
+// notifies once. The kind is chosen from t.Reason (see TriageNotice).
 func (n *Notifier) Triage(ctx context.Context, t TriageNotice) error {
-	t.Kind = bus.NotifyTriage
+	t.Kind = bus.NotifyDeadLetter
+	if t.Reason == bus.DeadUnattributed {
+		t.Kind = bus.NotifyTriage
+	}
 	t.At = t.At.UTC()
 	data, err := json.Marshal(t)
 	if err != nil {
-		return fmt.Errorf("encoding triage notification: %w", err)
+		return fmt.Errorf("encoding %s notification: %w", t.Kind, err)
 	}
 	_, err = n.js.PublishMsg(ctx, &nats.Msg{Subject: bus.SubjectNotifyOnCall, Data: data},
-		jetstream.WithMsgID("ntf-dead-"+strconv.FormatUint(t.InboundSeq, 10)+"-"+bus.NotifyTriage), jetstream.WithExpectStream(bus.StreamNotify))
+		jetstream.WithMsgID("ntf-dead-"+strconv.FormatUint(t.InboundSeq, 10)+"-"+t.Kind), jetstream.WithExpectStream(bus.StreamNotify))
 	if err != nil {
-		return fmt.Errorf("publishing %s notification: %w", bus.NotifyTriage, err)
+		return fmt.Errorf("publishing %s notification: %w", t.Kind, err)
 	}
 	return nil
 }

@@ -74,8 +74,10 @@ func classifyConsumerConfig(partition string, ackWait time.Duration) jetstream.C
 }
 
 // handleInbound processes one inbound message and settles it: ack on success,
-// DEAD record and term on a permanent failure or after the delivery bound,
-// otherwise a delayed nak.
+// DEAD record, on-call notice and term on a permanent failure or once the
+// delivery or time bound is reached, otherwise a delayed nak. Each attempt
+// runs under holds.process_timeout (runAttempt), so a message holds its
+// partition for at most holds.dead_after plus the writes that dead-letter it.
 func (s *Service) handleInbound(ctx context.Context, msg jetstream.Msg) {
 	meta, err := msg.Metadata()
 	if err != nil {
@@ -83,9 +85,12 @@ func (s *Service) handleInbound(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.Nak()
 		return
 	}
-	log := s.log.With().Uint64("seq", meta.Sequence.Stream).Str("subject", msg.Subject()).Logger()
-	perr := s.processInbound(ctx, msg, meta)
+	seq := meta.Sequence.Stream
+	log := s.log.With().Uint64("seq", seq).Str("subject", msg.Subject()).Logger()
+	first := s.attempts.firstAttempt(seq)
+	perr := s.runAttempt(ctx, msg, meta)
 	if perr == nil {
+		s.attempts.settled(seq)
 		if err := msg.DoubleAck(ctx); err != nil {
 			// The outputs are written with stable IDs: a redelivery is harmless.
 			log.Warn().Err(err).Msg("ack not confirmed; a redelivery will be absorbed")
@@ -93,18 +98,36 @@ func (s *Service) handleInbound(ctx context.Context, msg jetstream.Msg) {
 		s.metrics.outcome("acked")
 		return
 	}
+	if ctx.Err() != nil {
+		// The pipeline is stopping (or the handler's own bound ran out): not
+		// the message's fault, and nothing can be written any more. The
+		// server redelivers it, to this instance after a restart or to
+		// another one.
+		log.Warn().Str("error", dead.SafeDetail(perr, "interrupted")).Msg("classify interrupted; nak")
+		_ = msg.Nak()
+		return
+	}
 	var pe *dead.Permanent
 	reason, detail := bus.DeadRetries, dead.SafeDetail(perr, "processing failed repeatedly")
+	if errors.Is(perr, errAttemptTimeout) {
+		reason = bus.DeadProcessingTimeout
+		detail = fmt.Sprintf("an attempt ran past holds.process_timeout (%s)", s.cfg.Holds.processTimeout())
+	}
+	delay := s.cfg.Holds.backoff(int(meta.NumDelivered))
+	elapsed := time.Since(first)
 	toDead := false
 	switch {
 	case errors.As(perr, &pe):
 		reason, detail, toDead = pe.Reason, dead.SafeDetail(pe.Err, pe.Reason+" failed"), true
 	case int(meta.NumDelivered) >= s.cfg.Holds.MaxDeliver:
+		detail += fmt.Sprintf("; gave up after %d deliveries (holds.max_deliver)", meta.NumDelivered)
+		toDead = true
+	case elapsed+delay+s.cfg.Holds.processTimeout() > s.cfg.Holds.DeadAfter:
+		detail += fmt.Sprintf("; gave up after %d deliveries in %s (holds.dead_after %s)", meta.NumDelivered, elapsed.Round(time.Millisecond), s.cfg.Holds.DeadAfter)
 		toDead = true
 	}
 	if !toDead {
 		s.metrics.retry()
-		delay := s.cfg.Holds.backoff(int(meta.NumDelivered))
 		log.Warn().Str("error", dead.SafeDetail(perr, "transient failure")).Uint64("delivered", meta.NumDelivered).Dur("retry_in", delay).Msg("classify failed; retrying")
 		_ = msg.NakWithDelay(delay)
 		return
@@ -112,7 +135,7 @@ func (s *Service) handleInbound(ctx context.Context, msg jetstream.Msg) {
 	deadSeq, err := s.dead.Put(ctx, msg, reason, detail)
 	if err != nil {
 		log.Error().Err(err).Msg("dead-lettering failed; nak")
-		_ = msg.NakWithDelay(s.cfg.Holds.backoff(int(meta.NumDelivered)))
+		_ = msg.NakWithDelay(delay)
 		return
 	}
 	// The message leaves HL7_IN's consumer (term) only once its dead letter
@@ -125,33 +148,175 @@ func (s *Service) handleInbound(ctx context.Context, msg jetstream.Msg) {
 	if msgID != "" {
 		holdID = hold.HoldID(s.cfg.Secret, msgID)
 	}
-	if err := s.audit.Record(ctx, "dead-"+strconv.FormatUint(meta.Sequence.Stream, 10), audit.Event{
+	if err := s.audit.Record(ctx, "dead-"+strconv.FormatUint(seq, 10), audit.Event{
 		Kind: bus.AuditDead, HoldID: holdID, MsgID: msgID, ControlID: msg.Headers().Get(bus.HeaderHL7ControlID),
-		InboundSeq: meta.Sequence.Stream, Action: audit.ActionNotDelivered,
+		InboundSeq: seq, Action: audit.ActionNotDelivered,
 		Reason: reason + ": " + detail, Actor: "resultgate", Role: hold.RoleSystem, DeadSeq: deadSeq,
 	}); err != nil {
 		log.Error().Err(err).Msg("auditing the dead letter failed; nak")
-		_ = msg.NakWithDelay(s.cfg.Holds.backoff(int(meta.NumDelivered)))
+		_ = msg.NakWithDelay(delay)
 		return
 	}
-	if reason == bus.DeadUnattributed {
-		// On-call learns of it now, not at the next look at the list; the
-		// notice is written before the term, so a failure naks and the
-		// redelivery notifies once (stable Msg-Id).
-		if err := s.notifier.Triage(ctx, notify.TriageNotice{
-			Reason: reason, Detail: detail, DeadSeq: deadSeq, InboundSeq: meta.Sequence.Stream,
-			ControlID: msg.Headers().Get(bus.HeaderHL7ControlID), At: s.clock.Now(),
-		}); err != nil {
-			log.Error().Err(err).Msg("notifying on-call of a triage record failed; nak")
-			_ = msg.NakWithDelay(s.cfg.Holds.backoff(int(meta.NumDelivered)))
-			return
-		}
+	// On-call learns of every dead letter now, not at the next look at the
+	// list (triage for an unattributed result, dead-letter otherwise); the
+	// notice is written before the term, so a failure naks and the
+	// redelivery notifies once (stable Msg-Id). It carries the reason, the
+	// sequences, the partition and the count: no message content.
+	subj := msg.Subject()
+	if err := s.notifier.Triage(ctx, notify.TriageNotice{
+		Reason: reason, Detail: detail, DeadSeq: deadSeq, InboundSeq: seq,
+		Partition: subj[strings.LastIndexByte(subj, '.')+1:], Deliveries: int(meta.NumDelivered),
+		ControlID: msg.Headers().Get(bus.HeaderHL7ControlID), At: s.clock.Now(),
+	}); err != nil {
+		log.Error().Err(err).Msg("notifying on-call of a dead letter failed; nak")
+		_ = msg.NakWithDelay(delay)
+		return
 	}
+	s.attempts.settled(seq)
 	if err := msg.TermWithReason(reason); err != nil {
 		log.Warn().Err(err).Msg("term not confirmed")
 	}
 	s.metrics.outcome("dead")
 	log.Error().Str("reason", reason).Str("detail", detail).Msg("inbound message dead-lettered")
+}
+
+// errAttemptTimeout is the failure of a classify attempt that ran past
+// holds.process_timeout.
+var errAttemptTimeout = errors.New("classify attempt ran past holds.process_timeout")
+
+// runAttempt runs processInbound for one delivery under the processing
+// budget (holds.process_timeout) and returns its error, or errAttemptTimeout
+// when the budget ran out first. The budget holds even for work that never
+// looks at its context (parsing and the policy are pure CPU): the attempt
+// runs in its own goroutine and the handler stops waiting for it.
+//
+// An attempt abandoned this way cannot write, ack or settle anything later:
+//   - only handleInbound acks, naks or terms, never the attempt;
+//   - the attempt's context is cancelled when the budget ends, before
+//     handleInbound does anything else; every write of the classify step
+//     takes that context, nats.go refuses a request whose context is done,
+//     and processInbound checks it between its pure computation and its
+//     first write;
+//   - its result is discarded (nobody reads it);
+//   - a redelivery of the same message on this instance first waits, within
+//     its own budget, for the abandoned attempt to return, so two attempts of
+//     one message never run side by side here.
+//
+// A write already sent when the budget ends may still be stored: that is the
+// crash between two writes the classify step already absorbs (every output
+// has a stable ID, so the next attempt converges on the same outputs).
+func (s *Service) runAttempt(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata) error {
+	seq := meta.Sequence.Stream
+	actx, cancel := context.WithTimeout(ctx, s.cfg.Holds.processTimeout())
+	defer cancel()
+	if prev := s.attempts.running(seq); prev != nil {
+		select {
+		case <-prev:
+		case <-actx.Done():
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			s.metrics.timeout(false)
+			return errAttemptTimeout
+		}
+	}
+	res := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		res <- s.processInbound(actx, msg, meta)
+	}()
+	select {
+	case err := <-res:
+		return err
+	case <-actx.Done():
+	}
+	cancel()
+	select {
+	case err := <-res:
+		// It returned as the budget ended: its writes are done, and the
+		// result stands.
+		return err
+	default:
+	}
+	s.attempts.abandon(seq, done, s.metrics)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return errAttemptTimeout
+}
+
+// attempts tracks, per inbound sequence, the first attempt's time (for
+// holds.dead_after) and an abandoned attempt still running.
+type attempts struct {
+	mu        sync.Mutex
+	first     map[uint64]time.Time
+	abandoned map[uint64]chan struct{}
+}
+
+// maxTracked bounds the first-attempt times kept: an entry is dropped when
+// its message is settled here, and one whose message went to another instance
+// is pruned once older than any bound could use.
+const maxTracked = 4096
+
+// firstAttempt returns when this instance first tried message seq (now, on
+// the first attempt). After a restart the time starts again; the delivery
+// count (holds.max_deliver) is the server's and survives.
+func (a *attempts) firstAttempt(seq uint64) time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := time.Now()
+	if a.first == nil {
+		a.first = map[uint64]time.Time{}
+	}
+	if t, ok := a.first[seq]; ok {
+		return t
+	}
+	if len(a.first) >= maxTracked {
+		for k, t := range a.first {
+			if now.Sub(t) > time.Hour {
+				delete(a.first, k)
+			}
+		}
+	}
+	a.first[seq] = now
+	return now
+}
+
+// settled forgets message seq's first attempt (it was acked or dead-lettered).
+func (a *attempts) settled(seq uint64) {
+	a.mu.Lock()
+	delete(a.first, seq)
+	a.mu.Unlock()
+}
+
+// running returns the done channel of an abandoned attempt of seq that has
+// not returned yet, or nil.
+func (a *attempts) running(seq uint64) chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.abandoned[seq]
+}
+
+// abandon records that the attempt of seq whose goroutine closes done was
+// abandoned, until it returns.
+func (a *attempts) abandon(seq uint64, done chan struct{}, m *Metrics) {
+	m.timeout(true)
+	a.mu.Lock()
+	if a.abandoned == nil {
+		a.abandoned = map[uint64]chan struct{}{}
+	}
+	a.abandoned[seq] = done
+	a.mu.Unlock()
+	go func() {
+		<-done
+		m.abandonedEnded()
+		a.mu.Lock()
+		if a.abandoned[seq] == done {
+			delete(a.abandoned, seq)
+		}
+		a.mu.Unlock()
+	}()
 }
 
 // inboundContext is what one classify run knows about its message.
@@ -240,6 +405,9 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 	wg.Wait()
 	// A re-run: the hold exists already, or the index says this very message
 	// was handled. Finish the idempotent follow-ups and ack.
+	if err := ctx.Err(); err != nil {
+		return err // abandoned at its budget (runAttempt): write nothing
+	}
 	if holdErr == nil {
 		return s.finishHold(ctx, in, existing, nil)
 	} else if !errors.Is(holdErr, hold.ErrHoldNotFound) {
@@ -276,6 +444,12 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 		return hist.err
 	}
 	d := s.decide(*in.parsed(), c, inputs, prior, in.now)
+	if err := ctx.Err(); err != nil {
+		// The classification and the decision are pure computation that
+		// does not look at ctx: an attempt abandoned at its budget
+		// (runAttempt) stops here, before its first write.
+		return err
+	}
 	s.metrics.decision(string(d.Action))
 	// The decision's audit event is written alongside the outputs; the ack
 	// waits for both.

@@ -220,6 +220,12 @@ func TestTransientFailuresDeadLetterAfterMaxDeliver(t *testing.T) {
 	if recs[0].Reason != bus.DeadRetries || recs[0].Deliveries != e.cfg.Holds.MaxDeliver {
 		t.Fatalf("dead record = %+v", recs[0])
 	}
+	// On-call is told once, with the reason, the records and the count.
+	notices, _ := deadNotices(t, e)
+	if len(notices) != 1 || notices[0].Reason != bus.DeadRetries || notices[0].DeadSeq != recs[0].Seq ||
+		notices[0].Partition != partitionOf("MRN1") || notices[0].Deliveries != e.cfg.Holds.MaxDeliver {
+		t.Fatalf("on-call notices %+v", notices)
+	}
 	if err := EnsureBuckets(testutil.Ctx(t), e.js.JS, 1); err != nil {
 		t.Fatal(err)
 	}

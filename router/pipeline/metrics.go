@@ -17,6 +17,8 @@ type Metrics struct {
 	deadC     map[string]uint64
 	retries   uint64
 	rounds    uint64
+	timeouts  uint64
+	abandoned int64
 }
 
 // MetricsSnapshot is a copy of the counters.
@@ -31,6 +33,11 @@ type MetricsSnapshot struct {
 	Dead map[string]uint64 `json:"dead"`
 	// Retries counts transient classify failures that were retried.
 	Retries uint64 `json:"retries"`
+	// Timeouts counts classify attempts abandoned at holds.process_timeout.
+	Timeouts uint64 `json:"timeouts"`
+	// Abandoned is the number of abandoned attempts still computing (they
+	// can no longer write; each ends when its pure computation does).
+	Abandoned int64 `json:"abandoned"`
 	// AuditRetries counts audit appends that were retried.
 	AuditRetries uint64 `json:"audit_retries"`
 	// ReconcileRounds counts the reconciler's rounds (each looks for released
@@ -57,7 +64,8 @@ func (m *Metrics) Snapshot() MetricsSnapshot {
 		}
 		return out
 	}
-	return MetricsSnapshot{Processed: cp(m.processed), Decisions: cp(m.decisions), Releases: cp(m.released), Dead: cp(m.deadC), Retries: m.retries, ReconcileRounds: m.rounds}
+	return MetricsSnapshot{Processed: cp(m.processed), Decisions: cp(m.decisions), Releases: cp(m.released), Dead: cp(m.deadC), Retries: m.retries, ReconcileRounds: m.rounds,
+		Timeouts: m.timeouts, Abandoned: m.abandoned}
 }
 
 func (m *Metrics) inc(c map[string]uint64, k string) {
@@ -99,6 +107,30 @@ func (m *Metrics) retry() {
 	}
 	m.mu.Lock()
 	m.retries++
+	m.mu.Unlock()
+}
+
+// timeout counts a delivery that ran out of its processing budget; abandoned
+// says its attempt is still running.
+func (m *Metrics) timeout(abandoned bool) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.timeouts++
+	if abandoned {
+		m.abandoned++
+	}
+	m.mu.Unlock()
+}
+
+// abandonedEnded counts an abandoned attempt that has returned.
+func (m *Metrics) abandonedEnded() {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.abandoned--
 	m.mu.Unlock()
 }
 

@@ -58,6 +58,20 @@ type HoldsConfig struct {
 	// AckWait is how long the server waits for an instance to finish one
 	// message before redelivering it (to another instance).
 	AckWait time.Duration `yaml:"ack_wait"`
+	// ProcessTimeout is the budget of one classify attempt. It is enforced
+	// even for work that does not look at its context (parsing and the
+	// policy are pure CPU): the handler stops waiting at the budget, counts
+	// a failed delivery, and the abandoned attempt can no longer write
+	// (classify.go, runAttempt). At most half of AckWait, so the server never
+	// redelivers a message whose attempt or dead-lettering is still running;
+	// 0 (the default) means 5s, or half of AckWait when that is shorter.
+	ProcessTimeout time.Duration `yaml:"process_timeout"`
+	// DeadAfter bounds the wall-clock time one message may hold its
+	// partition, from its first attempt on this instance: a failed attempt
+	// is not retried when the retry could not finish within it (the backoff
+	// plus ProcessTimeout), and the message goes to DEAD at once. It applies
+	// beside MaxDeliver; whichever is reached first ends the retries.
+	DeadAfter time.Duration `yaml:"dead_after"`
 	// FallbackDeadline bounds a hold whose decision carried no deadline (the
 	// policy always sets one; this is a guard so no hold is ever unbounded).
 	FallbackDeadline time.Duration `yaml:"fallback_deadline"`
@@ -90,6 +104,7 @@ func DefaultHoldsConfig() HoldsConfig {
 		MaxDeliver:               5,
 		RetryBackoff:             []time.Duration{time.Second, 5 * time.Second, 30 * time.Second},
 		AckWait:                  30 * time.Second,
+		DeadAfter:                time.Minute,
 		FallbackDeadline:         72 * time.Hour,
 		PatientFeedProcessingIDs: []string{"P"},
 	}
@@ -134,6 +149,12 @@ func (h HoldsConfig) Validate() error {
 	if h.AckWait < time.Second {
 		bad("ack_wait", "must be at least 1s, got %s", h.AckWait)
 	}
+	if h.ProcessTimeout != 0 && (h.ProcessTimeout < 10*time.Millisecond || h.ProcessTimeout > h.AckWait/2) {
+		bad("process_timeout", "must be 0 (the default) or between 10ms and half of holds.ack_wait (%s), got %s", h.AckWait/2, h.ProcessTimeout)
+	}
+	if h.DeadAfter < h.processTimeout() {
+		bad("dead_after", "must be at least holds.process_timeout (%s), got %s", h.processTimeout(), h.DeadAfter)
+	}
 	if h.FallbackDeadline <= 0 {
 		bad("fallback_deadline", "must be positive, got %s", h.FallbackDeadline)
 	}
@@ -143,6 +164,19 @@ func (h HoldsConfig) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// defaultProcessTimeout is the processing budget of one classify attempt
+// when holds.process_timeout is not set: a message takes milliseconds, so
+// seconds are a stuck or hostile one.
+const defaultProcessTimeout = 5 * time.Second
+
+// processTimeout returns the budget of one classify attempt.
+func (h HoldsConfig) processTimeout() time.Duration {
+	if h.ProcessTimeout > 0 {
+		return h.ProcessTimeout
+	}
+	return min(defaultProcessTimeout, h.AckWait/2)
 }
 
 // backoff returns the delay after the n-th failed delivery (n >= 1).

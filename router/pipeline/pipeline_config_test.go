@@ -17,8 +17,19 @@ func TestLoadHoldsConfig(t *testing.T) {
 		err  string
 	}{
 		{name: "defaults", yaml: "", want: func(h HoldsConfig) bool {
-			return h.ReminderBefore == 24*time.Hour && h.MaxDeliver == 5 && h.SchedulerTick == time.Second
+			return h.ReminderBefore == 24*time.Hour && h.MaxDeliver == 5 && h.SchedulerTick == time.Second &&
+				h.processTimeout() == 5*time.Second && h.DeadAfter == time.Minute
 		}},
+		{name: "process timeout follows a short ack wait", yaml: "holds:\n  ack_wait: 2s\n", want: func(h HoldsConfig) bool {
+			return h.processTimeout() == time.Second
+		}},
+		{name: "processing bounds", yaml: "holds:\n  process_timeout: 2s\n  dead_after: 30s\n", want: func(h HoldsConfig) bool {
+			return h.processTimeout() == 2*time.Second && h.DeadAfter == 30*time.Second
+		}},
+		{name: "process timeout over half the ack wait", yaml: "holds:\n  process_timeout: 20s\n",
+			err: "holds.process_timeout: must be 0 (the default) or between 10ms and half of holds.ack_wait (15s), got 20s"},
+		{name: "dead after under the process timeout", yaml: "holds:\n  process_timeout: 10s\n  dead_after: 5s\n",
+			err: "holds.dead_after: must be at least holds.process_timeout (10s), got 5s"},
 		{name: "values", yaml: "holds:\n  reminder_before: 12h\n  escalate_before: 1h\n  covering:\n    DRSMITH: [DRJONES]\n  max_deliver: 3\n", want: func(h HoldsConfig) bool {
 			return h.ReminderBefore == 12*time.Hour && h.EscalateBefore == time.Hour && h.Covering["DRSMITH"][0] == "DRJONES" && h.MaxDeliver == 3
 		}},

@@ -97,12 +97,35 @@ func (c *fakeClock) Tick() {
 type testPolicy struct {
 	// failReport makes Report fail (a policy that cannot read the message).
 	failReport atomic.Bool
+	// stall, when set by stallOn, makes Classify wait for its channel to
+	// close on messages whose control ID starts with stallPrefix, without
+	// looking at any context: CPU-bound work, as far as the classify step can
+	// tell. Classify runs after the step's reads and right before its writes.
+	stallMu     sync.Mutex
+	stallPrefix string
+	stall       chan struct{}
+	// stalled counts the Classify calls that waited on stall.
+	stalled atomic.Int32
+}
+
+// stallOn makes Classify stall on control IDs starting with prefix until the
+// returned function is called (also at the end of the test).
+func (p *testPolicy) stallOn(t testing.TB, prefix string) (release func()) {
+	ch := make(chan struct{})
+	p.stallMu.Lock()
+	p.stallPrefix, p.stall = prefix, ch
+	p.stallMu.Unlock()
+	var once sync.Once
+	release = func() { once.Do(func() { close(ch) }) }
+	t.Cleanup(release)
+	return release
 }
 
 func (p *testPolicy) Report(m *hl7.Message) (*policy.Report, error) {
 	if p.failReport.Load() {
 		return nil, errors.New("test policy refuses the report")
 	}
+
 	r := &policy.Report{ControlID: m.ControlID()}
 	if pid := m.First("PID"); pid != nil {
 		r.PatientID = pid.Field(3).Rep(1).Raw()
@@ -129,6 +152,13 @@ func (p *testPolicy) Report(m *hl7.Message) (*policy.Report, error) {
 }
 
 func (p *testPolicy) Classify(r *policy.Report, h policy.History) policy.Classification {
+	p.stallMu.Lock()
+	prefix, stall := p.stallPrefix, p.stall
+	p.stallMu.Unlock()
+	if stall != nil && strings.HasPrefix(r.ControlID, prefix) {
+		p.stalled.Add(1)
+		<-stall
+	}
 	c := policy.Classification{RulesetVersion: "test-1"}
 	for _, o := range r.Orders {
 		if o.ServiceSection == "SP" && !c.Has(policy.TagPathology) {

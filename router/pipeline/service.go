@@ -56,6 +56,8 @@ type Service struct {
 	dets     *store.Determinations
 	orders   *store.Orders
 	metrics  *Metrics
+	// attempts tracks the classify attempts of this instance (classify.go).
+	attempts attempts
 }
 
 // ListHolds returns the holds matching f from this instance's view, earliest
