@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/resultgate/resultgate/router/hold"
+	"github.com/resultgate/resultgate/router/holdview"
 	"github.com/resultgate/resultgate/router/notify/deliver"
 )
 
@@ -19,13 +21,50 @@ func (a *App) startNotify(ctx context.Context, loc *time.Location) error {
 	if !nc.Enabled() {
 		return nil
 	}
-	d, err := deliver.New(ctx, a.js, nc, deliver.Options{Replicas: a.cfg.NATS.Replicas, Location: loc, Logger: a.log})
+	d, err := deliver.New(ctx, a.js, nc, deliver.Options{Replicas: a.cfg.NATS.Replicas, Location: loc, Logger: a.log, Waiting: a.waitingHolds})
 	if err != nil {
 		return err
 	}
 	d.Start()
 	a.notify = d
 	return nil
+}
+
+// waitingHolds counts, from this instance's hold view, the held results a
+// notification's audience has waiting: the clinician's (by ordering
+// provider) or those escalated to on-call. Without a pipeline on this
+// instance, or before its view is loaded, the count is left out.
+func (a *App) waitingHolds(ctx context.Context, e deliver.Event) (deliver.Waiting, bool) {
+	p := a.pipeline
+	if p == nil {
+		return deliver.Waiting{}, false
+	}
+	f := holdview.Filter{State: hold.StateHeld}
+	if e.Role == deliver.RoleClinician {
+		if e.ProviderID == "" {
+			return deliver.Waiting{}, false
+		}
+		f.Provider = e.ProviderID
+	}
+	holds, err := p.Service().ListHolds(ctx, f)
+	if err != nil {
+		return deliver.Waiting{}, false
+	}
+	now := time.Now()
+	if a.clock != nil {
+		now = a.clock.Now()
+	}
+	var w deliver.Waiting
+	for _, h := range holds {
+		if e.Role == deliver.RoleOnCall && (h.EscalateAt.IsZero() || h.EscalateAt.After(now)) {
+			continue
+		}
+		w.Count++
+		if w.Earliest.IsZero() || h.Deadline.Before(w.Earliest) {
+			w.Earliest = h.Deadline
+		}
+	}
+	return w, true
 }
 
 // registerNotifyMetrics exports the deliverer's counters: deliveries by

@@ -162,3 +162,74 @@ notify:
 		}
 	}
 }
+
+// TestNotifyCountsWaitingHolds: a clinician's hold-created notification says
+// how many of their results are held now and the soonest deadline, counted
+// from serve's hold view when it is sent.
+func TestNotifyCountsWaitingHolds(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		bodies [][]byte
+	)
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		mu.Lock()
+		defer mu.Unlock()
+		bodies = append(bodies, body)
+	}))
+	t.Cleanup(rcv.Close)
+	dir := t.TempDir()
+	secret := testutil.WriteFile(t, t.TempDir(), "hook.secret", []byte("app-hook-secret\n"))
+	cfg := kentuckyConfigWith(t, dir, `
+notify:
+  public_url: https://results.example.org
+  receivers:
+    - name: ward-desk
+      type: webhook
+      webhook: {url: "`+rcv.URL+`/hook", hmac_secret_file: "`+secret+`"}
+  routes:
+    - match: {kinds: [hold-created], roles: [clinician]}
+      receivers: [ward-desk]
+`)
+	tok, err := auth.NewToken(filepath.Join(dir, "tokens.yaml"), "Dr Delta", auth.RoleClinician, "D001", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startAPIEnv(t, cfg, map[string]string{"clinician": tok})
+	received := func(n int) []deliver.Data {
+		testutil.Eventually(t, 15*time.Second, strconv.Itoa(n)+" notification(s) delivered", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(bodies) >= n
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		out := make([]deliver.Data, len(bodies))
+		for i, b := range bodies {
+			if err := json.Unmarshal(b, &out[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return out
+	}
+	first := e.heldPathology(t, "WAIT1")
+	d1 := received(1)[0]
+	if d1.HoldID != first || d1.Waiting != 1 || !strings.Contains(d1.WaitingText, "1 held result is waiting for your review") {
+		t.Errorf("first notification: waiting %d %q", d1.Waiting, d1.WaitingText)
+	}
+	second := e.heldPathology(t, "WAIT2")
+	d2 := received(2)[1]
+	if d2.HoldID != second || d2.Waiting != 2 || !d2.WaitingEarliest.Equal(d1.Deadline) ||
+		!strings.Contains(d2.WaitingText, "2 held results are waiting for your review") {
+		t.Errorf("second notification: waiting %d, earliest %v (first deadline %v), %q", d2.Waiting, d2.WaitingEarliest, d1.Deadline, d2.WaitingText)
+	}
+	r := e.do(t, "clinician", "POST", "/api/holds/"+first+"/release", "application/json", []byte(`{}`))
+	if r.status != 200 {
+		t.Fatalf("release: %d %s", r.status, r.raw)
+	}
+	third := e.heldPathology(t, "WAIT3")
+	d3 := received(3)[2]
+	if d3.HoldID != third || d3.Waiting != 2 {
+		t.Errorf("third notification after a release: waiting %d, want 2 (the released one no longer counts)", d3.Waiting)
+	}
+}

@@ -566,6 +566,9 @@ func (s *Service) retractForRevision(ctx context.Context, in *inboundContext, pr
 // finishHold does the idempotent follow-ups of a created hold: close the
 // version it replaces, index the order, notify the clinician.
 func (s *Service) finishHold(ctx context.Context, in *inboundContext, h *hold.Hold, prior *policy.Prior) error {
+	// The hold is stored: the view lists it before anyone is told of it (a
+	// notification counts the holds waiting for its clinician).
+	s.view.Observe(h)
 	if h.Supersedes != "" {
 		if err := s.closePrior(ctx, h.Supersedes, h.ID, hold.StateSuperseded, "replaced by a correction", h.CreatedAt); err != nil {
 			return err
@@ -591,7 +594,6 @@ func (s *Service) finishHold(ctx context.Context, in *inboundContext, h *hold.Ho
 			return err
 		}
 	}
-	s.view.Observe(h)
 	return nil
 }
 

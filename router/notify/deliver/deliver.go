@@ -46,6 +46,19 @@ type Options struct {
 	// include_phi; nil reads it from the holds bucket and HL7_IN
 	// (StoreDetails).
 	Details func(ctx context.Context, e Event) (*PHI, error)
+	// Waiting counts the held results waiting for the notification's
+	// audience at the time of sending (Waiting in the template data); nil,
+	// or ok false, leaves it out.
+	Waiting func(ctx context.Context, e Event) (w Waiting, ok bool)
+}
+
+// Waiting is how many held results wait for a notification's audience: for
+// a clinician, the held results they ordered; for on-call, the held results
+// escalated to on-call and not yet released. Earliest is the soonest
+// deadline among them.
+type Waiting struct {
+	Count    int
+	Earliest time.Time
 }
 
 type receiver struct {
@@ -396,6 +409,11 @@ func (d *Deliverer) forget(key delivery) {
 // attempt delivers e to r once.
 func (d *Deliverer) attempt(ctx context.Context, r receiver, e Event, attempt int) error {
 	data := newData(e, r.name, d.link(e.HoldID), d.opts.Location)
+	if d.opts.Waiting != nil && (e.Kind == bus.NotifyHoldCreated || e.Kind == bus.NotifyReminder || e.Kind == bus.NotifyEscalation) {
+		if w, ok := d.opts.Waiting(ctx, e); ok {
+			data.setWaiting(w, d.opts.Location)
+		}
+	}
 	if r.includePHI {
 		phi, err := d.opts.Details(ctx, e)
 		if err != nil {

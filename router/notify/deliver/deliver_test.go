@@ -624,3 +624,55 @@ func TestDeadLetterAndRefusedRelease(t *testing.T) {
 		t.Errorf("the clinicians' receiver got %d operator notices", n)
 	}
 }
+
+// TestWaitingCount: a clinician's notification says how many held results
+// wait for them and the soonest deadline, as Options.Waiting counts them at
+// the time of sending; a triage notice does not ask.
+func TestWaitingCount(t *testing.T) {
+	env := testutil.StartJS(t, config.DurabilityOS)
+	h := newHook(t, "hook-secret", 0)
+	at := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	var asked []Event
+	d := startDeliverer(t, env.JS, webhookConfig(t, "ward-pager", h.srv.URL, "hook-secret"), Options{
+		Waiting: func(_ context.Context, e Event) (Waiting, bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			asked = append(asked, e)
+			return Waiting{Count: 3, Earliest: at.Add(5 * time.Hour)}, true
+		},
+	})
+	n := notify.New(env.JS)
+	if err := n.Send(testutil.Ctx(t), bus.NotifyHoldCreated, sampleHold("H-waiting1", at), at); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Triage(testutil.Ctx(t), notify.TriageNotice{Reason: bus.DeadUnattributed, DeadSeq: 4, InboundSeq: 7, At: at}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, "both notifications delivered", func() bool {
+		_, acc := h.counts()
+		return acc == 2 && settled(t, d)
+	})
+	_, acc := h.snapshot()
+	var clin, triage Data
+	for _, r := range acc {
+		switch r.data.Kind {
+		case bus.NotifyHoldCreated:
+			clin = r.data
+		case bus.NotifyTriage:
+			triage = r.data
+		}
+	}
+	want := "3 held results are waiting for your review; the soonest is released automatically on Mon 7 Dec 2026, 14:00 UTC."
+	if clin.Waiting != 3 || !clin.WaitingEarliest.Equal(at.Add(5*time.Hour)) || clin.WaitingText != want || !strings.Contains(clin.Text, " "+want) {
+		t.Errorf("clinician notification: waiting %d %v %q, text %q", clin.Waiting, clin.WaitingEarliest, clin.WaitingText, clin.Text)
+	}
+	if triage.Waiting != 0 || triage.WaitingText != "" {
+		t.Errorf("triage notice carries a waiting count: %+v", triage)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(asked) != 1 || asked[0].Kind != bus.NotifyHoldCreated || asked[0].Role != RoleClinician {
+		t.Errorf("Waiting asked for %+v, want only the clinician's notification", asked)
+	}
+}

@@ -95,6 +95,13 @@ type Data struct {
 	Bases      []string `json:"bases,omitempty"`
 	// Count is how many results the notification is about.
 	Count int `json:"count"`
+	// Waiting is how many held results wait for this audience now (the
+	// clinician's own, or those escalated to on-call), with the soonest
+	// deadline among them; zero when not known. WaitingText says it in
+	// words and is also appended to Text.
+	Waiting         int       `json:"waiting,omitempty"`
+	WaitingEarliest time.Time `json:"waiting_earliest,omitzero"`
+	WaitingText     string    `json:"waiting_text,omitempty"`
 	// Deadline is when the held result is released at the latest, in the
 	// policy's time zone; DeadlineText the same in words, TimeLeft the time
 	// from At to it ("2 d 3 h").
@@ -165,6 +172,29 @@ func newData(e Event, receiver, link string, loc *time.Location) Data {
 		d.Text += " Hold " + e.HoldID + "."
 	}
 	return d
+}
+
+// setWaiting adds the count of waiting results w to d, in words too.
+func (d *Data) setWaiting(w Waiting, loc *time.Location) {
+	if w.Count < 1 {
+		return
+	}
+	d.Waiting = w.Count
+	whose := "waiting for your review"
+	if d.Role == RoleOnCall {
+		whose = "escalated to on-call and not yet released"
+	}
+	if w.Count == 1 {
+		d.WaitingText = "1 held result is " + whose
+	} else {
+		d.WaitingText = strconv.Itoa(w.Count) + " held results are " + whose
+	}
+	if !w.Earliest.IsZero() {
+		d.WaitingEarliest = w.Earliest.In(loc)
+		d.WaitingText += "; the soonest is released automatically on " + d.WaitingEarliest.Format("Mon 2 Jan 2006, 15:04 MST")
+	}
+	d.WaitingText += "."
+	d.Text += " " + d.WaitingText
 }
 
 // humanDuration says d as a person reads it: "2 d 3 h", "5 h 10 min",
