@@ -680,3 +680,34 @@ func TestWebReportAccessible(t *testing.T) {
 	axeCheck(t, ctx, "compliance report")
 	shot(t, ctx, "report", "")
 }
+
+// TestWebNotificationLinkOpensHold: a notification's link (/#hold=<hold ID>)
+// opens that hold's page once the clinician has signed in, and the hold ID
+// leaves the address bar.
+func TestWebNotificationLinkOpensHold(t *testing.T) {
+	ctx := browser(t)
+	e := newAPIEnv(t)
+	sendResult(t, e, "LINK-0", "OTHER", "OLGA", time.Now().Add(-2*time.Hour))
+	linked := sendResult(t, e, "LINK-1", "LINKED", "LENA", time.Now().Add(-time.Hour))
+	if err := chromedp.Do(ctx, chromedp.Navigate(e.base+"/#hold="+linked), chromedp.WaitVisible(chromedp.ID("token"))); err != nil {
+		t.Fatal(err)
+	}
+	addr, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(addr, linked) {
+		t.Errorf("the hold ID stays in the address bar: %s", addr)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.ID("token"), e.tokens["clinician"]),
+		chromedp.Click(chromedp.CSS(`#signin-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.ID("release-form")),
+	); err != nil {
+		st, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("status")))
+		t.Fatalf("sign in from the link: %v (status %q)", err, st)
+	}
+	if f := text(t, ctx, "#facts"); !strings.Contains(f, "LINKED") || strings.Contains(f, "OTHER") {
+		t.Errorf("the linked hold's page shows %q, want patient LINKED", f)
+	}
+}
