@@ -232,6 +232,10 @@ func (a *App) startNATS(ctx context.Context) error {
 		}
 		a.ns = ns
 		cc.Server = ns
+		if a.cfg.NATS.Listen != "" {
+			// The server admits only its NKey users, in-process too.
+			cc.CredsFile = bus.ServiceCredsFile(a.cfg.DataDir)
+		}
 	}
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -422,6 +426,16 @@ func (a *App) NATSClientURL() string {
 		return ""
 	}
 	return a.ns.ClientURL()
+}
+
+// NATSOperatorCreds is the NKey seed file of the embedded server's "operator"
+// user ("" without a listening embedded server): what the operator commands
+// load from the data directory by default.
+func (a *App) NATSOperatorCreds() string {
+	if a.ns == nil || a.cfg.NATS.Listen == "" {
+		return ""
+	}
+	return bus.OperatorCredsFile(a.cfg.DataDir)
 }
 
 // JetStream returns the JetStream context (for tests and tools).
