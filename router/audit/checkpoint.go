@@ -1,0 +1,233 @@
+package audit
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/resultgate/resultgate/router/bus"
+)
+
+// Checkpoint is a signed statement of the audit trail's state: the chain
+// link of the event at Seq, and the stream's first sequence, message count
+// and deleted count at that point. serve writes one every
+// DefaultCheckpointInterval when the trail has grown and passed Check, into
+// bucket bus.KVAuditCheckpoints. A later trail that ends before Seq, starts
+// after FirstSeq, lost messages since, or whose event at Seq has another link
+// was truncated or rewritten; the signature (an HMAC keyed from the instance
+// secret) means whoever rewrites the trail cannot also write a checkpoint
+// that matches, without the secret.
+type Checkpoint struct {
+	// Seq is the AUDIT sequence the checkpoint covers (0: an empty trail).
+	Seq uint64 `json:"seq"`
+	// Link is the chain link of the event at Seq (bus.AuditGenesis when the
+	// trail had no event).
+	Link string `json:"link"`
+	// FirstSeq, Msgs and Deleted are the stream's first sequence, message
+	// count and interior deleted count up to Seq.
+	FirstSeq uint64 `json:"first_seq"`
+	Msgs     uint64 `json:"msgs"`
+	Deleted  uint64 `json:"deleted"`
+	// At is when the checkpoint was written.
+	At time.Time `json:"at"`
+	// Accepted is set on the checkpoint of `resultgate audit init
+	// --accept-new`: an operator accepted the trail as it stands (a new
+	// installation, or a loss they have recorded elsewhere).
+	Accepted *Acceptance `json:"accepted,omitempty"`
+	// AcceptedSeq is the sequence up to which an operator accepted the trail
+	// (the Seq of the last accepting checkpoint, carried forward by later
+	// ones): Verify reports what it finds up to there as accepted, not as
+	// failures.
+	AcceptedSeq uint64 `json:"accepted_seq,omitempty"`
+	// MAC is the hex HMAC-SHA256 of the checkpoint without MAC, keyed with
+	// CheckpointKey.
+	MAC string `json:"mac"`
+}
+
+// Acceptance records who accepted the trail's state, why, and what the
+// integrity check reported at that moment.
+type Acceptance struct {
+	By       string    `json:"by"`
+	Reason   string    `json:"reason"`
+	Findings []Finding `json:"findings,omitempty"`
+}
+
+// DefaultCheckpointInterval is how often serve writes a checkpoint when the
+// trail has grown. An attacker who rewrites the trail can hide only what was
+// appended since the last checkpoint, so it is short; a checkpoint is three
+// small requests.
+const DefaultCheckpointInterval = time.Minute
+
+// CheckpointKey derives the checkpoints' HMAC key from the instance secret
+// (the partition key every instance shares), so the secret itself signs
+// nothing.
+func CheckpointKey(secret []byte) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("resultgate audit checkpoint v1"))
+	return m.Sum(nil)
+}
+
+// mac returns the checkpoint's HMAC under key.
+func (c Checkpoint) mac(key []byte) string {
+	c.MAC = ""
+	b, _ := json.Marshal(c) // a struct of plain fields: cannot fail
+	m := hmac.New(sha256.New, key)
+	m.Write(b)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// Valid reports whether the checkpoint was signed with key.
+func (c Checkpoint) Valid(key []byte) bool {
+	want, err := hex.DecodeString(c.MAC)
+	if err != nil {
+		return false
+	}
+	got, _ := hex.DecodeString(c.mac(key))
+	return hmac.Equal(want, got)
+}
+
+// LoadCheckpoint returns the latest checkpoint and its bucket revision, or
+// nil when there is none (no bucket or no checkpoint yet).
+func LoadCheckpoint(ctx context.Context, js jetstream.JetStream) (*Checkpoint, error) {
+	cp, _, err := loadCheckpoint(ctx, js)
+	return cp, err
+}
+
+func loadCheckpoint(ctx context.Context, js jetstream.JetStream) (*Checkpoint, uint64, error) {
+	kv, err := js.KeyValue(ctx, bus.KVAuditCheckpoints)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading the audit checkpoint: %w", err)
+	}
+	e, err := kv.Get(ctx, bus.KeyAuditCheckpoint)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading the audit checkpoint: %w", err)
+	}
+	var cp Checkpoint
+	if err := json.Unmarshal(e.Value(), &cp); err != nil {
+		return nil, 0, fmt.Errorf("decoding the audit checkpoint (revision %d): %w", e.Revision(), err)
+	}
+	return &cp, e.Revision(), nil
+}
+
+// WriteCheckpoint signs and stores a checkpoint of the trail as it stands.
+// Without acc it writes only when the trail has grown past the stored
+// checkpoint, and a concurrent writer's newer checkpoint wins; with acc (audit
+// init) it replaces the stored one. It returns the checkpoint in force.
+func WriteCheckpoint(ctx context.Context, js jetstream.JetStream, key []byte, acc *Acceptance) (*Checkpoint, error) {
+	if len(key) == 0 {
+		return nil, errors.New("writing an audit checkpoint: no key")
+	}
+	s, err := js.Stream(ctx, bus.StreamAudit)
+	if err != nil {
+		return nil, fmt.Errorf("writing an audit checkpoint: %w", err)
+	}
+	h, err := headOf(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("writing an audit checkpoint: %w", err)
+	}
+	st := info.State
+	cp := &Checkpoint{Seq: h.seq, Link: h.link, FirstSeq: st.FirstSeq, Msgs: st.Msgs, Deleted: uint64(st.NumDeleted),
+		At: time.Now().UTC(), Accepted: acc}
+	if st.LastSeq > h.seq { // appended between the two reads
+		cp.Msgs -= min(cp.Msgs, st.LastSeq-h.seq)
+	}
+	kv, err := js.KeyValue(ctx, bus.KVAuditCheckpoints)
+	if err != nil {
+		return nil, fmt.Errorf("writing an audit checkpoint: %w", err)
+	}
+	old, rev, err := loadCheckpoint(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	if acc != nil {
+		cp.AcceptedSeq = cp.Seq
+		cp.MAC = cp.mac(key)
+		val, err := json.Marshal(cp)
+		if err != nil {
+			return nil, fmt.Errorf("encoding the audit checkpoint: %w", err)
+		}
+		if _, err := kv.Put(ctx, bus.KeyAuditCheckpoint, val); err != nil {
+			return nil, fmt.Errorf("writing an audit checkpoint: %w", err)
+		}
+		return cp, nil
+	}
+	if old != nil {
+		cp.AcceptedSeq = old.AcceptedSeq
+	}
+	cp.MAC = cp.mac(key)
+	val, err := json.Marshal(cp)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the audit checkpoint: %w", err)
+	}
+	if old != nil {
+		if old.Seq >= cp.Seq {
+			return old, nil
+		}
+		_, err = kv.Update(ctx, bus.KeyAuditCheckpoint, val, rev)
+	} else {
+		_, err = kv.Create(ctx, bus.KeyAuditCheckpoint, val)
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return LoadCheckpoint(ctx, js) // another instance checkpointed first
+	}
+	if err != nil {
+		return nil, fmt.Errorf("writing an audit checkpoint: %w", err)
+	}
+	return cp, nil
+}
+
+// RunCheckpoints writes a checkpoint every interval until ctx ends, but only
+// while Check finds nothing wrong: a checkpoint must never vouch for a
+// damaged trail. A finding is logged once each time the set changes.
+func RunCheckpoints(ctx context.Context, js jetstream.JetStream, key []byte, interval time.Duration, log zerolog.Logger) {
+	if interval <= 0 {
+		interval = DefaultCheckpointInterval
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var last string
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		rep, err := Check(cctx, js, CheckOptions{Key: key})
+		if err == nil && len(rep.Findings) == 0 {
+			_, err = WriteCheckpoint(cctx, js, key, nil)
+		}
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			log.Warn().Err(err).Msg("audit checkpoint not written")
+		case len(rep.Findings) > 0:
+			if s := rep.Summary(); s != last {
+				last = s
+				log.Error().Str("findings", s).Msg("audit trail integrity check failed; no checkpoint written")
+			}
+		default:
+			last = ""
+		}
+	}
+}
