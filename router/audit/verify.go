@@ -70,9 +70,9 @@ type Report struct {
 	CheckpointSigned bool        `json:"checkpoint_signed"`
 	// Walked is true for Verify (every event read); Chained counts events
 	// with a chain header, Legacy those before the chain began.
-	Walked   bool   `json:"walked"`
-	Chained  uint64 `json:"chained,omitempty"`
-	Legacy   uint64 `json:"legacy,omitempty"`
+	Walked   bool      `json:"walked"`
+	Chained  uint64    `json:"chained,omitempty"`
+	Legacy   uint64    `json:"legacy,omitempty"`
 	Findings []Finding `json:"findings"`
 	// Accepted are what Verify found up to the checkpoint's AcceptedSeq,
 	// which an operator accepted with `audit init --accept-new`.
