@@ -23,6 +23,7 @@ import (
 	portalfeed "github.com/resultgate/resultgate/router/feed"
 
 	"github.com/resultgate/resultgate/router/api"
+	"github.com/resultgate/resultgate/router/audit"
 	"github.com/resultgate/resultgate/router/pipeline"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -71,6 +72,11 @@ type App struct {
 	httpLn   net.Listener
 	registry *prometheus.Registry
 
+	// auditKey signs and checks the audit checkpoints; stopAudit ends the
+	// checkpoint writer.
+	auditKey  []byte
+	stopAudit context.CancelFunc
+
 	stopping atomic.Bool
 	stopOnce sync.Once
 	stopErr  error
@@ -111,6 +117,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	a.startAuditIntegrity(ctx, secret)
 	a.intake = intake.New(a.js, intake.Config{
 		AcceptTypes:       a.cfg.Intake.AcceptTypes,
 		AllowedFacilities: a.cfg.Intake.AllowedFacilities,
@@ -255,6 +262,37 @@ func (a *App) startNATS(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// startAuditIntegrity checks the audit trail (a missing, truncated, rewritten
+// or reconfigured AUDIT is logged with what to do, and fails /readyz until an
+// operator acts; nothing recreates it), writes a first checkpoint of an intact
+// trail and starts the periodic checkpoint writer.
+func (a *App) startAuditIntegrity(ctx context.Context, secret []byte) {
+	a.auditKey = audit.CheckpointKey(secret)
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	rep, err := audit.Check(cctx, a.js, audit.CheckOptions{Key: a.auditKey})
+	switch {
+	case err != nil:
+		a.log.Error().Err(err).Msg("audit trail integrity check could not run")
+	case len(rep.Findings) > 0:
+		for _, f := range rep.Findings {
+			a.log.Error().Str("finding", f.Kind).Uint64("seq", f.Seq).Msg("audit trail: " + f.Detail)
+		}
+		a.log.Error().Msg("audit trail integrity check failed; /readyz fails and no audited change is made until resolved: " + audit.Recovery)
+	default:
+		if _, err := audit.WriteCheckpoint(cctx, a.js, a.auditKey, nil); err != nil {
+			a.log.Warn().Err(err).Msg("audit checkpoint not written")
+		}
+	}
+	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	a.stopAudit = stop
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		audit.RunCheckpoints(rctx, a.js, a.auditKey, audit.DefaultCheckpointInterval, a.log)
+	}()
 }
 
 // partitionSecret reads the key that makes patient hashes irreversible, creating
@@ -474,6 +512,9 @@ func (a *App) Stop(ctx context.Context) error {
 			}
 		} else if a.mllpLn != nil {
 			_ = a.mllpLn.Close()
+		}
+		if a.stopAudit != nil {
+			a.stopAudit()
 		}
 		if a.fwd != nil {
 			if err := a.fwd.Stop(ctx); err != nil {

@@ -3,12 +3,14 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/resultgate/resultgate/router/audit"
 	"github.com/resultgate/resultgate/router/bus"
 )
 
@@ -41,7 +43,22 @@ func (a *App) newMux() *http.ServeMux {
 			writeStatus(w, http.StatusServiceUnavailable, "shutting down")
 			return
 		}
-		if err := bus.Ready(ctx, a.js); err != nil {
+		ready := bus.Ready(ctx, a.js)
+		if ready != nil && !errors.Is(ready, bus.ErrStreamMissing) {
+			writeStatus(w, http.StatusServiceUnavailable, ready.Error())
+			return
+		}
+		// The audit trail's integrity, with what to do about it (a missing
+		// AUDIT is reported here, with the recovery, rather than as a bare
+		// missing stream).
+		rep, err := audit.Check(ctx, a.js, audit.CheckOptions{Key: a.auditKey})
+		if err == nil {
+			err = rep.Err()
+		}
+		if err == nil {
+			err = ready
+		}
+		if err != nil {
 			writeStatus(w, http.StatusServiceUnavailable, err.Error())
 			return
 		}

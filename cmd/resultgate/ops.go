@@ -684,6 +684,8 @@ reason; every read and every refused request.
 
   resultgate audit --hold HOLD-ID
   resultgate audit --since 2026-11-01            (or an RFC 3339 time, or a duration ago: 24h)
+  resultgate audit verify                        (prove the trail intact: hash chain, checkpoints)
+  resultgate audit init --accept-new --by NAME --reason TEXT   (after an integrity finding)
 
 --since is read as the HTTP API reads since: ` + httpapi.WhenFormats + `.`,
 		Args: cobra.NoArgs,
@@ -710,6 +712,7 @@ reason; every read and every refused request.
 		},
 	}
 	nf.register(cmd)
+	cmd.AddCommand(newAuditVerifyCmd(&nf), newAuditInitCmd(&nf))
 	cmd.Flags().StringVar(&q.HoldID, "hold", "", "only the events of this hold")
 	cmd.Flags().StringVar(&since, "since", "", "only events at or after this time: "+httpapi.WhenFormats)
 	cmd.Flags().IntVar(&q.Limit, "limit", 0, "at most this many events (default and maximum 10000)")

@@ -378,7 +378,7 @@ func TestTrailRefusesTruncatedHead(t *testing.T) {
 		}
 	}
 	// The operator accepts the trail as it stands (audit init --accept-new).
-	if err := bus.EnsureStreams(ctx, tj.JS, bus.StreamsConfig{AcceptNewAudit: true}); err != nil {
+	if err := bus.RestoreAudit(ctx, tj.JS, bus.StreamsConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	rep := mustCheck(t, ctx, tj.JS, false)
@@ -410,7 +410,7 @@ func TestAcceptedGapsStayAccepted(t *testing.T) {
 	if _, err := tj.JS.UpdateStream(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	if err := bus.EnsureStreams(ctx, tj.JS, bus.StreamsConfig{AcceptNewAudit: true}); err != nil {
+	if err := bus.RestoreAudit(ctx, tj.JS, bus.StreamsConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	r := mustCheck(t, ctx, tj.JS, true)

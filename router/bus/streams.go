@@ -41,11 +41,6 @@ type StreamsConfig struct {
 	NotifyMaxAge time.Duration
 	// AuditMaxAge limits AUDIT; zero (the default) keeps the audit trail forever.
 	AuditMaxAge time.Duration
-	// AcceptNewAudit lets EnsureStreams create AUDIT although other streams
-	// exist, and restore the configuration of an existing one (`resultgate
-	// audit init --accept-new`, after a loss the operator has recorded).
-	// serve never sets it.
-	AcceptNewAudit bool
 	// DeadMaxAge limits DEAD; zero keeps everything.
 	DeadMaxAge time.Duration
 }
@@ -215,7 +210,7 @@ func AuditCheckpointBucketConfig(sc StreamsConfig) jetstream.KeyValueConfig {
 // one where HL7_IN does not exist yet either. A missing AUDIT beside
 // existing streams was deleted: it is left missing, for /readyz and
 // `resultgate audit verify` to report, until an operator runs `resultgate
-// audit init --accept-new` (AcceptNewAudit).
+// audit init --accept-new` (RestoreAudit).
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, sc StreamsConfig) error {
 	if err := sc.Validate(); err != nil {
 		return fmt.Errorf("streams config: %w", err)
@@ -227,7 +222,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, sc StreamsConfig
 	}
 	for _, cfg := range StreamConfigs(sc) {
 		if cfg.Name == StreamAudit {
-			if err := ensureAudit(ctx, js, cfg, fresh || sc.AcceptNewAudit, sc.AcceptNewAudit); err != nil {
+			if err := ensureAudit(ctx, js, cfg, fresh, false); err != nil {
 				errs = append(errs, err)
 			}
 			continue
@@ -292,6 +287,35 @@ func ensureAudit(ctx context.Context, js jetstream.JetStream, cfg jetstream.Stre
 	}
 	if _, err := js.CreateStream(ctx, cfg); err != nil {
 		return fmt.Errorf("creating stream %s: %w", StreamAudit, err)
+	}
+	return nil
+}
+
+// RestoreAudit creates AUDIT when it is missing, or updates an existing one
+// back to resultgate's configuration (keeping its replica count and
+// duplicate window), and creates the checkpoint bucket when absent: the
+// stream half of `resultgate audit init --accept-new`. It needs the rights to
+// create and update streams that serve does not have in a cluster.
+func RestoreAudit(ctx context.Context, js jetstream.JetStream, sc StreamsConfig) error {
+	var cfg jetstream.StreamConfig
+	for _, c := range StreamConfigs(sc) {
+		if c.Name == StreamAudit {
+			cfg = c
+		}
+	}
+	if s, err := js.Stream(ctx, StreamAudit); err == nil {
+		cur := s.CachedInfo().Config
+		cfg.Replicas, cfg.Duplicates = cur.Replicas, cur.Duplicates
+	}
+	if err := ensureAudit(ctx, js, cfg, true, true); err != nil {
+		return err
+	}
+	if _, err := js.KeyValue(ctx, KVAuditCheckpoints); errors.Is(err, jetstream.ErrBucketNotFound) {
+		if _, err := js.CreateKeyValue(ctx, AuditCheckpointBucketConfig(sc)); err != nil {
+			return fmt.Errorf("creating bucket %s: %w", KVAuditCheckpoints, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("looking up bucket %s: %w", KVAuditCheckpoints, err)
 	}
 	return nil
 }

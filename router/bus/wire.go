@@ -158,6 +158,9 @@ const (
 	AuditAccess = "access"
 	// AuditDenied records a request refused for lack of authorisation.
 	AuditDenied = "denied"
+	// AuditIntegrity records an operator accepting the audit trail as it
+	// stands after an integrity finding (`resultgate audit init --accept-new`).
+	AuditIntegrity = "integrity"
 )
 
 // Notification kinds (the "kind" member of a notification body).
