@@ -166,7 +166,7 @@ func (a *Trail) Record(ctx context.Context, id string, e Event) error {
 		if err == nil {
 			return nil
 		}
-		if errors.Is(err, ErrTrailTruncated) {
+		if errors.Is(err, ErrTrailTruncated) || errors.Is(err, ErrTrailReconfigured) {
 			return fmt.Errorf("publishing %s: %w", subj, err)
 		}
 		if isWrongLastSeq(err) && conflicts < maxConflicts && ctx.Err() == nil {

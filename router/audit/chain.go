@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -36,17 +38,30 @@ import (
 // (`resultgate audit verify`, then `resultgate audit init --accept-new`).
 var ErrTrailTruncated = errors.New("audit trail truncated")
 
+// ErrTrailReconfigured is returned by Record when AUDIT's protections differ
+// from resultgate's (a limit, a discard or retention policy, a transform):
+// events could expire or be dropped, so nothing is appended until an operator
+// has restored them (`resultgate audit init --accept-new`).
+var ErrTrailReconfigured = errors.New("audit trail reconfigured")
+
 // maxConflicts bounds how often one append is linked again because another
 // instance appended first; each retry reads the new head, so only sustained
 // contention from many instances reaches it.
 const maxConflicts = 64
 
-// chainHead is the last event of the trail as this process knows it.
+// chainHead is the last event of the trail as this process knows it, read
+// or written at.
 type chainHead struct {
 	ok   bool
 	seq  uint64
 	link string
+	at   time.Time
 }
+
+// headRevalidate is how long a Trail trusts the head it knows before it reads
+// the head and AUDIT's configuration again: a limit added to AUDIT while
+// serve runs stops appends within this time, not only after a failure.
+var headRevalidate = 10 * time.Second
 
 // Link returns the chain link of the event stored at seq on subject with
 // payload data and chain header prev.
@@ -71,7 +86,7 @@ func Link(seq uint64, subject string, data []byte, prev string) string {
 // it again (a timed-out publish may have been stored: the retry then finds
 // it at the head and the Msg-Id makes the publish a duplicate).
 func (a *Trail) appendLinked(ctx context.Context, subj, msgID string, data []byte) error {
-	if !a.head.ok {
+	if !a.head.ok || time.Since(a.head.at) > headRevalidate {
 		h, err := a.readHead(ctx)
 		if err != nil {
 			return err
@@ -88,7 +103,7 @@ func (a *Trail) appendLinked(ctx context.Context, subj, msgID string, data []byt
 		return err
 	}
 	if !ack.Duplicate {
-		a.head = chainHead{ok: true, seq: ack.Sequence, link: Link(ack.Sequence, subj, data, prev)}
+		a.head = chainHead{ok: true, seq: ack.Sequence, link: Link(ack.Sequence, subj, data, prev), at: a.head.at}
 		a.highest = max(a.highest, ack.Sequence)
 	}
 	return nil
@@ -101,6 +116,9 @@ func (a *Trail) readHead(ctx context.Context) (chainHead, error) {
 	s, err := a.js.Stream(ctx, bus.StreamAudit)
 	if err != nil {
 		return chainHead{}, fmt.Errorf("reading the audit chain head: %w", err)
+	}
+	if d := configDrift(s.CachedInfo().Config, CheckOptions{}.expected()); len(d) > 0 {
+		return chainHead{}, fmt.Errorf("AUDIT %s: %w", strings.Join(d, ", "), ErrTrailReconfigured)
 	}
 	h, err := headOf(ctx, s)
 	if err != nil {
@@ -130,12 +148,12 @@ func headOf(ctx context.Context, s jetstream.Stream) (chainHead, error) {
 		if err != nil {
 			return chainHead{}, fmt.Errorf("reading the audit chain head: %w", err)
 		}
-		return chainHead{ok: true, seq: info.State.LastSeq, link: bus.AuditGenesis}, nil
+		return chainHead{ok: true, seq: info.State.LastSeq, link: bus.AuditGenesis, at: time.Now()}, nil
 	}
 	if err != nil {
 		return chainHead{}, fmt.Errorf("reading the audit chain head: %w", err)
 	}
-	return chainHead{ok: true, seq: m.Sequence, link: Link(m.Sequence, m.Subject, m.Data, m.Header.Get(bus.HeaderAuditPrev))}, nil
+	return chainHead{ok: true, seq: m.Sequence, link: Link(m.Sequence, m.Subject, m.Data, m.Header.Get(bus.HeaderAuditPrev)), at: time.Now()}, nil
 }
 
 // isWrongLastSeq reports whether err is JetStream's refusal of a publish

@@ -20,6 +20,9 @@ import (
 
 var testKey = CheckpointKey([]byte("0123456789abcdef0123456789abcdef"))
 
+// errAny stands for "any error" in a test case.
+var errAny = errors.New("any error")
+
 // recordN appends n events through tr with IDs prefix-0 … prefix-(n-1).
 func recordN(t *testing.T, ctx context.Context, tr *Trail, prefix string, n int) {
 	t.Helper()
@@ -173,6 +176,9 @@ func TestTamperDetected(t *testing.T) {
 		do   func(*testing.T, *testutil.JS, context.Context, *Trail)
 		// check and verify: the finding kinds each must report.
 		check, verify []string
+		// refused is the error a later append gets from the running trail
+		// and from a restarted one (errAny: any error; nil: appends go on).
+		refused error
 	}{
 		{
 			name: "delete interior events by a per-subject limit",
@@ -186,8 +192,9 @@ func TestTamperDetected(t *testing.T) {
 				recordN(t, ctx, tr, "c", 2)
 				update(func(c *jetstream.StreamConfig) { c.MaxMsgsPerSubject = 1; c.Discard = jetstream.DiscardOld })(t, tj, ctx, tr)
 			},
-			check:  []string{FindingReconfigured, FindingGap},
-			verify: []string{FindingReconfigured, FindingGap},
+			check:   []string{FindingReconfigured, FindingGap},
+			verify:  []string{FindingReconfigured, FindingGap},
+			refused: ErrTrailReconfigured,
 		},
 		{
 			name: "truncate the start by a message limit",
@@ -195,14 +202,16 @@ func TestTamperDetected(t *testing.T) {
 				c.MaxMsgs = 5
 				c.Discard = jetstream.DiscardOld
 			}),
-			check:  []string{FindingReconfigured, FindingTruncated},
-			verify: []string{FindingReconfigured, FindingTruncated},
+			check:   []string{FindingReconfigured, FindingTruncated},
+			verify:  []string{FindingReconfigured, FindingTruncated},
+			refused: ErrTrailReconfigured,
 		},
 		{
-			name:   "block every new event (the probe: MaxMsgs=1)",
-			do:     update(func(c *jetstream.StreamConfig) { c.MaxMsgs = 1 }),
-			check:  []string{FindingReconfigured},
-			verify: []string{FindingReconfigured},
+			name:    "block every new event (the probe: MaxMsgs=1)",
+			do:      update(func(c *jetstream.StreamConfig) { c.MaxMsgs = 1 }),
+			check:   []string{FindingReconfigured},
+			verify:  []string{FindingReconfigured},
+			refused: ErrTrailReconfigured,
 		},
 		{
 			name: "delete the stream",
@@ -211,8 +220,9 @@ func TestTamperDetected(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			check:  []string{FindingMissing},
-			verify: []string{FindingMissing},
+			check:   []string{FindingMissing},
+			verify:  []string{FindingMissing},
+			refused: errAny,
 		},
 		{
 			name: "delete the stream and recreate it empty",
@@ -225,8 +235,9 @@ func TestTamperDetected(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			check:  []string{FindingTruncated},
-			verify: []string{FindingTruncated},
+			check:   []string{FindingTruncated},
+			verify:  []string{FindingTruncated},
+			refused: ErrTrailTruncated,
 		},
 		{
 			name: "rewrite the trail with one event edited and the chain recomputed",
@@ -262,8 +273,9 @@ func TestTamperDetected(t *testing.T) {
 					prev = Link(ack.Sequence, m.Subject, data, nm.Header.Get(bus.HeaderAuditPrev))
 				}
 			},
-			check:  []string{FindingEdit},
-			verify: []string{FindingEdit},
+			check:   []string{FindingEdit},
+			verify:  []string{FindingEdit},
+			refused: nil,
 		},
 		{
 			name: "append an event without the chain",
@@ -272,8 +284,9 @@ func TestTamperDetected(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			check:  nil,
-			verify: []string{FindingUnchained},
+			check:   nil,
+			verify:  []string{FindingUnchained},
+			refused: nil,
 		},
 		{
 			name: "republish an event with another event's chain header",
@@ -288,8 +301,9 @@ func TestTamperDetected(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			check:  nil,
-			verify: []string{FindingEdit},
+			check:   nil,
+			verify:  []string{FindingEdit},
+			refused: nil,
 		},
 		{
 			name: "replace the checkpoint with one signed by another key",
@@ -298,13 +312,19 @@ func TestTamperDetected(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			check:  []string{FindingCheckpoint},
-			verify: []string{FindingCheckpoint},
+			check:   []string{FindingCheckpoint},
+			verify:  []string{FindingCheckpoint},
+			refused: nil,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tj, ctx, tr := tamperEnv(t)
 			tc.do(t, tj, ctx, tr)
+			// The running trail reads the head and AUDIT's configuration
+			// again at its next append (in serve: after headRevalidate).
+			saved := headRevalidate
+			headRevalidate = 0
+			t.Cleanup(func() { headRevalidate = saved })
 			for _, v := range []bool{false, true} {
 				want := tc.check
 				if v {
@@ -321,6 +341,17 @@ func TestTamperDetected(t *testing.T) {
 				}
 				if len(r.Findings) > 0 && (r.Recovery == "" || !errors.Is(r.Err(), ErrIntegrity)) {
 					t.Errorf("verify=%v: findings without recovery advice or ErrIntegrity", v)
+				}
+			}
+			for name, w := range map[string]*Trail{"running": tr, "restarted": NewTrail(tj.JS, zerolog.Nop())} {
+				err := w.Record(ctx, "after-"+name, Event{Kind: bus.AuditDecision, HoldID: "hafter" + name})
+				switch {
+				case tc.refused == errAny && err == nil:
+					t.Errorf("%s trail appended: want an error", name)
+				case tc.refused != errAny && tc.refused == nil && err != nil:
+					t.Errorf("%s trail: %v, want the append to go on", name, err)
+				case tc.refused != errAny && tc.refused != nil && !errors.Is(err, tc.refused):
+					t.Errorf("%s trail: %v, want %v", name, err, tc.refused)
 				}
 			}
 		})
