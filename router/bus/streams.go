@@ -220,11 +220,18 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, sc StreamsConfig
 	if err != nil {
 		return err
 	}
-	for _, cfg := range StreamConfigs(sc) {
+	// AUDIT first: an instance of a cluster starting at the same moment then
+	// never sees HL7_IN (not a new installation) without AUDIT.
+	cfgs := StreamConfigs(sc)
+	for _, cfg := range cfgs {
 		if cfg.Name == StreamAudit {
 			if err := ensureAudit(ctx, js, cfg, fresh, false); err != nil {
 				errs = append(errs, err)
 			}
+		}
+	}
+	for _, cfg := range cfgs {
+		if cfg.Name == StreamAudit {
 			continue
 		}
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
