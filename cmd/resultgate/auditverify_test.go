@@ -95,7 +95,8 @@ func TestAuditVerifyAndRecovery(t *testing.T) {
 		t.Fatalf("/readyz %d %s", code, body)
 	}
 
-	// The service credentials can delete AUDIT (the operator's cannot).
+	// The service credentials can change and delete AUDIT (the operator's
+	// cannot). The probe's MaxMsgs=1 shows on /readyz at once.
 	nc, err := bus.Connect(testutil.Ctx(t), bus.ConnConfig{URL: a.NATSClientURL(), CredsFile: bus.ServiceCredsFile(dir), Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
@@ -103,6 +104,18 @@ func TestAuditVerifyAndRecovery(t *testing.T) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
+	}
+	s, err := js.Stream(testutil.Ctx(t), bus.StreamAudit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shrunk := s.CachedInfo().Config
+	shrunk.MaxMsgs = 1
+	if _, err := js.UpdateStream(testutil.Ctx(t), shrunk); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := readyz(t, a); code != http.StatusServiceUnavailable || !strings.Contains(body, "reconfigured: max_msgs is 1, want -1") {
+		t.Errorf("/readyz after MaxMsgs=1: %d %s", code, body)
 	}
 	if err := js.DeleteStream(testutil.Ctx(t), bus.StreamAudit); err != nil {
 		t.Fatal(err)
@@ -121,7 +134,7 @@ func TestAuditVerifyAndRecovery(t *testing.T) {
 	if l := log.String(); !strings.Contains(l, "audit trail integrity check failed") || !strings.Contains(l, "it was deleted") {
 		t.Errorf("the start's log does not report the deletion:\n%s", l)
 	}
-	s, err := a.JetStream().Stream(testutil.Ctx(t), bus.StreamAudit)
+	s, err = a.JetStream().Stream(testutil.Ctx(t), bus.StreamAudit)
 	if err == nil {
 		t.Fatalf("serve recreated AUDIT on restart: %+v", s.CachedInfo().State)
 	}

@@ -123,7 +123,7 @@ func (o CheckOptions) expected() jetstream.StreamConfig {
 	panic("bus.StreamConfigs has no AUDIT") // the wire contract names it
 }
 
-// Check inspects the trail cheaply (three requests, whatever its length), for
+// Check inspects the trail cheaply (four requests, whatever its length), for
 // start and /readyz: AUDIT exists with its protections, it neither ends
 // before nor starts after the checkpoint, lost no interior event since, the
 // event at the checkpoint still has the checkpointed link, and the
@@ -158,10 +158,7 @@ func Check(ctx context.Context, js jetstream.JetStream, opts CheckOptions) (*Rep
 	if err != nil {
 		return nil, fmt.Errorf("checking the audit trail: %w", err)
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("checking the audit trail: %w", err)
-	}
+	info := s.CachedInfo() // fresh: js.Stream just read it
 	r.Stream = true
 	st := info.State
 	r.FirstSeq, r.LastSeq, r.Msgs, r.Deleted = st.FirstSeq, st.LastSeq, st.Msgs, uint64(st.NumDeleted)
