@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -194,13 +195,20 @@ to create and update streams: in a cluster, the provisioning user).`,
 			if err := bus.RestoreAudit(ctx, js, bus.StreamsConfig{}); err != nil {
 				return err
 			}
-			// What remains after restoring the stream (a restored limit no
-			// longer counts) is what the operator accepts.
 			after, err := audit.Verify(ctx, js, audit.CheckOptions{Key: key})
 			if err != nil {
 				return err
 			}
-			findings := append(before.Findings, after.Findings...)
+			// Before the restore and after (a restored limit no longer
+			// counts, what it removed still does), each finding once.
+			var findings []audit.Finding
+			seen := map[string]bool{}
+			for _, f := range append(slices.Clip(before.Findings), after.Findings...) {
+				if !seen[f.String()] {
+					seen[f.String()] = true
+					findings = append(findings, f)
+				}
+			}
 			cp, err := audit.WriteCheckpoint(ctx, js, key, &audit.Acceptance{By: by, Reason: reason, Findings: findings})
 			if err != nil {
 				return err

@@ -82,6 +82,10 @@ func TestChainConcurrentWriters(t *testing.T) {
 	tj := testutil.StartJS(t, config.DurabilityOS)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	// As serve does at start, before its first event.
+	if _, err := WriteCheckpoint(ctx, tj.JS, testKey, nil); err != nil {
+		t.Fatal(err)
+	}
 	a, b := NewTrail(tj.JS, zerolog.Nop()), NewTrail(tj.JS, zerolog.Nop())
 	var wg sync.WaitGroup
 	for w := range 4 {
@@ -133,6 +137,10 @@ func TestChainContinuesLegacyTrail(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The upgraded serve's first start: a checkpoint of the legacy trail.
+	if _, err := WriteCheckpoint(ctx, tj.JS, testKey, nil); err != nil {
+		t.Fatal(err)
+	}
 	recordN(t, ctx, NewTrail(tj.JS, zerolog.Nop()), "new", 4)
 	r := mustCheck(t, ctx, tj.JS, true)
 	if len(r.Findings) != 0 || r.Legacy != 3 || r.Chained != 4 {
@@ -147,6 +155,9 @@ func tamperEnv(t *testing.T) (*testutil.JS, context.Context, *Trail) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	tr := NewTrail(tj.JS, zerolog.Nop())
+	if _, err := WriteCheckpoint(ctx, tj.JS, testKey, nil); err != nil {
+		t.Fatal(err)
+	}
 	recordN(t, ctx, tr, "a", 20)
 	if _, err := WriteCheckpoint(ctx, tj.JS, testKey, nil); err != nil {
 		t.Fatal(err)
@@ -303,6 +314,20 @@ func TestTamperDetected(t *testing.T) {
 			},
 			check:   nil,
 			verify:  []string{FindingEdit},
+			refused: nil,
+		},
+		{
+			name: "delete the checkpoints and restart",
+			do: func(t *testing.T, tj *testutil.JS, ctx context.Context, _ *Trail) {
+				if err := tj.JS.DeleteKeyValue(ctx, bus.KVAuditCheckpoints); err != nil {
+					t.Fatal(err)
+				}
+				if err := bus.EnsureStreams(ctx, tj.JS, bus.StreamsConfig{}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			check:   []string{FindingCheckpoint},
+			verify:  []string{FindingCheckpoint},
 			refused: nil,
 		},
 		{

@@ -169,6 +169,18 @@ func Check(ctx context.Context, js jetstream.JetStream, opts CheckOptions) (*Rep
 	ageLimited := info.Config.MaxAge > 0 && want.MaxAge > 0
 	switch {
 	case cp == nil:
+		// serve writes the first checkpoint at start, before its first
+		// chained event: a chained trail without one lost its checkpoints.
+		if st.Msgs > 0 {
+			m, err := s.GetLastMsgForSubject(ctx, bus.SubjectAuditAll)
+			if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+				return nil, fmt.Errorf("checking the audit trail: %w", err)
+			}
+			if err == nil && m.Header.Get(bus.HeaderAuditPrev) != "" {
+				r.add(Finding{Kind: FindingCheckpoint, Detail: fmt.Sprintf(
+					"the trail is hash-chained up to sequence %d but has no checkpoint: the checkpoints (bucket %s) were deleted", m.Sequence, bus.KVAuditCheckpoints)})
+			}
+		}
 		if st.Msgs > 0 && st.FirstSeq > 1 && !ageLimited {
 			r.add(Finding{Kind: FindingTruncated, Seq: 1, Last: st.FirstSeq - 1, Detail: fmt.Sprintf(
 				"the trail starts at sequence %d: events 1 to %d are gone", st.FirstSeq, st.FirstSeq-1)})
