@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -75,7 +76,7 @@ checks the checkpoint's signature with the partition key (DATA/partition.key, or
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), kf.maxTime)
 			defer cancel()
-			nc, err := nf.connect(ctx, bus.OperatorSeedFile)
+			nc, err := connectBounded(ctx, nf, bus.OperatorSeedFile)
 			if err != nil {
 				return err
 			}
@@ -103,6 +104,14 @@ checks the checkpoint's signature with the partition key (DATA/partition.key, or
 	}
 	kf.register(cmd)
 	return cmd
+}
+
+// connectBounded connects within --timeout; the command itself may then run
+// for --max-time.
+func connectBounded(ctx context.Context, nf *natsFlags, seed string) (*nats.Conn, error) {
+	cctx, cancel := context.WithTimeout(ctx, nf.timeout)
+	defer cancel()
+	return nf.connect(cctx, seed)
 }
 
 // writeVerify prints a verification report for a person.
@@ -179,7 +188,7 @@ to create and update streams: in a cluster, the provisioning user).`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), kf.maxTime)
 			defer cancel()
-			nc, err := nf.connect(ctx, bus.ServiceSeedFile)
+			nc, err := connectBounded(ctx, nf, bus.ServiceSeedFile)
 			if err != nil {
 				return err
 			}
