@@ -72,9 +72,9 @@ type App struct {
 	httpLn   net.Listener
 	registry *prometheus.Registry
 
-	// auditKey signs and checks the audit checkpoints; stopAudit ends the
-	// checkpoint writer.
-	auditKey  []byte
+	// audit watches the audit trail's integrity and writes its checkpoints
+	// (/readyz asks it); stopAudit ends its rounds.
+	audit     *audit.Monitor
 	stopAudit context.CancelFunc
 
 	stopping atomic.Bool
@@ -267,31 +267,20 @@ func (a *App) startNATS(ctx context.Context) error {
 // startAuditIntegrity checks the audit trail (a missing, truncated, rewritten
 // or reconfigured AUDIT is logged with what to do, and fails /readyz until an
 // operator acts; nothing recreates it), writes a first checkpoint of an intact
-// trail and starts the periodic checkpoint writer.
+// trail before the pipeline appends to it, and starts the monitor's rounds.
 func (a *App) startAuditIntegrity(ctx context.Context, secret []byte) {
-	a.auditKey = audit.CheckpointKey(secret)
+	a.audit = audit.NewMonitor(a.js, audit.CheckpointKey(secret), a.log)
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	rep, err := audit.Check(cctx, a.js, audit.CheckOptions{Key: a.auditKey})
-	switch {
-	case err != nil:
+	if _, err := a.audit.Round(cctx); err != nil {
 		a.log.Error().Err(err).Msg("audit trail integrity check could not run")
-	case len(rep.Findings) > 0:
-		for _, f := range rep.Findings {
-			a.log.Error().Str("finding", f.Kind).Uint64("seq", f.Seq).Msg("audit trail: " + f.Detail)
-		}
-		a.log.Error().Msg("audit trail integrity check failed; /readyz fails and no audited change is made until resolved: " + audit.Recovery)
-	default:
-		if _, err := audit.WriteCheckpoint(cctx, a.js, a.auditKey, nil); err != nil {
-			a.log.Warn().Err(err).Msg("audit checkpoint not written")
-		}
 	}
 	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopAudit = stop
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		audit.RunCheckpoints(rctx, a.js, a.auditKey, audit.DefaultCheckpointInterval, a.log)
+		a.audit.Run(rctx, audit.DefaultCheckpointInterval)
 	}()
 }
 

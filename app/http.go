@@ -10,7 +10,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/resultgate/resultgate/router/audit"
 	"github.com/resultgate/resultgate/router/bus"
 )
 
@@ -51,9 +50,9 @@ func (a *App) newMux() *http.ServeMux {
 		// The audit trail's integrity, with what to do about it (a missing
 		// AUDIT is reported here, with the recovery, rather than as a bare
 		// missing stream).
-		rep, err := audit.Check(ctx, a.js, audit.CheckOptions{Key: a.auditKey})
-		if err == nil {
-			err = rep.Err()
+		var err error
+		if a.audit != nil {
+			err = a.audit.Ready(ctx)
 		}
 		if err == nil {
 			err = ready

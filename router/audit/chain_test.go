@@ -111,6 +111,19 @@ func TestChainConcurrentWriters(t *testing.T) {
 	if a.Conflicts()+b.Conflicts() == 0 {
 		t.Log("no write conflict between the two trails in this run")
 	}
+	// serve's monitor checks the 160 events since the first checkpoint and
+	// checkpoints the trail at its end.
+	mon := NewMonitor(tj.JS, testKey, zerolog.Nop())
+	if rep, err := mon.Round(ctx); err != nil || len(rep.Findings) != 0 {
+		t.Fatalf("monitor round: %v, %v", rep, err)
+	}
+	if err := mon.Ready(ctx); err != nil {
+		t.Fatalf("monitor Ready: %v", err)
+	}
+	cp, err := LoadCheckpoint(ctx, tj.JS)
+	if err != nil || cp == nil || cp.Seq != 160 || cp.Msgs != 160 || !cp.Valid(testKey) {
+		t.Fatalf("checkpoint after the round: %+v, %v", cp, err)
+	}
 	// Every event's header is the link of the one before.
 	s := auditStream(t, ctx, tj.JS)
 	prev := bus.AuditGenesis
@@ -367,6 +380,33 @@ func TestTamperDetected(t *testing.T) {
 				if len(r.Findings) > 0 && (r.Recovery == "" || !errors.Is(r.Err(), ErrIntegrity)) {
 					t.Errorf("verify=%v: findings without recovery advice or ErrIntegrity", v)
 				}
+			}
+			// serve's monitor (start, every minute, /readyz) sees what the
+			// full walk sees, in the events since the checkpoint, and writes
+			// no checkpoint over it.
+			before, err := LoadCheckpoint(ctx, tj.JS)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mon := NewMonitor(tj.JS, testKey, zerolog.Nop())
+			if _, err := mon.Round(ctx); err != nil {
+				t.Fatalf("monitor round: %v", err)
+			}
+			err = mon.Ready(ctx)
+			if !errors.Is(err, ErrIntegrity) {
+				t.Errorf("monitor Ready: %v, want ErrIntegrity", err)
+			}
+			for _, k := range tc.verify {
+				if err != nil && !strings.Contains(err.Error(), k+": ") {
+					t.Errorf("monitor Ready: %v, want a finding of kind %s", err, k)
+				}
+			}
+			after, err := LoadCheckpoint(ctx, tj.JS)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if before != nil && after != nil && (before.MAC != after.MAC || before.Seq != after.Seq) {
+				t.Errorf("the monitor wrote a checkpoint over a damaged trail: %+v, was %+v", after, before)
 			}
 			for name, w := range map[string]*Trail{"running": tr, "restarted": NewTrail(tj.JS, zerolog.Nop())} {
 				err := w.Record(ctx, "after-"+name, Event{Kind: bus.AuditDecision, HoldID: "hafter" + name})

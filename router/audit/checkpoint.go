@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -128,27 +129,32 @@ func loadCheckpoint(ctx context.Context, js jetstream.JetStream) (*Checkpoint, u
 // checkpoint, and a concurrent writer's newer checkpoint wins; with acc (audit
 // init) it replaces the stored one. It returns the checkpoint in force.
 func WriteCheckpoint(ctx context.Context, js jetstream.JetStream, key []byte, acc *Acceptance) (*Checkpoint, error) {
-	if len(key) == 0 {
-		return nil, errors.New("writing an audit checkpoint: no key")
-	}
 	s, err := js.Stream(ctx, bus.StreamAudit)
 	if err != nil {
 		return nil, fmt.Errorf("writing an audit checkpoint: %w", err)
 	}
-	h, err := headOf(ctx, s)
-	if err != nil {
-		return nil, err
+	st := s.CachedInfo().State
+	return writeCheckpoint(ctx, js, s, key, acc, snapshot{last: st.LastSeq, first: st.FirstSeq, msgs: st.Msgs, deleted: uint64(st.NumDeleted)})
+}
+
+// snapshot is the state of AUDIT a checkpoint states: the one a check read.
+type snapshot struct{ last, first, msgs, deleted uint64 }
+
+// writeCheckpoint writes the checkpoint of AUDIT (stream s) as of snap.
+func writeCheckpoint(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, key []byte, acc *Acceptance, snap snapshot) (*Checkpoint, error) {
+	if len(key) == 0 {
+		return nil, errors.New("writing an audit checkpoint: no key")
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("writing an audit checkpoint: %w", err)
+	link := bus.AuditGenesis
+	if snap.msgs > 0 {
+		m, err := s.GetMsg(ctx, snap.last)
+		if err != nil {
+			return nil, fmt.Errorf("writing an audit checkpoint: event %d: %w", snap.last, err)
+		}
+		link = Link(m.Sequence, m.Subject, m.Data, m.Header.Get(bus.HeaderAuditPrev))
 	}
-	st := info.State
-	cp := &Checkpoint{Seq: h.seq, Link: h.link, FirstSeq: st.FirstSeq, Msgs: st.Msgs, Deleted: uint64(st.NumDeleted),
+	cp := &Checkpoint{Seq: snap.last, Link: link, FirstSeq: snap.first, Msgs: snap.msgs, Deleted: snap.deleted,
 		At: time.Now().UTC(), Accepted: acc}
-	if st.LastSeq > h.seq { // appended between the two reads
-		cp.Msgs -= min(cp.Msgs, st.LastSeq-h.seq)
-	}
 	kv, err := js.KeyValue(ctx, bus.KVAuditCheckpoints)
 	if err != nil {
 		return nil, fmt.Errorf("writing an audit checkpoint: %w", err)
@@ -194,40 +200,96 @@ func WriteCheckpoint(ctx context.Context, js jetstream.JetStream, key []byte, ac
 	return cp, nil
 }
 
-// RunCheckpoints writes a checkpoint every interval until ctx ends, but only
-// while Check finds nothing wrong: a checkpoint must never vouch for a
-// damaged trail. A finding is logged once each time the set changes.
-func RunCheckpoints(ctx context.Context, js jetstream.JetStream, key []byte, interval time.Duration, log zerolog.Logger) {
+// Monitor is serve's watch over the trail: every round it runs CheckTail and,
+// when the trail is intact, writes a checkpoint; Ready reports the latest
+// round's findings with a fresh Check, for /readyz. A checkpoint therefore
+// never vouches for a damaged trail.
+type Monitor struct {
+	js  jetstream.JetStream
+	key []byte
+	log zerolog.Logger
+
+	// tail holds the findings of the latest round that only the walk since
+	// the checkpoint sees (links, insertions); Check's own are taken fresh.
+	tail atomic.Pointer[[]Finding]
+	// logged is the summary last logged, so a finding is logged once each
+	// time the set changes.
+	logged atomic.Pointer[string]
+}
+
+// NewMonitor returns a Monitor of the trail on js signing with key
+// (CheckpointKey of the partition secret).
+func NewMonitor(js jetstream.JetStream, key []byte, log zerolog.Logger) *Monitor {
+	return &Monitor{js: js, key: key, log: log}
+}
+
+// Round checks the trail (CheckTail), logs what changed in the findings with
+// the recovery, and writes a checkpoint when there is none. It returns the
+// report.
+func (m *Monitor) Round(ctx context.Context) (*Report, error) {
+	rep, tail, err := CheckTail(ctx, m.js, CheckOptions{Key: m.key})
+	if err != nil {
+		return nil, err
+	}
+	m.tail.Store(&tail)
+	summary := rep.Summary()
+	if prev := m.logged.Swap(&summary); prev == nil || *prev != summary {
+		if len(rep.Findings) > 0 {
+			for _, f := range rep.Findings {
+				m.log.Error().Str("finding", f.Kind).Uint64("seq", f.Seq).Msg("audit trail: " + f.Detail)
+			}
+			m.log.Error().Msg("audit trail integrity check failed; /readyz fails until it is resolved: " + Recovery)
+		} else if prev != nil {
+			m.log.Info().Msg("audit trail integrity check passes again")
+		}
+	}
+	if len(rep.Findings) == 0 {
+		// Exactly what was checked: events appended since wait for the
+		// next round.
+		s, err := m.js.Stream(ctx, bus.StreamAudit)
+		if err != nil {
+			return rep, fmt.Errorf("writing an audit checkpoint: %w", err)
+		}
+		snap := snapshot{last: rep.LastSeq, first: rep.FirstSeq, msgs: rep.Msgs, deleted: rep.Deleted}
+		if _, err := writeCheckpoint(ctx, m.js, s, m.key, nil, snap); err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}
+
+// Run runs a Round every interval (DefaultCheckpointInterval when zero)
+// until ctx ends.
+func (m *Monitor) Run(ctx context.Context, interval time.Duration) {
 	if interval <= 0 {
 		interval = DefaultCheckpointInterval
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	var last string
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		rep, err := Check(cctx, js, CheckOptions{Key: key})
-		if err == nil && len(rep.Findings) == 0 {
-			_, err = WriteCheckpoint(cctx, js, key, nil)
-		}
+		cctx, cancel := context.WithTimeout(ctx, interval)
+		_, err := m.Round(cctx)
 		cancel()
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err != nil:
-			log.Warn().Err(err).Msg("audit checkpoint not written")
-		case len(rep.Findings) > 0:
-			if s := rep.Summary(); s != last {
-				last = s
-				log.Error().Str("findings", s).Msg("audit trail integrity check failed; no checkpoint written")
-			}
-		default:
-			last = ""
+		if err != nil && ctx.Err() == nil {
+			m.log.Warn().Err(err).Msg("audit checkpoint not written")
 		}
 	}
+}
+
+// Ready returns nil when a fresh Check and the latest Round find nothing,
+// else the findings and the recovery (wrapping ErrIntegrity).
+func (m *Monitor) Ready(ctx context.Context) error {
+	rep, err := Check(ctx, m.js, CheckOptions{Key: m.key})
+	if err != nil {
+		return err
+	}
+	if t := m.tail.Load(); t != nil {
+		rep.Findings = append(rep.Findings, *t...)
+	}
+	return rep.Err()
 }

@@ -271,11 +271,42 @@ func Verify(ctx context.Context, js jetstream.JetStream, opts CheckOptions) (*Re
 		return r, err
 	}
 	r.Walked = true
-	if r.Msgs == 0 {
-		return r, nil
+	if _, err := walk(ctx, js, r, r.FirstSeq); err != nil {
+		return nil, err
 	}
-	w := &walker{r: r, first: r.FirstSeq, last: r.LastSeq}
-	_, err = bus.ReadAll(ctx, js, bus.StreamAudit, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}, math.MaxInt,
+	return r, nil
+}
+
+// CheckTail runs Check and then reads the events since the checkpoint (at
+// most DefaultCheckpointInterval of appends), checking their links as Verify
+// does: what serve checks before each checkpoint, so that a checkpoint never
+// vouches for a broken chain, and what /readyz reports between checkpoints.
+// Without a checkpoint it is Check. It also returns the findings of the walk
+// alone.
+func CheckTail(ctx context.Context, js jetstream.JetStream, opts CheckOptions) (*Report, []Finding, error) {
+	r, err := Check(ctx, js, opts)
+	if err != nil || !r.Stream || r.Checkpoint == nil {
+		return r, nil, err
+	}
+	tail, err := walk(ctx, js, r, max(r.Checkpoint.Seq, r.FirstSeq))
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, tail, nil
+}
+
+// walk reads the events from sequence from to r.LastSeq, adds what the walker
+// finds to r and returns those findings (not the accepted ones).
+func walk(ctx context.Context, js jetstream.JetStream, r *Report, from uint64) ([]Finding, error) {
+	if r.Msgs == 0 || from > r.LastSeq {
+		return nil, nil
+	}
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+	if from > 1 {
+		cfg = jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from}
+	}
+	w := &walker{r: r, first: max(from, r.FirstSeq), last: r.LastSeq}
+	_, err := bus.ReadAll(ctx, js, bus.StreamAudit, cfg, math.MaxInt,
 		func(m jetstream.Msg, seq uint64) (struct{}, error) {
 			if seq > w.last {
 				return struct{}{}, bus.ErrSkip // appended since the check
@@ -286,11 +317,11 @@ func Verify(ctx context.Context, js jetstream.JetStream, opts CheckOptions) (*Re
 	if err != nil {
 		return nil, fmt.Errorf("verifying the audit trail: %w", err)
 	}
-	w.end()
+	added := w.end()
 	if len(r.Findings) > 0 {
 		r.Recovery = Recovery
 	}
-	return r, nil
+	return added, nil
 }
 
 // walker checks the events of a Verify in order.
@@ -349,7 +380,7 @@ func (w *walker) event(seq uint64, subj string, data []byte, prev string, chaine
 	w.seen, w.prevSeq, w.prevLink = true, seq, Link(seq, subj, data, prev)
 }
 
-func (w *walker) end() {
+func (w *walker) end() []Finding {
 	if w.seen && w.prevSeq < w.last {
 		w.findings = append(w.findings, Finding{Kind: FindingGap, Seq: w.prevSeq + 1, Last: w.last,
 			Detail: fmt.Sprintf("events %d to %d are missing", w.prevSeq+1, w.last)})
@@ -363,11 +394,14 @@ func (w *walker) end() {
 	if cp := w.r.Checkpoint; cp != nil {
 		through = cp.AcceptedSeq
 	}
+	var added []Finding
 	for _, f := range w.findings {
 		if through > 0 && max(f.Seq, f.Last) <= through {
 			w.r.Accepted = append(w.r.Accepted, f)
 			continue
 		}
-		w.r.Findings = append(w.r.Findings, f)
+		added = append(added, f)
 	}
+	w.r.Findings = append(w.r.Findings, added...)
+	return added
 }
