@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -93,6 +95,13 @@ func TestAuditVerifyAndRecovery(t *testing.T) {
 	}
 	if code, body := readyz(t, a); code != http.StatusOK {
 		t.Fatalf("/readyz %d %s", code, body)
+	}
+	// Nothing unauthenticated reaches serve's NATS port.
+	if nc, err := nats.Connect(a.NATSClientURL(), nats.Timeout(5*time.Second)); !errors.Is(err, nats.ErrAuthorization) {
+		if nc != nil {
+			nc.Close()
+		}
+		t.Fatalf("unauthenticated connect to serve's NATS port: %v, want %v", err, nats.ErrAuthorization)
 	}
 
 	// The service credentials can change and delete AUDIT (the operator's
