@@ -19,9 +19,9 @@ import (
 
 // Checkpoint is a signed statement of the audit trail's state: the chain
 // link of the event at Seq, and the stream's first sequence, message count
-// and deleted count at that point. serve writes one every
-// DefaultCheckpointInterval when the trail has grown and passed Check, into
-// bucket bus.KVAuditCheckpoints. A later trail that ends before Seq, starts
+// and deleted count at that point. serve's Monitor writes one every
+// DefaultCheckpointInterval when the trail has grown and passed CheckTail,
+// into bucket bus.KVAuditCheckpoints. A later trail that ends before Seq, starts
 // after FirstSeq, lost messages since, or whose event at Seq has another link
 // was truncated or rewritten; the signature (an HMAC keyed from the instance
 // secret) means whoever rewrites the trail cannot also write a checkpoint
@@ -61,10 +61,10 @@ type Acceptance struct {
 	Findings []Finding `json:"findings,omitempty"`
 }
 
-// DefaultCheckpointInterval is how often serve writes a checkpoint when the
-// trail has grown. An attacker who rewrites the trail can hide only what was
-// appended since the last checkpoint, so it is short; a checkpoint is three
-// small requests.
+// DefaultCheckpointInterval is how often serve checks the trail and writes a
+// checkpoint when it has grown. An attacker who rewrites the trail can hide
+// only what was appended since the last checkpoint, so it is short; a round
+// is a few small requests and a read of the events since the checkpoint.
 const DefaultCheckpointInterval = time.Minute
 
 // CheckpointKey derives the checkpoints' HMAC key from the instance secret
