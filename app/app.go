@@ -22,6 +22,7 @@ import (
 	portalfeed "github.com/resultgate/resultgate/router/feed"
 
 	"github.com/resultgate/resultgate/router/api"
+	"github.com/resultgate/resultgate/router/audit"
 	"github.com/resultgate/resultgate/router/pipeline"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -78,6 +79,11 @@ type App struct {
 	// httpCancel cancels the base context of every HTTP request (stopHTTP).
 	httpCancel context.CancelFunc
 
+	// audit watches the audit trail's integrity and writes its checkpoints
+	// (/readyz asks it); stopAudit ends its rounds.
+	audit     *audit.Monitor
+	stopAudit context.CancelFunc
+
 	stopping atomic.Bool
 	stopOnce sync.Once
 	stopErr  error
@@ -118,6 +124,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	a.startAuditIntegrity(ctx, secret)
 	a.intake = intake.New(a.js, intake.Config{
 		AcceptTypes:       a.cfg.Intake.AcceptTypes,
 		AllowedFacilities: a.cfg.Intake.AllowedFacilities,
@@ -243,6 +250,10 @@ func (a *App) startNATS(ctx context.Context) error {
 		}
 		a.ns = ns
 		cc.Server = ns
+		if a.cfg.NATS.Listen != "" {
+			// The server admits only its NKey users, in-process too.
+			cc.CredsFile = bus.ServiceCredsFile(a.cfg.DataDir)
+		}
 	}
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -262,6 +273,26 @@ func (a *App) startNATS(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// startAuditIntegrity checks the audit trail (a missing, truncated, rewritten
+// or reconfigured AUDIT is logged with what to do, and fails /readyz until an
+// operator acts; nothing recreates it), writes a first checkpoint of an intact
+// trail before the pipeline appends to it, and starts the monitor's rounds.
+func (a *App) startAuditIntegrity(ctx context.Context, secret []byte) {
+	a.audit = audit.NewMonitor(a.js, audit.CheckpointKey(secret), a.log)
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if _, err := a.audit.Round(cctx); err != nil {
+		a.log.Error().Err(err).Msg("audit trail integrity check could not run")
+	}
+	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	a.stopAudit = stop
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.audit.Run(rctx, audit.DefaultCheckpointInterval)
+	}()
 }
 
 // partitionSecret reads the key that makes patient hashes irreversible, creating
@@ -440,6 +471,16 @@ func (a *App) NATSClientURL() string {
 	return a.ns.ClientURL()
 }
 
+// NATSOperatorCreds is the NKey seed file of the embedded server's "operator"
+// user ("" without a listening embedded server): what the operator commands
+// load from the data directory by default.
+func (a *App) NATSOperatorCreds() string {
+	if a.ns == nil || a.cfg.NATS.Listen == "" {
+		return ""
+	}
+	return bus.OperatorCredsFile(a.cfg.DataDir)
+}
+
 // JetStream returns the JetStream context (for tests and tools).
 func (a *App) JetStream() jetstream.JetStream { return a.js }
 
@@ -494,6 +535,9 @@ func (a *App) Stop(ctx context.Context) error {
 					mu.Unlock()
 				}
 			}()
+		}
+		if a.stopAudit != nil {
+			a.stopAudit()
 		}
 		step("MLLP shutdown", func() error {
 			if a.mllpSrv != nil {

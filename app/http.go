@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 
@@ -41,7 +42,22 @@ func (a *App) newMux() *http.ServeMux {
 			writeStatus(w, http.StatusServiceUnavailable, "shutting down")
 			return
 		}
-		if err := bus.Ready(ctx, a.js); err != nil {
+		ready := bus.Ready(ctx, a.js)
+		if ready != nil && !errors.Is(ready, bus.ErrStreamMissing) {
+			writeStatus(w, http.StatusServiceUnavailable, ready.Error())
+			return
+		}
+		// The audit trail's integrity, with what to do about it (a missing
+		// AUDIT is reported here, with the recovery, rather than as a bare
+		// missing stream).
+		var err error
+		if a.audit != nil {
+			err = a.audit.Ready(ctx)
+		}
+		if err == nil {
+			err = ready
+		}
+		if err != nil {
 			writeStatus(w, http.StatusServiceUnavailable, err.Error())
 			return
 		}

@@ -96,7 +96,8 @@ func TestDataDirLockRefusesSecondServe(t *testing.T) {
 // data directory (here for its tokens file) and both start, as
 // instances of a cluster do.
 func TestDataDirLockSkippedWithExternalNATS(t *testing.T) {
-	ns, err := bus.StartEmbedded(bus.EmbeddedConfig{DataDir: t.TempDir(), Listen: "127.0.0.1:-1", Durability: config.DurabilityOS})
+	nsDir := t.TempDir()
+	ns, err := bus.StartEmbedded(bus.EmbeddedConfig{DataDir: nsDir, Listen: "127.0.0.1:-1", Durability: config.DurabilityOS})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,6 +111,7 @@ func TestDataDirLockSkippedWithExternalNATS(t *testing.T) {
 	cfgFor := func() config.Config {
 		cfg := testConfig(t, dir)
 		cfg.NATS.URL, cfg.NATS.Listen = ns.ClientURL(), ""
+		cfg.NATS.CredsFile = bus.ServiceCredsFile(nsDir)
 		cfg.Intake.PartitionKeyFile = keyFile
 		return cfg
 	}

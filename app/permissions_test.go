@@ -493,6 +493,13 @@ func TestPermissionsClusterMode(t *testing.T) {
 		{"resultgate user purges AUDIT", rgTool, publish("$JS.API.STREAM.PURGE.AUDIT"), pubErr("$JS.API.STREAM.PURGE.AUDIT")},
 		{"resultgate user deletes HL7_IN", rgTool, publish("$JS.API.STREAM.DELETE.HL7_IN"), pubErr("$JS.API.STREAM.DELETE.HL7_IN")},
 		{"resultgate user reads the feed as the portal", rgTool, subscribe("portal.>"), subErr("portal.>")},
+		// The audit trail: serve's credentials cannot shorten, reconfigure
+		// or delete it (issue 15 point 3b).
+		{"resultgate user updates AUDIT", rgTool, publish("$JS.API.STREAM.UPDATE.AUDIT"), pubErr("$JS.API.STREAM.UPDATE.AUDIT")},
+		{"resultgate user deletes AUDIT", rgTool, publish("$JS.API.STREAM.DELETE.AUDIT"), pubErr("$JS.API.STREAM.DELETE.AUDIT")},
+		{"resultgate user deletes an audit event", rgTool, publish("$JS.API.STREAM.MSG.DELETE.AUDIT"), pubErr("$JS.API.STREAM.MSG.DELETE.AUDIT")},
+		{"resultgate user updates the audit checkpoints", rgTool, publish("$JS.API.STREAM.UPDATE.KV_audit_checkpoints"), pubErr("$JS.API.STREAM.UPDATE.KV_audit_checkpoints")},
+		{"resultgate user deletes the audit checkpoints", rgTool, publish("$JS.API.STREAM.DELETE.KV_audit_checkpoints"), pubErr("$JS.API.STREAM.DELETE.KV_audit_checkpoints")},
 	} {
 		c.who.refused(t, c.name, c.do, c.want)
 		refusals++
@@ -514,6 +521,56 @@ func TestPermissionsClusterMode(t *testing.T) {
 		t.Error("portal jetstream Stream(HL7_IN): no permission error")
 	}
 	refusals++
+
+	// The same through the JetStream API, as the probe did it: UpdateStream
+	// MaxMsgs=1 and DeleteStream on AUDIT with serve's credentials get no
+	// answer but the server's refusal, and AUDIT is unchanged.
+	rgjs, err := jetstream.New(rgTool.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auditCfg := func() jetstream.StreamConfig {
+		s, err := ajs.Stream(ctx, bus.StreamAudit)
+		if err != nil {
+			t.Fatalf("AUDIT: %v", err)
+		}
+		return s.CachedInfo().Config
+	}
+	shrunk := auditCfg()
+	shrunk.MaxMsgs = 1
+	for name, do := range map[string]func(context.Context) error{
+		"UpdateStream": func(c context.Context) error { _, err := rgjs.UpdateStream(c, shrunk); return err },
+		"DeleteStream": func(c context.Context) error { return rgjs.DeleteStream(c, bus.StreamAudit) },
+	} {
+		sctx, scancel := context.WithTimeout(ctx, time.Second)
+		err := do(sctx)
+		scancel()
+		if err == nil {
+			t.Errorf("resultgate user: %s on AUDIT succeeded", name)
+		}
+		select {
+		case e := <-rgTool.errs:
+			if !strings.Contains(e.Error(), "Permissions Violation for Publish to \"$JS.API.STREAM.") {
+				t.Errorf("resultgate user %s on AUDIT: error %q", name, e)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("resultgate user %s on AUDIT: no permission error", name)
+		}
+		refusals++
+	}
+	if got := auditCfg(); got.MaxMsgs != -1 || !got.DenyDelete || !got.DenyPurge {
+		t.Errorf("AUDIT after the refused attempts: max_msgs %d deny_delete %v deny_purge %v", got.MaxMsgs, got.DenyDelete, got.DenyPurge)
+	}
+	// The trail serve wrote on R3 is chained and matches its signed
+	// checkpoint; serve's own credentials may verify it.
+	rep, err := audit.Verify(ctx, rgjs, audit.CheckOptions{Key: audit.CheckpointKey(key)})
+	if err != nil {
+		t.Fatalf("verifying the audit trail as the resultgate user: %v", err)
+	}
+	if len(rep.Findings) != 0 || rep.Chained == 0 || rep.Chained != rep.Msgs || rep.Checkpoint == nil || !rep.CheckpointSigned {
+		t.Errorf("audit trail on the cluster: findings %v, %d chained of %d, checkpoint %+v signed %v",
+			rep.Findings, rep.Chained, rep.Msgs, rep.Checkpoint, rep.CheckpointSigned)
+	}
 
 	if after := portalMsgs(); after != before {
 		t.Errorf("PORTAL has %d messages after the refusals, %d before", after, before)

@@ -28,8 +28,9 @@ const waitFor = 15 * time.Second
 // t.TempDir() on 127.0.0.1 (random port), connects and ensures the streams.
 func startJS(t *testing.T) jetstream.JetStream {
 	t.Helper()
+	dir := t.TempDir()
 	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{
-		DataDir: t.TempDir(), Listen: "127.0.0.1:-1", Durability: config.DurabilityOS,
+		DataDir: dir, Listen: "127.0.0.1:-1", Durability: config.DurabilityOS,
 		ReadyTimeout: 10 * time.Second, Logger: zerolog.Nop(),
 	})
 	if err != nil {
@@ -37,7 +38,7 @@ func startJS(t *testing.T) jetstream.JetStream {
 	}
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
 	ctx := testCtx(t)
-	nc, err := bus.Connect(ctx, bus.ConnConfig{URL: srv.ClientURL(), Logger: zerolog.Nop()})
+	nc, err := bus.Connect(ctx, bus.ConnConfig{URL: srv.ClientURL(), CredsFile: bus.ServiceCredsFile(dir), Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}

@@ -26,11 +26,14 @@
 //	router/notify    clinician and on-call notifications (NOTIFY).
 //	router/dead      the dead letters (DEAD, hl7.dead.<reason>): store, list,
 //	                 replay, the triage desk (discards); PHI-free reasons.
-//	router/audit     the append-only audit trail (AUDIT, audit.<kind>.<bucket>).
+//	router/audit     the append-only audit trail (AUDIT, audit.<kind>.<bucket>),
+//	                 its hash chain, signed checkpoints (audit_checkpoints) and
+//	                 integrity checks (Check, Verify, the Monitor).
 //	router/store     the KV record stores: holds (compare-and-set), Consents,
 //	                 determinations, the orders index, patient history.
-//	router/bus       the NATS layer: embedded server, connection, streams,
-//	                 health, the stream reader, and wire.go, the one file that
+//	router/bus       the NATS layer: embedded server and its NKey users,
+//	                 connection, streams, health, the stream reader, and
+//	                 wire.go, the one file that
 //	                 declares every stream, bucket, subject and header.
 //	router/hold      the hold domain: states, release paths, roles, bases,
 //	                 determinations, IDs and keyed hashes. Pure: no I/O.

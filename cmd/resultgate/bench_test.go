@@ -59,8 +59,9 @@ func BenchmarkRawJetStreamPublish(b *testing.B) {
 
 func benchRawPublish(b *testing.B, d config.Durability) {
 	payload := readFixture(b, "oru_r01_v251.hl7")
+	dir := benchDataDir(b)
 	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{
-		DataDir: benchDataDir(b), Listen: "127.0.0.1:-1", Durability: d, Logger: zerolog.Nop(),
+		DataDir: dir, Listen: "127.0.0.1:-1", Durability: d, Logger: zerolog.Nop(),
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -68,7 +69,11 @@ func benchRawPublish(b *testing.B, d config.Durability) {
 	b.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	nc, err := nats.Connect(srv.ClientURL())
+	creds, err := bus.CredsOption(bus.ServiceCredsFile(dir))
+	if err != nil {
+		b.Fatal(err)
+	}
+	nc, err := nats.Connect(srv.ClientURL(), creds)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -185,7 +185,7 @@ func TestServeSIGKILLLosesNothingAcknowledged(t *testing.T) {
 	t.Logf("SIGKILL after %d ACKs; %d messages were in flight", len(out.acked), len(out.inFlight))
 
 	p2 := startServe(t, dir, "fsync")
-	stored := storedControlIDs(t, p2.started.NATS)
+	stored := storedControlIDs(t, p2)
 	checkStoredOnce(t, stored, out.acked)
 	t.Logf("after restart HL7_IN holds %d messages (%d acknowledged before the kill)", totalCount(stored), len(out.acked))
 
@@ -224,7 +224,7 @@ func TestServeSIGKILLLosesNothingAcknowledged(t *testing.T) {
 		}
 		all[id] = true
 	}
-	stored = storedControlIDs(t, p2.started.NATS)
+	stored = storedControlIDs(t, p2)
 	checkStoredOnce(t, stored, all)
 	if len(stored) != len(all) {
 		t.Errorf("HL7_IN holds %d distinct control IDs, want the %d sent", len(stored), len(all))
@@ -269,7 +269,7 @@ func TestServeSIGTERMUnderLoadLosesNothing(t *testing.T) {
 	}
 	t.Logf("SIGTERM after %d ACKs; %d sends got no ACK", len(out.acked), len(out.inFlight))
 	p2 := startServe(t, dir, "fsync")
-	stored := storedControlIDs(t, p2.started.NATS)
+	stored := storedControlIDs(t, p2)
 	checkStoredOnce(t, stored, out.acked)
 	if code := p2.signal(syscall.SIGTERM, 30*time.Second); code != 0 {
 		t.Errorf("restarted serve exit code %d, want 0", code)

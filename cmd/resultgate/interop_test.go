@@ -156,7 +156,7 @@ func TestThirdPartyClients(t *testing.T) {
 		t.Errorf("node-hl7-client reported %d messages, want %d", got, w)
 	}
 
-	stored := storedControlIDs(t, p.started.NATS)
+	stored := storedControlIDs(t, p)
 	checkStoredOnce(t, stored, positive)
 	if len(stored) != len(positive) {
 		t.Errorf("HL7_IN holds %d control IDs, want the %d positively acknowledged (the AR/CR ones must not be stored)", len(stored), len(positive))

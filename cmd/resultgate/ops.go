@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,6 +51,7 @@ import (
 // natsFlags are the connection flags shared by the operator commands.
 type natsFlags struct {
 	url, creds, ca, cert, key string
+	dataDir                   string
 	timeout                   time.Duration
 	json                      bool
 }
@@ -57,7 +59,8 @@ type natsFlags struct {
 func (f *natsFlags) register(cmd *cobra.Command) {
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&f.url, "nats-url", envOr("RESULTGATE_NATS_URL", nats.DefaultURL), "NATS server of the running resultgate (env RESULTGATE_NATS_URL; the embedded server listens on 127.0.0.1:4222)")
-	pf.StringVar(&f.creds, "nats-creds", os.Getenv("RESULTGATE_NATS_CREDS"), "NATS credentials file (env RESULTGATE_NATS_CREDS)")
+	pf.StringVar(&f.creds, "nats-creds", os.Getenv("RESULTGATE_NATS_CREDS"), "NATS credentials file: JWT creds or NKey seed (env RESULTGATE_NATS_CREDS; default: the embedded server's DATA/nats/operator.nk)")
+	pf.StringVar(&f.dataDir, "data", envOr("RESULTGATE_DATA", "./data"), "data directory of the local serve, for its NATS credentials (env RESULTGATE_DATA)")
 	pf.StringVar(&f.ca, "nats-ca", "", "CA certificate file for a TLS NATS connection")
 	pf.StringVar(&f.cert, "nats-cert", "", "client certificate file for NATS mutual TLS")
 	pf.StringVar(&f.key, "nats-key", "", "client key file for NATS mutual TLS")
@@ -70,12 +73,9 @@ func (f *natsFlags) register(cmd *cobra.Command) {
 func (f *natsFlags) call(ctx context.Context, op string, req, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	nc, err := bus.Connect(ctx, bus.ConnConfig{
-		URL: f.url, CredsFile: f.creds, CAFile: f.ca, CertFile: f.cert, KeyFile: f.key,
-		Name: "resultgate-cli", Logger: zerolog.Nop(),
-	})
+	nc, err := f.connect(ctx, bus.OperatorSeedFile)
 	if err != nil {
-		return fmt.Errorf("is resultgate serve running? %w", err)
+		return err
 	}
 	defer nc.Close()
 	err = api.Client{NC: nc, Timeout: f.timeout}.Call(ctx, op, req, out)
@@ -83,6 +83,36 @@ func (f *natsFlags) call(ctx context.Context, op string, req, out any) error {
 		return fmt.Errorf("no resultgate instance answers on %s (is serve running with its pipeline?)", bus.SubjectAPIPrefix+op)
 	}
 	return err
+}
+
+// credsFile is --nats-creds, or else the embedded server's seed file named
+// seed in --data when it exists (the commands then need no flag on the host
+// of a single-node serve).
+func (f *natsFlags) credsFile(seed string) string {
+	if f.creds != "" {
+		return f.creds
+	}
+	p := filepath.Join(bus.CredsDir(f.dataDir), seed)
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	return ""
+}
+
+// connect opens the connection of an operator command, with the credentials
+// of credsFile(seed).
+func (f *natsFlags) connect(ctx context.Context, seed string) (*nats.Conn, error) {
+	nc, err := bus.Connect(ctx, bus.ConnConfig{
+		URL: f.url, CredsFile: f.credsFile(seed), CAFile: f.ca, CertFile: f.cert, KeyFile: f.key,
+		Name: "resultgate-cli", Logger: zerolog.Nop(),
+	})
+	if err != nil {
+		if errors.Is(err, nats.ErrAuthorization) {
+			return nil, fmt.Errorf("NATS refused the credentials (give --data of the serve, or --nats-creds): %w", err)
+		}
+		return nil, fmt.Errorf("is resultgate serve running? %w", err)
+	}
+	return nc, nil
 }
 
 // printJSON writes v indented.
@@ -666,6 +696,8 @@ reason; every read and every refused request.
 
   resultgate audit --hold HOLD-ID
   resultgate audit --since 2026-11-01            (or an RFC 3339 time, or a duration ago: 24h)
+  resultgate audit verify                        (prove the trail intact: hash chain, checkpoints)
+  resultgate audit init --accept-new --by NAME --reason TEXT   (after an integrity finding)
 
 --since is read as the HTTP API reads since: ` + httpapi.WhenFormats + `.`,
 		Args: cobra.NoArgs,
@@ -692,6 +724,7 @@ reason; every read and every refused request.
 		},
 	}
 	nf.register(cmd)
+	cmd.AddCommand(newAuditVerifyCmd(&nf), newAuditInitCmd(&nf))
 	cmd.Flags().StringVar(&q.HoldID, "hold", "", "only the events of this hold")
 	cmd.Flags().StringVar(&since, "since", "", "only events at or after this time: "+httpapi.WhenFormats)
 	cmd.Flags().IntVar(&q.Limit, "limit", 0, "at most this many events (default and maximum 10000)")

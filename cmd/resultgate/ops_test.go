@@ -76,7 +76,7 @@ func TestOperatorCommands(t *testing.T) {
 	}
 	cli := func(args ...string) (string, string, error) {
 		t.Helper()
-		return runCLI(t, "", append(args, "--nats-url", natsURL)...)
+		return runCLI(t, "", append(args, "--nats-url", natsURL, "--nats-creds", a.NATSOperatorCreds())...)
 	}
 
 	out, errOut, err := runCLI(t, pathologyMessage(t, "OPS-1", "FL-OPS-1"), "send", "--addr", a.MLLPAddr().String(), "-")
@@ -334,7 +334,7 @@ func TestDeadReplayOfIntakeRejection(t *testing.T) {
 	a := startKentucky(t)
 	cli := func(args ...string) (string, string, error) {
 		t.Helper()
-		return runCLI(t, "", append(args, "--nats-url", a.NATSClientURL())...)
+		return runCLI(t, "", append(args, "--nats-url", a.NATSClientURL(), "--nats-creds", a.NATSOperatorCreds())...)
 	}
 	adt := "MSH|^~\\&|ADT|HOSP|RG|HOSP|20261207120000||ADT^A01|ADT-DEAD-1|P|2.5.1\rPID|1||X1^^^HOSP^MR\r"
 	if _, _, err := runCLI(t, adt, "send", "--addr", a.MLLPAddr().String(), "-"); exitCode(err) != 1 {

@@ -105,10 +105,7 @@ func pcWriteConfig(t *testing.T) string {
 // pcConnect connects to a serve process's embedded NATS server.
 func pcConnect(t *testing.T, p *serveProc) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(p.started.NATS, nats.Timeout(10*time.Second), nats.MaxReconnects(0))
-	if err != nil {
-		t.Fatalf("connecting to %s: %v", p.started.NATS, err)
-	}
+	nc := p.connectNATS(t, nats.MaxReconnects(0))
 	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
 	if err != nil {

@@ -13,7 +13,6 @@ import (
 	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/intake"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/resultgate/resultgate/hl7"
@@ -213,10 +212,7 @@ func TestSendStopsWhenServeIsKilled(t *testing.T) {
 		done <- result{out, errOut, err, time.Since(begin)}
 	}()
 	// Kill it once part of the batch is stored.
-	nc, err := nats.Connect(p.started.NATS, nats.Timeout(10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc := p.connectNATS(t)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)

@@ -83,6 +83,8 @@ type serveProc struct {
 	started startedLine
 	exited  chan struct{} // closed when the process has been reaped
 	waitErr error
+	// dataDir is serve's --data (startServe), where its NATS seeds are.
+	dataDir string
 
 	mu   sync.Mutex
 	logs []string // every stderr line, for failure reports
@@ -96,7 +98,24 @@ func startServe(t testing.TB, dataDir, durability string, extra ...string) *serv
 	args := []string{"serve", "--data", dataDir,
 		"--mllp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--nats-addr", "127.0.0.1:-1",
 		"--log-format", "json", "--durability", durability}
-	return startServeBinary(t, resultgateBinary(t), append(args, extra...))
+	p := startServeBinary(t, resultgateBinary(t), append(args, extra...))
+	p.dataDir = dataDir
+	return p
+}
+
+// connectNATS connects to p's embedded NATS server as its "service" user
+// (every right: the tests inspect and tamper with the streams).
+func (p *serveProc) connectNATS(t testing.TB, opts ...nats.Option) *nats.Conn {
+	t.Helper()
+	creds, err := bus.CredsOption(bus.ServiceCredsFile(p.dataDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(p.started.NATS, append([]nats.Option{nats.Timeout(10 * time.Second), creds}, opts...)...)
+	if err != nil {
+		t.Fatalf("connecting to %s: %v", p.started.NATS, err)
+	}
+	return nc
 }
 
 // startServeBinary starts bin with args (a serve command line with loopback
@@ -210,16 +229,13 @@ func (p *serveProc) wait(timeout time.Duration) int {
 	return p.cmd.ProcessState.ExitCode()
 }
 
-// storedControlIDs connects to the NATS server at url and counts, by reading
+// storedControlIDs connects to p's NATS server and counts, by reading
 // HL7_IN sequence by sequence, how often each MSH-10 is stored.
-func storedControlIDs(t testing.TB, url string) map[string]int {
+func storedControlIDs(t testing.TB, p *serveProc) map[string]int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	nc, err := nats.Connect(url, nats.Timeout(10*time.Second))
-	if err != nil {
-		t.Fatalf("connecting to %s: %v", url, err)
-	}
+	nc := p.connectNATS(t)
 	defer nc.Close()
 	js, err := jetstream.New(nc)
 	if err != nil {

@@ -23,7 +23,7 @@ func TestDeadDiscardOfUnattributedResult(t *testing.T) {
 	a := startKentucky(t)
 	cli := func(args ...string) (string, string, error) {
 		t.Helper()
-		return runCLI(t, "", append(args, "--nats-url", a.NATSClientURL())...)
+		return runCLI(t, "", append(args, "--nats-url", a.NATSClientURL(), "--nats-creds", a.NATSOperatorCreds())...)
 	}
 	oru := "MSH|^~\\&|LIS|HOSP|RG|HOSP|20261207120000||ORU^R01^ORU_R01|NOPID-CLI-1|P|2.5.1\r" +
 		"PID|1||^^^HOSP^MR||Doe^Jane\r" +

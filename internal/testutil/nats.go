@@ -45,7 +45,7 @@ func StartJS(t testing.TB, d config.Durability) *JS {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	nc, err := bus.Connect(ctx, bus.ConnConfig{URL: srv.ClientURL(), Logger: zerolog.Nop()})
+	nc, err := bus.Connect(ctx, bus.ConnConfig{URL: srv.ClientURL(), CredsFile: bus.ServiceCredsFile(dir), Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}

@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"slices"
@@ -62,16 +63,31 @@ type Event struct {
 	Seq uint64 `json:"seq,omitempty"`
 }
 
-// Trail appends events to the AUDIT stream (which denies delete and purge).
+// Trail appends events to the AUDIT stream (which denies delete and purge),
+// each linked to its predecessor by HeaderAuditPrev (see chain.go). Appends of
+// one process are serialised; several processes append with optimistic
+// concurrency on the stream's last sequence.
 type Trail struct {
 	js      jetstream.JetStream
 	log     zerolog.Logger
 	retries atomic.Uint64
+	// conflicts counts appends that found another writer ahead of them.
+	conflicts atomic.Uint64
+
+	// sem serialises appends: the chain has one head.
+	sem chan struct{}
+	// head is the chain head as this process last wrote or read it.
+	head chainHead
+	// highest is the highest AUDIT sequence this process has seen: a head
+	// below it means the trail was truncated under it.
+	highest uint64
 }
 
 // NewTrail returns the audit trail writer and reader over js; log receives a
 // line per retried append (never event content).
-func NewTrail(js jetstream.JetStream, log zerolog.Logger) *Trail { return &Trail{js: js, log: log} }
+func NewTrail(js jetstream.JetStream, log zerolog.Logger) *Trail {
+	return &Trail{js: js, log: log, sem: make(chan struct{}, 1)}
+}
 
 // recordAttempts bounds the tries of one append: a transient failure (a
 // leader election, a timeout) is retried after recordBackoff; what still
@@ -83,6 +99,10 @@ var recordBackoff = [...]time.Duration{50 * time.Millisecond, 250 * time.Millise
 
 // Retries returns how many appends were retried since start.
 func (a *Trail) Retries() uint64 { return a.retries.Load() }
+
+// Conflicts returns how many appends found another writer's event at the
+// chain head and were linked again (several instances share one trail).
+func (a *Trail) Conflicts() uint64 { return a.conflicts.Load() }
 
 // auditBuckets is the number of audit subject buckets. The file store keeps
 // an in-memory index entry (~130 B) for every distinct subject of a stream,
@@ -121,7 +141,11 @@ func (e *Event) key() string {
 }
 
 // Record appends e with Nats-Msg-Id id (stable per event, so a re-run adds no
-// second copy within the duplicate window).
+// second copy within the duplicate window), linked to the chain head: it
+// publishes with the head's sequence as the expected last sequence, and when
+// another writer got there first it reads the new head and links again. It
+// fails with ErrTrailTruncated, and appends nothing, when the stream's head
+// is behind what this process has already seen.
 func (a *Trail) Record(ctx context.Context, id string, e Event) error {
 	if e.At.IsZero() {
 		e.At = time.Now().UTC()
@@ -131,11 +155,24 @@ func (a *Trail) Record(ctx context.Context, id string, e Event) error {
 		return fmt.Errorf("encoding audit event: %w", err)
 	}
 	subj := auditSubject(&e)
-	for attempt := 1; ; attempt++ {
-		_, err = a.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: data},
-			jetstream.WithMsgID("aud-"+id), jetstream.WithExpectStream(bus.StreamAudit))
+	select {
+	case a.sem <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("publishing %s: %w", subj, ctx.Err())
+	}
+	defer func() { <-a.sem }()
+	for attempt, conflicts := 1, 0; ; {
+		err = a.appendLinked(ctx, subj, "aud-"+id, data)
 		if err == nil {
 			return nil
+		}
+		if errors.Is(err, ErrTrailTruncated) || errors.Is(err, ErrTrailReconfigured) {
+			return fmt.Errorf("publishing %s: %w", subj, err)
+		}
+		if isWrongLastSeq(err) && conflicts < maxConflicts && ctx.Err() == nil {
+			conflicts++
+			a.conflicts.Add(1)
+			continue
 		}
 		if attempt == recordAttempts || ctx.Err() != nil {
 			return fmt.Errorf("publishing %s: %w", subj, err)
@@ -147,6 +184,7 @@ func (a *Trail) Record(ctx context.Context, id string, e Event) error {
 			return fmt.Errorf("publishing %s: %w", subj, err)
 		case <-time.After(recordBackoff[attempt-1]):
 		}
+		attempt++
 	}
 }
 

@@ -19,4 +19,11 @@
 //     last unsynced writes.
 //   - cluster mode (--nats-url with Replicas 3): an AA means the message is stored
 //     on a quorum (2 of 3) of replicas; losing one node loses nothing.
+//
+// Authentication (auth.go): an embedded server that listens on a port admits
+// only two NKey users whose seeds it keeps in DATA_DIR/nats (mode 0600):
+// "service" (serve itself, in-process; every right) and "operator" (the
+// request/reply API and read-only access to AUDIT). AUDIT and its checkpoint
+// bucket are created only when absent and never updated by EnsureStreams
+// (streams.go), so serve needs no right to change them.
 package bus

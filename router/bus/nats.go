@@ -42,6 +42,9 @@ type EmbeddedConfig struct {
 	DataDir string
 	// Listen is the client address as host:port. Port -1 (or 0) picks a random
 	// free port (tests); an empty Listen accepts in-process connections only.
+	// A server that listens requires authentication: users "service" and
+	// "operator" with the NKey seeds in DATA_DIR/nats (see EmbeddedUsers);
+	// nothing unauthenticated reaches it.
 	Listen string
 	// Durability selects sync-always (fsync, the default when empty) or the
 	// JetStream default flushing (os). See the package documentation.
@@ -61,9 +64,11 @@ type EmbeddedConfig struct {
 }
 
 // StartEmbedded starts a NATS server with JetStream enabled and a file store under
-// cfg.DataDir, and waits (bounded) until it accepts connections. It installs no
-// signal handlers: SIGTERM belongs to resultgate. The caller stops it with
-// Shutdown and WaitForShutdown.
+// cfg.DataDir, and waits (bounded) until it accepts connections. When it listens
+// on a port it admits only the users of EmbeddedUsers (creating their seeds at
+// the first start); connect with ServiceCredsFile(cfg.DataDir) as
+// ConnConfig.CredsFile. It installs no signal handlers: SIGTERM belongs to
+// resultgate. The caller stops it with Shutdown and WaitForShutdown.
 func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("embedded NATS: data directory is empty")
@@ -98,6 +103,11 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 			return nil, fmt.Errorf("embedded NATS: listen address %q: %w", cfg.Listen, err)
 		}
 		opts.Host, opts.Port = host, port
+		users, err := EmbeddedUsers(cfg.DataDir)
+		if err != nil {
+			return nil, fmt.Errorf("embedded NATS credentials: %w", err)
+		}
+		opts.Nkeys = users
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -206,7 +216,9 @@ type ConnConfig struct {
 	URL string
 	// Server is the embedded server; the connection is made in-process (no TCP).
 	Server *server.Server
-	// CredsFile is a NATS credentials file (JWT and NKey seed).
+	// CredsFile is a NATS credentials file: JWT and NKey seed, or a bare NKey
+	// seed such as the embedded server's DATA_DIR/nats/service.nk (which must
+	// be mode 0600).
 	CredsFile string
 	// CAFile verifies the server's TLS certificate.
 	CAFile string
@@ -266,7 +278,11 @@ func Connect(ctx context.Context, cfg ConnConfig) (*nats.Conn, error) {
 		}),
 	}
 	if cfg.CredsFile != "" {
-		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+		opt, err := CredsOption(cfg.CredsFile)
+		if err != nil {
+			return nil, fmt.Errorf("connecting to NATS: %w", err)
+		}
+		opts = append(opts, opt)
 	}
 	if cfg.CAFile != "" {
 		opts = append(opts, nats.RootCAs(cfg.CAFile))

@@ -187,19 +187,63 @@ func BucketConfigs(sc StreamsConfig) []jetstream.KeyValueConfig {
 	}
 }
 
+// AuditCheckpointsHistory keeps earlier audit checkpoints in their bucket.
+const AuditCheckpointsHistory = 64
+
+// AuditCheckpointBucketConfig is the configuration of KVAuditCheckpoints.
+func AuditCheckpointBucketConfig(sc StreamsConfig) jetstream.KeyValueConfig {
+	sc = sc.withDefaults()
+	return jetstream.KeyValueConfig{
+		Bucket: KVAuditCheckpoints, Description: "Signed checkpoints of the AUDIT hash chain",
+		History: AuditCheckpointsHistory, Storage: jetstream.FileStorage, Replicas: sc.Replicas,
+	}
+}
+
 // EnsureStreams creates every stream and bucket, or updates them to sc. It is
 // idempotent: running it again with the same configuration changes nothing.
 // Changing an immutable property (storage type) of an existing stream fails
 // with the stream named.
+//
+// AUDIT and the audit checkpoint bucket are the exception: they are created
+// when absent and never updated (serve needs, and in a cluster has, no right
+// to update or delete them), and AUDIT is created only on a new installation,
+// one where HL7_IN does not exist yet either. A missing AUDIT beside
+// existing streams was deleted: it is left missing, for /readyz and
+// `resultgate audit verify` to report, until an operator runs `resultgate
+// audit init --accept-new` (RestoreAudit).
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, sc StreamsConfig) error {
 	if err := sc.Validate(); err != nil {
 		return fmt.Errorf("streams config: %w", err)
 	}
 	var errs []error
-	for _, cfg := range StreamConfigs(sc) {
+	fresh, err := newInstallation(ctx, js)
+	if err != nil {
+		return err
+	}
+	// AUDIT first: an instance of a cluster starting at the same moment then
+	// never sees HL7_IN (not a new installation) without AUDIT.
+	cfgs := StreamConfigs(sc)
+	for _, cfg := range cfgs {
+		if cfg.Name == StreamAudit {
+			if err := ensureAudit(ctx, js, cfg, fresh, false); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for _, cfg := range cfgs {
+		if cfg.Name == StreamAudit {
+			continue
+		}
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			errs = append(errs, fmt.Errorf("ensuring stream %s: %w", cfg.Name, err))
 		}
+	}
+	if _, err := js.KeyValue(ctx, KVAuditCheckpoints); errors.Is(err, jetstream.ErrBucketNotFound) {
+		if _, err := js.CreateKeyValue(ctx, AuditCheckpointBucketConfig(sc)); err != nil {
+			errs = append(errs, fmt.Errorf("creating bucket %s: %w", KVAuditCheckpoints, err))
+		}
+	} else if err != nil {
+		errs = append(errs, fmt.Errorf("looking up bucket %s: %w", KVAuditCheckpoints, err))
 	}
 	for _, cfg := range BucketConfigs(sc) {
 		if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
@@ -207,4 +251,78 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, sc StreamsConfig
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// newInstallation reports whether resultgate has never run on this NATS
+// account: neither HL7_IN nor the audit checkpoints exist.
+func newInstallation(ctx context.Context, js jetstream.JetStream) (bool, error) {
+	_, err := js.Stream(ctx, StreamHL7In)
+	switch {
+	case err == nil:
+		return false, nil
+	case !errors.Is(err, jetstream.ErrStreamNotFound):
+		return false, fmt.Errorf("looking up stream %s: %w", StreamHL7In, err)
+	}
+	_, err = js.KeyValue(ctx, KVAuditCheckpoints)
+	switch {
+	case err == nil:
+		return false, nil
+	case !errors.Is(err, jetstream.ErrBucketNotFound):
+		return false, fmt.Errorf("looking up bucket %s: %w", KVAuditCheckpoints, err)
+	}
+	return true, nil
+}
+
+// ensureAudit creates AUDIT when it is absent and create allows it; an
+// existing AUDIT is updated back to cfg only when restore is set (audit init),
+// else left as it is (the audit integrity check reports a changed
+// configuration).
+func ensureAudit(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig, create, restore bool) error {
+	_, err := js.Stream(ctx, StreamAudit)
+	switch {
+	case err == nil && restore:
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("restoring the configuration of stream %s: %w", StreamAudit, err)
+		}
+		return nil
+	case err == nil:
+		return nil
+	case !errors.Is(err, jetstream.ErrStreamNotFound):
+		return fmt.Errorf("looking up stream %s: %w", StreamAudit, err)
+	case !create:
+		return nil
+	}
+	if _, err := js.CreateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("creating stream %s: %w", StreamAudit, err)
+	}
+	return nil
+}
+
+// RestoreAudit creates AUDIT when it is missing, or updates an existing one
+// back to resultgate's configuration (keeping its replica count and
+// duplicate window), and creates the checkpoint bucket when absent: the
+// stream half of `resultgate audit init --accept-new`. It needs the rights to
+// create and update streams that serve does not have in a cluster.
+func RestoreAudit(ctx context.Context, js jetstream.JetStream, sc StreamsConfig) error {
+	var cfg jetstream.StreamConfig
+	for _, c := range StreamConfigs(sc) {
+		if c.Name == StreamAudit {
+			cfg = c
+		}
+	}
+	if s, err := js.Stream(ctx, StreamAudit); err == nil {
+		cur := s.CachedInfo().Config
+		cfg.Replicas, cfg.Duplicates = cur.Replicas, cur.Duplicates
+	}
+	if err := ensureAudit(ctx, js, cfg, true, true); err != nil {
+		return err
+	}
+	if _, err := js.KeyValue(ctx, KVAuditCheckpoints); errors.Is(err, jetstream.ErrBucketNotFound) {
+		if _, err := js.CreateKeyValue(ctx, AuditCheckpointBucketConfig(sc)); err != nil {
+			return fmt.Errorf("creating bucket %s: %w", KVAuditCheckpoints, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("looking up bucket %s: %w", KVAuditCheckpoints, err)
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package bus_test
 import (
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -160,5 +161,78 @@ func TestReady(t *testing.T) {
 	}
 	if err := bus.Ready(ctx, tj.JS); !errors.Is(err, bus.ErrNotConnected) {
 		t.Fatalf("Ready after close = %v, want ErrNotConnected", err)
+	}
+}
+
+// TestEnsureStreamsLeavesAuditAlone: EnsureStreams creates AUDIT on a new
+// installation only (two instances starting at once both succeed), never
+// updates an existing AUDIT (a changed limit stays for the integrity check to
+// report), and never recreates a deleted one beside HL7_IN; RestoreAudit (audit
+// init) does both.
+func TestEnsureStreamsLeavesAuditAlone(t *testing.T) {
+	tj := testutil.StartJS(t, config.DurabilityOS)
+	ctx := testutil.Ctx(t)
+	for _, name := range []string{bus.StreamHL7In, bus.StreamDead, bus.StreamAudit, "KV_" + bus.KVAuditCheckpoints} {
+		if err := tj.JS.DeleteStream(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, b := range bus.BucketConfigs(bus.StreamsConfig{}) {
+		if err := tj.JS.DeleteKeyValue(ctx, b.Bucket); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every resultgate stream gone: a new installation, two instances at once.
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i := range errs {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = bus.EnsureStreams(ctx, tj.JS, bus.StreamsConfig{}) }()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("EnsureStreams on a new installation: %v", err)
+	}
+	s, err := tj.JS.Stream(ctx, bus.StreamAudit)
+	if err != nil {
+		t.Fatalf("AUDIT on a new installation: %v", err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.MaxAge = 48 * time.Hour
+	if _, err := tj.JS.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.EnsureStreams(ctx, tj.JS, bus.StreamsConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	s, _ = tj.JS.Stream(ctx, bus.StreamAudit)
+	if got := s.CachedInfo().Config.MaxAge; got != 48*time.Hour {
+		t.Errorf("AUDIT max age %s after EnsureStreams, want the changed 48h left for the check to report", got)
+	}
+	if err := bus.RestoreAudit(ctx, tj.JS, bus.StreamsConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	s, _ = tj.JS.Stream(ctx, bus.StreamAudit)
+	if got := s.CachedInfo().Config.MaxAge; got != 0 {
+		t.Errorf("AUDIT max age %s after RestoreAudit, want 0", got)
+	}
+	if err := tj.JS.DeleteStream(ctx, bus.StreamAudit); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.EnsureStreams(ctx, tj.JS, bus.StreamsConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tj.JS.Stream(ctx, bus.StreamAudit); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("AUDIT after EnsureStreams beside HL7_IN: %v, want still missing", err)
+	}
+	if err := bus.RestoreAudit(ctx, tj.JS, bus.StreamsConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	s, err = tj.JS.Stream(ctx, bus.StreamAudit)
+	if err != nil {
+		t.Fatalf("AUDIT after RestoreAudit: %v", err)
+	}
+	if c := s.CachedInfo().Config; c.MaxAge != 0 || !c.DenyDelete || !c.DenyPurge || c.MaxMsgs != -1 {
+		t.Errorf("AUDIT after RestoreAudit: max age %s deny delete %v deny purge %v max msgs %d", c.MaxAge, c.DenyDelete, c.DenyPurge, c.MaxMsgs)
 	}
 }

@@ -162,6 +162,9 @@ const (
 	AuditAccess = "access"
 	// AuditDenied records a request refused for lack of authorisation.
 	AuditDenied = "denied"
+	// AuditIntegrity records an operator accepting the audit trail as it
+	// stands after an integrity finding (`resultgate audit init --accept-new`).
+	AuditIntegrity = "integrity"
 )
 
 // Notification kinds (the "kind" member of a notification body).
@@ -295,4 +298,21 @@ const (
 	HeaderDeadAt = "Resultgate-Dead-At"
 	// HeaderSize is, on records of oversize frames, the full frame size in bytes.
 	HeaderSize = "Resultgate-Size"
+)
+
+// The audit trail's integrity: the hash chain header on every AUDIT event and
+// the bucket of signed checkpoints (router/audit owns both).
+const (
+	// HeaderAuditPrev is, on every AUDIT event, the hex SHA-256 chain link of
+	// the event stored just before it (its sequence, subject, payload and own
+	// HeaderAuditPrev); the first event of a trail carries AuditGenesis.
+	HeaderAuditPrev = "Resultgate-Audit-Prev"
+	// AuditGenesis is HeaderAuditPrev of the first event of a trail.
+	AuditGenesis = "0000000000000000000000000000000000000000000000000000000000000000"
+	// KVAuditCheckpoints holds the audit trail's signed checkpoints (chain
+	// head, sequence, event count), under KeyAuditCheckpoint. It is created
+	// once, like AUDIT, and never updated by serve.
+	KVAuditCheckpoints = "audit_checkpoints"
+	// KeyAuditCheckpoint is the key of the latest checkpoint.
+	KeyAuditCheckpoint = "head"
 )

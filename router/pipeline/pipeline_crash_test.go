@@ -20,7 +20,11 @@ import (
 func TestInstanceCrashLosesAndDuplicatesNothing(t *testing.T) {
 	e := newPipeEnv(t, func(c *Config) { c.Holds.AckWait = time.Second })
 	connect := func() *nats.Conn {
-		nc, err := nats.Connect(e.js.Srv.ClientURL())
+		creds, err := bus.CredsOption(bus.ServiceCredsFile(e.js.Dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc, err := nats.Connect(e.js.Srv.ClientURL(), creds)
 		if err != nil {
 			t.Fatal(err)
 		}
