@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -192,16 +193,31 @@ func BucketConfigs(sc StreamsConfig) []jetstream.KeyValueConfig {
 // Changing an immutable property (storage type) of an existing stream fails
 // with the stream named.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, sc StreamsConfig) error {
+	return EnsureNamed(ctx, js, sc, nil)
+}
+
+// EnsureNamed is EnsureStreams limited to the streams and buckets whose names
+// are in names (stream names such as HL7_IN, bucket names such as holds);
+// nil means all of them. An instance ensures what it uses, so that one
+// running only the intake needs no right on the other streams.
+func EnsureNamed(ctx context.Context, js jetstream.JetStream, sc StreamsConfig, names []string) error {
 	if err := sc.Validate(); err != nil {
 		return fmt.Errorf("streams config: %w", err)
 	}
+	want := func(name string) bool { return names == nil || slices.Contains(names, name) }
 	var errs []error
 	for _, cfg := range StreamConfigs(sc) {
+		if !want(cfg.Name) {
+			continue
+		}
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			errs = append(errs, fmt.Errorf("ensuring stream %s: %w", cfg.Name, err))
 		}
 	}
 	for _, cfg := range BucketConfigs(sc) {
+		if !want(cfg.Bucket) {
+			continue
+		}
 		if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
 			errs = append(errs, fmt.Errorf("ensuring bucket %s: %w", cfg.Bucket, err))
 		}

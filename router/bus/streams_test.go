@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/resultgate/resultgate/config"
 	"github.com/resultgate/resultgate/internal/testutil"
@@ -160,5 +161,51 @@ func TestReady(t *testing.T) {
 	}
 	if err := bus.Ready(ctx, tj.JS); !errors.Is(err, bus.ErrNotConnected) {
 		t.Fatalf("Ready after close = %v, want ErrNotConnected", err)
+	}
+}
+
+// TestEnsureNamed: an instance that runs only the intake creates HL7_IN and
+// DEAD and nothing else; Missing then names what an instance of another role
+// would lack, and Ready fails on the first of them.
+func TestEnsureNamed(t *testing.T) {
+	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{
+		DataDir: t.TempDir(), Listen: "127.0.0.1:-1", Durability: config.DurabilityOS,
+		ReadyTimeout: 10 * time.Second, Logger: zerolog.Nop(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	ctx := testutil.Ctx(t)
+	nc, err := bus.Connect(ctx, bus.ConnConfig{URL: srv.ClientURL(), Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.EnsureNamed(ctx, js, bus.StreamsConfig{}, []string{bus.StreamHL7In, bus.StreamDead}); err != nil {
+		t.Fatalf("EnsureNamed: %v", err)
+	}
+	got := bus.Missing(ctx, js, []string{bus.StreamHL7In, bus.StreamDead, bus.StreamPortal}, []string{bus.KVHolds})
+	if got[0] != nil || got[1] != nil {
+		t.Errorf("HL7_IN, DEAD after EnsureNamed: %v, %v", got[0], got[1])
+	}
+	if !errors.Is(got[2], bus.ErrStreamMissing) || got[2].Error() != "stream PORTAL: stream missing" {
+		t.Errorf("PORTAL = %v, want stream missing", got[2])
+	}
+	if !errors.Is(got[3], bus.ErrStreamMissing) || got[3].Error() != "bucket holds: stream missing" {
+		t.Errorf("holds = %v, want bucket missing", got[3])
+	}
+	if err := bus.Ready(ctx, js); err == nil || err.Error() != "stream PORTAL: stream missing" {
+		t.Errorf("Ready = %v, want the first missing stream", err)
+	}
+	if err := bus.EnsureNamed(ctx, js, bus.StreamsConfig{}, nil); err != nil {
+		t.Fatalf("EnsureNamed(all): %v", err)
+	}
+	if err := bus.Ready(ctx, js); err != nil {
+		t.Errorf("Ready after ensuring all: %v", err)
 	}
 }
