@@ -37,15 +37,10 @@ func (a *App) newMux() *http.ServeMux {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), readyCheckTimeout)
 		defer cancel()
-		if a.stopping.Load() {
-			writeStatus(w, http.StatusServiceUnavailable, "shutting down")
-			return
-		}
-		if err := bus.Ready(ctx, a.js); err != nil {
-			writeStatus(w, http.StatusServiceUnavailable, err.Error())
-			return
-		}
-		writeStatus(w, http.StatusOK, "ready")
+		code, rep := a.readiness(ctx)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(rep)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
 	return mux
