@@ -14,11 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/resultgate/resultgate/config"
+	"github.com/resultgate/resultgate/hl7/mllp"
+	"github.com/resultgate/resultgate/internal/loadgen"
 	"github.com/resultgate/resultgate/internal/testutil"
 	"github.com/resultgate/resultgate/router/api"
 	"github.com/resultgate/resultgate/router/bus"
@@ -451,4 +454,73 @@ func holdCounts(js jetstream.JetStream) (map[string]int, map[string]*hold.Hold, 
 		byID[h.Inbound.ControlID] = h
 	}
 	return counts, byID, nil
+}
+
+// TestPermissionsIntakeRole runs an intake-only instance as the "intake" user
+// of testdata/nats/intake-permissions.conf (the file docs/OPERATIONS.md
+// shows): it ensures its streams, stores and ACKs results, recognises a
+// resend, dead-letters a refused message type and reports ready, and the
+// server logs no permission violation for it. It is refused the pipeline's
+// streams.
+func TestPermissionsIntakeRole(t *testing.T) {
+	conf := filepath.Join(testutil.RepoRoot(t), "testdata", "nats", "intake-permissions.conf")
+	opts, err := server.ProcessConfigFile(conf)
+	if err != nil {
+		t.Fatalf("loading %s: %v", conf, err)
+	}
+	opts.Host, opts.Port, opts.StoreDir, opts.NoSigs = "127.0.0.1", -1, t.TempDir(), true
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slog := &serverLog{}
+	srv.SetLoggerV2(slog, false, false, false)
+	srv.Start()
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	srvs := []*server.Server{srv}
+	cfg := clusterAppConfig(t, userURL(srvs, "intake", "example-intake-password"), writePartitionKey(t))
+	cfg.NATS.Replicas = 1
+	in := startRoleInstance(t, cfg, config.RoleIntake)
+	addr := in.MLLPAddr().String()
+	sendAll(t, addr, msg(labORU, "PI1"), msg(pathORU, "PI2"), msg(labORU, "PI1"))
+	adt := strings.Replace(string(msg(labORU, "PI3")), "ORU^R01^ORU_R01", "ADT^A01^ADT_A01", 1)
+	if n := sendUntilAA(t, addr, msg(labORU, "PI4"), "PI4"); n != 0 {
+		t.Errorf("PI4: %d negative answers", n)
+	}
+	ctx := testutil.Ctx(t)
+	cl, err := mllp.Dial(ctx, mllp.ClientConfig{Addr: addr, AckTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, err := cl.Send(ctx, []byte(adt))
+	cl.Close()
+	if err != nil || loadgen.AckCode(ack) != "AR" {
+		t.Errorf("ADT: ACK %q, %v; want AR", ack, err)
+	}
+	if got := storedControlIDs(t, in.JetStream()); len(got) != 3 || got["PI1"] != 1 {
+		t.Errorf("stored %v, want PI1, PI2, PI4 once each", got)
+	}
+	testutil.Eventually(t, 10*time.Second, "the ADT dead-lettered", func() bool {
+		return in.intake.Stats().DeadLettered == 1
+	})
+	if code, rep := readyz(t, in); code != 200 || rep.Roles["intake"] != "ready" {
+		t.Errorf("/readyz = %d %+v", code, rep)
+	}
+	if v := slog.violations(); len(v) != 0 {
+		t.Errorf("the intake instance needed more than the file grants:\n%s", strings.Join(v, "\n"))
+	}
+	// It cannot create what the pipeline uses: the server drops the request
+	// (no answer) and logs the violation.
+	cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := in.JetStream().CreateOrUpdateStream(cctx, jetstream.StreamConfig{Name: bus.StreamPortal, Subjects: []string{bus.SubjectPortalAll}}); err == nil {
+		t.Error("intake user created PORTAL")
+	}
+	testutil.Eventually(t, 5*time.Second, "the refused PORTAL request logged", func() bool {
+		v := slog.violations()
+		return len(v) > 0 && strings.Contains(strings.Join(v, "\n"), "$JS.API.STREAM.UPDATE.PORTAL")
+	})
 }
