@@ -224,7 +224,8 @@ func (a *App) startForwarder(ctx context.Context) error {
 }
 
 // Service returns the routing pipeline's Go API (holds, releases, Consents,
-// audit); nil before Start.
+// audit); nil before Start and on an instance with neither the pipeline nor
+// the api role.
 func (a *App) Service() *pipeline.Service {
 	if a.pipeline == nil {
 		return nil
