@@ -102,6 +102,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		a.log.Warn().Str("key", w.Key).Int("line", w.Line).Msg(w.Msg)
 	}
 	a.secs = secs
+	a.warnRoles()
 	defer func() {
 		if err != nil {
 			stopCtx, cancel := context.WithTimeout(context.Background(), DefaultStopTimeout)

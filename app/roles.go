@@ -166,3 +166,12 @@ func roleNames(rs []config.Role) []string {
 	}
 	return out
 }
+
+// warnRoles logs a configured part that this instance's roles leave unused,
+// so that a setting without effect here does not pass silently.
+func (a *App) warnRoles() {
+	if a.secs.Forwarder.Enabled && !a.roles.pipeline {
+		a.log.Warn().Strs("roles", roleNames(a.cfg.Roles)).
+			Msg("forwarder.enabled has no effect on this instance: the forwarder runs on instances with the pipeline role")
+	}
+}

@@ -363,6 +363,11 @@ func testRolesAcrossCluster(t *testing.T, variant string) {
 	if n := p2.Service().Metrics().Processed["acked"]; n == 0 {
 		t.Error("pipeline instance 2 classified nothing")
 	}
+	for _, a := range []*App{in, p2, ap} {
+		if code, rep := readyz(t, a); code != 200 {
+			t.Errorf("instance %v not ready after pipeline instance 1 went away: %+v", a.cfg.Roles, rep)
+		}
+	}
 	var bad []string
 	var heldIDs []string
 	for _, m := range msgs {
@@ -523,4 +528,40 @@ func TestPermissionsIntakeRole(t *testing.T) {
 		v := slog.violations()
 		return len(v) > 0 && strings.Contains(strings.Join(v, "\n"), "$JS.API.STREAM.UPDATE.PORTAL")
 	})
+}
+
+// TestRolesWarnUnusedForwarder: an instance without the pipeline role does
+// not start the forwarder it is configured with, and says so.
+func TestRolesWarnUnusedForwarder(t *testing.T) {
+	tj := testutil.StartJS(t, config.DurabilityOS)
+	cfg := clusterAppConfig(t, tj.Srv.ClientURL(), writePartitionKey(t))
+	cfg.NATS.Replicas = 1
+	withFwd, err := config.Parse([]byte("forwarder:\n  enabled: true\n  addr: " + freePort(t) + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Extra = withFwd.Extra
+	for _, tc := range []struct {
+		roles []config.Role
+		warn  bool
+	}{{[]config.Role{config.RoleIntake, config.RoleAPI}, true}, {[]config.Role{config.RolePipeline}, false}} {
+		var logs testutil.SyncBuffer
+		c := cfg
+		c.Roles = tc.roles
+		a := New(c, zerolog.New(&logs))
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := a.Start(ctx); err != nil {
+			cancel()
+			t.Fatalf("%v: %v", tc.roles, err)
+		}
+		cancel()
+		if got := strings.Contains(logs.String(), "forwarder.enabled has no effect on this instance"); got != tc.warn || (a.fwd != nil) == tc.warn {
+			t.Errorf("roles %v: warned %v, forwarder started %v; want warned %v", tc.roles, got, a.fwd != nil, tc.warn)
+		}
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := a.Stop(sctx); err != nil {
+			t.Errorf("stop %v: %v", tc.roles, err)
+		}
+		scancel()
+	}
 }
