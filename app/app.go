@@ -52,9 +52,10 @@ const minPartitionKey = 16
 
 // App is one running resultgate instance.
 type App struct {
-	cfg  config.Config
-	secs Sections // the sections of cfg owned by other packages, decoded by Start
-	log  zerolog.Logger
+	cfg   config.Config
+	roles roles    // the parts of resultgate this instance runs (cfg.Roles)
+	secs  Sections // the sections of cfg owned by other packages, decoded by Start
+	log   zerolog.Logger
 
 	lock *dirLock // the data directory's lock, held while the embedded server runs
 	ns   *server.Server
@@ -93,7 +94,7 @@ type App struct {
 
 // New returns an App for cfg; Start brings it up.
 func New(cfg config.Config, log zerolog.Logger) *App {
-	return &App{cfg: cfg, log: log, errc: make(chan error, 4), registry: newRegistry()}
+	return &App{cfg: cfg, roles: rolesOf(cfg), log: log, errc: make(chan error, 4), registry: newRegistry()}
 }
 
 // Start brings every component up in dependency order and binds the listeners.
@@ -110,6 +111,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		a.log.Warn().Str("key", w.Key).Int("line", w.Line).Msg(w.Msg)
 	}
 	a.secs = secs
+	a.warnRoles()
 	defer func() {
 		if err != nil {
 			stopCtx, cancel := context.WithTimeout(context.Background(), DefaultStopTimeout)
@@ -124,37 +126,56 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	a.startAuditIntegrity(ctx, secret)
-	a.intake = intake.New(a.js, intake.Config{
-		AcceptTypes:       a.cfg.Intake.AcceptTypes,
-		AllowedFacilities: a.cfg.Intake.AllowedFacilities,
-		PartitionSecret:   secret,
-		Partitions:        a.cfg.Intake.Partitions,
-		StoreTimeout:      a.cfg.Intake.StoreTimeout,
-		AckMode:           intake.AckMode(a.cfg.Intake.AckMode),
-		ObserveStore:      a.storeLatency(),
-	}, a.log)
-	if err := a.startPipeline(ctx, secret); err != nil {
-		return err
+	if a.roles.service() {
+		// The audit trail's integrity is watched (and checkpointed) where
+		// the trail is written: the pipeline and the API.
+		a.startAuditIntegrity(ctx, secret)
 	}
-	if err := a.startForwarder(ctx); err != nil {
-		return err
+	if a.roles.intake {
+		a.intake = intake.New(a.js, intake.Config{
+			AcceptTypes:       a.cfg.Intake.AcceptTypes,
+			AllowedFacilities: a.cfg.Intake.AllowedFacilities,
+			PartitionSecret:   secret,
+			Partitions:        a.cfg.Intake.Partitions,
+			StoreTimeout:      a.cfg.Intake.StoreTimeout,
+			AckMode:           intake.AckMode(a.cfg.Intake.AckMode),
+			ObserveStore:      a.storeLatency(),
+		}, a.log)
 	}
-	if err := a.startMLLP(); err != nil {
-		return err
+	if a.roles.service() {
+		if err := a.startPipeline(ctx, secret); err != nil {
+			return err
+		}
+	}
+	if a.roles.pipeline {
+		if err := a.startForwarder(ctx); err != nil {
+			return err
+		}
+	}
+	if a.roles.intake {
+		if err := a.startMLLP(); err != nil {
+			return err
+		}
 	}
 	if err := a.startHTTP(ctx); err != nil {
 		return err
 	}
-	a.registerMetrics()
-	a.registerPipelineMetrics()
+	if a.roles.intake {
+		a.registerMetrics()
+	}
+	if a.pipeline != nil {
+		a.registerPipelineMetrics()
+	}
 	a.registerForwarderMetrics()
 	a.registerNotifyMetrics()
 	ev := a.log.Info()
 	if a.ns != nil && a.cfg.NATS.Listen != "" {
 		ev = ev.Str("nats", a.ns.ClientURL())
 	}
-	ev.Str("mllp", a.mllpLn.Addr().String()).
+	if a.mllpLn != nil {
+		ev = ev.Str("mllp", a.mllpLn.Addr().String())
+	}
+	ev.Strs("roles", roleNames(a.cfg.Roles)).
 		Str("http", a.httpLn.Addr().String()).
 		Str("durability", string(a.cfg.Durability)).
 		Bool("embedded_nats", a.ns != nil).
@@ -181,6 +202,7 @@ func (a *App) startPipeline(ctx context.Context, secret []byte) error {
 	p, err := pipeline.New(a.nc, pipeline.Config{
 		Holds: hc, Partitions: a.cfg.Intake.Partitions, Secret: secret, Policy: pol,
 		FHIR: enc, Replicas: a.cfg.NATS.Replicas, Logger: a.log, Clock: a.clock,
+		NoClassify: !a.roles.pipeline, NoBackground: !a.roles.pipeline,
 	})
 	if err != nil {
 		return err
@@ -192,6 +214,9 @@ func (a *App) startPipeline(ctx context.Context, secret []byte) error {
 		return err
 	}
 	a.pipeline = p
+	if !a.roles.api {
+		return nil
+	}
 	srv, err := api.Start(a.nc, api.DefaultQueue, p.Service())
 	if err != nil {
 		return errors.Join(err, p.Stop(ctx))
@@ -218,7 +243,8 @@ func (a *App) startForwarder(ctx context.Context) error {
 }
 
 // Service returns the routing pipeline's Go API (holds, releases, Consents,
-// audit); nil before Start.
+// audit); nil before Start and on an instance with neither the pipeline nor
+// the api role.
 func (a *App) Service() *pipeline.Service {
 	if a.pipeline == nil {
 		return nil
@@ -267,9 +293,9 @@ func (a *App) startNATS(ctx context.Context) error {
 		return fmt.Errorf("JetStream: %w", err)
 	}
 	a.js = js
-	if err := bus.EnsureStreams(cctx, js, bus.StreamsConfig{
+	if err := bus.EnsureNamed(cctx, js, bus.StreamsConfig{
 		Replicas: a.cfg.NATS.Replicas, DuplicateWindow: a.cfg.Intake.DuplicateWindow,
-	}); err != nil {
+	}, a.roles.ensureNames()); err != nil {
 		return err
 	}
 	return nil
@@ -395,16 +421,12 @@ func AuthConfig(cfg config.Config) (auth.Config, error) {
 	return s.Auth, err
 }
 
-func (a *App) startHTTP(ctx context.Context) error {
-	tc, err := loadServerTLS(a.cfg.HTTP.TLS)
-	if err != nil {
-		return fmt.Errorf("http.tls: %w", err)
-	}
+// mountAPI mounts the HTTP API and the web page (the api role) on mux.
+func (a *App) mountAPI(ctx context.Context, mux *http.ServeMux) (*httpapi.API, error) {
 	authn, err := auth.New(ctx, a.secs.Auth)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	mux := a.newMux()
 	api := httpapi.New(a.pipeline.Service(), authn, a.log).WithTokens(authn).WithConfig(a.cfg)
 	api.Register(mux)
 	var wo web.Options
@@ -414,6 +436,21 @@ func (a *App) startHTTP(ctx context.Context) error {
 		a.log.Warn().Err(err).Msg("the web page offers token sign-in only; OIDC bearer tokens are still accepted")
 	}
 	web.RegisterWithOptions(mux, wo)
+	return api, nil
+}
+
+func (a *App) startHTTP(ctx context.Context) error {
+	tc, err := loadServerTLS(a.cfg.HTTP.TLS)
+	if err != nil {
+		return fmt.Errorf("http.tls: %w", err)
+	}
+	mux := a.newMux()
+	var api *httpapi.API // nil without the api role: the operational endpoints only
+	if a.roles.api {
+		if api, err = a.mountAPI(ctx, mux); err != nil {
+			return err
+		}
+	}
 	// Every request's context derives from this one, cancelled at shutdown
 	// (stopHTTP): a handler that reads the stores stops when it is.
 	baseCtx, baseCancel := context.WithCancel(context.Background())
@@ -438,7 +475,9 @@ func (a *App) startHTTP(ctx context.Context) error {
 	// actually listened on (http.addr may name port 0).
 	hc := a.cfg.HTTP
 	hc.Addr = ln.Addr().String()
-	api.WithOrigins(hc.Origins())
+	if api != nil {
+		api.WithOrigins(hc.Origins())
+	}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -455,8 +494,13 @@ func (a *App) startHTTP(ctx context.Context) error {
 	return nil
 }
 
-// MLLPAddr returns the bound MLLP address.
-func (a *App) MLLPAddr() net.Addr { return a.mllpLn.Addr() }
+// MLLPAddr returns the bound MLLP address; nil without the intake role.
+func (a *App) MLLPAddr() net.Addr {
+	if a.mllpLn == nil {
+		return nil
+	}
+	return a.mllpLn.Addr()
+}
 
 // HTTPAddr returns the bound HTTP address.
 func (a *App) HTTPAddr() net.Addr { return a.httpLn.Addr() }

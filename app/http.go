@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"time"
 
@@ -38,30 +37,10 @@ func (a *App) newMux() *http.ServeMux {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), readyCheckTimeout)
 		defer cancel()
-		if a.stopping.Load() {
-			writeStatus(w, http.StatusServiceUnavailable, "shutting down")
-			return
-		}
-		ready := bus.Ready(ctx, a.js)
-		if ready != nil && !errors.Is(ready, bus.ErrStreamMissing) {
-			writeStatus(w, http.StatusServiceUnavailable, ready.Error())
-			return
-		}
-		// The audit trail's integrity, with what to do about it (a missing
-		// AUDIT is reported here, with the recovery, rather than as a bare
-		// missing stream).
-		var err error
-		if a.audit != nil {
-			err = a.audit.Ready(ctx)
-		}
-		if err == nil {
-			err = ready
-		}
-		if err != nil {
-			writeStatus(w, http.StatusServiceUnavailable, err.Error())
-			return
-		}
-		writeStatus(w, http.StatusOK, "ready")
+		code, rep := a.readiness(ctx)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(rep)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
 	return mux

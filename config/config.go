@@ -204,6 +204,11 @@ type Config struct {
 	NATS       NATS       `yaml:"nats"`
 	Intake     Intake     `yaml:"intake"`
 	FHIR       FHIR       `yaml:"fhir"`
+
+	// Roles are the parts this instance runs (intake, pipeline, api); default
+	// all three. See Role.
+	Roles []Role `yaml:"roles"`
+
 	// Extra holds sections owned by other packages (policy, holds, forwarder,
 	// auth), decoded strictly by those packages.
 	Extra map[string]yaml.Node `yaml:",inline"`
@@ -223,6 +228,7 @@ func Default() Config {
 	return Config{
 		DataDir:    "./data",
 		Durability: DurabilityFsync,
+		Roles:      append([]Role(nil), AllRoles...),
 		Log:        Log{Level: "info", Format: "auto"},
 		MLLP: MLLP{
 			Addr:          ":2575",
@@ -371,6 +377,7 @@ func (c Config) Validate() error {
 	default:
 		bad("durability", "must be %q or %q, got %q", DurabilityFsync, DurabilityOS, c.Durability)
 	}
+	c.validateRoles(bad)
 	switch c.Log.Level {
 	case "trace", "debug", "info", "warn", "error":
 	default:

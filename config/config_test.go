@@ -141,7 +141,7 @@ func TestParseErrors(t *testing.T) {
 			"line 2: mllp.adr: unknown key (did you mean mllp.addr?)\n" +
 				"line 3: mllp.max_con: unknown key (did you mean mllp.max_conns?)\n" +
 				"line 5: intake.partitons: unknown key (did you mean intake.partitions?)\n" +
-				"line 6: bogus: unknown key (the top level takes auth, data_dir, durability, fhir, forwarder, holds, http, intake, log, mllp, nats, notify, policy, rules)"},
+				"line 6: bogus: unknown key (the top level takes auth, data_dir, durability, fhir, forwarder, holds, http, intake, log, mllp, nats, notify, policy, roles, rules)"},
 		{"bad duration", "mllp:\n  idle_timeout: soon\n", `line 2: mllp.idle_timeout: must be a duration such as 30s, 5m or 24h, got "soon"`},
 		{"duration in days", "intake:\n  duplicate_window: 2d\n", `line 2: intake.duplicate_window: must be a duration such as 30s, 5m or 24h, got "2d" (this key takes no days: write 48h)`},
 		{"duration past its bound", "mllp:\n  write_timeout: 100000h\n", "line 2: mllp.write_timeout: must be at most 1h, got 100000h: a peer that reads an ACK more slowly is stuck"},

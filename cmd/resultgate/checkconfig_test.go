@@ -67,7 +67,7 @@ bogus: 1
 @/site.yaml:20: policy.facility_time_zones.TXLAB: unknown time zone "Central" (want an IANA zone such as America/Chicago)
 @/site.yaml:26: forwarder.addr: must be host:port, got "nowhere"
 @/site.yaml:27: forwarder.tls.ca_file: file @/ca.pem does not exist
-@/site.yaml:30: bogus: unknown key (the top level takes auth, data_dir, durability, fhir, forwarder, holds, http, intake, log, mllp, nats, notify, policy, rules)`, "@", dir)
+@/site.yaml:30: bogus: unknown key (the top level takes auth, data_dir, durability, fhir, forwarder, holds, http, intake, log, mllp, nats, notify, policy, roles, rules)`, "@", dir)
 	if err.Error() != wantErr {
 		t.Errorf("check-config error:\n%s\nwant\n%s", err, wantErr)
 	}

@@ -15,7 +15,7 @@ func newServeCmd() *cobra.Command {
 		cfgFile                                  string
 		dataDir, mllpAddr, httpAddr, natsAddr    string
 		natsURL, natsCreds, durability, logLevel string
-		logFormat                                string
+		logFormat, roles                         string
 		logPHI                                   bool
 	)
 	cmd := &cobra.Command{
@@ -23,9 +23,11 @@ func newServeCmd() *cobra.Command {
 		Short: "Run resultgate: MLLP intake, routing pipeline, HTTP API (embedded NATS unless --nats-url)",
 		Long: `serve starts an embedded NATS server with JetStream (or connects to --nats-url), the
 MLLP listener, the routing pipeline and the HTTP API with health (/healthz, /readyz)
-and metrics (/metrics). Flags override the configuration file. SIGTERM or SIGINT
-stops it in order: no new MLLP messages, in-flight stores finish and are
-acknowledged, NATS drains, the embedded server stops.`,
+and metrics (/metrics). --roles runs a part of them only (intake, pipeline, api),
+so that each can run on its own hosts against one NATS cluster. Flags override
+the configuration file. SIGTERM or SIGINT stops it in order: no new MLLP
+messages, in-flight stores finish and are acknowledged, NATS drains, the
+embedded server stops.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := config.Default()
@@ -55,6 +57,9 @@ acknowledged, NATS drains, the embedded server stops.`,
 			if f.Changed("log-phi") {
 				cfg.Log.LogPHI = logPHI
 			}
+			if f.Changed("roles") {
+				cfg.Roles = config.ParseRoles(roles)
+			}
 			if err := cfg.Validate(); err != nil {
 				return &exitError{code: 2, err: err}
 			}
@@ -80,5 +85,6 @@ acknowledged, NATS drains, the embedded server stops.`,
 	fl.StringVar(&logLevel, "log-level", "info", "trace, debug, info, warn or error")
 	fl.StringVar(&logFormat, "log-format", "auto", "auto, json or console")
 	fl.BoolVar(&logPHI, "log-phi", false, "log message content: CONTAINS PHI, for local debugging only")
+	fl.StringVar(&roles, "roles", "intake,pipeline,api", "the parts to run, comma-separated: intake (MLLP), pipeline (classify, deadlines, reconciler, forwarder), api (HTTP API, web page, NATS API); /healthz, /readyz, /metrics always")
 	return cmd
 }

@@ -30,6 +30,26 @@ func Live(nc *nats.Conn) error {
 // JetStream answers, and every stream and bucket exists (mount on /readyz). Bound
 // it with ctx.
 func Ready(ctx context.Context, js jetstream.JetStream) error {
+	var streams, buckets []string
+	for _, cfg := range StreamConfigs(StreamsConfig{}) {
+		streams = append(streams, cfg.Name)
+	}
+	for _, cfg := range BucketConfigs(StreamsConfig{}) {
+		buckets = append(buckets, cfg.Bucket)
+	}
+	if err := Reachable(ctx, js); err != nil {
+		return err
+	}
+	for _, err := range Missing(ctx, js, streams, buckets) {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Reachable reports whether the connection is up and JetStream answers.
+func Reachable(ctx context.Context, js jetstream.JetStream) error {
 	nc := js.Conn()
 	if nc == nil || !nc.IsConnected() {
 		return ErrNotConnected
@@ -37,21 +57,33 @@ func Ready(ctx context.Context, js jetstream.JetStream) error {
 	if _, err := js.AccountInfo(ctx); err != nil {
 		return fmt.Errorf("JetStream account info: %w", err)
 	}
-	for _, cfg := range StreamConfigs(StreamsConfig{}) {
-		if _, err := js.Stream(ctx, cfg.Name); err != nil {
-			if errors.Is(err, jetstream.ErrStreamNotFound) {
-				return fmt.Errorf("stream %s: %w", cfg.Name, ErrStreamMissing)
-			}
-			return fmt.Errorf("stream %s: %w", cfg.Name, err)
-		}
-	}
-	for _, cfg := range BucketConfigs(StreamsConfig{}) {
-		if _, err := js.KeyValue(ctx, cfg.Bucket); err != nil {
-			if errors.Is(err, jetstream.ErrBucketNotFound) {
-				return fmt.Errorf("bucket %s: %w", cfg.Bucket, ErrStreamMissing)
-			}
-			return fmt.Errorf("bucket %s: %w", cfg.Bucket, err)
-		}
-	}
 	return nil
+}
+
+// Missing looks up each of streams and then each of buckets and returns, in
+// that order, nil for each one that exists and otherwise why not (wrapping
+// ErrStreamMissing when it does not exist).
+func Missing(ctx context.Context, js jetstream.JetStream, streams, buckets []string) []error {
+	errs := make([]error, 0, len(streams)+len(buckets))
+	for _, name := range streams {
+		_, err := js.Stream(ctx, name)
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			err = fmt.Errorf("stream %s: %w", name, ErrStreamMissing)
+		case err != nil:
+			err = fmt.Errorf("stream %s: %w", name, err)
+		}
+		errs = append(errs, err)
+	}
+	for _, name := range buckets {
+		_, err := js.KeyValue(ctx, name)
+		switch {
+		case errors.Is(err, jetstream.ErrBucketNotFound):
+			err = fmt.Errorf("bucket %s: %w", name, ErrStreamMissing)
+		case err != nil:
+			err = fmt.Errorf("bucket %s: %w", name, err)
+		}
+		errs = append(errs, err)
+	}
+	return errs
 }

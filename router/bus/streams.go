@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -212,16 +213,27 @@ func AuditCheckpointBucketConfig(sc StreamsConfig) jetstream.KeyValueConfig {
 // `resultgate audit verify` to report, until an operator runs `resultgate
 // audit init --accept-new` (RestoreAudit).
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, sc StreamsConfig) error {
+	return EnsureNamed(ctx, js, sc, nil)
+}
+
+// EnsureNamed is EnsureStreams limited to the streams and buckets whose names
+// are in names (stream names such as HL7_IN, bucket names such as holds);
+// nil means all of them. An instance ensures what it uses, so that one
+// running only the intake needs no right on the other streams.
+func EnsureNamed(ctx context.Context, js jetstream.JetStream, sc StreamsConfig, names []string) error {
 	if err := sc.Validate(); err != nil {
 		return fmt.Errorf("streams config: %w", err)
 	}
+	want := func(name string) bool { return names == nil || slices.Contains(names, name) }
 	var errs []error
 	fresh, err := newInstallation(ctx, js)
 	if err != nil {
 		return err
 	}
-	// AUDIT first: an instance of a cluster starting at the same moment then
-	// never sees HL7_IN (not a new installation) without AUDIT.
+	// AUDIT first, whatever names asks for: an instance of a cluster
+	// starting at the same moment then never sees HL7_IN (not a new
+	// installation) without AUDIT, and an intake-only instance that starts
+	// first on a new installation provisions the trail too (creation only).
 	cfgs := StreamConfigs(sc)
 	for _, cfg := range cfgs {
 		if cfg.Name == StreamAudit {
@@ -231,7 +243,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, sc StreamsConfig
 		}
 	}
 	for _, cfg := range cfgs {
-		if cfg.Name == StreamAudit {
+		if cfg.Name == StreamAudit || !want(cfg.Name) {
 			continue
 		}
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
@@ -246,6 +258,9 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, sc StreamsConfig
 		errs = append(errs, fmt.Errorf("looking up bucket %s: %w", KVAuditCheckpoints, err))
 	}
 	for _, cfg := range BucketConfigs(sc) {
+		if !want(cfg.Bucket) {
+			continue
+		}
 		if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
 			errs = append(errs, fmt.Errorf("ensuring bucket %s: %w", cfg.Bucket, err))
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/resultgate/resultgate/config"
 	"github.com/resultgate/resultgate/internal/testutil"
@@ -234,5 +235,57 @@ func TestEnsureStreamsLeavesAuditAlone(t *testing.T) {
 	}
 	if c := s.CachedInfo().Config; c.MaxAge != 0 || !c.DenyDelete || !c.DenyPurge || c.MaxMsgs != -1 {
 		t.Errorf("AUDIT after RestoreAudit: max age %s deny delete %v deny purge %v max msgs %d", c.MaxAge, c.DenyDelete, c.DenyPurge, c.MaxMsgs)
+	}
+}
+
+// TestEnsureNamed: an instance that runs only the intake creates HL7_IN and
+// DEAD and nothing else; Missing then names what an instance of another role
+// would lack, and Ready fails on the first of them.
+func TestEnsureNamed(t *testing.T) {
+	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{
+		DataDir: t.TempDir(), Durability: config.DurabilityOS,
+		ReadyTimeout: 10 * time.Second, Logger: zerolog.Nop(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	ctx := testutil.Ctx(t)
+	nc, err := bus.Connect(ctx, bus.ConnConfig{Server: srv, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.EnsureNamed(ctx, js, bus.StreamsConfig{}, []string{bus.StreamHL7In, bus.StreamDead}); err != nil {
+		t.Fatalf("EnsureNamed: %v", err)
+	}
+	got := bus.Missing(ctx, js, []string{bus.StreamHL7In, bus.StreamDead, bus.StreamPortal}, []string{bus.KVHolds})
+	if got[0] != nil || got[1] != nil {
+		t.Errorf("HL7_IN, DEAD after EnsureNamed: %v, %v", got[0], got[1])
+	}
+	// A new installation's first instance provisions the audit trail
+	// whatever its role, so a pipeline instance starting later does not
+	// find HL7_IN without AUDIT (which reads as a deleted trail).
+	if _, err := js.Stream(ctx, bus.StreamAudit); err != nil {
+		t.Errorf("AUDIT after an intake-only EnsureNamed on a new installation: %v", err)
+	}
+	if !errors.Is(got[2], bus.ErrStreamMissing) || got[2].Error() != "stream PORTAL: stream missing" {
+		t.Errorf("PORTAL = %v, want stream missing", got[2])
+	}
+	if !errors.Is(got[3], bus.ErrStreamMissing) || got[3].Error() != "bucket holds: stream missing" {
+		t.Errorf("holds = %v, want bucket missing", got[3])
+	}
+	if err := bus.Ready(ctx, js); err == nil || err.Error() != "stream PORTAL: stream missing" {
+		t.Errorf("Ready = %v, want the first missing stream", err)
+	}
+	if err := bus.EnsureNamed(ctx, js, bus.StreamsConfig{}, nil); err != nil {
+		t.Fatalf("EnsureNamed(all): %v", err)
+	}
+	if err := bus.Ready(ctx, js); err != nil {
+		t.Errorf("Ready after ensuring all: %v", err)
 	}
 }

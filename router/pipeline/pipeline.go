@@ -213,7 +213,11 @@ type Config struct {
 	// NoClassify starts no classify consumers (tools and tests that only need
 	// the Service, the scheduler and the reconciler).
 	NoClassify bool
-	Logger     zerolog.Logger
+	// NoBackground starts neither the deadline scheduler nor the reconciler:
+	// with NoClassify, only the Service (the hold view and the release gate),
+	// for an instance that serves the API while others run the pipeline.
+	NoBackground bool
+	Logger       zerolog.Logger
 }
 
 // EnsureBuckets creates the buckets the pipeline owns besides those of
@@ -347,12 +351,14 @@ func (p *Pipeline) Start(ctx context.Context) error {
 		// 100,000 holds, which readiness need not wait for.
 		go debug.FreeOSMemory()
 	}
-	p.wg.Add(2)
-	go func() {
-		defer p.wg.Done()
-		s.gate.RunReconciler(runCtx, p.cfg.Clock.NewTicker, p.cfg.Holds.ReconcileEvery)
-	}()
-	go func() { defer p.wg.Done(); s.runScheduler(runCtx, p.cfg.Holds.SchedulerTick) }()
+	if !p.cfg.NoBackground {
+		p.wg.Add(2)
+		go func() {
+			defer p.wg.Done()
+			s.gate.RunReconciler(runCtx, p.cfg.Clock.NewTicker, p.cfg.Holds.ReconcileEvery)
+		}()
+		go func() { defer p.wg.Done(); s.runScheduler(runCtx, p.cfg.Holds.SchedulerTick) }()
+	}
 
 	for _, part := range hold.PartitionTokens(p.cfg.Partitions) {
 		if p.cfg.NoClassify {
