@@ -120,8 +120,9 @@ func freePort(t *testing.T) string {
 // stored. /readyz reports each instance's roles, and an instance whose role
 // lacks a stream is not ready, naming it, while the others stay ready.
 func TestRolesStartOnlyTheirComponents(t *testing.T) {
+	natsDir := t.TempDir()
 	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{
-		DataDir: t.TempDir(), Listen: "127.0.0.1:-1", Durability: config.DurabilityOS,
+		DataDir: natsDir, Listen: "127.0.0.1:-1", Durability: config.DurabilityOS,
 		ReadyTimeout: 10 * time.Second, Logger: zerolog.Nop(),
 	})
 	if err != nil {
@@ -130,16 +131,20 @@ func TestRolesStartOnlyTheirComponents(t *testing.T) {
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
 	keyFile := writePartitionKey(t)
 	cfg := clusterAppConfig(t, srv.ClientURL(), keyFile)
+	cfg.NATS.CredsFile = bus.ServiceCredsFile(natsDir)
 	cfg.NATS.Replicas = 1
 	cfg.Intake.Partitions = 2
 
 	// Intake only, first: it creates what it writes and nothing else.
 	in := startRoleInstance(t, cfg, config.RoleIntake)
 	js := in.JetStream()
-	missing := bus.Missing(testutil.Ctx(t), js, []string{bus.StreamHL7In, bus.StreamDead, bus.StreamPortal, bus.StreamAudit}, []string{bus.KVHolds})
-	if missing[0] != nil || missing[1] != nil {
-		t.Fatalf("intake instance did not create HL7_IN and DEAD: %v", missing[:2])
+	// On a new installation the first instance, whatever its role, also
+	// creates the audit trail (so HL7_IN never exists without AUDIT).
+	missing := bus.Missing(testutil.Ctx(t), js, []string{bus.StreamHL7In, bus.StreamDead, bus.StreamAudit, bus.StreamPortal}, []string{bus.KVHolds})
+	if missing[0] != nil || missing[1] != nil || missing[2] != nil {
+		t.Fatalf("intake instance did not create HL7_IN, DEAD and AUDIT: %v", missing[:3])
 	}
+	missing = missing[1:]
 	for _, err := range missing[2:] {
 		if !errors.Is(err, bus.ErrStreamMissing) {
 			t.Errorf("intake instance created more than it uses: %v", err)
@@ -535,6 +540,7 @@ func TestPermissionsIntakeRole(t *testing.T) {
 func TestRolesWarnUnusedForwarder(t *testing.T) {
 	tj := testutil.StartJS(t, config.DurabilityOS)
 	cfg := clusterAppConfig(t, tj.Srv.ClientURL(), writePartitionKey(t))
+	cfg.NATS.CredsFile = bus.ServiceCredsFile(tj.Dir)
 	cfg.NATS.Replicas = 1
 	withFwd, err := config.Parse([]byte("forwarder:\n  enabled: true\n  addr: " + freePort(t) + "\n"))
 	if err != nil {

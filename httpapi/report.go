@@ -81,7 +81,28 @@ func (a *API) report(w http.ResponseWriter, r *http.Request, p auth.Principal) e
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(reportTimeout + 10*time.Second))
 	ctx, cancel := context.WithTimeout(r.Context(), reportTimeout)
 	defer cancel()
-	out, err := rep.Report(ctx, since, until)
+	// The report runs beside the request: a request cancelled (shutdown,
+	// client gone) is answered at once, not when the read in hand returns (a
+	// 16 MiB message under load can take longer than the stop's grace).
+	type result struct {
+		out *report.Report
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := rep.Report(ctx, since, until)
+		done <- result{out, err}
+	}()
+	var out *report.Report
+	select {
+	case res := <-done:
+		out, err = res.out, res.err
+	case <-r.Context().Done():
+		err = r.Context().Err()
+	}
+	if err == nil && r.Context().Err() != nil {
+		err = r.Context().Err() // finished as the server stopped: not audited, so not served
+	}
 	if err != nil {
 		switch {
 		case r.Context().Err() != nil:

@@ -6,7 +6,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/resultgate/resultgate/router/bus"
@@ -60,12 +59,9 @@ It reads the bucket over JetStream: the NATS user needs read access to it.
 
 // notifyFailures reads the notify_failures bucket.
 func (f *natsFlags) notifyFailures(ctx context.Context) ([]deliver.Failure, error) {
-	nc, err := bus.Connect(ctx, bus.ConnConfig{
-		URL: f.url, CredsFile: f.creds, CAFile: f.ca, CertFile: f.cert, KeyFile: f.key,
-		Name: "resultgate-cli", Logger: zerolog.Nop(),
-	})
+	nc, err := f.connect(ctx, bus.OperatorSeedFile)
 	if err != nil {
-		return nil, fmt.Errorf("is resultgate serve running? %w", err)
+		return nil, err
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)

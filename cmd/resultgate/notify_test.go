@@ -22,7 +22,7 @@ import (
 // lists it with `resultgate notify failures`.
 func TestNotifyFailures(t *testing.T) {
 	env := testutil.StartJS(t, config.DurabilityOS)
-	if out, _, err := runCLI(t, "", "notify", "failures", "--nats-url", env.Srv.ClientURL()); err != nil || !strings.Contains(out, "0 parked notification(s)") {
+	if out, _, err := runCLI(t, "", "notify", "failures", "--data", env.Dir, "--nats-url", env.Srv.ClientURL()); err != nil || !strings.Contains(out, "0 parked notification(s)") {
 		t.Fatalf("before any: %v\n%s", err, out)
 	}
 	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -47,7 +47,7 @@ func TestNotifyFailures(t *testing.T) {
 	}
 	var out string
 	testutil.Eventually(t, 10*time.Second, "the failure listed", func() bool {
-		out, _, err = runCLI(t, "", "notify", "failures", "--nats-url", env.Srv.ClientURL())
+		out, _, err = runCLI(t, "", "notify", "failures", "--data", env.Dir, "--nats-url", env.Srv.ClientURL())
 		return err == nil && strings.Contains(out, "1 parked notification(s)")
 	})
 	for _, want := range []string{"NOTIFY 1", "ward-pager", "escalation", "H-cli1", "webhook: answered 410 Gone"} {

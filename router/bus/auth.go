@@ -47,7 +47,8 @@ func OperatorCredsFile(dataDir string) string {
 
 // operatorPermissions are the rights of user "operator" on the embedded
 // server: call the API, and read (never change) AUDIT and the checkpoints
-// with ordered consumers, as `resultgate audit verify` does. No
+// with ordered consumers, as `resultgate audit verify` does, and the parked
+// notifications (`resultgate notify failures`). No
 // $JS.API.STREAM.UPDATE, DELETE, PURGE or MSG.DELETE of any stream.
 var operatorPermissions = &server.Permissions{
 	Publish: &server.SubjectPermission{Allow: []string{
@@ -65,6 +66,13 @@ var operatorPermissions = &server.Permissions{
 		"$JS.API.CONSUMER.DELETE.KV_" + KVAuditCheckpoints + ".*",
 		"$JS.FC." + StreamAudit + ".>",
 		"$JS.FC.KV_" + KVAuditCheckpoints + ".>",
+		"$JS.API.STREAM.MSG.GET.KV_" + KVNotifyFailures,
+		"$JS.API.DIRECT.GET.KV_" + KVNotifyFailures + ".>",
+		"$JS.API.CONSUMER.CREATE.KV_" + KVNotifyFailures + ".>",
+		"$JS.API.CONSUMER.INFO.KV_" + KVNotifyFailures + ".*",
+		"$JS.API.CONSUMER.MSG.NEXT.KV_" + KVNotifyFailures + ".*",
+		"$JS.API.CONSUMER.DELETE.KV_" + KVNotifyFailures + ".*",
+		"$JS.FC.KV_" + KVNotifyFailures + ".>",
 	}},
 	Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
 }
