@@ -44,6 +44,20 @@ var ErrTrailTruncated = errors.New("audit trail truncated")
 // has restored them (`resultgate audit init --accept-new`).
 var ErrTrailReconfigured = errors.New("audit trail reconfigured")
 
+// ErrTrailMissing is returned by Record when the AUDIT stream does not
+// exist: it was deleted (serve never recreates it beside existing streams).
+// Nothing is appended until an operator has restored it (`resultgate audit
+// init --accept-new`).
+var ErrTrailMissing = errors.New("audit trail missing")
+
+// Refused reports whether err is the trail refusing appends until an
+// operator acts on it (missing, truncated or reconfigured): no fault of the
+// event being recorded, so its caller waits and tries again rather than
+// giving up on the work the event records.
+func Refused(err error) bool {
+	return errors.Is(err, ErrTrailMissing) || errors.Is(err, ErrTrailTruncated) || errors.Is(err, ErrTrailReconfigured)
+}
+
 // maxConflicts bounds how often one append is linked again because another
 // instance appended first; each retry reads the new head, so only sustained
 // contention from many instances reaches it.
@@ -100,6 +114,12 @@ func (a *Trail) appendLinked(ctx context.Context, subj, msgID string, data []byt
 		jetstream.WithExpectStream(bus.StreamAudit), jetstream.WithExpectLastSequence(a.head.seq))
 	if err != nil {
 		a.head.ok = false
+		if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+			// Nothing stores audit.>: AUDIT may have been deleted.
+			if _, serr := a.js.Stream(ctx, bus.StreamAudit); errors.Is(serr, jetstream.ErrStreamNotFound) {
+				return fmt.Errorf("appending to the audit trail: %w (%w)", ErrTrailMissing, err)
+			}
+		}
 		return err
 	}
 	if !ack.Duplicate {
@@ -114,6 +134,9 @@ func (a *Trail) appendLinked(ctx context.Context, subj, msgID string, data []byt
 // the genesis link at its last sequence.
 func (a *Trail) readHead(ctx context.Context) (chainHead, error) {
 	s, err := a.js.Stream(ctx, bus.StreamAudit)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return chainHead{}, fmt.Errorf("reading the audit chain head: %w (%w)", ErrTrailMissing, err)
+	}
 	if err != nil {
 		return chainHead{}, fmt.Errorf("reading the audit chain head: %w", err)
 	}

@@ -107,6 +107,19 @@ func (s *Service) handleInbound(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.Nak()
 		return
 	}
+	if audit.Refused(perr) {
+		// The audit trail refuses appends (deleted, truncated or
+		// reconfigured) until an operator acts: no fault of this message,
+		// and every message would fail the same way. It waits in HL7_IN,
+		// retried at the longest back-off and never dead-lettered for it;
+		// /readyz and the log say what to do. Its dead_after clock starts
+		// again once the trail is back.
+		s.attempts.settled(seq)
+		s.metrics.retry()
+		log.Error().Str("error", dead.SafeDetail(perr, "audit trail refused")).Msg("classify waits: the audit trail refuses appends until an operator restores it (resultgate audit verify, then audit init --accept-new)")
+		_ = msg.NakWithDelay(s.cfg.Holds.backoff(len(s.cfg.Holds.RetryBackoff) + 1))
+		return
+	}
 	var pe *dead.Permanent
 	reason, detail := bus.DeadRetries, dead.SafeDetail(perr, "processing failed repeatedly")
 	if errors.Is(perr, errAttemptTimeout) {
@@ -331,6 +344,20 @@ type inboundContext struct {
 	order      orderRef
 	provider   string
 	now        time.Time
+	// audited waits for the decision's audit event (written beside the
+	// outputs) and returns its error; nil when there is none to wait for.
+	// The writes that mark the message done (a hold record, the order
+	// index) wait for it, so a redelivery after a failed append records the
+	// decision instead of finding the work done without its event.
+	audited func() error
+}
+
+// waitAudited returns the decision event's error, once it is written.
+func (in *inboundContext) waitAudited() error {
+	if in.audited == nil {
+		return nil
+	}
+	return in.audited()
 }
 
 // processInbound runs the classify step for one message. Every write uses an
@@ -454,6 +481,14 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 	// The decision's audit event is written alongside the outputs; the ack
 	// waits for both.
 	auditDone := make(chan error, 1)
+	var (
+		auditOnce sync.Once
+		auditErr  error
+	)
+	in.audited = func() error {
+		auditOnce.Do(func() { auditErr = <-auditDone })
+		return auditErr
+	}
 	go func() {
 		auditDone <- s.audit.Record(ctx, "dec-"+in.holdID, audit.Event{
 			Kind: bus.AuditDecision, At: in.now, HoldID: in.holdID, PatientKey: in.patientKey, OrderKey: in.orderKey,
@@ -464,7 +499,10 @@ func (s *Service) processInbound(ctx context.Context, msg jetstream.Msg, meta *j
 		})
 	}()
 	err = s.applyDecision(ctx, in, c, d, prior, inputs)
-	return errors.Join(err, <-auditDone)
+	if aerr := in.waitAudited(); aerr != nil && !errors.Is(err, aerr) {
+		err = errors.Join(err, aerr)
+	}
+	return err
 }
 
 // applyDecision writes the outputs of decision d for message in.
@@ -472,6 +510,11 @@ func (s *Service) applyDecision(ctx context.Context, in *inboundContext, c polic
 	msgID, m := in.ref.MsgID, in.msg
 	switch d.Action {
 	case policy.ActionHold:
+		// A hold record marks the message done (a redelivery finds it): it
+		// is written once the decision is on the audit trail.
+		if err := in.waitAudited(); err != nil {
+			return err
+		}
 		if d.Disposition == policy.DispositionRetractAndHold && prior != nil && prior.State == policy.PriorReleased && prior.HoldID != "" {
 			if err := s.retractForRevision(ctx, in, prior, d); err != nil {
 				return err
@@ -515,6 +558,9 @@ func (s *Service) applyDecision(ctx context.Context, in *inboundContext, c polic
 				return err
 			}
 		}
+		if err := in.waitAudited(); err != nil { // the index marks the message done
+			return err
+		}
 		return s.orders.Put(ctx, in.orderKey, store.OrderEntry{HoldID: in.holdID, State: hold.StateWithdrawn, MsgID: msgID, At: in.now, Prior: prior})
 	default: // release
 		if prior != nil && prior.State == policy.PriorHeld && prior.HoldID != "" {
@@ -539,6 +585,9 @@ func (s *Service) applyDecision(ctx context.Context, in *inboundContext, c polic
 			if err := s.history.MarkMalignancy(ctx, in.patientKey, msgID, in.now); err != nil {
 				return err
 			}
+		}
+		if err := in.waitAudited(); err != nil { // the index marks the message done
+			return err
 		}
 		return s.orders.Put(ctx, in.orderKey, store.OrderEntry{HoldID: in.holdID, State: hold.StateReleased, MsgID: msgID, At: in.now, Prior: prior})
 	}

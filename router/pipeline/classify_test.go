@@ -234,3 +234,37 @@ func TestTransientFailuresDeadLetterAfterMaxDeliver(t *testing.T) {
 	}
 	testutil.Eventually(t, 10*time.Second, "replayed result released", func() bool { return len(e.portal("portal.hl7.>")) == 1 })
 }
+
+// TestRefusedAuditTrailNeverDeadLetters: with AUDIT deleted (the trail then
+// refuses every append until an operator restores it), a result is retried
+// far past holds.max_deliver and holds.dead_after but never dead-lettered:
+// the trail's state is no fault of the message, and dead-lettering every
+// result would empty the intake into DEAD. It waits in HL7_IN, unacked.
+func TestRefusedAuditTrailNeverDeadLetters(t *testing.T) {
+	e := newPipeEnv(t, func(c *Config) { c.Holds.ProcessTimeout, c.Holds.DeadAfter = 3*time.Second, 4*time.Second })
+	s := e.start().Service()
+	ctx := testutil.Ctx(t)
+	if err := e.js.JS.DeleteStream(ctx, bus.StreamAudit); err != nil {
+		t.Fatal(err)
+	}
+	e.send(msgSpec{ctrl: "C1", filler: "F1", section: "CH"})
+	cons, err := e.js.JS.Consumer(ctx, bus.StreamHL7In, consumerName(partitionOf("MRN1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := uint64(e.cfg.Holds.MaxDeliver + 3)
+	testutil.Eventually(t, 30*time.Second, "retried past max_deliver", func() bool {
+		info, err := cons.Info(ctx)
+		return err == nil && info.Delivered.Consumer >= want
+	})
+	if recs, err := s.DeadList(ctx, 0); err != nil || len(recs) != 0 {
+		t.Fatalf("dead letters with the audit trail refused: %v %+v", err, recs)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumAckPending+int(info.NumPending) != 1 {
+		t.Errorf("the result is no longer waiting in HL7_IN: ack pending %d, pending %d", info.NumAckPending, info.NumPending)
+	}
+}
