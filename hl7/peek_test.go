@@ -373,9 +373,32 @@ func FuzzReadACK(f *testing.F) {
 		if err != nil || back.Code != CE || len(back.Errors) != 1 || back.Errors[0].Code != CodeRequiredMissing || back.Errors[0].Field != 5 {
 			t.Fatalf("BuildACK's ACK reads back as %+v, %v", back, err)
 		}
+		raw := m.Segments()[0].Field(10).Raw()
 		want := strings.TrimSpace(m.Segments()[0].Field(10).Value())
-		if isASCII(data) && !strings.ContainsAny(m.Segments()[0].Field(10).Raw(), "\r\n") && back.ControlID != want {
+		if !isASCII(data) || strings.ContainsAny(raw, "\r\n") {
+			return
+		}
+		if len(raw) <= MaxHeaderValue && back.ControlID != want {
 			t.Fatalf("MSA-2 reads back as %q, MSH-10 is %q", back.ControlID, want)
+		}
+		// A longer MSH-10 is echoed cut to MaxHeaderValue bytes (ackBound):
+		// without escape sequences, its first MaxHeaderValue bytes.
+		if len(raw) <= MaxHeaderValue {
+			return
+		}
+		d := m.Delimiters()
+		if len(back.ControlID) > MaxHeaderValue {
+			t.Fatalf("MSA-2 reads back as %d bytes, more than %d", len(back.ControlID), MaxHeaderValue)
+		}
+		if d.Escape != 0 && strings.IndexByte(raw, d.Escape) >= 0 {
+			return
+		}
+		cut := raw[:MaxHeaderValue]
+		if i := strings.IndexByte(cut, d.Repetition); d.Repetition != 0 && i >= 0 {
+			cut = cut[:i]
+		}
+		if back.ControlID != strings.TrimSpace(cut) {
+			t.Fatalf("MSA-2 reads back as %q, MSH-10 cut to %d bytes is %q", back.ControlID, MaxHeaderValue, strings.TrimSpace(cut))
 		}
 	})
 }
