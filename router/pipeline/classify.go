@@ -86,9 +86,13 @@ func (s *Service) handleInbound(ctx context.Context, msg jetstream.Msg) {
 	log := s.log.With().Uint64("seq", meta.Sequence.Stream).Str("subject", msg.Subject()).Logger()
 	perr := s.processInbound(ctx, msg, meta)
 	if perr == nil {
-		if err := msg.DoubleAck(ctx); err != nil {
-			// The outputs are written with stable IDs: a redelivery is harmless.
-			log.Warn().Err(err).Msg("ack not confirmed; a redelivery will be absorbed")
+		// A plain ack, not a confirmed one: the outputs are written with
+		// stable IDs and the order index, written last, marks the message
+		// done, so an ack the server never sees costs a redelivery after
+		// AckWait that the re-run absorbs (it sends nothing twice), while
+		// waiting for the confirmation cost a request/reply per message.
+		if err := msg.Ack(); err != nil {
+			log.Warn().Err(err).Msg("ack not sent; a redelivery will be absorbed")
 		}
 		s.metrics.outcome("acked")
 		return
