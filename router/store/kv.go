@@ -62,6 +62,11 @@ func (s KV[T]) Create(ctx context.Context, key string, v T) (rev uint64, created
 	if err != nil {
 		return 0, false, fmt.Errorf("encoding %s: %w", s.what, err)
 	}
+	return s.createRaw(ctx, key, data)
+}
+
+// createRaw is Create with the record already encoded.
+func (s KV[T]) createRaw(ctx context.Context, key string, data []byte) (rev uint64, created bool, err error) {
 	rev, err = s.kv.Create(ctx, key, data)
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return 0, false, nil
