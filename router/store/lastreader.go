@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -62,6 +61,23 @@ type lastEntry struct {
 	rev   uint64
 }
 
+// validKey reports whether k is a valid KV key, as jetstream's KeyValue
+// checks it: [-/_=.a-zA-Z0-9]+, neither starting nor ending with a dot.
+func validKey(k string) bool {
+	if k == "" || k[0] == '.' || k[len(k)-1] == '.' {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		switch c := k[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9',
+			c == '-', c == '/', c == '_', c == '=', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // subscribe starts the reply subscription (with r.mu held).
 func (r *LastReader) subscribe() error {
 	if r.sub != nil && r.sub.IsValid() {
@@ -95,16 +111,23 @@ func (r *LastReader) last(ctx context.Context, stream, pre string, keys []string
 	if r.unsupported.Load() {
 		return nil, errBatchUnavailable
 	}
-	subjects := make([]string, len(keys))
+	// {"multi_last":["$KV.b.k1","$KV.b.k2"]}, written by hand: a valid key
+	// ([-/_=.a-zA-Z0-9]+, as jetstream checks) needs no escaping.
+	req := make([]byte, 0, 16+len(keys)*(len(pre)+40))
+	req = append(req, `{"multi_last":[`...)
 	for i, k := range keys {
-		subjects[i] = pre + k
+		if !validKey(k) {
+			return nil, errBatchUnavailable // Get answers an invalid key
+		}
+		if i > 0 {
+			req = append(req, ',')
+		}
+		req = append(req, '"')
+		req = append(req, pre...)
+		req = append(req, k...)
+		req = append(req, '"')
 	}
-	req, err := json.Marshal(struct {
-		MultiLast []string `json:"multi_last"`
-	}{subjects})
-	if err != nil {
-		return nil, fmt.Errorf("encoding a batched read: %w", err)
-	}
+	req = append(req, "]}"...)
 	ch := make(chan *nats.Msg, len(keys)+2)
 	r.mu.Lock()
 	if err := r.subscribe(); err != nil {

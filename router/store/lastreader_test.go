@@ -46,6 +46,7 @@ func TestKVGetMany(t *testing.T) {
 		{"deleted and purged", []string{"gone", "purged", "a"}},
 		{"repeated and empty", []string{"b", "", "b", "x"}},
 		{"one key", []string{"a"}},
+		{"invalid key", []string{"a", "not a key", ".b"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
