@@ -312,6 +312,10 @@ func (s *Service) applyDecision(ctx context.Context, in *inboundContext, c polic
 		if err != nil {
 			return err
 		}
+		// The view learns of the hold now rather than from the bucket's
+		// watcher, which then skips decoding the record (finishHold
+		// observes it again once done).
+		s.view.Observe(stored)
 		if err := s.finishHold(ctx, in, stored, prior); err != nil {
 			return err
 		}
