@@ -170,6 +170,10 @@ type inboundContext struct {
 	order      orderRef
 	provider   string
 	now        time.Time
+	// createdHold is set when this run created the hold: the prior it
+	// passes to finishHold is then the one it read, and no earlier run can
+	// have indexed the hold with another.
+	createdHold bool
 }
 
 // processInbound runs the classify step for one message. Every write uses an
@@ -308,10 +312,11 @@ func (s *Service) applyDecision(ctx context.Context, in *inboundContext, c polic
 			}
 		}
 		h := s.newHold(in, c, d, prior)
-		stored, _, err := s.holds.Create(ctx, h)
+		stored, created, err := s.holds.Create(ctx, h)
 		if err != nil {
 			return err
 		}
+		in.createdHold = created
 		// The view learns of the hold now rather than from the bucket's
 		// watcher, which then skips decoding the record (finishHold
 		// observes it again once done).
@@ -405,7 +410,7 @@ func (s *Service) finishHold(ctx context.Context, in *inboundContext, h *hold.Ho
 			return err
 		}
 	}
-	if prior == nil {
+	if prior == nil && !in.createdHold {
 		if e, ok, err := s.orders.Get(ctx, h.OrderKey); err != nil {
 			return err
 		} else if ok && e.HoldID == h.ID {
