@@ -274,6 +274,7 @@ type builder struct {
 	isMDM     bool
 
 	usedKeys map[string]int // DiagnosticReport identity keys already used
+	subj     *d4.Reference  // the Patient reference every resource shares (subject)
 }
 
 // order is one OBR (or MDM document) with what belongs to it.
