@@ -1,7 +1,6 @@
 package hold
 
 import (
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -275,11 +274,8 @@ func (h *Hold) Copy() *Hold {
 // keyed returns HMAC-SHA256(secret, domain NUL value) truncated to 96 bits in
 // hex: an opaque, stable ID that reveals nothing about value.
 func keyed(secret []byte, domain, value string) string {
-	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte(domain))
-	mac.Write([]byte{0})
-	mac.Write([]byte(value))
-	return hex.EncodeToString(mac.Sum(nil)[:12])
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(macSum(sum[:0], secret, domain, "\x00", value)[:12])
 }
 
 // HoldID returns the opaque hold ID of the inbound message with Nats-Msg-Id
