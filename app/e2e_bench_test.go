@@ -15,7 +15,8 @@ package app
 //
 // Knobs: RESULTGATE_E2E_COUNT (messages per throughput round), RESULTGATE_E2E_ROUNDS,
 // RESULTGATE_E2E_RATE / RESULTGATE_E2E_SECONDS (latency run), RESULTGATE_E2E_HOLDS
-// (comma-separated hold counts, default 10000,50000,100000).
+// (comma-separated hold counts, default 10000,50000,100000), RESULTGATE_E2E_PARTITIONS
+// (intake.partitions, default 16).
 
 import (
 	"bufio"
@@ -89,6 +90,7 @@ policy:
 	}
 	base := testConfig(t, dataDir)
 	cfg.DataDir, cfg.Durability, cfg.MLLP, cfg.HTTP, cfg.NATS = base.DataDir, base.Durability, base.MLLP, base.HTTP, base.NATS
+	cfg.Intake.Partitions = envInt("RESULTGATE_E2E_PARTITIONS", cfg.Intake.Partitions)
 	return cfg
 }
 
