@@ -9,9 +9,14 @@ package app
 //	RESULTGATE_E2E_BENCH=1 go test ./app -run '^TestE2ELatency$' -v -timeout 30m
 //	RESULTGATE_E2E_BENCH=1 go test ./app -run '^TestE2EHolds$' -v -timeout 30m
 //
+// TestE2EThroughput also logs what does not vary with the machine's load:
+// allocations, NATS messages sent and received per message, and the
+// runtime's estimate of the garbage collector's CPU per message.
+//
 // Knobs: RESULTGATE_E2E_COUNT (messages per throughput round), RESULTGATE_E2E_ROUNDS,
 // RESULTGATE_E2E_RATE / RESULTGATE_E2E_SECONDS (latency run), RESULTGATE_E2E_HOLDS
-// (comma-separated hold counts, default 10000,50000,100000).
+// (comma-separated hold counts, default 10000,50000,100000), RESULTGATE_E2E_PARTITIONS
+// (intake.partitions, default 16).
 
 import (
 	"bufio"
@@ -24,6 +29,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -84,6 +90,7 @@ policy:
 	}
 	base := testConfig(t, dataDir)
 	cfg.DataDir, cfg.Durability, cfg.MLLP, cfg.HTTP, cfg.NATS = base.DataDir, base.Durability, base.MLLP, base.HTTP, base.NATS
+	cfg.Intake.Partitions = envInt("RESULTGATE_E2E_PARTITIONS", cfg.Intake.Partitions)
 	return cfg
 }
 
@@ -217,6 +224,7 @@ func TestE2EThroughput(t *testing.T) {
 			a := startApp(t, kentuckyConfig(t, t.TempDir()))
 			js := a.JetStream()
 			cpu0, la0 := cpuTime(t), loadAvg()
+			w0 := countWork(js)
 			start := time.Now()
 			done := make(chan loadgen.Result, 1)
 			var ackedAt time.Duration
@@ -237,6 +245,7 @@ func TestE2EThroughput(t *testing.T) {
 			stop := make(chan struct{})
 			samples, caught := waitCaughtUp(t, js, start, n, func() uint64 { mu.Lock(); defer mu.Unlock(); return ackedN }, stop)
 			cpu := cpuTime(t) - cpu0
+			work := countWork(js).minus(w0, n)
 			res := <-done
 			la1 := loadAvg()
 			if res.Accepted != n {
@@ -254,14 +263,48 @@ func TestE2EThroughput(t *testing.T) {
 			}
 			_, holds, _ := progress(context.Background(), js)
 			steady := float64(n*3/5) / (t80 - t20).Seconds()
-			t.Logf("E2E-THROUGHPUT round=%d n=%d sensitive=%d holds=%d intake_ack_msg_s=%.0f intake_s=%.2f caught_up_s=%.2f end_to_end_msg_s=%.0f steady_20_80_msg_s=%.0f cpu_us_per_msg=%.0f ack_p50_ms=%.2f ack_p99_ms=%.2f load=%q->%q",
+			t.Logf("E2E-THROUGHPUT round=%d n=%d sensitive=%d holds=%d intake_ack_msg_s=%.0f intake_s=%.2f caught_up_s=%.2f end_to_end_msg_s=%.0f steady_20_80_msg_s=%.0f cpu_us_per_msg=%.0f %s ack_p50_ms=%.2f ack_p99_ms=%.2f load=%q->%q",
 				r+1, n, sens, holds, res.MsgPerSec, ackedAt.Seconds(), caught.Seconds(), float64(n)/caught.Seconds(), steady,
-				float64(cpu.Microseconds())/float64(n), res.P50Millis, res.P99Millis, la0, la1)
+				float64(cpu.Microseconds())/float64(n), work, res.P50Millis, res.P99Millis, la0, la1)
 			if holds != uint64(sens) {
 				t.Errorf("%d holds, want %d (one per sensitive message)", holds, sens)
 			}
 		})
 	}
+}
+
+// work is what a run cost besides time, counted rather than timed so that
+// it does not vary with the machine's load: heap allocations of the whole
+// process (load generator, intake, NATS server, pipeline) and the messages
+// the application's NATS connection sent (publishes, requests, acks) and
+// received (replies, deliveries).
+// The runtime's estimate of the CPU time the garbage collector used
+// (runtime/metrics) is logged beside them.
+type work struct {
+	mallocs, natsOut, natsIn uint64
+	gcCPU                    float64
+}
+
+func countWork(js jetstream.JetStream) work {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	st := js.Conn().Stats()
+	gc := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(gc)
+	return work{mallocs: ms.Mallocs, natsOut: st.OutMsgs, natsIn: st.InMsgs, gcCPU: gc[0].Value.Float64()}
+}
+
+// perMsg is w less w0 per message of n, as it is logged.
+type perMsg struct{ allocs, natsOut, natsIn, gcMicros float64 }
+
+func (w work) minus(w0 work, n int) perMsg {
+	f := float64(n)
+	return perMsg{float64(w.mallocs-w0.mallocs) / f, float64(w.natsOut-w0.natsOut) / f, float64(w.natsIn-w0.natsIn) / f,
+		(w.gcCPU - w0.gcCPU) * 1e6 / f}
+}
+
+func (p perMsg) String() string {
+	return fmt.Sprintf("allocs_per_msg=%.0f nats_out_per_msg=%.2f nats_in_per_msg=%.2f gc_cpu_us_per_msg=%.0f", p.allocs, p.natsOut, p.natsIn, p.gcMicros)
 }
 
 // readStream calls fn for every message in stream (an ordered consumer from the

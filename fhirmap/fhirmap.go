@@ -273,7 +273,9 @@ type builder struct {
 	orders    []*order
 	isMDM     bool
 
-	usedKeys map[string]int // DiagnosticReport identity keys already used
+	usedKeys map[string]int                 // DiagnosticReport identity keys already used
+	subj     *d4.Reference                  // the Patient reference every resource shares (subject)
+	obsCats  map[string]*d4.CodeableConcept // Observation categories, shared (obsCategory)
 }
 
 // order is one OBR (or MDM document) with what belongs to it.

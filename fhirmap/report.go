@@ -188,8 +188,15 @@ func (b *builder) mapOrder(o *order) (reportOut, []obsOut, string, error) {
 	return out, obs, key, nil
 }
 
+// subject returns the reference to the Patient of the Bundle's resources.
+// Every resource of a Bundle names the same Patient: one reference is built
+// and shared (three allocations per resource saved); nothing writes to a
+// resource's subject after it is built, and the encoders only read it.
 func (b *builder) subject() *d4.Reference {
-	return &d4.Reference{Reference: &d4.Reference_Uri{Uri: &d4.String{Value: b.opts.PatientRef}}}
+	if b.subj == nil {
+		b.subj = &d4.Reference{Reference: &d4.Reference_Uri{Uri: &d4.String{Value: b.opts.PatientRef}}}
+	}
+	return b.subj
 }
 
 // firstValued returns the first field with a value in component 1.
@@ -471,18 +478,28 @@ func textValue(f hl7.Field) string {
 func (b *builder) observation(r *obsRun, drStatus c4.DiagnosticReportStatusCode_Value, sec section, effStart *d4.DateTime, issued *d4.Instant) (obsOut, error) {
 	s := r.first.seg
 	id := b.newID("Observation", r.idKey)
-	ob := &obspb.Observation{Id: &d4.Id{Value: id.id}, Subject: b.subject()}
+	// One allocation for the Observation and its always-present elements.
+	a := &struct {
+		ob  obspb.Observation
+		id  d4.Id
+		st  obspb.Observation_StatusCode
+		cat [1]*d4.CodeableConcept
+	}{}
+	ob := &a.ob
+	a.id.Value = id.id
+	ob.Id, ob.Subject, ob.Status = &a.id, b.subject(), &a.st
 
 	st := strings.ToUpper(code(s.Field(11).Value()))
 	if v, ok := observationStatus[st]; ok {
-		ob.Status = &obspb.Observation_StatusCode{Value: v}
+		a.st.Value = v
 	} else if v, ok := reportToObservation[drStatus]; ok && st == "" {
-		ob.Status = &obspb.Observation_StatusCode{Value: v}
+		a.st.Value = v
 	} else {
-		ob.Status = &obspb.Observation_StatusCode{Value: c4.ObservationStatusCode_UNKNOWN}
+		a.st.Value = c4.ObservationStatusCode_UNKNOWN
 	}
 	if sec.obsCat != "" {
-		ob.Category = []*d4.CodeableConcept{conceptCode(SystemObsCategory, sec.obsCat, obsCategoryDisplay[sec.obsCat])}
+		a.cat[0] = b.obsCategory(sec.obsCat)
+		ob.Category = a.cat[:]
 	}
 	ob.Code = concept(fieldCWE(s.Field(3)))
 	if ob.Code == nil {
@@ -571,6 +588,20 @@ func (b *builder) observation(r *obsRun, drStatus c4.DiagnosticReportStatusCode_
 		ob.Identifier = []*d4.Identifier{oid}
 	}
 	return obsOut{res: ob, id: id}, nil
+}
+
+// obsCategory returns the Observation category concept of code c, built
+// once per Bundle and shared by its Observations (read only, like subject).
+func (b *builder) obsCategory(c string) *d4.CodeableConcept {
+	if cc := b.obsCats[c]; cc != nil {
+		return cc
+	}
+	cc := conceptCode(SystemObsCategory, c, obsCategoryDisplay[c])
+	if b.obsCats == nil {
+		b.obsCats = map[string]*d4.CodeableConcept{}
+	}
+	b.obsCats[c] = cc
+	return cc
 }
 
 var obsCategoryDisplay = map[string]string{

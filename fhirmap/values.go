@@ -106,11 +106,23 @@ func unitOf(f hl7.Field) unit {
 	if txt == "" {
 		txt = id
 	}
-	if txt != "" {
-		u.unit = &d4.String{Value: txt}
+	ucum := id != "" && systemFor(sys) == SystemUCUM && code(id) == id
+	if txt == "" && !ucum {
+		return u
 	}
-	if id != "" && systemFor(sys) == SystemUCUM && code(id) == id {
-		u.system, u.code = &d4.Uri{Value: SystemUCUM}, &d4.Code{Value: id}
+	// One allocation for the unit's elements.
+	a := &struct {
+		unit   d4.String
+		system d4.Uri
+		code   d4.Code
+	}{}
+	if txt != "" {
+		a.unit.Value = txt
+		u.unit = &a.unit
+	}
+	if ucum {
+		a.system.Value, a.code.Value = SystemUCUM, id
+		u.system, u.code = &a.system, &a.code
 	}
 	return u
 }

@@ -3,6 +3,7 @@ package hl7
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -53,6 +54,22 @@ func ParseTime(s string, loc *time.Location) (time.Time, error) {
 	return t, err
 }
 
+// fixedZones caches the locations of the UTC offsets seen ("-0500" →
+// time.FixedZone("-0500", -18000)): a message carries a handful of
+// timestamps, all with the sender's offset, and each FixedZone is three
+// allocations. The offsets are validated (±HHMM, HH ≤ 14, MM ≤ 59), so the
+// cache holds at most 2×15×60 entries.
+var fixedZones sync.Map
+
+func fixedZone(off string, secs int) *time.Location {
+	if l, ok := fixedZones.Load(off); ok {
+		return l.(*time.Location)
+	}
+	off = strings.Clone(off) // off may be a slice of a message's bytes
+	l, _ := fixedZones.LoadOrStore(off, time.FixedZone(off, secs))
+	return l.(*time.Location)
+}
+
 // ParseTimePrecision is ParseTime that also reports how precise the value is.
 func ParseTimePrecision(s string, loc *time.Location) (time.Time, Precision, error) {
 	orig := s
@@ -84,7 +101,7 @@ func ParseTimePrecision(s string, loc *time.Location) (time.Time, Precision, err
 		if off[0] == '-' {
 			secs = -secs
 		}
-		loc = time.FixedZone(off, secs)
+		loc = fixedZone(off, secs)
 	}
 	// Fraction.
 	frac, nanos := "", 0

@@ -16,6 +16,11 @@
 #      the Go heap in use (from /metrics)
 #   e  peak RSS increase (VmHWM) of `serve` for one message just under the 16 MiB
 #      maximum frame
+#   p  issue 14 §3, per round: `serve` with its pipeline paused (the classify
+#      consumers paused through JetStream, cmd.test -test.run TestPauseClassify)
+#      and running, durability os and fsync, against simple-hl7 and the raw
+#      JetStream sync-always publish rate, all under the same bench
+#      (--count $P_COUNT; fsync runs --count $FSYNC_COUNT); ratios per round
 #
 # Each of a-c runs $ROUNDS rounds, each round on a fresh data directory; the
 # summary quotes medians. Everything listens on 127.0.0.1 and every run ends by
@@ -34,6 +39,7 @@ RSS_EVERY=${RSS_EVERY:-5}
 RSS_TAIL=${RSS_TAIL:-0}
 RSS_CONFIG=${RSS_CONFIG:-}
 SECTIONS=${SECTIONS:-abcde}
+P_COUNT=${P_COUNT:-30000}
 FIXTURE=$ROOT/testdata/hl7/oru_r01_v251.hl7
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -81,7 +87,7 @@ start_serve() {
   [[ -n ${3:-} ]] && cfg=(--config "$3")
   rm -rf "$dir"
   "$RG" serve "${cfg[@]}" --data "$dir" --mllp-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 \
-    --nats-addr 127.0.0.1:-1 --log-format json --durability "$1" 2>"$log" &
+    --nats-addr "${NATS_ADDR:-127.0.0.1:-1}" --log-format json --durability "$1" 2>"$log" &
   SERVE_PID=$!
   PIDS+=("$SERVE_PID")
   wait_line "$log" '"resultgate started"'
@@ -217,6 +223,42 @@ if [[ $SECTIONS == *e* ]]; then
   rm -rf "$OUT/data-e" "$big"
 fi
 
+if [[ $SECTIONS == *p* ]]; then
+  # A fixed NATS port for the pause switch (serve logs no NATS address).
+  P_NATS=127.0.0.1:${P_NATS_PORT:-14222}
+  # p_serve DURABILITY STATE COUNT ROUND: serve with its pipeline STATE
+  # (paused or running) under the bench; JSON and CPU µs/msg per round.
+  p_serve() {
+    NATS_ADDR=$P_NATS start_serve "$1" "p-$1-$2-$4"
+    if [[ $2 == paused ]]; then
+      RESULTGATE_PAUSE_NATS=nats://$P_NATS "$OUT/cmd.test" -test.run '^TestPauseClassify$' -test.v -test.count 1 | grep PAUSE-CLASSIFY
+    fi
+    t0=$(cpu_ticks "$SERVE_PID")
+    bench "$MLLP" "$3" "$OUT/p_$1_$2_$4.json"
+    echo "serve $1 $2 CPU µs/msg: $(cpu_per_msg "$SERVE_PID" "$t0" "$3")" | tee "$OUT/p_cpu_$1_$2_$4.txt"
+    stop_pid "$SERVE_PID"
+    rm -rf "$OUT/data-p-$1-$2-$4"
+  }
+  for r in $(seq "$ROUNDS"); do
+    echo "== round $r: p) os paused, simple-hl7, os running, fsync paused, raw fsync, fsync running"
+    p_serve os paused "$P_COUNT" "$r"
+    node "$ROOT/interop/ack-server.js" 0 127.0.0.1 >"$OUT/p$r.node.log" 2>&1 &
+    NODE_PID=$!
+    PIDS+=("$NODE_PID")
+    wait_line "$OUT/p$r.node.log" listening
+    ADDR=$(sed -n 's/.*"listening":"\([^"]*\)".*/\1/p' "$OUT/p$r.node.log")
+    t0=$(cpu_ticks "$NODE_PID")
+    bench "$ADDR" "$P_COUNT" "$OUT/p_simplehl7_$r.json"
+    echo "simple-hl7 CPU µs/msg: $(cpu_per_msg "$NODE_PID" "$t0" "$P_COUNT")" | tee "$OUT/p_cpu_simplehl7_$r.txt"
+    stop_pid "$NODE_PID"
+    p_serve os running "$P_COUNT" "$r"
+    p_serve fsync paused "$FSYNC_COUNT" "$r"
+    RESULTGATE_BENCH_DIR=$OUT "$OUT/cmd.test" -test.run '^$' -test.bench 'RawJetStreamPublish/fsync$' \
+      -test.benchtime "${FSYNC_COUNT}x" -test.count 1 | tee "$OUT/p_raw_fsync_$r.txt"
+    p_serve fsync running "$FSYNC_COUNT" "$r"
+  done
+fi
+
 if [[ ${PROFILE:-0} == 1 ]]; then
   echo "== CPU profile of the in-process intake (durability os, 8 conns, 50000 msgs)"
   RESULTGATE_BENCH_DIR=$OUT "$OUT/cmd.test" -test.run '^$' -test.bench 'ServeInProcess/os$' \
@@ -264,4 +306,27 @@ if cs:
     ratios = [cs[r]['msg_per_sec'] / craw[r] for r in sorted(set(cs) & set(craw))]
     print(f"c median: raw {med(list(craw.values())):.0f} msg/s, serve {fmt(list(cs.values()))}")
     print("c serve/raw ratio per round:", ' '.join(f"{x:.2f}" for x in ratios), f"median {med(ratios):.2f}")
+p = {}
+for f in glob.glob(os.path.join(out, 'p_*_*.json')):
+    m = re.search(r'p_(.+)_(\d+)\.json$', f)
+    p.setdefault(m.group(1), {})[int(m.group(2))] = json.load(open(f))
+praw = {}
+for r, f in load('p_raw_fsync_*.txt').items():
+    m = re.search(r'([\d.]+) msg/s', open(f).read())
+    if m: praw[r] = float(m.group(1))
+if p:
+    base = p.get('simplehl7', {})
+    for kind in ('os_paused', 'os_running', 'simplehl7', 'fsync_paused', 'fsync_running'):
+        rs = p.get(kind, {})
+        if not rs: continue
+        for r in sorted(rs): print(f"p round {r}: {kind:14s} {rs[r]['msg_per_sec']:.0f} msg/s p50 {rs[r]['p50_ms']} p99 {rs[r]['p99_ms']} accepted {rs[r]['accepted']}/{rs[r]['sent']}")
+        print(f"p {kind} median: {fmt(list(rs.values()))}")
+        if kind != 'simplehl7' and base:
+            ratios = [rs[r]['msg_per_sec'] / base[r]['msg_per_sec'] for r in sorted(set(rs) & set(base))]
+            print(f"p {kind}/simple-hl7 ratio per round:", ' '.join(f"{x:.2f}" for x in ratios), f"median {med(ratios):.2f}")
+        if kind.startswith('fsync') and praw:
+            ratios = [rs[r]['msg_per_sec'] / praw[r] for r in sorted(set(rs) & set(praw))]
+            print(f"p {kind}/raw fsync ratio per round:", ' '.join(f"{x:.2f}" for x in ratios), f"median {med(ratios):.2f} (raw median {med(list(praw.values())):.0f} msg/s)")
+    for f in sorted(glob.glob(os.path.join(out, 'p_cpu_*.txt'))):
+        print(os.path.basename(f), open(f).read().strip())
 EOF

@@ -1,7 +1,6 @@
 package hold
 
 import (
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -25,10 +24,8 @@ func PatientKey(secret []byte, pid string) string {
 	if pid == "" {
 		return ""
 	}
-	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte(pid))
-	sum := mac.Sum(nil)
-	return hex.EncodeToString(sum[:PatientKeyLen/2])
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(macSum(sum[:0], secret, pid)[:PatientKeyLen/2])
 }
 
 // PatientIdentity joins a PID-3 identifier (CX.1) and its assigning authority

@@ -307,6 +307,15 @@ func (v *View) apply(e jetstream.KeyValueEntry) {
 		v.mu.Unlock()
 		return
 	}
+	// The classify step and the gate observe what they write: the watcher's
+	// copy of such an update arrives after it and is not decoded again.
+	v.mu.Lock()
+	cur := v.holds[e.Key()]
+	seen := cur != nil && cur.Revision >= e.Revision()
+	v.mu.Unlock()
+	if seen {
+		return
+	}
 	var sh slimHold
 	if err := decodeSlim(e.Value(), &sh); err != nil {
 		v.log.Error().Err(err).Str("hold_id", e.Key()).Msg("undecodable hold record skipped")

@@ -91,9 +91,13 @@ func (s *Service) handleInbound(ctx context.Context, msg jetstream.Msg) {
 	perr := s.runAttempt(ctx, msg, meta)
 	if perr == nil {
 		s.attempts.settled(seq)
-		if err := msg.DoubleAck(ctx); err != nil {
-			// The outputs are written with stable IDs: a redelivery is harmless.
-			log.Warn().Err(err).Msg("ack not confirmed; a redelivery will be absorbed")
+		// A plain ack, not a confirmed one: the outputs are written with
+		// stable IDs and the order index, written last, marks the message
+		// done, so an ack the server never sees costs a redelivery after
+		// AckWait that the re-run absorbs (it sends nothing twice), while
+		// waiting for the confirmation cost a request/reply per message.
+		if err := msg.Ack(); err != nil {
+			log.Warn().Err(err).Msg("ack not sent; a redelivery will be absorbed")
 		}
 		s.metrics.outcome("acked")
 		return
@@ -350,6 +354,10 @@ type inboundContext struct {
 	// index) wait for it, so a redelivery after a failed append records the
 	// decision instead of finding the work done without its event.
 	audited func() error
+	// createdHold is set when this run created the hold: the prior it
+	// passes to finishHold is then the one it read, and no earlier run can
+	// have indexed the hold with another.
+	createdHold bool
 }
 
 // waitAudited returns the decision event's error, once it is written.
@@ -521,10 +529,11 @@ func (s *Service) applyDecision(ctx context.Context, in *inboundContext, c polic
 			}
 		}
 		h := s.newHold(in, c, d, prior)
-		stored, _, err := s.holds.Create(ctx, h)
+		stored, created, err := s.holds.Create(ctx, h)
 		if err != nil {
 			return err
 		}
+		in.createdHold = created
 		if err := s.finishHold(ctx, in, stored, prior); err != nil {
 			return err
 		}
@@ -616,14 +625,16 @@ func (s *Service) retractForRevision(ctx context.Context, in *inboundContext, pr
 // version it replaces, index the order, notify the clinician.
 func (s *Service) finishHold(ctx context.Context, in *inboundContext, h *hold.Hold, prior *policy.Prior) error {
 	// The hold is stored: the view lists it before anyone is told of it (a
-	// notification counts the holds waiting for its clinician).
+	// notification counts the holds waiting for its clinician), and learns
+	// of it here rather than from the bucket's watcher, which then skips
+	// decoding the record.
 	s.view.Observe(h)
 	if h.Supersedes != "" {
 		if err := s.closePrior(ctx, h.Supersedes, h.ID, hold.StateSuperseded, "replaced by a correction", h.CreatedAt); err != nil {
 			return err
 		}
 	}
-	if prior == nil {
+	if prior == nil && !in.createdHold {
 		if e, ok, err := s.orders.Get(ctx, h.OrderKey); err != nil {
 			return err
 		} else if ok && e.HoldID == h.ID {

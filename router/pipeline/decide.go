@@ -216,24 +216,16 @@ func (s *Service) determinations(ctx context.Context, orderKeys []string, patien
 	var (
 		out []policy.Determination
 		sum uint64
-		// The legacy key is read at once beside the order's own.
-		sets = make([][]hold.Determination, len(orderKeys))
-		revs = make([]uint64, len(orderKeys))
-		errs = make([]error, len(orderKeys))
-		done = make(chan int, len(orderKeys))
 	)
+	// The legacy key is read with the order's own, in one request.
+	sets, revs, err := s.dets.GetRevs(ctx, orderKeys)
+	if err != nil {
+		return nil, 0, err
+	}
 	for i, k := range orderKeys {
 		if i > 0 && k == orderKeys[0] {
-			done <- i
-			continue
+			sets[i], revs[i] = nil, 0 // counted once
 		}
-		go func() { sets[i], revs[i], errs[i] = s.dets.GetRev(ctx, k); done <- i }()
-	}
-	for range orderKeys {
-		<-done
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, 0, err
 	}
 	for i, ds := range sets {
 		sum += revs[i]

@@ -62,28 +62,24 @@ func (o orderRef) keys() []string {
 // legacy key cannot tell issuers apart, the patient can), so another lab's
 // order with the same filler number is not taken for a correction of it.
 //
-// Both keys are read at once: a first version (the common case) misses the
-// order's own key, and the legacy read then costs no extra round trip.
+// Both keys are read in one request: a first version (the common case)
+// misses the order's own key, and the legacy read then costs no extra round
+// trip.
 func (s *Service) orderEntry(ctx context.Context, o orderRef, patientKey string) (store.OrderEntry, bool, error) {
 	if o.legacy == "" || o.legacy == o.key {
 		return s.orders.Get(ctx, o.key)
 	}
-	var (
-		le    store.OrderEntry
-		lok   bool
-		lerr  error
-		ldone = make(chan struct{})
-	)
-	go func() { defer close(ldone); le, lok, lerr = s.orders.Get(ctx, o.legacy) }()
-	e, ok, err := s.orders.Get(ctx, o.key)
-	<-ldone
-	if err != nil || ok {
-		return e, ok, err
+	es, found, err := s.orders.GetMany(ctx, o.key, o.legacy)
+	if err != nil {
+		return store.OrderEntry{}, false, err
 	}
-	e, ok, err = le, lok, lerr
-	if err != nil || !ok {
-		return e, ok, err
+	if found[0] {
+		return es[0], true, nil
 	}
+	if !found[1] {
+		return store.OrderEntry{}, false, nil
+	}
+	e := es[1]
 	if e.State == hold.StateHeld {
 		h, err := s.holds.Get(ctx, e.HoldID)
 		if err == nil && h.PatientKey != patientKey {

@@ -317,6 +317,11 @@ func (p *Pipeline) Start(ctx context.Context) error {
 		dets: store.NewDeterminations(kvs[bus.KVDeterminations]), orders: store.NewOrders(kvs[bus.KVOrders]),
 		metrics: metrics,
 	}
+	// The classify step reads two keys of the orders and determinations
+	// buckets per message: in one request each.
+	lr := store.NewLastReader(p.nc)
+	s.orders.ReadBatched(lr)
+	s.dets.ReadBatched(lr)
 	s.gate = feed.New(feed.Config{JS: p.js, Holds: s.holds, View: s.view, Audit: s.audit, FHIR: p.cfg.FHIR, History: s.history, FeedsPatients: p.cfg.Holds.feedsPatients, Log: p.log, Metrics: metrics})
 	p.svc = s
 

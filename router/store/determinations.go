@@ -56,6 +56,23 @@ func (s *Determinations) GetRev(ctx context.Context, orderKey string) ([]hold.De
 	return set.Items, rev, err
 }
 
+// GetRevs is GetRev for each of order keys, in one request when batched
+// reads are on (ReadBatched).
+func (s *Determinations) GetRevs(ctx context.Context, orderKeys []string) ([][]hold.Determination, []uint64, error) {
+	sets, revs, _, err := s.kv.GetMany(ctx, orderKeys)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([][]hold.Determination, len(sets))
+	for i := range sets {
+		out[i] = sets[i].Items
+	}
+	return out, revs, nil
+}
+
+// ReadBatched makes GetRevs read its keys in one request through r.
+func (s *Determinations) ReadBatched(r *LastReader) { s.kv.lr = r }
+
 // List returns every determination, active or ended, oldest first.
 func (s *Determinations) List(ctx context.Context) ([]hold.Determination, error) {
 	lister, err := s.kv.kv.ListKeys(ctx)

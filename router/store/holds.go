@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -22,7 +23,11 @@ func NewHolds(kv jetstream.KeyValue) *Holds { return &Holds{kv: NewKV[hold.Hold]
 // Create stores a new hold. If a record with the same ID exists (a re-run of
 // the classify step) it returns the stored record and created=false.
 func (s *Holds) Create(ctx context.Context, h *hold.Hold) (stored *hold.Hold, created bool, err error) {
-	rev, created, err := s.kv.Create(ctx, h.ID, *h)
+	data, err := json.Marshal(h)
+	if err != nil {
+		return nil, false, fmt.Errorf("hold %s: encoding hold: %w", h.ID, err)
+	}
+	rev, created, err := s.kv.createRaw(ctx, h.ID, data)
 	if err != nil {
 		return nil, false, fmt.Errorf("hold %s: %w", h.ID, err)
 	}
@@ -30,7 +35,11 @@ func (s *Holds) Create(ctx context.Context, h *hold.Hold) (stored *hold.Hold, cr
 		cur, err := s.Get(ctx, h.ID)
 		return cur, false, err
 	}
-	c := h.Clone()
+	// The record returned is a copy of the one stored, sharing no memory
+	// with h (built from a pooled classification); the classify step's
+	// holds have UTC times, for which the copy equals the stored record
+	// decoded (TestHoldCopyEqualsClone) at a fraction of a decode's cost.
+	c := h.Copy()
 	c.Revision = rev
 	return c, true, nil
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -28,6 +30,8 @@ const maxCASAttempts = 16
 type KV[T any] struct {
 	kv   jetstream.KeyValue
 	what string
+	// lr, when set, reads several keys in one request (GetMany).
+	lr *LastReader
 }
 
 // NewKV returns the record store of bucket kv.
@@ -47,6 +51,69 @@ func (s KV[T]) Get(ctx context.Context, key string) (T, uint64, error) {
 	return s.decode(e)
 }
 
+// GetMany returns the current records of keys (at most a few; "" and
+// repeated keys are allowed) as Get would, one result per key: found is
+// false (and the record zero) for a missing key. With a LastReader the keys
+// are read in one request; otherwise, or when the server does not answer
+// that form, one Get per distinct key, at once.
+func (s KV[T]) GetMany(ctx context.Context, keys []string) (vals []T, revs []uint64, found []bool, err error) {
+	vals, revs, found = make([]T, len(keys)), make([]uint64, len(keys)), make([]bool, len(keys))
+	var distinct []string
+	for _, k := range keys {
+		if k != "" && !slices.Contains(distinct, k) {
+			distinct = append(distinct, k)
+		}
+	}
+	if len(distinct) == 0 {
+		return vals, revs, found, nil
+	}
+	if s.lr != nil && len(distinct) > 1 {
+		got, err := s.lr.last(ctx, "KV_"+s.kv.Bucket(), "$KV."+s.kv.Bucket()+".", distinct)
+		if err == nil {
+			for i, k := range keys {
+				e, ok := got[k]
+				if !ok {
+					continue
+				}
+				if err := json.Unmarshal(e.value, &vals[i]); err != nil {
+					return vals, revs, found, fmt.Errorf("decoding %s %s: %w", s.what, k, err)
+				}
+				revs[i], found[i] = e.rev, true
+			}
+			return vals, revs, found, nil
+		}
+		if !errors.Is(err, errBatchUnavailable) {
+			return vals, revs, found, fmt.Errorf("reading %s: %w", s.what, err)
+		}
+	}
+	type one struct {
+		v   T
+		rev uint64
+		err error
+	}
+	res := make([]one, len(distinct))
+	var wg sync.WaitGroup
+	for i, k := range distinct[1:] {
+		wg.Go(func() { r := &res[i+1]; r.v, r.rev, r.err = s.Get(ctx, k) })
+	}
+	res[0].v, res[0].rev, res[0].err = s.Get(ctx, distinct[0])
+	wg.Wait()
+	for i, k := range keys {
+		if k == "" {
+			continue
+		}
+		r := res[slices.Index(distinct, k)]
+		switch {
+		case errors.Is(r.err, errNotFound):
+		case r.err != nil:
+			return vals, revs, found, r.err
+		default:
+			vals[i], revs[i], found[i] = r.v, r.rev, true
+		}
+	}
+	return vals, revs, found, nil
+}
+
 func (s KV[T]) decode(e jetstream.KeyValueEntry) (T, uint64, error) {
 	var v T
 	if err := json.Unmarshal(e.Value(), &v); err != nil {
@@ -62,6 +129,11 @@ func (s KV[T]) Create(ctx context.Context, key string, v T) (rev uint64, created
 	if err != nil {
 		return 0, false, fmt.Errorf("encoding %s: %w", s.what, err)
 	}
+	return s.createRaw(ctx, key, data)
+}
+
+// createRaw is Create with the record already encoded.
+func (s KV[T]) createRaw(ctx context.Context, key string, data []byte) (rev uint64, created bool, err error) {
 	rev, err = s.kv.Create(ctx, key, data)
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return 0, false, nil

@@ -52,6 +52,17 @@ func (o *Orders) Get(ctx context.Context, orderKey string) (OrderEntry, bool, er
 	return e, true, nil
 }
 
+// GetMany returns the latest version of each of order keys (found[i] false
+// for a missing or empty key), in one request when batched reads are on
+// (ReadBatched).
+func (o *Orders) GetMany(ctx context.Context, orderKeys ...string) (entries []OrderEntry, found []bool, err error) {
+	entries, _, found, err = o.kv.GetMany(ctx, orderKeys)
+	return entries, found, err
+}
+
+// ReadBatched makes GetMany read its keys in one request through r.
+func (o *Orders) ReadBatched(r *LastReader) { o.kv.lr = r }
+
 // Put records e as the latest version of order key.
 func (o *Orders) Put(ctx context.Context, orderKey string, e OrderEntry) error {
 	if orderKey == "" {
