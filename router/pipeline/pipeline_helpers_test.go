@@ -28,62 +28,11 @@ import (
 	"github.com/resultgate/resultgate/router/hold"
 )
 
-// fakeClock is a settable clock for deadline tests. Its tickers (the
-// scheduler's and the reconciler's) tick only when the test advances the time
-// or calls Tick: nothing in the pipeline tests waits on real time.
-type fakeClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	tickers []chan time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// NewTicker returns a ticker driven by Advance and Tick.
-func (c *fakeClock) NewTicker(time.Duration) (<-chan time.Time, func()) {
-	ch := make(chan time.Time, 1)
-	c.mu.Lock()
-	c.tickers = append(c.tickers, ch)
-	c.mu.Unlock()
-	return ch, func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for i, t := range c.tickers {
-			if t == ch {
-				c.tickers = append(c.tickers[:i], c.tickers[i+1:]...)
-				break
-			}
-		}
-	}
-}
-
-// Advance moves the time by d and ticks every ticker.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-	c.Tick()
-}
-
-// Tick ticks every ticker once (a tick still pending is not doubled) without
-// moving the time: one more scheduler pass, one more reconciler round.
-func (c *fakeClock) Tick() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, t := range c.tickers {
-		select {
-		case t <- c.now:
-		default:
-		}
-	}
+// newFakeClock is the settable clock of the deadline tests, stopped at a
+// fixed instant. Its tickers (the scheduler's and the reconciler's) fire only
+// on Advance or Tick, so a test decides exactly when a pass runs.
+func newFakeClock() *testutil.FakeClock {
+	return testutil.NewFakeClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
 }
 
 // testPolicy is a small, explicit rule set over the real policy types, so the
@@ -258,7 +207,7 @@ var pipeSecret = []byte("test-secret-0123456789")
 type pipeEnv struct {
 	t      testing.TB
 	js     *testutil.JS
-	clock  *fakeClock
+	clock  *testutil.FakeClock
 	policy *testPolicy
 	cfg    Config
 
