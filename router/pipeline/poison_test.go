@@ -20,6 +20,22 @@ import (
 // bodies.
 func deadNotices(t *testing.T, e *pipeEnv) ([]notify.TriageNotice, []string) {
 	t.Helper()
+	// The notice is published after the DEAD record and its audit event, so
+	// a test that has just seen the record waits for it.
+	var (
+		out  []notify.TriageNotice
+		raws []string
+	)
+	testutil.Eventually(t, 10*time.Second, "the on-call dead-letter notice", func() bool {
+		out, raws = readDeadNotices(t, e)
+		return len(out) > 0
+	})
+	return out, raws
+}
+
+// readDeadNotices reads the on-call dead-letter notices published so far.
+func readDeadNotices(t *testing.T, e *pipeEnv) ([]notify.TriageNotice, []string) {
+	t.Helper()
 	var raws []string
 	out, err := bus.ReadAll(testutil.Ctx(t), e.js.JS, bus.StreamNotify, jetstream.OrderedConsumerConfig{FilterSubjects: []string{bus.SubjectNotifyOnCall}}, 1000,
 		func(m jetstream.Msg, _ uint64) (notify.TriageNotice, error) {
