@@ -165,14 +165,21 @@ func (a *Trail) readHead(ctx context.Context) (chainHead, error) {
 
 // headOf returns the chain head of stream s.
 func headOf(ctx context.Context, s jetstream.Stream) (chainHead, error) {
-	m, err := s.GetLastMsgForSubject(ctx, bus.SubjectAuditAll)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		info, err := s.Info(ctx)
-		if err != nil {
-			return chainHead{}, fmt.Errorf("reading the audit chain head: %w", err)
-		}
+	// The state first: an empty stream's head is the genesis link at its
+	// last sequence. Asking for the last message first and, when there was
+	// none, for the last sequence afterwards raced with other writers: the
+	// sequence could be a later writer's event, and the next event then
+	// linked to the genesis instead of to it (TestChainConcurrentWriters
+	// caught it under load). A writer appending after this state read makes
+	// the publish's expected last sequence fail, and the head is read again.
+	info, err := s.Info(ctx)
+	if err != nil {
+		return chainHead{}, fmt.Errorf("reading the audit chain head: %w", err)
+	}
+	if info.State.Msgs == 0 {
 		return chainHead{ok: true, seq: info.State.LastSeq, link: bus.AuditGenesis, at: time.Now()}, nil
 	}
+	m, err := s.GetLastMsgForSubject(ctx, bus.SubjectAuditAll)
 	if err != nil {
 		return chainHead{}, fmt.Errorf("reading the audit chain head: %w", err)
 	}
