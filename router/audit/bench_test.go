@@ -57,3 +57,43 @@ func BenchmarkRecord(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRecordInstances appends from one and from two Trails (two
+// instances of serve on one trail, as pipeline instances across machines
+// are) with eight writers in all: every append of one instance is
+// serialised on its chain head, and two instances race for the same head —
+// each lost race costs a head read before the append is linked again.
+// conflicts/op is the share of appends that lost a race.
+func BenchmarkRecordInstances(b *testing.B) {
+	for _, instances := range []int{1, 2} {
+		b.Run(fmt.Sprintf("instances=%d", instances), func(b *testing.B) {
+			tj := testutil.StartJS(b, config.DurabilityOS)
+			trails := make([]*Trail, instances)
+			for i := range trails {
+				trails[i] = NewTrail(tj.JS, zerolog.Nop())
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			ev := Event{Kind: bus.AuditDecision, HoldID: "h0123456789abcdef01234567", PatientKey: "pk0123456789abcdef0123",
+				MsgID: "LIS|HOSP|CTRL-000001", ControlID: "CTRL-000001", Action: "release", Actor: "resultgate", Role: "system"}
+			var n atomic.Int64
+			b.SetParallelism(4) // 8 writers at GOMAXPROCS 2
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := n.Add(1)
+					if err := trails[int(i)%instances].Record(ctx, fmt.Sprintf("bench-%d", i), ev); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			var conflicts uint64
+			for _, tr := range trails {
+				conflicts += tr.Conflicts()
+			}
+			b.ReportMetric(float64(conflicts)/float64(b.N), "conflicts/op")
+		})
+	}
+}
