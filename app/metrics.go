@@ -114,6 +114,8 @@ func (a *App) registerPipelineMetrics() {
 		func() float64 { return float64(svc.Metrics().ReconcileRounds) })
 	counterFunc(reg, "audit_append_retries_total", "Audit trail appends that failed once and were retried.",
 		func() float64 { return float64(svc.Metrics().AuditRetries) })
+	counterFunc(reg, "audit_append_conflicts_total", "Audit trail appends that lost the race for the chain head to another instance and were linked again.",
+		func() float64 { return float64(svc.Metrics().AuditConflicts) })
 	gaugeFunc(reg, "holds_open", "Holds currently holding a result (this instance's view).", func() float64 {
 		hs, _ := svc.ListHolds(context.Background(), holdview.Filter{State: hold.StateHeld})
 		return float64(len(hs))

@@ -40,6 +40,9 @@ type MetricsSnapshot struct {
 	Abandoned int64 `json:"abandoned"`
 	// AuditRetries counts audit appends that were retried.
 	AuditRetries uint64 `json:"audit_retries"`
+	// AuditConflicts counts audit appends that lost the race for the chain
+	// head to another instance and were linked again.
+	AuditConflicts uint64 `json:"audit_conflicts"`
 	// ReconcileRounds counts the reconciler's rounds (each looks for released
 	// results not yet on the feed).
 	ReconcileRounds uint64 `json:"reconcile_rounds"`

@@ -415,6 +415,7 @@ func (s *Service) Audit(ctx context.Context, q audit.Query) ([]audit.Event, erro
 func (s *Service) Metrics() MetricsSnapshot {
 	m := s.metrics.Snapshot()
 	m.AuditRetries = s.audit.Retries()
+	m.AuditConflicts = s.audit.Conflicts()
 	return m
 }
 
