@@ -163,7 +163,8 @@ func (a *Trail) readHead(ctx context.Context) (chainHead, error) {
 	return h, nil
 }
 
-// headOf returns the chain head of stream s.
+// headOf returns the chain head of stream s, whose cached info was read
+// just before (js.Stream).
 func headOf(ctx context.Context, s jetstream.Stream) (chainHead, error) {
 	// The state first: an empty stream's head is the genesis link at its
 	// last sequence. Asking for the last message first and, when there was
@@ -172,10 +173,8 @@ func headOf(ctx context.Context, s jetstream.Stream) (chainHead, error) {
 	// linked to the genesis instead of to it (TestChainConcurrentWriters
 	// caught it under load). A writer appending after this state read makes
 	// the publish's expected last sequence fail, and the head is read again.
-	info, err := s.Info(ctx)
-	if err != nil {
-		return chainHead{}, fmt.Errorf("reading the audit chain head: %w", err)
-	}
+	// The state js.Stream read is that earlier read: no second request.
+	info := s.CachedInfo()
 	if info.State.Msgs == 0 {
 		return chainHead{ok: true, seq: info.State.LastSeq, link: bus.AuditGenesis, at: time.Now()}, nil
 	}
