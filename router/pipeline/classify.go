@@ -121,7 +121,7 @@ func (s *Service) handleInbound(ctx context.Context, msg jetstream.Msg) {
 		s.attempts.settled(seq)
 		s.metrics.retry()
 		log.Error().Str("error", dead.SafeDetail(perr, "audit trail refused")).Msg("classify waits: the audit trail refuses appends until an operator restores it (resultgate audit verify, then audit init --accept-new)")
-		_ = msg.NakWithDelay(s.cfg.Holds.backoff(len(s.cfg.Holds.RetryBackoff) + 1))
+		_ = msg.NakWithDelay(s.cfg.Holds.backoff(len(s.cfg.Holds.RetryBackoff)))
 		return
 	}
 	var pe *dead.Permanent

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/resultgate/resultgate/router/audit"
 	"github.com/resultgate/resultgate/router/bus"
 )
 
@@ -17,7 +18,8 @@ import (
 const (
 	// KindDeadLetter: a message was put in the dead letters (DEAD,
 	// hl7.dead.<reason>) by the intake, the pipeline or the forwarder.
-	KindDeadLetter = "dead-letter"
+	// The same kind as the classify step's on-call notice (bus.NotifyDeadLetter).
+	KindDeadLetter = bus.NotifyDeadLetter
 	// KindReleaseRefused: a released result cannot be put on the portal
 	// feed (its FHIR mapping is refused; AUDIT, audit.dead.<bucket> with a
 	// hold ID): the patient does not see it until the sender corrects it.
@@ -114,10 +116,6 @@ type auditRecord struct {
 	Reason string    `json:"reason"`
 }
 
-// actionNotDelivered is router/audit's ActionNotDelivered: the audit event
-// of a release the feed cannot take.
-const actionNotDelivered = "not-delivered"
-
 // decodeRefused reads an audit.dead event: a release the portal feed cannot
 // take carries the hold ID; the pipeline's dead letters (no hold) are
 // skipped, as DEAD gives them.
@@ -126,7 +124,7 @@ func decodeRefused(msg jetstream.Msg, seq uint64) (Event, bool, error) {
 	if err := json.Unmarshal(msg.Data(), &a); err != nil {
 		return Event{}, false, fmt.Errorf("decoding audit event: %w", err)
 	}
-	if a.HoldID == "" || a.Action != actionNotDelivered {
+	if a.HoldID == "" || a.Action != audit.ActionNotDelivered {
 		return Event{}, false, nil
 	}
 	msgID := msg.Headers().Get(bus.HeaderMsgID)
