@@ -79,6 +79,9 @@ type App struct {
 	clock pipeline.Clock
 	// httpCancel cancels the base context of every HTTP request (stopHTTP).
 	httpCancel context.CancelFunc
+	// onCallWaiting is the last count of results escalated to on-call that
+	// notifications carry (waitingHolds).
+	onCallWaiting waitingCount
 
 	// audit watches the audit trail's integrity and writes its checkpoints
 	// (/readyz asks it); stopAudit ends its rounds.
