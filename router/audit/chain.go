@@ -110,8 +110,8 @@ func (a *Trail) appendLinked(ctx context.Context, subj, msgID string, data []byt
 	prev := a.head.link
 	m := &nats.Msg{Subject: subj, Data: data, Header: nats.Header{}}
 	m.Header.Set(bus.HeaderAuditPrev, prev)
-	ack, err := a.js.PublishMsg(ctx, m, jetstream.WithMsgID(msgID),
-		jetstream.WithExpectStream(bus.StreamAudit), jetstream.WithExpectLastSequence(a.head.seq))
+	ack, err := bus.Publish(ctx, a.js.Conn(), m, bus.PublishOpts{MsgID: msgID,
+		ExpectStream: bus.StreamAudit, ExpectLastSeq: a.head.seq, HasExpectLastSeq: true})
 	if err != nil {
 		a.head.ok = false
 		if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {

@@ -211,8 +211,8 @@ func (g *Gate) publish(ctx context.Context, stream, subj, id string, hdr nats.He
 	for k, v := range hdr {
 		h[k] = v
 	}
-	_, err := g.JS.PublishMsg(ctx, &nats.Msg{Subject: subj, Header: h, Data: data},
-		jetstream.WithMsgID(id), jetstream.WithExpectStream(stream))
+	_, err := bus.Publish(ctx, g.JS.Conn(), &nats.Msg{Subject: subj, Header: h, Data: data},
+		bus.PublishOpts{MsgID: id, ExpectStream: stream})
 	if err != nil {
 		return fmt.Errorf("publishing %s: %w", subj, err)
 	}

@@ -596,8 +596,8 @@ func (in *Intake) storeWithID(ctx context.Context, m *hl7.Message, msh hl7.MSH, 
 	sctx, cancel := context.WithTimeout(ctx, in.cfg.StoreTimeout)
 	defer cancel()
 	start := time.Now()
-	ack, err := in.js.PublishMsg(sctx, &nats.Msg{Subject: subj, Header: h, Data: frame},
-		jetstream.WithExpectStream(bus.StreamHL7In))
+	ack, err := bus.Publish(sctx, in.js.Conn(), &nats.Msg{Subject: subj, Header: h, Data: frame},
+		bus.PublishOpts{ExpectStream: bus.StreamHL7In})
 	if err != nil {
 		return Receipt{}, fmt.Errorf("publishing to %s: %w", subj, err)
 	}

@@ -318,10 +318,14 @@ func (p *Pipeline) Start(ctx context.Context) error {
 		metrics: metrics,
 	}
 	// The classify step reads two keys of the orders and determinations
-	// buckets per message: in one request each.
+	// buckets per message: in one request each; the hold and the Consent
+	// with a direct get each, and the order index is written with a plain
+	// publish (LastReader.one, KV.Put).
 	lr := store.NewLastReader(p.nc)
 	s.orders.ReadBatched(lr)
 	s.dets.ReadBatched(lr)
+	s.holds.ReadBatched(lr)
+	s.consents.ReadBatched(lr)
 	s.gate = feed.New(feed.Config{JS: p.js, Holds: s.holds, View: s.view, Audit: s.audit, FHIR: p.cfg.FHIR, History: s.history, FeedsPatients: p.cfg.Holds.feedsPatients, Log: p.log, Metrics: metrics})
 	p.svc = s
 

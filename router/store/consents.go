@@ -35,6 +35,10 @@ func NewConsents(kv jetstream.KeyValue) *Consents {
 	return &Consents{kv: NewKV[ConsentRecord](kv, "consent")}
 }
 
+// ReadBatched makes Get talk to the server directly over r's connection
+// (LastReader.one).
+func (s *Consents) ReadBatched(r *LastReader) { s.kv.lr = r }
+
 // Put stores rec as the patient's current Consent, numbered one after the
 // patient's previous one (compare-and-set, so two concurrent puts for one
 // patient get two numbers).

@@ -70,7 +70,8 @@ func (s *Determinations) GetRevs(ctx context.Context, orderKeys []string) ([][]h
 	return out, revs, nil
 }
 
-// ReadBatched makes GetRevs read its keys in one request through r.
+// ReadBatched makes GetRevs read its keys in one request through r, and the
+// single reads and writes talk to the server directly over r's connection.
 func (s *Determinations) ReadBatched(r *LastReader) { s.kv.lr = r }
 
 // List returns every determination, active or ended, oldest first.

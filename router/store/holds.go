@@ -20,6 +20,10 @@ type Holds struct {
 // NewHolds wraps the holds bucket.
 func NewHolds(kv jetstream.KeyValue) *Holds { return &Holds{kv: NewKV[hold.Hold](kv, "hold")} }
 
+// ReadBatched makes Get (and the reads of Mutate) talk to the server
+// directly over r's connection (LastReader.one).
+func (s *Holds) ReadBatched(r *LastReader) { s.kv.lr = r }
+
 // Create stores a new hold. If a record with the same ID exists (a re-run of
 // the classify step) it returns the stored record and created=false.
 func (s *Holds) Create(ctx context.Context, h *hold.Hold) (stored *hold.Hold, created bool, err error) {

@@ -8,8 +8,10 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/resultgate/resultgate/router/bus"
 	"github.com/resultgate/resultgate/router/hold"
 )
 
@@ -30,17 +32,38 @@ const maxCASAttempts = 16
 type KV[T any] struct {
 	kv   jetstream.KeyValue
 	what string
-	// lr, when set, reads several keys in one request (GetMany).
+	// stream and pre are the bucket's stream (KV_<bucket>) and subject
+	// prefix ($KV.<bucket>.).
+	stream, pre string
+	// lr, when set, reads several keys in one request (GetMany), and Get
+	// and Put talk to the server directly over its connection.
 	lr *LastReader
 }
 
 // NewKV returns the record store of bucket kv.
-func NewKV[T any](kv jetstream.KeyValue, what string) KV[T] { return KV[T]{kv: kv, what: what} }
+func NewKV[T any](kv jetstream.KeyValue, what string) KV[T] {
+	return KV[T]{kv: kv, what: what, stream: "KV_" + kv.Bucket(), pre: "$KV." + kv.Bucket() + "."}
+}
 
 // Get returns the current record of key and its revision; a missing key
 // answers errNotFound.
 func (s KV[T]) Get(ctx context.Context, key string) (T, uint64, error) {
 	var v T
+	if s.lr != nil {
+		e, found, err := s.lr.one(ctx, s.stream, s.pre, key)
+		switch {
+		case errors.Is(err, errBatchUnavailable): // read through jetstream below
+		case err != nil:
+			return v, 0, fmt.Errorf("reading %s: %w", s.what, err)
+		case !found:
+			return v, 0, errNotFound
+		default:
+			if err := json.Unmarshal(e.value, &v); err != nil {
+				return v, 0, fmt.Errorf("decoding %s %s: %w", s.what, key, err)
+			}
+			return v, e.rev, nil
+		}
+	}
 	e, err := s.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
 		return v, 0, errNotFound
@@ -68,7 +91,7 @@ func (s KV[T]) GetMany(ctx context.Context, keys []string) (vals []T, revs []uin
 		return vals, revs, found, nil
 	}
 	if s.lr != nil && len(distinct) > 1 {
-		got, err := s.lr.last(ctx, "KV_"+s.kv.Bucket(), "$KV."+s.kv.Bucket()+".", distinct)
+		got, err := s.lr.last(ctx, s.stream, s.pre, distinct)
 		if err == nil {
 			for i, k := range keys {
 				e, ok := got[k]
@@ -149,6 +172,15 @@ func (s KV[T]) Put(ctx context.Context, key string, v T) (uint64, error) {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return 0, fmt.Errorf("encoding %s: %w", s.what, err)
+	}
+	if s.lr != nil && validKey(key) {
+		// What jetstream's KeyValue.Put does for a bucket of this account
+		// (no domain, not a mirror): a publish to the key's subject.
+		ack, err := bus.Publish(ctx, s.lr.nc, &nats.Msg{Subject: s.pre + key, Data: data}, bus.PublishOpts{})
+		if err != nil {
+			return 0, fmt.Errorf("writing %s: %w", s.what, err)
+		}
+		return ack.Sequence, nil
 	}
 	rev, err := s.kv.Put(ctx, key, data)
 	if err != nil {

@@ -104,6 +104,52 @@ func (r *LastReader) subscribe() error {
 	return nil
 }
 
+// one reads the latest entry of key in stream (a bucket's KV_<bucket>) under
+// subject prefix pre ("$KV.<bucket>."), with one direct get by subject, as
+// jetstream's KeyValue.Get does for a bucket with direct gets, without its
+// per-call overhead (a regular expression for the key, the API request
+// machinery). found is false for a missing, deleted or purged key and for a
+// key jetstream would refuse as invalid (KV.Get answers both as not found).
+// errBatchUnavailable means the server does not serve the direct form: the
+// caller reads through jetstream.
+func (r *LastReader) one(ctx context.Context, stream, pre, key string) (lastEntry, bool, error) {
+	if !validKey(key) {
+		return lastEntry{}, false, nil
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultReadTimeout)
+		defer cancel()
+	}
+	m, err := r.nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+stream+"."+pre+key, nil)
+	if errors.Is(err, nats.ErrNoResponders) {
+		// No direct gets on this bucket (or its stream is briefly without
+		// a leader): jetstream's Get knows both cases.
+		return lastEntry{}, false, errBatchUnavailable
+	}
+	if err != nil {
+		return lastEntry{}, false, fmt.Errorf("direct read of %s: %w", stream, err)
+	}
+	switch status := m.Header.Get("Status"); status {
+	case "":
+	case "404":
+		return lastEntry{}, false, nil
+	default: // jetstream's Get reports it as it should
+		return lastEntry{}, false, errBatchUnavailable
+	}
+	if subj := m.Header.Get(jetstream.SubjectHeader); subj != pre+key {
+		return lastEntry{}, false, fmt.Errorf("direct read of %s: answer for another subject", stream)
+	}
+	if op := m.Header.Get("KV-Operation"); op != "" {
+		return lastEntry{}, false, nil // deleted or purged: not found
+	}
+	rev, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+	if err != nil {
+		return lastEntry{}, false, fmt.Errorf("direct read of %s: sequence: %w", stream, err)
+	}
+	return lastEntry{value: m.Data, rev: rev}, true, nil
+}
+
 // last reads the latest entries of keys (at most a few) in stream (a
 // bucket's KV_<bucket>) under subject prefix pre ("$KV.<bucket>."). The map
 // holds the keys found.

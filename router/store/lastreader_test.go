@@ -1,6 +1,8 @@
 package store
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -123,5 +125,53 @@ func TestLastReaderNoDirect(t *testing.T) {
 	}
 	if !found[0] || found[1] || vals[0].N != 7 {
 		t.Fatalf("got %+v %v", vals, found)
+	}
+}
+
+// TestKVDirectGetPut: with a LastReader, Get reads with one direct get and
+// Put publishes to the key's subject; both answer as jetstream's KeyValue
+// does (records, revisions, the same keys missing, the entry Put wrote is
+// the one KeyValue.Get finds).
+func TestKVDirectGetPut(t *testing.T) {
+	tj := testutil.StartJS(t, config.DurabilityOS)
+	ctx := testutil.Ctx(t)
+	kv, err := tj.JS.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "direct", History: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := NewKV[counter](kv, "counter")
+	lr := NewLastReader(tj.NC)
+	direct := plain
+	direct.lr = lr
+	for i, k := range []string{"a", "b", "gone", "purged", "b"} {
+		rev, err := direct.Put(ctx, k, counter{N: i + 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := kv.Get(ctx, k)
+		if err != nil || e.Revision() != rev || string(e.Value()) != fmt.Sprintf(`{"n":%d}`, i+1) {
+			t.Fatalf("Put %s: revision %d; KeyValue has %v %v", k, rev, e, err)
+		}
+	}
+	if err := kv.Delete(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Purge(ctx, "purged"); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"a", "b", "gone", "purged", "missing", "not a key", ".x", "x."} {
+		want, wantRev, wantErr := plain.Get(ctx, k)
+		got, rev, err := direct.Get(ctx, k)
+		if got != want || rev != wantRev || (err == nil) != (wantErr == nil) || (err != nil && !errors.Is(err, errNotFound)) {
+			t.Errorf("Get %q: direct %+v rev %d err %v; jetstream %+v rev %d err %v", k, got, rev, err, want, wantRev, wantErr)
+		}
+	}
+	// The direct form itself answered, not the fallback.
+	e, found, err := lr.one(ctx, "KV_direct", "$KV.direct.", "b")
+	if err != nil || !found || e.rev == 0 || string(e.value) != `{"n":5}` {
+		t.Fatalf("direct read: %+v %v %v", e, found, err)
+	}
+	if _, found, err := lr.one(ctx, "KV_direct", "$KV.direct.", "gone"); err != nil || found {
+		t.Fatalf("direct read of a deleted key: found %v, %v", found, err)
 	}
 }

@@ -60,7 +60,8 @@ func (o *Orders) GetMany(ctx context.Context, orderKeys ...string) (entries []Or
 	return entries, found, err
 }
 
-// ReadBatched makes GetMany read its keys in one request through r.
+// ReadBatched makes GetMany read its keys in one request through r, and Get
+// and Put talk to the server directly over r's connection.
 func (o *Orders) ReadBatched(r *LastReader) { o.kv.lr = r }
 
 // Put records e as the latest version of order key.
