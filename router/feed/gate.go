@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -143,39 +144,16 @@ func (g *Gate) Emit(ctx context.Context, r Emit) error {
 		}
 		r.Msg = m
 	}
-	hdr := nats.Header{}
-	hdr.Set(bus.HeaderHoldID, r.HoldID)
-	hdr.Set(bus.HeaderReleasePath, string(r.Rel.Path))
-	if r.Rel.Reason != "" {
-		hdr.Set(bus.HeaderReleaseReason, url.PathEscape(r.Rel.Reason))
-	}
-	hdr.Set(bus.HeaderReleaseActor, r.Rel.Actor)
-	hdr.Set(bus.HeaderReleaseRole, r.Rel.Role)
-	hdr.Set(bus.HeaderReleasedAt, r.Rel.At.UTC().Format(time.RFC3339Nano))
-	if r.Rel.Notify != "" {
-		hdr.Set(bus.HeaderNotify, string(r.Rel.Notify))
-	}
-	if r.Rel.Note != "" {
-		hdr.Set(bus.HeaderNote, url.PathEscape(r.Rel.Note))
-	}
-	if r.PatientKey != "" {
-		hdr.Set(bus.HeaderPatientKey, r.PatientKey)
-	}
-	if r.Inbound.ControlID != "" {
-		hdr.Set(bus.HeaderControlID, r.Inbound.ControlID)
-	}
-	hdr.Set(bus.HeaderInboundSeq, strconv.FormatUint(r.Inbound.Seq, 10))
 	// A retraction has its own Msg-Ids: the result it is made for may be
 	// released later under "rel-" (a correction held after its retraction).
 	idPrefix := "rel-"
 	if r.Retracts != "" {
-		hdr.Set(bus.HeaderRetracts, r.Retracts)
 		idPrefix = "ret-"
 	}
 	// Only production traffic reaches patients (MSH-11): training and
 	// debugging messages are released the same way, to the test feed.
 	pid := r.Msg.MSH().ProcessingID
-	hdr.Set(bus.HeaderProcessingID, pid)
+	hdr := releaseHeader(&r, pid)
 	stream, fhirPrefix, hl7Prefix := bus.StreamPortal, bus.SubjectPortalFHIRPrefix, bus.SubjectPortalHL7Prefix
 	if g.FeedsPatients == nil || !g.FeedsPatients(pid) {
 		stream, fhirPrefix, hl7Prefix = bus.StreamPortalTest, bus.SubjectTestPortalFHIRPrefix, bus.SubjectTestPortalHL7Prefix
@@ -196,9 +174,9 @@ func (g *Gate) Emit(ctx context.Context, r Emit) error {
 			fhirErr <- nil
 			return
 		}
-		fhirErr <- g.publish(ctx, stream, fhirPrefix+r.Inbound.Partition, idPrefix+r.HoldID+"-fhir", hdr, bundle)
+		fhirErr <- g.publish(ctx, stream, fhirPrefix+r.Inbound.Partition, idPrefix+r.HoldID+"-fhir", &hdr, bundle)
 	}()
-	hl7Err := g.publish(ctx, stream, hl7Prefix+r.Inbound.Partition, idPrefix+r.HoldID+"-hl7", hdr, r.Raw)
+	hl7Err := g.publish(ctx, stream, hl7Prefix+r.Inbound.Partition, idPrefix+r.HoldID+"-hl7", &hdr, r.Raw)
 	if err := errors.Join(<-fhirErr, hl7Err); err != nil {
 		return err
 	}
@@ -206,12 +184,53 @@ func (g *Gate) Emit(ctx context.Context, r Emit) error {
 	return nil
 }
 
-func (g *Gate) publish(ctx context.Context, stream, subj, id string, hdr nats.Header, data []byte) error {
-	h := nats.Header{}
-	for k, v := range hdr {
-		h[k] = v
+// releaseHeader returns the release headers of r's feed messages (pid is its
+// MSH-11): values in one backing array (a slice each would be an allocation
+// per header per message); an empty value is left out, except for the hold
+// id, path, actor, role and processing id, which are always written.
+func releaseHeader(r *Emit, pid string) feedHeader {
+	reason, note := "", ""
+	if r.Rel.Reason != "" {
+		reason = url.PathEscape(r.Rel.Reason)
 	}
-	_, err := bus.Publish(ctx, g.JS.Conn(), &nats.Msg{Subject: subj, Header: h, Data: data},
+	if r.Rel.Note != "" {
+		note = url.PathEscape(r.Rel.Note)
+	}
+	return feedHeader{
+		keys: [...]string{
+			bus.HeaderHoldID, bus.HeaderReleasePath, bus.HeaderReleaseReason, bus.HeaderReleaseActor,
+			bus.HeaderReleaseRole, bus.HeaderReleasedAt, bus.HeaderNotify, bus.HeaderNote, bus.HeaderPatientKey,
+			bus.HeaderControlID, bus.HeaderInboundSeq, bus.HeaderRetracts, bus.HeaderProcessingID,
+		},
+		vals: [...]string{
+			r.HoldID, string(r.Rel.Path), reason, r.Rel.Actor,
+			r.Rel.Role, r.Rel.At.UTC().Format(time.RFC3339Nano), string(r.Rel.Notify), note, r.PatientKey,
+			r.Inbound.ControlID, strconv.FormatUint(r.Inbound.Seq, 10), r.Retracts, pid,
+		},
+		always: [...]int{0, 1, 3, 4, 12},
+	}
+}
+
+// feedHeader holds the release headers of one result, for its feed messages.
+type feedHeader struct {
+	keys, vals [13]string
+	always     [5]int // indexes written even when empty
+}
+
+// build returns a new header map (each publish adds its own Msg-Id to it).
+func (f *feedHeader) build() nats.Header {
+	h := make(nats.Header, len(f.keys)+2)
+	for i, k := range f.keys {
+		if f.vals[i] == "" && !slices.Contains(f.always[:], i) {
+			continue
+		}
+		h[k] = f.vals[i : i+1 : i+1]
+	}
+	return h
+}
+
+func (g *Gate) publish(ctx context.Context, stream, subj, id string, hdr *feedHeader, data []byte) error {
+	_, err := bus.Publish(ctx, g.JS.Conn(), &nats.Msg{Subject: subj, Header: hdr.build(), Data: data},
 		bus.PublishOpts{MsgID: id, ExpectStream: stream})
 	if err != nil {
 		return fmt.Errorf("publishing %s: %w", subj, err)
