@@ -57,7 +57,7 @@ func (b *builder) provenance(key string, targets []*d4.Reference) provOut {
 		}
 	}
 	agent := &provpb.Provenance_Agent{
-		Type: conceptCode(SystemProvParticType, "performer", "Performer"),
+		Type: b.ar.conceptCode(SystemProvParticType, "performer", "Performer"),
 		Who:  who,
 	}
 	if role := clean(r.ActorRole); role != "" {
