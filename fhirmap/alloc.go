@@ -5,6 +5,7 @@ import (
 
 	d4 "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
 	bcr "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
+	drpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/diagnostic_report_go_proto"
 	obspb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/observation_go_proto"
 )
 
@@ -120,6 +121,7 @@ type arena struct {
 	simples     slab[simpleAlloc]
 	units       slab[unitAlloc]
 	obs         slab[obsAlloc]
+	reports     slab[reportAlloc]
 	obsValues   slab[obsValueAlloc]
 	obsEffs     slab[obsEffectiveAlloc]
 	rangeAllocs slab[rangeAlloc]
@@ -141,7 +143,7 @@ func (a *arena) size() int {
 		a.concepts.bytes + a.codingPtrs.bytes + a.conceptPtrs.bytes + a.refs.bytes +
 		a.logicalRefs.bytes + a.refPtrs.bytes + a.identifiers.bytes + a.identPtrs.bytes +
 		a.dateTimes.bytes + a.instants.bytes + a.quantities.bytes + a.simples.bytes +
-		a.units.bytes + a.obs.bytes + a.obsValues.bytes + a.obsEffs.bytes + a.rangeAllocs.bytes +
+		a.units.bytes + a.obs.bytes + a.reports.bytes + a.obsValues.bytes + a.obsEffs.bytes + a.rangeAllocs.bytes +
 		a.annotations.bytes + a.entries.bytes + a.entryPtrs.bytes + a.orders.bytes +
 		a.obxEntries.bytes + a.runs.bytes + a.runPtrs.bytes + a.strs.bytes + a.obsOuts.bytes + a.bytes.bytes
 }
@@ -167,6 +169,7 @@ func (a *arena) reset() {
 	a.simples.reset()
 	a.units.reset()
 	a.obs.reset()
+	a.reports.reset()
 	a.obsValues.reset()
 	a.obsEffs.reset()
 	a.rangeAllocs.reset()
@@ -217,6 +220,14 @@ type obsAlloc struct {
 	id  d4.Id
 	st  obspb.Observation_StatusCode
 	cat [1]*d4.CodeableConcept
+}
+
+// reportAlloc is a DiagnosticReport with its status and effective time.
+type reportAlloc struct {
+	dr    drpb.DiagnosticReport
+	st    drpb.DiagnosticReport_StatusCode
+	eff   drpb.DiagnosticReport_EffectiveX
+	effDT drpb.DiagnosticReport_EffectiveX_DateTime
 }
 
 // obsValueAlloc is an Observation.value[x] holding a Quantity, a string or

@@ -529,9 +529,9 @@ func (b *builder) instant(s string) *d4.Instant {
 	return in
 }
 
-// instantOf converts a Go time (the release time) to a UTC FHIR instant with
-// the precision the value carries.
-func instantOf(t time.Time) *d4.Instant {
+// instantOf sets in to a Go time (the release time) as a UTC FHIR instant
+// with the precision the value carries, and returns it.
+func instantOf(in *d4.Instant, t time.Time) *d4.Instant {
 	t = t.UTC()
 	p := d4.Instant_SECOND
 	switch {
@@ -541,12 +541,14 @@ func instantOf(t time.Time) *d4.Instant {
 	default:
 		p = d4.Instant_MICROSECOND
 	}
-	return &d4.Instant{ValueUs: t.UnixMicro(), Timezone: "Z", Precision: p}
+	in.ValueUs, in.Timezone, in.Precision = t.UnixMicro(), "Z", p
+	return in
 }
 
-// dateTimeOfGo converts a Go time to a UTC FHIR dateTime.
-func dateTimeOfGo(t time.Time) *d4.DateTime {
-	in := instantOf(t)
+// dateTimeOfGo sets dt to a Go time as a UTC FHIR dateTime, and returns it.
+func dateTimeOfGo(dt *d4.DateTime, t time.Time) *d4.DateTime {
+	var in d4.Instant
+	instantOf(&in, t)
 	var p d4.DateTime_Precision
 	switch in.Precision {
 	case d4.Instant_SECOND:
@@ -556,5 +558,6 @@ func dateTimeOfGo(t time.Time) *d4.DateTime {
 	case d4.Instant_MICROSECOND:
 		p = d4.DateTime_MICROSECOND
 	}
-	return &d4.DateTime{ValueUs: in.ValueUs, Timezone: "Z", Precision: p}
+	dt.ValueUs, dt.Timezone, dt.Precision = in.ValueUs, "Z", p
+	return dt
 }

@@ -15,6 +15,7 @@ import (
 	c4 "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/codes_go_proto"
 	d4 "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
 	bcr "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
+	ptpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/patient_go_proto"
 )
 
 // Release says how, why, by whom and when a result was released to the portal.
@@ -331,11 +332,14 @@ type builder struct {
 	obxAll    []*obxEntry // every mapped OBX in order; each order's obxs is a part of it
 	isMDM     bool
 
-	usedKeys map[string]int                 // DiagnosticReport identity keys already used
-	seen     map[string]int                 // OBX-3|OBX-4 already used in the current order (observations)
-	subj     *d4.Reference                  // the Patient reference every resource shares (subject)
-	subjRef  refAlloc                       // the elements of subj
-	obsCats  map[string]*d4.CodeableConcept // Observation categories, shared (obsCategory)
+	usedKeys map[string]int // DiagnosticReport identity keys already used
+	seen     map[string]int // OBX-3|OBX-4 already used in the current order (observations)
+	subj     *d4.Reference  // the Patient reference every resource shares (subject)
+	subjRef  refAlloc       // the elements of subj
+	prov     provAlloc      // the Provenance (provenance)
+
+	bundleParts bundleParts                    // the Bundle, its Patient and what they have once
+	obsCats     map[string]*d4.CodeableConcept // Observation categories, shared (obsCategory)
 
 	scratch []byte // newID's hash input
 	keyBuf  []byte // the Provenance key being built
@@ -362,11 +366,10 @@ type obxEntry struct {
 
 // init starts the mapping of m: it reads the MSH and groups the segments.
 func (b *builder) init(m *hl7.Message, rel Release, opts Options) error {
-	segs := m.Segments()
-	if len(segs) == 0 || segs[0].Name() != "MSH" {
+	msh := m.Segment(0)
+	if msh == nil || msh.Name() != "MSH" {
 		return fmt.Errorf("%w: no MSH segment", ErrUnsupportedMessage)
 	}
-	msh := segs[0]
 	code := clean(msh.Field(9).Component(1))
 	switch code {
 	case "ORU":
@@ -384,7 +387,7 @@ func (b *builder) init(m *hl7.Message, rel Release, opts Options) error {
 	if b.loc == nil {
 		b.loc = time.UTC
 	}
-	return b.group(segs[1:])
+	return b.group(m)
 }
 
 // seenBase returns the builder's map of OBX-3|OBX-4 keys, emptied.
@@ -399,7 +402,7 @@ func (b *builder) seenBase() map[string]int {
 // group walks the segments into orders. It follows the ORU_R01 structure
 // (PID, ORC, OBR, NTE, OBX, NTE, SPM, OBX) and the MDM structure (TXA, OBX),
 // tolerating what senders commonly get wrong.
-func (b *builder) group(segs []*hl7.Segment) error {
+func (b *builder) group(m *hl7.Message) error {
 	var (
 		cur        *order
 		pendingORC *hl7.Segment
@@ -409,7 +412,8 @@ func (b *builder) group(segs []*hl7.Segment) error {
 		pids       int
 		obrs, obxs int
 	)
-	for _, s := range segs {
+	for i := 1; i < m.NumSegments(); i++ {
+		s := m.Segment(i)
 		switch s.Name() {
 		case "PID":
 			pids++
@@ -460,6 +464,9 @@ func (b *builder) group(segs []*hl7.Segment) error {
 			switch {
 			case inSpecimen:
 			case lastOBX != nil:
+				if lastOBX.notes == nil {
+					lastOBX.notes = b.ar.strs.ptrs(4)
+				}
 				lastOBX.notes = append(lastOBX.notes, text)
 			case cur != nil:
 				cur.notes = append(cur.notes, text)
@@ -506,7 +513,9 @@ func (b *builder) build() (*bcr.Bundle, error) {
 	pat, patID := b.patient()
 	patEntry := b.entry(b.newID("Patient", patID))
 	patEntry.url.Value = b.opts.PatientRef // "Patient/" + patID
-	patEntry.cr.OneofResource = &bcr.ContainedResource_Patient{Patient: pat}
+	x := &b.bundleParts
+	x.pat.Patient = pat
+	patEntry.cr.OneofResource = &x.pat
 	entries := a.entryPtrs.ptrs(2 + len(b.orders) + len(b.obxAll))
 	entries = append(entries, &patEntry.entry)
 	reports := a.refPtrs.ptrs(len(b.orders))
@@ -547,20 +556,40 @@ func (b *builder) build() (*bcr.Bundle, error) {
 	provKey := a.stringOf(k)
 	prov := b.provenance(provKey, reports)
 	provEntry := b.entry(prov.id)
-	provEntry.cr.OneofResource = &bcr.ContainedResource_Provenance{Provenance: prov.res}
+	x.prov.Provenance = prov.res
+	provEntry.cr.OneofResource = &x.prov
 	entries = append(entries, &provEntry.entry)
 
 	bid := b.newID("Bundle", provKey)
-	return &bcr.Bundle{
-		Id: &d4.Id{Value: bid.id},
-		Identifier: &d4.Identifier{
-			System: &d4.Uri{Value: "urn:ietf:rfc:3986"},
-			Value:  &d4.String{Value: bid.urn},
-		},
-		Type:      &bcr.Bundle_TypeCode{Value: c4.BundleTypeCode_TRANSACTION},
-		Timestamp: instantOf(b.rel.At),
-		Entry:     entries,
-	}, nil
+	bu := &x.bundle
+	x.id.Value = bid.id
+	x.system.Value, x.value.Value = "urn:ietf:rfc:3986", bid.urn
+	x.ident.System, x.ident.Value = &x.system, &x.value
+	x.typ.Value = c4.BundleTypeCode_TRANSACTION
+	bu.Id, bu.Identifier, bu.Type = &x.id, &x.ident, &x.typ
+	bu.Timestamp = instantOf(&x.timestamp, b.rel.At)
+	bu.Entry = entries
+	return bu, nil
+}
+
+// bundleParts is the Bundle and the elements a Bundle has once: one per
+// builder.
+type bundleParts struct {
+	bundle    bcr.Bundle
+	id        d4.Id
+	ident     d4.Identifier
+	system    d4.Uri
+	value     d4.String
+	typ       bcr.Bundle_TypeCode
+	timestamp d4.Instant
+	pat       bcr.ContainedResource_Patient
+	prov      bcr.ContainedResource_Provenance
+	patient   ptpb.Patient
+	patID     d4.Id
+	gender    ptpb.Patient_GenderCode
+	key       d4.Identifier
+	keySystem d4.Uri
+	keyValue  d4.String
 }
 
 // entry returns a transaction entry for the resource with id, its resource

@@ -41,20 +41,26 @@ const (
 // hash alone).
 func (b *builder) patient() (*ptpb.Patient, string) {
 	id := strings.TrimPrefix(b.opts.PatientRef, "Patient/")
-	p := &ptpb.Patient{Id: &d4.Id{Value: id}}
+	x := &b.bundleParts
+	p := &x.patient
+	x.patID.Value = id
+	p.Id = &x.patID
 	if pid := b.pid; pid != nil {
 		// One pass over the repetitions: an index loop over Rep(i) rescans
 		// the field each time (quadratic on a hostile PID-3; issue 15).
-		for _, r := range pid.Field(3).AllReps() {
+		f := pid.Field(3)
+		for _, r := range f.AllReps() {
 			if ident := b.patientIdentifier(r); ident != nil {
+				if p.Identifier == nil {
+					p.Identifier = b.ar.identPtrs.ptrs(f.Reps() + 1)
+				}
 				p.Identifier = append(p.Identifier, ident)
 			}
 		}
 	}
-	p.Identifier = append(p.Identifier, &d4.Identifier{
-		System: &d4.Uri{Value: SystemPatientKey},
-		Value:  &d4.String{Value: id},
-	})
+	x.keySystem.Value, x.keyValue.Value = SystemPatientKey, id
+	x.key.System, x.key.Value = &x.keySystem, &x.keyValue
+	p.Identifier = append(p.Identifier, &x.key)
 	if b.pid != nil && b.opts.Patient != PatientIdentifiers {
 		for _, r := range b.pid.Field(5).AllReps() {
 			if n := humanName(&b.ar, r); n != nil {
@@ -62,7 +68,8 @@ func (b *builder) patient() (*ptpb.Patient, string) {
 			}
 		}
 		if g, ok := genderOf(clean(b.pid.Field(8).Value())); ok {
-			p.Gender = &ptpb.Patient_GenderCode{Value: g}
+			x.gender.Value = g
+			p.Gender = &x.gender
 		}
 		p.BirthDate = birthDate(clean(b.pid.Field(7).Value()))
 	}

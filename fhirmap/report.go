@@ -38,7 +38,7 @@ func (b *builder) eiScope(f hl7.Field) string {
 	if ns == "" && uid == "" {
 		return b.scope
 	}
-	return ns + "^" + uid
+	return b.ar.concat(ns, "^", uid)
 }
 
 // orderKey is the identity of the report: the filler order number (the
@@ -58,28 +58,28 @@ func (b *builder) orderKey(o *order) string {
 			{"PLAC", o.obr.Field(2)}, {"PLAC", field(o.orc, 2)},
 		} {
 			if v := clean(c.f.Component(1)); v != "" {
-				key = c.typ + "|" + b.eiScope(c.f) + "|" + v + "|" + svc
+				key = b.ar.concat(c.typ, "|", b.eiScope(c.f), "|", v, "|", svc)
 				break
 			}
 		}
 		if key == "" {
-			key = "MSG|" + b.scope + "|" + b.controlID + "|OBR" + strconv.Itoa(o.pos)
+			key = b.ar.concat("MSG|", b.scope, "|", b.controlID, "|OBR", strconv.Itoa(o.pos))
 		}
 	} else {
 		for _, n := range []int{12, 15, 14} {
 			f := field(o.txa, n)
 			if v := clean(f.Component(1)); v != "" {
-				key = "DOC" + strconv.Itoa(n) + "|" + b.eiScope(f) + "|" + v
+				key = b.ar.concat("DOC", strconv.Itoa(n), "|", b.eiScope(f), "|", v)
 				break
 			}
 		}
 		if key == "" {
-			key = "MSG|" + b.scope + "|" + b.controlID + "|DOC"
+			key = b.ar.concat("MSG|", b.scope, "|", b.controlID, "|DOC")
 		}
 	}
 	b.usedKeys[key]++
 	if n := b.usedKeys[key]; n > 1 {
-		key += "|#" + strconv.Itoa(n)
+		key = b.ar.concat(key, "|#", strconv.Itoa(n))
 	}
 	return key
 }
@@ -87,7 +87,9 @@ func (b *builder) orderKey(o *order) string {
 func (b *builder) mapOrder(o *order) (reportOut, []obsOut, string, error) {
 	key := b.orderKey(o)
 	a := &b.ar
-	dr := &drpb.DiagnosticReport{Subject: b.subject()}
+	x := a.reports.get()
+	dr := &x.dr
+	dr.Subject = b.subject()
 	out := reportOut{res: dr, id: b.newID("DiagnosticReport", key)}
 	dr.Id = a.newIDValue(out.id.id)
 	dr.Identifier = a.identPtrs.ptrs(3)
@@ -120,7 +122,8 @@ func (b *builder) mapOrder(o *order) (reportOut, []obsOut, string, error) {
 	if err != nil {
 		return reportOut{}, nil, "", err
 	}
-	dr.Status = &drpb.DiagnosticReport_StatusCode{Value: st}
+	x.st.Value = st
+	dr.Status = &x.st
 
 	// Code and category.
 	if o.obr != nil {
@@ -144,7 +147,9 @@ func (b *builder) mapOrder(o *order) (reportOut, []obsOut, string, error) {
 		case end != nil:
 			dr.Effective = &drpb.DiagnosticReport_EffectiveX{Choice: &drpb.DiagnosticReport_EffectiveX_Period{Period: &d4.Period{Start: effStart, End: end}}}
 		case effStart != nil:
-			dr.Effective = &drpb.DiagnosticReport_EffectiveX{Choice: &drpb.DiagnosticReport_EffectiveX_DateTime{DateTime: effStart}}
+			x.effDT.DateTime = effStart
+			x.eff.Choice = &x.effDT
+			dr.Effective = &x.eff
 		}
 		issued = b.instant(o.obr.Field(22).Component(1))
 	} else if o.txa != nil {
@@ -166,9 +171,12 @@ func (b *builder) mapOrder(o *order) (reportOut, []obsOut, string, error) {
 	seenOrg := map[string]bool{}
 	for _, e := range o.obxs {
 		if r := a.organizationRef(e.seg.Field(23)); r != nil {
-			k := r.GetIdentifier().GetValue().GetValue() + "|" + r.GetDisplay().GetValue()
+			k := a.concat(r.GetIdentifier().GetValue().GetValue(), "|", r.GetDisplay().GetValue())
 			if !seenOrg[k] {
 				seenOrg[k] = true
+				if dr.Performer == nil {
+					dr.Performer = a.refPtrs.ptrs(len(o.obxs))
+				}
 				dr.Performer = append(dr.Performer, r)
 			}
 		}
@@ -403,7 +411,11 @@ func (b *builder) observations(o *order, key string, st c4.DiagnosticReportStatu
 		base := mergeKey[:len(codeKey)+1+len(sub)] // codeKey|OBX-4
 		seen[base]++
 		r := a.runs.get()
-		r.first, r.vt, r.notes, r.mergeKey = e, vt, append([]string(nil), e.notes...), mergeKey
+		r.first, r.vt, r.mergeKey = e, vt, mergeKey
+		if len(e.notes) > 0 {
+			r.notes = a.strs.take(len(e.notes))
+			copy(r.notes, e.notes)
+		}
 		r.idKey = a.concat(key, "|OBX|", base, "|", strconv.Itoa(seen[base]))
 		if isText(vt) {
 			r.texts = a.strs.take(1)

@@ -167,6 +167,18 @@ func decimal(s string) (string, bool) {
 	if frac == "" && sign != "-" {
 		return intPart, true
 	}
+	if intPart == digits {
+		// The result is a part of s (without a "+" or a trailing "."): no
+		// new string.
+		start, end := 0, len(s)
+		if sign == "+" {
+			start = 1
+		}
+		if frac == "" {
+			end = len(sign) + len(digits)
+		}
+		return s[start:end], true
+	}
 	out := intPart
 	if frac != "" {
 		out += "." + frac
