@@ -137,6 +137,35 @@ type arena struct {
 	bytes       slab[byte]
 }
 
+// presize sets the first chunk of the slabs the mapping uses per OBX to
+// about what n OBX and orders need, so that a new builder takes one chunk
+// per slab rather than a few doubling ones. It changes nothing for slabs
+// that already have chunks (a pooled builder).
+func (a *arena) presize(n int) {
+	hint := func(h *int, per int) {
+		if *h == 0 {
+			*h = per*n + 4
+		}
+	}
+	hint(&a.codings.hint, 3)
+	hint(&a.concepts.hint, 3)
+	hint(&a.codingPtrs.hint, 3)
+	hint(&a.conceptPtrs.hint, 1)
+	hint(&a.refs.hint, 1)
+	hint(&a.refPtrs.hint, 3)
+	hint(&a.dateTimes.hint, 1)
+	hint(&a.quantities.hint, 1)
+	hint(&a.simples.hint, 2)
+	hint(&a.units.hint, 1)
+	hint(&a.obs.hint, 1)
+	hint(&a.obsValues.hint, 1)
+	hint(&a.obsEffs.hint, 1)
+	hint(&a.rangeAllocs.hint, 1)
+	hint(&a.entries.hint, 1)
+	hint(&a.runs.hint, 1)
+	hint(&a.bytes.hint, 256)
+}
+
 // size returns the bytes the arena's chunks take.
 func (a *arena) size() int {
 	return a.strings.bytes + a.uris.bytes + a.codes.bytes + a.ids.bytes + a.codings.bytes +

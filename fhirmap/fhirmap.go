@@ -387,7 +387,11 @@ func (b *builder) init(m *hl7.Message, rel Release, opts Options) error {
 	if b.loc == nil {
 		b.loc = time.UTC
 	}
-	return b.group(m)
+	if err := b.group(m); err != nil {
+		return err
+	}
+	b.ar.presize(len(b.obxAll) + len(b.orders))
+	return nil
 }
 
 // seenBase returns the builder's map of OBX-3|OBX-4 keys, emptied.
