@@ -170,19 +170,24 @@ func (a *arena) newCoding(system, c, display string) *d4.Coding {
 // CodeableConcept (v2-to-FHIR CWE[CodeableConcept]): the primary triplet
 // (1-3), the alternate (4-6) and the v2.7 second alternate (10-12) become
 // codings; CWE-9 (original text), or the first display when nothing is
-// coded, becomes text. Nil when empty. Components past the last one read as
-// "" without scanning the field again.
+// coded, becomes text. Nil when empty. The components are read in one pass
+// over the field (AllComponents gives what Component gives).
 func (a *arena) concept(f hl7.Field) *d4.CodeableConcept {
-	n := f.Components()
-	if n == 0 {
+	var comps [13]string // comps[c] is component c; 7 and 8 are not read
+	empty := true
+	for c, comp := range f.AllComponents() {
+		if c > 12 {
+			break
+		}
+		if c != 7 && c != 8 {
+			comps[c] = comp.Value()
+		}
+		empty = false
+	}
+	if empty {
 		return nil
 	}
-	get := func(c int) string {
-		if c > n {
-			return ""
-		}
-		return f.Component(c)
-	}
+	get := func(c int) string { return comps[c] }
 	var codings [3]*d4.Coding
 	nc := 0
 	for _, t := range [...][3]int{{1, 2, 3}, {4, 5, 6}, {10, 11, 12}} {
