@@ -193,10 +193,12 @@ var builderPool = sync.Pool{New: func() any { return new(builder) }}
 
 // A builder that mapped a message larger than this is not pooled, so one
 // outsized message does not keep its slabs alive: maxPooledArena bytes of
-// slabs, maxPooledOBX OBX segments or orders (its maps and slices).
+// slabs, maxPooledOBX OBX segments or orders (its maps and slices),
+// maxPooledKeys bytes of key buffers.
 const (
 	maxPooledArena = 1 << 20
 	maxPooledOBX   = 2048
+	maxPooledKeys  = 64 << 10
 )
 
 // bundle maps m and encodes the Bundle. The protos it builds live in b's
@@ -211,7 +213,8 @@ func (b *builder) bundle(m *hl7.Message, rel Release, opts Options) ([]byte, err
 
 // release resets b and puts it back in builderPool, unless it grew too big.
 func (b *builder) release() {
-	if b.ar.size() > maxPooledArena || cap(b.obxAll) > maxPooledOBX || cap(b.orders) > maxPooledOBX {
+	if b.ar.size() > maxPooledArena || cap(b.obxAll) > maxPooledOBX || cap(b.orders) > maxPooledOBX ||
+		cap(b.scratch)+cap(b.keyBuf) > maxPooledKeys {
 		return
 	}
 	b.reset()

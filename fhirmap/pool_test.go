@@ -6,7 +6,6 @@ import (
 	"reflect"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/resultgate/resultgate/hl7"
 )
@@ -158,12 +157,21 @@ func TestBuilderReset(t *testing.T) {
 				t.Fatalf("%s: after reset, builder.obxAll keeps an OBX", j.name)
 			}
 		}
-		if len(b.usedKeys)+len(b.seen)+len(b.obsCats) != 0 || b.m != nil || b.pid != nil || b.subj != nil || b.rel.At != (time.Time{}) {
-			t.Fatalf("%s: after reset, the builder keeps state of the last mapping", j.name)
+		if len(b.usedKeys)+len(b.seen)+len(b.obsCats) != 0 {
+			t.Fatalf("%s: after reset, the builder's maps are not empty", j.name)
 		}
-		for _, c := range b.scratch[:cap(b.scratch)] {
-			if c != 0 {
-				t.Fatalf("%s: after reset, the hash input is not cleared", j.name)
+		for _, buf := range [][]byte{b.scratch[:cap(b.scratch)], b.keyBuf[:cap(b.keyBuf)]} {
+			if len(bytes.Trim(buf, "\x00")) != 0 {
+				t.Fatalf("%s: after reset, a key buffer is not cleared", j.name)
+			}
+		}
+		// Every other field (the message, options, release, the Provenance,
+		// Bundle and Patient parts, the shared subject) is zero.
+		retained := map[string]bool{"ar": true, "orders": true, "obxAll": true, "usedKeys": true, "seen": true, "obsCats": true, "scratch": true, "keyBuf": true}
+		bv := reflect.ValueOf(b).Elem()
+		for i := range bv.NumField() {
+			if name := bv.Type().Field(i).Name; !retained[name] && !bv.Field(i).IsZero() {
+				t.Fatalf("%s: after reset, builder.%s is not zero", j.name, name)
 			}
 		}
 	}
