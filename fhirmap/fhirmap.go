@@ -83,7 +83,7 @@ type Options struct {
 	// formats, required fields, reference types) before it is returned, and
 	// refused with ErrInvalidBundle if it fails. It is off by default: the
 	// mapping only emits what validates (the tests check every Bundle they
-	// produce), and the check costs about 27 times the mapping and encoding
+	// produce), and the check costs about 60 times the mapping and encoding
 	// (see docs/BENCHMARKS.md). Config key fhir.validate.
 	Validate bool
 	// Patient says what the Bundle's Patient resource (id: PatientRef's id)
