@@ -321,7 +321,7 @@ func (a *arena) newCode(v string) *d4.Code {
 	return p
 }
 
-// newID returns an Id holding v.
+// newIDValue returns an Id holding v.
 func (a *arena) newIDValue(v string) *d4.Id {
 	p := a.ids.get()
 	p.Value = v

@@ -519,7 +519,7 @@ func (b *builder) observation(r *obsRun, drStatus c4.DiagnosticReportStatusCode_
 	s := r.first.seg
 	id := b.newID("Observation", r.idKey)
 	ar := &b.ar
-	// One element for the Observation and its always-present elements.
+	// One slab element holds the Observation and its always-present elements.
 	a := ar.obs.get()
 	ob := &a.ob
 	a.id.Value = id.id

@@ -119,7 +119,7 @@ func (a *arena) unitOf(f hl7.Field) unit {
 	if txt == "" && !ucum {
 		return u
 	}
-	// One element for the unit's elements.
+	// One slab element holds the unit's elements.
 	x := a.units.get()
 	if txt != "" {
 		x.unit.Value = txt
