@@ -132,17 +132,16 @@ func isDigits(s string) bool {
 
 // coding builds one Coding from a CWE triplet, or nil when it has no code
 // (a display alone is not a coding; concept keeps it as text).
-func coding(id, display, system string) *d4.Coding {
+func (a *arena) coding(id, display, system string) *d4.Coding {
 	c := code(id)
 	if c == "" {
 		return nil
 	}
-	return newCoding(systemFor(system), c, clean(display))
+	return a.newCoding(systemFor(system), c, clean(display))
 }
 
 // codingAlloc is a Coding with its elements, allocated together: the
-// mapping builds several per Observation, and one allocation instead of four
-// is most of what they cost.
+// mapping builds several per Observation.
 type codingAlloc struct {
 	coding  d4.Coding
 	code    d4.Code
@@ -152,122 +151,121 @@ type codingAlloc struct {
 
 // newCoding returns a Coding of code c with display and system when they
 // are not empty.
-func newCoding(system, c, display string) *d4.Coding {
-	a := &codingAlloc{}
-	a.code.Value = c
-	a.coding.Code = &a.code
+func (a *arena) newCoding(system, c, display string) *d4.Coding {
+	x := a.codings.get()
+	x.code.Value = c
+	x.coding.Code = &x.code
 	if display != "" {
-		a.display.Value = display
-		a.coding.Display = &a.display
+		x.display.Value = display
+		x.coding.Display = &x.display
 	}
 	if system != "" {
-		a.system.Value = system
-		a.coding.System = &a.system
+		x.system.Value = system
+		x.coding.System = &x.system
 	}
-	return &a.coding
+	return &x.coding
 }
 
-// cweReader reads component c of a CWE-like value (from a field's components,
-// or from a component's subcomponents when the CWE is nested).
-type cweReader func(c int) string
-
-// concept maps a CE/CWE/CNE/CF value to a CodeableConcept (v2-to-FHIR
-// CWE[CodeableConcept]): the primary triplet (1-3), the alternate (4-6) and
-// the v2.7 second alternate (10-12) become codings; CWE-9 (original text), or
-// the first display when nothing is coded, becomes text. Nil when empty.
-func concept(get cweReader) *d4.CodeableConcept {
-	var codings []*d4.Coding
+// concept maps a CE/CWE/CNE/CF value (the first repetition of f) to a
+// CodeableConcept (v2-to-FHIR CWE[CodeableConcept]): the primary triplet
+// (1-3), the alternate (4-6) and the v2.7 second alternate (10-12) become
+// codings; CWE-9 (original text), or the first display when nothing is
+// coded, becomes text. Nil when empty. The components are read in one pass
+// over the field (AllComponents gives what Component gives).
+func (a *arena) concept(f hl7.Field) *d4.CodeableConcept {
+	var comps [13]string // comps[c] is component c; 7 and 8 are not read
+	empty := true
+	for c, comp := range f.AllComponents() {
+		if c > 12 {
+			break
+		}
+		if c != 7 && c != 8 {
+			comps[c] = comp.Value()
+		}
+		empty = false
+	}
+	if empty {
+		return nil
+	}
+	get := func(c int) string { return comps[c] }
+	var codings [3]*d4.Coding
+	nc := 0
 	for _, t := range [...][3]int{{1, 2, 3}, {4, 5, 6}, {10, 11, 12}} {
-		if c := coding(get(t[0]), get(t[1]), get(t[2])); c != nil {
-			codings = append(codings, c)
+		if c := a.coding(get(t[0]), get(t[1]), get(t[2])); c != nil {
+			codings[nc] = c
+			nc++
 		}
 	}
 	txt := clean(get(9))
-	if txt == "" && len(codings) == 0 {
+	if txt == "" && nc == 0 {
 		txt = clean(get(2))
 		if txt == "" {
 			txt = clean(get(5))
 		}
 	}
-	if txt == "" && len(codings) == 0 {
+	if txt == "" && nc == 0 {
 		// A bare local code with no system and no text keeps its code.
 		txt = clean(get(1))
 	}
-	if txt == "" && len(codings) == 0 {
+	if txt == "" && nc == 0 {
 		return nil
 	}
-	cc := &d4.CodeableConcept{Coding: codings}
+	cc := a.concepts.get()
+	if nc > 0 {
+		cc.Coding = a.codingPtrs.take(nc)
+		copy(cc.Coding, codings[:nc])
+	}
 	if txt != "" {
-		cc.Text = &d4.String{Value: txt}
+		cc.Text = a.newString(txt)
 	}
 	return cc
 }
 
-// fieldCWE reads a CWE field (first repetition) component by component.
-// Components past the last one read as "" without scanning the field again.
-func fieldCWE(f hl7.Field) cweReader {
-	n := f.Components()
-	if n == 0 {
-		return noComponents
-	}
-	return func(c int) string {
-		if c > n {
-			return ""
-		}
-		return f.Component(c)
-	}
-}
-
-// noComponents reads an empty field.
-func noComponents(int) string { return "" }
-
 // conceptText returns a CodeableConcept holding only text, or nil.
-func conceptText(s string) *d4.CodeableConcept {
-	if t := str(s); t != nil {
-		return &d4.CodeableConcept{Text: t}
+func (a *arena) conceptText(s string) *d4.CodeableConcept {
+	if t := a.str(s); t != nil {
+		cc := a.concepts.get()
+		cc.Text = t
+		return cc
 	}
 	return nil
 }
 
 // conceptCode returns a CodeableConcept with one coding.
-func conceptCode(system, c, display string) *d4.CodeableConcept {
-	a := &conceptAlloc{}
-	a.codings[0] = newCoding(system, c, clean(display))
-	a.cc.Coding = a.codings[:]
-	return &a.cc
-}
-
-// conceptAlloc is a CodeableConcept with room for one coding, allocated
-// together.
-type conceptAlloc struct {
-	cc      d4.CodeableConcept
-	codings [1]*d4.Coding
+func (a *arena) conceptCode(system, c, display string) *d4.CodeableConcept {
+	cc := a.concepts.get()
+	cc.Coding = a.codingPtrs.take(1)
+	cc.Coding[0] = a.newCoding(system, c, clean(display))
+	return cc
 }
 
 // identifierEI maps an EI (entity identifier) to an Identifier (v2-to-FHIR
 // EI[Identifier]): EI-1 value; EI-3 universal id as system (urn:oid: for ISO,
 // urn:uuid: for UUID, as is for a URI); EI-2 namespace as assigner display.
 // typeCode, when set, is a v2-0203 identifier type (PLAC, FILL).
-func identifierEI(f hl7.Field, typeCode string) *d4.Identifier {
+func (a *arena) identifierEI(f hl7.Field, typeCode string) *d4.Identifier {
 	v := clean(f.Component(1))
 	if v == "" {
 		return nil
 	}
-	id := &d4.Identifier{Value: &d4.String{Value: v}}
+	id := a.identifiers.get()
+	id.Value = a.newString(v)
 	if typeCode != "" {
-		id.Type = conceptCode(SystemV2_0203, typeCode, "")
+		id.Type = a.conceptCode(SystemV2_0203, typeCode, "")
 	}
 	uid, utype := clean(f.Component(3)), strings.ToUpper(clean(f.Component(4)))
 	switch {
 	case uid != "" && utype == "ISO" && oidRe.MatchString(uid):
-		id.System = &d4.Uri{Value: "urn:oid:" + uid}
+		id.System = a.newURI("urn:oid:" + uid)
 	case uid != "" && utype == "UUID":
-		id.System = &d4.Uri{Value: "urn:uuid:" + strings.ToLower(uid)}
+		id.System = a.newURI("urn:uuid:" + strings.ToLower(uid))
 	case uid != "" && (utype == "URI" || strings.HasPrefix(uid, "http://") || strings.HasPrefix(uid, "https://") || strings.HasPrefix(uid, "urn:")) && validURI(uid):
-		id.System = &d4.Uri{Value: uid}
+		id.System = a.newURI(uid)
 	}
-	if ns := str(f.Component(2)); ns != nil {
-		id.Assigner = &d4.Reference{Display: ns}
+	if ns := a.str(f.Component(2)); ns != nil {
+		r := a.logicalRefs.get()
+		r.ref.Display = ns
+		id.Assigner = &r.ref
 	}
 	return id
 }
@@ -293,46 +291,46 @@ func personName(get func(int) string, famIdx int) string {
 
 // practitionerRef maps one XCN repetition to a logical reference (identifier
 // XCN-1, display the name); nil when empty. No Practitioner resource is made.
-func practitionerRef(f hl7.Field) *d4.Reference {
+func (a *arena) practitionerRef(f hl7.Field) *d4.Reference {
 	id := clean(f.Component(1))
 	name := personName(f.Component, 2)
-	return logicalRef("Practitioner", id, name)
+	return a.logicalRef("Practitioner", id, name)
 }
 
 // ndlRef maps an NDL (OBR-32..35: CNN in component 1, as subcomponents) to a
 // logical Practitioner reference.
-func ndlRef(f hl7.Field) *d4.Reference {
+func (a *arena) ndlRef(f hl7.Field) *d4.Reference {
 	get := func(s int) string { return f.Sub(1, s) }
-	return logicalRef("Practitioner", clean(get(1)), personName(get, 2))
+	return a.logicalRef("Practitioner", clean(get(1)), personName(get, 2))
 }
 
 // organizationRef maps an XON (OBX-23) to a logical Organization reference:
 // XON-10 (or XON-3) identifier, XON-1 name.
-func organizationRef(f hl7.Field) *d4.Reference {
+func (a *arena) organizationRef(f hl7.Field) *d4.Reference {
 	id := clean(f.Component(10))
 	if id == "" {
 		id = clean(f.Component(3))
 	}
-	return logicalRef("Organization", id, clean(f.Component(1)))
+	return a.logicalRef("Organization", id, clean(f.Component(1)))
 }
 
-func logicalRef(typ, id, display string) *d4.Reference {
+func (a *arena) logicalRef(typ, id, display string) *d4.Reference {
 	if id == "" && display == "" {
 		return nil
 	}
-	a := &logicalRefAlloc{}
-	a.typ.Value = typ
-	a.ref.Type = &a.typ
+	x := a.logicalRefs.get()
+	x.typ.Value = typ
+	x.ref.Type = &x.typ
 	if id != "" {
-		a.idValue.Value = id
-		a.ident.Value = &a.idValue
-		a.ref.Identifier = &a.ident
+		x.idValue.Value = id
+		x.ident.Value = &x.idValue
+		x.ref.Identifier = &x.ident
 	}
 	if display != "" {
-		a.display.Value = display
-		a.ref.Display = &a.display
+		x.display.Value = display
+		x.ref.Display = &x.display
 	}
-	return &a.ref
+	return &x.ref
 }
 
 // logicalRefAlloc is a logical Reference with its elements, allocated
@@ -484,15 +482,15 @@ func (b *builder) dateTime(s string) *d4.DateTime {
 	if !ok {
 		return nil
 	}
-	return dateTimeOf(ht)
+	return dateTimeOf(b.ar.dateTimes.get(), ht)
 }
 
-// dateTimeOf renders ht in UTC ("Z"). A date (or coarser) keeps its calendar
-// value; a time keeps its instant and precision but not the sender's UTC
+// dateTimeOf sets dt to ht rendered in UTC ("Z") and returns it. A date (or
+// coarser) keeps its calendar value; a time keeps its instant and precision but not the sender's UTC
 // offset: google/fhir/go v0.7.4 resolves any other timezone with
 // time.LoadLocation on every marshal (file-system probes per value, which made
 // a lab panel cost ~30 ms), see docs/FHIR.md.
-func dateTimeOf(ht hl7Time) *d4.DateTime {
+func dateTimeOf(dt *d4.DateTime, ht hl7Time) *d4.DateTime {
 	var p d4.DateTime_Precision
 	switch ht.prec {
 	case precYear:
@@ -513,7 +511,8 @@ func dateTimeOf(ht hl7Time) *d4.DateTime {
 		y, m, d := ht.t.Date()
 		us = time.Date(y, m, d, 0, 0, 0, 0, time.UTC).UnixMicro()
 	}
-	return &d4.DateTime{ValueUs: us, Timezone: "Z", Precision: p}
+	dt.ValueUs, dt.Timezone, dt.Precision = us, "Z", p
+	return dt
 }
 
 // instant converts an HL7 timestamp to a FHIR instant, which needs at least a
@@ -530,12 +529,14 @@ func (b *builder) instant(s string) *d4.Instant {
 	case precMicro:
 		p = d4.Instant_MICROSECOND
 	}
-	return &d4.Instant{ValueUs: ht.t.UnixMicro(), Timezone: "Z", Precision: p}
+	in := b.ar.instants.get()
+	in.ValueUs, in.Timezone, in.Precision = ht.t.UnixMicro(), "Z", p
+	return in
 }
 
-// instantOf converts a Go time (the release time) to a UTC FHIR instant with
-// the precision the value carries.
-func instantOf(t time.Time) *d4.Instant {
+// instantOf sets in to a Go time (the release time) as a UTC FHIR instant
+// with the precision the value carries, and returns it.
+func instantOf(in *d4.Instant, t time.Time) *d4.Instant {
 	t = t.UTC()
 	p := d4.Instant_SECOND
 	switch {
@@ -545,12 +546,14 @@ func instantOf(t time.Time) *d4.Instant {
 	default:
 		p = d4.Instant_MICROSECOND
 	}
-	return &d4.Instant{ValueUs: t.UnixMicro(), Timezone: "Z", Precision: p}
+	in.ValueUs, in.Timezone, in.Precision = t.UnixMicro(), "Z", p
+	return in
 }
 
-// dateTimeOfGo converts a Go time to a UTC FHIR dateTime.
-func dateTimeOfGo(t time.Time) *d4.DateTime {
-	in := instantOf(t)
+// dateTimeOfGo sets dt to a Go time as a UTC FHIR dateTime, and returns it.
+func dateTimeOfGo(dt *d4.DateTime, t time.Time) *d4.DateTime {
+	var in d4.Instant
+	instantOf(&in, t)
 	var p d4.DateTime_Precision
 	switch in.Precision {
 	case d4.Instant_SECOND:
@@ -560,5 +563,6 @@ func dateTimeOfGo(t time.Time) *d4.DateTime {
 	case d4.Instant_MICROSECOND:
 		p = d4.DateTime_MICROSECOND
 	}
-	return &d4.DateTime{ValueUs: in.ValueUs, Timezone: "Z", Precision: p}
+	dt.ValueUs, dt.Timezone, dt.Precision = in.ValueUs, "Z", p
+	return dt
 }

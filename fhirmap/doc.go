@@ -27,6 +27,12 @@
 // unmarshaller on its output at run time and returns ErrInvalidBundle instead
 // of a Bundle that fails it.
 //
+// The protos of one Bundle come from slabs, a []T per kind of element, and
+// Bundle reuses a builder's slabs from one call to the next through a
+// sync.Pool (alloc.go), zeroing them before reuse: a warm Bundle allocates
+// little more than its output. Nothing of the slabs is reachable from what
+// Bundle returns.
+//
 // Bundle is a pure function of its arguments: no clock, no randomness, no I/O.
 // The same message, release and options always produce the same bytes.
 package fhirmap

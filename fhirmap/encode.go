@@ -82,6 +82,11 @@ func (e *encoder) str(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Eight bytes at a time while none needs a look of its own.
+		if i+8 <= len(s) && !special8(load64(s, i)) {
+			i += 8
+			continue
+		}
 		if c := s[i]; c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {
 				i++
@@ -127,6 +132,28 @@ func (e *encoder) str(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// load64 returns s[i:i+8] as a little-endian word (one load on the
+// platforms that allow unaligned loads).
+func load64(s string, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// special8 reports whether any of the eight bytes in x is one str must look
+// at: a control character (below 0x20), '"', '\\' or a byte of a multi-byte
+// UTF-8 sequence (0x80 and up). Each test is the exact "has a byte less
+// than n" / "has a zero byte" word test (n <= 128).
+func special8(x uint64) bool {
+	const lsb, msb = 0x0101010101010101, 0x8080808080808080
+	ctl := (x - 0x20*lsb) &^ x & msb
+	q := x ^ ('"' * lsb)
+	q = (q - lsb) &^ q & msb
+	bs := x ^ ('\\' * lsb)
+	bs = (bs - lsb) &^ bs & msb
+	return ctl|q|bs|x&msb != 0
 }
 
 // Primitive fields: each writes its key and value when the element is set
@@ -236,9 +263,87 @@ func (e *encoder) timeString(b []byte, us int64, tz, layout string) []byte {
 		return b
 	}
 	b = append(b, '"')
-	b = time.UnixMicro(us).UTC().AppendFormat(b, layout)
+	b = appendTime(b, time.UnixMicro(us).UTC(), layout)
 	b = append(b, '"')
 	return b
+}
+
+// appendTime appends t formatted with layout, as t.AppendFormat(b, layout)
+// does, writing the digits directly for the layouts above (AppendFormat
+// parses its layout on every call) and the years 0 to 9999 they can hold in
+// four digits; anything else goes to AppendFormat.
+func appendTime(b []byte, t time.Time, layout string) []byte {
+	y, mo, d := t.Date()
+	if y < 0 || y > 9999 {
+		return t.AppendFormat(b, layout)
+	}
+	var date, clock bool
+	frac := 0 // digits of the fraction of a second
+	switch layout {
+	case layoutYear:
+		return appendDigits(b, y, 4)
+	case layoutMonth:
+		b = appendDigits(b, y, 4)
+		b = append(b, '-')
+		return appendDigits(b, int(mo), 2)
+	case layoutDay:
+		date = true
+	case layoutSecondsUTC:
+		date, clock = true, true
+	case layoutMillisUTC:
+		date, clock, frac = true, true, 3
+	case layoutMicrosUTC:
+		date, clock, frac = true, true, 6
+	case layoutTimeSecond:
+		clock = true
+	case layoutTimeMillis:
+		clock, frac = true, 3
+	case layoutTimeMicros:
+		clock, frac = true, 6
+	default:
+		return t.AppendFormat(b, layout)
+	}
+	if date {
+		b = appendDigits(b, y, 4)
+		b = append(b, '-')
+		b = appendDigits(b, int(mo), 2)
+		b = append(b, '-')
+		b = appendDigits(b, d, 2)
+		if clock {
+			b = append(b, 'T')
+		}
+	}
+	if clock {
+		h, mi, sec := t.Clock()
+		b = appendDigits(b, h, 2)
+		b = append(b, ':')
+		b = appendDigits(b, mi, 2)
+		b = append(b, ':')
+		b = appendDigits(b, sec, 2)
+		switch frac {
+		case 3:
+			b = append(b, '.')
+			b = appendDigits(b, t.Nanosecond()/1e6, 3)
+		case 6:
+			b = append(b, '.')
+			b = appendDigits(b, t.Nanosecond()/1e3, 6)
+		}
+		if date {
+			b = append(b, 'Z')
+		}
+	}
+	return b
+}
+
+// appendDigits appends the non-negative n in exactly width decimal digits
+// (n < 10^width), zero-padded.
+func appendDigits(b []byte, n, width int) []byte {
+	var buf [8]byte
+	for i := width - 1; i >= 0; i-- {
+		buf[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return append(b, buf[:width]...)
 }
 
 func (e *encoder) fDateTime(b []byte, name string, v *d4.DateTime) []byte {

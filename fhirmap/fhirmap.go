@@ -15,6 +15,7 @@ import (
 	c4 "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/codes_go_proto"
 	d4 "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
 	bcr "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
+	ptpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/patient_go_proto"
 )
 
 // Release says how, why, by whom and when a result was released to the portal.
@@ -82,7 +83,7 @@ type Options struct {
 	// formats, required fields, reference types) before it is returned, and
 	// refused with ErrInvalidBundle if it fails. It is off by default: the
 	// mapping only emits what validates (the tests check every Bundle they
-	// produce), and the check costs about 27 times the mapping and encoding
+	// produce), and the check costs about 60 times the mapping and encoding
 	// (see docs/BENCHMARKS.md). Config key fhir.validate.
 	Validate bool
 	// Patient says what the Bundle's Patient resource (id: PatientRef's id)
@@ -173,11 +174,9 @@ func Validate(data []byte) error {
 // google/fhir/go's validating unmarshaller (see Validate) and refused with
 // ErrInvalidBundle if it does not validate.
 func Bundle(m *hl7.Message, rel Release, opts Options) ([]byte, error) {
-	bundle, err := buildBundle(m, rel, opts)
-	if err != nil {
-		return nil, err
-	}
-	out, err := encodeBundle(bundle)
+	b := builderPool.Get().(*builder)
+	out, err := b.bundle(m, rel, opts)
+	b.release()
 	if err != nil {
 		return nil, err
 	}
@@ -189,8 +188,70 @@ func Bundle(m *hl7.Message, rel Release, opts Options) ([]byte, error) {
 	return out, nil
 }
 
-// buildBundle runs the mapping and returns the Bundle proto.
+// builderPool holds builders whose slabs Bundle reuses (see alloc.go).
+var builderPool = sync.Pool{New: func() any { return new(builder) }}
+
+// A builder that mapped a message larger than this is not pooled, so one
+// outsized message does not keep its slabs alive: maxPooledArena bytes of
+// slabs, maxPooledOBX OBX segments or orders (its maps and slices),
+// maxPooledKeys bytes of key buffers.
+const (
+	maxPooledArena = 1 << 20
+	maxPooledOBX   = 2048
+	maxPooledKeys  = 64 << 10
+)
+
+// bundle maps m and encodes the Bundle. The protos it builds live in b's
+// slabs; only the encoded bytes (a new slice) leave it.
+func (b *builder) bundle(m *hl7.Message, rel Release, opts Options) ([]byte, error) {
+	bundle, err := b.run(m, rel, opts)
+	if err != nil {
+		return nil, err
+	}
+	return encodeBundle(bundle)
+}
+
+// release resets b and puts it back in builderPool, unless it grew too big.
+func (b *builder) release() {
+	if b.ar.size() > maxPooledArena || cap(b.obxAll) > maxPooledOBX || cap(b.orders) > maxPooledOBX ||
+		cap(b.scratch)+cap(b.keyBuf) > maxPooledKeys {
+		return
+	}
+	b.reset()
+	builderPool.Put(b)
+}
+
+// reset zeroes everything b holds of the last mapping, keeping the memory.
+func (b *builder) reset() {
+	b.ar.reset()
+	clear(b.orders)
+	clear(b.obxAll)
+	clear(b.usedKeys)
+	clear(b.seen)
+	clear(b.obsCats)
+	clear(b.scratch[:cap(b.scratch)])
+	clear(b.keyBuf[:cap(b.keyBuf)])
+	*b = builder{
+		ar:       b.ar,
+		orders:   b.orders[:0],
+		obxAll:   b.obxAll[:0],
+		usedKeys: b.usedKeys,
+		seen:     b.seen,
+		obsCats:  b.obsCats,
+		scratch:  b.scratch[:0],
+		keyBuf:   b.keyBuf[:0],
+	}
+}
+
+// buildBundle runs the mapping and returns the Bundle proto, built by a
+// builder of its own (never pooled: the proto is the caller's).
 func buildBundle(m *hl7.Message, rel Release, opts Options) (*bcr.Bundle, error) {
+	return new(builder).run(m, rel, opts)
+}
+
+// run checks the inputs and runs the mapping with b, which must be new or
+// reset.
+func (b *builder) run(m *hl7.Message, rel Release, opts Options) (*bcr.Bundle, error) {
 	if m == nil {
 		return nil, fmt.Errorf("%w: nil message", ErrNoResults)
 	}
@@ -200,8 +261,7 @@ func buildBundle(m *hl7.Message, rel Release, opts Options) (*bcr.Bundle, error)
 	if err := checkRelease(rel); err != nil {
 		return nil, err
 	}
-	b, err := newBuilder(m, rel, opts)
-	if err != nil {
+	if err := b.init(m, rel, opts); err != nil {
 		return nil, err
 	}
 	return b.build()
@@ -260,7 +320,8 @@ func checkRelease(r Release) error {
 	return nil
 }
 
-// builder holds the state of one mapping.
+// builder holds the state of one mapping. Bundle reuses builders (see
+// builderPool and reset); buildBundle makes a new one per call.
 type builder struct {
 	m    *hl7.Message
 	rel  Release
@@ -271,11 +332,21 @@ type builder struct {
 	pid       *hl7.Segment // nil when the message has none
 	scope     string       // sending application^facility, scopes order identities
 	orders    []*order
+	obxAll    []*obxEntry // every mapped OBX in order; each order's obxs is a part of it
 	isMDM     bool
 
-	usedKeys map[string]int                 // DiagnosticReport identity keys already used
-	subj     *d4.Reference                  // the Patient reference every resource shares (subject)
-	obsCats  map[string]*d4.CodeableConcept // Observation categories, shared (obsCategory)
+	usedKeys map[string]int // DiagnosticReport identity keys already used
+	seen     map[string]int // OBX-3|OBX-4 already used in the current order (observations)
+	subj     *d4.Reference  // the Patient reference every resource shares (subject)
+	subjRef  refAlloc       // the elements of subj
+	prov     provAlloc      // the Provenance (provenance)
+
+	bundleParts bundleParts                    // the Bundle, its Patient and what they have once
+	obsCats     map[string]*d4.CodeableConcept // Observation categories, shared (obsCategory)
+
+	scratch []byte // newID's hash input
+	keyBuf  []byte // the Provenance key being built
+	ar      arena  // the slabs the Bundle's elements come from
 }
 
 // order is one OBR (or MDM document) with what belongs to it.
@@ -284,6 +355,7 @@ type order struct {
 	orc   *hl7.Segment
 	txa   *hl7.Segment
 	pos   int // 1-based OBR occurrence (or document number)
+	first int // index of its first OBX in builder.obxAll
 	obxs  []*obxEntry
 	notes []string
 }
@@ -295,42 +367,49 @@ type obxEntry struct {
 	notes []string
 }
 
-func newBuilder(m *hl7.Message, rel Release, opts Options) (*builder, error) {
-	segs := m.Segments()
-	if len(segs) == 0 || segs[0].Name() != "MSH" {
-		return nil, fmt.Errorf("%w: no MSH segment", ErrUnsupportedMessage)
+// init starts the mapping of m: it reads the MSH and groups the segments.
+func (b *builder) init(m *hl7.Message, rel Release, opts Options) error {
+	msh := m.Segment(0)
+	if msh == nil || msh.Name() != "MSH" {
+		return fmt.Errorf("%w: no MSH segment", ErrUnsupportedMessage)
 	}
-	msh := segs[0]
 	code := clean(msh.Field(9).Component(1))
 	switch code {
 	case "ORU":
 	case "MDM":
 	default:
-		return nil, fmt.Errorf("%w: MSH-9 %q (want ORU or MDM)", ErrUnsupportedMessage, code)
+		return fmt.Errorf("%w: MSH-9 %q (want ORU or MDM)", ErrUnsupportedMessage, code)
 	}
-	b := &builder{
-		m:         m,
-		rel:       rel,
-		opts:      opts,
-		loc:       opts.Location,
-		controlID: clean(msh.Field(10).Value()),
-		scope:     clean(msh.Field(3).Component(1)) + "^" + clean(msh.Field(4).Component(1)),
-		isMDM:     code == "MDM",
-		usedKeys:  map[string]int{},
+	b.m, b.rel, b.opts, b.loc = m, rel, opts, opts.Location
+	b.controlID = clean(msh.Field(10).Value())
+	b.scope = b.ar.concat(clean(msh.Field(3).Component(1)), "^", clean(msh.Field(4).Component(1)))
+	b.isMDM = code == "MDM"
+	if b.usedKeys == nil {
+		b.usedKeys = map[string]int{}
 	}
 	if b.loc == nil {
 		b.loc = time.UTC
 	}
-	if err := b.group(segs[1:]); err != nil {
-		return nil, err
+	if err := b.group(m); err != nil {
+		return err
 	}
-	return b, nil
+	b.ar.presize(len(b.obxAll) + len(b.orders))
+	return nil
+}
+
+// seenBase returns the builder's map of OBX-3|OBX-4 keys, emptied.
+func (b *builder) seenBase() map[string]int {
+	if b.seen == nil {
+		b.seen = map[string]int{}
+	}
+	clear(b.seen)
+	return b.seen
 }
 
 // group walks the segments into orders. It follows the ORU_R01 structure
 // (PID, ORC, OBR, NTE, OBX, NTE, SPM, OBX) and the MDM structure (TXA, OBX),
 // tolerating what senders commonly get wrong.
-func (b *builder) group(segs []*hl7.Segment) error {
+func (b *builder) group(m *hl7.Message) error {
 	var (
 		cur        *order
 		pendingORC *hl7.Segment
@@ -340,7 +419,8 @@ func (b *builder) group(segs []*hl7.Segment) error {
 		pids       int
 		obrs, obxs int
 	)
-	for _, s := range segs {
+	for i := 1; i < m.NumSegments(); i++ {
+		s := m.Segment(i)
 		switch s.Name() {
 		case "PID":
 			pids++
@@ -354,7 +434,7 @@ func (b *builder) group(segs []*hl7.Segment) error {
 			txa = s
 		case "OBR":
 			obrs++
-			cur = &order{obr: s, orc: pendingORC, txa: txa, pos: obrs}
+			cur = b.newOrder(s, pendingORC, txa, obrs)
 			pendingORC = nil
 			lastOBX = nil
 			inSpecimen = false
@@ -379,16 +459,21 @@ func (b *builder) group(segs []*hl7.Segment) error {
 					// are not part of a report: not mapped.
 					continue
 				}
-				cur = &order{txa: txa, orc: pendingORC, pos: 1}
+				cur = b.newOrder(nil, pendingORC, txa, 1)
 				b.orders = append(b.orders, cur)
 			}
-			lastOBX = &obxEntry{seg: s, pos: obxs}
-			cur.obxs = append(cur.obxs, lastOBX)
+			lastOBX = b.ar.obxEntries.get()
+			lastOBX.seg, lastOBX.pos = s, obxs
+			b.obxAll = append(b.obxAll, lastOBX)
+			cur.obxs = b.obxAll[cur.first:len(b.obxAll):len(b.obxAll)]
 		case "NTE":
 			text := noteText(s)
 			switch {
 			case inSpecimen:
 			case lastOBX != nil:
+				if lastOBX.notes == nil {
+					lastOBX.notes = b.ar.strs.ptrs(4)
+				}
 				lastOBX.notes = append(lastOBX.notes, text)
 			case cur != nil:
 				cur.notes = append(cur.notes, text)
@@ -407,6 +492,13 @@ func (b *builder) group(segs []*hl7.Segment) error {
 	return nil
 }
 
+// newOrder returns a new order whose OBX start at the next one grouped.
+func (b *builder) newOrder(obr, orc, txa *hl7.Segment, pos int) *order {
+	o := b.ar.orders.get()
+	o.obr, o.orc, o.txa, o.pos, o.first = obr, orc, txa, pos, len(b.obxAll)
+	return o
+}
+
 // noteText returns NTE-3 (all repetitions, one line each).
 func noteText(s *hl7.Segment) string {
 	f := s.Field(3)
@@ -422,61 +514,100 @@ func noteText(s *hl7.Segment) string {
 }
 
 func (b *builder) build() (*bcr.Bundle, error) {
+	a := &b.ar
 	// The Patient comes first: the resource every subject reference names,
 	// with the identifiers the portal knows the patient by.
 	pat, patID := b.patient()
-	patEntry := entryFor(&bcr.ContainedResource{OneofResource: &bcr.ContainedResource_Patient{Patient: pat}}, "Patient", b.newID("Patient", patID))
-	patEntry.Request.Url.Value = "Patient/" + patID
-	entries := []*bcr.Bundle_Entry{patEntry}
-	var reports []*d4.Reference
-	var reportKeys []string
+	patEntry := b.entry(b.newID("Patient", patID))
+	patEntry.url.Value = b.opts.PatientRef // "Patient/" + patID
+	x := &b.bundleParts
+	x.pat.Patient = pat
+	patEntry.cr.OneofResource = &x.pat
+	entries := a.entryPtrs.ptrs(2 + len(b.orders) + len(b.obxAll))
+	entries = append(entries, &patEntry.entry)
+	reports := a.refPtrs.ptrs(len(b.orders))
+	reportKeys := a.strs.ptrs(len(b.orders))
 	for _, o := range b.orders {
 		dr, obs, key, err := b.mapOrder(o)
 		if err != nil {
 			return nil, err
 		}
-		entries = append(entries, entryFor(&bcr.ContainedResource{OneofResource: &bcr.ContainedResource_DiagnosticReport{DiagnosticReport: dr.res}}, "DiagnosticReport", dr.id))
+		e := b.entry(dr.id)
+		e.dr.DiagnosticReport = dr.res
+		e.cr.OneofResource = &e.dr
+		entries = append(entries, &e.entry)
 		for _, ob := range obs {
-			entries = append(entries, entryFor(&bcr.ContainedResource{OneofResource: &bcr.ContainedResource_Observation{Observation: ob.res}}, "Observation", ob.id))
+			e := b.entry(ob.id)
+			e.obs.Observation = ob.res
+			e.cr.OneofResource = &e.obs
+			entries = append(entries, &e.entry)
 		}
-		reports = append(reports, refTo(dr.id))
+		reports = append(reports, a.refTo(dr.id))
 		reportKeys = append(reportKeys, key)
 	}
-	provKey := strings.Join([]string{
-		b.scope, b.controlID, b.rel.HoldID, b.rel.Reason,
-		b.rel.At.UTC().Format(time.RFC3339Nano), strings.Join(reportKeys, ","),
-	}, "|")
+	// The Provenance key: scope|control id|hold id|reason|release time|report keys joined by ",".
+	k := b.keyBuf[:0]
+	for _, part := range [...]string{b.scope, b.controlID, b.rel.HoldID, b.rel.Reason} {
+		k = append(k, part...)
+		k = append(k, '|')
+	}
+	k = b.rel.At.UTC().AppendFormat(k, time.RFC3339Nano)
+	k = append(k, '|')
+	for i, rk := range reportKeys {
+		if i > 0 {
+			k = append(k, ',')
+		}
+		k = append(k, rk...)
+	}
+	b.keyBuf = k
+	provKey := a.stringOf(k)
 	prov := b.provenance(provKey, reports)
-	entries = append(entries, entryFor(&bcr.ContainedResource{OneofResource: &bcr.ContainedResource_Provenance{Provenance: prov.res}}, "Provenance", prov.id))
+	provEntry := b.entry(prov.id)
+	x.prov.Provenance = prov.res
+	provEntry.cr.OneofResource = &x.prov
+	entries = append(entries, &provEntry.entry)
 
 	bid := b.newID("Bundle", provKey)
-	return &bcr.Bundle{
-		Id: &d4.Id{Value: bid.id},
-		Identifier: &d4.Identifier{
-			System: &d4.Uri{Value: "urn:ietf:rfc:3986"},
-			Value:  &d4.String{Value: "urn:uuid:" + bid.uuid},
-		},
-		Type:      &bcr.Bundle_TypeCode{Value: c4.BundleTypeCode_TRANSACTION},
-		Timestamp: instantOf(b.rel.At),
-		Entry:     entries,
-	}, nil
+	bu := &x.bundle
+	x.id.Value = bid.id
+	x.system.Value, x.value.Value = "urn:ietf:rfc:3986", bid.urn
+	x.ident.System, x.ident.Value = &x.system, &x.value
+	x.typ.Value = c4.BundleTypeCode_TRANSACTION
+	bu.Id, bu.Identifier, bu.Type = &x.id, &x.ident, &x.typ
+	bu.Timestamp = instantOf(&x.timestamp, b.rel.At)
+	bu.Entry = entries
+	return bu, nil
 }
 
-// entryFor wraps a resource as a transaction entry: fullUrl urn:uuid, PUT to
-// its id (an idempotent create-or-update).
-func entryFor(cr *bcr.ContainedResource, typ string, id rid) *bcr.Bundle_Entry {
-	// One allocation for the entry and its elements.
-	a := &struct {
-		entry   bcr.Bundle_Entry
-		fullURL d4.Uri
-		req     bcr.Bundle_Entry_Request
-		method  bcr.Bundle_Entry_Request_MethodCode
-		url     d4.Uri
-	}{}
-	a.fullURL.Value = id.urn
-	a.method.Value = c4.HTTPVerbCode_PUT
-	a.url.Value = typ + "/" + id.id
-	a.req.Method, a.req.Url = &a.method, &a.url
-	a.entry.FullUrl, a.entry.Resource, a.entry.Request = &a.fullURL, cr, &a.req
-	return &a.entry
+// bundleParts is the Bundle and the elements a Bundle has once: one per
+// builder.
+type bundleParts struct {
+	bundle    bcr.Bundle
+	id        d4.Id
+	ident     d4.Identifier
+	system    d4.Uri
+	value     d4.String
+	typ       bcr.Bundle_TypeCode
+	timestamp d4.Instant
+	pat       bcr.ContainedResource_Patient
+	prov      bcr.ContainedResource_Provenance
+	patient   ptpb.Patient
+	patID     d4.Id
+	gender    ptpb.Patient_GenderCode
+	key       d4.Identifier
+	keySystem d4.Uri
+	keyValue  d4.String
+}
+
+// entry returns a transaction entry for the resource with id, its resource
+// still to be set: fullUrl urn:uuid, PUT to its id (an idempotent
+// create-or-update).
+func (b *builder) entry(id rid) *entryAlloc {
+	x := b.ar.entries.get()
+	x.fullURL.Value = id.urn
+	x.method.Value = c4.HTTPVerbCode_PUT
+	x.url.Value = id.url
+	x.req.Method, x.req.Url = &x.method, &x.url
+	x.entry.FullUrl, x.entry.Resource, x.entry.Request = &x.fullURL, &x.cr, &x.req
+	return x
 }

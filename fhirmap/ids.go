@@ -3,6 +3,7 @@ package fhirmap
 import (
 	"crypto/sha1"
 	"encoding/hex"
+	"unsafe"
 
 	d4 "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
 )
@@ -12,55 +13,56 @@ import (
 // changing it changes every resource id and breaks update-in-place.
 var idNamespace = [16]byte{0x6b, 0x1f, 0x3c, 0x52, 0x9a, 0x0e, 0x4d, 0x7b, 0x8c, 0x21, 0x5e, 0x94, 0xd3, 0x0a, 0x67, 0xf8}
 
-// rid is a resource's id and the UUID its fullUrl (urn:uuid:) uses.
+// rid is a resource's id, its fullUrl and the URL its entry PUTs to.
 type rid struct {
-	id   string // Options.IDPrefix + uuid
-	uuid string
-	urn  string // "urn:uuid:" + uuid, the fullUrl and in-Bundle reference
+	id  string // Options.IDPrefix + uuid
+	urn string // "urn:uuid:" + uuid, the fullUrl and in-Bundle reference
+	url string // kind + "/" + id, the entry's request URL
 }
 
 // newID derives a resource id from kind and an identity key: a version 5
 // (SHA-1, name-based) UUID of IDPrefix, kind and key. The same inputs always
 // give the same id.
 func (b *builder) newID(kind, key string) rid {
-	// The hash input is namespace, prefix, 0, kind, 0, key, written into one
-	// buffer (on the stack for the usual key lengths) and hashed in one call.
-	in := make([]byte, 0, 256)
-	in = append(in, idNamespace[:]...)
+	// The hash input is namespace, prefix, 0, kind, 0, key, written into the
+	// builder's scratch buffer and hashed in one call.
+	in := append(b.scratch[:0], idNamespace[:]...)
 	in = append(in, b.opts.IDPrefix...)
 	in = append(in, 0)
 	in = append(in, kind...)
 	in = append(in, 0)
 	in = append(in, key...)
+	b.scratch = in
 	u := sha1.Sum(in)
 	u[6] = (u[6] & 0x0f) | 0x50 // version 5
 	u[8] = (u[8] & 0x3f) | 0x80 // RFC 4122 variant
-	// One string holds the id (IDPrefix + UUID); the UUID is its tail.
+	// One string holds all three: "urn:uuid:" UUID kind "/" IDPrefix UUID.
+	const urnLen = len("urn:uuid:") + 36
 	p := len(b.opts.IDPrefix)
-	buf := make([]byte, p+36)
-	copy(buf, b.opts.IDPrefix)
-	hex.Encode(buf[p:p+8], u[0:4])
-	buf[p+8] = '-'
-	hex.Encode(buf[p+9:p+13], u[4:6])
-	buf[p+13] = '-'
-	hex.Encode(buf[p+14:p+18], u[6:8])
-	buf[p+18] = '-'
-	hex.Encode(buf[p+19:p+23], u[8:10])
-	buf[p+23] = '-'
-	hex.Encode(buf[p+24:], u[10:16])
-	id := string(buf)
-	return rid{id: id, uuid: id[p:], urn: "urn:uuid:" + id[p:]}
+	buf := b.ar.bytes.take(urnLen + len(kind) + 1 + p + 36)
+	copy(buf, "urn:uuid:")
+	hex.Encode(buf[9:17], u[0:4])
+	buf[17] = '-'
+	hex.Encode(buf[18:22], u[4:6])
+	buf[22] = '-'
+	hex.Encode(buf[23:27], u[6:8])
+	buf[27] = '-'
+	hex.Encode(buf[28:32], u[8:10])
+	buf[32] = '-'
+	hex.Encode(buf[33:urnLen], u[10:16])
+	i := urnLen + copy(buf[urnLen:], kind)
+	buf[i] = '/'
+	i++
+	copy(buf[i+copy(buf[i:], b.opts.IDPrefix):], buf[9:urnLen])
+	s := unsafe.String(&buf[0], len(buf))
+	return rid{urn: s[:urnLen], url: s[urnLen:], id: s[i:]}
 }
 
 // refTo returns an in-Bundle reference to the resource with id.
-func refTo(id rid) *d4.Reference {
-	a := &struct {
-		ref d4.Reference
-		uri d4.Reference_Uri
-		s   d4.String
-	}{}
-	a.s.Value = id.urn
-	a.uri.Uri = &a.s
-	a.ref.Reference = &a.uri
-	return &a.ref
+func (a *arena) refTo(id rid) *d4.Reference {
+	x := a.refs.get()
+	x.s.Value = id.urn
+	x.uri.Uri = &x.s
+	x.ref.Reference = &x.uri
+	return &x.ref
 }

@@ -41,28 +41,35 @@ const (
 // hash alone).
 func (b *builder) patient() (*ptpb.Patient, string) {
 	id := strings.TrimPrefix(b.opts.PatientRef, "Patient/")
-	p := &ptpb.Patient{Id: &d4.Id{Value: id}}
+	x := &b.bundleParts
+	p := &x.patient
+	x.patID.Value = id
+	p.Id = &x.patID
 	if pid := b.pid; pid != nil {
 		// One pass over the repetitions: an index loop over Rep(i) rescans
 		// the field each time (quadratic on a hostile PID-3; issue 15).
-		for _, r := range pid.Field(3).AllReps() {
+		f := pid.Field(3)
+		for _, r := range f.AllReps() {
 			if ident := b.patientIdentifier(r); ident != nil {
+				if p.Identifier == nil {
+					p.Identifier = b.ar.identPtrs.ptrs(f.Reps() + 1)
+				}
 				p.Identifier = append(p.Identifier, ident)
 			}
 		}
 	}
-	p.Identifier = append(p.Identifier, &d4.Identifier{
-		System: &d4.Uri{Value: SystemPatientKey},
-		Value:  &d4.String{Value: id},
-	})
+	x.keySystem.Value, x.keyValue.Value = SystemPatientKey, id
+	x.key.System, x.key.Value = &x.keySystem, &x.keyValue
+	p.Identifier = append(p.Identifier, &x.key)
 	if b.pid != nil && b.opts.Patient != PatientIdentifiers {
 		for _, r := range b.pid.Field(5).AllReps() {
-			if n := humanName(r); n != nil {
+			if n := humanName(&b.ar, r); n != nil {
 				p.Name = append(p.Name, n)
 			}
 		}
 		if g, ok := genderOf(clean(b.pid.Field(8).Value())); ok {
-			p.Gender = &ptpb.Patient_GenderCode{Value: g}
+			x.gender.Value = g
+			p.Gender = &x.gender
 		}
 		p.BirthDate = birthDate(clean(b.pid.Field(7).Value()))
 	}
@@ -77,20 +84,24 @@ func (b *builder) patientIdentifier(f hl7.Field) *d4.Identifier {
 	if v == "" {
 		return nil
 	}
-	id := &d4.Identifier{Value: &d4.String{Value: v}}
+	a := &b.ar
+	id := a.identifiers.get()
+	id.Value = a.newString(v)
 	ns, uid, utype := clean(f.Sub(4, 1)), clean(f.Sub(4, 2)), strings.ToUpper(clean(f.Sub(4, 3)))
 	if sys := identifierSystem(b.opts.IdentifierSystems, ns, uid, utype); sys != "" {
-		id.System = &d4.Uri{Value: sys}
+		id.System = a.newURI(sys)
 	}
 	if t := clean(f.Component(5)); t != "" {
 		if identifierTypes[t] {
-			id.Type = conceptCode(SystemV2_0203, t, "")
+			id.Type = a.conceptCode(SystemV2_0203, t, "")
 		} else {
-			id.Type = conceptText(t)
+			id.Type = a.conceptText(t)
 		}
 	}
 	if ns != "" {
-		id.Assigner = &d4.Reference{Display: &d4.String{Value: ns}}
+		r := a.logicalRefs.get()
+		r.ref.Display = a.newString(ns)
+		id.Assigner = &r.ref
 	}
 	return id
 }
@@ -151,18 +162,18 @@ var identifierTypes = map[string]bool{
 // XPN[HumanName]): XPN-1.1 family, XPN-2 and XPN-3 given, XPN-4 and XPN-6
 // suffix, XPN-5 prefix, XPN-7 name type as use (L official, D usual, M
 // maiden, N nickname; others leave use out). Nil when nothing is named.
-func humanName(f hl7.Field) *d4.HumanName {
-	n := &d4.HumanName{Family: str(f.Sub(1, 1))}
+func humanName(a *arena, f hl7.Field) *d4.HumanName {
+	n := &d4.HumanName{Family: a.str(f.Sub(1, 1))}
 	for _, c := range []int{2, 3} {
-		if s := str(f.Component(c)); s != nil {
+		if s := a.str(f.Component(c)); s != nil {
 			n.Given = append(n.Given, s)
 		}
 	}
-	if s := str(f.Component(5)); s != nil {
+	if s := a.str(f.Component(5)); s != nil {
 		n.Prefix = append(n.Prefix, s)
 	}
 	for _, c := range []int{4, 6} {
-		if s := str(f.Component(c)); s != nil {
+		if s := a.str(f.Component(c)); s != nil {
 			n.Suffix = append(n.Suffix, s)
 		}
 	}

@@ -38,7 +38,7 @@ func (b *builder) eiScope(f hl7.Field) string {
 	if ns == "" && uid == "" {
 		return b.scope
 	}
-	return ns + "^" + uid
+	return b.ar.concat(ns, "^", uid)
 }
 
 // orderKey is the identity of the report: the filler order number (the
@@ -58,56 +58,63 @@ func (b *builder) orderKey(o *order) string {
 			{"PLAC", o.obr.Field(2)}, {"PLAC", field(o.orc, 2)},
 		} {
 			if v := clean(c.f.Component(1)); v != "" {
-				key = c.typ + "|" + b.eiScope(c.f) + "|" + v + "|" + svc
+				key = b.ar.concat(c.typ, "|", b.eiScope(c.f), "|", v, "|", svc)
 				break
 			}
 		}
 		if key == "" {
-			key = "MSG|" + b.scope + "|" + b.controlID + "|OBR" + strconv.Itoa(o.pos)
+			key = b.ar.concat("MSG|", b.scope, "|", b.controlID, "|OBR", strconv.Itoa(o.pos))
 		}
 	} else {
 		for _, n := range []int{12, 15, 14} {
 			f := field(o.txa, n)
 			if v := clean(f.Component(1)); v != "" {
-				key = "DOC" + strconv.Itoa(n) + "|" + b.eiScope(f) + "|" + v
+				key = b.ar.concat("DOC", strconv.Itoa(n), "|", b.eiScope(f), "|", v)
 				break
 			}
 		}
 		if key == "" {
-			key = "MSG|" + b.scope + "|" + b.controlID + "|DOC"
+			key = b.ar.concat("MSG|", b.scope, "|", b.controlID, "|DOC")
 		}
 	}
 	b.usedKeys[key]++
 	if n := b.usedKeys[key]; n > 1 {
-		key += "|#" + strconv.Itoa(n)
+		key = b.ar.concat(key, "|#", strconv.Itoa(n))
 	}
 	return key
 }
 
 func (b *builder) mapOrder(o *order) (reportOut, []obsOut, string, error) {
 	key := b.orderKey(o)
-	dr := &drpb.DiagnosticReport{Subject: b.subject()}
+	a := &b.ar
+	x := a.reports.get()
+	dr := &x.dr
+	dr.Subject = b.subject()
 	out := reportOut{res: dr, id: b.newID("DiagnosticReport", key)}
-	dr.Id = &d4.Id{Value: out.id.id}
+	dr.Id = a.newIDValue(out.id.id)
+	dr.Identifier = a.identPtrs.ptrs(3)
 
 	// Identifiers (OBR-2/OBR-3, falling back to ORC-2/ORC-3; MDM: TXA-12/14/15).
 	if o.obr != nil {
-		if id := identifierEI(firstValued(o.obr.Field(2), field(o.orc, 2)), "PLAC"); id != nil {
+		if id := a.identifierEI(firstValued(o.obr.Field(2), field(o.orc, 2)), "PLAC"); id != nil {
 			dr.Identifier = append(dr.Identifier, id)
 		}
-		if id := identifierEI(firstValued(o.obr.Field(3), field(o.orc, 3)), "FILL"); id != nil {
+		if id := a.identifierEI(firstValued(o.obr.Field(3), field(o.orc, 3)), "FILL"); id != nil {
 			dr.Identifier = append(dr.Identifier, id)
 		}
 	} else if o.txa != nil {
-		if id := identifierEI(o.txa.Field(12), ""); id != nil {
+		if id := a.identifierEI(o.txa.Field(12), ""); id != nil {
 			dr.Identifier = append(dr.Identifier, id)
 		}
-		if id := identifierEI(o.txa.Field(14), "PLAC"); id != nil {
+		if id := a.identifierEI(o.txa.Field(14), "PLAC"); id != nil {
 			dr.Identifier = append(dr.Identifier, id)
 		}
-		if id := identifierEI(o.txa.Field(15), "FILL"); id != nil {
+		if id := a.identifierEI(o.txa.Field(15), "FILL"); id != nil {
 			dr.Identifier = append(dr.Identifier, id)
 		}
+	}
+	if len(dr.Identifier) == 0 {
+		dr.Identifier = nil
 	}
 
 	// Status.
@@ -115,19 +122,20 @@ func (b *builder) mapOrder(o *order) (reportOut, []obsOut, string, error) {
 	if err != nil {
 		return reportOut{}, nil, "", err
 	}
-	dr.Status = &drpb.DiagnosticReport_StatusCode{Value: st}
+	x.st.Value = st
+	dr.Status = &x.st
 
 	// Code and category.
 	if o.obr != nil {
-		dr.Code = concept(fieldCWE(o.obr.Field(4)))
+		dr.Code = a.concept(o.obr.Field(4))
 	} else if o.txa != nil {
-		dr.Code = concept(fieldCWE(o.txa.Field(2)))
+		dr.Code = a.concept(o.txa.Field(2))
 	}
 	if dr.Code == nil {
-		dr.Code = conceptText("Unspecified report")
+		dr.Code = a.conceptText("Unspecified report")
 	}
 	sec, secCode := b.section(o)
-	dr.Category = categories(sec, secCode)
+	dr.Category = a.categories(sec, secCode)
 
 	// Times.
 	var effStart *d4.DateTime
@@ -139,7 +147,9 @@ func (b *builder) mapOrder(o *order) (reportOut, []obsOut, string, error) {
 		case end != nil:
 			dr.Effective = &drpb.DiagnosticReport_EffectiveX{Choice: &drpb.DiagnosticReport_EffectiveX_Period{Period: &d4.Period{Start: effStart, End: end}}}
 		case effStart != nil:
-			dr.Effective = &drpb.DiagnosticReport_EffectiveX{Choice: &drpb.DiagnosticReport_EffectiveX_DateTime{DateTime: effStart}}
+			x.effDT.DateTime = effStart
+			x.eff.Choice = &x.effDT
+			dr.Effective = &x.eff
 		}
 		issued = b.instant(o.obr.Field(22).Component(1))
 	} else if o.txa != nil {
@@ -153,17 +163,20 @@ func (b *builder) mapOrder(o *order) (reportOut, []obsOut, string, error) {
 
 	// People and organisations (logical references, no resources).
 	if o.obr != nil {
-		dr.ResultsInterpreter = refsNDL(o.obr.Field(32))
-		dr.Performer = refsNDL(o.obr.Field(34))
+		dr.ResultsInterpreter = a.refsNDL(o.obr.Field(32))
+		dr.Performer = a.refsNDL(o.obr.Field(34))
 	} else if o.txa != nil {
-		dr.Performer = refsXCN(o.txa.Field(9))
+		dr.Performer = a.refsXCN(o.txa.Field(9))
 	}
 	seenOrg := map[string]bool{}
 	for _, e := range o.obxs {
-		if r := organizationRef(e.seg.Field(23)); r != nil {
-			k := r.GetIdentifier().GetValue().GetValue() + "|" + r.GetDisplay().GetValue()
+		if r := a.organizationRef(e.seg.Field(23)); r != nil {
+			k := a.concat(r.GetIdentifier().GetValue().GetValue(), "|", r.GetDisplay().GetValue())
 			if !seenOrg[k] {
 				seenOrg[k] = true
+				if dr.Performer == nil {
+					dr.Performer = a.refPtrs.ptrs(len(o.obxs))
+				}
 				dr.Performer = append(dr.Performer, r)
 			}
 		}
@@ -174,8 +187,11 @@ func (b *builder) mapOrder(o *order) (reportOut, []obsOut, string, error) {
 	if err != nil {
 		return reportOut{}, nil, "", err
 	}
-	for _, ob := range obs {
-		dr.Result = append(dr.Result, refTo(ob.id))
+	if len(obs) > 0 {
+		dr.Result = a.refPtrs.take(len(obs))
+		for i, ob := range obs {
+			dr.Result[i] = a.refTo(ob.id)
+		}
 	}
 
 	// Order-level NTEs.
@@ -194,7 +210,11 @@ func (b *builder) mapOrder(o *order) (reportOut, []obsOut, string, error) {
 // resource's subject after it is built, and the encoders only read it.
 func (b *builder) subject() *d4.Reference {
 	if b.subj == nil {
-		b.subj = &d4.Reference{Reference: &d4.Reference_Uri{Uri: &d4.String{Value: b.opts.PatientRef}}}
+		x := &b.subjRef
+		x.s.Value = b.opts.PatientRef
+		x.uri.Uri = &x.s
+		x.ref.Reference = &x.uri
+		b.subj = &x.ref
 	}
 	return b.subj
 }
@@ -209,20 +229,26 @@ func firstValued(fs ...hl7.Field) hl7.Field {
 	return hl7.Field{}
 }
 
-func refsNDL(f hl7.Field) []*d4.Reference {
+func (a *arena) refsNDL(f hl7.Field) []*d4.Reference {
 	var out []*d4.Reference
 	for _, rep := range f.AllReps() {
-		if r := ndlRef(rep); r != nil {
+		if r := a.ndlRef(rep); r != nil {
+			if out == nil {
+				out = a.refPtrs.ptrs(f.Reps())
+			}
 			out = append(out, r)
 		}
 	}
 	return out
 }
 
-func refsXCN(f hl7.Field) []*d4.Reference {
+func (a *arena) refsXCN(f hl7.Field) []*d4.Reference {
 	var out []*d4.Reference
 	for _, rep := range f.AllReps() {
-		if r := practitionerRef(rep); r != nil {
+		if r := a.practitionerRef(rep); r != nil {
+			if out == nil {
+				out = a.refPtrs.ptrs(f.Reps())
+			}
 			out = append(out, r)
 		}
 	}
@@ -301,19 +327,22 @@ func (b *builder) section(o *order) (section, string) {
 // laboratory sections also v2-0074 LAB (what US Core expects of lab
 // reports); for imaging, cardiology and pathology sections also the LOINC
 // report category. A code outside table 0074 is kept as text.
-func categories(sec section, c string) []*d4.CodeableConcept {
+func (a *arena) categories(sec section, c string) []*d4.CodeableConcept {
 	if c == "" {
 		return nil
 	}
 	if sec.display == "" {
-		return []*d4.CodeableConcept{conceptText(c)}
+		out := a.conceptPtrs.take(1)
+		out[0] = a.conceptText(c)
+		return out
 	}
-	out := []*d4.CodeableConcept{conceptCode(SystemV2_0074, c, sec.display)}
+	out := a.conceptPtrs.ptrs(3)
+	out = append(out, a.conceptCode(SystemV2_0074, c, sec.display))
 	if sec.lab && c != "LAB" {
-		out = append(out, conceptCode(SystemV2_0074, "LAB", "Laboratory"))
+		out = append(out, a.conceptCode(SystemV2_0074, "LAB", "Laboratory"))
 	}
 	if sec.loinc != "" {
-		out = append(out, conceptCode(SystemLOINC, sec.loinc, loincCategoryDisplay[sec.loinc]))
+		out = append(out, a.conceptCode(SystemLOINC, sec.loinc, loincCategoryDisplay[sec.loinc]))
 	}
 	return out
 }
@@ -339,8 +368,9 @@ type obsRun struct {
 // Observation; TX/FT (and MDM) content also becomes a text/plain
 // presentedForm, and impression/final-diagnosis OBX the conclusion.
 func (b *builder) observations(o *order, key string, st c4.DiagnosticReportStatusCode_Value, sec section, effStart *d4.DateTime, issued *d4.Instant, dr *drpb.DiagnosticReport) ([]obsOut, error) {
-	var runs []*obsRun
-	seen := map[string]int{}
+	a := &b.ar
+	runs := a.runPtrs.ptrs(len(o.obxs))
+	seen := b.seenBase()
 	narrative := b.isMDM
 	var conclusion []string
 	for _, e := range o.obxs {
@@ -360,11 +390,14 @@ func (b *builder) observations(o *order, key string, st c4.DiagnosticReportStatu
 			narrative = true
 		}
 		idf := s.Field(3)
-		codeKey := clean(idf.Component(3)) + "^" + clean(idf.Component(1))
-		if clean(idf.Component(1)) == "" {
-			codeKey = "^^" + clean(idf.Component(2))
+		var codeKey string
+		if c1 := clean(idf.Component(1)); c1 != "" {
+			codeKey = a.concat(clean(idf.Component(3)), "^", c1)
+		} else {
+			codeKey = a.concat("^^", clean(idf.Component(2)))
 		}
-		mergeKey := codeKey + "|" + clean(s.Field(4).Value()) + "|" + code(s.Field(11).Value())
+		sub := clean(s.Field(4).Value())
+		mergeKey := a.concat(codeKey, "|", sub, "|", code(s.Field(11).Value()))
 		if isText(vt) {
 			if n := len(runs); n > 0 {
 				prev := runs[n-1]
@@ -375,17 +408,23 @@ func (b *builder) observations(o *order, key string, st c4.DiagnosticReportStatu
 				}
 			}
 		}
-		base := codeKey + "|" + clean(s.Field(4).Value())
+		base := mergeKey[:len(codeKey)+1+len(sub)] // codeKey|OBX-4
 		seen[base]++
-		r := &obsRun{first: e, vt: vt, notes: append([]string(nil), e.notes...), mergeKey: mergeKey,
-			idKey: key + "|OBX|" + base + "|" + strconv.Itoa(seen[base])}
+		r := a.runs.get()
+		r.first, r.vt, r.mergeKey = e, vt, mergeKey
+		if len(e.notes) > 0 {
+			r.notes = a.strs.take(len(e.notes))
+			copy(r.notes, e.notes)
+		}
+		r.idKey = a.concat(key, "|OBX|", base, "|", strconv.Itoa(seen[base]))
 		if isText(vt) {
-			r.texts = []string{textValue(s.Field(5))}
+			r.texts = a.strs.take(1)
+			r.texts[0] = textValue(s.Field(5))
 		}
 		runs = append(runs, r)
 	}
 
-	var out []obsOut
+	out := a.obsOuts.ptrs(len(runs))
 	var story []string
 	lastHeader := ""
 	headers := distinctTextCodes(runs) > 1
@@ -442,7 +481,8 @@ func distinctTextCodes(runs []*obsRun) int {
 	m := map[string]bool{}
 	for _, r := range runs {
 		if isText(r.vt) {
-			m[strings.SplitN(r.mergeKey, "|", 2)[0]] = true
+			codeKey, _, _ := strings.Cut(r.mergeKey, "|")
+			m[codeKey] = true
 		}
 	}
 	return len(m)
@@ -478,13 +518,9 @@ func textValue(f hl7.Field) string {
 func (b *builder) observation(r *obsRun, drStatus c4.DiagnosticReportStatusCode_Value, sec section, effStart *d4.DateTime, issued *d4.Instant) (obsOut, error) {
 	s := r.first.seg
 	id := b.newID("Observation", r.idKey)
-	// One allocation for the Observation and its always-present elements.
-	a := &struct {
-		ob  obspb.Observation
-		id  d4.Id
-		st  obspb.Observation_StatusCode
-		cat [1]*d4.CodeableConcept
-	}{}
+	ar := &b.ar
+	// One slab element holds the Observation and its always-present elements.
+	a := ar.obs.get()
 	ob := &a.ob
 	a.id.Value = id.id
 	ob.Id, ob.Subject, ob.Status = &a.id, b.subject(), &a.st
@@ -501,36 +537,44 @@ func (b *builder) observation(r *obsRun, drStatus c4.DiagnosticReportStatusCode_
 		a.cat[0] = b.obsCategory(sec.obsCat)
 		ob.Category = a.cat[:]
 	}
-	ob.Code = concept(fieldCWE(s.Field(3)))
+	ob.Code = ar.concept(s.Field(3))
 	if ob.Code == nil {
-		ob.Code = conceptText("Unspecified observation")
+		ob.Code = ar.conceptText("Unspecified observation")
 	}
-	if dt := b.dateTime(s.Field(14).Component(1)); dt != nil {
-		ob.Effective = &obspb.Observation_EffectiveX{Choice: &obspb.Observation_EffectiveX_DateTime{DateTime: dt}}
-	} else if effStart != nil {
-		ob.Effective = &obspb.Observation_EffectiveX{Choice: &obspb.Observation_EffectiveX_DateTime{DateTime: effStart}}
+	effective := b.dateTime(s.Field(14).Component(1))
+	if effective == nil {
+		effective = effStart
+	}
+	if effective != nil {
+		e := ar.obsEffs.get()
+		e.dt.DateTime = effective
+		e.e.Choice = &e.dt
+		ob.Effective = &e.e
 	}
 	ob.Issued = issued
-	ob.Performer = refsXCN(s.Field(16))
-	if org := organizationRef(s.Field(23)); org != nil {
+	ob.Performer = ar.refsXCN(s.Field(16))
+	if org := ar.organizationRef(s.Field(23)); org != nil {
+		if ob.Performer == nil {
+			ob.Performer = ar.refPtrs.ptrs(1)
+		}
 		ob.Performer = append(ob.Performer, org)
 	}
 
 	// Value.
-	u := unitOf(s.Field(6))
+	u := ar.unitOf(s.Field(6))
 	val := s.Field(5)
 	switch {
 	case isText(r.vt) || r.vt == "":
-		if v := stringValue(strings.Join(r.texts, "\n")); !v.empty() {
-			ob.Value = v.observationValue()
+		if v := stringValue(ar, strings.Join(r.texts, "\n")); !v.empty() {
+			ob.Value = v.observationValue(ar)
 		} else if r.vt == "" {
-			if v := stringValue(joinComponents(val)); !v.empty() {
-				ob.Value = v.observationValue()
+			if v := stringValue(ar, joinComponents(val)); !v.empty() {
+				ob.Value = v.observationValue(ar)
 			}
 		}
 	case r.vt == "ED":
 		// ED that could not be decoded (see edAttachment).
-		ob.DataAbsentReason = conceptCode(SystemDataAbsent, "error", "Error")
+		ob.DataAbsentReason = ar.conceptCode(SystemDataAbsent, "error", "Error")
 	case val.Reps() > 1:
 		// The IG's OBX[Observation-Component]: one component per repetition.
 		for _, rep := range val.AllReps() {
@@ -549,15 +593,15 @@ func (b *builder) observation(r *obsRun, drStatus c4.DiagnosticReportStatusCode_
 				Value: &d4.Extension_ValueX{Choice: &d4.Extension_ValueX_Attachment{Attachment: v.attachment}},
 			})
 		case !v.empty():
-			ob.Value = v.observationValue()
+			ob.Value = v.observationValue(ar)
 		}
 	}
 	if ob.Value == nil && len(ob.Component) == 0 && len(ob.Extension) == 0 && ob.DataAbsentReason == nil {
 		switch st {
 		case "X":
-			ob.DataAbsentReason = conceptCode(SystemDataAbsent, "not-performed", "Not Performed")
+			ob.DataAbsentReason = ar.conceptCode(SystemDataAbsent, "not-performed", "Not Performed")
 		case "N":
-			ob.DataAbsentReason = conceptCode(SystemDataAbsent, "not-asked", "Not Asked")
+			ob.DataAbsentReason = ar.conceptCode(SystemDataAbsent, "not-asked", "Not Asked")
 		}
 	}
 
@@ -568,24 +612,30 @@ func (b *builder) observation(r *obsRun, drStatus c4.DiagnosticReportStatusCode_
 		if c == "" {
 			continue
 		}
+		if ob.Interpretation == nil {
+			ob.Interpretation = ar.conceptPtrs.ptrs(f8.Reps())
+		}
 		if d, ok := v3Interpretation[c]; ok {
-			ob.Interpretation = append(ob.Interpretation, conceptCode(SystemV3Interp, c, d))
+			ob.Interpretation = append(ob.Interpretation, ar.conceptCode(SystemV3Interp, c, d))
 		} else {
-			cc := conceptCode("", c, rep.Component(2))
-			cc.Text = &d4.String{Value: c}
+			cc := ar.conceptCode("", c, rep.Component(2))
+			cc.Text = ar.newString(c)
 			ob.Interpretation = append(ob.Interpretation, cc)
 		}
 	}
-	if rr := referenceRange(s.Field(7).Value(), u); rr != nil {
-		ob.ReferenceRange = []*obspb.Observation_ReferenceRange{rr}
-	}
+	ob.ReferenceRange = ar.referenceRange(s.Field(7).Value(), u)
 	if note := joinNotes(r.notes); note != "" {
-		ob.Note = []*d4.Annotation{{Text: &d4.Markdown{Value: note}}}
+		n := ar.annotations.get()
+		n.text.Value = note
+		n.a.Text = &n.text
+		n.ptr[0] = &n.a
+		ob.Note = n.ptr[:]
 	}
-	ob.Method = concept(fieldCWE(s.Field(17)))
-	ob.BodySite = concept(fieldCWE(s.Field(20)))
-	if oid := identifierEI(s.Field(21), ""); oid != nil {
-		ob.Identifier = []*d4.Identifier{oid}
+	ob.Method = ar.concept(s.Field(17))
+	ob.BodySite = ar.concept(s.Field(20))
+	if oid := ar.identifierEI(s.Field(21), ""); oid != nil {
+		ob.Identifier = ar.identPtrs.take(1)
+		ob.Identifier[0] = oid
 	}
 	return obsOut{res: ob, id: id}, nil
 }
@@ -596,7 +646,7 @@ func (b *builder) obsCategory(c string) *d4.CodeableConcept {
 	if cc := b.obsCats[c]; cc != nil {
 		return cc
 	}
-	cc := conceptCode(SystemObsCategory, c, obsCategoryDisplay[c])
+	cc := b.ar.conceptCode(SystemObsCategory, c, obsCategoryDisplay[c])
 	if b.obsCats == nil {
 		b.obsCats = map[string]*d4.CodeableConcept{}
 	}

@@ -31,14 +31,23 @@ func (v value) empty() bool {
 }
 
 // observationValue returns v as Observation.value[x].
-func (v value) observationValue() *obspb.Observation_ValueX {
+func (v value) observationValue(a *arena) *obspb.Observation_ValueX {
 	switch {
 	case v.quantity != nil:
-		return &obspb.Observation_ValueX{Choice: &obspb.Observation_ValueX_Quantity{Quantity: v.quantity}}
+		x := a.obsValues.get()
+		x.qty.Quantity = v.quantity
+		x.v.Choice = &x.qty
+		return &x.v
 	case v.concept != nil:
-		return &obspb.Observation_ValueX{Choice: &obspb.Observation_ValueX_CodeableConcept{CodeableConcept: v.concept}}
+		x := a.obsValues.get()
+		x.cc.CodeableConcept = v.concept
+		x.v.Choice = &x.cc
+		return &x.v
 	case v.str != nil:
-		return &obspb.Observation_ValueX{Choice: &obspb.Observation_ValueX_StringValue{StringValue: v.str}}
+		x := a.obsValues.get()
+		x.str.StringValue = v.str
+		x.v.Choice = &x.str
+		return &x.v
 	case v.rng != nil:
 		return &obspb.Observation_ValueX{Choice: &obspb.Observation_ValueX_Range{Range: v.rng}}
 	case v.ratio != nil:
@@ -100,7 +109,7 @@ type unit struct {
 	code   *d4.Code
 }
 
-func unitOf(f hl7.Field) unit {
+func (a *arena) unitOf(f hl7.Field) unit {
 	id, txt, sys := clean(f.Component(1)), clean(f.Component(2)), f.Component(3)
 	var u unit
 	if txt == "" {
@@ -110,46 +119,35 @@ func unitOf(f hl7.Field) unit {
 	if txt == "" && !ucum {
 		return u
 	}
-	// One allocation for the unit's elements.
-	a := &struct {
-		unit   d4.String
-		system d4.Uri
-		code   d4.Code
-	}{}
+	// One slab element holds the unit's elements.
+	x := a.units.get()
 	if txt != "" {
-		a.unit.Value = txt
-		u.unit = &a.unit
+		x.unit.Value = txt
+		u.unit = &x.unit
 	}
 	if ucum {
-		a.system.Value, a.code.Value = SystemUCUM, id
-		u.system, u.code = &a.system, &a.code
+		x.system.Value, x.code.Value = SystemUCUM, id
+		u.system, u.code = &x.system, &x.code
 	}
 	return u
 }
 
-func (u unit) quantity(v string, cmp c4.QuantityComparatorCode_Value) *d4.Quantity {
-	a := &struct {
-		q   d4.Quantity
-		v   d4.Decimal
-		cmp d4.Quantity_ComparatorCode
-	}{}
-	a.v.Value = v
-	a.q.Value, a.q.Unit, a.q.System, a.q.Code = &a.v, u.unit, u.system, u.code
+func (u unit) quantity(a *arena, v string, cmp c4.QuantityComparatorCode_Value) *d4.Quantity {
+	x := a.quantities.get()
+	x.v.Value = v
+	x.q.Value, x.q.Unit, x.q.System, x.q.Code = &x.v, u.unit, u.system, u.code
 	if cmp != c4.QuantityComparatorCode_INVALID_UNINITIALIZED {
-		a.cmp.Value = cmp
-		a.q.Comparator = &a.cmp
+		x.cmp.Value = cmp
+		x.q.Comparator = &x.cmp
 	}
-	return &a.q
+	return &x.q
 }
 
-func (u unit) simple(v string) *d4.SimpleQuantity {
-	a := &struct {
-		q d4.SimpleQuantity
-		v d4.Decimal
-	}{}
-	a.v.Value = v
-	a.q.Value, a.q.Unit, a.q.System, a.q.Code = &a.v, u.unit, u.system, u.code
-	return &a.q
+func (u unit) simple(a *arena, v string) *d4.SimpleQuantity {
+	x := a.simples.get()
+	x.v.Value = v
+	x.q.Value, x.q.Unit, x.q.System, x.q.Code = &x.v, u.unit, u.system, u.code
+	return &x.q
 }
 
 // decimal normalises an HL7 NM to a FHIR decimal (no leading "+", no
@@ -168,6 +166,18 @@ func decimal(s string) (string, bool) {
 	}
 	if frac == "" && sign != "-" {
 		return intPart, true
+	}
+	if intPart == digits {
+		// The result is a part of s (without a "+" or a trailing "."): no
+		// new string.
+		start, end := 0, len(s)
+		if sign == "+" {
+			start = 1
+		}
+		if frac == "" {
+			end = len(sign) + len(digits)
+		}
+		return s[start:end], true
 	}
 	out := intPart
 	if frac != "" {
@@ -191,21 +201,22 @@ var comparators = map[string]c4.QuantityComparatorCode_Value{
 // units u (OBX-6). What cannot be represented in the type's FHIR form falls
 // back to valueString with the text as sent, so nothing is lost.
 func (b *builder) mapValue(vt string, rep hl7.Field, u unit) value {
+	a := &b.ar
 	raw := func() value {
-		return stringValue(joinComponents(rep))
+		return stringValue(a, joinComponents(rep))
 	}
 	switch vt {
 	case "NM":
 		if d, ok := decimal(rep.Value()); ok {
-			return value{quantity: u.quantity(d, 0)}
+			return value{quantity: u.quantity(a, d, 0)}
 		}
-		return stringValue(rep.Value())
+		return stringValue(a, rep.Value())
 	case "SN":
-		return snValue(rep, u)
+		return snValue(a, rep, u)
 	case "ST", "TX", "FT":
-		return stringValue(rep.Value())
+		return stringValue(a, rep.Value())
 	case "CE", "CWE", "CNE", "CF":
-		if cc := concept(fieldCWE(rep)); cc != nil {
+		if cc := a.concept(rep); cc != nil {
 			return value{concept: cc}
 		}
 		return value{}
@@ -239,26 +250,26 @@ func (b *builder) mapValue(vt string, rep hl7.Field, u unit) value {
 		}
 		r := &d4.Range{}
 		if okl {
-			r.Low = u.simple(lo)
+			r.Low = u.simple(a, lo)
 		}
 		if okh {
-			r.High = u.simple(hi)
+			r.High = u.simple(a, hi)
 		}
 		return value{rng: r}
 	case "RP":
-		return rpValue(rep)
+		return rpValue(a, rep)
 	case "EI":
-		return stringValue(rep.Component(1))
+		return stringValue(a, rep.Component(1))
 	}
 	return raw()
 }
 
-func stringValue(s string) value {
+func stringValue(a *arena, s string) value {
 	s = text(s)
 	if strings.TrimSpace(s) == "" {
 		return value{}
 	}
-	return value{str: &d4.String{Value: strings.TrimRight(s, " \t\n")}}
+	return value{str: a.newString(strings.TrimRight(s, " \t\n"))}
 }
 
 // joinComponents renders a composite value as text: its non-empty components
@@ -277,7 +288,7 @@ func joinComponents(f hl7.Field) string {
 // ":" or "/" is a Ratio, "-" a Range, "+" (e.g. "2+") a string, none (or ".")
 // a Quantity with SN-1 as comparator. A comparator FHIR cannot carry ("<>",
 // or any comparator on a range/ratio) falls back to the text.
-func snValue(f hl7.Field, u unit) value {
+func snValue(a *arena, f hl7.Field, u unit) value {
 	cmp, n1, sep, n2 := clean(f.Component(1)), clean(f.Component(2)), clean(f.Component(3)), clean(f.Component(4))
 	asText := func() value {
 		var parts []string
@@ -286,7 +297,7 @@ func snValue(f hl7.Field, u unit) value {
 				parts = append(parts, p)
 			}
 		}
-		return stringValue(strings.Join(parts, " "))
+		return stringValue(a, strings.Join(parts, " "))
 	}
 	if cmp == "=" {
 		cmp = ""
@@ -304,13 +315,13 @@ func snValue(f hl7.Field, u unit) value {
 		if !ok {
 			return asText()
 		}
-		return value{quantity: u.quantity(d, cv)}
+		return value{quantity: u.quantity(a, d, cv)}
 	case ".":
 		d, ok := decimal(n1 + "." + n2)
 		if !ok || cmp != "" && n2 == "" {
 			return asText()
 		}
-		return value{quantity: u.quantity(d, cv)}
+		return value{quantity: u.quantity(a, d, cv)}
 	case ":", "/":
 		d1, ok1 := decimal(n1)
 		d2, ok2 := decimal(n2)
@@ -318,14 +329,14 @@ func snValue(f hl7.Field, u unit) value {
 			return asText()
 		}
 		none := unit{}
-		return value{ratio: &d4.Ratio{Numerator: none.quantity(d1, 0), Denominator: none.quantity(d2, 0)}}
+		return value{ratio: &d4.Ratio{Numerator: none.quantity(a, d1, 0), Denominator: none.quantity(a, d2, 0)}}
 	case "-":
 		d1, ok1 := decimal(n1)
 		d2, ok2 := decimal(n2)
 		if !ok1 || !ok2 || cmp != "" {
 			return asText()
 		}
-		return value{rng: &d4.Range{Low: u.simple(d1), High: u.simple(d2)}}
+		return value{rng: &d4.Range{Low: u.simple(a, d1), High: u.simple(a, d2)}}
 	}
 	return asText()
 }
@@ -403,10 +414,10 @@ func mimeType(typ, sub string) string {
 
 // rpValue maps an RP (reference pointer) to an Attachment with the pointer as
 // url, carried in the R5 cross-version Observation.value extension.
-func rpValue(f hl7.Field) value {
+func rpValue(a *arena, f hl7.Field) value {
 	ptr := clean(f.Component(1))
 	if !validURI(ptr) {
-		return stringValue(joinComponents(f))
+		return stringValue(a, joinComponents(f))
 	}
 	return value{attachment: &d4.Attachment{
 		ContentType: &d4.Attachment_ContentTypeCode{Value: mimeType(f.Component(3), f.Component(4))},
@@ -481,27 +492,32 @@ func unhex(c byte) int {
 // referenceRange maps OBX-7 per the IG (referenceRange.text) and, when the
 // text is a plain numeric range ("3.5-5.0", "<5", ">=10"), also low/high with
 // the OBX-6 units.
-func referenceRange(s string, u unit) *obspb.Observation_ReferenceRange {
-	t := str(s)
-	if t == nil {
+func (a *arena) referenceRange(s string, u unit) []*obspb.Observation_ReferenceRange {
+	s = clean(s)
+	if s == "" {
 		return nil
 	}
-	rr := &obspb.Observation_ReferenceRange{Text: t}
+	x := a.rangeAllocs.get()
+	x.text.Value = s
+	t := &x.text
+	rr := &x.rr
+	rr.Text = t
+	x.ptr[0] = rr
 	if l, h, ok := rangeParts(t.Value); ok {
 		lo, ok1 := decimal(l)
 		hi, ok2 := decimal(h)
 		if ok1 && ok2 {
-			rr.Low, rr.High = u.simple(lo), u.simple(hi)
+			rr.Low, rr.High = u.simple(a, lo), u.simple(a, hi)
 		}
 	} else if cmp, num, ok := boundParts(t.Value); ok {
 		if d, ok := decimal(num); ok {
 			switch cmp {
 			case "<", "<=", "≤":
-				rr.High = u.simple(d)
+				rr.High = u.simple(a, d)
 			default:
-				rr.Low = u.simple(d)
+				rr.Low = u.simple(a, d)
 			}
 		}
 	}
-	return rr
+	return x.ptr[:]
 }
