@@ -34,6 +34,17 @@ type Classifier struct {
 	codes    map[string][]codeRef
 	ctxCodes map[string]bool // LOINC codes whose OBX text is context
 
+	// loinc and anySys are views of codes (and ctxCodes) for the look-ups
+	// every identifier makes, keyed by the code alone: loinc[x] holds
+	// codes["LN|"+x] and ctxCodes[x], anySys[x] holds codes["*|"+x]. They
+	// answer exactly what the composed keys would (a key of codes that
+	// starts with "LN|" is "LN|"+x for exactly one x), without composing a
+	// key and hashing it for every identifier.
+	loinc  map[string]loincRef
+	anySys map[string][]codeRef
+	// lnClass is systems["LN"], the system name nearly every OBX-3 carries.
+	lnClass string
+
 	systems map[string]string // upper-case system name -> class
 	icd10   []rangeC
 	icd9    []rangeC
@@ -74,6 +85,13 @@ type nameGroup struct {
 	prefix   bool
 	service  bool
 	requires []string
+}
+
+// loincRef is what a LOINC code means to the classifier: its code rules and
+// whether its OBX text is a context section.
+type loincRef struct {
+	refs    []codeRef
+	context bool
 }
 
 type codeRef struct {
@@ -257,6 +275,21 @@ func NewClassifier(rs *RuleSet) (*Classifier, error) {
 	for _, code := range rs.Settings.ContextSections {
 		c.ctxCodes[strings.ToUpper(strings.TrimSpace(code))] = true
 	}
+	c.loinc, c.anySys = map[string]loincRef{}, map[string][]codeRef{}
+	for k, refs := range c.codes {
+		if x, ok := strings.CutPrefix(k, sysLOINC+"|"); ok {
+			c.loinc[x] = loincRef{refs: refs, context: c.ctxCodes[x]}
+		}
+		if x, ok := strings.CutPrefix(k, "*|"); ok {
+			c.anySys[x] = refs
+		}
+	}
+	for x := range c.ctxCodes {
+		lr := c.loinc[x]
+		lr.context = true
+		c.loinc[x] = lr
+	}
+	c.lnClass = c.systems["LN"]
 	for _, r := range rs.Coded.ICD10.Ranges {
 		c.icd10 = append(c.icd10, rangeC{id: r.ID, from: normCode(r.From), to: normCode(r.To), tag: r.Tag, prior: r.Prior})
 	}
@@ -287,6 +320,15 @@ func NewClassifier(rs *RuleSet) (*Classifier, error) {
 	}
 	c.pool.New = func() any { return &classifyState{} }
 	return c, nil
+}
+
+// systemClass returns systems[name] (name upper case and trimmed), with
+// LOINC's own name answered without a map look-up.
+func (c *Classifier) systemClass(name string) string {
+	if name == "LN" {
+		return c.lnClass
+	}
+	return c.systems[name]
 }
 
 // RuleSet returns the rule set the classifier was compiled from.
@@ -543,19 +585,20 @@ func (c *Classifier) identifier(s *classifyState, cd *Coded, loc Location, servi
 			continue
 		}
 		sysName := strings.ToUpper(strings.TrimSpace(t.System))
-		sys := c.systems[sysName]
+		sys := c.systemClass(sysName)
 		mod := ""
 		if sysName == "" && looksLOINC(code) {
 			sys, mod = sysLOINC, "system missing: LOINC code shape"
 		}
 		var refs, anySys []codeRef
 		if sys == sysLOINC {
-			refs = c.codes[sysLOINC+"|"+code]
-			if c.ctxCodes[code] {
+			lr := c.loinc[code]
+			refs = lr.refs
+			if lr.context {
 				context = true
 			}
 		} else {
-			refs, anySys = c.codes[sysName+"|"+code], c.codes["*|"+code]
+			refs, anySys = c.codes[sysName+"|"+code], c.anySys[code]
 		}
 		for _, ref := range concatRefs(refs, anySys) {
 			if ref.context {
@@ -937,7 +980,7 @@ func (c *Classifier) coded1(s *classifyState, t *Coded, l Location) bool {
 		return false
 	}
 	sysName := strings.ToUpper(strings.TrimSpace(t.System))
-	sys := c.systems[sysName]
+	sys := c.systemClass(sysName)
 	mod := ""
 	if sysName == "" {
 		switch {
@@ -1014,7 +1057,8 @@ func (c *Classifier) coded1(s *classifyState, t *Coded, l Location) bool {
 		return false
 	}
 	// Local codes from config.
-	refs := concatRefs(c.codes[sysName+"|"+strings.ToUpper(code)], c.codes["*|"+strings.ToUpper(code)])
+	upper := strings.ToUpper(code)
+	refs := concatRefs(c.codes[sysName+"|"+upper], c.anySys[upper])
 	for _, ref := range refs {
 		for _, tg := range ref.tags {
 			e := evAt(l, ref.id, LayerLocalCode, match())

@@ -535,3 +535,56 @@ func TestClassifyConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestCodeLookupsMatchComposedKeys checks that the look-ups identifiers and
+// coded values make by code alone (loinc, anySys, systemClass) answer what
+// the composed "system|code" keys of codes and ctxCodes answer, for every
+// code a key could be asked with, including rules whose system or code holds
+// a "|" (so that one composed key reads as another system's code).
+func TestCodeLookupsMatchComposedKeys(t *testing.T) {
+	ext, err := DefaultRuleSet().Extend(RuleSetExtension{LocalCodes: []CodeRule{
+		{ID: "site-bar-system", System: "LN|X", Codes: []string{"Y"}, Tags: []string{TagPathology}},
+		{ID: "site-bar-code", System: "*", Codes: []string{"A|B"}, Tags: []string{TagGenetic}},
+		{ID: "site-any", System: "*", Codes: []string{"22637-3"}, Tags: []string{TagImaging}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rs := range []*RuleSet{DefaultRuleSet(), ext} {
+		c, err := NewClassifier(rs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		probes := map[string]bool{"": true, "NOT-A-CODE": true}
+		for k := range c.codes {
+			for i := 0; i < len(k); i++ {
+				if k[i] == '|' {
+					probes[k[i+1:]] = true
+				}
+			}
+		}
+		for x := range c.ctxCodes {
+			probes[x] = true
+		}
+		for x := range probes {
+			lr := c.loinc[x]
+			if want := c.codes[sysLOINC+"|"+x]; !reflect.DeepEqual(lr.refs, want) {
+				t.Errorf("loinc[%q].refs = %v, codes[LN|%s] = %v", x, lr.refs, x, want)
+			}
+			if lr.context != c.ctxCodes[x] {
+				t.Errorf("loinc[%q].context = %v, ctxCodes = %v", x, lr.context, c.ctxCodes[x])
+			}
+			if got, want := c.anySys[x], c.codes["*|"+x]; !reflect.DeepEqual(got, want) {
+				t.Errorf("anySys[%q] = %v, codes[*|%s] = %v", x, got, x, want)
+			}
+		}
+		for _, name := range []string{"LN", "LNC", "I10", "ICDO3", "SCT", "L", ""} {
+			if got, want := c.systemClass(name), c.systems[name]; got != want {
+				t.Errorf("systemClass(%q) = %q, systems = %q", name, got, want)
+			}
+		}
+		if len(c.loinc) == 0 {
+			t.Error("no LOINC code rules: nothing compared")
+		}
+	}
+}

@@ -292,7 +292,6 @@ func (c *Classifier) analyze(ts *textScratch, text string, sectionContext bool, 
 		return
 	}
 	ts.ms = selectLongest(ts.ms)
-	ts.boundaries(text)
 	ts.hits = ts.hits[:0]
 	hasTerm := false
 	for _, m := range ts.ms {
@@ -344,7 +343,9 @@ func (c *Classifier) analyze(ts *textScratch, text string, sectionContext bool, 
 	if !hasTerm {
 		return
 	}
-	// Sentence and clause of each hit; sections; prefix counts of stops.
+	// Sentence and clause of each hit (sentence ends and commas are looked
+	// for only in a text with a term); sections; prefix counts of stops.
+	ts.boundaries(text)
 	bi, ci := 0, 0
 	section := sectionContext
 	diagSec := false

@@ -134,6 +134,10 @@ func TestScanMatchesReference(t *testing.T) {
 	for _, hc := range loadHeldOut(t) {
 		texts = append(texts, hc.text)
 	}
+	// Quotation marks and separators inside and around words (dropped or
+	// spaces), each spelling of U+2019 and the no-break space.
+	texts = append(texts, "Hodgkin’s lymphoma", "non’Hodgkin lymphoma", "Paget’s disease of the nipple",
+		"no’ evidence of malignancy", "’carcinoma’", "negative for–malignancy", "Hodgkin's lymphoma")
 	for _, s := range texts[:len(texts):len(texts)] {
 		texts = append(texts, strings.ToUpper(s))
 	}
