@@ -442,11 +442,12 @@ var defaultClasses = byteClasses(DefaultDelimiters)
 func (m *Message) split(start int, strict bool) error {
 	t := m.text
 	d := m.delims
-	cls := &defaultClasses
+	cls, vt := &defaultClasses, &defaultVecTab
 	var own [256]uint8
+	var ownVec vecTab
 	if d != DefaultDelimiters {
-		own = byteClasses(d)
-		cls = &own
+		own, ownVec = byteClasses(d), newVecTab(d)
+		cls, vt = &own, &ownVec
 	}
 	fs := d.Field
 
@@ -557,7 +558,7 @@ func (m *Message) split(start int, strict bool) error {
 			}
 		}
 		var joined int
-		i, fields, flags, joined = scanLine(t, i, cls, fields, int(segs[cur].bFrom), flags, sh, fmask)
+		i, fields, flags, joined = scanLine(t, i, cls, vt, fields, int(segs[cur].bFrom), flags, sh, fmask)
 		if joined >= 0 {
 			fieldNo := len(fields) - int(segs[cur].bFrom)
 			if cur == 0 {
@@ -595,7 +596,21 @@ const maxContNotes = 32
 // index, the flags of the field still open and, when a field is a space and a
 // segment ID ("...| OBX|...": segments joined without a terminator), the
 // offset of the separator before it, else -1.
-func scanLine(t string, i int, cls *[256]uint8, fields []uint32, bFrom int, flags uint8, sh uint, fmask uint32) (int, []uint32, uint8, int) {
+func scanLine(t string, i int, cls *[256]uint8, vt *vecTab, fields []uint32, bFrom int, flags uint8, sh uint, fmask uint32) (int, []uint32, uint8, int) {
+	if useBlocks && sh == 4 && i+64 <= len(t) {
+		if len(fields) > bFrom {
+			fields[len(fields)-1] |= uint32(flags)
+		}
+		flags = 0
+		var n, why int
+		i, n, why = scanBlocks(t, i, vt, cls, fields[:cap(fields)], len(fields), bFrom)
+		fields = fields[:n]
+		if why == stopEOL {
+			return i, fields, 0, -1
+		}
+		// Fewer than 64 bytes left, or a separator followed by a space:
+		// the rest of the line byte by byte.
+	}
 	_ = cls[0] // one nil check here instead of one per byte in the loop
 	for {
 		var c uint8

@@ -1,0 +1,124 @@
+package hl7
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+// TestBlockMasks checks blockMasks (assembly where there is one) against
+// blockMasksGeneric on random blocks rich in delimiters, line ends and
+// spaces, for the default delimiters, others, and a message without a
+// subcomponent separator.
+func TestBlockMasks(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []byte("|^~\\&#*@!$ \r\nAZaz09\x00\xff\x80")
+	for _, d := range []Delimiters{
+		DefaultDelimiters,
+		{Field: '#', Component: '*', Repetition: '@', Escape: '!', Subcomponent: '$'},
+		{Field: '|', Component: '^', Repetition: '~', Escape: '\\'},
+	} {
+		vt := newVecTab(d)
+		buf := make([]byte, 64+7)
+		for n := 0; n < 20000; n++ {
+			for k := range buf {
+				buf[k] = alphabet[rng.IntN(len(alphabet))]
+			}
+			off := n % 8 // unaligned starts
+			var got, want blockMask
+			blockMasks(&buf[off], &vt, &got)
+			blockMasksGeneric(&buf[off], &vt, &want)
+			if got != want {
+				t.Fatalf("%q under %q: blockMasks %+v, want %+v", buf[off:off+64], d.EncodingCharacters(), got, want)
+			}
+		}
+	}
+}
+
+// blockInputs returns messages whose lines are long enough for the block
+// reading: random fields with every delimiter, escapes, empty fields, fields
+// that start with a space (the joined-segment check), separators and line
+// ends on every position of a block, CRLF and LF terminators, continuation
+// lines, and the same under other delimiters.
+func blockInputs() map[string][]byte {
+	rng := rand.New(rand.NewPCG(3, 4))
+	in := map[string][]byte{}
+	pieces := []string{"", "A", "ab", "x^y", "a~b", "c&d", `\F\`, `\.br\`, " sp", " 1", "1234567", "^^", "~", "&", `\`, "long value with words"}
+	for n := 0; n < 300; n++ {
+		fs, comp, rep, esc, sub := "|", "^", "~", `\`, "&"
+		if n%5 == 4 {
+			fs, comp, rep, esc, sub = "#", "*", "@", "!", "$"
+		}
+		var b strings.Builder
+		b.WriteString("MSH" + fs + comp + rep + esc + sub + fs + "A" + fs + "B" + fs + fs + fs + "1" + fs + fs + "ORU" + comp + "R01" + fs + fmt.Sprint(n) + fs + "P" + fs + "2.5")
+		eol := []string{"\r", "\n", "\r\n"}[n%3]
+		for s := 0; s < 1+rng.IntN(12); s++ {
+			b.WriteString(eol)
+			if rng.IntN(6) == 0 {
+				b.WriteString("continued text " + strings.Repeat("y", rng.IntN(70)))
+			} else {
+				b.WriteString([]string{"OBX", "PID", "NTE", "ZRG"}[rng.IntN(4)])
+			}
+			for f := 0; f < rng.IntN(40); f++ {
+				b.WriteString(fs)
+				p := pieces[rng.IntN(len(pieces))]
+				if rng.IntN(300) == 0 {
+					p = " OBX" // segments joined without a terminator, when a separator follows
+				}
+				p = strings.NewReplacer("|", fs, "^", comp, "~", rep, `\`, esc, "&", sub).Replace(p)
+				b.WriteString(p)
+				if rng.IntN(4) == 0 {
+					b.WriteString(strings.Repeat("z", rng.IntN(80)))
+				}
+			}
+		}
+		in[fmt.Sprint("random", n)] = []byte(b.String())
+	}
+	// A separator followed by " OBX|" on every position of a block: the
+	// space may be the first byte of the next block.
+	for k := 0; k < 70; k++ {
+		in[fmt.Sprint("joined", k)] = []byte("MSH|^~\\&|A\rOBX|" + strings.Repeat("a", k) + "| OBX|1\r")
+		in[fmt.Sprint("spaced", k)] = []byte("MSH|^~\\&|A\rOBX|" + strings.Repeat("a", k) + "| OB|1\r")
+	}
+	return in
+}
+
+// TestBlockScanReadsTheSame parses every index input and the block inputs
+// with the block reading and byte by byte, and checks that the index, every
+// reading and every error (the joined-segment check) are the same.
+func TestBlockScanReadsTheSame(t *testing.T) {
+	if !useBlocks {
+		t.Skip("no block reading on this architecture")
+	}
+	inputs := indexInputs(t)
+	for name, b := range blockInputs() {
+		inputs[name] = b
+	}
+	read := func(name string, data []byte) string {
+		m, err := Parse(data)
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		checkIndex(t, name, m)
+		return dumpFields(m)
+	}
+	want := map[string]string{}
+	errs := 0
+	for name, data := range inputs {
+		want[name] = read(name, data)
+		if strings.HasPrefix(want[name], "error: ") {
+			errs++
+		}
+	}
+	if errs < 70 || len(inputs)-errs < 300 {
+		t.Fatalf("%d of %d inputs fail to parse; want the 70 joined segments and a few random ones, not most", errs, len(inputs))
+	}
+	useBlocks = false
+	t.Cleanup(func() { useBlocks = haveBlockMasks })
+	for name, data := range inputs {
+		if got := read(name, data); got != want[name] {
+			t.Errorf("%s: the block reading differs from the byte reading:\n%s\nwant:\n%s", name, want[name], got)
+		}
+	}
+}
