@@ -122,3 +122,48 @@ func TestBlockScanReadsTheSame(t *testing.T) {
 		}
 	}
 }
+
+// TestLongSegmentIndex checks the switch from the 16-bit index to the 32-bit
+// one: a segment one byte short of compactSegment keeps the 16-bit index, one
+// of compactSegment bytes or more (on one line, or wrapped over continuation
+// lines) makes split start again with 32-bit entries, and in every case the
+// fields match a naive split, the notes are not doubled, and a message that
+// is long only in total keeps the 16-bit index.
+func TestLongSegmentIndex(t *testing.T) {
+	head := "MSH|^~\\&|A|B|||1||ORU^R01|1|P|2.5\rPID|1||M^^^H^MR\r"
+	obx := func(n int) string { // an OBX segment of exactly n bytes
+		s := "OBX|1|TX|C^D||"
+		return s + strings.Repeat("x^", (n-len(s))/2) + strings.Repeat("y", (n-len(s))%2)
+	}
+	tests := []struct {
+		name  string
+		data  string
+		wide  bool
+		notes int
+	}{
+		{"just under", head + obx(compactSegment-1) + "\rNTE|1||z\r", false, 0},
+		{"exactly", head + obx(compactSegment) + "\rNTE|1||z\r", true, 0},
+		{"over, last", head + obx(compactSegment+100), true, 0},
+		{"wrapped over", head + "OBX|1|TX|C||" + strings.Repeat("line of text~\r", 400) + "NTE|1||z\r", true, 33},
+		{"long in total", head + strings.Repeat(obx(1000)+"\r", 20), false, 0},
+		{"long MSH", "MSH|^~\\&|" + strings.Repeat("a", compactSegment) + "|B\rPID|1\r", true, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := Parse([]byte(tt.data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if wide := m.f16 == nil; wide != tt.wide {
+				t.Errorf("32-bit index %t, want %t", wide, tt.wide)
+			}
+			if m.fsh != 4 || m.fmask != uint32(fAll) {
+				t.Errorf("fsh %d, fmask %#x; want 4 and %#x", m.fsh, m.fmask, fAll)
+			}
+			if len(m.Notes()) != tt.notes {
+				t.Errorf("%d notes, want %d: %v", len(m.Notes()), tt.notes, m.Notes())
+			}
+			checkIndex(t, tt.name, m)
+		})
+	}
+}
