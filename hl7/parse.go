@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unsafe"
 )
 
 // ParseOptions tunes Parse.
@@ -649,13 +650,15 @@ const maxContNotes = 32
 // segment ID ("...| OBX|...": segments joined without a terminator), the
 // offset of the separator before it, else -1.
 func scanLine[E uint16 | uint32](t string, i, base int, cls *[256]uint8, vt *vecTab, fields []E, bFrom int, flags uint8, sh uint, fmask uint32) (int, []E, uint8, int) {
-	if useBlocks && sh == 4 && i+64 <= len(t) {
+	if useBlocks && unsafe.Sizeof(E(0)) == 2 && i+64 <= len(t) {
 		if len(fields) > bFrom {
 			fields[len(fields)-1] |= E(flags)
 		}
 		flags = 0
+		// E is uint16: the 16-bit index.
+		f16 := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(fields))), cap(fields))
 		var n, why int
-		i, n, why = scanBlocks(t, i, base, vt, cls, fields[:cap(fields)], len(fields), bFrom)
+		i, n, why = scanBlocks(t, i, base, vt, cls, f16, len(fields), bFrom)
 		fields = fields[:n]
 		if why == stopEOL {
 			return i, fields, 0, -1

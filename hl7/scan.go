@@ -69,7 +69,7 @@ const (
 	stopSpace        // a field separator followed by a space, which may start joined segments
 )
 
-// scanBlocks is scanLine's fast path for an index with flags: it reads the line
+// scanBlocks is scanLine's fast path for the 16-bit index: it reads the line
 // from i 64 bytes at a time with blockMasks, appends an entry for each field
 // separator before the line's end, and ors each delimiter's flag into the
 // entry of the field it is in: the separator before it, found by counting the
@@ -81,7 +81,7 @@ const (
 // offset of the CR or LF), with fewer than 64 bytes left, or at the start of a
 // block where a field separator is followed by a space, which scanLine reads
 // byte by byte to check it for joined segments.
-func scanBlocks[E uint16 | uint32](t string, i, base int, vt *vecTab, cls *[256]uint8, fields []E, n, bFrom int) (int, int, int) {
+func scanBlocks(t string, i, base int, vt *vecTab, cls *[256]uint8, fields []uint16, n, bFrom int) (int, int, int) {
 	var mk blockMask
 	for ; i+64 <= len(t); i += 64 {
 		blockMasks((*byte)(unsafe.Add(unsafe.Pointer(unsafe.StringData(t)), i)), vt, &mk)
@@ -98,13 +98,14 @@ func scanBlocks[E uint16 | uint32](t string, i, base int, vt *vecTab, cls *[256]
 			return i, n, stopSpace
 		}
 		n0 := n
+		rel := uint16(i - base) // entries wrap past compactSegment; split then starts again with 32 bits
 		for s := sep; s != 0; s &= s - 1 {
-			fields[n] = E(i+bits.TrailingZeros64(s)-base) << 4
+			fields[n] = (rel + uint16(bits.TrailingZeros64(s))) << 4
 			n++
 		}
 		for d := mk.delim & lim; d != 0; d &= d - 1 {
 			if k := n0 + bits.OnesCount64(sep&(d&-d-1)) - 1; k >= bFrom {
-				fields[k] |= E(cls[t[i+bits.TrailingZeros64(d)]])
+				fields[k] |= uint16(cls[t[i+bits.TrailingZeros64(d)]])
 			}
 		}
 		if mk.eol != 0 {
