@@ -1,3 +1,5 @@
+//go:build !purego
+
 package hl7
 
 // haveBlockMasks reports whether blockMasks is implemented in assembly for

@@ -1,3 +1,5 @@
+//go:build !purego
+
 #include "textflag.h"
 
 // CHUNK compares the 16 bytes at off(SI) with the broadcast bytes of the

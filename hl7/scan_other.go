@@ -1,9 +1,9 @@
-//go:build !amd64
+//go:build !amd64 || purego
 
 package hl7
 
-// haveBlockMasks is false where blockMasks has no assembly: scanLine reads
-// byte by byte.
+// haveBlockMasks is false where blockMasks has no assembly (or with the
+// purego build tag): scanLine reads byte by byte.
 const haveBlockMasks = false
 
 // blockMasks is blockMasksGeneric where there is no assembly; scanLine does
