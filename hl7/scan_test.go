@@ -11,7 +11,10 @@ import (
 // blockMasksGeneric on random blocks rich in delimiters, line ends and
 // spaces, for the default delimiters, others, and a message without a
 // subcomponent separator.
-func TestBlockMasks(t *testing.T) {
+func TestBlockMasks(t *testing.T) { checkBlockMasks(t) }
+
+func checkBlockMasks(t *testing.T) {
+	t.Helper()
 	rng := rand.New(rand.NewPCG(1, 2))
 	alphabet := []byte("|^~\\&#*@!$ \r\nAZaz09\x00\xff\x80")
 	for _, d := range []Delimiters{
