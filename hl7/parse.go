@@ -608,8 +608,26 @@ func splitIndex[E uint16 | uint32](m *Message, start int, strict bool, sh uint, 
 				m.note(phys, segs[cur].Name(), "a line that does not start a segment was read as the continuation of the segment before it (a wrapped field)")
 			}
 		}
-		var joined int
-		i, fields, flags, joined = scanLine(t, i, int(segs[cur].off), cls, vt, fields, int(segs[cur].bFrom), flags, sh, fmask)
+		joined := -1
+		if useBlocks && unsafe.Sizeof(E(0)) == 2 && i+64 <= len(t) {
+			// The 16-bit index (E is uint16), 64 bytes at a time.
+			bFrom := int(segs[cur].bFrom)
+			if len(fields) > bFrom {
+				fields[len(fields)-1] |= E(flags)
+			}
+			flags = 0
+			f16 := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(fields))), cap(fields))
+			var n, why int
+			i, n, why = scanBlocks(t, i, int(segs[cur].off), vt, cls, f16, len(fields), bFrom)
+			fields = fields[:n]
+			if why != stopEOL {
+				// Fewer than 64 bytes left, or a separator followed by a
+				// space: the rest of the line byte by byte.
+				i, fields, flags, joined = scanLine(t, i, int(segs[cur].off), cls, fields, bFrom, flags, sh, fmask)
+			}
+		} else {
+			i, fields, flags, joined = scanLine(t, i, int(segs[cur].off), cls, fields, int(segs[cur].bFrom), flags, sh, fmask)
+		}
 		if joined >= 0 {
 			fieldNo := len(fields) - int(segs[cur].bFrom)
 			if cur == 0 {
@@ -639,33 +657,20 @@ func splitIndex[E uint16 | uint32](m *Message, start int, strict bool, sh uint, 
 // (several times its bytes) per line; the rest are counted in one note.
 const maxContNotes = 32
 
-// scanLine reads the rest of a line of t from i, in a segment that starts at
-// base (entries are offsets from there). For each field separator it stores the flags of the field the separator ends in the entry before (when
-// that entry belongs to the segment: at or after bFrom) and appends an entry
-// for the separator. Ordinary bytes have class 0 and the other delimiters only
+// scanLine reads the rest of a line of t from i byte by byte, in a segment
+// that starts at base (entries are offsets from there): the 32-bit index, and
+// what split's block reading leaves (the last 63 bytes of the text, a line
+// with a separator followed by a space). For each field separator it stores
+// the flags of the field the separator ends in the entry before (when that
+// entry belongs to the segment: at or after bFrom) and appends an entry for
+// the separator. Ordinary bytes have class 0 and the other delimiters only
 // flag bits, so they are or-ed into flags without a branch; only a field
 // separator or a line end stops the loop. It is a function of its own so that
 // the loop's state stays in registers. It returns where the line ends, the
 // index, the flags of the field still open and, when a field is a space and a
 // segment ID ("...| OBX|...": segments joined without a terminator), the
 // offset of the separator before it, else -1.
-func scanLine[E uint16 | uint32](t string, i, base int, cls *[256]uint8, vt *vecTab, fields []E, bFrom int, flags uint8, sh uint, fmask uint32) (int, []E, uint8, int) {
-	if useBlocks && unsafe.Sizeof(E(0)) == 2 && i+64 <= len(t) {
-		if len(fields) > bFrom {
-			fields[len(fields)-1] |= E(flags)
-		}
-		flags = 0
-		// E is uint16: the 16-bit index.
-		f16 := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(fields))), cap(fields))
-		var n, why int
-		i, n, why = scanBlocks(t, i, base, vt, cls, f16, len(fields), bFrom)
-		fields = fields[:n]
-		if why == stopEOL {
-			return i, fields, 0, -1
-		}
-		// Fewer than 64 bytes left, or a separator followed by a space:
-		// the rest of the line byte by byte.
-	}
+func scanLine[E uint16 | uint32](t string, i, base int, cls *[256]uint8, fields []E, bFrom int, flags uint8, sh uint, fmask uint32) (int, []E, uint8, int) {
 	_ = cls[0] // one nil check here instead of one per byte in the loop
 	for {
 		var c uint8
