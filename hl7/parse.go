@@ -504,9 +504,9 @@ func splitIndex[E uint16 | uint32](m *Message, start int, strict bool, sh uint, 
 	lines := strings.Count(t, "\r") + strings.Count(t, "\n") + 1
 	segs := make([]Segment, 0, lines)
 	fields := make([]E, 0, strings.Count(t, string(fs))+lines)
-	var countsBuf [24]nameCount
-	counts := countsBuf[:0]
-	var many map[uint32]int32 // replaces counts past len(countsBuf) names
+	var names [32]nameCount   // occurrences by segment ID
+	distinct := 0             // IDs in names
+	var many map[uint32]int32 // replaces names past 24 IDs
 	var (
 		cur   = -1  // index in segs of the segment being read
 		end   int   // end of its last line so far
@@ -573,22 +573,25 @@ func splitIndex[E uint16 | uint32](m *Message, start int, strict bool, sh uint, 
 				many[key]++
 				occ = many[key]
 			} else {
-				for k := range counts {
-					if counts[k].key == key {
-						counts[k].n++
-						occ = counts[k].n
-						break
-					}
+				// An open-addressed table: a key (three letters or digits) is
+				// never 0, and at most 24 of its 32 slots are used.
+				h := key * 0x9E3779B1 >> 27
+				for names[h].key != key && names[h].key != 0 {
+					h = (h + 1) & 31
 				}
-				if occ == 0 {
-					counts = append(counts, nameCount{key, 1})
-					occ = 1
-					if len(counts) > len(countsBuf) {
-						// A message with more distinct segment IDs than any real
-						// one (Z-segments are free to name): a map keeps the
-						// count linear in the number of segments.
-						many = make(map[uint32]int32, 2*len(counts))
-						for _, c := range counts {
+				if names[h].key == 0 {
+					names[h].key = key
+					distinct++
+				}
+				names[h].n++
+				occ = names[h].n
+				if distinct > 24 {
+					// A message with more distinct segment IDs than any real
+					// one (Z-segments are free to name): a map keeps the
+					// count linear in the number of segments.
+					many = make(map[uint32]int32, 2*distinct)
+					for _, c := range names {
+						if c.key != 0 {
 							many[c.key] = c.n
 						}
 					}

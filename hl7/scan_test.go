@@ -170,3 +170,36 @@ func TestLongSegmentIndex(t *testing.T) {
 		})
 	}
 }
+
+// TestOccurrenceManyIDs checks Occurrence and Nth against a naive count for
+// messages with 1 to 60 distinct segment IDs, each repeated and interleaved:
+// split counts up to 24 IDs in a small table and moves to a map past that.
+func TestOccurrenceManyIDs(t *testing.T) {
+	for _, ids := range []int{1, 5, 24, 25, 31, 32, 33, 60} {
+		var b strings.Builder
+		b.WriteString("MSH|^~\\&|A\r")
+		var names []string
+		for r := 0; r < 3; r++ {
+			for k := 0; k < ids; k++ {
+				name := fmt.Sprintf("Z%c%c", 'A'+k/10, '0'+k%10)
+				fmt.Fprintf(&b, "%s|%d\r", name, r)
+				names = append(names, name)
+			}
+		}
+		m, err := Parse([]byte(b.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]int{}
+		for i, name := range names {
+			seen[name]++
+			s := m.Segment(i + 1)
+			if s.Name() != name || s.Occurrence() != seen[name] {
+				t.Fatalf("%d IDs: segment %d is %s occurrence %d, want %s occurrence %d", ids, i+1, s.Name(), s.Occurrence(), name, seen[name])
+			}
+			if m.Nth(name, seen[name]) != s {
+				t.Fatalf("%d IDs: Nth(%s, %d) is not segment %d", ids, name, seen[name], i+1)
+			}
+		}
+	}
+}
