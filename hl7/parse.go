@@ -606,6 +606,9 @@ func splitIndex[E uint16 | uint32](m *Message, start int, strict bool, sh uint, 
 				Detail: fmt.Sprintf("line starts with %q (a segment starts with a 3-character ID of A-Z/0-9 followed by %q)", previewLine(t[p:]), fs)}
 		}
 		if i == p { // a continuation line
+			if limit > 0 && p-int(segs[cur].off) >= limit {
+				return nil, errLongSegment
+			}
 			conts++
 			if conts <= maxContNotes {
 				m.note(phys, segs[cur].Name(), "a line that does not start a segment was read as the continuation of the segment before it (a wrapped field)")
@@ -623,6 +626,9 @@ func splitIndex[E uint16 | uint32](m *Message, start int, strict bool, sh uint, 
 			var n, why int
 			i, n, why = scanBlocks(t, i, int(segs[cur].off), vt, cls, f16, len(fields), bFrom)
 			fields = fields[:n]
+			if why == stopLong {
+				return nil, errLongSegment
+			}
 			if why != stopEOL {
 				// Fewer than 64 bytes left, or a separator followed by a
 				// space: the rest of the line byte by byte.

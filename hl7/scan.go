@@ -67,6 +67,7 @@ const (
 	stopNone  = iota // fewer than 64 bytes left
 	stopEOL          // a CR or LF
 	stopSpace        // a field separator followed by a space, which may start joined segments
+	stopLong         // the segment is compactSegment bytes long or more
 )
 
 // scanBlocks is scanLine's fast path for the 16-bit index: it reads the line
@@ -78,12 +79,16 @@ const (
 // fields has room for every entry (split counts them first); n are written.
 //
 // It returns where it stopped, the new n and why: at the line's end (the
-// offset of the CR or LF), with fewer than 64 bytes left, or at the start of a
+// offset of the CR or LF), with fewer than 64 bytes left, at the start of a
 // block where a field separator is followed by a space, which scanLine reads
-// byte by byte to check it for joined segments.
+// byte by byte to check it for joined segments, or at a block that starts
+// compactSegment bytes or more into the segment.
 func scanBlocks(t string, i, base int, vt *vecTab, cls *[256]uint8, fields []uint16, n, bFrom int) (int, int, int) {
 	var mk blockMask
 	for ; i+64 <= len(t); i += 64 {
+		if i-base >= compactSegment {
+			return i, n, stopLong // split starts again with 32-bit entries: stop reading now
+		}
 		blockMasks((*byte)(unsafe.Add(unsafe.Pointer(unsafe.StringData(t)), i)), vt, &mk)
 		lim := ^uint64(0) // the bits before the line's end
 		if mk.eol != 0 {
