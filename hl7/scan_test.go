@@ -203,3 +203,40 @@ func TestOccurrenceManyIDs(t *testing.T) {
 		}
 	}
 }
+
+// FuzzBlockScan parses any input with the block reading and byte by byte and
+// checks that the results are the same (every reading, or the same error).
+// The seeds include the 2 KB fixture and the hostile shapes at 4 KiB, whose
+// lines are long enough for the block reading.
+func FuzzBlockScan(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(s))
+	}
+	f.Add(loadFixture(f, "oru_r01_v251.hl7"))
+	for _, b := range hostileSeeds() {
+		f.Add(b)
+	}
+	for _, b := range blockInputs() {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !haveBlockMasks {
+			t.Skip("no block reading on this architecture")
+		}
+		read := func() string {
+			m, err := Parse(data)
+			if err != nil {
+				return "error: " + err.Error()
+			}
+			return dumpFields(m)
+		}
+		useBlocks = true
+		blocks := read()
+		useBlocks = false
+		bytewise := read()
+		useBlocks = true
+		if blocks != bytewise {
+			t.Fatalf("block reading:\n%s\nbyte by byte:\n%s", blocks, bytewise)
+		}
+	})
+}
