@@ -448,7 +448,7 @@ var defaultClasses = byteClasses(DefaultDelimiters)
 // second pass only to messages with a segment of 4 KiB or more.
 func (m *Message) split(start int, strict bool) error {
 	notes := len(m.notes)
-	if len(m.text) < wideIndex {
+	if len(m.text) < wideIndex && !hasLongLine(m.text) {
 		f16, err := splitIndex[uint16](m, start, strict, 4, uint32(fAll), compactSegment)
 		if err != errLongSegment {
 			if err == nil {
@@ -472,6 +472,27 @@ func (m *Message) split(start int, strict bool) error {
 	}
 	m.fields = fields
 	return nil
+}
+
+// hasLongLine reports whether t has a line of compactSegment bytes or more,
+// looking only when t is 64 KiB or more: there a 16-bit pass that stops at
+// such a line would have allocated its index for nothing (2 bytes a field
+// separator, up to twice the text), which a hostile message of one huge
+// line must not cost. A shorter text, or a long segment made of short
+// continuation lines, only costs the 16-bit pass up to the segment. It reads
+// each byte at most once.
+func hasLongLine(t string) bool {
+	if len(t) < 1<<16 {
+		return false
+	}
+	for len(t) >= compactSegment {
+		i := strings.IndexAny(t[:compactSegment], "\r\n")
+		if i < 0 {
+			return true
+		}
+		t = t[i+1:]
+	}
+	return false
 }
 
 // compactSegment bounds the segments of a message indexed 16 bits an entry:

@@ -3,6 +3,7 @@ package hl7
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -239,4 +240,27 @@ func FuzzBlockScan(f *testing.F) {
 			t.Fatalf("block reading:\n%s\nbyte by byte:\n%s", blocks, bytewise)
 		}
 	})
+}
+
+// TestLongLineAllocation checks that a large message with one huge line goes
+// straight to the 32-bit index: the 16-bit pass would allocate its index (2
+// bytes a field separator) and drop it at that line. A 1 MiB line of field
+// separators allocates the copy and the 32-bit index (4 bytes a separator),
+// 5 MiB, and not the 16-bit index's 2 MiB more.
+func TestLongLineAllocation(t *testing.T) {
+	data := []byte("MSH|^~\\&|A\rOBX|" + strings.Repeat("|", 1<<20))
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	m, err := Parse(data)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.f16 != nil || m.NumSegments() != 2 || m.Segment(1).NumFields() != 1<<20+1 {
+		t.Fatalf("16-bit index %t, %d segments, OBX has %d fields", m.f16 != nil, m.NumSegments(), m.Segment(1).NumFields())
+	}
+	if got, limit := after.TotalAlloc-before.TotalAlloc, uint64(5<<20+5<<20/10); got > limit {
+		t.Errorf("parsing a 1 MiB line allocated %d bytes, want at most %d", got, limit)
+	}
 }
