@@ -80,14 +80,14 @@ func (w *byteBuf) WriteRune(r rune) (int, error) {
 func appendUnescape(b *byteBuf, s string, d Delimiters, o UnescapeOptions) {
 	esc := d.Escape
 	for {
-		i := strings.IndexByte(s, esc)
+		i := indexByte(s, esc)
 		if i < 0 {
 			b.WriteString(s)
 			break
 		}
 		b.WriteString(s[:i])
 		rest := s[i+1:]
-		j := strings.IndexByte(rest, esc)
+		j := indexByte(rest, esc)
 		if j < 0 { // lone escape character: keep it and the rest literally
 			b.WriteString(s[i:])
 			break

@@ -93,8 +93,9 @@ type Message struct {
 	decoded *charsetInfo // set when text was transcoded from raw (raw is not UTF-8)
 	notes   []Note       // lenient readings, see Notes
 	segs    []Segment
-	fields  []uint32 // every field separator of every segment, each segment's followed by its end; see fieldPos
-	fsh     uint     // a fields entry is offset<<fsh | flags&fmask
+	f16     []uint16 // the index when every segment is shorter than compactSegment, else nil; see entry
+	fields  []uint32 // the index otherwise
+	fsh     uint     // an index entry is offset<<fsh | flags&fmask (f16: always 4 and fAll)
 	fmask   uint32
 	dxr     uint64 // dx with the flags every field is assumed to hold (fAll when fmask is 0)
 }
@@ -103,8 +104,8 @@ type Message struct {
 type Segment struct {
 	msg        *Message
 	off        int32 // the segment's text (without terminator) starts at msg.text[off]
-	nf         int32 // fields Field reads on its fast path: all but MSH's in a compact index, else 0
-	bFrom, bTo int32 // its field separators are msg.fields[bFrom:bTo]; msg.fields[bTo] marks its end
+	nf         int32 // fields Field reads on its fast path: all but MSH's in a 16-bit index, else 0
+	bFrom, bTo int32 // its field separators are index entries bFrom to bTo-1; entry bTo marks its end
 	index      int32
 	occurrence int32
 }
@@ -233,7 +234,7 @@ func (s *Segment) Index() int { return int(s.index) }
 
 // Raw returns the segment's text (decoded to UTF-8) without its terminator.
 func (s *Segment) Raw() string {
-	end, _ := s.msg.fieldPos(s.msg.fields[s.bTo])
+	end, _ := s.msg.entry(s.off, int(s.bTo))
 	return s.msg.text[s.off:end]
 }
 
@@ -250,21 +251,31 @@ func (s *Segment) NumFields() int {
 	return n
 }
 
-// Message.fields holds, for each segment, one entry per field separator and
-// then one for the segment's end, so that field i always ends where entry i+1
-// starts. An entry is the offset in Message.text shifted left by Message.fsh,
-// or-ed with what the field after the separator may contain (fRep, fComp, fSub,
-// fEsc bits, set while splitting), so that reading a simple field needs no
-// further scan. Four bytes an entry keep the index at two thirds of the
-// message's size. Offsets need 30 bits (maxMessage) and the flags 4: a text
-// shorter than wideIndex (256 MiB) stores both (fsh 4), a longer one stores
-// offsets alone (fsh 0) and its fields are read as possibly holding anything
-// (fAll), which costs speed, never correctness.
+// The index (Message.f16 or Message.fields) holds, for each segment, one entry
+// per field separator and then one for the segment's end, so that field i
+// always ends where entry i+1 starts. An entry is the offset from the
+// segment's start shifted left by Message.fsh, or-ed with what the field
+// after the separator may contain (fRep, fComp, fSub, fEsc bits, set while
+// splitting), so that reading a simple field needs no further scan.
+//
+// A message whose segments are all shorter than compactSegment (4 KiB), which
+// is nearly every message, gets 16-bit entries: 12 bits of offset and the 4
+// flags, two bytes a separator, a third of the bytes of the text. Any other
+// message gets 32-bit entries: offsets need 30 bits (maxMessage) and the flags
+// 4, so a text shorter than wideIndex (256 MiB) stores both (fsh 4), a longer
+// one stores offsets alone (fsh 0) and its fields are read as possibly holding
+// anything (fAll), which costs speed, never correctness.
 var wideIndex = 1 << 28
 
-// fieldPos returns the offset and content flags of entry e.
-func (m *Message) fieldPos(e uint32) (int, uint8) {
-	return int(e >> m.fsh), uint8(e&m.fmask) | uint8(m.dxr)
+// entry returns the offset in Message.text and the content flags of index
+// entry k, which belongs to the segment at off.
+func (m *Message) entry(off int32, k int) (int, uint8) {
+	if m.f16 != nil {
+		e := m.f16[k]
+		return int(off) + int(e>>4), uint8(e & 0xF)
+	}
+	e := m.fields[k]
+	return int(off) + int(e>>m.fsh), uint8(e&m.fmask) | uint8(m.dxr)
 }
 
 // Field content flags: "may contain" bits. fAll means unknown.
@@ -281,14 +292,14 @@ const (
 // separator and field 2 the encoding characters). A field beyond the end of the
 // segment is empty. Field(0) returns the segment ID.
 func (s *Segment) Field(n int) Field {
-	// The common case, kept small enough to inline: field n of a segment other
-	// than MSH, in a compact index, runs from separator n to the next separator
-	// or the segment's end.
+	// The common case: field n of a segment other than MSH, in a 16-bit
+	// index, runs from separator n to the next separator or the segment's end.
 	if uint(n-1) < uint(s.nf) {
 		m := s.msg
 		i := int(s.bFrom) + n
-		a, b := m.fields[i-1], m.fields[i]
-		return Field{s: m.text[a>>4+1 : b>>4], x: m.dx | uint64(a&0xF)}
+		a, b := m.f16[i-1], m.f16[i]
+		o := int(s.off)
+		return Field{s: m.text[o+int(a>>4)+1 : o+int(b>>4)], x: m.dx | uint64(a&0xF)}
 	}
 	return s.fieldSlow(n)
 }
@@ -323,8 +334,8 @@ func (s *Segment) fieldText(i int) (string, uint8) {
 		return "", 0
 	}
 	m := s.msg
-	start, fl := m.fieldPos(m.fields[int(s.bFrom)+i-1])
-	end, _ := m.fieldPos(m.fields[int(s.bFrom)+i])
+	start, fl := m.entry(s.off, int(s.bFrom)+i-1)
+	end, _ := m.entry(s.off, int(s.bFrom)+i)
 	return m.text[start+1 : end], fl
 }
 

@@ -2,8 +2,10 @@ package hl7
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
+	"unsafe"
 )
 
 // ParseOptions tunes Parse.
@@ -439,14 +441,82 @@ var defaultClasses = byteClasses(DefaultDelimiters)
 // other line continues the previous segment in lenient mode (a sender wrapped a
 // long field, or put a bare line break in text) and is ErrBadSegmentID in strict
 // mode.
+//
+// The index is built 16 bits an entry (Message.f16) while every segment is
+// shorter than compactSegment; the first longer one stops that pass, and the
+// text is split again into 32-bit entries (Message.fields), which costs a
+// second pass only to messages with a segment of 4 KiB or more.
 func (m *Message) split(start int, strict bool) error {
+	notes := len(m.notes)
+	if len(m.text) < wideIndex && !hasLongLine(m.text) {
+		f16, err := splitIndex[uint16](m, start, strict, 4, uint32(fAll), compactSegment)
+		if err != errLongSegment {
+			if err == nil {
+				m.f16, m.fsh, m.fmask, m.dxr = f16, 4, uint32(fAll), m.dx
+			}
+			return err
+		}
+		m.notes = m.notes[:notes] // the second pass notes them again
+	}
+	sh, fmask := uint(4), uint32(fAll)
+	if len(m.text) >= wideIndex {
+		sh, fmask = 0, 0
+	}
+	m.fsh, m.fmask, m.dxr = sh, fmask, m.dx
+	if fmask == 0 {
+		m.dxr |= uint64(fAll)
+	}
+	fields, err := splitIndex[uint32](m, start, strict, sh, fmask, 0)
+	if err != nil {
+		return err
+	}
+	m.fields = fields
+	return nil
+}
+
+// hasLongLine reports whether t has a line of compactSegment bytes or more,
+// looking only when t is 64 KiB or more: there a 16-bit pass that stops at
+// such a line would have allocated its index for nothing (2 bytes a field
+// separator, up to twice the text), which a hostile message of one huge
+// line must not cost. A shorter text, or a long segment made of short
+// continuation lines, only costs the 16-bit pass up to the segment. It reads
+// each byte at most once.
+func hasLongLine(t string) bool {
+	if len(t) < 1<<16 {
+		return false
+	}
+	for len(t) >= compactSegment {
+		i := strings.IndexAny(t[:compactSegment], "\r\n")
+		if i < 0 {
+			return true
+		}
+		t = t[i+1:]
+	}
+	return false
+}
+
+// compactSegment bounds the segments of a message indexed 16 bits an entry:
+// an offset in the segment of 12 bits and the 4 content flags.
+const compactSegment = 1 << 12
+
+// errLongSegment stops splitIndex's 16-bit pass at a segment of
+// compactSegment bytes or more.
+var errLongSegment = errors.New("a segment too long for the 16-bit index")
+
+// splitIndex is split's pass with index entries of type E: each is the
+// offset of a separator (or a segment's end) from the segment's start,
+// shifted left by sh and or-ed with the content flags (fmask). With limit > 0
+// it fails with errLongSegment at the first segment of limit bytes or more,
+// and gives the segments their fast-path field counts (Segment.nf).
+func splitIndex[E uint16 | uint32](m *Message, start int, strict bool, sh uint, fmask uint32, limit int) ([]E, error) {
 	t := m.text
 	d := m.delims
-	cls := &defaultClasses
+	cls, vt := &defaultClasses, &defaultVecTab
 	var own [256]uint8
+	var ownVec vecTab
 	if d != DefaultDelimiters {
-		own = byteClasses(d)
-		cls = &own
+		own, ownVec = byteClasses(d), newVecTab(d)
+		cls, vt = &own, &ownVec
 	}
 	fs := d.Field
 
@@ -454,18 +524,10 @@ func (m *Message) split(start int, strict bool) error {
 	// end marker to fields: both are sized exactly enough from vectorised counts.
 	lines := strings.Count(t, "\r") + strings.Count(t, "\n") + 1
 	segs := make([]Segment, 0, lines)
-	fields := make([]uint32, 0, strings.Count(t, string(fs))+lines)
-	sh, fmask := uint(4), uint32(fAll)
-	if len(t) >= wideIndex {
-		sh, fmask = 0, 0
-	}
-	m.fsh, m.fmask, m.dxr = sh, fmask, m.dx
-	if fmask == 0 {
-		m.dxr |= uint64(fAll)
-	}
-	var countsBuf [24]nameCount
-	counts := countsBuf[:0]
-	var many map[uint32]int32 // replaces counts past len(countsBuf) names
+	fields := make([]E, 0, strings.Count(t, string(fs))+lines)
+	var names [32]nameCount   // occurrences by segment ID
+	distinct := 0             // IDs in names
+	var many map[uint32]int32 // replaces names past 24 IDs
 	var (
 		cur   = -1  // index in segs of the segment being read
 		end   int   // end of its last line so far
@@ -473,19 +535,28 @@ func (m *Message) split(start int, strict bool) error {
 		phys  int   // non-blank lines so far
 		conts int   // continuation lines so far
 	)
-	// closeSeg records the flags of the current segment's last field and its end.
-	closeSeg := func() {
+	// closeSeg records the flags of the current segment's last field and its
+	// end, and reports whether the segment fits the limit.
+	closeSeg := func() bool {
 		if cur >= 0 {
-			if len(fields) > int(segs[cur].bFrom) {
-				fields[len(fields)-1] |= uint32(flags) & fmask
+			sg := &segs[cur]
+			if len(fields) > int(sg.bFrom) {
+				fields[len(fields)-1] |= E(flags) & E(fmask)
 			}
-			segs[cur].bTo = int32(len(fields))
-			if cur > 0 && sh == 4 {
-				segs[cur].nf = segs[cur].bTo - segs[cur].bFrom
+			sg.bTo = int32(len(fields))
+			n := end - int(sg.off)
+			if limit > 0 {
+				if n >= limit {
+					return false
+				}
+				if cur > 0 {
+					sg.nf = sg.bTo - sg.bFrom
+				}
 			}
-			fields = append(fields, uint32(end)<<sh)
+			fields = append(fields, E(n)<<sh)
 		}
 		flags = 0
+		return true
 	}
 	p := 0
 	for p < len(t) {
@@ -507,13 +578,15 @@ func (m *Message) split(start int, strict bool) error {
 			if cur >= 0 {
 				switch name := t[p : p+3]; name {
 				case "MSH":
-					return &ParseError{Err: ErrMultipleMessages, Segment: name, Line: phys, Offset: start + p,
+					return nil, &ParseError{Err: ErrMultipleMessages, Segment: name, Line: phys, Offset: start + p,
 						Detail: "split the input with SplitMessages"}
 				case "FHS", "BHS", "BTS", "FTS":
-					return &ParseError{Err: ErrBatch, Segment: name, Line: phys, Offset: start + p,
+					return nil, &ParseError{Err: ErrBatch, Segment: name, Line: phys, Offset: start + p,
 						Detail: "split the input with SplitMessages"}
 				}
-				closeSeg()
+				if !closeSeg() {
+					return nil, errLongSegment
+				}
 			}
 			key := uint32(t[p])<<16 | uint32(t[p+1])<<8 | uint32(t[p+2])
 			occ := int32(0)
@@ -521,22 +594,25 @@ func (m *Message) split(start int, strict bool) error {
 				many[key]++
 				occ = many[key]
 			} else {
-				for k := range counts {
-					if counts[k].key == key {
-						counts[k].n++
-						occ = counts[k].n
-						break
-					}
+				// An open-addressed table: a key (three letters or digits) is
+				// never 0, and at most 24 of its 32 slots are used.
+				h := key * 0x9E3779B1 >> 27
+				for names[h].key != key && names[h].key != 0 {
+					h = (h + 1) & 31
 				}
-				if occ == 0 {
-					counts = append(counts, nameCount{key, 1})
-					occ = 1
-					if len(counts) > len(countsBuf) {
-						// A message with more distinct segment IDs than any real
-						// one (Z-segments are free to name): a map keeps the
-						// count linear in the number of segments.
-						many = make(map[uint32]int32, 2*len(counts))
-						for _, c := range counts {
+				if names[h].key == 0 {
+					names[h].key = key
+					distinct++
+				}
+				names[h].n++
+				occ = names[h].n
+				if distinct > 24 {
+					// A message with more distinct segment IDs than any real
+					// one (Z-segments are free to name): a map keeps the
+					// count linear in the number of segments.
+					many = make(map[uint32]int32, 2*distinct)
+					for _, c := range names {
+						if c.key != 0 {
 							many[c.key] = c.n
 						}
 					}
@@ -547,23 +623,47 @@ func (m *Message) split(start int, strict bool) error {
 				index: int32(cur), occurrence: occ})
 			i = p + 3
 		} else if strict || cur < 0 {
-			return &ParseError{Err: ErrBadSegmentID, Line: phys, Offset: start + p,
+			return nil, &ParseError{Err: ErrBadSegmentID, Line: phys, Offset: start + p,
 				Detail: fmt.Sprintf("line starts with %q (a segment starts with a 3-character ID of A-Z/0-9 followed by %q)", previewLine(t[p:]), fs)}
 		}
 		if i == p { // a continuation line
+			if limit > 0 && p-int(segs[cur].off) >= limit {
+				return nil, errLongSegment
+			}
 			conts++
 			if conts <= maxContNotes {
 				m.note(phys, segs[cur].Name(), "a line that does not start a segment was read as the continuation of the segment before it (a wrapped field)")
 			}
 		}
-		var joined int
-		i, fields, flags, joined = scanLine(t, i, cls, fields, int(segs[cur].bFrom), flags, sh, fmask)
+		joined := -1
+		if useBlocks && unsafe.Sizeof(E(0)) == 2 && i+64 <= len(t) {
+			// The 16-bit index (E is uint16), 64 bytes at a time.
+			bFrom := int(segs[cur].bFrom)
+			if len(fields) > bFrom {
+				fields[len(fields)-1] |= E(flags)
+			}
+			flags = 0
+			f16 := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(fields))), cap(fields))
+			var n, why int
+			i, n, why = scanBlocks(t, i, int(segs[cur].off), vt, cls, f16, len(fields), bFrom)
+			fields = fields[:n]
+			if why == stopLong {
+				return nil, errLongSegment
+			}
+			if why != stopEOL {
+				// Fewer than 64 bytes left, or a separator followed by a
+				// space: the rest of the line byte by byte.
+				i, fields, flags, joined = scanLine(t, i, int(segs[cur].off), cls, fields, bFrom, flags, sh, fmask)
+			}
+		} else {
+			i, fields, flags, joined = scanLine(t, i, int(segs[cur].off), cls, fields, int(segs[cur].bFrom), flags, sh, fmask)
+		}
 		if joined >= 0 {
 			fieldNo := len(fields) - int(segs[cur].bFrom)
 			if cur == 0 {
 				fieldNo++
 			}
-			return &ParseError{Err: ErrJoinedSegments, Segment: segs[cur].Name(), Line: phys, Offset: start + joined + 1, Field: fieldNo,
+			return nil, &ParseError{Err: ErrJoinedSegments, Segment: segs[cur].Name(), Line: phys, Offset: start + joined + 1, Field: fieldNo,
 				Detail: fmt.Sprintf("field %d is %q, the start of a %s segment", fieldNo, t[joined+1:joined+5], t[joined+2:joined+5])}
 		}
 		end = i
@@ -572,12 +672,14 @@ func (m *Message) split(start int, strict bool) error {
 			p++
 		}
 	}
-	closeSeg()
+	if !closeSeg() {
+		return nil, errLongSegment
+	}
 	if conts > maxContNotes {
 		m.note(0, "", fmt.Sprintf("%d more lines that do not start a segment were read as continuations (only the first %d are listed)", conts-maxContNotes, maxContNotes))
 	}
-	m.segs, m.fields = segs, fields
-	return nil
+	m.segs = segs
+	return fields, nil
 }
 
 // maxContNotes bounds the continuation-line notes a message gets one by one:
@@ -585,17 +687,20 @@ func (m *Message) split(start int, strict bool) error {
 // (several times its bytes) per line; the rest are counted in one note.
 const maxContNotes = 32
 
-// scanLine reads the rest of a line of t from i. For each field separator it
-// stores the flags of the field the separator ends in the entry before (when
-// that entry belongs to the segment: at or after bFrom) and appends an entry
-// for the separator. Ordinary bytes have class 0 and the other delimiters only
+// scanLine reads the rest of a line of t from i byte by byte, in a segment
+// that starts at base (entries are offsets from there): the 32-bit index, and
+// what split's block reading leaves (the last 63 bytes of the text, a line
+// with a separator followed by a space). For each field separator it stores
+// the flags of the field the separator ends in the entry before (when that
+// entry belongs to the segment: at or after bFrom) and appends an entry for
+// the separator. Ordinary bytes have class 0 and the other delimiters only
 // flag bits, so they are or-ed into flags without a branch; only a field
 // separator or a line end stops the loop. It is a function of its own so that
 // the loop's state stays in registers. It returns where the line ends, the
 // index, the flags of the field still open and, when a field is a space and a
 // segment ID ("...| OBX|...": segments joined without a terminator), the
 // offset of the separator before it, else -1.
-func scanLine(t string, i int, cls *[256]uint8, fields []uint32, bFrom int, flags uint8, sh uint, fmask uint32) (int, []uint32, uint8, int) {
+func scanLine[E uint16 | uint32](t string, i, base int, cls *[256]uint8, fields []E, bFrom int, flags uint8, sh uint, fmask uint32) (int, []E, uint8, int) {
 	_ = cls[0] // one nil check here instead of one per byte in the loop
 	for {
 		var c uint8
@@ -609,10 +714,10 @@ func scanLine(t string, i int, cls *[256]uint8, fields []uint32, bFrom int, flag
 			return i, fields, flags, -1
 		}
 		if len(fields) > bFrom {
-			fields[len(fields)-1] |= uint32(flags) & fmask
+			fields[len(fields)-1] |= E(flags) & E(fmask)
 		}
 		flags = 0
-		fields = append(fields, uint32(i)<<sh)
+		fields = append(fields, E(i-base)<<sh)
 		if i+5 < len(t) && t[i+1] == ' ' && cls[t[i+5]] == cFS && validSegID(t[i+2], t[i+3], t[i+4]) && knownSegment(t[i+2:i+5]) {
 			return i, fields, flags, i
 		}
