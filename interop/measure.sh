@@ -231,7 +231,8 @@ if [[ $SECTIONS == *p* ]]; then
   p_serve() {
     NATS_ADDR=$P_NATS start_serve "$1" "p-$1-$2-$4"
     if [[ $2 == paused ]]; then
-      RESULTGATE_PAUSE_NATS=nats://$P_NATS "$OUT/cmd.test" -test.run '^TestPauseClassify$' -test.v -test.count 1 | grep PAUSE-CLASSIFY
+      RESULTGATE_PAUSE_NATS=nats://$P_NATS RESULTGATE_PAUSE_DATA="$OUT/data-p-$1-$2-$4" \
+        "$OUT/cmd.test" -test.run '^TestPauseClassify$' -test.v -test.count 1 | grep PAUSE-CLASSIFY
     fi
     t0=$(cpu_ticks "$SERVE_PID")
     bench "$MLLP" "$3" "$OUT/p_$1_$2_$4.json"

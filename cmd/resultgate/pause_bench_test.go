@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/resultgate/resultgate/router/bus"
 )
@@ -19,14 +19,23 @@ import (
 // running `resultgate serve` whose NATS client URL is RESULTGATE_PAUSE_NATS,
 // through JetStream's consumer pause API. The pipeline stays up and its
 // consumers keep their place; the server just delivers nothing to them until
-// they are resumed or the pause (10 minutes) ends. Skipped unless the variable
-// is set.
+// they are resumed or the pause (10 minutes) ends. The embedded server
+// admits only its own users: RESULTGATE_PAUSE_DATA names serve's data
+// directory, whose service seed the switch connects with (consumer
+// management is the service's right, not the operator's). Skipped unless
+// RESULTGATE_PAUSE_NATS is set.
 func TestPauseClassify(t *testing.T) {
 	url := os.Getenv("RESULTGATE_PAUSE_NATS")
 	if url == "" {
 		t.Skip("interop/measure.sh's pause switch; set RESULTGATE_PAUSE_NATS to use it")
 	}
-	nc, err := nats.Connect(url)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cc := bus.ConnConfig{URL: url, Name: "resultgate-pause-switch", Logger: zerolog.Nop()}
+	if dir := os.Getenv("RESULTGATE_PAUSE_DATA"); dir != "" {
+		cc.CredsFile = bus.ServiceCredsFile(dir)
+	}
+	nc, err := bus.Connect(ctx, cc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,8 +44,6 @@ func TestPauseClassify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	s, err := js.Stream(ctx, bus.StreamHL7In)
 	if err != nil {
 		t.Fatal(err)
