@@ -37,13 +37,16 @@ ready() { i=0; until curl -sf "http://127.0.0.1:$1/readyz" >/dev/null; do i=$((i
 "$RG" serve --roles intake --data "$OUT/dA" --nats-addr 127.0.0.1:$P --mllp-addr 127.0.0.1:0 \
   --http-addr 127.0.0.1:$((P+1)) --durability os --log-level warn 2>"$OUT/A.log" & A=$!; pids="$A"
 ready $((P+1))
-"$RG" serve --config "$OUT/site.yaml" --roles intake --data "$OUT/dB" --mllp-addr 127.0.0.1:$((P+5)) \
+# The embedded server admits only its own users: the other instances use A's
+# service seed.
+CREDS="$OUT/dA/nats/service.nk"
+"$RG" serve --config "$OUT/site.yaml" --nats-creds "$CREDS" --roles intake --data "$OUT/dB" --mllp-addr 127.0.0.1:$((P+5)) \
   --http-addr 127.0.0.1:$((P+2)) --log-level warn 2>"$OUT/B.log" & B=$!; pids="$pids $B"
 C=$B; D=$B # INTAKE_ONLY: stand-ins, their figures are not printed
 if [ "$INTAKE_ONLY" != 1 ]; then
-"$RG" serve --config "$OUT/site.yaml" --roles pipeline --data "$OUT/dC" \
+"$RG" serve --config "$OUT/site.yaml" --nats-creds "$CREDS" --roles pipeline --data "$OUT/dC" \
   --http-addr 127.0.0.1:$((P+3)) --log-level warn 2>"$OUT/C.log" & C=$!; pids="$pids $C"
-"$RG" serve --config "$OUT/site.yaml" --roles api --data "$OUT/dD" \
+"$RG" serve --config "$OUT/site.yaml" --nats-creds "$CREDS" --roles api --data "$OUT/dD" \
   --http-addr 127.0.0.1:$((P+4)) --log-level warn 2>"$OUT/D.log" & D=$!; pids="$pids $D"
 ready $((P+3)); ready $((P+4))
 fi
