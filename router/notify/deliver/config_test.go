@@ -9,6 +9,8 @@ import (
 
 	"github.com/resultgate/resultgate/config"
 	"github.com/resultgate/resultgate/internal/testutil"
+	"github.com/resultgate/resultgate/router/bus"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // loadNotify decodes the notify section of yaml over the defaults and
@@ -236,11 +238,22 @@ func TestRouting(t *testing.T) {
 	}
 }
 
-func TestHumanDuration(t *testing.T) {
-	for d, want := range map[string]string{"51h": "2 d 3 h", "5h10m": "5 h 10 min", "40m": "40 min", "10s": "1 min", "-1m": "passed"} {
+// TestTimeLeftText: a notification says the time left in the worklist's
+// words (hold.Left), and "due now" once the deadline has come.
+func TestTimeLeftText(t *testing.T) {
+	at := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	for d, want := range map[string]string{
+		"51h": "2 d 3 h left", "5h10m": "5 h 10 min left", "40m": "40 min left", "48h": "2 d left",
+		"10s": "under a minute left", "0s": "due now", "-1m": "due now",
+	} {
 		dur, _ := timeParse(d)
-		if got := humanDuration(dur); got != want {
-			t.Errorf("humanDuration(%s) = %q, want %q", d, got, want)
+		e := Event{Kind: bus.NotifyReminder, HoldID: "H1", At: at, Deadline: at.Add(dur)}
+		data := newData(e, "r", "", time.UTC)
+		if !strings.Contains(data.Text, "("+want+").") {
+			t.Errorf("%s: text %q, want it to end with (%s).", d, data.Text, want)
+		}
+		if dur > 0 && data.TimeLeft != hold.Left(e.Deadline, at) {
+			t.Errorf("%s: TimeLeft %q, hold.Left %q", d, data.TimeLeft, hold.Left(e.Deadline, at))
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/resultgate/resultgate/router/bus"
+	"github.com/resultgate/resultgate/router/hold"
 )
 
 // Event is one notification read from NOTIFY: the union of
@@ -134,7 +135,16 @@ func newData(e Event, receiver, link string, loc *time.Location) Data {
 	if !e.Deadline.IsZero() {
 		d.Deadline = e.Deadline.In(loc)
 		d.DeadlineText = d.Deadline.Format("Mon 2 Jan 2006, 15:04 MST")
-		d.TimeLeft = humanDuration(e.Deadline.Sub(e.At))
+		// The worklist's wording (hold.Left), counted from when the
+		// notification was made.
+		d.TimeLeft = hold.Left(e.Deadline, e.At)
+	}
+	// "(2 d 3 h left)", or "(due now)" once the deadline has come.
+	timeLeft := func(suffix string) string {
+		if !e.Deadline.After(e.At) {
+			return " (due now)."
+		}
+		return " (" + d.TimeLeft + " " + suffix + ")."
 	}
 	what := "A result"
 	if len(e.Tags) > 0 {
@@ -143,13 +153,13 @@ func newData(e Event, receiver, link string, loc *time.Location) Data {
 	switch e.Kind {
 	case bus.NotifyHoldCreated:
 		d.Title = "A result is held for your review"
-		d.Text = what + " is held before it reaches the patient portal. It is released at the latest on " + d.DeadlineText + " (" + d.TimeLeft + " from now)."
+		d.Text = what + " is held before it reaches the patient portal. It is released at the latest on " + d.DeadlineText + timeLeft("from now")
 	case bus.NotifyReminder:
 		d.Title = "Reminder: a held result awaits your review"
-		d.Text = what + " is still held for your review. It is released automatically on " + d.DeadlineText + " (" + d.TimeLeft + " left)."
+		d.Text = what + " is still held for your review. It is released automatically on " + d.DeadlineText + timeLeft("left")
 	case bus.NotifyEscalation:
 		d.Title = "On-call: a held result nears its deadline unreviewed"
-		d.Text = what + " has not been reviewed by the ordering clinician. It is released automatically on " + d.DeadlineText + " (" + d.TimeLeft + " left)."
+		d.Text = what + " has not been reviewed by the ordering clinician. It is released automatically on " + d.DeadlineText + timeLeft("left")
 	case bus.NotifyTriage:
 		d.Title = "On-call: a result cannot be attributed to a patient"
 		d.Text = "A result was put in triage (" + e.Reason + "): it is never released until someone corrects it. Find it on the worklist's triage list or with `resultgate dead list --open`."
@@ -195,24 +205,6 @@ func (d *Data) setWaiting(w Waiting, loc *time.Location) {
 	}
 	d.WaitingText += "."
 	d.Text += " " + d.WaitingText
-}
-
-// humanDuration says d as a person reads it: "2 d 3 h", "5 h 10 min",
-// "40 min"; "passed" when it is not positive.
-func humanDuration(d time.Duration) string {
-	if d <= 0 {
-		return "passed"
-	}
-	d = d.Round(time.Minute)
-	days, hours, mins := d/(24*time.Hour), (d%(24*time.Hour))/time.Hour, (d%time.Hour)/time.Minute
-	switch {
-	case days > 0:
-		return fmt.Sprintf("%d d %d h", days, hours)
-	case hours > 0:
-		return fmt.Sprintf("%d h %d min", hours, mins)
-	default:
-		return fmt.Sprintf("%d min", max(mins, 1))
-	}
 }
 
 // Default templates. They use only the PHI-free fields, so a receiver with
