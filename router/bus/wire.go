@@ -2,6 +2,7 @@ package bus
 
 import (
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -51,7 +52,16 @@ const (
 	// on (parked after notify.max_attempts), keyed <NOTIFY seq>-<receiver>;
 	// `resultgate notify failures` lists them.
 	KVNotifyFailures = "notify_failures"
+	// KVNotifySent holds, for a notification still being retried for some
+	// of its receivers, the receivers that already accepted it, keyed
+	// <stream>.<seq>, so that an instance that takes over its retries (after
+	// a restart) does not send it to them again. Entries expire after
+	// NotifySentMaxAge and are deleted once the notification is settled.
+	KVNotifySent = "notify_sent"
 )
+
+// NotifySentMaxAge is how long KVNotifySent keeps an entry.
+const NotifySentMaxAge = 7 * 24 * time.Hour
 
 // Subjects.
 const (

@@ -79,6 +79,7 @@ type Deliverer struct {
 	log       zerolog.Logger
 	receivers map[string]receiver
 	failures  jetstream.KeyValue
+	sent      jetstream.KeyValue // receivers that accepted a notification being retried
 	sources   []*source
 
 	ctx    context.Context // cancelled when Stop's bound ends
@@ -88,12 +89,14 @@ type Deliverer struct {
 	once   sync.Once
 
 	mu sync.Mutex
-	// delivered remembers, per NOTIFY sequence, the receivers that already
-	// accepted a notification still being retried for others, so that a
-	// retry goes only to those that failed. It lives in this process: after
-	// a restart, or on another instance, a receiver may get a notification
-	// twice, with the same idempotency key.
+	// delivered remembers, per notification, the receivers that already
+	// accepted it while it is retried for others, so that a retry goes only
+	// to those that failed. A partial success is also written to the
+	// notify_sent bucket (persisted), which a retry in another process (after
+	// a restart, or on another instance) reads.
 	delivered map[delivery]map[string]bool
+	// persisted marks the notifications with an entry in notify_sent.
+	persisted map[delivery]bool
 	counts    map[[2]string]uint64
 	unrouted  uint64
 	invalid   uint64
@@ -115,7 +118,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, opts Options) 
 	d := &Deliverer{
 		cfg: cfg, opts: opts, js: js, log: opts.Logger.With().Str("component", "notify").Logger(),
 		receivers: map[string]receiver{}, stopCh: make(chan struct{}),
-		delivered: map[delivery]map[string]bool{}, counts: map[[2]string]uint64{},
+		delivered: map[delivery]map[string]bool{}, persisted: map[delivery]bool{}, counts: map[[2]string]uint64{},
 	}
 	if d.opts.Details == nil {
 		d.opts.Details = StoreDetails(js)
@@ -151,6 +154,19 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, opts Options) 
 		return nil, fmt.Errorf("notify: ensuring bucket %s: %w", bus.KVNotifyFailures, err)
 	}
 	d.failures = kv
+	if d.sent, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: bus.KVNotifySent, Description: "Receivers that accepted a notification still retried for others",
+		Storage: jetstream.FileStorage, Replicas: replicas, History: 1, TTL: bus.NotifySentMaxAge,
+	}); err != nil {
+		// A NATS user whose permissions predate the bucket may not create
+		// or update it: use it as it is, or deliver without it (as before
+		// it existed: a receiver may then get a notification twice after a
+		// restart, with the same idempotency key).
+		if d.sent, err = js.KeyValue(ctx, bus.KVNotifySent); err != nil {
+			d.sent = nil
+			d.log.Warn().Err(err).Str("bucket", bus.KVNotifySent).Msg("notify_sent unavailable (grant $KV.notify_sent.> and its stream, docs/OPERATIONS.md); partial deliveries are remembered by this process only")
+		}
+	}
 	for _, src := range sources(cfg) {
 		if src.cons, err = d.ensureConsumer(ctx, src, longest); err != nil {
 			return nil, err
@@ -336,6 +352,9 @@ func (d *Deliverer) handle(src *source, msg jetstream.Msg) {
 		_ = msg.Ack()
 		return
 	}
+	if attempt > 1 {
+		d.loadSent(key, log)
+	}
 	d.mu.Lock()
 	have := d.delivered[key]
 	var pending []receiver
@@ -367,6 +386,9 @@ func (d *Deliverer) handle(src *source, msg jetstream.Msg) {
 		}
 	}
 	d.mu.Unlock()
+	if len(failed) > 0 && attempt < d.cfg.MaxAttempts {
+		d.saveSent(key, log)
+	}
 	if len(failed) == 0 {
 		if err := msg.Ack(); err != nil {
 			log.Warn().Err(err).Msg("ack not confirmed; the notification may be delivered again with the same idempotency key")
@@ -403,6 +425,75 @@ func (d *Deliverer) handle(src *source, msg jetstream.Msg) {
 func (d *Deliverer) forget(key delivery) {
 	d.mu.Lock()
 	delete(d.delivered, key)
+	persisted := d.persisted[key]
+	delete(d.persisted, key)
+	d.mu.Unlock()
+	if persisted {
+		// Settled: its entry is no longer needed (it would expire anyway).
+		if err := d.sent.Delete(d.ctx, sentKey(key)); err != nil {
+			d.log.Debug().Err(err).Str("stream", key.stream).Uint64("seq", key.seq).Msg("notify_sent entry not deleted; it expires")
+		}
+	}
+}
+
+// sentKey is the notify_sent key of a notification.
+func sentKey(key delivery) string { return key.stream + "." + strconv.FormatUint(key.seq, 10) }
+
+// loadSent adds the receivers notify_sent records for key (written by an
+// earlier attempt, possibly in another process) to what this process
+// remembers. A failed read leaves it as it is: the receivers may then get
+// the notification again, with the same idempotency key.
+func (d *Deliverer) loadSent(key delivery, log zerolog.Logger) {
+	if d.sent == nil {
+		return
+	}
+	e, err := d.sent.Get(d.ctx, sentKey(key))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return
+	}
+	if err != nil {
+		log.Warn().Err(err).Msg("reading notify_sent failed; receivers that accepted the notification may get it again")
+		return
+	}
+	var names []string
+	if err := json.Unmarshal(e.Value(), &names); err != nil {
+		log.Warn().Err(err).Msg("notify_sent entry unreadable; ignored")
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.delivered[key] == nil {
+		d.delivered[key] = map[string]bool{}
+	}
+	for _, n := range names {
+		d.delivered[key][n] = true
+	}
+	d.persisted[key] = true
+}
+
+// saveSent writes the receivers that accepted key so far to notify_sent. A
+// failed write is logged: this process still remembers them.
+func (d *Deliverer) saveSent(key delivery, log zerolog.Logger) {
+	d.mu.Lock()
+	names := make([]string, 0, len(d.delivered[key]))
+	for n := range d.delivered[key] {
+		names = append(names, n)
+	}
+	d.mu.Unlock()
+	if len(names) == 0 || d.sent == nil {
+		return
+	}
+	slices.Sort(names)
+	data, err := json.Marshal(names)
+	if err != nil {
+		return
+	}
+	if _, err := d.sent.Put(d.ctx, sentKey(key), data); err != nil {
+		log.Warn().Err(err).Msg("writing notify_sent failed; another instance taking over the retries may send the notification again")
+		return
+	}
+	d.mu.Lock()
+	d.persisted[key] = true
 	d.mu.Unlock()
 }
 

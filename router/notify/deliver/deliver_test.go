@@ -318,6 +318,70 @@ func TestPartialSuccessRetriesOnlyTheFailed(t *testing.T) {
 	}
 }
 
+// TestPartialSuccessSurvivesRestart: a notification routed to two
+// receivers, one down, is accepted by the other; the deliverer stops and a
+// new one (a restart, or another instance) takes over the retries: the
+// receiver that accepted it is not sent it again (notify_sent), and the
+// entry is gone once the notification is settled.
+func TestPartialSuccessSurvivesRestart(t *testing.T) {
+	env := testutil.StartJS(t, config.DurabilityOS)
+	up, down := newHook(t, "s", 0), newHook(t, "s", 0)
+	down.setDown(true)
+	cfg := webhookConfig(t, "up", up.srv.URL, "s")
+	second := webhookConfig(t, "down", down.srv.URL, "s")
+	cfg.Receivers = append(cfg.Receivers, second.Receivers...)
+	cfg.Routes = []Route{{Receivers: []string{"up", "down"}}}
+	cfg.RetryBackoff = Backoff{Min: 50 * time.Millisecond, Max: 200 * time.Millisecond}
+	d1, err := New(testutil.Ctx(t), env.JS, cfg, Options{Location: time.UTC, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1.Start()
+	at := time.Now().UTC()
+	if err := notify.New(env.JS).Send(testutil.Ctx(t), bus.NotifyEscalation, sampleHold("H-part", at), at); err != nil {
+		t.Fatal(err)
+	}
+	sent, err := env.JS.KeyValue(testutil.Ctx(t), bus.KVNotifySent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, "accepted by one, recorded, tried again for the other", func() bool {
+		_, a := up.counts()
+		n, _ := down.counts()
+		keys, _ := sent.ListKeys(testutil.Ctx(t))
+		found := 0
+		if keys != nil {
+			for range keys.Keys() {
+				found++
+			}
+		}
+		return a == 1 && n >= 2 && found == 1
+	})
+	if err := d1.Stop(testutil.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	down.setDown(false)
+	d2 := startDeliverer(t, env.JS, cfg, Options{})
+	testutil.Eventually(t, 60*time.Second, "delivered to the other after the restart", func() bool {
+		_, a := down.counts()
+		return a == 1 && settled(t, d2)
+	})
+	if n, _ := up.counts(); n != 1 {
+		t.Errorf("the receiver that accepted before the restart got %d requests, want 1", n)
+	}
+	testutil.Eventually(t, 10*time.Second, "the notify_sent entry deleted once settled", func() bool {
+		keys, err := sent.ListKeys(testutil.Ctx(t))
+		if err != nil {
+			return errors.Is(err, jetstream.ErrNoKeysFound)
+		}
+		n := 0
+		for range keys.Keys() {
+			n++
+		}
+		return n == 0
+	})
+}
+
 // smtpServer is an in-process go-smtp server on loopback, with STARTTLS
 // (a certificate from a test CA) and AUTH PLAIN, recording what it accepts.
 type smtpServer struct {
