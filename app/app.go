@@ -29,6 +29,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
 	"github.com/resultgate/resultgate/auth"
@@ -458,8 +459,18 @@ func (a *App) startHTTP(ctx context.Context) error {
 	// (stopHTTP): a handler that reads the stores stops when it is.
 	baseCtx, baseCancel := context.WithCancel(context.Background())
 	a.httpCancel = baseCancel
+	// Requests being served, for operators (a report or a stalled client
+	// still running) and for the shutdown test, which must know its report
+	// is in hand before it signals.
+	inFlight := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "resultgate", Name: "http_requests_in_flight",
+		Help: "HTTP requests being served (the health, metrics, API and page endpoints).",
+	})
+	if err := a.registry.Register(inFlight); err != nil {
+		return fmt.Errorf("registering resultgate_http_requests_in_flight: %w", err)
+	}
 	a.httpSrv = &http.Server{
-		Handler:           mux,
+		Handler:           promhttp.InstrumentHandlerInFlight(inFlight, mux),
 		BaseContext:       func(net.Listener) context.Context { return baseCtx },
 		ReadHeaderTimeout: httpReadHeaderTimeout,
 		ReadTimeout:       httpReadTimeout,

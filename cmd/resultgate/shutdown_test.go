@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -152,8 +153,12 @@ func TestServeSIGTERMWithStuckWork(t *testing.T) {
 	}
 
 	// A report in flight when the signal comes: on a connection the server
-	// has accepted and served once (so the request is read as soon as it is
-	// written, microseconds before the signal is even sent), then the report.
+	// has accepted and served once, then the report; the signal is sent once
+	// the server counts the report among the requests it is serving (the
+	// stalled POST, the report, and the scrape that reads the gauge). Before
+	// that, a busy machine could take the signal before the server had read
+	// the request, and the connection, idle to the server, was closed
+	// unanswered (as HTTP allows; it is not a request in flight).
 	type answer struct {
 		status int
 		err    error
@@ -180,6 +185,9 @@ func TestServeSIGTERMWithStuckWork(t *testing.T) {
 	if err := get("/api/report"); err != nil {
 		t.Fatal(err)
 	}
+	testutil.Eventually(t, 30*time.Second, "the server serves the report", func() bool {
+		return httpInFlight(ctx, base) >= 3
+	})
 	reportDone := make(chan answer, 1)
 	go func() {
 		resp, err := http.ReadResponse(rbr, nil)
@@ -227,4 +235,29 @@ func TestServeSIGTERMWithStuckWork(t *testing.T) {
 			t.Errorf("stalled %s connection still open after the process exited", name)
 		}
 	}
+}
+
+// httpInFlight reads resultgate_http_requests_in_flight from serve's
+// metrics (this scrape included); -1 when it cannot.
+func httpInFlight(ctx context.Context, base string) int {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return -1
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "resultgate_http_requests_in_flight "); ok {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return -1
+			}
+			return int(n)
+		}
+	}
+	return -1
 }
