@@ -183,8 +183,20 @@ func Start(nc *nats.Conn, queue string, svc *pipeline.Service) (*Server, error) 
 		return nil, fmt.Errorf("subscribing %s: %w", bus.SubjectAPIAll, err)
 	}
 	srv.sub = sub
+	// The server has the subscription once it answers a ping: from then on
+	// a request from any connection reaches this instance (without it, an
+	// instance reported started could answer "no responders" for a moment).
+	if err := nc.FlushTimeout(startFlushTimeout); err != nil {
+		_ = sub.Unsubscribe()
+		cancel()
+		return nil, fmt.Errorf("subscribing %s: %w", bus.SubjectAPIAll, err)
+	}
 	return srv, nil
 }
+
+// startFlushTimeout bounds Start's wait for the server to confirm the
+// subscription.
+const startFlushTimeout = 10 * time.Second
 
 // Stop drains the subscription (no new requests; those delivered are
 // handled), then waits for the requests in hand until ctx ends, when it
