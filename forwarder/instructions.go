@@ -99,7 +99,8 @@ func InstructionsFromHeader(h nats.Header) (Instructions, error) {
 // Text is escaped with the message's own delimiters and written in the
 // character set of MSH-18 (UTF-8 when MSH-18 is empty and the message reads as
 // UTF-8 or ASCII); replaced reports how many characters that set cannot
-// represent and were written as "?". New segments end with CR.
+// represent and were written as "?" (or, where the message uses "?" as a
+// delimiter, another placeholder). New segments end with CR.
 func AddInstructions(raw []byte, in Instructions, seg string) (out []byte, replaced int, err error) {
 	if in.empty() {
 		return raw, 0, nil
@@ -216,8 +217,8 @@ func splitLines(raw []byte, fs byte) []line {
 		if len(ls) == 0 {
 			text = bytes.TrimPrefix(text, utf8BOM) // hl7.Parse reads past a BOM
 		}
-		if len(text) > 0 {
-			if isSegmentStart(text, fs) || len(ls) == 0 {
+		if !hl7.IsBlankLine(text) {
+			if hl7.StartsSegment(text, fs) || len(ls) == 0 {
 				name := ""
 				if len(text) >= 3 {
 					name = string(text[:3])
@@ -232,18 +233,6 @@ func splitLines(raw []byte, fs byte) []line {
 		i = k
 	}
 	return ls
-}
-
-func isSegmentStart(b []byte, fs byte) bool {
-	if len(b) < 3 || (len(b) > 3 && b[3] != fs) {
-		return false
-	}
-	for _, c := range b[:3] {
-		if (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
-			return false
-		}
-	}
-	return true
 }
 
 // sameNote reports whether the NTE nte carries note as its comment: as
@@ -319,6 +308,14 @@ func (w *textWriter) text(s string, ft bool) []byte {
 			b = append(b, ' ')
 			return
 		}
+		if strings.ContainsAny(code, string([]byte{d.Field, d.Component, d.Subcomponent, d.Repetition, d.Truncation})) {
+			// The message uses a character of the escape sequence as a
+			// delimiter (MSH-2 "0S1" makes S the repetition separator):
+			// written, it would split the field. A placeholder instead.
+			w.replaced++
+			b = append(b, w.placeholder())
+			return
+		}
 		b = append(b, d.Escape)
 		b = append(b, code...)
 		b = append(b, d.Escape)
@@ -360,7 +357,8 @@ func (w *textWriter) text(s string, ft bool) []byte {
 }
 
 // appendRune appends the non-ASCII character r (spelt s in UTF-8) in the
-// message's character set, or "?" when the set cannot represent it.
+// message's character set, or a placeholder (placeholder) when the set
+// cannot represent it.
 func (w *textWriter) appendRune(b []byte, s string, r rune) []byte {
 	switch {
 	case r == utf8.RuneError && len(s) == 1:
@@ -373,7 +371,21 @@ func (w *textWriter) appendRune(b []byte, s string, r rune) []byte {
 		}
 	}
 	w.replaced++
-	return append(b, '?')
+	return append(b, w.placeholder())
+}
+
+// placeholder is the character written for one the message cannot carry:
+// "?", unless the message uses it as a delimiter (MSH-1 and MSH-2 may be any
+// characters), then the first of " _.-*" that it does not use. A message has
+// at most six delimiters, so one of these seven is always free.
+func (w *textWriter) placeholder() byte {
+	d := w.d
+	for _, c := range []byte("? _.-*") {
+		if c != d.Field && c != d.Component && c != d.Subcomponent && c != d.Repetition && c != d.Escape && c != d.Truncation {
+			return c
+		}
+	}
+	return 'X'
 }
 
 // nte returns one NTE segment carrying the escaped note, with its CR.

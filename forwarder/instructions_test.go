@@ -375,7 +375,10 @@ func FuzzAddInstructions(f *testing.F) {
 			t.Fatalf("last segment is %s", last.Name())
 		}
 		d := m.Delimiters()
-		exact := d.Escape != 0 && (m.Charset() == hl7.CharsetUTF8 || m.Charset() == hl7.CharsetASCII) &&
+		// Exact only where every escape sequence can be written: no
+		// delimiter is one of the characters the sequences are made of.
+		exact := d.Escape != 0 && !strings.ContainsAny("FSTREPX0123456789ABCDEF.br", string([]byte{d.Field, d.Component, d.Subcomponent, d.Repetition, d.Truncation})) &&
+			(m.Charset() == hl7.CharsetUTF8 || m.Charset() == hl7.CharsetASCII) &&
 			utf8.ValidString(note) && utf8.ValidString(reason) && !hasControl(reason) &&
 			!hasControl(strings.NewReplacer("\r", "", "\n", "").Replace(note)) && !strings.ContainsRune(note+reason, 0x7f)
 		if exact {

@@ -155,6 +155,26 @@ func segID(b []byte) string {
 	return ""
 }
 
+// StartsSegment reports whether line (one line of a message, without its
+// terminator) starts a segment as Parse reads it: a three-character ID (A-Z,
+// then A-Z or 0-9) followed by the field separator fs or by nothing. Parse
+// reads any other line that is not blank (only spaces and tabs) as the
+// continuation of the segment before it.
+func StartsSegment(line []byte, fs byte) bool {
+	return len(line) >= 3 && validSegID(line[0], line[1], line[2]) && (len(line) == 3 || line[3] == fs)
+}
+
+// IsBlankLine reports whether line (without its terminator) is one Parse
+// skips: empty, or only spaces and tabs.
+func IsBlankLine(line []byte) bool {
+	for _, c := range line {
+		if c != ' ' && c != '\t' {
+			return false
+		}
+	}
+	return true
+}
+
 func validSegID(a, b, c byte) bool {
 	return isUpper(a) && isUpperDigit(b) && isUpperDigit(c)
 }
