@@ -215,14 +215,19 @@ func (s *Builder) reportFactsAll(ctx context.Context, refs []hold.InboundRef) []
 // the report counts, and parsing and reading them made a report over
 // messages of 16 MiB slow to stop at shutdown.
 func (s *Builder) reportFacts(data []byte) (report.Demographics, time.Time) {
-	var d report.Demographics
 	m, err := hl7.ParseWithOptions(factSegments(data), hl7.ParseOptions{NoCopy: true}) // a copy of its own, dropped after
 	if err != nil {
-		return d, time.Time{}
+		return report.Demographics{}, time.Time{}
 	}
+	return s.factsOf(m)
+}
+
+// factsOf reads the demographics and the finalisation time of m.
+func (s *Builder) factsOf(m *hl7.Message) (report.Demographics, time.Time) {
+	var d report.Demographics
 	if pid, ok := m.PID(); ok {
-		// Strings read from m share data's bytes: copy the ones kept, so the
-		// report does not hold every message it read in memory.
+		// Strings read from m share its bytes: copy the ones kept, so the
+		// report does not hold a buffer per message it read in memory.
 		d.Known = true
 		d.Sex = strings.Clone(pid.Sex)
 		d.Language = strings.Clone(pid.PrimaryLanguage.Code)

@@ -25,33 +25,11 @@ func (f fromHL7) Report(m *hl7.Message) (*policy.Report, error) { return policy.
 // factsOfWhole is what reportFacts read before factSegments: the whole
 // message parsed and reported.
 func factsOfWhole(b *Builder, data []byte) (report.Demographics, time.Time) {
-	var d report.Demographics
 	m, err := hl7.ParseWithOptions(data, hl7.ParseOptions{NoCopy: true})
 	if err != nil {
-		return d, time.Time{}
+		return report.Demographics{}, time.Time{}
 	}
-	if pid, ok := m.PID(); ok {
-		d.Known = true
-		d.Sex = pid.Sex
-		d.Language = pid.PrimaryLanguage.Code
-		if d.Language == "" {
-			d.Language = pid.PrimaryLanguage.Text
-		}
-		if !pid.BirthDate.IsZero() {
-			if t, err := pid.BirthDate.Time(time.UTC); err == nil {
-				d.BirthDate = t
-			}
-		}
-	}
-	var fin time.Time
-	if r, err := b.Policy.Report(m); err == nil {
-		for _, o := range r.Orders {
-			if o.FinalizedAt.After(fin) {
-				fin = o.FinalizedAt
-			}
-		}
-	}
-	return d, fin
+	return b.factsOf(m)
 }
 
 // messages returns the repository's HL7 test messages and, when present,
