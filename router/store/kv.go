@@ -58,10 +58,7 @@ func (s KV[T]) Get(ctx context.Context, key string) (T, uint64, error) {
 		case !found:
 			return v, 0, errNotFound
 		default:
-			if err := json.Unmarshal(e.value, &v); err != nil {
-				return v, 0, fmt.Errorf("decoding %s %s: %w", s.what, key, err)
-			}
-			return v, e.rev, nil
+			return s.decodeValue(key, e.value, e.rev)
 		}
 	}
 	e, err := s.kv.Get(ctx, key)
@@ -98,10 +95,10 @@ func (s KV[T]) GetMany(ctx context.Context, keys []string) (vals []T, revs []uin
 				if !ok {
 					continue
 				}
-				if err := json.Unmarshal(e.value, &vals[i]); err != nil {
-					return vals, revs, found, fmt.Errorf("decoding %s %s: %w", s.what, k, err)
+				if vals[i], revs[i], err = s.decodeValue(k, e.value, e.rev); err != nil {
+					return vals, revs, found, err
 				}
-				revs[i], found[i] = e.rev, true
+				found[i] = true
 			}
 			return vals, revs, found, nil
 		}
@@ -138,11 +135,16 @@ func (s KV[T]) GetMany(ctx context.Context, keys []string) (vals []T, revs []uin
 }
 
 func (s KV[T]) decode(e jetstream.KeyValueEntry) (T, uint64, error) {
+	return s.decodeValue(e.Key(), e.Value(), e.Revision())
+}
+
+// decodeValue decodes the record stored under key at revision rev.
+func (s KV[T]) decodeValue(key string, data []byte, rev uint64) (T, uint64, error) {
 	var v T
-	if err := json.Unmarshal(e.Value(), &v); err != nil {
-		return v, 0, fmt.Errorf("decoding %s %s: %w", s.what, e.Key(), err)
+	if err := json.Unmarshal(data, &v); err != nil {
+		return v, 0, fmt.Errorf("decoding %s %s: %w", s.what, key, err)
 	}
-	return v, e.Revision(), nil
+	return v, rev, nil
 }
 
 // Create stores v under key unless the key exists; created is false (and the
