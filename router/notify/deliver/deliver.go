@@ -444,7 +444,12 @@ func sentKey(key delivery) string { return key.stream + "." + strconv.FormatUint
 // remembers. A failed read leaves it as it is: the receivers may then get
 // the notification again, with the same idempotency key.
 func (d *Deliverer) loadSent(key delivery, log zerolog.Logger) {
-	if d.sent == nil {
+	d.mu.Lock()
+	known := d.delivered[key] != nil
+	d.mu.Unlock()
+	if d.sent == nil || known {
+		// This process tried it before and wrote what it knows: nothing to
+		// read on each of its retries.
 		return
 	}
 	e, err := d.sent.Get(d.ctx, sentKey(key))
